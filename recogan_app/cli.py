@@ -1,0 +1,191 @@
+"""The ``recogan`` command: a thin caller of the library, for batch jobs.
+
+Exit codes: 0 success, 2 bad input or usage (one message on stderr, no traceback), 1 internal
+error (a bug: the traceback is printed), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from pathlib import Path
+
+from recogan_app import __version__
+from recogan_app.errors import InputError
+
+EXAMPLES = """examples:
+  recogan data toy-xic --out xic.parquet                 # the embedded Ξc+ toy, 531,548 candidates
+  recogan train --data xic.parquet --out runs/xic --time-limit 300
+  recogan train --data mc.root --tree Candidates --features pt,decay_length,cos_pa --out runs/a
+  recogan generate --run runs/xic --n 10000000 --out synthetic.parquet --seed 1
+"""
+
+
+def _features(text: str | None) -> list[str] | None:
+    return [f.strip() for f in text.split(",") if f.strip()] if text else None
+
+
+def _settings(pairs: list[str], flag: str) -> dict[str, str]:
+    values = {}
+    for pair in pairs or ():
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise InputError(f"{flag} takes NAME=VALUE, got '{pair}'")
+        values[key.strip()] = value.strip()
+    return values
+
+
+def _check_output(path: Path, overwrite: bool, suffixes: tuple[str, ...]) -> None:
+    if path.suffix.lower() not in suffixes:
+        raise InputError(f"output must end with {' or '.join(suffixes)}", path=path)
+    if path.exists() and not overwrite:
+        raise InputError("exists already", path=path, hint="pass --overwrite to replace it")
+
+
+def cmd_data(args) -> int:
+    from recogan_app.data import toy_xic
+
+    out = Path(args.out)
+    _check_output(out, args.overwrite, (".parquet",))
+    frame = toy_xic.generate(n=args.n, seed=args.seed, n_features=args.features)
+    from recogan_app.files import write_atomic
+
+    write_atomic(out, lambda tmp: frame.to_parquet(tmp, index=False))
+    print(f"wrote {len(frame):,} Ξc+ candidates × {frame.shape[1]} features to {out}")
+    return 0
+
+
+def cmd_train(args) -> int:
+    import json
+
+    from recogan_app.config import TabularConfig
+    from recogan_app.data.sources import load_mc
+    from recogan_app.training.callbacks import ProgressBar
+    from recogan_app.training.tabular import train_tabular
+
+    config = TabularConfig.from_file(args.config) if args.config else TabularConfig()
+    settings = {}
+    for key, text in _settings(args.set, "--set").items():
+        try:
+            settings[key] = json.loads(text)
+        except json.JSONDecodeError:
+            settings[key] = text
+    transforms = {**config.transforms, **_settings(args.transform, "--transform")}
+    config = config.updated(**settings, features=_features(args.features) or config.features,
+                            transforms=transforms, time_limit=args.time_limit, device=args.device,
+                            seed=args.seed)
+    sample = load_mc(args.data, tree=args.tree, features=config.features, drop_invalid=args.drop_invalid)
+    if sample.n_dropped:
+        print(f"dropped {sample.n_dropped:,} rows with NaN/inf values "
+              f"({', '.join(f'{c}: {n}' for c, n in sample.invalid_counts.items())})", file=sys.stderr)
+    progress = ProgressBar(config.max_epochs, config.time_limit, file=sys.stderr)
+    run = train_tabular(sample, config, args.out, callbacks=[progress], overwrite=args.overwrite)
+    metrics, fit = run.metrics(), run.info["fit"]
+    print(f"run written to {run.path}: stopped by {fit['reason']} after {fit['epochs']} epochs "
+          f"({fit['elapsed_s']:.0f} s, {run.info['device']}); best epoch {fit['best_epoch']}")
+    print(f"held-out test ({metrics['sample_size']:,} rows): mean KS {metrics['mean_ks']:.4f}, "
+          f"max KS {metrics['max_ks']:.4f} ({metrics['verdict']}), max |Pearson residual| "
+          f"{metrics['max_corr_residual']:.3f}, classifier AUC {metrics['c2st_auc']:.3f}")
+    return 0
+
+
+def cmd_generate(args) -> int:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from tqdm.auto import tqdm
+
+    from recogan_app.files import write_atomic
+    from recogan_app.run import Run
+
+    out = Path(args.out)
+    _check_output(out, args.overwrite, (".parquet",))
+    if args.n < 1:
+        raise InputError(f"--n must be a positive number of rows, got {args.n}")
+    from recogan_app.training.device import resolve_device
+
+    run = Run.load(args.run, device=resolve_device(args.device))
+
+    def write(tmp: str) -> None:
+        with tqdm(total=args.n, unit="row", unit_scale=True, desc="generating", file=sys.stderr) as bar:
+            writer = None
+            for chunk in run.iter_generate(args.n, seed=args.seed, chunk_rows=args.chunk_rows):
+                table = pa.Table.from_pandas(chunk, preserve_index=False)
+                writer = writer or pq.ParquetWriter(tmp, table.schema)
+                writer.write_table(table)
+                bar.update(len(chunk))
+            writer.close()
+
+    write_atomic(out, write)
+    print(f"wrote {args.n:,} synthetic rows × {len(run.features)} features to {out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="recogan", description=__doc__.splitlines()[0],
+                                     epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"recogan {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    data = commands.add_parser("data", help="write an embedded toy MC to a file")
+    data.add_argument("toy", choices=["toy-xic"], help="which toy")
+    data.add_argument("--n", type=int, default=531_548, help="candidates (default: seed 000's 531,548)")
+    data.add_argument("--seed", type=int, default=0)
+    data.add_argument("--features", type=int, choices=[8, 12], default=8)
+    data.add_argument("--out", required=True, help="FILE.parquet")
+    data.add_argument("--overwrite", action="store_true")
+    data.set_defaults(func=cmd_data)
+
+    train = commands.add_parser("train", help="train a generator on an MC file; writes a run directory",
+                                epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    source = train.add_argument_group("data")
+    source.add_argument("--data", required=True,
+                        help="MC file (.root .parquet .csv .h5 .npz) or an embedded toy: toy-xic, toy-xic-12")
+    source.add_argument("--tree", help="ROOT TTree / HDF5 key / npz array to read")
+    source.add_argument("--features", help="comma-separated columns to model (default: all numeric)")
+    source.add_argument("--drop-invalid", action="store_true", help="drop rows with NaN/inf instead of refusing")
+    model = train.add_argument_group("settings")
+    model.add_argument("--config", help="JSON or TOML file of settings (see config.json in any run)")
+    model.add_argument("--transform", action="append", metavar="FEATURE=SPEC",
+                       help="preprocessing of one feature, e.g. cos_pa=arccos+quantile (repeatable)")
+    model.add_argument("--set", action="append", metavar="NAME=VALUE",
+                       help="any setting, e.g. lambda_ks=2 or adversarial=wgan-gp (repeatable)")
+    model.add_argument("--time-limit", type=float, metavar="SEC", help="seconds of training at most")
+    model.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
+    model.add_argument("--seed", type=int)
+    output = train.add_argument_group("output")
+    output.add_argument("--out", required=True, help="run directory to create")
+    output.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    train.set_defaults(func=cmd_train)
+
+    gen = commands.add_parser("generate", help="sample a trained run to a Parquet file")
+    gen.add_argument("--run", required=True, help="run directory")
+    gen.add_argument("--n", type=int, required=True, help="rows to generate")
+    gen.add_argument("--out", required=True, help="FILE.parquet")
+    gen.add_argument("--seed", type=int, help="fixes the sample (default: fresh randomness)")
+    gen.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
+                     help="where the generator runs (default: a GPU when present)")
+    gen.add_argument("--chunk-rows", type=int, default=500_000, help="rows generated and written at a time")
+    gen.add_argument("--overwrite", action="store_true")
+    gen.set_defaults(func=cmd_generate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)  # usage errors exit 2 here
+    try:
+        return args.func(args)
+    except InputError as exc:
+        print(f"recogan: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("recogan: interrupted", file=sys.stderr)
+        return 130
+    except Exception:  # a bug, not the user's fault: show everything
+        traceback.print_exc()
+        print("recogan: internal error (please report it with the traceback above)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

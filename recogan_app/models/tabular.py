@@ -1,0 +1,135 @@
+"""Dense generator and discriminator for reconstruction-level features (seed 000).
+
+Both networks work in the preprocessed space (every feature roughly N(0, 1)); they do no I/O
+and know nothing of the data's units. The generator uses batch norm as in seed 000; the
+discriminator does not, because WGAN-GP's per-sample gradient penalty is meaningless when a
+sample's output depends on the rest of its batch.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from recogan_app import losses
+from recogan_app.losses import MarginalTargets
+
+LEAKY_SLOPE = 0.2
+
+
+class Generator(nn.Module):
+    """Noise → dense layers (Linear, BatchNorm, LeakyReLU) → one value per feature.
+
+    Parameters
+    ----------
+    latent_dim : int
+        Size of the noise vector z ~ N(0, 1).
+    n_features : int
+        Number of generated features.
+    widths : sequence of int
+        Hidden layer widths (seed 000: three layers).
+    """
+
+    def __init__(self, latent_dim: int, n_features: int, widths=(128, 128, 128)):
+        super().__init__()
+        self.latent_dim = latent_dim
+        layers, size = [], latent_dim
+        for width in widths:
+            layers += [nn.Linear(size, width), nn.BatchNorm1d(width), nn.LeakyReLU(LEAKY_SLOPE)]
+            size = width
+        layers.append(nn.Linear(size, n_features))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z)
+
+    def sample_noise(self, n: int, *, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
+        device = device or next(self.parameters()).device
+        return torch.randn(n, self.latent_dim, generator=generator, device=device)
+
+
+class Discriminator(nn.Module):
+    """Features → dense layers (Linear, LeakyReLU) → one logit (or critic value)."""
+
+    def __init__(self, n_features: int, widths=(256, 256)):
+        super().__init__()
+        layers, size = [], n_features
+        for width in widths:
+            layers += [nn.Linear(size, width), nn.LeakyReLU(LEAKY_SLOPE)]
+            size = width
+        layers.append(nn.Linear(size, 1))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).squeeze(-1)
+
+
+class TabularGAN(nn.Module):
+    """Generator, discriminator and the losses that tie them: what the trainer steps.
+
+    Parameters
+    ----------
+    n_features : int
+        Number of (preprocessed) features.
+    config : TabularConfig
+        Architecture, adversarial loss and λ weights.
+    targets : MarginalTargets
+        The training split's marginals, range and correlations for the generator penalties.
+    """
+
+    def __init__(self, n_features: int, config, targets: MarginalTargets):
+        super().__init__()
+        self.config = config
+        self.targets = targets
+        self.generator = Generator(config.latent_dim, n_features, config.generator_widths)
+        self.discriminator = Discriminator(n_features, config.discriminator_widths)
+
+    def to(self, device):  # the targets are plain tensors, not buffers: move them too
+        self.targets = self.targets.to(device)
+        return super().to(device)
+
+    def configure_optimizers(self):
+        cfg = self.config
+        betas = (0.5, 0.9)
+        return (torch.optim.Adam(self.generator.parameters(), lr=cfg.lr_generator, betas=betas),
+                torch.optim.Adam(self.discriminator.parameters(), lr=cfg.lr_discriminator, betas=betas))
+
+    def discriminator_loss(self, real: torch.Tensor) -> dict[str, torch.Tensor]:
+        cfg = self.config
+        with torch.no_grad():
+            fake = self.generator(self.generator.sample_noise(real.shape[0]))
+        d_real, d_fake = self.discriminator(real), self.discriminator(fake)
+        terms = {"d_adversarial": losses.discriminator_loss(
+            cfg.adversarial, d_real, d_fake, label_smoothing=cfg.label_smoothing)}
+        if cfg.adversarial == "wgan-gp":
+            terms["d_gradient_penalty"] = cfg.gradient_penalty * losses.gradient_penalty(
+                self.discriminator, real, fake)
+        terms["d_loss"] = sum(terms.values())
+        return terms
+
+    def generator_loss(self, batch_size: int) -> dict[str, torch.Tensor]:
+        cfg = self.config
+        fake = self.generator(self.generator.sample_noise(batch_size))
+        terms = {"g_adversarial": losses.generator_adversarial_loss(cfg.adversarial, self.discriminator(fake))}
+        for name, weight, penalty in (("g_ks", cfg.lambda_ks, losses.ks_penalty),
+                                      ("g_range", cfg.lambda_range, losses.range_penalty),
+                                      ("g_corr", cfg.lambda_corr, losses.correlation_penalty)):
+            if weight > 0:
+                terms[name] = weight * penalty(fake, self.targets)
+        terms["g_loss"] = sum(terms.values())
+        return terms
+
+    @torch.inference_mode()
+    def sample(self, n: int, *, generator: torch.Generator | None = None,
+               chunk_rows: int = 262_144) -> torch.Tensor:
+        """``n`` generated rows in the preprocessed space (eval mode, chunked to bound memory)."""
+        was_training = self.generator.training
+        self.generator.eval()
+        try:
+            device = next(self.generator.parameters()).device
+            parts = [self.generator(self.generator.sample_noise(min(chunk_rows, n - start),
+                                                                generator=generator, device=device))
+                     for start in range(0, n, chunk_rows)]
+        finally:
+            self.generator.train(was_training)
+        return torch.cat(parts) if parts else torch.empty(0, self.targets.low.shape[0])

@@ -1,0 +1,113 @@
+"""Callbacks: checkpointing, early stopping and progress, each with its own state.
+
+The trainer calls the hooks of :class:`Callback` in a fixed order (``on_fit_start``, then per step
+``on_step_end``, per epoch ``on_snapshot``, plus ``on_message`` / ``on_status`` when they happen,
+and ``on_fit_end``). Observers such as the dashboard's event queue are callbacks too: the loop
+does not know who listens.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+
+from recogan_app.files import write_atomic
+from recogan_app.training.events import FitResult, Message, Snapshot, StatusChange, StepEnd
+
+
+class Callback:
+    """Base class: override the hooks you need."""
+
+    def on_fit_start(self, trainer) -> None: ...
+
+    def on_step_end(self, trainer, event: StepEnd) -> None: ...
+
+    def on_snapshot(self, trainer, snapshot: Snapshot) -> None: ...
+
+    def on_message(self, trainer, message: Message) -> None: ...
+
+    def on_status(self, trainer, status: StatusChange) -> None: ...
+
+    def on_fit_end(self, trainer, result: FitResult) -> None: ...
+
+
+class Checkpoint(Callback):
+    """Keeps the best-by-validation weights; writes ``last.pt`` and ``best.pt`` when given a folder.
+
+    At the end of the fit the module gets the best weights back, so whatever is saved or sampled
+    afterwards is the best generator seen, not the last one.
+    """
+
+    def __init__(self, directory=None):
+        self.directory = None if directory is None else Path(directory)
+        self.best_score = math.inf
+        self.best_epoch: int | None = None
+        self.best_state: dict | None = None
+
+    def on_snapshot(self, trainer, snapshot: Snapshot) -> None:
+        state = trainer.module_state()
+        if self.directory is not None:
+            self._save(snapshot, state, "last.pt")
+        if snapshot.score < self.best_score:
+            self.best_score, self.best_epoch, self.best_state = snapshot.score, snapshot.epoch, state
+            if self.directory is not None:
+                self._save(snapshot, state, "best.pt")
+
+    def _save(self, snapshot: Snapshot, state: dict, name: str) -> None:
+        payload = {"epoch": snapshot.epoch, "step": snapshot.step, "score": snapshot.score, "model": state}
+        write_atomic(self.directory / name, lambda tmp: torch.save(payload, tmp))
+
+    def on_fit_end(self, trainer, result: FitResult) -> None:
+        if self.best_state is not None:
+            trainer.module.load_state_dict(self.best_state)
+
+
+class EarlyStopping(Callback):
+    """Stops when the validation score has not improved by ``min_delta`` for ``patience`` snapshots."""
+
+    def __init__(self, patience: int, min_delta: float = 0.0):
+        self.patience = patience
+        self.min_delta = min_delta
+        self.best = math.inf
+        self.waited = 0
+
+    def on_snapshot(self, trainer, snapshot: Snapshot) -> None:
+        if snapshot.score < self.best - self.min_delta:
+            self.best, self.waited = snapshot.score, 0
+            return
+        self.waited += 1
+        if self.waited >= self.patience:
+            trainer.request_stop("early_stop", f"no better validation score for {self.patience} epochs")
+
+
+class ProgressBar(Callback):
+    """tqdm bar over wall-clock time (with a time limit) or epochs, showing the latest KS."""
+
+    def __init__(self, total_epochs: int, time_limit: float | None = None, file=None):
+        self.total_epochs, self.time_limit, self.file = total_epochs, time_limit, file
+        self.bar = None
+
+    def on_fit_start(self, trainer) -> None:
+        from tqdm.auto import tqdm
+
+        if self.time_limit:
+            self.bar = tqdm(total=round(self.time_limit), unit="s", desc="training", file=self.file)
+        else:
+            self.bar = tqdm(total=self.total_epochs, unit="epoch", desc="training", file=self.file)
+
+    def on_snapshot(self, trainer, snapshot: Snapshot) -> None:
+        if self.time_limit:
+            self.bar.n = min(round(snapshot.elapsed_s), self.bar.total)
+        else:
+            self.bar.n = snapshot.epoch + 1
+        self.bar.set_postfix({k: f"{v:.4f}" for k, v in snapshot.metrics.items()
+                              if k in ("mean_ks", "max_ks", "max_corr_residual")}, refresh=False)
+        self.bar.refresh()
+
+    def on_message(self, trainer, message: Message) -> None:
+        self.bar.write(f"[{message.level}] {message.text}")
+
+    def on_fit_end(self, trainer, result: FitResult) -> None:
+        self.bar.close()

@@ -1,0 +1,205 @@
+"""Train the tabular GAN on an MC sample and write a run directory.
+
+This is the one engine entry point for tabular training: the CLI, the dashboard and notebooks
+all call :func:`train_tabular`. The MC is split once, by the seed, into
+
+- a training split (fits the preprocessing and the networks),
+- a *monitor* split (per-epoch snapshots: curves, best checkpoint, early stopping),
+- a *test* split, never used for any choice, saved in the run as ``heldout.parquet`` and used
+  for the final metrics, so that the reported figures carry no selection bias.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from recogan_app.config import TabularConfig
+from recogan_app.data.sources import MCSample
+from recogan_app.errors import InputError
+from recogan_app.losses import MarginalTargets
+from recogan_app.metrics.correlations import RESIDUAL_TOLERANCE, correlation_matrix
+from recogan_app.metrics.c2st import classifier_two_sample_test
+from recogan_app.metrics.distributions import EXCELLENT, ks_statistic, ks_summary, wasserstein
+from recogan_app.models.tabular import TabularGAN
+from recogan_app.preprocessing import FeaturePipeline
+from recogan_app.run import Run, write_run
+from recogan_app.training.callbacks import Callback, Checkpoint, EarlyStopping
+from recogan_app.training.control import TrainingControl
+from recogan_app.training.device import describe_device, resolve_device
+from recogan_app.training.trainer import ShuffledBatches, Trainer
+
+MIN_TRAINING_ROWS = 50
+
+
+def split_mc(frame: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(train, monitor, test): a seeded random split; monitor and test share ``fraction`` equally."""
+    order = np.random.default_rng(seed).permutation(len(frame))
+    n_held = max(4, math.ceil(fraction * len(frame)))
+    n_monitor = n_held // 2
+    take = lambda idx: frame.iloc[np.sort(idx)].reset_index(drop=True)  # noqa: E731
+    return take(order[n_held:]), take(order[:n_monitor]), take(order[n_monitor:n_held])
+
+
+def bar_score(mean_ks: float, max_ks: float, max_corr_residual: float) -> float:
+    """How far from seed 000's 'excellent' bar, worst of the three criteria (≤ 1 meets all)."""
+    return max(mean_ks / EXCELLENT[0], max_ks / EXCELLENT[1], max_corr_residual / RESIDUAL_TOLERANCE)
+
+
+def compare(reference: pd.DataFrame, synthetic: pd.DataFrame) -> tuple[dict, dict]:
+    """Per-feature KS and Wasserstein plus the Pearson residual: the snapshot metrics.
+
+    Returns flat ``metrics`` (floats, one history row) and ``details`` (tables for plots).
+    """
+    features = list(reference.columns)
+    per_feature = pd.DataFrame({
+        "ks": [ks_statistic(reference[f].to_numpy(), synthetic[f].to_numpy()) for f in features],
+        "wasserstein": [wasserstein(reference[f].to_numpy(), synthetic[f].to_numpy()) for f in features],
+    }, index=pd.Index(features, name="feature"))
+    residual = correlation_matrix(synthetic) - correlation_matrix(reference)
+    off_diagonal = residual.to_numpy()[~np.eye(len(features), dtype=bool)]
+    metrics = {"mean_ks": float(per_feature["ks"].mean()), "max_ks": float(per_feature["ks"].max()),
+               "max_corr_residual": float(np.abs(off_diagonal).max()) if off_diagonal.size else 0.0}
+    metrics.update({f"ks_{f}": float(v) for f, v in per_feature["ks"].items()})
+    metrics.update({f"ws_{f}": float(v) for f, v in per_feature["wasserstein"].items()})
+    return metrics, {"per_feature": per_feature, "corr_residual": residual}
+
+
+class SnapshotValidation:
+    """Compares a fixed-noise generated sample with the monitor split after every epoch.
+
+    The same noise is used at every snapshot so that the curves show the generator changing,
+    not the noise; the sample size is stated with every snapshot.
+    """
+
+    def __init__(self, monitor: pd.DataFrame, pipeline: FeaturePipeline, rows: int, seed: int):
+        self.reference = monitor.sample(n=min(rows, len(monitor)), random_state=seed).reset_index(drop=True)
+        self.pipeline = pipeline
+        self.seed = seed
+
+    def __call__(self, module: TabularGAN):
+        device = next(module.parameters()).device
+        noise = torch.Generator(device=device).manual_seed(self.seed)
+        synthetic = self.pipeline.inverse_transform(module.sample(len(self.reference), generator=noise).cpu().numpy())
+        metrics, details = compare(self.reference, synthetic)
+        details.update(reference=self.reference, synthetic=synthetic)
+        score = bar_score(metrics["mean_ks"], metrics["max_ks"], metrics["max_corr_residual"])
+        return (score if all(map(math.isfinite, metrics.values())) else math.inf), metrics, details, len(self.reference)
+
+
+def file_sha256(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def train_tabular(sample: MCSample, config: TabularConfig, out, *, callbacks: Sequence[Callback] = (),
+                  control: TrainingControl | None = None, overwrite: bool = False) -> Run:
+    """Train a tabular GAN on ``sample`` and write the run directory ``out``.
+
+    The run is built in a sibling ``.<name>.partial`` folder (checkpoints land there while it
+    trains) and renamed to ``out`` only when complete.
+
+    Parameters
+    ----------
+    sample : MCSample
+        The checked MC (see :func:`recogan_app.data.sources.load_mc`).
+    config : TabularConfig
+        All settings; ``config.features`` (if set) selects and orders the columns.
+    out : path
+        The run directory to create; an existing non-empty one needs ``overwrite=True``.
+    callbacks : sequence of Callback
+        Observers (progress bar, dashboard queue…), called after the built-in checkpointing
+        and early stopping.
+    control : TrainingControl, optional
+        Pause/resume/stop from another thread.
+
+    Returns
+    -------
+    Run
+        The written run, with its best-by-validation generator.
+    """
+    out = Path(out)
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise InputError("run directory exists and is not empty", path=out,
+                         hint="choose another --out, or pass --overwrite")
+    features = config.features or list(sample.frame.columns)
+    missing = [f for f in features if f not in sample.frame.columns]
+    if missing:
+        raise InputError("not among the loaded columns", path=sample.source, column=missing[0])
+    frame = sample.frame[features]
+    train, monitor, test = split_mc(frame, config.validation_fraction, config.seed)
+    if len(train) < MIN_TRAINING_ROWS:
+        raise InputError(f"has {len(frame)} rows; training needs at least "
+                         f"{math.ceil(MIN_TRAINING_ROWS / (1 - config.validation_fraction)) + 4}",
+                         path=sample.source)
+
+    torch.manual_seed(config.seed)
+    device = resolve_device(config.device)
+    pipeline = FeaturePipeline(config.transforms, random_state=config.seed).fit(train)
+    data = torch.from_numpy(pipeline.transform(train)).to(device)
+    shuffle = torch.Generator().manual_seed(config.seed)
+    module = TabularGAN(data.shape[1], config, MarginalTargets.from_data(data, generator=shuffle)).to(device)
+
+    partial = out.parent / f".{out.name}.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    checkpoint = Checkpoint(partial / "checkpoints")
+    trainer = Trainer(max_epochs=config.max_epochs, time_limit=config.time_limit,
+                      discriminator_steps=config.discriminator_steps,
+                      callbacks=[checkpoint, EarlyStopping(config.patience), *callbacks], control=control)
+    steps = StepLog()
+    trainer.callbacks.append(steps)
+    result = trainer.fit(module, ShuffledBatches(data, batch_size=config.batch_size, generator=shuffle),
+                         SnapshotValidation(monitor, pipeline, config.snapshot_rows, config.seed),
+                         announce=f"training {len(train):,} rows × {len(features)} features on "
+                                  f"{describe_device(device)}; monitor split {len(monitor):,}, test split {len(test):,}")
+
+    info = {
+        "kind": "tabular",
+        "data": {"source": sample.source, "tree": sample.tree, "features": features,
+                 "n_rows": len(frame), "n_train": len(train), "n_monitor": len(monitor),
+                 "n_test": len(test), "n_dropped_invalid": sample.n_dropped,
+                 "sha256": file_sha256(sample.source) if Path(sample.source).is_file() else None},
+        "device": describe_device(device),
+        "fit": {"reason": result.reason, "epochs": result.epochs, "steps": result.steps,
+                "elapsed_s": result.elapsed_s, "best_epoch": result.best_epoch,
+                "best_score": result.best_score},
+    }
+    write_run(partial, config=config, info=info, pipeline=pipeline, generator=module.generator,
+              history=result.history, steps=pd.DataFrame(steps.rows), heldout=test)
+    Run.load(partial).write_metrics(heldout_metrics(Run.load(partial), test, seed=config.seed))
+    if out.exists():
+        shutil.rmtree(out)
+    partial.rename(out)
+    return Run.load(out)
+
+
+def heldout_metrics(run: Run, test: pd.DataFrame, *, seed: int) -> dict:
+    """The run's figures on the untouched test split: KS/WS per feature, the Pearson residual and a
+    classifier two-sample AUC, each with the sample size it was measured on."""
+    synthetic = run.generate(len(test), seed=seed + 1)
+    metrics, details = compare(test, synthetic)
+    c2st = classifier_two_sample_test(test, synthetic, n_max=50_000, seed=seed)
+    summary = ks_summary(details["per_feature"]["ks"].to_numpy())
+    return {"sample_size": len(test), "verdict": summary["verdict"], **metrics,
+            "c2st_auc": c2st.auc, "c2st_auc_interval": list(c2st.auc_interval), "c2st_rows": c2st.n_test}
+
+
+class StepLog(Callback):
+    """Collects the averaged step losses for ``steps.parquet``."""
+
+    def __init__(self):
+        self.rows: list[dict] = []
+
+    def on_step_end(self, trainer, event) -> None:
+        self.rows.append({"step": event.step, "epoch": event.epoch, **event.losses})

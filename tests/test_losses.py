@@ -1,0 +1,68 @@
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from recogan_app import losses
+from recogan_app.losses import MarginalTargets
+
+
+def test_soft_ecdf_tends_to_the_empirical_cdf():
+    x = torch.tensor([[0.0], [1.0], [2.0], [3.0]])
+    grid = torch.tensor([[-1.0], [0.5], [1.5], [10.0]])
+    cdf = losses.soft_ecdf(x, grid, temperature=1e-3)
+    assert torch.allclose(cdf[:, 0], torch.tensor([0.0, 0.25, 0.5, 1.0]), atol=1e-6)
+
+
+def test_ks_penalty_tracks_scipy_ks_and_has_a_gradient():
+    g = torch.Generator().manual_seed(0)
+    real = torch.randn(20_000, 2, generator=g)
+    targets = MarginalTargets.from_data(real, n_grid=256, temperature=0.01)
+    fake = (torch.randn(20_000, 2, generator=g) + torch.tensor([0.3, 0.0])).requires_grad_(True)
+    penalty = losses.ks_penalty(fake, targets)
+    expected = np.mean([stats.ks_2samp(real[:, j].numpy(), fake[:, j].detach().numpy()).statistic for j in range(2)])
+    assert penalty.item() == pytest.approx(expected, abs=0.01)
+    penalty.backward()
+    assert fake.grad is not None and fake.grad.abs().sum() > 0
+
+
+def test_range_penalty_by_hand():
+    targets = MarginalTargets(grid=torch.zeros(1, 2), cdf=torch.zeros(1, 2), low=torch.tensor([0.0, -1.0]),
+                              high=torch.tensor([1.0, 1.0]), correlation=torch.eye(2), temperature=0.1)
+    fake = torch.tensor([[0.5, 0.0], [1.5, -3.0]])  # out by 0.5 (feature 0) and 2.0 (feature 1)
+    assert losses.range_penalty(fake, targets).item() == pytest.approx((0.5 + 2.0) / 4)
+
+
+def test_correlation_penalty_zero_on_target_and_positive_off_it():
+    g = torch.Generator().manual_seed(1)
+    a = torch.randn(50_000, 1, generator=g)
+    real = torch.cat([a, a + 0.5 * torch.randn(50_000, 1, generator=g)], dim=1)
+    targets = MarginalTargets.from_data(real)
+    assert losses.correlation_penalty(real, targets).item() == pytest.approx(0.0, abs=1e-6)
+    independent = torch.randn(50_000, 2, generator=g)
+    rho = np.corrcoef(real.numpy().T)[0, 1]
+    assert losses.correlation_penalty(independent, targets).item() == pytest.approx(rho, abs=0.02)
+
+
+@pytest.mark.parametrize("kind", losses.ADVERSARIAL)
+def test_adversarial_losses_by_hand(kind):
+    real, fake = torch.tensor([2.0, 0.0]), torch.tensor([-1.0, 1.0])
+    d = losses.discriminator_loss(kind, real, fake, label_smoothing=0.1).item()
+    g = losses.generator_adversarial_loss(kind, fake).item()
+    if kind == "bce":
+        sp = lambda v: np.log1p(np.exp(v))  # noqa: E731  softplus
+        real_np, fake_np = np.array([2.0, 0.0]), np.array([-1.0, 1.0])
+        expected_d = np.mean(0.9 * sp(-real_np) + 0.1 * sp(real_np)) + np.mean(sp(fake_np))
+        assert d == pytest.approx(expected_d, rel=1e-6)
+        assert g == pytest.approx(np.mean(sp(-fake_np)), rel=1e-6)
+    elif kind == "wgan-gp":
+        assert d == pytest.approx(0.0 - 1.0) and g == pytest.approx(0.0)
+    else:
+        assert d == pytest.approx((0 + 1) / 2 + (0 + 2) / 2) and g == pytest.approx(0.0)
+
+
+def test_gradient_penalty_of_a_linear_critic_is_closed_form():
+    w = torch.tensor([3.0, 4.0])  # ‖∇‖ = 5 everywhere → penalty (5 − 1)² = 16
+    critic = lambda x: x @ w  # noqa: E731
+    real, fake = torch.randn(8, 2), torch.randn(8, 2)
+    assert losses.gradient_penalty(critic, real, fake).item() == pytest.approx(16.0)

@@ -1,0 +1,155 @@
+"""The loop on a tiny stand-in module: hook order, control from another thread, recovery."""
+
+import math
+import threading
+import time
+
+import pytest
+import torch
+
+from recogan_app.training.callbacks import Callback, Checkpoint, EarlyStopping
+from recogan_app.training.control import TrainingControl
+from recogan_app.training.trainer import ShuffledBatches, Trainer
+
+
+class Tiny(torch.nn.Module):
+    """A 'GAN' whose losses are simple quadratics; ``poison`` makes chosen D losses NaN."""
+
+    def __init__(self, poison=()):
+        super().__init__()
+        self.generator = torch.nn.Linear(1, 1)
+        self.discriminator = torch.nn.Linear(1, 1)
+        self.poison, self.calls, self.delay = set(poison), 0, 0.0
+
+    def configure_optimizers(self):
+        return (torch.optim.SGD(self.generator.parameters(), lr=0.1),
+                torch.optim.SGD(self.discriminator.parameters(), lr=0.1))
+
+    def discriminator_loss(self, x):
+        self.calls += 1
+        time.sleep(self.delay)
+        loss = (self.discriminator(x) ** 2).mean()
+        return {"d_loss": loss * math.nan if self.calls in self.poison else loss}
+
+    def generator_loss(self, n):
+        return {"g_loss": ((self.generator(torch.ones(n, 1)) - 1) ** 2).mean()}
+
+
+def batches(n=64, batch_size=16):
+    return ShuffledBatches(torch.randn(n, 1), batch_size=batch_size, generator=torch.Generator().manual_seed(0))
+
+
+def validate_with(scores):
+    scores = iter(scores)
+    return lambda module: (next(scores), {"mean_ks": 0.1}, {}, 10)
+
+
+class Recorder(Callback):
+    def __init__(self):
+        self.calls = []
+
+    def on_fit_start(self, trainer):
+        self.calls.append("fit_start")
+
+    def on_step_end(self, trainer, event):
+        self.calls.append("step")
+
+    def on_snapshot(self, trainer, snapshot):
+        self.calls.append("snapshot")
+
+    def on_message(self, trainer, message):
+        self.calls.append(f"message:{message.level}")
+
+    def on_status(self, trainer, status):
+        self.calls.append(f"status:{status.status}")
+
+    def on_fit_end(self, trainer, result):
+        self.calls.append("fit_end")
+
+
+def test_hook_order():
+    rec = Recorder()
+    result = Trainer(max_epochs=2, callbacks=[rec], log_every=2).fit(Tiny(), batches(), validate_with([3, 2]))
+    epoch = ["step", "step", "snapshot"]  # 4 batches per epoch, a StepEnd every 2 steps
+    assert rec.calls == ["fit_start", "status:running", *epoch, *epoch, "fit_end", "status:finished"]
+    assert result.reason == "max_epochs" and result.steps == 8 and result.best_epoch == 1
+    assert list(result.history["score"]) == [3, 2]
+
+
+def test_checkpoint_restores_best_weights_and_early_stopping_stops(tmp_path):
+    module = Tiny()
+    checkpoint = Checkpoint(tmp_path)
+    seen = []
+
+    class Weights(Callback):
+        def on_snapshot(self, trainer, snapshot):
+            seen.append(module.generator.weight.item())
+
+    result = Trainer(max_epochs=50, callbacks=[checkpoint, EarlyStopping(patience=2), Weights()]).fit(
+        module, batches(), validate_with([5, 1, 4, 3, 2, 0]))
+    assert result.reason == "early_stop" and result.epochs == 4
+    assert checkpoint.best_epoch == 1 and module.generator.weight.item() == pytest.approx(seen[1])
+    saved = torch.load(tmp_path / "best.pt", weights_only=True)
+    assert saved["epoch"] == 1 and (tmp_path / "last.pt").exists()
+
+
+def test_nan_loss_rolls_back_with_a_message_and_repeated_nans_diverge():
+    rec = Recorder()
+    result = Trainer(max_epochs=1, callbacks=[rec]).fit(Tiny(poison={2}), batches(), validate_with([1.0]))
+    assert result.reason == "max_epochs" and result.steps == 3  # the poisoned batch was not applied
+    assert "message:warning" in rec.calls
+    rec = Recorder()
+    result = Trainer(max_epochs=5, callbacks=[rec]).fit(Tiny(poison=range(1, 100)), batches(), validate_with([1.0] * 5))
+    assert result.reason == "diverged" and "message:error" in rec.calls and rec.calls[-1] == "status:failed"
+
+
+def test_time_limit():
+    module = Tiny()
+    module.delay = 0.01
+    result = Trainer(max_epochs=10_000, time_limit=0.3).fit(module, batches(), validate_with([1.0] * 10_000))
+    assert result.reason == "time_limit" and 0.3 <= result.elapsed_s < 1.0
+
+
+def test_pause_resume_stop_from_another_thread():
+    module, control, rec = Tiny(), TrainingControl(), Recorder()
+    module.delay = 0.002
+    trainer = Trainer(max_epochs=100_000, control=control, callbacks=[rec])
+    out = {}
+    thread = threading.Thread(target=lambda: out.setdefault("r", trainer.fit(module, batches(), validate_with([1.0] * 100_000))))
+    thread.start()
+    time.sleep(0.2)
+    control.pause()
+    time.sleep(0.2)
+    calls_paused = module.calls
+    time.sleep(0.3)
+    assert module.calls == calls_paused, "steps were taken while paused"
+    assert "status:paused" in rec.calls
+    control.resume()
+    time.sleep(0.2)
+    assert module.calls > calls_paused
+    control.stop()
+    thread.join(timeout=5)
+    assert not thread.is_alive() and out["r"].reason == "stopped"
+    assert rec.calls.count("status:running") >= 2 and rec.calls[-1] == "status:finished"
+
+
+def test_stop_while_paused_ends_the_fit():
+    module, control = Tiny(), TrainingControl()
+    module.delay = 0.002
+    trainer = Trainer(max_epochs=100_000, control=control)
+    thread = threading.Thread(target=trainer.fit, args=(module, batches(), validate_with([1.0] * 100_000)))
+    thread.start()
+    time.sleep(0.1)
+    control.pause()
+    time.sleep(0.1)
+    control.stop()
+    thread.join(timeout=5)
+    assert not thread.is_alive()
+
+
+def test_shuffled_batches_cover_every_row_once_per_epoch():
+    data = torch.arange(10.0).unsqueeze(1)
+    b = ShuffledBatches(data, batch_size=3, generator=torch.Generator().manual_seed(0))
+    rows = torch.cat([x for (x,) in b]).squeeze(1)
+    assert len(b) == 3 and len(set(rows.tolist())) == 9  # the incomplete batch is dropped
+    assert len(ShuffledBatches(data, batch_size=100, generator=torch.Generator())) == 1
