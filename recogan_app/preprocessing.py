@@ -426,35 +426,71 @@ class Quantile(Transform):
         starts = np.flatnonzero(np.r_[True, q[1:] != q[:-1]])
         ends = np.r_[starts[1:] - 1, n - 1]
         r = self.references_
-        self._knots = q[starts]
+        knots = q[starts]
+        self._knots = knots
+        self._knots_next = np.r_[knots[1:], np.inf]
         self._r_end = r[ends]
         self._r_mid = 0.5 * (r[starts] + r[ends])
-        # gap to the next knot in value and level (the last one never interpolates)
-        self._dv = np.r_[np.diff(self._knots), np.inf]
-        self._dr = np.r_[r[starts[1:]] - r[ends[:-1]], 0.0]
+        # slope from the end of a run to the start of the next one (the last never interpolates)
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            slope = np.r_[(r[starts[1:]] - r[ends[:-1]]) / np.diff(knots), 0.0]
+        self._slope = np.where(np.isfinite(slope), slope, 0.0)
+        # a uniform grid over the knots' range: a first guess of the knot index per cell
+        m = knots.size
+        self._grid = None
+        width = (knots[-1] - knots[0]) / (16 * m) if m > 1 else 0.0
+        if m > 1 and np.isfinite(width) and width > 0 and np.isfinite(1.0 / width):
+            n_cells = 16 * m
+            edges = knots[0] + width * np.arange(n_cells)
+            first = np.clip(np.searchsorted(knots, edges, side="right") - 2, 0, m - 1)
+            self._grid = (float(knots[0]), 1.0 / width, n_cells, first)
+
+    _GRID_STEPS: ClassVar[int] = 3
+
+    def _knot_index(self, x):
+        """Index of the last knot <= x (0 below the first knot); exact for every x."""
+        knots, nxt = self._knots, self._knots_next
+        if self._grid is None:
+            return np.maximum(np.searchsorted(knots, x, side="right") - 1, 0)
+        start, inv_width, n_cells, first = self._grid
+        cell = np.clip((x - start) * inv_width, 0, n_cells - 1).astype(np.intp)
+        j = first[cell]
+        for _ in range(self._GRID_STEPS):
+            j += nxt[j] <= x
+        # a guess from a crowded cell (or a rounding edge case) is finished by bisection
+        wrong = (nxt[j] <= x) | ((knots[j] > x) & (x >= knots[0]))
+        if wrong.any():
+            j[wrong] = np.maximum(np.searchsorted(knots, x[wrong], side="right") - 1, 0)
+        return j
 
     def _levels(self, x):
-        j = np.searchsorted(self._knots, x, side="right") - 1
-        below = j < 0
-        j[below] = 0
+        j = self._knot_index(x)
         v = self._knots[j]
-        with np.errstate(invalid="ignore", over="ignore"):
-            level = self._r_end[j] + (x - v) / self._dv[j] * self._dr[j]
-        level = np.where(x == v, self._r_mid[j], level)
-        level[below] = 0.0
+        level = self._r_end[j] + (x - v) * self._slope[j]
+        hit = x == v
+        if hit.any():
+            level[hit] = self._r_mid[j[hit]]
+        level[x < self._knots[0]] = 0.0
         return level
 
     def _transform(self, x):
         level = self._levels(x)
-        return special.ndtri(np.clip(level, self.bound, 1.0 - self.bound))
+        np.clip(level, self.bound, 1.0 - self.bound, out=level)
+        return special.ndtri(level)
 
     def _inverse(self, y):
         u = special.ndtr(y)
-        out = np.interp(u, self.references_, self.quantiles_)
+        q = self.quantiles_
+        last = q.size - 1
+        # references_ are evenly spaced: interpolate without a search
+        pos = u * last
+        k = np.clip(pos.astype(np.intp), 0, last - 1)
+        frac = pos - k
+        out = q[k] + (q[k + 1] - q[k]) * frac
         edge = self.bound * (1.0 + 1e-6)  # ndtr(ndtri(bound)) is bound to ~1e-16
-        out[u <= edge] = self.quantiles_[0]
-        out[u >= 1.0 - edge] = self.quantiles_[-1]
-        return out
+        out[u <= edge] = q[0]
+        out[u >= 1.0 - edge] = q[-1]
+        return np.clip(out, q[0], q[-1], out=out)
 
 
 class Integer(Transform):

@@ -25,9 +25,9 @@ from recogan_app.config import TabularConfig
 from recogan_app.data.sources import MCSample
 from recogan_app.errors import InputError
 from recogan_app.losses import MarginalTargets
-from recogan_app.metrics.correlations import RESIDUAL_TOLERANCE, correlation_matrix
+from recogan_app.metrics.correlations import RESIDUAL_TOLERANCE, correlation_residual, max_abs_residual
 from recogan_app.metrics.c2st import classifier_two_sample_test
-from recogan_app.metrics.distributions import EXCELLENT, ks_statistic, ks_summary, wasserstein
+from recogan_app.metrics.distributions import EXCELLENT, feature_metrics, ks_summary
 from recogan_app.models.tabular import TabularGAN
 from recogan_app.preprocessing import FeaturePipeline
 from recogan_app.run import Run, write_run
@@ -58,15 +58,10 @@ def compare(reference: pd.DataFrame, synthetic: pd.DataFrame) -> tuple[dict, dic
 
     Returns flat ``metrics`` (floats, one history row) and ``details`` (tables for plots).
     """
-    features = list(reference.columns)
-    per_feature = pd.DataFrame({
-        "ks": [ks_statistic(reference[f].to_numpy(), synthetic[f].to_numpy()) for f in features],
-        "wasserstein": [wasserstein(reference[f].to_numpy(), synthetic[f].to_numpy()) for f in features],
-    }, index=pd.Index(features, name="feature"))
-    residual = correlation_matrix(synthetic) - correlation_matrix(reference)
-    off_diagonal = residual.to_numpy()[~np.eye(len(features), dtype=bool)]
+    per_feature = feature_metrics(reference, synthetic)
+    residual = correlation_residual(reference, synthetic)
     metrics = {"mean_ks": float(per_feature["ks"].mean()), "max_ks": float(per_feature["ks"].max()),
-               "max_corr_residual": float(np.abs(off_diagonal).max()) if off_diagonal.size else 0.0}
+               "max_corr_residual": float(np.nan_to_num(max_abs_residual(residual), nan=0.0))}
     metrics.update({f"ks_{f}": float(v) for f, v in per_feature["ks"].items()})
     metrics.update({f"ws_{f}": float(v) for f, v in per_feature["wasserstein"].items()})
     return metrics, {"per_feature": per_feature, "corr_residual": residual}

@@ -1,0 +1,121 @@
+"""The Gaussian copula: the baseline every generator must beat.
+
+It reproduces each marginal exactly (up to its quantile grid) and all pairwise dependence that
+one Gaussian correlation matrix of normal scores can express, in seconds and with no training.
+A GAN that does not beat it on the validation metrics has learnt nothing the copula could not.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from pandas.api.types import is_bool_dtype, is_integer_dtype
+from scipy import special
+from sklearn.exceptions import NotFittedError
+
+from recogan_app.metrics.distributions import feature_matrix
+
+__all__ = ["GaussianCopula"]
+
+
+class GaussianCopula:
+    """Per-feature empirical quantile maps joined by one Gaussian correlation matrix.
+
+    ``fit`` maps each feature through its empirical CDF to normal scores and measures their
+    correlation; ``sample`` draws correlated normals and maps each back through the feature's
+    quantile function. Ties (discrete features) are broken at random before ranking, so the
+    normal scores stay continuous and their correlation estimates the latent Gaussian one.
+
+    Parameters
+    ----------
+    n_quantiles : int
+        Points of each stored quantile function (capped by the number of rows); values between
+        them are linearly interpolated.
+    random_state : int or None
+        Seeds the tie-breaking in ``fit`` and is the default seed of ``sample``.
+
+    Attributes
+    ----------
+    columns_ : list of str
+        Fitted features, in order.
+    dtypes_ : Series
+        Their dtypes, restored by ``sample``.
+    quantiles_ : ndarray, shape (n_quantiles, n_features)
+        Quantile function of each feature at ``linspace(0, 1, n_quantiles)``.
+    correlation_ : ndarray, shape (n_features, n_features)
+        Correlation matrix of the normal scores.
+    n_samples_ : int
+        Rows it was fitted on: it carries no more information than these.
+
+    Examples
+    --------
+    >>> frame = pd.DataFrame({"x": np.arange(100.0), "n": np.arange(100) % 7})
+    >>> GaussianCopula().fit(frame).sample(5, seed=1).dtypes.tolist()
+    [dtype('float64'), dtype('int64')]
+    """
+
+    def __init__(self, n_quantiles: int = 1000, random_state: int | None = 0):
+        self.n_quantiles = n_quantiles
+        self.random_state = random_state
+
+    def fit(self, frame: pd.DataFrame) -> GaussianCopula:
+        """Learn the quantile maps and the normal-score correlation of every column of ``frame``.
+
+        Raises
+        ------
+        InputError
+            A non-numeric or non-finite column, or fewer than two rows.
+        """
+        if self.n_quantiles < 2:
+            raise ValueError(f"n_quantiles must be at least 2, got {self.n_quantiles}")
+        values, columns = feature_matrix(frame, role="training sample", min_rows=2)
+        n, d = values.shape
+        rng = np.random.default_rng(self.random_state)
+        normal_scores = special.ndtri((np.arange(n) + 0.5) / n)
+        # Quantiles at linspace(0, 1, k) by np.quantile's linear rule, read off the sorted column.
+        positions = np.linspace(0, n - 1, min(self.n_quantiles, n))
+        scores, quantiles = np.empty_like(values), np.empty((positions.size, d))
+        for j in range(d):
+            # A stable sort after a fresh shuffle breaks ties at random, independently per feature.
+            shuffle = rng.permutation(n)
+            order = shuffle[np.argsort(values[shuffle, j], kind="stable")]
+            scores[order, j] = normal_scores
+            quantiles[:, j] = np.interp(positions, np.arange(n), values[order, j])
+        self.columns_ = columns
+        self.dtypes_ = frame[columns].dtypes
+        self.quantiles_ = quantiles
+        self.correlation_ = np.atleast_2d(np.corrcoef(scores, rowvar=False))
+        self.n_samples_ = n
+        return self
+
+    def sample(self, n: int, seed: int | None = None) -> pd.DataFrame:
+        """Draw ``n`` rows with the fitted columns and dtypes.
+
+        Integer and boolean columns come back rounded to their type; every value lies inside
+        the range seen in ``fit``.
+
+        Parameters
+        ----------
+        n : int
+            Rows to draw.
+        seed : int, optional
+            Seed of this draw; ``random_state`` when omitted, so a plain ``sample(n)`` repeats.
+
+        Returns
+        -------
+        DataFrame, shape (n, n_features)
+        """
+        if not hasattr(self, "correlation_"):
+            raise NotFittedError("GaussianCopula is not fitted yet; call fit(frame) first")
+        if n < 1:
+            raise ValueError(f"n must be positive, got {n}")
+        rng = np.random.default_rng(self.random_state if seed is None else seed)
+        d = len(self.columns_)
+        uniform = special.ndtr(rng.multivariate_normal(np.zeros(d), self.correlation_, size=n, method="eigh"))
+        grid = np.linspace(0, 1, len(self.quantiles_))
+        columns = {}
+        for j, name in enumerate(self.columns_):
+            x = np.interp(uniform[:, j], grid, self.quantiles_[:, j])
+            dtype = self.dtypes_[name]
+            columns[name] = np.rint(x) if is_integer_dtype(dtype) or is_bool_dtype(dtype) else x
+        return pd.DataFrame(columns).astype(self.dtypes_.to_dict())

@@ -1,0 +1,510 @@
+"""Read a Monte Carlo sample for training, refusing bad input with one clear message.
+
+:func:`load_mc` reads a file (ROOT, Parquet, CSV, HDF5, npz) or an embedded toy, keeps the numeric
+feature columns and checks them: a problem is one :class:`~recogan_app.errors.InputError` naming the
+file and the column. :func:`list_keys` lists the trees, keys or arrays a file offers as ``tree``.
+
+Example
+-------
+>>> sample = load_mc("xic.root", tree="events", features="pt,eta,decay_length")  # doctest: +SKIP
+>>> sample.frame.shape  # doctest: +SKIP
+(531548, 3)
+"""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from collections import Counter
+from collections.abc import Callable, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+import awkward as ak
+import h5py
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import uproot
+
+from recogan_app.errors import InputError, closest
+
+__all__ = ["EMBEDDED", "FORMATS", "MCSample", "list_keys", "load_mc"]
+
+EMBEDDED = ("toy-xic", "toy-xic-12")
+"""Names that load an embedded toy sample instead of a file."""
+
+FORMATS = {
+    ".root": "ROOT",
+    ".parquet": "Parquet",
+    ".pq": "Parquet",
+    ".csv": "CSV",
+    ".h5": "HDF5",
+    ".hdf5": "HDF5",
+    ".hdf": "HDF5",
+    ".npz": "npz",
+}
+"""File extension (lower case) to format name."""
+
+_NPZ_NAMES = ("columns", "feature_names")
+_ROOT_TREES = {"TTree", "TNtuple", "TNtupleD"}
+_SAVED_INDEX = re.compile(r"Unnamed: \d+|__index_level_\d+__")  # pandas' names for a written index
+_INDEX_WHY = "looks like a saved row index, not a feature"
+
+
+@dataclass(frozen=True, eq=False)
+class MCSample:
+    """A checked MC sample, ready for preprocessing.
+
+    Attributes
+    ----------
+    frame : pandas.DataFrame
+        The selected numeric feature columns, in the order asked for, numpy dtypes as stored
+        (integers stay integers, float32 stays float32; booleans become int8 0/1). Every value is
+        finite, there are at least ``min_rows`` rows and no column is constant.
+    source : str
+        The path as given, or the embedded name.
+    tree : str or None
+        The ROOT tree, HDF5 key or npz array actually read; None for a single-table file.
+    n_dropped : int
+        Rows dropped for NaN/inf values (``drop_invalid=True``).
+    invalid_counts : dict of str to int
+        NaN/inf count per column before dropping; only columns that had some.
+    """
+
+    frame: pd.DataFrame = field(repr=False)
+    source: str
+    tree: str | None
+    n_dropped: int
+    invalid_counts: dict[str, int]
+
+
+@dataclass(frozen=True)
+class _Table:
+    """What a reader found: the columns (name to the reason it is unusable, None if numeric)."""
+
+    columns: dict[str, str | None]
+    n_rows: int
+    read: Callable[[list[str]], Mapping[str, np.ndarray]]
+    tree: str | None = None
+    kind: str = "tree"
+
+    @property
+    def where(self) -> str:
+        return f" in {self.kind} '{self.tree}'" if self.tree else ""
+
+
+def load_mc(path, *, tree=None, features=None, drop_invalid=False, min_rows=2) -> MCSample:
+    """Read and check an MC sample.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        A ``.root``, ``.parquet``/``.pq``, ``.csv``, ``.h5``/``.hdf5``/``.hdf`` or ``.npz`` file, or
+        one of :data:`EMBEDDED`.
+    tree : str, optional
+        The ROOT tree (TTree or RNTuple), HDF5 key/group/dataset or npz array to read; needed only
+        when the file holds more than one (see :func:`list_keys`).
+    features : list of str or str, optional
+        Columns to keep, in this order (a string is split at commas). Default: every numeric
+        top-level column; text, jagged and saved-index columns are skipped.
+    drop_invalid : bool
+        Drop rows with NaN/inf values instead of refusing the file.
+    min_rows : int
+        Fewest rows (after dropping) a usable sample has.
+
+    Returns
+    -------
+    MCSample
+
+    Raises
+    ------
+    InputError
+        Missing, unreadable or empty file; unknown tree or column; a non-numeric or constant
+        column; NaN/inf values (unless ``drop_invalid``); too few rows.
+    """
+    source = str(path)
+    wanted = _parse_features(features, source)
+    table = _open(source, tree)
+    names = _select(table, wanted, source)
+    data = table.read(names)
+    for name in names:
+        if (why := _unusable(name, data[name])) is not None:
+            raise InputError(why, path=source, column=name)
+    frame = pd.DataFrame({name: _native(data[name]) for name in names})
+
+    floats = frame.select_dtypes("floating")
+    invalid = ~np.isfinite(floats.to_numpy())
+    counts = dict(zip(floats.columns, invalid.sum(axis=0).tolist()))
+    counts = {name: n for name, n in counts.items() if n}
+    bad_rows = invalid.any(axis=1)
+    if counts and not drop_invalid:
+        worst = max(counts, key=counts.get)
+        raise InputError(
+            f"has {counts[worst]} NaN/inf values; {sum(counts.values())} in all over "
+            f"{len(counts)} column(s) and {int(bad_rows.sum())} row(s)",
+            path=source, column=worst, hint="drop those rows with --drop-invalid",
+        )
+    n_dropped = int(bad_rows.sum())
+    if n_dropped:
+        frame = frame[~bad_rows].reset_index(drop=True)
+
+    if len(frame) < min_rows:
+        after = f" after dropping {n_dropped} with NaN/inf" if n_dropped else ""
+        raise InputError(f"has {len(frame)} rows{after}; training needs at least {min_rows}", path=source)
+    if len(frame) > 1:
+        for name in names:
+            values = frame[name].to_numpy()
+            if values.min() == values.max():
+                raise InputError(
+                    f"is constant (value {values[0].item()}); a generator cannot learn it — "
+                    "drop it with --features",
+                    path=source, column=name,
+                )
+    return MCSample(frame, source, table.tree, n_dropped, counts)
+
+
+def list_keys(path) -> list[str]:
+    """The values ``tree`` may take for this file, for a tree selector.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        As for :func:`load_mc`.
+
+    Returns
+    -------
+    list of str
+        ROOT trees (TTree and RNTuple, without cycle numbers), HDF5 keys (pandas keys, groups of
+        1-D datasets, compound datasets, 2-D datasets with a ``columns`` attribute; ``"/"`` is the
+        root group) or npz tables (structured or 2-D arrays). Empty for a file that holds a single
+        unnamed table (CSV, Parquet, npz column arrays) and for an embedded name.
+    """
+    source = str(path)
+    if source in EMBEDDED:
+        return []
+    fmt = _format(source)
+    if fmt == "ROOT":
+        with _reading(source, fmt), uproot.open(source) as file:
+            return _root_trees(file)
+    if fmt == "HDF5":
+        with _reading(source, fmt), h5py.File(source, "r") as h5:
+            return list(_hdf5_tables(h5))
+    if fmt == "npz":
+        return _npz_tables(_npz_arrays(source))
+    return []
+
+
+# --- the checks shared by every format ------------------------------------------------------------
+
+
+def _parse_features(features, path) -> list[str] | None:
+    if features is None:
+        return None
+    names = [str(n).strip() for n in (features.split(",") if isinstance(features, str) else features)]
+    names = [n for n in names if n]
+    if not names:
+        raise InputError("no features selected", path=path,
+                         hint="name some columns with --features, or leave it out to use all numeric ones")
+    twice = next((n for i, n in enumerate(names) if n in names[:i]), None)
+    if twice is not None:
+        raise InputError("is listed twice in features", path=path, column=twice)
+    return names
+
+
+def _select(table: _Table, wanted: list[str] | None, path: str) -> list[str]:
+    """The columns to read: ``wanted`` after checking it, or every numeric column."""
+    if table.n_rows == 0:
+        raise InputError(f"is empty (0 rows{table.where})", path=path)
+    if wanted is None:
+        names = [name for name, why in table.columns.items() if why is None]
+        if not names:
+            found = ", ".join(f"'{n}'" for n in list(table.columns)[:5]) or "none"
+            more = ", ..." if len(table.columns) > 5 else ""
+            raise InputError(f"has no numeric columns{table.where}", path=path, hint=f"found: {found}{more}")
+        return names
+    for name in wanted:
+        if name not in table.columns:
+            raise InputError(f"not found{table.where}", path=path, column=name, hint=closest(name, table.columns))
+        if table.columns[name] is not None:
+            raise InputError(table.columns[name], path=path, column=name)
+    return wanted
+
+
+def _unusable(name: str, values) -> str | None:
+    """Why a column cannot be a feature, or None if it can."""
+    if _SAVED_INDEX.fullmatch(name):
+        return _INDEX_WHY
+    if values.ndim != 1:
+        return f"is not a flat column (shape {values.shape[1:]} per row)"
+    if isinstance(values.dtype, np.dtype) and values.dtype.kind in "biuf":
+        return None
+    return f"is not numeric (dtype {values.dtype}{_first_non_number(values)})"
+
+
+def _first_non_number(values) -> str:
+    """``"; first non-number: 'abc' at row 17"`` for text that is mostly numbers, else ``""``."""
+    if not (pd.api.types.is_string_dtype(values.dtype) or values.dtype == object):
+        return ""
+    series = pd.Series(values)
+    parsed = pd.to_numeric(series, errors="coerce")
+    bad = (parsed.isna() & series.notna()).to_numpy()
+    if not bad.any() or not parsed.notna().any():
+        return ""
+    row = int(bad.argmax())
+    return f"; first non-number: {series.iloc[row]!r} at row {row}"
+
+
+def _native(values) -> np.ndarray:
+    """A native-endian numpy array; booleans as int8 0/1."""
+    values = np.asarray(values)
+    if values.dtype.kind == "b":
+        return values.astype(np.int8)
+    return values.astype(values.dtype.newbyteorder("="), copy=False)
+
+
+def _table(data: Mapping[str, np.ndarray], tree: str | None = None, kind: str = "key") -> _Table:
+    """A table over in-memory columns; those whose length differs from the most common are unusable."""
+    lengths = {name: len(values) for name, values in data.items()}
+    n_rows = Counter(lengths.values()).most_common(1)[0][0] if lengths else 0
+    columns = {
+        name: (f"has {lengths[name]} rows but the other columns have {n_rows}"
+               if lengths[name] != n_rows else _unusable(name, values))
+        for name, values in data.items()
+    }
+    return _Table(columns, n_rows, lambda names: {n: np.asarray(data[n]) for n in names}, tree, kind)
+
+
+def _frame_columns(frame: pd.DataFrame) -> dict[str, pd.Series]:
+    return {str(name): frame[name] for name in frame.columns}
+
+
+def _matrix_columns(matrix: np.ndarray, names, path: str, key: str) -> dict[str, np.ndarray]:
+    """The columns of a 2-D ``matrix`` named by ``names`` (str or bytes)."""
+    names = [n.decode() if isinstance(n, bytes) else str(n) for n in np.atleast_1d(names).tolist()]
+    if matrix.shape[1] != len(names):
+        raise InputError(f"'{key}' has {matrix.shape[1]} columns but {len(names)} column names", path=path)
+    twice = next((n for i, n in enumerate(names) if n in names[:i]), None)
+    if twice is not None:
+        raise InputError(f"is named twice in the column names of '{key}'", path=path, column=twice)
+    return {name: matrix[:, i] for i, name in enumerate(names)}
+
+
+def _choose(path: str, tree: str | None, keys: list[str], kind: str, expected: str | None = None) -> str:
+    """The tree/key/array to read: ``tree`` if valid, else the only one; ``expected`` says what
+    would have counted when there is none."""
+    if tree is not None:
+        if tree not in keys:
+            raise InputError(f"has no {kind} '{tree}'", path=path, hint=closest(tree, keys))
+        return tree
+    if len(keys) == 1:
+        return keys[0]
+    if not keys:
+        raise InputError(f"holds no {kind} to read", path=path, hint=expected)
+    listed = ", ".join(f"'{k}'" for k in keys)
+    raise InputError(f"holds {len(keys)} {kind}s ({listed}); choose one with --tree", path=path)
+
+
+def _no_tree(path: str, tree: str | None, fmt: str) -> None:
+    if tree is not None:
+        raise InputError(f"is a {fmt} source with a single table; there is no tree '{tree}' to choose", path=path)
+
+
+@contextmanager
+def _reading(path: str, fmt: str, column: str | None = None):
+    """Turn a reader's exception into ``InputError("could not be read as <fmt>: ...")``."""
+    try:
+        yield
+    except InputError:
+        raise
+    except Exception as exc:
+        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise InputError(f"could not be read as {fmt}: {reason}", path=path, column=column) from exc
+
+
+# --- formats ---------------------------------------------------------------------------------------
+
+
+def _open(source: str, tree: str | None) -> _Table:
+    if source in EMBEDDED:
+        return _open_embedded(source, tree)
+    fmt = _format(source)
+    return {"ROOT": _open_root, "Parquet": _open_parquet, "CSV": _open_csv,
+            "HDF5": _open_hdf5, "npz": _open_npz}[fmt](source, tree)
+
+
+def _format(source: str) -> str:
+    """The format of an existing, non-empty file, from its extension."""
+    path = Path(source)
+    if not path.is_file():
+        if path.is_dir():
+            raise InputError("is a directory, not a file", path=source)
+        siblings = path.parent.glob("*") if path.parent.is_dir() else []
+        options = [p.name for p in siblings if p.suffix.lower() in FORMATS] + ([] if path.suffix else list(EMBEDDED))
+        raise InputError("does not exist", path=source, hint=closest(path.name, options) if options else None)
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        known = ", ".join(sorted(set(FORMATS.values())))
+        raise InputError(
+            f"has an unsupported extension '{path.suffix}'", path=source,
+            hint=f"supported: {known} ({', '.join(FORMATS)}), or an embedded toy: {', '.join(EMBEDDED)}",
+        )
+    if path.stat().st_size == 0:
+        raise InputError("is empty (0 bytes)", path=source)
+    return fmt
+
+
+def _open_embedded(name: str, tree: str | None) -> _Table:
+    from recogan_app.data.toy_xic import generate
+
+    _no_tree(name, tree, "embedded")
+    return _table(_frame_columns(generate(n_features=12 if name == "toy-xic-12" else 8)))
+
+
+def _open_csv(path: str, tree: str | None) -> _Table:
+    _no_tree(path, tree, "CSV")
+    with _reading(path, "CSV"):
+        frame = pd.read_csv(path, low_memory=False)
+    return _table(_frame_columns(frame))
+
+
+def _open_parquet(path: str, tree: str | None) -> _Table:
+    _no_tree(path, tree, "Parquet")
+    with _reading(path, "Parquet"):
+        meta = pq.read_metadata(path)
+        schema = meta.schema.to_arrow_schema()
+    numeric = (pa.types.is_integer, pa.types.is_floating, pa.types.is_boolean)
+    columns = {
+        f.name: _INDEX_WHY if _SAVED_INDEX.fullmatch(f.name)
+        else None if any(is_(f.type) for is_ in numeric) else f"is not numeric (dtype {f.type})"
+        for f in schema
+    }
+    return _Table(columns, meta.num_rows, partial(_read_parquet, path))
+
+
+def _read_parquet(path: str, names: list[str]) -> dict[str, np.ndarray]:
+    with _reading(path, "Parquet"):
+        frame = pq.read_table(path, columns=names).to_pandas(ignore_metadata=True)
+    return {name: frame[name].to_numpy() for name in names}
+
+
+def _open_hdf5(path: str, tree: str | None) -> _Table:
+    with _reading(path, "HDF5"), h5py.File(path, "r") as h5:
+        tables = _hdf5_tables(h5)
+        key = _choose(path, None if tree is None else tree.strip("/") or "/", list(tables), "key",
+                      "expected a pandas key, a group of 1-D datasets, a compound dataset or a 2-D "
+                      "dataset with a 'columns' attribute")
+        obj = tables[key]
+        pandas_key = "pandas_type" in obj.attrs
+        if not pandas_key:
+            data = _h5py_columns(obj, path, key)
+    if pandas_key:
+        with _reading(path, "HDF5"):
+            data = _frame_columns(pd.DataFrame(pd.read_hdf(path, key)))
+    return _table(data, key, "key")
+
+
+def _hdf5_tables(group, found=None) -> dict:
+    """Key to h5py object for every table under ``group``: pandas keys, groups of numeric 1-D
+    datasets, compound datasets and 2-D datasets with a ``columns`` attribute."""
+    found = {} if found is None else found
+    key = group.name.strip("/") or "/"
+    if "pandas_type" in group.attrs:
+        found[key] = group
+        return found
+    if any(_is_h5_column(d) and d.dtype.kind in "biuf" for d in group.values()):
+        found[key] = group
+    for child in group.values():
+        if isinstance(child, h5py.Group):
+            _hdf5_tables(child, found)
+        elif isinstance(child, h5py.Dataset) and (
+            (child.ndim == 1 and child.dtype.names) or (child.ndim == 2 and "columns" in child.attrs)
+        ):
+            found[child.name.strip("/")] = child
+    return found
+
+
+def _is_h5_column(obj) -> bool:
+    return isinstance(obj, h5py.Dataset) and obj.ndim == 1 and obj.dtype.names is None
+
+
+def _h5py_columns(obj, path: str, key: str) -> dict[str, np.ndarray]:
+    if isinstance(obj, h5py.Group):
+        return {name: d[()] for name, d in obj.items() if _is_h5_column(d)}
+    values = obj[()]
+    if values.dtype.names:
+        return {name: values[name] for name in values.dtype.names}
+    return _matrix_columns(values, obj.attrs["columns"], path, key)
+
+
+def _open_npz(path: str, tree: str | None) -> _Table:
+    arrays = _npz_arrays(path)
+    tables = _npz_tables(arrays)
+    if tree is None and not tables:
+        return _table({k: a for k, a in arrays.items() if a.ndim and k not in _NPZ_NAMES})
+    key = _choose(path, tree, tables, "array")
+    values = arrays[key]
+    if values.dtype.names:
+        return _table({name: values[name] for name in values.dtype.names}, key, "array")
+    names = next((arrays[k] for k in _NPZ_NAMES if k in arrays), None)
+    if names is None:
+        raise InputError(f"array '{key}' is 2-D but no 'columns' or 'feature_names' array names its columns",
+                         path=path)
+    return _table(_matrix_columns(values, names, path, key), key, "array")
+
+
+def _npz_arrays(path: str) -> dict[str, np.ndarray]:
+    if not zipfile.is_zipfile(path):
+        raise InputError("could not be read as npz: not a zip archive of named arrays", path=path)
+    with _reading(path, "npz"), np.load(path, allow_pickle=False) as loaded:
+        arrays = {}
+        for key in loaded.files:
+            with _reading(path, "npz", column=key):
+                arrays[key] = loaded[key]
+    return arrays
+
+
+def _npz_tables(arrays: Mapping[str, np.ndarray]) -> list[str]:
+    return [k for k, a in arrays.items() if k not in _NPZ_NAMES and (a.dtype.names or a.ndim == 2)]
+
+
+def _open_root(path: str, tree: str | None) -> _Table:
+    with _reading(path, "ROOT"), uproot.open(path) as file:
+        wanted = None if tree is None else tree.strip("/").split(";")[0]
+        name = _choose(path, wanted, _root_trees(file), "tree", "expected a TTree or RNTuple")
+        ttree = file[name]
+        columns = {key: _root_unusable(branch) for key, branch in ttree.iteritems(recursive=False)}
+        n_rows = ttree.num_entries
+    return _Table(columns, n_rows, partial(_read_root, path, name), name, "tree")
+
+
+def _read_root(path: str, name: str, names: list[str]) -> dict[str, np.ndarray]:
+    wanted = set(names)
+    with _reading(path, "ROOT"), uproot.open(path) as file:
+        return file[name].arrays(filter_name=wanted.__contains__, library="np")
+
+
+def _root_trees(file) -> list[str]:
+    """TTree and RNTuple names in ``file`` (subdirectories included), without cycle numbers."""
+    names = [key.rsplit(";", 1)[0] for key, cls in file.classnames(recursive=True).items()
+             if cls in _ROOT_TREES or cls.split("::")[-1] == "RNTuple"]
+    return list(dict.fromkeys(names))
+
+
+def _root_unusable(branch) -> str | None:
+    """None for a flat numeric TTree branch or RNTuple field, else why not."""
+    if isinstance(branch, uproot.behaviors.TBranch.TBranch):
+        interp = branch.interpretation
+        flat = isinstance(interp, (uproot.AsDtype, uproot.interpretation.numerical.TruncatedNumerical))
+        dtype = interp.to_dtype if flat else None
+    else:
+        form = branch.to_akform()[0].contents[0]
+        flat = isinstance(form, ak.forms.NumpyForm) and not form.inner_shape
+        dtype = np.dtype(form.primitive) if flat else None
+    if dtype is not None and dtype.shape == () and dtype.kind in "biuf":
+        return None
+    return f"is not a flat numeric branch (type {branch.typename})"
+

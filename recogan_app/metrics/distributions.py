@@ -1,0 +1,327 @@
+"""Per-feature distances between the MC and a synthetic sample, and the MC's own noise floor.
+
+The KS distance (seed 000's headline number) and the 1-D Wasserstein distance W1 come out of
+one merge of the two sorted samples, so a trainer can afford both for every feature at every
+epoch. Each value is meant to be shown beside its noise floor: the same metric between two
+disjoint halves of the MC (:func:`noise_floor`), or its closed form for KS (:func:`ks_floor`).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+from pandas.api.types import is_numeric_dtype
+from scipy import stats
+
+from recogan_app.errors import InputError, closest
+
+EXCELLENT = (0.035, 0.08)
+"""Seed 000's 'excellent' bar: (mean KS, max KS) over features, both strict upper limits."""
+GOOD = (0.06, 0.15)
+"""Seed 000's 'good' bar: (mean KS, max KS) over features, both strict upper limits."""
+EXACT_PVALUE_MAX_N = 10_000
+"""Largest sample for which the KS p-value is scipy's exact one (as ``ks_2samp``'s ``auto``)."""
+DISCRETE_MAX_VALUES = 50
+"""An integral feature with at most this many distinct values is labelled discrete."""
+
+__all__ = [
+    "DISCRETE_MAX_VALUES", "EXACT_PVALUE_MAX_N", "EXCELLENT", "GOOD",
+    "bootstrap_interval", "feature_matrix", "feature_metrics", "iqr", "is_discrete", "ks_floor",
+    "ks_statistic", "ks_summary", "ks_test", "noise_floor", "split_halves", "wasserstein",
+]
+
+
+def feature_matrix(frame: pd.DataFrame, features: Sequence[str] | None = None, *, role: str = "sample",
+                   min_rows: int = 1) -> tuple[np.ndarray, list[str]]:
+    """The named columns of ``frame`` as one float64 array, refusing what no metric can use.
+
+    Every metric here takes DataFrames through this one gate, so a missing, non-numeric or
+    non-finite column gets the same clear message wherever it is met.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        The sample.
+    features : sequence of str, optional
+        Columns to take, in order; all columns of ``frame`` by default.
+    role : str
+        How messages name the sample ("reference", "synthetic sample").
+    min_rows : int
+        Fewest rows the caller can work with.
+
+    Returns
+    -------
+    values : ndarray, shape (n_rows, n_features)
+    features : list of str
+
+    Raises
+    ------
+    InputError
+        A column is missing (with the closest names), not numeric, or holds NaN/inf; too few rows.
+    """
+    names = list(frame.columns if features is None else features)
+    if not names:
+        raise InputError(f"{role} has no features to compare")
+    for name in names:
+        if name not in frame.columns:
+            raise InputError(f"{role} has no such column", column=name,
+                             hint=closest(str(name), map(str, frame.columns)))
+        if not is_numeric_dtype(frame[name].dtype):
+            raise InputError(f"{role} holds {frame[name].dtype} values, not numbers", column=name)
+    if len(frame) < min_rows:
+        raise InputError(f"{role} has {len(frame)} rows; at least {min_rows} needed")
+    values = frame[names].to_numpy(dtype=np.float64, na_value=np.nan)
+    bad = (~np.isfinite(values)).sum(axis=0)
+    if bad.any():
+        j = int(np.argmax(bad > 0))
+        raise InputError(f"{role} has {bad[j]} NaN or infinite values", column=names[j])
+    return values, names
+
+
+def _sample(values, name: str) -> np.ndarray:
+    """``values`` as a non-empty, finite 1-D float64 array."""
+    x = np.asarray(values, dtype=np.float64)
+    if x.ndim != 1:
+        raise ValueError(f"{name} must be one-dimensional, got shape {x.shape}")
+    if x.size == 0:
+        raise ValueError(f"{name} is empty")
+    if not np.isfinite(x).all():
+        raise ValueError(f"{name} has {np.count_nonzero(~np.isfinite(x))} NaN or infinite values")
+    return x
+
+
+def _ecdf_distances(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """(KS, W1) of two checked samples from a single merge of their sorted values.
+
+    KS is the largest gap between the two empirical CDFs, W1 the area between them. The gap is
+    evaluated at every pooled value from integer counts, exactly as ``scipy.stats.ks_2samp`` and
+    ``wasserstein_distance`` do, but the stable argsort of two sorted runs is a linear merge,
+    which makes this several times faster than calling both.
+    """
+    n, m = a.size, b.size
+    both = np.concatenate((np.sort(a), np.sort(b)))
+    order = np.argsort(both, kind="stable")
+    pooled = both[order]
+    count_a = np.cumsum(order < n)
+    gap = np.abs(count_a / n - (np.arange(1, n + m + 1) - count_a) / m)
+    # Inside a run of tied values only its last position is a point where both ECDFs are complete.
+    run_end = np.append(pooled[1:] != pooled[:-1], True)
+    return float(gap[run_end].max()), float(np.sum(gap[:-1] * np.diff(pooled)))
+
+
+def _ks_pvalue(statistic: float, a: np.ndarray, b: np.ndarray) -> float:
+    """Two-sided KS p-value: scipy's exact one for small samples, the Kolmogorov limit above.
+
+    Above :data:`EXACT_PVALUE_MAX_N` scipy's own ``asymp`` branch evaluates ``kstwo.sf`` at
+    n·m/(n+m), which takes up to a second per call at 10⁶ rows; the Kolmogorov distribution
+    ``kstwobign`` at √(n·m/(n+m))·D exceeds it by O(1/√n) relative (1–3 % there) and is instant.
+    """
+    n, m = a.size, b.size
+    if max(n, m) <= EXACT_PVALUE_MAX_N:
+        with warnings.catch_warnings():
+            # For n == m and tiny D (p ≈ 1) scipy's exact recursion loses precision and it falls
+            # back, with a warning, to its asymptotic formula: that p-value is the one wanted.
+            warnings.filterwarnings("ignore", "ks_2samp: Exact calculation unsuccessful", RuntimeWarning)
+            return float(stats.ks_2samp(a, b, method="exact").pvalue)
+    return float(stats.kstwobign.sf(np.sqrt(n * m / (n + m)) * statistic))
+
+
+def ks_statistic(a, b) -> float:
+    """Two-sample Kolmogorov–Smirnov distance D = max |F_a − F_b|.
+
+    Computed on the exact values: tied (discrete) values are handled as ``ks_2samp`` does, no jitter.
+
+    Parameters
+    ----------
+    a, b : array_like, shape (n,), (m,)
+        Finite samples.
+
+    Returns
+    -------
+    float
+        D in [0, 1].
+
+    Examples
+    --------
+    >>> ks_statistic([1, 2, 3], [2, 3, 4, 5])
+    0.5
+    """
+    return _ecdf_distances(_sample(a, "a"), _sample(b, "b"))[0]
+
+
+def ks_test(a, b) -> tuple[float, float]:
+    """KS distance and its two-sided p-value.
+
+    The p-value is scipy's exact one (``ks_2samp``) while both samples have at most
+    :data:`EXACT_PVALUE_MAX_N` rows, and the Kolmogorov limit above, which is slightly larger
+    (conservative) than ``ks_2samp(method="asymp")``, by ~1 % at p = 0.05 and ~3 % at p = 10⁻⁸,
+    but costs microseconds instead of up to a second.
+    For discrete features it is conservative: its null distribution assumes no ties.
+
+    Returns
+    -------
+    statistic, pvalue : float
+    """
+    a, b = _sample(a, "a"), _sample(b, "b")
+    statistic = _ecdf_distances(a, b)[0]
+    return statistic, _ks_pvalue(statistic, a, b)
+
+
+def wasserstein(a, b) -> float:
+    """1-D Wasserstein distance W1 = ∫ |F_a − F_b| dx, in the feature's own units.
+
+    Equals ``scipy.stats.wasserstein_distance(a, b)``; unlike KS it grows with how *far* mass is
+    displaced, so it sees tails that KS, capped by the CDF gap, hardly registers.
+    """
+    return _ecdf_distances(_sample(a, "a"), _sample(b, "b"))[1]
+
+
+def iqr(a) -> float:
+    """Inter-quartile range (75th − 25th percentile, linear interpolation): the robust scale W1 is divided by."""
+    q25, q75 = np.percentile(_sample(a, "a"), [25, 75])
+    return float(q75 - q25)
+
+
+def _spread(a: np.ndarray) -> float:
+    """The IQR, or the standard deviation where over half the values sit at one point (IQR 0)."""
+    return iqr(a) or float(np.std(a))
+
+
+def is_discrete(values, max_values: int = DISCRETE_MAX_VALUES) -> bool:
+    """Whether a feature is integral with few distinct values (a hit count, a charge).
+
+    Callers label such features: their KS is exact on the values but the p-value is conservative
+    and a histogram needs one bin per value.
+    """
+    x = _sample(values, "values")
+    return bool(np.array_equal(x, np.round(x))) and np.unique(x).size <= max_values
+
+
+def feature_metrics(reference: pd.DataFrame, synthetic: pd.DataFrame,
+                    features: Sequence[str] | None = None) -> pd.DataFrame:
+    """KS, its p-value and W1 for every feature, one sort per feature.
+
+    Parameters
+    ----------
+    reference : DataFrame
+        The MC.
+    synthetic : DataFrame
+        The generated sample; needs the same feature columns.
+    features : sequence of str, optional
+        Features to compare; all columns of ``reference`` by default.
+
+    Returns
+    -------
+    DataFrame
+        Indexed by ``feature``, columns ``ks``, ``ks_pvalue``, ``wasserstein``,
+        ``wasserstein_iqr`` (W1 over the reference's IQR, its standard deviation where the IQR
+        is 0, NaN for a constant feature) and ``discrete`` (see :func:`is_discrete`).
+    """
+    ref, names = feature_matrix(reference, features, role="reference")
+    syn, _ = feature_matrix(synthetic, names, role="synthetic sample")
+    rows = []
+    for j in range(len(names)):
+        a, b = ref[:, j], syn[:, j]
+        ks, w1 = _ecdf_distances(a, b)
+        spread = _spread(a)
+        rows.append((ks, _ks_pvalue(ks, a, b), w1, w1 / spread if spread else np.nan, is_discrete(a)))
+    return pd.DataFrame(rows, index=pd.Index(names, name="feature"),
+                        columns=["ks", "ks_pvalue", "wasserstein", "wasserstein_iqr", "discrete"])
+
+
+def bootstrap_interval(fn: Callable[[np.ndarray, np.ndarray], float], a, b, n_boot: int = 200,
+                       cl: float = 0.68, rng=None) -> tuple[float, float]:
+    """Percentile bootstrap interval of a two-sample statistic, resampling both samples.
+
+    A distance such as KS is positive and resampling adds noise to it, so its bootstrap values
+    sit above the observed one: read the interval as the statistic's spread, not as an
+    unbiased range for the true distance.
+
+    Parameters
+    ----------
+    fn : callable
+        ``fn(a, b) -> float``, e.g. :func:`ks_statistic`.
+    a, b : array_like
+        The two samples.
+    n_boot : int
+        Bootstrap replicas.
+    cl : float
+        Central probability covered, in (0, 1).
+    rng : int, Generator or None
+        Seed or generator for the resampling.
+
+    Returns
+    -------
+    lo, hi : float
+    """
+    if not 0 < cl < 1:
+        raise ValueError(f"cl must lie in (0, 1), got {cl}")
+    if n_boot < 2:
+        raise ValueError(f"n_boot must be at least 2, got {n_boot}")
+    a, b = _sample(a, "a"), _sample(b, "b")
+    rng = np.random.default_rng(rng)
+    replicas = [fn(a[rng.integers(0, a.size, a.size)], b[rng.integers(0, b.size, b.size)]) for _ in range(n_boot)]
+    lo, hi = np.quantile(replicas, [(1 - cl) / 2, (1 + cl) / 2])
+    return float(lo), float(hi)
+
+
+def split_halves(frame: pd.DataFrame, size: int | None = None, rng=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Two disjoint random halves of ``frame``, each of ``min(len // 2, size)`` rows.
+
+    The MC against itself is the yardstick for every comparison with a synthetic sample.
+    """
+    half = len(frame) // 2 if size is None else min(len(frame) // 2, int(size))
+    if half < 1:
+        raise InputError(f"sample of {len(frame)} rows cannot be split into halves of {size} rows")
+    order = np.random.default_rng(rng).permutation(len(frame))
+    return frame.iloc[order[:half]], frame.iloc[order[half:2 * half]]
+
+
+def noise_floor(reference: pd.DataFrame, n_synthetic: int | None = None, rng=None,
+                features: Sequence[str] | None = None) -> pd.DataFrame:
+    """:func:`feature_metrics` between two disjoint random halves of the MC.
+
+    This is the level of disagreement the MC's own statistics produce; a synthetic sample
+    cannot be shown to agree better than it. Halves have ``min(len(reference) // 2,
+    n_synthetic)`` rows, so the floor refers to the sample size actually compared.
+    """
+    return feature_metrics(*split_halves(reference, n_synthetic, rng), features)
+
+
+def ks_floor(n: int, m: int, cl: float = 0.68) -> float:
+    """Quantile ``cl`` of the KS distance between samples of sizes n and m of one distribution.
+
+    Closed form from the Kolmogorov limit, √((n+m)/(n·m)) · K⁻¹(cl); a KS value below it is
+    indistinguishable from the fluctuation of two MC samples of those sizes.
+    """
+    if min(n, m) < 1:
+        raise ValueError(f"sample sizes must be positive, got {n} and {m}")
+    return float(np.sqrt((n + m) / (n * m)) * stats.kstwobign.ppf(cl))
+
+
+def ks_summary(ks_values) -> dict:
+    """Mean and max KS over features, and seed 000's verdict.
+
+    "excellent" when mean < :data:`EXCELLENT` [0] and max < :data:`EXCELLENT` [1], "good" on the
+    same terms with :data:`GOOD`, otherwise "poor".
+
+    Returns
+    -------
+    dict
+        ``{"mean": float, "max": float, "verdict": str}``
+
+    Examples
+    --------
+    >>> ks_summary([0.072, 0.22])["verdict"]
+    'poor'
+    """
+    ks = np.asarray(ks_values, dtype=np.float64)
+    if ks.size == 0:
+        raise ValueError("no KS values to summarise")
+    mean, worst = float(ks.mean()), float(ks.max())
+    verdict = next((name for name, (mean_limit, max_limit) in (("excellent", EXCELLENT), ("good", GOOD))
+                    if mean < mean_limit and worst < max_limit), "poor")
+    return {"mean": mean, "max": worst, "verdict": verdict}

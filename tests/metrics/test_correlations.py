@@ -1,0 +1,83 @@
+"""Correlation matrices and residuals against pandas, scipy and constructed data."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from recogan_app.errors import InputError
+from recogan_app.metrics.correlations import (
+    RESIDUAL_TOLERANCE,
+    correlation_matrix,
+    correlation_residual,
+    flagged_pairs,
+    max_abs_residual,
+    residual_floor,
+)
+from recogan_app.metrics.distributions import split_halves
+
+
+@pytest.fixture
+def frame():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=2000)
+    return pd.DataFrame({"x": x, "y": np.exp(x) + rng.normal(size=2000), "n": rng.poisson(2 + (x > 0), size=2000)})
+
+
+def test_pearson_equals_pandas(frame):
+    pd.testing.assert_frame_equal(correlation_matrix(frame), frame.corr(), check_names=False, rtol=1e-12)
+
+
+def test_spearman_with_ties_equals_scipy(frame):
+    expected = stats.spearmanr(frame.to_numpy()).statistic
+    np.testing.assert_allclose(correlation_matrix(frame, "spearman").to_numpy(), expected, rtol=1e-12)
+
+
+def test_residual_is_exact_on_constructed_data():
+    # x and y are orthogonal with zero mean and equal variance: corr(x, x + y) = 1/√2 exactly.
+    x, y = np.array([1.0, -1, 1, -1]), np.array([1.0, 1, -1, -1])
+    reference = pd.DataFrame({"a": x, "b": x + y})
+    synthetic = pd.DataFrame({"b": 2 * x, "a": x})
+    residual = correlation_residual(reference, synthetic)
+    assert list(residual.columns) == ["a", "b"]
+    np.testing.assert_allclose(residual.to_numpy(), [[0, 1 - 2**-0.5], [1 - 2**-0.5, 0]], atol=1e-15)
+
+
+def test_max_abs_residual_and_flagged_pairs():
+    names = ["a", "b", "c"]
+    residual = pd.DataFrame([[0, 0.02, -0.09], [0.02, 0, 0.06], [-0.09, 0.06, 0]], index=names, columns=names)
+    assert max_abs_residual(residual) == 0.09
+    pairs = flagged_pairs(residual)
+    assert pairs.values.tolist() == [["a", "c", -0.09], ["b", "c", 0.06]]
+    assert flagged_pairs(residual, tolerance=0.1).empty
+    assert RESIDUAL_TOLERANCE == 0.05
+    assert max_abs_residual(residual.loc[["a"], ["a"]]) == 0.0
+
+
+def test_residual_floor_matches_the_standard_error_of_pearson():
+    rho, rows = 0.6, 2000
+    frame = pd.DataFrame(np.random.default_rng(1).multivariate_normal([0, 0], [[1, rho], [rho, 1]], size=rows))
+    spread = np.std([residual_floor(frame, rng=seed).iloc[0, 1] for seed in range(200)])
+    # Two disjoint halves of h rows: var(r1 − r2) ≈ 2 (1 − ρ²)² / h.
+    assert spread == pytest.approx((1 - rho**2) * np.sqrt(2 / (rows // 2)), rel=0.15)
+
+
+def test_residual_floor_is_the_residual_of_the_halves():
+    frame = pd.DataFrame(np.random.default_rng(2).normal(size=(500, 3)), columns=list("abc"))
+    pd.testing.assert_frame_equal(residual_floor(frame, "spearman", 100, rng=3),
+                                  correlation_residual(*split_halves(frame, 100, rng=3), "spearman"))
+
+
+def test_constant_feature_gives_nan_not_an_error():
+    matrix = correlation_matrix(pd.DataFrame({"a": [1.0, 2.0, 3.0], "c": [5.0, 5.0, 5.0]}))
+    assert matrix.loc["a", "a"] == 1.0 and np.isnan(matrix.loc["a", "c"])
+
+
+def test_bad_method_and_columns_are_refused():
+    frame = pd.DataFrame({"a": [1.0, 2.0], "b": [2.0, 1.0]})
+    with pytest.raises(InputError, match="closest: 'spearman'"):
+        correlation_matrix(frame, "spearmann")
+    with pytest.raises(InputError, match="column 'b': synthetic sample has no such column"):
+        correlation_residual(frame, frame[["a"]])
+    with pytest.raises(InputError, match="at least 2"):
+        correlation_matrix(frame.iloc[:1])
