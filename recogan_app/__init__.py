@@ -9,10 +9,30 @@
 - ``baseline``       the Gaussian copula every model must beat
 - ``run``            the run directory: the unit of persistence and exchange
 - ``cli``            the ``recogan`` command
+
+The names below are imported on first use, so ``import recogan_app`` stays light.
 """
+
+from importlib import import_module
 
 __version__ = "0.1.0"
 
 from recogan_app.errors import InputError
 
-__all__ = ["InputError", "__version__"]
+_LAZY = {
+    "load_mc": "recogan_app.data.sources",
+    "TabularConfig": "recogan_app.config",
+    "FeaturePipeline": "recogan_app.preprocessing",
+    "train_tabular": "recogan_app.training.tabular",
+    "BackgroundTraining": "recogan_app.training.background",
+    "Run": "recogan_app.run",
+    "GaussianCopula": "recogan_app.baseline",
+}
+
+__all__ = ["InputError", "__version__", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'recogan_app' has no attribute {name!r}")

@@ -1,4 +1,4 @@
-r"""Embedded default MC: reconstructed Ξc+ → Ξ− π+ π+ candidates in pp at √s = 13.6 TeV.
+"""Embedded default MC: reconstructed Ξc+ → Ξ− π+ π+ candidates in pp at √s = 13.6 TeV.
 
 A fast, fully vectorised stand-in for the ALICE simulation of the benchmark channel: every
 candidate is produced, decayed, tracked and vertexed, and the topological features are then
@@ -39,8 +39,8 @@ Production
     hadrons at the LHC) on 0–24 GeV/c, and the rapidity is flat in |y| < 0.8 (central barrel).
     Detector and luminous region (30 µm × 30 µm × 5 cm) are azimuthally symmetric and every
     feature is invariant under rotations about the beam, so the azimuth is not simulated. Each
-    candidate has its own event, whose charged multiplicity (negative binomial, mean 20) sets
-    the primary-vertex resolution.
+    candidate has its own event, whose charged multiplicity (negative binomial, about 20
+    tracks) sets the resolution of the beam-spot-constrained primary vertex (10–25 µm).
 Decays
     PDG masses and lifetimes: cτ = 135.8 µm (τ = 453 fs) for Ξc+, 4.91 cm for Ξ−, 7.89 cm for
     Λ. Ξc+ → Ξ− π+ π+ is flat three-body phase space (the Ξ−π+ mass drawn from its exact
@@ -51,10 +51,10 @@ Detector
     Tracks are straight lines near their vertices (the 0.5 T bending is neglected on these
     scales). Each ITS2 layer (2.24–39.3 cm) outside the production radius is hit with an
     efficiency that drops for soft tracks (multiple scattering spoils cluster association).
-    The position resolution at the production point is σ = 10 µm ⊕ 30 µm/pT (ITS2-like
-    pointing) times the lever arm to the first measured point (innermost hit layer, else the
-    TPC at 85 cm, with a 300 µm floor): prompt pions are measured to tens of µm, Λ and Ξ−
-    daughters to hundreds. Curvature is smeared by 1 % ⊕ 0.2 %·pT (multiple scattering,
+    The position resolution at the production point is σ = 10 µm ⊕ (30 µm/pT)·(lever/2.24 cm),
+    ITS2-like pointing scaled by the lever arm to the first measured point (innermost hit
+    layer, else the TPC at 85 cm with a 300 µm floor): prompt pions are measured to tens of
+    µm, Λ and Ξ− daughters to hundreds. Curvature is smeared by 1 % ⊕ 0.2 %·pT (multiple scattering,
     point resolution), directions by 0.3 mrad ⊕ 1 mrad/p, three times more without ITS hits.
     A track is found with |η| < 0.8, pT > 0.15 GeV/c for the π+ (0.1 GeV/c for the V0 and
     cascade daughters), born within 175 cm (at least 70 TPC pad rows), with efficiency
@@ -66,8 +66,8 @@ Reconstruction and selection
     four ITS clusters, cascade radius > 0.5 cm, V0 radius > 1.1 cm, cascade pointing to the
     primary vertex with cos > 0.95 (cascade-builder preselection) and ``cos_pa`` > 0.9 (the
     O2Physics selector default). Acceptance × efficiency rises steeply with pT, so the
-    reconstructed ``pt`` peaks near 5 GeV/c; low-pT candidates have short flights comparable
-    with the vertex resolution, hence the long tails of ``cos_pa`` and ``ct``.
+    reconstructed ``pt`` peaks near 5 GeV/c. At low pT the flight is comparable with the
+    vertex resolution, which widens ``cos_pa`` towards its cut and biases ``ct`` upwards.
 
 Batches have a fixed size, so the first ``k`` rows of ``generate(n, seed)`` are
 ``generate(k, seed)`` for any ``k <= n``.

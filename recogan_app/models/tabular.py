@@ -107,9 +107,10 @@ class TabularGAN(nn.Module):
         terms["d_loss"] = sum(terms.values())
         return terms
 
-    def generator_loss(self, batch_size: int) -> dict[str, torch.Tensor]:
+    def generator_loss(self, real: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Adversarial loss plus the λ-weighted penalties, for a batch the size of ``real``."""
         cfg = self.config
-        fake = self.generator(self.generator.sample_noise(batch_size))
+        fake = self.generator(self.generator.sample_noise(real.shape[0]))
         terms = {"g_adversarial": losses.generator_adversarial_loss(cfg.adversarial, self.discriminator(fake))}
         for name, weight, penalty in (("g_ks", cfg.lambda_ks, losses.ks_penalty),
                                       ("g_range", cfg.lambda_range, losses.range_penalty),

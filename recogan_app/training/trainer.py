@@ -2,7 +2,8 @@
 
 The loop owns the device, the optimisers, the clock and the pause/stop switches. The module
 (e.g. :class:`~recogan_app.models.tabular.TabularGAN`) owns the networks and their losses and
-provides ``configure_optimizers``, ``discriminator_loss(batch)`` and ``generator_loss(batch)``.
+provides ``configure_optimizers``, ``discriminator_loss(*batch)`` and ``generator_loss(*batch)``
+(conditional models take their conditions from the batch; unconditional ones only its size).
 A validation function turns the module into a :class:`Snapshot` at the end of every epoch.
 The loop never prints or plots: it emits events to its callbacks.
 """
@@ -128,7 +129,7 @@ class Trainer:
                     break
                 values = self._optimise(opt_d, module.discriminator_loss(*batch), "d_loss")
                 if values is not None and (step + 1) % self.discriminator_steps == 0:
-                    g_values = self._optimise(opt_g, module.generator_loss(batch[0].shape[0]), "g_loss")
+                    g_values = self._optimise(opt_g, module.generator_loss(*batch), "g_loss")
                     values = None if g_values is None else {**values, **g_values}
                 if values is None:
                     rollbacks += 1
