@@ -1,7 +1,8 @@
 """The ``recogan`` command: a thin caller of the library, for batch jobs.
 
-Exit codes: 0 success, 2 bad input or usage (one message on stderr, no traceback), 1 internal
-error (a bug: the traceback is printed), 130 interrupted.
+Exit codes: 0 success, 2 bad input or usage (one message on stderr, no traceback), 3 export
+refused by validation (the failing features on stderr), 1 internal error (a bug: the traceback is
+printed), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ import traceback
 from pathlib import Path
 
 from recogan_app import __version__
-from recogan_app.errors import InputError
+from recogan_app.errors import ExportRefused, InputError
 
 EXAMPLES = """examples:
   recogan data toy-xic --out xic.parquet                 # the embedded Ξc+ toy, 531,548 candidates
   recogan train --data xic.parquet --out runs/xic --time-limit 300
   recogan train --data mc.root --tree Candidates --features pt,decay_length,cos_pa --out runs/a
   recogan generate --run runs/xic --n 10000000 --out synthetic.parquet --seed 1
+  recogan export --run runs/xic --n 86000000 --out xic.root --require good --seed 1
 """
 
 
@@ -91,10 +93,9 @@ def cmd_train(args) -> int:
 
 
 def cmd_generate(args) -> int:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
     from tqdm.auto import tqdm
 
+    from recogan_app.export import write_parquet
     from recogan_app.files import write_atomic
     from recogan_app.run import Run
 
@@ -108,16 +109,31 @@ def cmd_generate(args) -> int:
 
     def write(tmp: str) -> None:
         with tqdm(total=args.n, unit="row", unit_scale=True, desc="generating", file=sys.stderr) as bar:
-            writer = None
-            for chunk in run.iter_generate(args.n, seed=args.seed, chunk_rows=args.chunk_rows):
-                table = pa.Table.from_pandas(chunk, preserve_index=False)
-                writer = writer or pq.ParquetWriter(tmp, table.schema)
-                writer.write_table(table)
-                bar.update(len(chunk))
-            writer.close()
+            write_parquet(tmp, run.iter_generate(args.n, seed=args.seed, chunk_rows=args.chunk_rows),
+                          progress=bar.update)
 
     write_atomic(out, write)
     print(f"wrote {args.n:,} synthetic rows × {len(run.features)} features to {out}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from recogan_app.data.sources import load_mc
+    from recogan_app.export import export, provenance_path
+    from recogan_app.run import Run
+    from recogan_app.training.device import resolve_device
+
+    run = Run.load(args.run, device=resolve_device(args.device))
+    reference = load_mc(args.reference, tree=args.tree, features=run.features) if args.reference else None
+    provenance = export(run, args.out, args.n, reference=reference, require=args.require, force=args.force,
+                        seed=args.seed, chunk_rows=args.chunk_rows, overwrite=args.overwrite, progress=True)
+    check = provenance["validation"]
+    print(f"wrote {args.n:,} synthetic rows × {len(run.features)} features to {args.out} "
+          f"(provenance: {provenance_path(args.out)})")
+    print(f"validation against {check['reference']} ({check['n_reference']:,} rows): mean KS "
+          f"{check['mean_ks']:.4f}, max KS {check['max_ks']:.4f} ({check['verdict']})"
+          + ("; FORCED below the required level" if provenance["forced"] else ""))
+    print(provenance["statement"])
     return 0
 
 
@@ -168,6 +184,22 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--chunk-rows", type=int, default=500_000, help="rows generated and written at a time")
     gen.add_argument("--overwrite", action="store_true")
     gen.set_defaults(func=cmd_generate)
+
+    exp = commands.add_parser("export", help="validate a run, then export a synthetic sample with its provenance")
+    exp.add_argument("--run", required=True, help="run directory")
+    exp.add_argument("--n", type=int, required=True, help="rows to export")
+    exp.add_argument("--out", required=True, help="FILE.parquet, FILE.h5 or FILE.root (+ FILE.provenance.json)")
+    exp.add_argument("--reference", help="MC file to validate against (default: the run's held-out MC)")
+    exp.add_argument("--tree", help="ROOT TTree / HDF5 key of --reference")
+    exp.add_argument("--require", default="good", choices=["excellent", "good", "none"],
+                     help="validation verdict needed to export (default: good)")
+    exp.add_argument("--force", action="store_true", help="export below --require; recorded as forced")
+    exp.add_argument("--seed", type=int, help="fixes the sample (default: fresh randomness, recorded)")
+    exp.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
+                     help="where the generator runs (default: a GPU when present)")
+    exp.add_argument("--chunk-rows", type=int, default=1_000_000, help="rows generated and written at a time")
+    exp.add_argument("--overwrite", action="store_true")
+    exp.set_defaults(func=cmd_export)
     return parser
 
 
@@ -178,6 +210,9 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as exc:
         print(f"recogan: error: {exc}", file=sys.stderr)
         return 2
+    except ExportRefused as exc:
+        print(f"recogan: export refused: {exc}", file=sys.stderr)
+        return 3
     except KeyboardInterrupt:
         print("recogan: interrupted", file=sys.stderr)
         return 130

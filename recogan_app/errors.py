@@ -2,7 +2,8 @@
 
 Every problem with user input is an :class:`InputError`: it names the file, the column and the
 problem in one sentence, so the CLI can print it and exit 2 and the dashboard can show it as a
-notice. Anything else escaping the engine is a bug (CLI exit 1).
+notice. :class:`ExportRefused` (exit 3) is a validation gate saying no; anything else escaping
+the engine is a bug (CLI exit 1).
 """
 
 from __future__ import annotations
@@ -44,6 +45,26 @@ class InputError(ValueError):
         if self.hint:
             text += f" ({self.hint})"
         return text
+
+
+class ExportRefused(Exception):
+    """A run below the required validation level was asked to export (CLI exit 3).
+
+    Not an :class:`InputError`: the input is readable, the model is not good enough for the
+    level asked. The message names the failing features with their KS values; ``--force``
+    exports anyway and records that it was forced.
+
+    Parameters
+    ----------
+    message : str
+        The verdict, the bars it missed and the failing features.
+    failing : dict of str to float
+        KS distance of each failing feature.
+    """
+
+    def __init__(self, message: str, *, failing: dict[str, float]):
+        self.failing = dict(failing)
+        super().__init__(message)
 
 
 def closest(name: str, options: Iterable[str], n: int = 3) -> str:

@@ -1,0 +1,360 @@
+"""Export of a synthetic sample at analysis scale: gated by validation, streamed, with provenance.
+
+The exported file is what an analysis reads, so it must never be a half file, never hide how
+good the model was, and never pass for more MC statistics than it holds (seed 004).
+
+- **Gate**: before anything is written, a sample of the reference's size is compared with the
+  reference (the run's held-out MC by default) feature by feature with the KS distance; below
+  the required level the export is refused (:class:`~recogan_app.errors.ExportRefused`) unless
+  forced, and a forced export says so in its provenance.
+- **Streaming**: rows are generated and written chunk by chunk, so memory does not grow with N.
+- **Atomic**: the file is written under a temporary name in the destination folder and renamed
+  at the end; the sidecar ``FILE.provenance.json`` follows once the file is in place.
+- **Formats**, each readable by its standard reader with the MC's column names and dtypes:
+
+  ========  =============================================================================
+  Parquet   one row group per chunk; provenance in the key-value metadata ``recogan_provenance``
+  HDF5      PyTables "table" format under the key ``synthetic`` (one field per column), so
+            ``pandas.read_hdf(path)`` and ``h5py`` (``f["synthetic/table"]["pt"]``) both read
+            it; provenance in the attribute ``recogan_provenance`` of the ``/synthetic`` group
+  ROOT      TTree ``synthetic`` (one branch per column, one basket per chunk), provenance in
+            the TObjString ``recogan_provenance``
+  ========  =============================================================================
+
+Example
+-------
+>>> run = Run.load("runs/xic", device=resolve_device("auto"))          # doctest: +SKIP
+>>> provenance = export(run, "xic_86M.parquet", 86_000_000, seed=1, progress=True)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from recogan_app import __version__
+from recogan_app.data.sources import MCSample
+from recogan_app.errors import ExportRefused, InputError
+from recogan_app.files import write_atomic, write_json
+from recogan_app.metrics.distributions import EXCELLENT, GOOD, feature_metrics, ks_floor, ks_summary
+from recogan_app.run import Run
+
+__all__ = ["PROVENANCE_KEY", "SAMPLE_NAME", "WRITERS", "GateResult", "export", "gate", "provenance_path",
+           "write_hdf5", "write_parquet", "write_root"]
+
+PROVENANCE_KEY = "recogan_provenance"
+"""Name of the provenance JSON inside every exported file (metadata key, attribute, TObjString)."""
+SAMPLE_NAME = "synthetic"
+"""HDF5 key and ROOT tree name of the exported sample."""
+BARS = {"excellent": EXCELLENT, "good": GOOD}
+"""Seed 000's (mean KS, max KS) bars by required level."""
+RANK = {"none": 0, "poor": 0, "good": 1, "excellent": 2}
+"""Order of verdicts and required levels: a verdict passes a level of equal or lower rank."""
+
+Progress = Callable[[int], None]
+
+
+def _tracked(chunks: Iterable[pd.DataFrame], progress: Progress | None) -> Iterator[pd.DataFrame]:
+    """``chunks``, reporting each one's rows to ``progress`` once it has been written."""
+    for chunk in chunks:
+        yield chunk
+        if progress is not None:
+            progress(len(chunk))
+
+
+def write_parquet(path, chunks: Iterable[pd.DataFrame], provenance: dict | None = None,
+                  progress: Progress | None = None) -> None:
+    """Write ``chunks`` to one Parquet file, one row group per chunk (not atomic by itself).
+
+    Parameters
+    ----------
+    path : str or Path
+        The file to write (:func:`export` passes a temporary name).
+    chunks : iterable of DataFrame
+        Same columns and dtypes in every chunk; the first fixes the schema.
+    provenance : dict, optional
+        Stored as JSON under the key-value metadata key :data:`PROVENANCE_KEY`.
+    progress : callable, optional
+        Called with the rows of each chunk once written.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    writer = None
+    try:
+        for chunk in _tracked(chunks, progress):
+            table = pa.Table.from_pandas(chunk, preserve_index=False)
+            if writer is None:
+                schema = table.schema
+                if provenance is not None:
+                    schema = schema.with_metadata({**schema.metadata, PROVENANCE_KEY: _dumps(provenance)})
+                writer = pq.ParquetWriter(path, schema)
+            writer.write_table(table, row_group_size=len(table))
+    finally:
+        if writer is not None:
+            writer.close()
+
+
+def write_hdf5(path, chunks: Iterable[pd.DataFrame], provenance: dict | None = None,
+               progress: Progress | None = None) -> None:
+    """Write ``chunks`` as the PyTables table :data:`SAMPLE_NAME` (not atomic by itself).
+
+    A bare h5py layout (one dataset per column) is not readable by ``pandas.read_hdf``; the
+    PyTables table with every column a data column is, and h5py reads it as one compound
+    dataset with a field per column. The row index runs on across chunks. Parameters as
+    :func:`write_parquet`; the provenance goes to the group's attribute :data:`PROVENANCE_KEY`.
+    """
+    start = 0
+    with pd.HDFStore(path, mode="w") as store:
+        for chunk in _tracked(chunks, progress):
+            store.append(SAMPLE_NAME, chunk.set_axis(pd.RangeIndex(start, start + len(chunk))),
+                         format="table", data_columns=True, index=False)
+            start += len(chunk)
+        if provenance is not None:
+            store.get_storer(SAMPLE_NAME).attrs[PROVENANCE_KEY] = _dumps(provenance)
+
+
+def write_root(path, chunks: Iterable[pd.DataFrame], provenance: dict | None = None,
+               progress: Progress | None = None) -> None:
+    """Write ``chunks`` as the TTree :data:`SAMPLE_NAME` with uproot (not atomic by itself).
+
+    Parameters as :func:`write_parquet`; the provenance goes to the TObjString
+    :data:`PROVENANCE_KEY` beside the tree (uproot writes TObjString, not TNamed).
+    """
+    import uproot
+
+    with uproot.recreate(path) as file:
+        tree = None
+        for chunk in _tracked(chunks, progress):
+            if tree is None:
+                tree = file.mktree(SAMPLE_NAME, {name: chunk[name].dtype for name in chunk.columns},
+                                   title=f"recogan synthetic sample (provenance: {PROVENANCE_KEY})")
+            tree.extend({name: chunk[name].to_numpy() for name in chunk.columns})
+        if provenance is not None:
+            file[PROVENANCE_KEY] = _dumps(provenance)
+
+
+WRITERS = {".parquet": write_parquet, ".h5": write_hdf5, ".hdf5": write_hdf5, ".root": write_root}
+"""Writer by file suffix."""
+
+
+def _dumps(value: dict) -> str:
+    return json.dumps(value, default=float)
+
+
+def provenance_path(out) -> Path:
+    """The sidecar JSON of an exported file: ``FILE.provenance.json``."""
+    out = Path(out)
+    return out.with_name(out.name + ".provenance.json")
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """The validation of a run at export time.
+
+    Attributes
+    ----------
+    require : str
+        Level asked for: "excellent", "good" or "none".
+    verdict : str
+        Seed 000's verdict of the sample: "excellent", "good" or "poor".
+    mean_ks, max_ks : float
+        Over features.
+    ks : dict of str to float
+        KS distance per feature.
+    failing : dict of str to float
+        Features at or above the missed bar (the mean bar when the mean misses, else the max bar).
+    ks_noise_floor : float
+        KS two samples of this size from one distribution reach with 68 % probability: distances
+        near it are indistinguishable from MC noise.
+    n_reference : int
+        Rows of the reference, and of the generated sample compared with it.
+    reference : str
+        What the reference was.
+    seed : int
+        Seed of the generated validation sample.
+    """
+
+    require: str
+    verdict: str
+    mean_ks: float
+    max_ks: float
+    ks: dict[str, float]
+    failing: dict[str, float]
+    ks_noise_floor: float
+    n_reference: int
+    reference: str
+    seed: int
+
+    @property
+    def passed(self) -> bool:
+        return RANK[self.verdict] >= RANK[self.require]
+
+    def refusal(self) -> ExportRefused:
+        """The error an export below the required level raises."""
+        mean_bar, max_bar = BARS[self.require]
+        features = ", ".join(f"{name} KS={ks:.4f}" for name, ks in self.failing.items())
+        return ExportRefused(
+            f"validation against {self.reference} ({self.n_reference:,} rows) gives '{self.verdict}', "
+            f"below the required '{self.require}' (mean KS {self.mean_ks:.4f}, bar < {mean_bar}; "
+            f"max KS {self.max_ks:.4f}, bar < {max_bar}); failing features: {features} "
+            f"(pass --force to export anyway: the file will record that it was forced)",
+            failing=self.failing)
+
+
+def gate(run: Run, reference: pd.DataFrame, require: str = "good", *, seed: int,
+         description: str = "the reference") -> GateResult:
+    """Validate ``run`` against ``reference`` with a generated sample of the same size.
+
+    Parameters
+    ----------
+    run : Run
+    reference : DataFrame
+        MC never used in training (the run's held-out split, or an independent file); needs the
+        run's feature columns.
+    require : {"excellent", "good", "none"}
+        Level the verdict must reach for :attr:`GateResult.passed`.
+    seed : int
+        Seed of the generated validation sample.
+    description : str
+        How messages and the provenance name the reference.
+
+    Returns
+    -------
+    GateResult
+    """
+    if require not in ("excellent", "good", "none"):
+        raise InputError(f"unknown validation level '{require}'", hint="one of excellent, good, none")
+    synthetic = run.generate(len(reference), seed=seed)
+    ks = feature_metrics(reference, synthetic, run.features)["ks"]
+    summary = ks_summary(ks.to_numpy())
+    failing = {}
+    if require != "none":
+        mean_bar, max_bar = BARS[require]
+        bar = mean_bar if summary["mean"] >= mean_bar else max_bar
+        failing = {str(name): float(value) for name, value in ks[ks >= bar].sort_values(ascending=False).items()}
+    return GateResult(require=require, verdict=summary["verdict"], mean_ks=summary["mean"], max_ks=summary["max"],
+                      ks={str(name): float(value) for name, value in ks.items()}, failing=failing,
+                      ks_noise_floor=ks_floor(len(reference), len(reference)), n_reference=len(reference),
+                      reference=description, seed=seed)
+
+
+def _statement(n_rows: int, n_train: int, data: dict) -> str:
+    """What the sample can and cannot be used for (seed 004)."""
+    return (
+        f"Synthetic sample of {n_rows:,} rows generated by a model trained on {n_train:,} MC events "
+        f"(training split of {data.get('source')}). Its statistical precision on distribution shapes is at "
+        f"most that of about {n_train:,} MC events, however many rows it has: the training sample's "
+        f"fluctuations are built into the model and do not shrink with more generated rows. Use it to "
+        f"exercise analysis code at scale, to smooth templates and to study the validated features in the "
+        f"ranges the MC covers; attach to any histogram of it an uncertainty at least that of the "
+        f"{n_train:,} training events (relative error of a bin holding a fraction p of the events at least "
+        f"1/sqrt({n_train:,}*p)). Do not treat its own fluctuations as MC statistical uncertainty, do not "
+        f"use it to claim more MC statistics than the training events, and do not trust it outside the "
+        f"validated features and the ranges populated by the MC."
+    )
+
+
+def export(run: Run, out, n: int, *, reference: pd.DataFrame | MCSample | None = None, require: str = "good",
+           force: bool = False, seed: int | None = None, chunk_rows: int = 1_000_000, overwrite: bool = False,
+           progress: bool | Progress | None = None) -> dict:
+    """Validate ``run``, then stream ``n`` synthetic rows to ``out`` with their provenance.
+
+    Parameters
+    ----------
+    run : Run
+        The trained run (load it on a GPU to generate faster).
+    out : str or Path
+        ``.parquet``, ``.h5``/``.hdf5`` or ``.root``; ``FILE.provenance.json`` is written beside it.
+    n : int
+        Rows to export.
+    reference : DataFrame or MCSample, optional
+        MC to validate against; the run's held-out test split by default.
+    require : {"good", "excellent", "none"}
+        Verdict the validation must reach.
+    force : bool
+        Export below the required level anyway; the provenance records ``"forced": true``.
+    seed : int, optional
+        Seed of the exported sample (fresh by default, and recorded); the validation sample uses
+        ``seed + 1``, so it is independent of the exported rows.
+    chunk_rows : int
+        Rows generated and written at a time: bounds memory whatever ``n``.
+    overwrite : bool
+        Replace an existing ``out`` (and its sidecar).
+    progress : bool or callable, optional
+        True for a tqdm bar on stderr; a callable receives the rows of each written chunk.
+
+    Returns
+    -------
+    dict
+        The provenance, as embedded in the file and written to the sidecar.
+
+    Raises
+    ------
+    InputError
+        Unknown format or level, non-positive ``n`` or ``chunk_rows``, existing ``out``, or a
+        reference without the run's features.
+    ExportRefused
+        The validation is below ``require`` and ``force`` is False; nothing is written.
+    """
+    out = Path(out)
+    writer = WRITERS.get(out.suffix.lower())
+    if writer is None:
+        raise InputError(f"unknown export format '{out.suffix}'", path=out, hint="use " + ", ".join(WRITERS))
+    if n < 1 or chunk_rows < 1:
+        raise InputError(f"rows to export and chunk rows must be positive, got {n} and {chunk_rows}")
+    if out.exists() and not overwrite:
+        raise InputError("exists already", path=out, hint="pass --overwrite to replace it")
+    seed = int(np.random.SeedSequence().generate_state(1)[0]) if seed is None else seed
+    if reference is None:
+        frame, description = run.heldout(), "the run's held-out MC test split"
+    elif isinstance(reference, MCSample):
+        frame, description = reference.frame, reference.source + (f" (tree {reference.tree})" if reference.tree else "")
+    else:
+        frame, description = reference, "the given reference sample"
+    result = gate(run, frame, require, seed=seed + 1, description=description)
+    if not result.passed and not force:
+        raise result.refusal()
+
+    data = run.info["data"]
+    provenance = {
+        "recogan_version": __version__,
+        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "rows": n,
+        "features": run.features,
+        "statement": _statement(n, data["n_train"], data),
+        "training_data": {key: data.get(key) for key in ("source", "tree", "sha256", "n_rows", "n_train",
+                                                         "n_monitor", "n_test")},
+        "seeds": {"training": run.config.seed, "sample": seed, "validation": seed + 1},
+        "validation": {**asdict(result), "passed": result.passed},
+        "forced": not result.passed,
+        "run": {"path": str(run.path), "fit": run.info.get("fit"), "heldout_metrics": run.metrics()},
+        "config": run.config.to_dict(),
+    }
+    chunks = run.iter_generate(n, seed=seed, chunk_rows=chunk_rows)
+    sidecar = provenance_path(out)
+    bar = None
+    if progress is True:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n, unit="row", unit_scale=True, desc="exporting", file=sys.stderr)
+        progress = bar.update
+
+    def write(tmp: str) -> None:
+        writer(tmp, chunks, provenance, progress or None)
+        sidecar.unlink(missing_ok=True)  # an old sidecar must never sit beside the new file
+
+    try:
+        write_atomic(out, write)
+    finally:
+        if bar is not None:
+            bar.close()
+    write_json(sidecar, provenance)
+    return provenance

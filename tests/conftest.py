@@ -1,0 +1,31 @@
+"""Shared tiny fixtures: a seeded toy sample and a tiny fast training configuration."""
+
+import pytest
+
+from recogan_app.config import TabularConfig
+from recogan_app.data import toy_xic
+
+
+@pytest.fixture(scope="session")
+def tiny_config():
+    """A factory of settings that train in about a second on 2 CPU cores."""
+
+    def make(**overrides) -> TabularConfig:
+        values = dict(max_epochs=3, batch_size=256, snapshot_rows=500, latent_dim=8,
+                      generator_widths=[32, 32, 32], discriminator_widths=[32, 32], device="cpu")
+        values.update(overrides)
+        return TabularConfig(**values)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def toy_frame():
+    return toy_xic.generate(n=3000, seed=0, n_features=12)
+
+
+@pytest.fixture(scope="session")
+def toy_parquet(tmp_path_factory, toy_frame):
+    path = tmp_path_factory.mktemp("mc") / "xic.parquet"
+    toy_frame.to_parquet(path, index=False)
+    return path

@@ -1,0 +1,118 @@
+"""A few-step training on tiny data, end to end: split, run directory, generation, determinism."""
+
+import json
+import time
+from functools import partial
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from recogan_app.data.sources import MCSample
+from recogan_app.run import Run
+from recogan_app.training.background import BackgroundTraining
+from recogan_app.training.events import Snapshot, StatusChange, StepEnd
+from recogan_app.training.tabular import bar_score, split_mc, train_tabular
+
+
+def sample_of(frame):
+    return MCSample(frame, source="toy", tree=None, n_dropped=0, invalid_counts={})
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, toy_frame, tiny_config):
+    return train_tabular(sample_of(toy_frame), tiny_config(), tmp_path_factory.mktemp("r") / "run")
+
+
+def test_split_is_disjoint_seeded_and_complete(toy_frame):
+    train, monitor, test = split_mc(toy_frame, 0.2, seed=3)
+    assert len(train) + len(monitor) + len(test) == len(toy_frame)
+    assert len(monitor) == 300 and len(test) == 300
+    rows = pd.concat([train, monitor, test]).drop_duplicates()
+    assert len(rows) == len(toy_frame)
+    again = split_mc(toy_frame, 0.2, seed=3)
+    pd.testing.assert_frame_equal(test, again[2])
+
+
+def test_bar_score_is_the_worst_criterion_relative_to_the_excellent_bar():
+    assert bar_score(0.035, 0.04, 0.01) == pytest.approx(1.0)
+    assert bar_score(0.01, 0.16, 0.01) == pytest.approx(2.0)
+    assert bar_score(0.01, 0.01, 0.10) == pytest.approx(2.0)
+
+
+def test_run_directory_contents(run, toy_frame):
+    for name in ("run.json", "config.json", "preprocessing.json", "generator.pt", "history.parquet",
+                 "steps.parquet", "heldout.parquet", "metrics.json", "checkpoints/best.pt", "checkpoints/last.pt"):
+        assert (run.path / name).is_file(), name
+    assert not list(run.path.parent.glob(".*.partial"))
+    info = json.loads((run.path / "run.json").read_text())
+    assert info["data"]["n_rows"] == len(toy_frame) and info["fit"]["epochs"] == 3
+    history = run.history()
+    assert len(history) == 3 and {"mean_ks", "max_ks", "ks_pt", "ws_pt", "score"} <= set(history.columns)
+    metrics = run.metrics()
+    assert metrics["sample_size"] == len(run.heldout()) == 300
+    assert 0.0 <= metrics["mean_ks"] <= metrics["max_ks"] <= 1.0 and 0.0 <= metrics["c2st_auc"] <= 1.0
+    torch.load(run.path / "generator.pt", weights_only=True)  # no code executed to load weights
+
+
+def test_generate_exact_rows_names_dtypes_and_seed(run, toy_frame):
+    out = run.generate(1234, seed=5)
+    assert len(out) == 1234 and list(out.columns) == list(toy_frame.columns)
+    assert (out.dtypes == toy_frame.dtypes).all()
+    assert out["n_its_clusters_pi"].isin(range(4, 8)).all()
+    pd.testing.assert_frame_equal(out, run.generate(1234, seed=5))
+    assert not out.equals(run.generate(1234, seed=6))
+    chunks = list(run.iter_generate(1234, seed=5, chunk_rows=500))
+    assert [len(c) for c in chunks] == [500, 500, 234]
+    assert len(run.generate(0, seed=1)) == 0
+
+
+def test_reloaded_run_generates_the_same(run):
+    pd.testing.assert_frame_equal(Run.load(run.path).generate(100, seed=1), run.generate(100, seed=1))
+
+
+def test_determinism_under_a_fixed_seed(tmp_path, toy_frame, tiny_config):
+    a = train_tabular(sample_of(toy_frame), tiny_config(max_epochs=2), tmp_path / "a")
+    b = train_tabular(sample_of(toy_frame), tiny_config(max_epochs=2), tmp_path / "b")
+    c = train_tabular(sample_of(toy_frame), tiny_config(max_epochs=2, seed=1), tmp_path / "c")
+    pd.testing.assert_frame_equal(a.history().drop(columns="elapsed_s"), b.history().drop(columns="elapsed_s"))
+    pd.testing.assert_frame_equal(a.generate(50, seed=0), b.generate(50, seed=0))
+    assert not a.generate(50, seed=0).equals(c.generate(50, seed=0))
+
+
+def test_existing_run_directory_is_not_overwritten_by_accident(run, toy_frame, tiny_config):
+    from recogan_app.errors import InputError
+
+    with pytest.raises(InputError, match="exists"):
+        train_tabular(sample_of(toy_frame), tiny_config(), run.path)
+
+
+def test_background_training_streams_events_and_stops(tmp_path, toy_frame, tiny_config):
+    job = BackgroundTraining(partial(train_tabular, sample_of(toy_frame), tiny_config(max_epochs=10_000), tmp_path / "bg"))
+    job.start()
+    events, deadline = [], time.time() + 60
+    while sum(isinstance(e, Snapshot) for e in events) < 2 and time.time() < deadline:
+        events += job.drain()
+        time.sleep(0.05)
+    job.pause()
+    job.resume()
+    job.stop()
+    job.join(timeout=60)
+    events += job.drain()
+    assert not job.running and job.error is None and job.result is not None
+    assert any(isinstance(e, StepEnd) for e in events)
+    snap = next(e for e in events if isinstance(e, Snapshot))
+    assert set(snap.details) >= {"per_feature", "corr_residual", "reference", "synthetic"}
+    assert snap.sample_size == 300
+    statuses = [e.status for e in events if isinstance(e, StatusChange)]
+    assert statuses[0] == "running" and statuses[-1] == "finished"
+    assert job.result.info["fit"]["reason"] == "stopped"
+
+
+def test_background_training_reports_bad_input_as_a_message(tmp_path, toy_frame, tiny_config):
+    job = BackgroundTraining(partial(train_tabular, sample_of(toy_frame.head(20)), tiny_config(), tmp_path / "x"))
+    job.start()
+    job.join(timeout=30)
+    assert job.error and "training needs at least" in job.error
+    assert not (tmp_path / "x").exists()
