@@ -1,6 +1,6 @@
-"""One typed configuration for a tabular training.
+"""One typed configuration per engine: :class:`TabularConfig` and :class:`ZDCConfig`.
 
-The same :class:`TabularConfig` feeds config files (JSON or TOML), CLI flags and, later, dashboard
+The same configuration object feeds config files (JSON or TOML), CLI flags and, later, dashboard
 widgets (``pn.Param``): a setting exists once, with its bounds and documentation, here.
 Defaults come from ``benchmarks/tabular.py`` on the embedded Ξc+ toy (see README).
 """
@@ -16,7 +16,49 @@ import param
 from recogan_app.errors import InputError, closest
 
 
-class TabularConfig(param.Parameterized):
+class Settings(param.Parameterized):
+    """A typed configuration that round-trips through dicts and JSON/TOML files.
+
+    Subclasses only declare their parameters; reading, checking and copying are shared so that
+    every engine's settings behave the same in files, on the CLI and in the dashboard.
+    """
+
+    def to_dict(self) -> dict:
+        return {name: getattr(self, name) for name in self.param if name != "name"}
+
+    @classmethod
+    def from_dict(cls, values: dict, *, source: str | None = None) -> "Settings":
+        """Build a config, refusing unknown keys and out-of-bounds values with a clear message."""
+        known = [n for n in cls.param if n != "name"]
+        for key in values:
+            if key not in known:
+                raise InputError(f"unknown setting '{key}'", path=source, hint=closest(key, known))
+        try:
+            return cls(**values)
+        except (ValueError, TypeError) as exc:
+            raise InputError(f"invalid setting: {exc}", path=source) from None
+
+    @classmethod
+    def from_file(cls, path) -> "Settings":
+        """Read a JSON or TOML config file."""
+        path = Path(path)
+        if not path.is_file():
+            raise InputError("config file not found", path=path)
+        text = path.read_text()
+        try:
+            values = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+        except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise InputError(f"could not be parsed: {exc}", path=path) from None
+        return cls.from_dict(values, source=str(path))
+
+    def updated(self, **overrides) -> "Settings":
+        """A copy with the given settings replaced (None values are ignored)."""
+        values = self.to_dict()
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return type(self).from_dict(values)
+
+
+class TabularConfig(Settings):
     """Settings of one tabular GAN training (architecture, losses, schedule, reproducibility)."""
 
     # -- data ---------------------------------------------------------------------------------
@@ -69,36 +111,55 @@ class TabularConfig(param.Parameterized):
     seed = param.Integer(default=0, doc="Fixes the split, the initialisation and the sampling.")
     device = param.Selector(default="auto", objects=["auto", "cpu", "cuda", "mps"])
 
-    def to_dict(self) -> dict:
-        return {name: getattr(self, name) for name in self.param if name != "name"}
 
-    @classmethod
-    def from_dict(cls, values: dict, *, source: str | None = None) -> "TabularConfig":
-        """Build a config, refusing unknown keys and out-of-bounds values with a clear message."""
-        known = [n for n in cls.param if n != "name"]
-        for key in values:
-            if key not in known:
-                raise InputError(f"unknown setting '{key}'", path=source, hint=closest(key, known))
-        try:
-            return cls(**values)
-        except (ValueError, TypeError) as exc:
-            raise InputError(f"invalid setting: {exc}", path=source) from None
+class ZDCConfig(Settings):
+    """Settings of one ZDC (proton ZP) GAN training: seed 001's model, losses and schedule.
 
-    @classmethod
-    def from_file(cls, path) -> "TabularConfig":
-        """Read a JSON or TOML config file."""
-        path = Path(path)
-        if not path.is_file():
-            raise InputError("config file not found", path=path)
-        text = path.read_text()
-        try:
-            values = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
-        except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise InputError(f"could not be parsed: {exc}", path=path) from None
-        return cls.from_dict(values, source=str(path))
+    Defaults are seed 001's published choices; every λ switches its penalty off at 0.
+    """
 
-    def updated(self, **overrides) -> "TabularConfig":
-        """A copy with the given settings replaced (None values are ignored)."""
-        values = self.to_dict()
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return type(self).from_dict(values)
+    # -- data ---------------------------------------------------------------------------------
+    min_photon_sum = param.Integer(default=1, bounds=(0, None),
+                                   doc="Keep events with at least this many photons (seed 001: 1, 5 or 18).")
+    test_fraction = param.Number(default=0.2, bounds=(0.05, 0.5),
+                                 doc="Share of events held out for the final metrics (seed 001: 80/20).")
+    channels = param.Selector(default="published", objects=["published", "jax"],
+                              doc="Channel convention of the five-channel metric (see metrics.zdc).")
+
+    # -- architecture -------------------------------------------------------------------------
+    latent_dim = param.Integer(default=10, bounds=(1, 512), doc="Size of the generator's noise vector.")
+    generator_channels = param.Integer(default=128, bounds=(4, 1024),
+                                       doc="Feature maps of the generator's first conv stage (seed 001: 128).")
+
+    # -- optimisation ---------------------------------------------------------------------------
+    batch_size = param.Integer(default=128, bounds=(8, 100_000))
+    lr_generator = param.Number(default=1e-4, bounds=(0, 1))
+    lr_discriminator = param.Number(default=1e-5, bounds=(0, 1))
+    discriminator_steps = param.Integer(default=1, bounds=(1, 20),
+                                        doc="Discriminator updates per generator update.")
+
+    # -- generator penalties, each with its λ (0 = off) -----------------------------------------
+    lambda_diversity = param.Number(default=0.1, bounds=(0, None),
+                                    doc="λ_div of the per-event SDI-GAN diversity loss.")
+    lambda_intensity = param.Number(default=1e-3, bounds=(0, None),
+                                    doc="λ_in of the per-event L1 between photon sums.")
+    lambda_aux = param.Number(default=1e-3, bounds=(0, None),
+                              doc="λ_aux of the hottest-pixel penalty of the frozen aux regressor.")
+    aux_epochs = param.Integer(default=10, bounds=(1, None),
+                               doc="Epochs of aux-regressor pretraining on the real training images.")
+    aux_lr = param.Number(default=1e-3, bounds=(0, 1), doc="Learning rate of the aux-regressor pretraining.")
+
+    # -- schedule -------------------------------------------------------------------------------
+    max_epochs = param.Integer(default=100, bounds=(1, None), doc="Passes over the training split at most.")
+    time_limit = param.Number(default=None, allow_None=True, bounds=(0, None),
+                              doc="Wall-clock seconds of GAN training at most (aux pretraining excluded).")
+    patience = param.Integer(default=20, bounds=(1, None),
+                             doc="Stop after this many snapshots without a better five-channel WS.")
+    snapshot_rows = param.Integer(default=2000, bounds=(50, None),
+                                  doc="Training events compared at each per-epoch snapshot.")
+    eval_draws = param.Integer(default=5, bounds=(1, 50),
+                               doc="Noise draws the final five-channel WS is averaged over.")
+
+    # -- reproducibility and hardware -----------------------------------------------------------
+    seed = param.Integer(default=0, doc="Fixes the split, the initialisation and the sampling.")
+    device = param.Selector(default="auto", objects=["auto", "cpu", "cuda", "mps"])

@@ -119,3 +119,44 @@ def correlation_penalty(fake: torch.Tensor, targets: MarginalTargets) -> torch.T
     residual = torch.corrcoef(fake.T) - targets.correlation
     d = residual.shape[0]
     return residual.abs().sum() / max(d * (d - 1), 1)
+
+
+# --- ZDC generator penalties (seed 001), in their intended per-event forms -------------------------
+
+
+def diversity_loss(z1: torch.Tensor, z2: torch.Tensor, features1: torch.Tensor, features2: torch.Tensor,
+                   targets: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """SDI-GAN's selective diversity penalty: mean_i s_i · mean|z1_i − z2_i| / mean|f1_i − f2_i|.
+
+    For each event i, two noise draws z1, z2 with the *same* condition give images whose
+    discriminator features are f1, f2; the ratio grows when different noise gives the same
+    response (mode collapse), and s_i, the diversity of the real responses to that condition,
+    makes the penalty act only where the real data vary. The published code took the ratio of
+    batch averages instead, spreading the penalty over events that should not vary.
+
+    Parameters
+    ----------
+    z1, z2 : tensor (N, latent)
+    features1, features2 : tensor (N, F)
+    targets : tensor (N,)
+        Diversity targets in [0, 1] (:func:`recogan_app.data.zdc.diversity_targets`).
+    eps : float
+        Keeps the ratio finite for identical images.
+    """
+    dz = (z1 - z2).abs().mean(dim=1)
+    df = (features1 - features2).abs().mean(dim=1)
+    return (targets * dz / (df + eps)).mean()
+
+
+def intensity_loss(fake_log: torch.Tensor, real_log: torch.Tensor) -> torch.Tensor:
+    """Per-event L1 between photon sums: mean_i |Σ expm1(fake_i) − Σ expm1(real_i)|, in photons.
+
+    Images are in log1p space (any shape (N, ...)); the sums are taken in counts, where the
+    channel metric lives.
+    """
+    return (torch.expm1(fake_log).flatten(1).sum(dim=1) - torch.expm1(real_log).flatten(1).sum(dim=1)).abs().mean()
+
+
+def aux_loss(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Seed 001's eq. (2): mean_i [(k̂_i − k_i)² + (l̂_i − l_i)²], hottest-pixel (row, col) in pixels."""
+    return ((predicted - target) ** 2).sum(dim=1).mean()

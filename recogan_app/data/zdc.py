@@ -1,0 +1,288 @@
+"""Proton ZDC (ZP) samples: 56 × 30 photon-count images and the 9 conditions of each particle.
+
+The real GEANT4 sets come as an image array plus a conditions table, often in two pickle files;
+:func:`load_zdc` reads them (and the toy's ``.npz``) into one checked :class:`ZDCSample`, and
+:func:`load_conditions` reads a conditions table alone (what ``recogan generate --conditions``
+needs). Pickle can execute code when read, so it is refused unless asked for with
+``allow_pickle=True``.
+
+Accepted layouts
+----------------
+images
+    An array (N, 56, 30) named ``images`` in an ``.npz`` / HDF5 file or a pickled dict, or the
+    only 3-D array there, or a pickled array. Raw counts (non-negative integers) or log1p of
+    counts; which one is detected from the values and said in :attr:`ZDCSample.note`.
+conditions
+    The 9 columns of :data:`CONDITIONS`: named arrays or table columns (pandas HDF5 key,
+    DataFrame, CSV, Parquet), or a 2-D array ``conditions`` (N, 9) whose columns are named by
+    ``condition_names`` (the standard order when that is absent).
+
+Example
+-------
+>>> sample = load_zdc("images.pkl", conditions="conditions.pkl", allow_pickle=True)  # doctest: +SKIP
+>>> sample.images.shape, sample.note                                                 # doctest: +SKIP
+((350000, 56, 30), 'images are log1p(photon counts) ...')
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+
+from recogan_app.errors import InputError, closest
+from recogan_app.files import write_atomic
+
+__all__ = ["CONDITIONS", "IMAGE_SHAPE", "ZDCSample", "diversity_targets", "load_conditions", "load_zdc"]
+
+CONDITIONS = ("Energy", "Vx", "Vy", "Vz", "Px", "Py", "Pz", "mass", "charge")
+"""The conditions, in order: energy [GeV], vertex [m], momentum [GeV], mass [MeV], charge [e]."""
+IMAGE_SHAPE = (56, 30)
+"""Rows × columns of a ZP response."""
+LOG1P_MAX = float(np.log1p(1e6))
+"""Largest value a log1p image may hold (10⁶ photons in a pixel); non-integers above are neither form."""
+_PICKLE = (".pkl", ".pickle")
+_HDF5 = (".h5", ".hdf5", ".hdf")
+_TABLES = (".npz", *_HDF5, *_PICKLE, ".csv", ".parquet")
+
+
+@dataclass(frozen=True, eq=False)
+class ZDCSample:
+    """Checked ZP events.
+
+    Attributes
+    ----------
+    images : ndarray, shape (N, 56, 30), int32
+        Photon counts.
+    conditions : ndarray, shape (N, 9), float64
+        Columns in the order of :data:`CONDITIONS`, all finite.
+    source : str or None
+        Where the images were read from (None for a simulated sample).
+    note : str
+        How the images were stored and read ("raw photon counts", "log1p ... converted").
+    """
+
+    images: np.ndarray
+    conditions: np.ndarray
+    source: str | None = None
+    note: str = "raw photon counts"
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    @property
+    def photon_sums(self) -> np.ndarray:
+        """Total photons per event, shape (N,)."""
+        return self.images.sum(axis=(1, 2))
+
+    def subset(self, index) -> "ZDCSample":
+        """The events at ``index`` (boolean mask or integer positions)."""
+        return ZDCSample(self.images[index], self.conditions[index], self.source, self.note)
+
+    def save(self, path) -> None:
+        """Write the ``.npz`` layout (``images``, ``conditions``, ``condition_names``) atomically."""
+        def write(tmp: str) -> None:
+            with open(tmp, "wb") as handle:  # a handle, so numpy does not append '.npz' to the name
+                np.savez_compressed(handle, images=self.images, conditions=self.conditions,
+                                    condition_names=np.array(CONDITIONS))
+        write_atomic(path, write)
+
+
+def load_zdc(path, *, conditions=None, allow_pickle: bool = False) -> ZDCSample:
+    """Read and check ZP images and their conditions.
+
+    Parameters
+    ----------
+    path : str or Path
+        ``.npz``, HDF5 (``.h5``, ``.hdf5``, ``.hdf``) or pickle (``.pkl``, ``.pickle``) file with
+        the images, and the conditions too unless ``conditions`` is given.
+    conditions : str or Path, optional
+        A separate conditions table (``.npz``, HDF5, pickle, ``.csv``, ``.parquet``).
+    allow_pickle : bool
+        Read pickle files. Unpickling runs code from the file: only for files you trust.
+
+    Returns
+    -------
+    ZDCSample
+
+    Raises
+    ------
+    InputError
+        Missing or unreadable file, pickle without ``allow_pickle``, images not (N, 56, 30), NaN,
+        negative or non-count values, a missing condition column, NaN conditions, row counts
+        that differ, no events.
+    """
+    source = str(path)
+    arrays = _read(source, allow_pickle, (".npz", *_HDF5, *_PICKLE))
+    images, note = _images(arrays, source)
+    if conditions is None:
+        table = _conditions(arrays, source)
+    else:
+        table = load_conditions(conditions, allow_pickle=allow_pickle)
+    if table.shape[0] != images.shape[0]:
+        raise InputError(f"has {images.shape[0]} images but the conditions have {table.shape[0]} rows",
+                         path=source)
+    return ZDCSample(images, table, source, note)
+
+
+def load_conditions(path, *, allow_pickle: bool = False) -> np.ndarray:
+    """The 9 conditions of a file as an (N, 9) float64 array, in the order of :data:`CONDITIONS`.
+
+    Parameters and errors as for :func:`load_zdc`; a file holding images too is fine.
+    """
+    return _conditions(_read(str(path), allow_pickle, _TABLES), str(path))
+
+
+def diversity_targets(conditions: np.ndarray, images: np.ndarray) -> np.ndarray:
+    """SDI-GAN's diversity target of every event, in [0, 1].
+
+    Events with identical 9-vectors form a group; the target is the per-pixel standard deviation
+    within the group, summed over pixels, divided by its largest value over all events. A
+    response that the conditions fix (a lone event, or a group of identical images) gets 0, so
+    the diversity loss leaves it alone; the most variable groups get 1.
+
+    Parameters
+    ----------
+    conditions : ndarray, shape (N, 9)
+    images : ndarray, shape (N, 56, 30)
+        In the space the model works in (log1p of counts).
+
+    Returns
+    -------
+    ndarray, shape (N,), float32
+    """
+    _, group = np.unique(conditions, axis=0, return_inverse=True)
+    group = group.ravel()
+    order = np.argsort(group, kind="stable")
+    pixels = images.reshape(len(images), -1)[order].astype(np.float32)
+    starts = np.flatnonzero(np.r_[True, np.diff(group[order]) != 0])
+    size = np.diff(np.r_[starts, len(order)])[:, None]
+    mean = np.add.reduceat(pixels, starts, axis=0, dtype=np.float64) / size
+    var = np.maximum(np.add.reduceat(pixels ** 2, starts, axis=0, dtype=np.float64) / size - mean ** 2, 0.0)
+    spread = np.sqrt(var).sum(axis=1)
+    top = spread.max(initial=0.0)
+    per_group = spread / top if top > 0 else spread
+    targets = np.empty(len(order))
+    targets[order] = np.repeat(per_group, size.ravel())
+    return targets.astype(np.float32)
+
+
+# --- reading ---------------------------------------------------------------------------------------
+
+
+def _read(source: str, allow_pickle: bool, suffixes: tuple[str, ...]) -> dict:
+    """Name → array (or DataFrame column) for every top-level entry of the file."""
+    path = Path(source)
+    suffix = path.suffix.lower()
+    if not path.is_file():
+        raise InputError("does not exist" if not path.is_dir() else "is a directory, not a file", path=source)
+    if suffix not in suffixes:
+        raise InputError(f"has an unsupported extension '{path.suffix}'", path=source,
+                         hint=f"supported: {', '.join(suffixes)}")
+    if suffix in _PICKLE and not allow_pickle:
+        raise InputError("is a pickle file, and reading pickle can run code from the file", path=source,
+                         hint="convert it to .npz or HDF5, or pass --allow-pickle (allow_pickle=True) "
+                              "if you trust it")
+    try:
+        if suffix == ".npz":
+            with np.load(source, allow_pickle=False) as loaded:
+                return {key: loaded[key] for key in loaded.files}
+        if suffix in _HDF5:
+            return _read_hdf5(source)
+        if suffix == ".csv":
+            return _columns(pd.read_csv(source))
+        if suffix == ".parquet":
+            return _columns(pd.read_parquet(source))
+        obj = pd.read_pickle(source)
+    except InputError:
+        raise
+    except Exception as exc:
+        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise InputError(f"could not be read: {reason}", path=source) from None
+    if isinstance(obj, pd.DataFrame):
+        return _columns(obj)
+    if isinstance(obj, dict):
+        return {str(k): v for k, v in obj.items()}
+    return {"images": np.asarray(obj)}
+
+
+def _read_hdf5(source: str) -> dict:
+    out = {}
+    with h5py.File(source, "r") as h5:
+        pandas_keys = [k for k, v in h5.items() if "pandas_type" in v.attrs]
+        for key, obj in h5.items():
+            if isinstance(obj, h5py.Dataset):
+                out[key] = obj[()]
+                if "columns" in obj.attrs:
+                    out.setdefault("condition_names", obj.attrs["columns"])
+    for key in pandas_keys:
+        out.update(_columns(pd.DataFrame(pd.read_hdf(source, key))))
+    return out
+
+
+def _columns(frame: pd.DataFrame) -> dict:
+    return {str(name): frame[name].to_numpy() for name in frame.columns}
+
+
+def _images(arrays: dict, source: str) -> tuple[np.ndarray, str]:
+    """The (N, 56, 30) photon counts and how they were stored."""
+    cubes = [k for k, v in arrays.items() if np.ndim(v) == 3]
+    key = "images" if "images" in arrays else cubes[0] if len(cubes) == 1 else None
+    if key is None:
+        found = ", ".join(f"'{k}' {np.shape(v)}" for k, v in arrays.items()) or "nothing"
+        raise InputError("holds no image array (N, 56, 30) named 'images'", path=source, hint=f"found: {found}")
+    values = np.asarray(arrays[key])
+    if values.ndim != 3 or values.shape[1:] != IMAGE_SHAPE:
+        raise InputError(f"images have shape {values.shape}; expected (N, 56, 30)", path=source, column=key)
+    if values.shape[0] == 0:
+        raise InputError("holds 0 images", path=source, column=key)
+    if values.dtype.kind not in "biuf":
+        raise InputError(f"images are not numbers (dtype {values.dtype})", path=source, column=key)
+    finite = np.isfinite(values)
+    if not finite.all():
+        raise InputError(f"images hold {np.count_nonzero(~finite)} NaN or infinite values", path=source, column=key)
+    low, high = values.min(), values.max()
+    if low < 0:
+        raise InputError(f"images hold negative values (down to {low}); photon counts cannot be negative",
+                         path=source, column=key)
+    if values.dtype.kind in "biu" or np.array_equal(values, np.round(values)):
+        return values.astype(np.int32), f"images are raw photon counts (integers, max {high:g})"
+    counts = np.expm1(values.astype(np.float64)) if high <= LOG1P_MAX else None
+    if counts is None or np.abs(counts - np.round(counts)).max() > 0.1:
+        raise InputError(f"images hold non-integer values up to {high:g}: neither photon counts nor "
+                         "log1p of photon counts", path=source, column=key)
+    return (np.round(counts).astype(np.int32),
+            f"images are log1p(photon counts) (non-integer values, max {high:.3g}): converted back with expm1")
+
+
+def _conditions(arrays: dict, source: str) -> np.ndarray:
+    """The (N, 9) conditions in the order of :data:`CONDITIONS`."""
+    if "conditions" in arrays and np.ndim(arrays["conditions"]) == 2:
+        matrix = np.asarray(arrays["conditions"])
+        names = [n.decode() if isinstance(n, bytes) else str(n)
+                 for n in np.asarray(arrays.get("condition_names", CONDITIONS)).tolist()]
+        if matrix.shape[1] != len(names):
+            raise InputError(f"conditions have {matrix.shape[1]} columns but {len(names)} names", path=source,
+                             column="conditions")
+        arrays = {**arrays, **{name: matrix[:, j] for j, name in enumerate(names)}}
+    columns = []
+    for name in CONDITIONS:
+        if name not in arrays:
+            raise InputError("condition not found", path=source, column=name,
+                             hint=closest(name, [k for k in arrays if k != "images"]))
+        values = np.asarray(arrays[name])
+        if values.ndim != 1 or values.dtype.kind not in "biuf":
+            raise InputError(f"condition is not a numeric column (shape {values.shape}, dtype {values.dtype})",
+                             path=source, column=name)
+        bad = np.count_nonzero(~np.isfinite(values))
+        if bad:
+            raise InputError(f"condition has {bad} NaN or infinite values", path=source, column=name)
+        columns.append(values.astype(np.float64))
+    if len({len(c) for c in columns}) > 1:
+        raise InputError("condition columns have different lengths", path=source)
+    if len(columns[0]) == 0:
+        raise InputError("holds 0 condition rows", path=source)
+    return np.column_stack(columns)

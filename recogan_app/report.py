@@ -1,0 +1,330 @@
+"""The standalone HTML validation report: one file, every figure inlined, that opens offline.
+
+A reviewer gets a single ``report.html`` (mail it, archive it, open it on a laptop without
+network): no CDN, font or script is referenced; every figure is a matplotlib PNG embedded as
+base64. Figures are drawn on ``matplotlib.figure.Figure`` objects with the Agg canvas, never
+through ``pyplot``, so writing a report changes no global plotting state and is safe from a
+dashboard thread.
+
+Sections (HTML ids): ``summary``, ``features``, ``histograms``, ``correlations``, ``pairs``,
+``classifier``, ``importance``, ``provenance``.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from collections.abc import Sequence
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import LogNorm
+from matplotlib.figure import Figure
+
+from recogan_app.errors import InputError, closest
+from recogan_app.files import write_atomic
+from recogan_app.metrics import RESIDUAL_TOLERANCE
+from recogan_app.metrics.correlations import METHODS
+from recogan_app.validation import FLOOR_CL, INDISTINGUISHABLE, SCORE_EDGES, Validation
+
+__all__ = ["MAX_PAIR_FEATURES", "SECTIONS", "default_pair_features", "write_report"]
+
+SECTIONS = {
+    "summary": "Summary",
+    "features": "Per-feature KS and Wasserstein distances",
+    "histograms": "Histogram overlays",
+    "correlations": "Correlation matrices and residuals",
+    "pairs": "Pairwise distributions",
+    "classifier": "Classifier two-sample test",
+    "importance": "What gives the synthetic sample away",
+    "provenance": "Provenance",
+}
+"""HTML id → heading of every section, in order."""
+MAX_PAIR_FEATURES = 5
+DPI = 90
+MC_COLOUR, MODEL_COLOUR, COPULA_COLOUR = "#444444", "#d62728", "#1f77b4"
+
+CSS = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; padding: 0 1em; }
+h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: .2em; margin-top: 2em; }
+table { border-collapse: collapse; margin: .8em 0; font-size: .9em; }
+th, td { border: 1px solid #ddd; padding: .25em .6em; text-align: right; }
+th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
+.ok { color: #1a7f37; } .bad { color: #b42318; }
+.verdict { font-size: 1.15em; font-weight: 600; }
+.grid { display: flex; flex-wrap: wrap; gap: .5em; }
+img { max-width: 100%; }
+.note { color: #555; font-size: .9em; }
+"""
+
+
+def _figure(width: float, height: float) -> Figure:
+    figure = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _img(figure: Figure, alt: str) -> str:
+    """The figure as an inline base64 PNG (no metadata, so no URL hides in the file)."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
+    data = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """An HTML table; cells are already escaped or built here."""
+    head = "".join(f"<th>{h}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _e(text) -> str:
+    return html.escape(str(text))
+
+
+def _summary(v: Validation) -> str:
+    ks, c2st, floor = v.model.ks, v.model.c2st, v.max_residual_floor
+    lo, hi = c2st.auc_interval
+    comparison = [
+        ("mean KS", f"{v.model.ks['mean']:.4f}", f"{v.baseline.ks['mean']:.4f}"),
+        ("max KS", f"{v.model.ks['max']:.4f}", f"{v.baseline.ks['max']:.4f}"),
+        *[(f"max |Δρ| {m}", f"{v.model.max_residual[m]:.3f}", f"{v.baseline.max_residual[m]:.3f}") for m in METHODS],
+        ("classifier AUC", f"{c2st.auc:.3f}", f"{v.baseline.c2st.auc:.3f}"),
+    ]
+    flagged = len(v.model.flagged["pearson"])
+    return f"""
+<p class="verdict">Seed 000 verdict: {_e(ks['verdict'])} (mean KS {ks['mean']:.4f}, max KS {ks['max']:.4f};
+excellent below 0.035 / 0.08, good below 0.06 / 0.15).</p>
+<ul>
+<li>{v.n_indistinguishable} of {len(v.features)} features are {INDISTINGUISHABLE}
+(KS within its {FLOOR_CL:.0%} floor and WS within the MC half-vs-half value).</li>
+<li>Classifier two-sample test: AUC {c2st.auc:.3f} [{lo:.3f}, {hi:.3f}] (68 % bootstrap), scored on
+{c2st.n_test:,} held-out rows (half MC, half synthetic), trained on {c2st.n_train:,}. 0.5 means the BDT
+finds no difference.</li>
+<li>Pearson residuals: max |Δρ| {v.model.max_residual['pearson']:.3f} against an MC floor of
+{floor['pearson']:.3f}; {flagged} pair(s) beyond seed 000's ±{RESIDUAL_TOLERANCE}.</li>
+</ul>
+<h3>Against the Gaussian copula baseline</h3>
+<p class="note">Fitted on {_e(v.baseline_fitted_on)}, sampled at the synthetic size, tested alike.</p>
+{_table(["figure", "model", "copula"], comparison)}
+<p class="verdict {'ok' if v.beats_baseline else 'bad'}">{_e(v.baseline_verdict)}</p>
+<p class="note">Compared: {v.n_reference:,} MC rows and {v.n_synthetic:,} synthetic rows. A generator trained
+on N MC events carries no more information than those N events: the synthetic sample does not have the
+statistical power of an MC sample of its size.</p>
+"""
+
+
+def _features(v: Validation) -> str:
+    rows = []
+    for name, r in v.table.iterrows():
+        kind = "integer" if name in v.integer_features else ""
+        label = f'<span class="{"ok" if r.label == INDISTINGUISHABLE else "bad"}">{_e(r.label)}</span>'
+        rows.append([f"{_e(name)} <small>{kind}</small>", f"{r.ks:.4f} [{r.ks_lo:.4f}, {r.ks_hi:.4f}]",
+                     f"{r.ks_floor:.4f}", f"{r.ks_halves:.4f}", f"{r.ks_pvalue:.3g}", f"{r.wasserstein:.4g}",
+                     f"{r.ws_floor:.4g}", f"{r.wasserstein_iqr:.4f}", f"{r.ws_iqr_floor:.4f}", f"{r.chi2_ndf:.2f}",
+                     f"{r.baseline_ks:.4f}", label])
+    header = ["feature", "KS [68 % interval]", f"KS floor ({FLOOR_CL:.0%})", "KS MC halves", "KS p-value", "WS",
+              "WS floor", "WS/IQR", "WS/IQR floor", "χ²/ndf", "copula KS", "label"]
+    return f"""
+<p class="note">KS floor: the {FLOOR_CL:.0%} quantile of KS between two MC samples of these sizes. WS floor: WS
+between two disjoint halves of the MC at the synthetic size. Integer features are compared on their exact
+values (synthetic values rounded). χ²/ndf from the histograms below, with both samples' Poisson errors.</p>
+{_table(header, rows)}"""
+
+
+def _histogram_figure(name: str, v: Validation) -> Figure:
+    h = v.histograms[name]
+    centres = (h.edges[1:] + h.edges[:-1]) / 2
+    figure = _figure(4.2, 3.6)
+    top, bottom = figure.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    top.stairs(h.reference, h.edges, color=MC_COLOUR, fill=True, alpha=0.25, label="MC")
+    top.errorbar(centres, h.reference, h.reference_error, fmt="none", ecolor=MC_COLOUR, lw=1)
+    top.stairs(h.synthetic_scaled, h.edges, color=MODEL_COLOUR, lw=1.2, label="synthetic (scaled)")
+    top.errorbar(centres, h.synthetic_scaled, h.synthetic_error, fmt="none", ecolor=MODEL_COLOUR, lw=1)
+    top.set_title(f"{name}   χ²/ndf = {h.chi2:.1f}/{h.ndf}", fontsize=9)
+    top.set_ylabel("entries")
+    top.legend(fontsize=7)
+    bottom.errorbar(centres, h.ratio, h.ratio_error, fmt="o", ms=2, color=MODEL_COLOUR, lw=1)
+    bottom.axhline(1, color=MC_COLOUR, lw=0.8)
+    bottom.set_ylim(0.5, 1.5)
+    bottom.set_ylabel("synth./MC")
+    bottom.set_xlabel(name)
+    return figure
+
+
+def _heatmap(axis, matrix: np.ndarray, names: list[str], title: str, limit: float, annotate: bool):
+    image = axis.imshow(matrix, cmap="RdBu_r", vmin=-limit, vmax=limit)
+    axis.set_xticks(range(len(names)), names, rotation=90, fontsize=6)
+    axis.set_yticks(range(len(names)), names, fontsize=6)
+    axis.set_title(title, fontsize=9)
+    if annotate:
+        for (i, j), value in np.ndenumerate(matrix):
+            if i != j and np.isfinite(value):
+                axis.text(j, i, f"{value * 100:.0f}", ha="center", va="center", fontsize=5)
+    return image
+
+
+def _correlation_figure(v: Validation) -> Figure:
+    names = v.features
+    side = 2.2 + 0.22 * len(names)
+    figure = _figure(4 * side, 2 * side)
+    for row, method in zip(figure.subplots(2, 4), METHODS):
+        _heatmap(row[0], v.reference_correlation[method].to_numpy(), names, f"MC, {method}", 1, False)
+        unit = _heatmap(row[1], v.model.correlation[method].to_numpy(), names, f"synthetic, {method}", 1, False)
+        figure.colorbar(unit, ax=row[:2], shrink=0.7)
+        annotate = len(names) <= 12
+        residual = _heatmap(row[2], v.model.residual[method].to_numpy(), names,
+                            f"residual synthetic − MC, {method} (×100)", RESIDUAL_TOLERANCE, annotate)
+        _heatmap(row[3], v.residual_floor[method].to_numpy(), names,
+                 f"MC floor: half − half, {method} (×100)", RESIDUAL_TOLERANCE, annotate)
+        figure.colorbar(residual, ax=row[2:], shrink=0.7, label=f"residual (saturates at ±{RESIDUAL_TOLERANCE})")
+    return figure
+
+
+def _correlations(v: Validation) -> str:
+    rows = [[_e(method), _e(p.feature_a), _e(p.feature_b), f"{p.residual:+.3f}",
+             f"{v.residual_floor[method].at[p.feature_a, p.feature_b]:+.3f}"]
+            for method in METHODS for p in v.model.flagged[method].itertuples()]
+    flagged = (_table(["method", "feature", "feature", "residual", "MC floor"], rows) if rows
+               else f"<p>No pair beyond ±{RESIDUAL_TOLERANCE}.</p>")
+    return f"""
+<p class="note">Residual colour scale ±{RESIDUAL_TOLERANCE} (seed 000's criterion); the right-most column
+is the residual two MC halves show, the scale below which a residual means nothing.</p>
+{_img(_correlation_figure(v), "correlation matrices")}
+<h3>Pairs beyond ±{RESIDUAL_TOLERANCE}</h3>{flagged}"""
+
+
+def default_pair_features(v: Validation, n: int = 4) -> list[str]:
+    """The features of the most flagged Pearson pairs, topped up with the first features, ``n`` in all."""
+    chosen = []
+    for pair in v.model.flagged["pearson"].itertuples():
+        chosen += [f for f in (pair.feature_a, pair.feature_b) if f not in chosen]
+    chosen = chosen[:n]
+    return chosen + [f for f in v.features if f not in chosen][: n - len(chosen)]
+
+
+def _pairs_figure(v: Validation, features: list[str]) -> Figure:
+    """MC beside synthetic for every pair, two pairs per row, one log colour scale per pair."""
+    pairs = list(combinations(features, 2))
+    n_rows = -(-len(pairs) // 2)
+    figure = _figure(11, 2.6 * n_rows)
+    axes = np.atleast_2d(figure.subplots(n_rows, 4)).reshape(-1, 2)
+    for (x, y), row in zip(pairs, axes):
+        extent = [*np.quantile(v.reference_sample[x], [0.005, 0.995]),
+                  *np.quantile(v.reference_sample[y], [0.005, 0.995])]
+        cells = []
+        for axis, sample, title in zip(row, (v.reference_sample, v.synthetic_sample), ("MC", "synthetic")):
+            cells.append(axis.hexbin(sample[x], sample[y], gridsize=30, extent=extent, mincnt=1, norm=LogNorm(),
+                                     cmap="viridis"))
+            axis.set(xlim=extent[:2], ylim=extent[2:])
+            axis.set_xlabel(x, fontsize=8)
+            axis.set_ylabel(y, fontsize=8)
+            axis.tick_params(labelsize=6)
+            axis.set_title(f"{title} ({len(sample):,} rows)", fontsize=8)
+        top = max(float(cell.get_array().max()) for cell in cells)
+        for cell in cells:
+            cell.set_clim(1, top)
+    for axis in axes[len(pairs):].ravel():
+        axis.set_axis_off()
+    return figure
+
+
+def _classifier_figure(v: Validation) -> Figure:
+    figure = _figure(9, 3.8)
+    roc, scores = figure.subplots(1, 2)
+    for comparison, label, colour in ((v.model, "model", MODEL_COLOUR), (v.baseline, "copula", COPULA_COLOUR)):
+        fpr, tpr = comparison.c2st.roc
+        roc.plot(fpr, tpr, color=colour, label=f"{label}: AUC {comparison.c2st.auc:.3f}")
+    roc.plot([0, 1], [0, 1], color="grey", ls=":", label="indistinguishable")
+    roc.set_xlabel("synthetic rows called MC (false-positive rate)")
+    roc.set_ylabel("MC rows called MC (true-positive rate)")
+    roc.legend(fontsize=8)
+    c2st = v.model.c2st
+    scores.hist(c2st.scores_reference, SCORE_EDGES, histtype="stepfilled", alpha=0.3, color=MC_COLOUR, label="MC")
+    scores.hist(c2st.scores_synthetic, SCORE_EDGES, histtype="step", color=MODEL_COLOUR, label="synthetic")
+    scores.set_xlabel("BDT score (probability of MC), test half")
+    scores.set_ylabel("rows")
+    scores.legend(fontsize=8)
+    return figure
+
+
+def _importance_figure(v: Validation) -> Figure:
+    names = v.features
+    y = np.arange(len(names))
+    figure = _figure(9, 1.2 + 0.3 * len(names))
+    gain, auc = figure.subplots(1, 2, sharey=True)
+    gain.barh(y, [v.model.c2st.feature_importance[f] for f in names], color=MODEL_COLOUR)
+    gain.set_yticks(y, names, fontsize=8)
+    gain.invert_yaxis()
+    gain.set_xlabel("share of the BDT's split gain")
+    for offset, comparison, label, colour in ((-0.2, v.model, "model", MODEL_COLOUR),
+                                             (0.2, v.baseline, "copula", COPULA_COLOUR)):
+        auc.barh(y + offset, [comparison.c2st.per_feature_auc[f] - 0.5 for f in names], height=0.4,
+                 color=colour, label=label)
+    auc.axvline(0, color="grey", lw=0.8)
+    auc.set_xlabel("one-feature classifier AUC − 0.5")
+    auc.legend(fontsize=8)
+    return figure
+
+
+def write_report(validation: Validation, path, *, title: str, provenance: dict,
+                 pair_features: Sequence[str] | None = None) -> Path:
+    """Write the validation as one standalone HTML file (atomically).
+
+    Parameters
+    ----------
+    validation : Validation
+        From :func:`recogan_app.validation.validate`.
+    path : str or Path
+        The ``.html`` file to write.
+    title : str
+        Page title and heading.
+    provenance : dict
+        What was compared and how (files, run, seed, version…), shown as a table.
+    pair_features : sequence of str, optional
+        At most :data:`MAX_PAIR_FEATURES` features for the pairwise grid; by default
+        :func:`default_pair_features`.
+
+    Returns
+    -------
+    Path
+        The written file.
+
+    Raises
+    ------
+    InputError
+        Unknown pair features, or more than :data:`MAX_PAIR_FEATURES` of them.
+    """
+    v = validation
+    features = list(pair_features) if pair_features else default_pair_features(v)
+    if not 2 <= len(features) <= MAX_PAIR_FEATURES:
+        raise InputError(f"the pairwise grid takes 2 to {MAX_PAIR_FEATURES} features, got {len(features)}")
+    for name in features:
+        if name not in v.features:
+            raise InputError("is not a validated feature", column=name, hint=closest(name, v.features))
+    histograms = "".join(_img(_histogram_figure(name, v), f"histogram of {name}") for name in v.features)
+    body = {
+        "summary": _summary(v),
+        "features": _features(v),
+        "histograms": f"""<p class="note">Synthetic counts scaled to the MC's area; error bars are each sample's
+Poisson errors; entries beyond the edges are counted in the first and last bins.</p>
+<div class="grid">{histograms}</div>""",
+        "correlations": _correlations(v),
+        "pairs": f"""<p class="note">Hexbin densities (log colour scale) of {len(v.reference_sample):,} random rows
+of each sample; axes span the MC's central 99 %.</p>{_img(_pairs_figure(v, features), "pairwise distributions")}""",
+        "classifier": f"""<p class="note">An xgboost BDT trained on half of a balanced MC-vs-synthetic sample and
+scored on the other half; the copula baseline is tested alike.</p>{_img(_classifier_figure(v), "ROC and scores")}""",
+        "importance": f"""<p class="note">Left: the BDT's gain importances. Right: the AUC of a classifier that
+sees one feature only (0 = that feature alone gives nothing away).</p>{_img(_importance_figure(v), "importances")}""",
+        "provenance": _table(["item", "value"], [[_e(key), _e(value)] for key, value in provenance.items()]),
+    }
+    sections = "".join(f'<section id="{key}"><h2>{heading}</h2>{body[key]}</section>' for key, heading in SECTIONS.items())
+    page = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{_e(title)}</title>'
+            f"<style>{CSS}</style></head><body><h1>{_e(title)}</h1>{sections}</body></html>")
+    path = Path(path)
+    write_atomic(path, lambda tmp: Path(tmp).write_text(page, encoding="utf-8"))
+    return path

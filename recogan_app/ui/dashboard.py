@@ -1,0 +1,75 @@
+"""The whole dashboard: one session state, one view per tab, one notice line above them."""
+
+from __future__ import annotations
+
+import panel as pn
+import param
+from panel.viewable import Viewer
+
+from recogan_app.data.sources import EMBEDDED
+from recogan_app.ui.data import DataView
+from recogan_app.ui.export import ExportView
+from recogan_app.ui.preprocessing import PreprocessingView
+from recogan_app.ui.state import Session
+from recogan_app.ui.training import TrainingView
+from recogan_app.ui.validation import ValidationView
+
+TABS = {"Data": DataView, "Preprocessing": PreprocessingView, "Training": TrainingView,
+        "Validation": ValidationView, "Export": ExportView}
+
+
+class Dashboard(Viewer):
+    """Load MC, tune preprocessing and λ, train with live plots, validate and export.
+
+    The same object works served (``recogan serve``) and inline in a notebook, where it renders
+    when it is the value of a cell and hands its results to the next cells.
+
+    Parameters
+    ----------
+    data : str or path, optional
+        MC to load at once (an embedded toy name or a file, which is trusted: the caller chose it).
+    data_root : path, optional
+        Files under it can be picked in the page; nothing else is read.
+    workdir : path, optional
+        Where runs, uploads, reports and exports go (default: a fresh temporary folder).
+
+    Example
+    -------
+    >>> dash = Dashboard("toy-xic")          # doctest: +SKIP
+    >>> dash                                 # renders inline  # doctest: +SKIP
+    >>> dash.run.generate(1000)              # after training  # doctest: +SKIP
+    """
+
+    state = param.ClassSelector(class_=Session, doc="Everything this dashboard has loaded, chosen and trained.")
+
+    def __init__(self, data=None, *, data_root=None, workdir=None, **params):
+        params.setdefault("state", Session(data_root=data_root, workdir=workdir))
+        super().__init__(**params)
+        state = self.state
+        self.views = {name: view(state=state) for name, view in TABS.items()}
+        if data is not None:
+            state.source = str(data) if str(data) in EMBEDDED else state.trust(data)
+            self._load_first()
+        self.tabs = pn.Tabs(*self.views.items(), dynamic=False, sizing_mode="stretch_width")
+        self.layout = pn.Column(
+            pn.pane.Alert(state.param.notice, alert_type=state.param.notice_level,
+                          visible=state.param.notice.rx.pipe(bool), css_classes=["recogan-notice"],
+                          sizing_mode="stretch_width"),
+            self.tabs, sizing_mode="stretch_width")
+
+    def _load_first(self) -> None:
+        """Served, load after the page shows (with a spinner); in a notebook, before the cell
+        returns, so that the next cell can use the data."""
+        if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+            pn.state.onload(self.views["Data"].load)
+        else:
+            with self.state.reporting():
+                self.state.load()
+
+    @property
+    def run(self):
+        """The last trained :class:`~recogan_app.run.Run` (None before training ends)."""
+        return self.state.run
+
+    def __panel__(self):
+        return self.layout

@@ -1,0 +1,74 @@
+"""The Data tab: choose the MC (embedded toy, a file under the data root, an upload), see its
+features and pick the ones to model."""
+
+from __future__ import annotations
+
+import asyncio
+
+import holoviews as hv
+import panel as pn
+import param
+from panel.viewable import Viewer
+
+from recogan_app.data.sources import FORMATS
+from recogan_app.ui.plots import density_histogram
+from recogan_app.ui.state import Session
+
+
+class DataView(Viewer):
+    """Source, tree and upload selectors, a per-feature summary with small histograms, and the
+    feature choice. Loading runs in a worker thread: a large file does not freeze the page."""
+
+    state = param.ClassSelector(class_=Session)
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        state = self.state
+        self.source = pn.widgets.Select.from_param(state.param.source, name="MC source", sizing_mode="stretch_width")
+        self.tree = pn.widgets.Select.from_param(state.param.tree, name="Tree / key",
+                                                 visible=state.param.tree.rx().rx.pipe(bool))
+        self.upload = pn.widgets.FileInput(accept=",".join(FORMATS), multiple=False)
+        self.upload.param.watch(self._upload, "value")
+        self.load_button = pn.widgets.Button(label="Load", button_type="primary", css_classes=["recogan-load"])
+        self.load_button.on_click(self.load)
+        self.features = pn.widgets.MultiChoice.from_param(state.param.features, name="Features to model",
+                                                          sizing_mode="stretch_width")
+        self.max_rows = pn.widgets.IntInput.from_param(state.param.max_rows, name="Rows to train on (0: all)",
+                                                       step=1000)
+        self.drop_invalid = pn.widgets.Checkbox.from_param(state.param.drop_invalid, name="Drop rows with NaN/inf")
+        self.layout = pn.Row(
+            pn.Column("### MC sample", self.source, self.tree, pn.pane.Markdown("or upload a file:"), self.upload,
+                      self.drop_invalid, self.load_button, self.max_rows, width=340),
+            pn.Column(self.features, pn.pane.DataFrame(state.param.summary, float_format="{:.5g}".format,
+                                                       css_classes=["recogan-summary"]),
+                      pn.panel(self.histograms, sizing_mode="stretch_width"), sizing_mode="stretch_width"),
+            sizing_mode="stretch_width",
+        )
+
+    async def load(self, *_):
+        """Read the chosen source in a thread, then use it on the UI thread."""
+        self.layout.loading = True
+        try:
+            with self.state.reporting():
+                self.state.use(await asyncio.to_thread(self.state.read))
+        finally:
+            self.layout.loading = False
+
+    async def _upload(self, event):
+        if event.new is None:
+            return
+        with self.state.reporting():
+            self.state.upload(self.upload.filename, event.new)
+            await self.load()
+
+    @param.depends("state.sample", "state.features")
+    def histograms(self):
+        """Small normalised histograms of the chosen features."""
+        if self.state.sample is None or not self.state.features:
+            return hv.Layout([hv.Histogram([])]).opts(title="no data loaded")
+        plots = [density_histogram(self.state.histogram_values(f), label=f).opts(width=230, height=150, toolbar=None)
+                 for f in self.state.features]
+        return hv.Layout(plots).cols(4).opts(shared_axes=False)
+
+    def __panel__(self):
+        return self.layout

@@ -1,0 +1,409 @@
+"""The state of one dashboard session: what is loaded, chosen, training and trained.
+
+:class:`Session` is a plain :class:`param.Parameterized` without Panel: every view reads it and
+calls its methods; only :meth:`Session.poll` (called on the UI's own thread) turns the training
+worker's queued events into parameter changes, so views never race the worker. A notebook can
+drive the same object without any view.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import tempfile
+import time
+from contextlib import contextmanager
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import param
+
+from recogan_app.config import TabularConfig
+from recogan_app.data.sources import EMBEDDED, FORMATS, MCSample, list_keys, load_mc
+from recogan_app.errors import ExportRefused, InputError
+from recogan_app.export import export
+from recogan_app.report import write_report
+from recogan_app.preprocessing import TRANSFORMS, parse_spec, suggest_transform
+from recogan_app.run import Run
+from recogan_app.training.background import BackgroundTraining
+from recogan_app.training.device import describe_device, resolve_device
+from recogan_app.training.events import FitResult, Message, Snapshot, StatusChange, StepEnd
+from recogan_app.training.tabular import split_mc, train_tabular
+from recogan_app.validation import Validation, training_split, validate
+
+__all__ = ["ACTIVE", "SPECS", "Session", "files_under", "inside"]
+
+SPECS = ("quantile", *(f"{name}+quantile" for name in TRANSFORMS if name not in ("quantile", "identity", "standardise")),
+         "standardise", "identity")
+"""The transform specs offered per feature (the suggestion is always among them)."""
+ACTIVE = ("running", "pausing", "paused", "stopping")
+"""Statuses in which a training thread exists."""
+EMBEDDED_LABELS = {"Ξc+ toy, 8 features (embedded)": "toy-xic", "Ξc+ toy, 12 features (embedded)": "toy-xic-12"}
+PREVIEW_ROWS = 20_000
+"""Rows used for histograms and transform previews: enough for the shape, fast to redraw."""
+MAX_LISTED_FILES = 1000
+
+
+def inside(root: Path, name: str | Path) -> Path:
+    """``root / name`` resolved, refusing anything (``..``, absolute paths, symlinks) that leaves ``root``.
+
+    The served dashboard may only read what its operator put under ``--data-root``.
+    """
+    root = Path(root).resolve()
+    path = (root / name).resolve()
+    if not path.is_relative_to(root):
+        raise InputError("is outside the data root", path=name, hint=f"files are read only under {root}")
+    return path
+
+
+def files_under(root: Path) -> list[str]:
+    """Readable MC files below ``root`` (paths relative to it, hidden folders skipped), sorted."""
+    root = Path(root)
+    found = (p.relative_to(root) for p in root.rglob("*") if p.suffix.lower() in FORMATS and p.is_file())
+    visible = (p for p in found if not any(part.startswith(".") for part in p.parts))
+    return sorted(str(p) for p in visible)[:MAX_LISTED_FILES]
+
+
+@functools.lru_cache(maxsize=4)
+def _load_cached(source: str, tree: str | None, drop_invalid: bool, stamp: tuple) -> MCSample:
+    """``load_mc`` shared between sessions; ``stamp`` (mtime, size) makes a changed file reload.
+
+    The frames are only ever read, so sessions can share them; the embedded toy takes seconds to
+    simulate and every session starts on it.
+    """
+    return load_mc(source, tree=tree, drop_invalid=drop_invalid)
+
+
+class Session(param.Parameterized):
+    """One user's data, settings, training job and trained run.
+
+    Parameters
+    ----------
+    data_root : pathlib.Path, optional
+        Files under it can be chosen; nothing outside it is read (except ``trusted`` files).
+    workdir : pathlib.Path, optional
+        Where runs, uploads, reports and exports are written; a fresh temporary folder by default.
+
+    Example
+    -------
+    >>> s = Session()                                       # doctest: +SKIP
+    >>> s.load("toy-xic"); s.max_rows = 5000; s.start()     # doctest: +SKIP
+    >>> s.wait().run.generate(10)                           # doctest: +SKIP
+    """
+
+    # -- data ----------------------------------------------------------------------------------
+    data_root = param.Path(default=None, allow_None=True, search_paths=[], check_exists=False, constant=True,
+                           doc="Folder whose files may be read; None: only embedded, trusted and uploaded data.")
+    workdir = param.Path(default=None, allow_None=True, check_exists=False, constant=True,
+                         doc="Folder for runs, uploads, reports and exports.")
+    source = param.Selector(default="toy-xic", objects=EMBEDDED_LABELS, check_on_set=False,
+                            doc="The MC to load: an embedded toy or a file.")
+    tree = param.Selector(default=None, objects=[None], allow_None=True, check_on_set=False,
+                          doc="ROOT tree / HDF5 key / npz array, when the file holds several.")
+    drop_invalid = param.Boolean(default=True, doc="Drop rows with NaN/inf instead of refusing the file.")
+    sample = param.ClassSelector(class_=MCSample, default=None, allow_None=True, doc="The loaded MC.")
+    summary = param.DataFrame(default=None, allow_None=True, doc="Per feature: dtype, range, invalid values.")
+    features = param.ListSelector(default=[], objects=[], doc="Columns to model, in order.")
+    max_rows = param.Integer(default=0, bounds=(0, None),
+                             doc="Train on a random subset of this many rows (0: all) for quick looks.")
+
+    # -- preprocessing -------------------------------------------------------------------------
+    suggested = param.Dict(default={}, doc="Suggested transform spec per feature.")
+    transforms = param.Dict(default={}, doc="Chosen transform spec per feature.")
+    preview_feature = param.Selector(default=None, objects=[], allow_None=True, check_on_set=False,
+                                     doc="Feature whose transform is previewed.")
+
+    # -- training ------------------------------------------------------------------------------
+    config = param.ClassSelector(class_=TabularConfig, doc="Settings of the next training.")
+    device_label = param.String(default="", doc="The device the next training would use.")
+    status = param.Selector(default="idle", objects=["idle", *ACTIVE, "finished", "failed"])
+    detached = param.Boolean(default=False, doc="Keep training when the page is closed.")
+    progress = param.Number(default=0.0, bounds=(0, 1), doc="Share of the epoch or time budget used.")
+    eta_s = param.Number(default=None, allow_None=True, doc="Seconds of training left, estimated.")
+    snapshot = param.ClassSelector(class_=Snapshot, default=None, allow_None=True,
+                                   doc="The latest per-epoch validation snapshot.")
+    losses = param.List(default=[], doc="Step-loss rows ({'step', 'epoch', term: value}) of the last poll.")
+    log = param.List(default=[], doc="Messages from the training, oldest first.")
+    result = param.ClassSelector(class_=FitResult, default=None, allow_None=True, doc="How the last fit ended.")
+    run = param.ClassSelector(class_=Run, default=None, allow_None=True, doc="The last trained run.")
+
+    # -- results and notices -------------------------------------------------------------------
+    validation = param.ClassSelector(class_=Validation, default=None, allow_None=True,
+                                     doc="The last validation of the run.")
+    exported = param.Path(default=None, allow_None=True, check_exists=False, doc="The last exported file.")
+    notice = param.String(default="", doc="One line for the user; empty when there is nothing to say.")
+    notice_level = param.Selector(default="info", objects=["info", "success", "warning", "danger"])
+
+    def __init__(self, **params):
+        params.setdefault("config", TabularConfig())
+        params.setdefault("workdir", Path(tempfile.mkdtemp(prefix="recogan-")))
+        super().__init__(**params)
+        self._trusted: set[str] = set()
+        self.job: BackgroundTraining | None = None
+        self.job_config: TabularConfig | None = None
+        self._trained_on: MCSample | None = None
+        self.refresh_sources()
+        self._list_trees()
+        self.config.param.watch(self._describe_device, "device")
+        self._describe_device()
+
+    # -- notices -------------------------------------------------------------------------------
+    def tell(self, text: str, level: str = "info") -> None:
+        self.param.update(notice=text, notice_level=level)
+
+    @contextmanager
+    def reporting(self):
+        """Turn an :class:`InputError` (or a refused export) raised in the block into a notice.
+
+        A page shows the one-line message instead of a traceback; the block's remaining work is
+        skipped, so a failed action changes nothing else.
+        """
+        try:
+            yield
+        except InputError as exc:
+            self.tell(str(exc), "danger")
+        except ExportRefused as exc:
+            self.tell(f"export refused: {exc}", "warning")
+
+    # -- data ----------------------------------------------------------------------------------
+    def refresh_sources(self) -> None:
+        """List the embedded toys, trusted files and files under the data root as choices."""
+        options = dict(EMBEDDED_LABELS)
+        options.update({f"{Path(p).name} ({Path(p).parent})": p for p in sorted(self._trusted)})
+        if self.data_root is not None:
+            options.update({name: name for name in files_under(Path(self.data_root))})
+        self.param.source.objects = options
+
+    def trust(self, path) -> str:
+        """Allow reading ``path`` (the operator's ``--data`` file, an upload) and offer it."""
+        path = str(Path(path).resolve())
+        self._trusted.add(path)
+        self.refresh_sources()
+        return path
+
+    def upload(self, filename: str, content: bytes) -> str:
+        """Write an uploaded file to the work folder, offer it and select it."""
+        name = Path(filename or "").name
+        if Path(name).suffix.lower() not in FORMATS:
+            raise InputError(f"has an unsupported extension '{Path(name).suffix}'", path=name or "upload",
+                             hint=f"supported: {', '.join(FORMATS)}")
+        folder = Path(self.workdir) / "uploads"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(content)
+        self.source = self.trust(folder / name)
+        return self.source
+
+    def locate(self, source: str) -> str:
+        """What :func:`load_mc` reads for ``source``: the embedded name, a trusted file or a file
+        under the data root; anything else is refused."""
+        if source in EMBEDDED or str(source) in self._trusted:
+            return str(source)
+        if self.data_root is None:
+            raise InputError("cannot be read: this dashboard reads no files", path=source,
+                             hint="start it with --data-root DIR, or upload the file")
+        return str(inside(Path(self.data_root), source))
+
+    @param.depends("source", watch=True)
+    def _list_trees(self) -> None:
+        keys = []
+        with self.reporting():
+            keys = list_keys(self.locate(self.source))
+        self.param.tree.objects = [None] if len(keys) < 2 else keys
+        self.tree = None if len(keys) < 2 else keys[0]
+
+    def read(self) -> MCSample:
+        """Load and check the chosen MC (the slow part of :meth:`load`: safe in a worker thread)."""
+        path = self.locate(self.source)
+        stat = None if path in EMBEDDED else Path(path).stat()
+        stamp = (stat.st_mtime_ns, stat.st_size) if stat else ()
+        return _load_cached(path, self.tree, self.drop_invalid, stamp)
+
+    def use(self, sample: MCSample) -> None:
+        """Make ``sample`` the session's MC: every numeric column chosen, transforms suggested."""
+        frame = sample.frame
+        suggested = {name: suggest_transform(name, frame[name].to_numpy()) for name in frame.columns}
+        summary = pd.DataFrame({
+            "dtype": frame.dtypes.astype(str),
+            "min": frame.min(), "max": frame.max(),
+            "invalid": pd.Series(sample.invalid_counts, index=frame.columns, dtype=float).fillna(0).astype(int),
+        }).rename_axis("feature")
+        columns = list(frame.columns)
+        self.param.features.objects = columns
+        self.param.preview_feature.objects = columns
+        self.param.update(sample=sample, summary=summary, features=columns, suggested=suggested,
+                          transforms=dict(suggested), preview_feature=columns[0])
+        dropped = f"; dropped {sample.n_dropped:,} rows with NaN/inf" if sample.n_dropped else ""
+        self.tell(f"loaded {len(frame):,} rows × {len(columns)} features from {sample.source}{dropped}",
+                  "warning" if sample.n_dropped else "success")
+
+    def load(self, source: str | None = None) -> MCSample:
+        """Choose ``source`` (default: the current choice), :meth:`read` it and :meth:`use` it."""
+        if source is not None:
+            self.source = source
+        sample = self.read()
+        self.use(sample)
+        return sample
+
+    def histogram_values(self, feature: str) -> np.ndarray:
+        """A fixed random subset of one column, for quick histograms."""
+        column = self.sample.frame[feature]
+        if len(column) > PREVIEW_ROWS:
+            column = column.sample(n=PREVIEW_ROWS, random_state=0)
+        return column.to_numpy(dtype=np.float64)
+
+    # -- preprocessing -------------------------------------------------------------------------
+    def choose_transform(self, feature: str, spec: str) -> None:
+        self.transforms = {**self.transforms, feature: spec}
+        self.preview_feature = feature
+
+    def preview(self, feature: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(raw, transformed) values of a feature under its chosen spec, fitted on the subset."""
+        feature = feature or self.preview_feature
+        raw = self.histogram_values(feature)
+        return raw, parse_spec(self.transforms[feature], column=feature).fit_transform(raw)
+
+    # -- training ------------------------------------------------------------------------------
+    def _describe_device(self, *_) -> None:
+        self.device_label = "unavailable"
+        with self.reporting():
+            self.device_label = describe_device(resolve_device(self.config.device))
+
+    def training_sample(self) -> MCSample:
+        """The loaded MC restricted to the chosen features and, if asked, a seeded row subset."""
+        if self.sample is None:
+            raise InputError("no MC loaded", hint="load one on the Data tab")
+        if not self.features:
+            raise InputError("no features chosen", hint="choose some on the Data tab")
+        frame = self.sample.frame[self.features]
+        if 0 < self.max_rows < len(frame):
+            frame = frame.sample(n=self.max_rows, random_state=self.config.seed).reset_index(drop=True)
+        return dataclasses.replace(self.sample, frame=frame)
+
+    def start(self) -> Path:
+        """Start a training of the chosen features with the current settings; returns its run folder."""
+        if self.status in ACTIVE:
+            raise InputError("a training is running already", hint="stop it first")
+        sample = self._trained_on = self.training_sample()
+        self.job_config = self.config.updated(
+            features=list(self.features), transforms={f: self.transforms[f] for f in self.features})
+        out = Path(self.workdir) / "runs" / time.strftime("run-%Y%m%d-%H%M%S")
+        self.job = BackgroundTraining(partial(train_tabular, sample, self.job_config, out, overwrite=True))
+        self.param.update(status="running", progress=0.0, eta_s=None, snapshot=None, log=[], result=None,
+                          run=None, validation=None, exported=None)
+        self.tell(f"training {len(sample.frame):,} rows × {len(self.features)} features on {self.device_label}")
+        self.job.start()
+        return out
+
+    def pause(self) -> None:
+        if self.status == "running":
+            self.job.pause()
+            self.status = "pausing"
+
+    def resume(self) -> None:
+        if self.status in ("pausing", "paused"):
+            self.job.resume()
+            self.status = "running"
+
+    def stop(self) -> None:
+        if self.status in ACTIVE:
+            self.job.stop()
+            self.status = "stopping"
+
+    def close(self) -> None:
+        """The page went away: stop the training unless it was detached."""
+        if not self.detached:
+            self.stop()
+
+    @property
+    def polling(self) -> bool:
+        """Whether :meth:`poll` still has something to collect."""
+        job = self.job
+        return job is not None and (job.running or not job.events.empty() or (job.result is not None and self.run is None))
+
+    def poll(self) -> list:
+        """Apply the worker's queued events to the parameters (call on the UI thread); returns them."""
+        if self.job is None:
+            return []
+        events = self.job.drain()
+        losses = []
+        for event in events:
+            if isinstance(event, StepEnd):
+                losses.append({"step": event.step, "epoch": event.epoch, **event.losses})
+            elif isinstance(event, Snapshot):
+                self._progress(event.epoch + 1, event.elapsed_s)
+                self.snapshot = event
+            elif isinstance(event, Message):
+                self.log = [*self.log, event]
+                if event.level != "info":
+                    self.tell(event.text, "danger" if event.level == "error" else "warning")
+            elif isinstance(event, StatusChange):
+                self.status = "stopping" if self.status == "stopping" and event.status == "running" else event.status
+            elif isinstance(event, FitResult):
+                self.result = event
+        if losses:
+            self.losses = losses
+        if not self.job.running and self.job.result is not None and self.run is None:
+            self.param.update(run=self.job.result, progress=1.0, eta_s=0.0)
+            self.tell(f"run saved to {self.run.path}: {self.result.reason} after {self.result.epochs} epochs, "
+                      f"best epoch {self.result.best_epoch}", "success")
+        return events
+
+    def _progress(self, epochs: int, elapsed_s: float) -> None:
+        """Progress by epochs or by the time limit, whichever is further; ETA by proportion."""
+        done = epochs / self.job_config.max_epochs
+        if self.job_config.time_limit:
+            done = max(done, elapsed_s / self.job_config.time_limit)
+        done = min(done, 1.0)
+        self.param.update(progress=done, eta_s=elapsed_s * (1 - done) / done if done else None)
+
+    def wait(self, timeout: float | None = None) -> Session:
+        """Block until the training ends, applying its events (for notebooks and scripts)."""
+        if self.job is not None:
+            self.job.join(timeout)
+            self.poll()
+        return self
+
+    # -- validation and export (slow: safe in a worker thread, they set no parameter) ---------------
+    def _need_run(self) -> Run:
+        if self.run is None:
+            raise InputError("no trained run yet", hint="train one on the Training tab")
+        return self.run
+
+    def validate(self, rows: int = 0) -> Validation:
+        """The full validation of the run: its held-out MC against ``rows`` generated rows (0: as
+        many as the held-out MC), with the copula baseline fitted on the run's training split."""
+        run = self._need_run()
+        config = run.config
+        if self._trained_on is not None and self.job is not None and self.job.result is run:
+            train = split_mc(self._trained_on.frame, config.validation_fraction, config.seed)[0]
+        else:
+            train = training_split(run)[0]
+        reference = run.heldout()
+        synthetic = run.generate(rows or len(reference), seed=config.seed + 1)
+        return validate(reference, synthetic, baseline_train=train, seed=config.seed)
+
+    def save_report(self, validation: Validation) -> Path:
+        """Write ``validation`` of the run as a standalone HTML report in ``workdir/reports``."""
+        run = self._need_run()
+        data = run.info["data"]
+        provenance = {"run": run.path, "training data": data["source"], "features": ", ".join(data["features"]),
+                      "MC rows (train / monitor / test)": f"{data['n_train']:,} / {data['n_monitor']:,} / "
+                                                          f"{data['n_test']:,}",
+                      "device": run.info["device"], "seed": run.config.seed,
+                      "recogan version": run.info["recogan_version"]}
+        path = Path(self.workdir) / "reports" / f"{run.path.name}-validation.html"
+        return write_report(validation, path, title=f"Validation of {run.path.name}", provenance=provenance)
+
+    def export(self, rows: int, suffix: str = ".parquet", *, require: str = "good", force: bool = False,
+               progress=None) -> Path:
+        """Validate and export ``rows`` synthetic rows to ``workdir/exports``; returns the file.
+
+        See :func:`recogan_app.export.export` (gate, provenance, atomic write); ``progress``
+        receives the rows of each written chunk.
+        """
+        run = self._need_run()
+        out = Path(self.workdir) / "exports" / f"{run.path.name}-{rows}{suffix}"
+        export(run, out, rows, require=require, force=force, overwrite=True, progress=progress)
+        return out

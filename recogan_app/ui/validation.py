@@ -1,0 +1,126 @@
+"""The Validation tab: the full validation of the trained run on demand, and its HTML report."""
+
+from __future__ import annotations
+
+import asyncio
+
+import holoviews as hv
+import numpy as np
+import panel as pn
+import param
+from panel.viewable import Viewer
+
+from recogan_app.ui import plots  # noqa: F401  (the bokeh backend for .opts)
+from recogan_app.ui.state import Session
+from recogan_app.validation import SCORE_EDGES, Validation
+
+TABLE_COLUMNS = ["ks", "ks_lo", "ks_hi", "ks_floor", "wasserstein", "ws_floor", "chi2_ndf", "baseline_ks", "label"]
+"""The per-feature columns shown; the report and ``Validation.table`` hold the rest."""
+
+
+def roc_plot(validation: Validation) -> hv.Overlay:
+    """ROC curves of the classifier two-sample test, model and copula baseline (diagonal: no separation)."""
+    curves = [hv.Curve(tuple(comparison.c2st.roc), "false positive rate", "true positive rate",
+                       label=f"{name} (AUC {comparison.c2st.auc:.3f})")
+              for name, comparison in (("model", validation.model), ("copula", validation.baseline))]
+    diagonal = hv.Curve([(0, 0), (1, 1)], "false positive rate", "true positive rate").opts(
+        color="grey", line_dash="dashed")
+    return hv.Overlay([diagonal, *curves]).opts(title="Classifier two-sample test: ROC", responsive=True,
+                                                min_height=300, legend_position="bottom_right")
+
+
+def score_plot(validation: Validation) -> hv.Overlay:
+    """BDT score distributions of MC and generated test rows: identical when the BDT cannot tell."""
+    c2st = validation.model.c2st
+    hists = [hv.Histogram(np.histogram(scores, SCORE_EDGES), "BDT score (probability of MC)", label=label).opts(
+        fill_alpha=0.4, fill_color=color, line_alpha=0)
+        for label, scores, color in (("MC", c2st.scores_reference, "grey"), ("generated", c2st.scores_synthetic,
+                                                                               "crimson"))]
+    return hv.Overlay(hists).opts(title="BDT scores", responsive=True, min_height=300)
+
+
+def pair_plot(validation: Validation, x: str, y: str) -> hv.Overlay:
+    """MC and generated rows in the plane of two features (a few thousand random rows of each)."""
+    return (hv.Points(validation.reference_sample, [x, y], label="MC").opts(color="grey", alpha=0.3, size=3)
+            * hv.Points(validation.synthetic_sample, [x, y], label="generated").opts(color="crimson", alpha=0.3,
+                                                                                     size=3)).opts(
+        title=f"{y} vs {x}", responsive=True, min_height=360)
+
+
+class ValidationView(Viewer):
+    """Runs :meth:`Session.validate` in a worker thread and shows its tables and plots."""
+
+    state = param.ClassSelector(class_=Session)
+    rows = param.Integer(default=0, bounds=(0, None), doc="Generated rows to validate (0: as many as held-out MC).")
+    x = param.Selector(default=None, objects=[], allow_None=True, doc="Horizontal feature of the pair plot.")
+    y = param.Selector(default=None, objects=[], allow_None=True, doc="Vertical feature of the pair plot.")
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self.validate_button = pn.widgets.Button(label="Validate", button_type="primary",
+                                                 css_classes=["recogan-validate"])
+        self.validate_button.on_click(self.run_validation)
+        self.report_button = pn.widgets.Button(label="Save HTML report", css_classes=["recogan-report"])
+        self.report_button.on_click(self.save_report)
+        self.report = pn.widgets.FileDownload(label="Download report", visible=False)
+        self.layout = pn.Column(
+            pn.Row(pn.widgets.IntInput.from_param(self.param.rows, name="Generated rows (0: as many as the held-out "
+                                                                      "MC)", width=300),
+                   self.validate_button, self.report_button, self.report),
+            pn.panel(self.results, sizing_mode="stretch_width"),
+            pn.Row(pn.widgets.Select.from_param(self.param.x, name="x"), pn.widgets.Select.from_param(self.param.y, name="y"),
+                   visible=self.state.param.validation.rx.is_not(None)),
+            pn.panel(self.pairs, sizing_mode="stretch_width"), sizing_mode="stretch_width")
+        self.state.param.watch(self._on_validation, "validation")
+        self.state.param.watch(lambda _: self._enable(), "run")
+        self._enable()
+
+    def _enable(self) -> None:
+        self.validate_button.disabled = self.state.run is None
+        self.report_button.disabled = self.state.validation is None
+
+    async def run_validation(self, *_):
+        """Validate in a thread (the classifier test takes seconds to minutes), show it here."""
+        self.layout.loading = True
+        try:
+            with self.state.reporting():
+                self.state.validation = await asyncio.to_thread(self.state.validate, self.rows)
+        finally:
+            self.layout.loading = False
+
+    async def save_report(self, *_):
+        with self.state.reporting():
+            path = await asyncio.to_thread(self.state.save_report, self.state.validation)
+            self.report.param.update(file=str(path), filename=path.name, visible=True)
+            self.state.tell(f"report saved to {path}", "success")
+
+    def _on_validation(self, event) -> None:
+        features = event.new.features if event.new is not None else []
+        self.param.x.objects = self.param.y.objects = features
+        self.param.update(x=features[0] if features else None, y=features[1 % len(features)] if features else None)
+        self._enable()
+
+    @param.depends("state.validation")
+    def results(self):
+        """Summary, per-feature table, ROC and BDT scores of the last validation."""
+        validation = self.state.validation
+        if validation is None:
+            return pn.pane.Markdown("Train a run, then press **Validate**: KS/WS beside the MC noise floor, "
+                                    "a classifier two-sample test and a Gaussian-copula baseline.")
+        return pn.Column(
+            pn.pane.Markdown(f"```\n{validation.summary()}\n```", sizing_mode="stretch_width"),
+            pn.pane.DataFrame(validation.table[TABLE_COLUMNS], float_format="{:.4g}".format,
+                              css_classes=["recogan-validation-table"]),
+            pn.Row(pn.pane.HoloViews(roc_plot(validation), sizing_mode="stretch_width"),
+                   pn.pane.HoloViews(score_plot(validation), sizing_mode="stretch_width"), sizing_mode="stretch_width"),
+            sizing_mode="stretch_width")
+
+    @param.depends("state.validation", "x", "y")
+    def pairs(self):
+        """The pair plot of the chosen features, once validated."""
+        if self.state.validation is None or self.x is None:
+            return pn.Spacer()
+        return pn.pane.HoloViews(pair_plot(self.state.validation, self.x, self.y), sizing_mode="stretch_width")
+
+    def __panel__(self):
+        return self.layout
