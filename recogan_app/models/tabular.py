@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn.utils.fusion import fuse_linear_bn_eval
 
 from recogan_app import losses
 from recogan_app.losses import MarginalTargets
@@ -42,6 +43,23 @@ class Generator(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z)
+
+    def fused(self) -> nn.Sequential:
+        """An inference copy with each batch norm folded into the linear layer before it.
+
+        In eval mode batch norm is an affine map, so folding it changes no output and saves a
+        pass over every hidden layer: generation is matmul-bound.
+        """
+        if self.training:
+            raise RuntimeError("fuse an eval-mode generator (call .eval() first)")
+        layers, modules = [], list(self.net)
+        for i, module in enumerate(modules):
+            if isinstance(module, nn.BatchNorm1d):
+                continue
+            if isinstance(module, nn.Linear) and i + 1 < len(modules) and isinstance(modules[i + 1], nn.BatchNorm1d):
+                module = fuse_linear_bn_eval(module, modules[i + 1])
+            layers.append(module)
+        return nn.Sequential(*layers).eval()
 
     def sample_noise(self, n: int, *, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
         device = device or next(self.parameters()).device
@@ -127,9 +145,9 @@ class TabularGAN(nn.Module):
         was_training = self.generator.training
         self.generator.eval()
         try:
+            network = self.generator.fused()
             device = next(self.generator.parameters()).device
-            parts = [self.generator(self.generator.sample_noise(min(chunk_rows, n - start),
-                                                                generator=generator, device=device))
+            parts = [network(self.generator.sample_noise(min(chunk_rows, n - start), generator=generator, device=device))
                      for start in range(0, n, chunk_rows)]
         finally:
             self.generator.train(was_training)
