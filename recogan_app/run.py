@@ -20,6 +20,7 @@ that looks complete. Nothing here executes code from the files it reads.
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -97,13 +98,22 @@ class Run:
 
     def iter_generate(self, n: int, *, seed: int | None = None, chunk_rows: int = 500_000) -> Iterator[pd.DataFrame]:
         """Synthetic rows in chunks of at most ``chunk_rows``, in physical units with the MC's
-        column names and dtypes; memory bounded whatever ``n``."""
+        column names and dtypes; memory bounded whatever ``n``.
+
+        The network samples the next chunk in a worker thread while this one is mapped back to
+        physical units and consumed (torch releases the GIL), so generation and writing overlap.
+        """
         device = next(self.module.parameters()).device
         noise = torch.Generator(device=device)
         noise.manual_seed(seed if seed is not None else int(np.random.SeedSequence().generate_state(1)[0]))
-        for start in range(0, n, chunk_rows):
-            rows = min(chunk_rows, n - start)
-            yield self.pipeline.inverse_transform(self.module.sample(rows, generator=noise).cpu().numpy())
+        sizes = [min(chunk_rows, n - start) for start in range(0, n, chunk_rows)]
+        with ThreadPoolExecutor(max_workers=1) as worker:
+            pending = worker.submit(self.module.sample, sizes[0], generator=noise) if sizes else None
+            for i in range(len(sizes)):
+                raw = pending.result().cpu().numpy()
+                if i + 1 < len(sizes):
+                    pending = worker.submit(self.module.sample, sizes[i + 1], generator=noise)
+                yield self.pipeline.inverse_transform(raw)
 
     def generate(self, n: int, *, seed: int | None = None) -> pd.DataFrame:
         """``n`` synthetic rows at once (see :meth:`iter_generate` for large ``n``)."""
