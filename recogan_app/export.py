@@ -32,7 +32,6 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -68,21 +67,6 @@ def _tracked(chunks: Iterable[pd.DataFrame], progress: Progress | None) -> Itera
         yield chunk
         if progress is not None:
             progress(len(chunk))
-
-
-def _prefetched(chunks: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-    """``chunks``, the next one generated in a worker thread while the current one is written.
-
-    Generation (torch, or the GPU, then numpy's inverse transforms) and encoding/writing
-    (pyarrow, HDF5, zlib) both release the GIL, so the export takes about the longer of the two
-    rather than their sum, for one chunk more of memory. Order and values are unchanged.
-    """
-    iterator = iter(chunks)
-    with ThreadPoolExecutor(max_workers=1) as worker:
-        pending = worker.submit(next, iterator, None)
-        while (chunk := pending.result()) is not None:
-            pending = worker.submit(next, iterator, None)
-            yield chunk
 
 
 def write_parquet(path, chunks: Iterable[pd.DataFrame], provenance: dict | None = None,
@@ -354,7 +338,7 @@ def export(run: Run, out, n: int, *, reference: pd.DataFrame | MCSample | None =
         "run": {"path": str(run.path), "fit": run.info.get("fit"), "heldout_metrics": run.metrics()},
         "config": run.config.to_dict(),
     }
-    chunks = _prefetched(run.iter_generate(n, seed=seed, chunk_rows=chunk_rows))
+    chunks = run.iter_generate(n, seed=seed, chunk_rows=chunk_rows)  # sampling overlaps writing
     sidecar = provenance_path(out)
     bar = None
     if progress is True:
