@@ -22,6 +22,9 @@ EXAMPLES = """examples:
   recogan generate --run runs/xic --n 10000000 --out synthetic.parquet --seed 1
   recogan validate --reference runs/xic/heldout.parquet --run runs/xic --report report.html
   recogan export --run runs/xic --n 86000000 --out xic.root --require good --seed 1
+  recogan data toy-zdc --n 20000 --out zdc.npz           # the embedded proton-ZDC toy (seed 001)
+  recogan train --kind zdc --data zdc.npz --out runs/zdc --time-limit 600
+  recogan generate --run runs/zdc --conditions zdc.npz --out zdc-generated.npz --seed 1
 """
 
 
@@ -39,6 +42,19 @@ def _settings(pairs: list[str], flag: str) -> dict[str, str]:
     return values
 
 
+def _parsed_settings(pairs: list[str]) -> dict:
+    """``--set NAME=VALUE`` pairs with JSON values (numbers, lists…), plain text otherwise."""
+    import json
+
+    settings = {}
+    for key, text in _settings(pairs, "--set").items():
+        try:
+            settings[key] = json.loads(text)
+        except json.JSONDecodeError:
+            settings[key] = text
+    return settings
+
+
 def _check_output(path: Path, overwrite: bool, suffixes: tuple[str, ...]) -> None:
     if path.suffix.lower() not in suffixes:
         raise InputError(f"output must end with {' or '.join(suffixes)}", path=path)
@@ -47,11 +63,16 @@ def _check_output(path: Path, overwrite: bool, suffixes: tuple[str, ...]) -> Non
 
 
 def cmd_data(args) -> int:
+    if args.toy == "toy-zdc":
+        return _data_toy_zdc(args)
     from recogan_app.data import toy_xic
 
+    if args.conditions_from:
+        raise InputError("--conditions-from goes with toy-zdc")
     out = Path(args.out)
     _check_output(out, args.overwrite, (".parquet",))
-    frame = toy_xic.generate(n=args.n, seed=args.seed, n_features=args.features)
+    frame = toy_xic.generate(n=toy_xic.DEFAULT_N if args.n is None else args.n, seed=args.seed,
+                             n_features=args.features)
     from recogan_app.files import write_atomic
 
     write_atomic(out, lambda tmp: frame.to_parquet(tmp, index=False))
@@ -60,20 +81,15 @@ def cmd_data(args) -> int:
 
 
 def cmd_train(args) -> int:
-    import json
-
+    if args.kind == "zdc":
+        return _train_zdc(args)
     from recogan_app.config import TabularConfig
     from recogan_app.data.sources import load_mc
     from recogan_app.training.callbacks import ProgressBar
     from recogan_app.training.tabular import train_tabular
 
     config = TabularConfig.from_file(args.config) if args.config else TabularConfig()
-    settings = {}
-    for key, text in _settings(args.set, "--set").items():
-        try:
-            settings[key] = json.loads(text)
-        except json.JSONDecodeError:
-            settings[key] = text
+    settings = _parsed_settings(args.set)
     transforms = {**config.transforms, **_settings(args.transform, "--transform")}
     config = config.updated(**settings, features=_features(args.features) or config.features,
                             transforms=transforms, time_limit=args.time_limit, device=args.device,
@@ -100,6 +116,10 @@ def cmd_generate(args) -> int:
     from recogan_app.files import write_atomic
     from recogan_app.run import Run
 
+    if args.conditions is not None:
+        return _generate_zdc(args)
+    if args.n is None:
+        raise InputError("--n (rows to generate) is required; a ZDC run takes --conditions FILE instead")
     out = Path(args.out)
     _check_output(out, args.overwrite, (".parquet",))
     if args.n < 1:
@@ -155,7 +175,9 @@ def cmd_validate(args) -> int:
         baseline_train, note = None, "a synthetic file does not say which MC trained it"
         provenance["synthetic"] = args.synthetic
     if baseline_train is None:
-        print(f"note: the copula baseline is fitted on the reference itself: {note}", file=sys.stderr)
+        note = f"fitted on the reference itself: {note}"
+        print(f"note: copula baseline {note}", file=sys.stderr)
+    provenance["copula baseline"] = note
     print(f"validating {len(synthetic):,} synthetic rows against {len(reference):,} MC rows × "
           f"{reference.shape[1]} features", file=sys.stderr)
     validation = validate(reference, synthetic, baseline_train=baseline_train, seed=args.seed)
@@ -164,8 +186,8 @@ def cmd_validate(args) -> int:
         write_atomic(args.json, lambda tmp: Path(tmp).write_text(validation.to_json()))
         print(f"wrote {args.json}")
     if args.report:
-        provenance.update({"copula baseline fitted on": validation.baseline_fitted_on, "seed": args.seed,
-                           "recogan": __version__, "written": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+        provenance.update({"seed": args.seed, "recogan": __version__,
+                           "written": datetime.now(timezone.utc).isoformat(timespec="seconds")})
         write_report(validation, args.report, title=f"Validation of {provenance['synthetic']}", provenance=provenance)
         print(f"wrote {args.report}")
     return 0
@@ -192,8 +214,6 @@ def cmd_export(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    from functools import partial
-
     import panel as pn
 
     from recogan_app.ui.app import TITLE, create_app
@@ -202,8 +222,85 @@ def cmd_serve(args) -> int:
         raise InputError("is not a folder", path=args.data_root)
     origins = args.allow_websocket_origin or None
     print(f"recogan dashboard on http://{args.address or 'localhost'}:{args.port}/ (Ctrl-C stops it)", flush=True)
-    pn.serve(partial(create_app, data=args.data, data_root=args.data_root, workdir=args.workdir),
-             port=args.port, address=args.address, websocket_origin=origins, show=args.show, title=TITLE)
+    def app():  # a function, called once per browser session
+        return create_app(data=args.data, data_root=args.data_root, workdir=args.workdir)
+
+    pn.serve(app, port=args.port, address=args.address, websocket_origin=origins, show=args.show, title=TITLE)
+    return 0
+
+
+def _data_toy_zdc(args) -> int:
+    from recogan_app.data import toy_zdc
+    from recogan_app.data.zdc import ZDCSample, load_conditions
+
+    out = Path(args.out)
+    _check_output(out, args.overwrite, (".npz",))
+    if args.conditions_from:
+        if args.n is not None:
+            raise InputError("--n and --conditions-from exclude each other: the conditions fix the events")
+        conditions = load_conditions(args.conditions_from)
+        sample = ZDCSample(toy_zdc.simulate(conditions, seed=args.seed), conditions)
+    else:
+        n = toy_zdc.DEFAULT_N if args.n is None else args.n
+        if n < 1:
+            raise InputError(f"--n must be a positive number of events, got {n}")
+        sample = toy_zdc.generate(n, seed=args.seed)
+    sample.save(out)
+    empty = int((sample.photon_sums == 0).sum())
+    print(f"wrote {len(sample):,} toy ZP events (56 × 30 photon counts, 9 conditions; {empty:,} empty) to {out}")
+    return 0
+
+
+def _train_zdc(args) -> int:
+    from recogan_app.config import ZDCConfig
+    from recogan_app.data.zdc import load_zdc
+    from recogan_app.training.callbacks import ProgressBar
+    from recogan_app.training.zdc import train_zdc
+
+    for flag, value in (("--tree", args.tree), ("--features", args.features), ("--transform", args.transform),
+                        ("--drop-invalid", args.drop_invalid)):
+        if value:
+            raise InputError(f"{flag} is an option of tabular training, not of --kind zdc")
+    config = ZDCConfig.from_file(args.config) if args.config else ZDCConfig()
+    config = config.updated(**_parsed_settings(args.set), time_limit=args.time_limit, device=args.device,
+                            seed=args.seed)
+    sample = load_zdc(args.data, conditions=args.conditions, allow_pickle=args.allow_pickle)
+    print(f"{args.data}: {len(sample):,} events; {sample.note}", file=sys.stderr)
+    progress = ProgressBar(config.max_epochs, config.time_limit, file=sys.stderr)
+    run = train_zdc(sample, config, args.out, callbacks=[progress], overwrite=args.overwrite)
+    m, fit = run.metrics(), run.info["fit"]
+    print(f"run written to {run.path}: stopped by {fit['reason']} after {fit['epochs']} epochs "
+          f"({fit['elapsed_s']:.0f} s, {run.info['device']}); best epoch {fit['best_epoch']}")
+    channels = ", ".join(f"{m[f'ws_ch{k}']:.2f}" for k in range(1, 6))
+    print(f"held-out test ({m['sample_size']:,} events, {m['draws']} noise draws): five-channel WS "
+          f"{m['ws_mean']:.3f} photons (ch1–5: {channels}); empty responses {m['empty_generated']:.0f} "
+          f"generated vs {m['empty_real']:.0f} real; hottest-pixel error {m['hottest_pixel_error']:.2f} px")
+    return 0
+
+
+def _generate_zdc(args) -> int:
+    import numpy as np
+    from tqdm.auto import tqdm
+
+    from recogan_app.data.zdc import ZDCSample, load_conditions
+    from recogan_app.run import ZDCRun, load_run
+    from recogan_app.training.device import resolve_device
+
+    out = Path(args.out)
+    _check_output(out, args.overwrite, (".npz",))
+    if args.n is not None:
+        raise InputError("--n goes with tabular runs; a ZDC run generates one image per row of --conditions")
+    run = load_run(args.run, device=resolve_device(args.device))
+    if not isinstance(run, ZDCRun):
+        raise InputError("is a tabular run; --conditions is for ZDC runs", path=args.run, hint="use --n")
+    conditions = load_conditions(args.conditions, allow_pickle=args.allow_pickle)
+    chunks = []
+    with tqdm(total=len(conditions), unit="event", unit_scale=True, desc="generating", file=sys.stderr) as bar:
+        for chunk in run.iter_generate(conditions, seed=args.seed):
+            chunks.append(chunk)
+            bar.update(len(chunk))
+    ZDCSample(np.concatenate(chunks), conditions).save(out)
+    print(f"wrote {len(conditions):,} generated ZP responses (56 × 30 photon counts) with their conditions to {out}")
     return 0
 
 
@@ -214,11 +311,15 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     data = commands.add_parser("data", help="write an embedded toy MC to a file")
-    data.add_argument("toy", choices=["toy-xic"], help="which toy")
-    data.add_argument("--n", type=int, default=531_548, help="candidates (default: seed 000's 531,548)")
+    data.add_argument("toy", choices=["toy-xic", "toy-zdc"], help="which toy")
+    data.add_argument("--n", type=int, help="candidates or events (default: toy-xic seed 000's 531,548; "
+                                            "toy-zdc 20,000)")
+    data.add_argument("--conditions-from", metavar="OTHER.npz",
+                      help="toy-zdc: re-simulate exactly the conditions of this file with new randomness "
+                           "(two simulations of the same conditions give the toy's noise floor)")
     data.add_argument("--seed", type=int, default=0)
     data.add_argument("--features", type=int, choices=[8, 12], default=8)
-    data.add_argument("--out", required=True, help="FILE.parquet")
+    data.add_argument("--out", required=True, help="FILE.parquet (toy-xic) or FILE.npz (toy-zdc)")
     data.add_argument("--overwrite", action="store_true")
     data.set_defaults(func=cmd_data)
 
@@ -230,6 +331,13 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--tree", help="ROOT TTree / HDF5 key / npz array to read")
     source.add_argument("--features", help="comma-separated columns to model (default: all numeric)")
     source.add_argument("--drop-invalid", action="store_true", help="drop rows with NaN/inf instead of refusing")
+    source.add_argument("--kind", choices=["tabular", "zdc"], default="tabular",
+                        help="tabular features (default) or proton-ZDC images (.npz .h5 .pkl with "
+                             "images (N, 56, 30) and the 9 conditions)")
+    source.add_argument("--conditions", help="zdc: conditions table, when not inside --data "
+                                             "(.npz .h5 .pkl .csv .parquet)")
+    source.add_argument("--allow-pickle", action="store_true",
+                        help="zdc: read pickle files (unpickling can run code: only files you trust)")
     model = train.add_argument_group("settings")
     model.add_argument("--config", help="JSON or TOML file of settings (see config.json in any run)")
     model.add_argument("--transform", action="append", metavar="FEATURE=SPEC",
@@ -246,8 +354,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     gen = commands.add_parser("generate", help="sample a trained run to a Parquet file")
     gen.add_argument("--run", required=True, help="run directory")
-    gen.add_argument("--n", type=int, required=True, help="rows to generate")
-    gen.add_argument("--out", required=True, help="FILE.parquet")
+    gen.add_argument("--n", type=int, help="rows to generate (tabular runs)")
+    gen.add_argument("--conditions", metavar="FILE",
+                     help="ZDC runs: file with the 9 conditions (.npz .h5 .pkl .csv .parquet); one image per row")
+    gen.add_argument("--allow-pickle", action="store_true",
+                     help="read a pickle --conditions file (unpickling can run code: only files you trust)")
+    gen.add_argument("--out", required=True, help="FILE.parquet, or FILE.npz for a ZDC run")
     gen.add_argument("--seed", type=int, help="fixes the sample (default: fresh randomness)")
     gen.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
                      help="where the generator runs (default: a GPU when present)")

@@ -26,7 +26,7 @@ from matplotlib.figure import Figure
 
 from recogan_app.errors import InputError, closest
 from recogan_app.files import write_atomic
-from recogan_app.metrics import RESIDUAL_TOLERANCE
+from recogan_app.metrics import EXCELLENT, GOOD, RESIDUAL_TOLERANCE
 from recogan_app.metrics.correlations import METHODS
 from recogan_app.validation import FLOOR_CL, INDISTINGUISHABLE, SCORE_EDGES, Validation
 
@@ -51,13 +51,14 @@ CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; padding: 0 1em; }
 h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: .2em; margin-top: 2em; }
 table { border-collapse: collapse; margin: .8em 0; font-size: .9em; }
-th, td { border: 1px solid #ddd; padding: .25em .6em; text-align: right; }
+th, td { border: 1px solid #ddd; padding: .25em .6em; text-align: right; white-space: nowrap; }
 th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
 .ok { color: #1a7f37; } .bad { color: #b42318; }
 .verdict { font-size: 1.15em; font-weight: 600; }
 .grid { display: flex; flex-wrap: wrap; gap: .5em; }
 img { max-width: 100%; }
 .note { color: #555; font-size: .9em; }
+.scroll { overflow-x: auto; }
 """
 
 
@@ -98,7 +99,7 @@ def _summary(v: Validation) -> str:
     flagged = len(v.model.flagged["pearson"])
     return f"""
 <p class="verdict">Seed 000 verdict: {_e(ks['verdict'])} (mean KS {ks['mean']:.4f}, max KS {ks['max']:.4f};
-excellent below 0.035 / 0.08, good below 0.06 / 0.15).</p>
+excellent below {EXCELLENT[0]} / {EXCELLENT[1]}, good below {GOOD[0]} / {GOOD[1]}).</p>
 <ul>
 <li>{v.n_indistinguishable} of {len(v.features)} features are {INDISTINGUISHABLE}
 (KS within its {FLOOR_CL:.0%} floor and WS within the MC half-vs-half value).</li>
@@ -132,8 +133,10 @@ def _features(v: Validation) -> str:
     return f"""
 <p class="note">KS floor: the {FLOOR_CL:.0%} quantile of KS between two MC samples of these sizes. WS floor: WS
 between two disjoint halves of the MC at the synthetic size. Integer features are compared on their exact
-values (synthetic values rounded). χ²/ndf from the histograms below, with both samples' Poisson errors.</p>
-{_table(header, rows)}"""
+values (synthetic values rounded). χ²/ndf from the histograms below, with both samples' Poisson errors.
+The bootstrap interval of a distance sits above its value (resampling adds noise to it): read it as the
+statistic's spread.</p>
+<div class="scroll">{_table(header, rows)}</div>"""
 
 
 def _histogram_figure(name: str, v: Validation) -> Figure:
@@ -322,7 +325,8 @@ scored on the other half; the copula baseline is tested alike.</p>{_img(_classif
 sees one feature only (0 = that feature alone gives nothing away).</p>{_img(_importance_figure(v), "importances")}""",
         "provenance": _table(["item", "value"], [[_e(key), _e(value)] for key, value in provenance.items()]),
     }
-    sections = "".join(f'<section id="{key}"><h2>{heading}</h2>{body[key]}</section>' for key, heading in SECTIONS.items())
+    sections = "".join(f'<section id="{key}"><h2>{heading}</h2>{body[key]}</section>'
+                       for key, heading in SECTIONS.items())
     page = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{_e(title)}</title>'
             f"<style>{CSS}</style></head><body><h1>{_e(title)}</h1>{sections}</body></html>")
     path = Path(path)

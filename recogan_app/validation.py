@@ -47,7 +47,7 @@ from recogan_app.metrics import (
 from recogan_app.metrics.correlations import METHODS
 
 __all__ = ["INDISTINGUISHABLE", "SCORE_EDGES", "Comparison", "Histogram", "Validation", "compare_histograms",
-           "training_split", "validate"]
+           "ks_interval", "training_split", "validate"]
 
 INDISTINGUISHABLE = "indistinguishable from MC fluctuations"
 """Label of a feature whose KS and WS both lie within the MC's noise floor."""
@@ -327,8 +327,8 @@ class Validation:
             "correlations: " + ", ".join(
                 f"max |Δρ {m}| {self.model.max_residual[m]:.3f} (MC floor {floor[m]:.3f}, "
                 f"{len(self.model.flagged[m])} pairs beyond ±{RESIDUAL_TOLERANCE})" for m in METHODS),
-            f"copula baseline (fitted on {self.baseline_fitted_on}): mean KS {self.baseline.ks['mean']:.4f}, "
-            f"max KS {self.baseline.ks['max']:.4f}",
+            f"copula baseline: mean KS {self.baseline.ks['mean']:.4f}, max KS {self.baseline.ks['max']:.4f}, "
+            f"fitted on {self.baseline_fitted_on}",
             self.baseline_verdict,
         ]
         return "\n".join(lines)
@@ -374,6 +374,7 @@ def _jsonable(value):
 
 def _comparison(reference: pd.DataFrame, reference_correlation: dict[str, pd.DataFrame], sample: pd.DataFrame,
                 *, seed: int, c2st_options: dict) -> Comparison:
+    """Score one sample against the MC; the MC's correlation matrices are passed in, computed once."""
     metrics = feature_metrics(reference, sample)
     correlation = {method: correlation_matrix(sample, method) for method in METHODS}
     return Comparison(
@@ -392,14 +393,31 @@ def _effective_size(n: int, m: int) -> float:
     return n * m / (n + m)
 
 
-def _ks_interval(a: np.ndarray, b: np.ndarray, ks: float, n_boot: int, rows: int,
-                 rng: np.random.Generator) -> tuple[float, float]:
+def ks_interval(a: np.ndarray, b: np.ndarray, ks: float, n_boot: int, rows: int,
+                rng: np.random.Generator) -> tuple[float, float]:
     """68 % bootstrap interval of KS, bootstrapped on at most ``rows`` values of each sample.
 
     Resampling a million rows a hundred times per feature would cost minutes; the spread of an
     empirical-CDF distance shrinks as 1/√(n·m/(n+m)), so the interval found on random subsets is
     re-centred on the full-sample KS and narrowed by that factor. With no subsetting it is the
     plain percentile bootstrap of :func:`~recogan_app.metrics.bootstrap_interval`.
+
+    Parameters
+    ----------
+    a, b : ndarray
+        The MC and synthetic values of one feature.
+    ks : float
+        Their KS distance on the full samples.
+    n_boot : int
+        Bootstrap replicas.
+    rows : int
+        Most values of each sample resampled.
+    rng : Generator
+        Draws the subsets and the replicas.
+
+    Returns
+    -------
+    lo, hi : float
     """
     sub_a = a if a.size <= rows else rng.choice(a, rows, replace=False)
     sub_b = b if b.size <= rows else rng.choice(b, rows, replace=False)
@@ -438,7 +456,7 @@ def validate(reference: pd.DataFrame, synthetic: pd.DataFrame, *, baseline_train
     n_boot : int
         Bootstrap replicas of each KS interval.
     boot_rows : int
-        Most rows of each sample the KS bootstrap resamples (see :func:`_ks_interval`).
+        Most rows of each sample the KS bootstrap resamples (see :func:`ks_interval`).
     pair_rows : int
         Rows of each sample kept for the pairwise scatter plots.
     c2st_options : dict, optional
@@ -473,7 +491,7 @@ def validate(reference: pd.DataFrame, synthetic: pd.DataFrame, *, baseline_train
     n, m = len(reference), len(synthetic)
     halves = noise_floor(reference, m, rng)
     table = model.metrics.copy()
-    intervals = [_ks_interval(reference[f].to_numpy(np.float64), synthetic[f].to_numpy(np.float64),
+    intervals = [ks_interval(reference[f].to_numpy(np.float64), synthetic[f].to_numpy(np.float64),
                               table.at[f, "ks"], n_boot, boot_rows, rng) for f in names]
     histograms = {f: compare_histograms(reference[f], synthetic[f], integer=f in integer_features) for f in names}
     table = table.assign(

@@ -1,0 +1,78 @@
+"""The HTML report: every section, nothing fetched from the network, and it renders in a browser offline."""
+
+import re
+import shutil
+
+import pytest
+
+from recogan_app.errors import InputError
+from recogan_app.report import SECTIONS, default_pair_features, write_report
+from recogan_app.validation import validate
+
+FAST = {"c2st_options": {"n_estimators": 20, "max_depth": 3}, "n_boot": 20}
+
+
+@pytest.fixture(scope="module")
+def validation(toy_frame):
+    return validate(toy_frame.iloc[:1500], toy_frame.iloc[1500:], baseline_train=None, **FAST)
+
+
+@pytest.fixture(scope="module")
+def report(validation, tmp_path_factory):
+    path = tmp_path_factory.mktemp("report") / "report.html"
+    write_report(validation, path, title="Ξc+ toy <check>", provenance={"reference": "toy seed 0", "seed": 0})
+    return path
+
+
+def test_report_has_every_section_and_figure(report, validation):
+    text = report.read_text(encoding="utf-8")
+    for key, heading in SECTIONS.items():
+        assert f'<section id="{key}"><h2>{heading}</h2>' in text
+    assert text.count("<img ") == len(validation.features) + 4  # one histogram per feature + 4 figures
+    assert "<title>Ξc+ toy &lt;check&gt;</title>" in text
+    assert validation.baseline_verdict.split(" (")[0] in text
+    assert "toy seed 0" in text and "indistinguishable from MC fluctuations" in text
+
+
+def test_report_references_nothing_outside_itself(report):
+    text = report.read_text(encoding="utf-8")
+    assert "http://" not in text and "https://" not in text
+    assert "<script" not in text and "<link" not in text
+    sources = re.findall(r'(?:src|href)\s*=\s*["\']([^"\']*)', text)
+    assert sources and all(s.startswith("data:image/png;base64,") for s in sources)
+
+
+def test_pair_features_default_to_the_most_flagged_and_are_checked(validation, tmp_path):
+    chosen = default_pair_features(validation)
+    assert len(chosen) == 4 and len(set(chosen)) == 4
+    flagged = validation.model.flagged["pearson"]
+    if len(flagged):
+        assert chosen[:2] == [flagged.iloc[0].feature_a, flagged.iloc[0].feature_b]
+    path = tmp_path / "r.html"
+    with pytest.raises(InputError, match="2 to 5 features"):
+        write_report(validation, path, title="t", provenance={}, pair_features=validation.features[:6])
+    with pytest.raises(InputError, match="'ptt'.*closest: 'pt'"):
+        write_report(validation, path, title="t", provenance={}, pair_features=["pt", "ptt"])
+    assert not path.exists()  # refused before anything was written
+
+
+def test_report_loads_in_headless_chromium_offline(report):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    executable = shutil.which("chromium") or shutil.which("chromium-browser")
+    with sync_api.sync_playwright() as playwright:
+        try:
+            browser = playwright.chromium.launch(executable_path=executable)
+        except sync_api.Error as exc:
+            pytest.skip(f"no Chromium for playwright: {exc.message.splitlines()[0]}")
+        try:
+            page = browser.new_context(offline=True).new_page()
+            requested = []
+            page.on("request", lambda request: requested.append(request.url))
+            page.goto(report.as_uri(), wait_until="load")
+            decoded = page.evaluate("[...document.images].filter(i => i.complete && i.naturalWidth > 0).length")
+            sections = page.evaluate("[...document.querySelectorAll('section')].map(s => s.id)")
+        finally:
+            browser.close()
+    assert decoded == report.read_text(encoding="utf-8").count("<img ")
+    assert sections == list(SECTIONS)
+    assert all(url.startswith(("file:", "data:")) for url in requested)
