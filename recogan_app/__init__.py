@@ -7,7 +7,12 @@
 - ``training``       the trainer: loop, events, pause/resume/stop, checkpoints, device choice
 - ``metrics``        KS, Wasserstein, correlations, classifier two-sample test
 - ``baseline``       the Gaussian copula every model must beat
+- ``validation``     every metric with error bars and noise floors, beside the copula's
+- ``report``         the standalone HTML validation report
 - ``run``            the run directory: the unit of persistence and exchange
+- ``export``         streamed, gated, atomic export with provenance
+- ``files``          atomic writes
+- ``ui``             the Panel dashboard
 - ``cli``            the ``recogan`` command
 
 The names below are imported on first use, so ``import recogan_app`` stays light.
@@ -27,6 +32,8 @@ _LAZY = {
     "BackgroundTraining": "recogan_app.training.background",
     "Run": "recogan_app.run",
     "GaussianCopula": "recogan_app.baseline",
+    "validate": "recogan_app.validation",
+    "write_report": "recogan_app.report",
 }
 
 __all__ = ["InputError", "__version__", *_LAZY]
