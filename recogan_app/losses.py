@@ -60,6 +60,10 @@ def soft_ecdf(x: torch.Tensor, grid: torch.Tensor, temperature: float) -> torch.
     return torch.sigmoid((grid.unsqueeze(0) - x.unsqueeze(1)) / temperature).mean(dim=0)
 
 
+KNOT_RANGE = 6.0
+"""Half-width of the preprocessed range over which the inverse preprocessing is tabulated."""
+
+
 @dataclass
 class MarginalTargets:
     """What the generator penalties compare against, computed once from the training split.
@@ -73,9 +77,12 @@ class MarginalTargets:
     low, high : (d,) tensors
         Per-feature range of the training data.
     correlation : (d, d) tensor
-        Pearson matrix of the training data (preprocessed space).
+        Pearson matrix of the training data in physical units (through ``knots``).
     temperature : float
         τ of the soft ECDF, in units of the preprocessed features (about 1).
+    knots : (m, d) tensor
+        The inverse preprocessing tabulated at ``m`` evenly spaced points of
+        [−KNOT_RANGE, KNOT_RANGE]: :func:`to_physical` interpolates it, differentiably.
     """
 
     grid: torch.Tensor
@@ -84,22 +91,43 @@ class MarginalTargets:
     high: torch.Tensor
     correlation: torch.Tensor
     temperature: float
+    knots: torch.Tensor
 
     @classmethod
-    def from_data(cls, data: torch.Tensor, *, n_grid: int = 64, temperature: float = 0.05,
-                  max_rows: int = 100_000, generator: torch.Generator | None = None) -> "MarginalTargets":
+    def from_data(cls, data: torch.Tensor, *, inverse=None, n_grid: int = 64, temperature: float = 0.05,
+                  n_knots: int = 1201, max_rows: int = 100_000,
+                  generator: torch.Generator | None = None) -> "MarginalTargets":
+        """Targets from preprocessed training rows; ``inverse`` maps a preprocessed matrix back to
+        physical units (``FeaturePipeline.inverse_transform``; None: the identity)."""
         if data.shape[0] > max_rows:
             pick = torch.randperm(data.shape[0], generator=generator)[:max_rows].to(data.device)
             data = data[pick]
         levels = torch.linspace(0.5 / n_grid, 1 - 0.5 / n_grid, n_grid, device=data.device)
         grid = torch.quantile(data, levels, dim=0)
+        z = torch.linspace(-KNOT_RANGE, KNOT_RANGE, n_knots).unsqueeze(1).repeat(1, data.shape[1])
+        knots = z if inverse is None else torch.tensor(
+            inverse(z.numpy()).to_numpy(dtype="float64"), dtype=torch.float32)
+        knots = knots.to(data.device)
         return cls(grid=grid, cdf=soft_ecdf(data, grid, temperature),
                    low=data.min(dim=0).values, high=data.max(dim=0).values,
-                   correlation=torch.corrcoef(data.T), temperature=temperature)
+                   correlation=torch.corrcoef(to_physical(data, knots).T), temperature=temperature,
+                   knots=knots)
 
     def to(self, device) -> "MarginalTargets":
         return MarginalTargets(self.grid.to(device), self.cdf.to(device), self.low.to(device),
-                               self.high.to(device), self.correlation.to(device), self.temperature)
+                               self.high.to(device), self.correlation.to(device), self.temperature,
+                               self.knots.to(device))
+
+
+def to_physical(z: torch.Tensor, knots: torch.Tensor) -> torch.Tensor:
+    """Preprocessed rows (n, d) → physical units by linear interpolation of the tabulated
+    inverse preprocessing: differentiable, so penalties can act on the quantities the
+    validation measures (heavy-tailed correlations live in the tails the quantile map squeezes)."""
+    m = knots.shape[0]
+    position = (z.clamp(-KNOT_RANGE, KNOT_RANGE) + KNOT_RANGE) * ((m - 1) / (2 * KNOT_RANGE))
+    index = position.detach().floor().clamp(0, m - 2).long()
+    low, high = knots.gather(0, index), knots.gather(0, index + 1)
+    return low + (position - index) * (high - low)
 
 
 def ks_penalty(fake: torch.Tensor, targets: MarginalTargets) -> torch.Tensor:
@@ -115,8 +143,9 @@ def range_penalty(fake: torch.Tensor, targets: MarginalTargets) -> torch.Tensor:
 
 
 def correlation_penalty(fake: torch.Tensor, targets: MarginalTargets) -> torch.Tensor:
-    """Mean |Pearson residual| between generated rows and the MC over feature pairs."""
-    residual = torch.corrcoef(fake.T) - targets.correlation
+    """Mean |Pearson residual| between generated rows and the MC over feature pairs, in physical
+    units: the residual the validation reports."""
+    residual = torch.corrcoef(to_physical(fake, targets.knots).T) - targets.correlation
     d = residual.shape[0]
     return residual.abs().sum() / max(d * (d - 1), 1)
 

@@ -29,11 +29,14 @@ import pandas as pd
 import torch
 
 from recogan_app import __version__
-from recogan_app.config import TabularConfig
+from recogan_app.config import TabularConfig, ZDCConfig
+from recogan_app.data.zdc import (CONDITIONS, IMAGE_SHAPE, ConditionScaler, ZDCSample, counts_from_log1p,
+                                  load_zdc)
 from recogan_app.errors import InputError
 from recogan_app.files import write_atomic, write_json
 from recogan_app.losses import MarginalTargets
 from recogan_app.models.tabular import TabularGAN
+from recogan_app.models.zdc import Generator as ZDCGenerator
 from recogan_app.preprocessing import FeaturePipeline
 
 REQUIRED = ("run.json", "config.json", "preprocessing.json", "generator.pt")
@@ -85,8 +88,7 @@ class Run:
                 raise
             raise InputError(f"run directory could not be read: {exc}", path=path) from None
         n = len(pipeline.columns_)
-        placeholder = MarginalTargets(*(torch.zeros(1, n) for _ in range(2)), torch.zeros(n), torch.zeros(n),
-                                      torch.eye(n), 0.05)  # penalties are not used for sampling
+        placeholder = MarginalTargets.from_data(torch.zeros(2, n), n_knots=2)  # penalties unused for sampling
         module = TabularGAN(n, config, placeholder)
         module.generator.load_state_dict(state)
         module.to(device).eval()
@@ -134,3 +136,104 @@ class Run:
 
     def write_metrics(self, metrics: dict) -> None:
         write_json(self.path / "metrics.json", metrics)
+
+
+# --- ZDC runs ------------------------------------------------------------------------------------
+#
+# RUN_DIR/ (kind "zdc")
+#   run.json, config.json (ZDCConfig), generator.pt, checkpoints/, history.parquet, steps.parquet,
+#   metrics.json   as for tabular runs
+#   conditions.json  the fitted ConditionScaler (how the 9 conditions are standardised)
+#   heldout.npz      the test split (images, conditions): never trained on, never used for a choice
+
+ZDC_REQUIRED = ("run.json", "config.json", "conditions.json", "generator.pt")
+
+
+def write_zdc_run(directory: Path, *, config: ZDCConfig, info: dict, scaler: ConditionScaler,
+                  generator: torch.nn.Module, history: pd.DataFrame, steps: pd.DataFrame,
+                  heldout: ZDCSample) -> None:
+    """Write every file of a ZDC run directory (metrics.json comes later, from the written run)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    write_json(directory / "run.json", {"recogan_version": __version__, **info})
+    write_json(directory / "config.json", config.to_dict())
+    write_json(directory / "conditions.json", scaler.to_dict())
+    state = {k: v.detach().cpu() for k, v in generator.state_dict().items()}
+    write_atomic(directory / "generator.pt", lambda tmp: torch.save(state, tmp))
+    for name, frame in (("history", history), ("steps", steps)):
+        write_atomic(directory / f"{name}.parquet", lambda tmp, f=frame: f.to_parquet(tmp, index=False))
+    heldout.save(directory / "heldout.npz")
+
+
+class ZDCRun(Run):
+    """A trained ZDC run: one generated ZP response per row of conditions.
+
+    Shares the run directory's history and metrics with :class:`Run`; generation takes the
+    conditions to respond to instead of a number of rows.
+
+    Example
+    -------
+    >>> run = ZDCRun.load("runs/zdc")                                  # doctest: +SKIP
+    >>> images = run.generate(run.heldout().conditions, seed=1)        # doctest: +SKIP
+    """
+
+    def __init__(self, path: Path, info: dict, config: ZDCConfig, scaler: ConditionScaler,
+                 generator: ZDCGenerator):
+        self.path, self.info, self.config, self.scaler, self.module = path, info, config, scaler, generator
+
+    @classmethod
+    def load(cls, path, *, device: str | torch.device = "cpu") -> "ZDCRun":
+        path = Path(path)
+        if not path.is_dir():
+            raise InputError("run directory not found", path=path)
+        for name in ZDC_REQUIRED:
+            if not (path / name).is_file():
+                raise InputError(f"is not a complete ZDC run directory: {name} is missing", path=path)
+        try:
+            info = json.loads((path / "run.json").read_text())
+            config = ZDCConfig.from_dict(json.loads((path / "config.json").read_text()),
+                                         source=str(path / "config.json"))
+            scaler = ConditionScaler.from_dict(json.loads((path / "conditions.json").read_text()))
+            state = torch.load(path / "generator.pt", map_location=device, weights_only=True)
+            generator = ZDCGenerator(config.latent_dim, config.generator_channels)
+            generator.load_state_dict(state)
+        except (json.JSONDecodeError, OSError, RuntimeError, KeyError, ValueError) as exc:
+            if isinstance(exc, InputError):
+                raise
+            raise InputError(f"run directory could not be read: {exc}", path=path) from None
+        return cls(path, info, config, scaler, generator.to(device).eval())
+
+    @property
+    def features(self) -> list[str]:
+        """The conditions a generation needs, in order."""
+        return list(CONDITIONS)
+
+    def iter_generate(self, conditions, *, seed: int | None = None,
+                      chunk_rows: int = 4096) -> Iterator[np.ndarray]:
+        """Photon-count images (int32, (rows, 56, 30)) for consecutive chunks of ``conditions`` (N, 9)."""
+        device = next(self.module.parameters()).device
+        noise = torch.Generator(device=device)
+        noise.manual_seed(seed if seed is not None else int(np.random.SeedSequence().generate_state(1)[0]))
+        standard = torch.from_numpy(self.scaler.transform(conditions)).to(device)
+        for chunk in standard.split(chunk_rows):
+            yield counts_from_log1p(self.module.sample(chunk, generator=noise).cpu().numpy()[:, 0])
+
+    def generate(self, conditions, *, seed: int | None = None) -> np.ndarray:
+        """One photon-count image per row of ``conditions`` (N, 9): (N, 56, 30) int32."""
+        chunks = list(self.iter_generate(conditions, seed=seed))
+        return np.concatenate(chunks) if chunks else np.zeros((0, *IMAGE_SHAPE), np.int32)
+
+    def heldout(self) -> ZDCSample:
+        """The test split: never trained on, never used to pick a checkpoint."""
+        return load_zdc(self.path / "heldout.npz")
+
+
+def load_run(path, *, device: str | torch.device = "cpu") -> Run:
+    """The run at ``path`` as :class:`Run` or :class:`ZDCRun`, from the ``kind`` in its run.json."""
+    info_path = Path(path) / "run.json"
+    try:
+        kind = json.loads(info_path.read_text()).get("kind", "tabular") if info_path.is_file() else "tabular"
+    except json.JSONDecodeError as exc:
+        raise InputError(f"could not be parsed: {exc}", path=info_path) from None
+    if kind not in ("tabular", "zdc"):
+        raise InputError(f"unknown run kind '{kind}'", path=info_path, hint="one of 'tabular', 'zdc'")
+    return (ZDCRun if kind == "zdc" else Run).load(path, device=device)

@@ -28,7 +28,8 @@ def test_ks_penalty_tracks_scipy_ks_and_has_a_gradient():
 
 def test_range_penalty_by_hand():
     targets = MarginalTargets(grid=torch.zeros(1, 2), cdf=torch.zeros(1, 2), low=torch.tensor([0.0, -1.0]),
-                              high=torch.tensor([1.0, 1.0]), correlation=torch.eye(2), temperature=0.1)
+                              high=torch.tensor([1.0, 1.0]), correlation=torch.eye(2), temperature=0.1,
+                              knots=torch.zeros(2, 2))
     fake = torch.tensor([[0.5, 0.0], [1.5, -3.0]])  # out by 0.5 (feature 0) and 2.0 (feature 1)
     assert losses.range_penalty(fake, targets).item() == pytest.approx((0.5 + 2.0) / 4)
 
@@ -66,3 +67,29 @@ def test_gradient_penalty_of_a_linear_critic_is_closed_form():
     critic = lambda x: x @ w  # noqa: E731
     real, fake = torch.randn(8, 2), torch.randn(8, 2)
     assert losses.gradient_penalty(critic, real, fake).item() == pytest.approx(16.0)
+
+
+def test_to_physical_interpolates_the_tabulated_inverse_with_a_gradient():
+    import pandas as pd
+
+    inverse = lambda z: pd.DataFrame(np.exp(z))  # noqa: E731  a non-linear 'preprocessing inverse'
+    targets = MarginalTargets.from_data(torch.randn(5000, 2), inverse=inverse)
+    z = torch.tensor([[-1.3, 0.0], [2.2, 0.7]], requires_grad=True)
+    x = losses.to_physical(z, targets.knots)
+    assert torch.allclose(x, torch.exp(z), rtol=2e-4)
+    x.sum().backward()
+    assert torch.allclose(z.grad, torch.exp(z.detach()), rtol=2e-2)
+
+
+def test_correlation_penalty_acts_in_physical_units():
+    import pandas as pd
+
+    g = torch.Generator().manual_seed(2)
+    a = torch.randn(100_000, 1, generator=g)
+    real = torch.cat([a, 0.6 * a + 0.8 * torch.randn(100_000, 1, generator=g)], dim=1)
+    inverse = lambda z: pd.DataFrame(np.exp(z))  # noqa: E731
+    targets = MarginalTargets.from_data(real, inverse=inverse)
+    physical = np.exp(real.numpy())
+    assert targets.correlation[0, 1].item() == pytest.approx(np.corrcoef(physical.T)[0, 1], abs=0.01)
+    assert targets.correlation[0, 1].item() < 0.6 - 0.05  # exp() weakens the Pearson coefficient
+    assert losses.correlation_penalty(real, targets).item() == pytest.approx(0.0, abs=0.01)

@@ -143,7 +143,8 @@ def train_tabular(sample: MCSample, config: TabularConfig, out, *, callbacks: Se
     pipeline = FeaturePipeline(config.transforms, random_state=config.seed).fit(train)
     data = torch.from_numpy(pipeline.transform(train)).to(device)
     shuffle = torch.Generator().manual_seed(config.seed)
-    module = TabularGAN(data.shape[1], config, MarginalTargets.from_data(data, generator=shuffle)).to(device)
+    module = TabularGAN(data.shape[1], config, MarginalTargets.from_data(
+        data, inverse=pipeline.inverse_transform, generator=shuffle)).to(device)
 
     partial = out.parent / f".{out.name}.partial"
     shutil.rmtree(partial, ignore_errors=True)
