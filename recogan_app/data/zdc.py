@@ -26,6 +26,7 @@ Example
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +37,8 @@ import pandas as pd
 from recogan_app.errors import InputError, closest
 from recogan_app.files import write_atomic
 
-__all__ = ["CONDITIONS", "IMAGE_SHAPE", "ZDCSample", "diversity_targets", "load_conditions", "load_zdc"]
+__all__ = ["CONDITIONS", "IMAGE_SHAPE", "ConditionScaler", "ZDCSample", "counts_from_log1p", "diversity_targets", "load_conditions",
+           "load_zdc"]
 
 CONDITIONS = ("Energy", "Vx", "Vy", "Vz", "Px", "Py", "Pz", "mass", "charge")
 """The conditions, in order: energy [GeV], vertex [m], momentum [GeV], mass [MeV], charge [e]."""
@@ -91,6 +93,35 @@ class ZDCSample:
         write_atomic(path, write)
 
 
+class ConditionScaler:
+    """Standardises the 9 conditions with the training split's mean and standard deviation.
+
+    The conditions span from metres of vertex to TeV of energy; the networks see each with zero
+    mean and unit variance. A constant condition (say, only protons) gets scale 1.
+    """
+
+    def fit(self, conditions: np.ndarray) -> "ConditionScaler":
+        self.mean_ = np.asarray(conditions, dtype=np.float64).mean(axis=0)
+        std = np.asarray(conditions, dtype=np.float64).std(axis=0)
+        self.scale_ = np.where(std > 0, std, 1.0)
+        return self
+
+    def transform(self, conditions: np.ndarray) -> np.ndarray:
+        """(N, 9) float32 standardised conditions."""
+        if not hasattr(self, "mean_"):
+            raise RuntimeError("ConditionScaler is not fitted")
+        return ((np.asarray(conditions, dtype=np.float64) - self.mean_) / self.scale_).astype(np.float32)
+
+    def to_dict(self) -> dict:
+        return {"names": list(CONDITIONS), "mean": self.mean_.tolist(), "scale": self.scale_.tolist()}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "ConditionScaler":
+        scaler = cls()
+        scaler.mean_, scaler.scale_ = np.asarray(values["mean"], float), np.asarray(values["scale"], float)
+        return scaler
+
+
 def load_zdc(path, *, conditions=None, allow_pickle: bool = False) -> ZDCSample:
     """Read and check ZP images and their conditions.
 
@@ -134,6 +165,15 @@ def load_conditions(path, *, allow_pickle: bool = False) -> np.ndarray:
     Parameters and errors as for :func:`load_zdc`; a file holding images too is fine.
     """
     return _conditions(_read(str(path), allow_pickle, _TABLES), str(path))
+
+
+def counts_from_log1p(values) -> np.ndarray:
+    """Model output (log1p space, any shape) as whole photon counts: round(expm1(x)), int32.
+
+    Generated images are rounded like the real ones are counted, so that an "empty response"
+    and every channel sum mean the same for both (seed 001 compared unrounded values).
+    """
+    return np.rint(np.expm1(np.maximum(np.asarray(values, dtype=np.float64), 0.0))).astype(np.int32)
 
 
 def diversity_targets(conditions: np.ndarray, images: np.ndarray) -> np.ndarray:
@@ -186,6 +226,8 @@ def _read(source: str, allow_pickle: bool, suffixes: tuple[str, ...]) -> dict:
         raise InputError("is a pickle file, and reading pickle can run code from the file", path=source,
                          hint="convert it to .npz or HDF5, or pass --allow-pickle (allow_pickle=True) "
                               "if you trust it")
+    if suffix == ".npz" and not zipfile.is_zipfile(source):
+        raise InputError("could not be read as npz: not a zip archive of named arrays", path=source)
     try:
         if suffix == ".npz":
             with np.load(source, allow_pickle=False) as loaded:
@@ -197,8 +239,6 @@ def _read(source: str, allow_pickle: bool, suffixes: tuple[str, ...]) -> dict:
         if suffix == ".parquet":
             return _columns(pd.read_parquet(source))
         obj = pd.read_pickle(source)
-    except InputError:
-        raise
     except Exception as exc:
         reason = " ".join(str(exc).split())[:200] or type(exc).__name__
         raise InputError(f"could not be read: {reason}", path=source) from None
@@ -216,8 +256,8 @@ def _read_hdf5(source: str) -> dict:
         for key, obj in h5.items():
             if isinstance(obj, h5py.Dataset):
                 out[key] = obj[()]
-                if "columns" in obj.attrs:
-                    out.setdefault("condition_names", obj.attrs["columns"])
+        if "conditions" in h5 and "columns" in h5["conditions"].attrs:  # names of a 2-D conditions array
+            out.setdefault("condition_names", h5["conditions"].attrs["columns"])
     for key in pandas_keys:
         out.update(_columns(pd.DataFrame(pd.read_hdf(source, key))))
     return out

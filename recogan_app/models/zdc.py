@@ -27,6 +27,10 @@ class Generator(nn.Module):
     """concat(z, c) → Dense 256 → Dense C·20·10 → (C, 20, 10) → upsample + conv (40 × 20)
     → upsample + conv (56 × 30) → conv → ReLU: one non-negative log1p image per row.
 
+    Batch norm and LeakyReLU 0.1 after each layer but the last; no dropout: two draws for the
+    same condition must differ through z, or the diversity loss would be met by dropout noise
+    that is gone at generation time.
+
     Parameters
     ----------
     latent_dim : int
@@ -40,8 +44,8 @@ class Generator(nn.Module):
         self.latent_dim, self.channels = latent_dim, channels
         cells = channels * SEED_GRID[0] * SEED_GRID[1]
         self.dense = nn.Sequential(
-            nn.Linear(latent_dim + len(CONDITIONS), 256), nn.BatchNorm1d(256), _leaky(), nn.Dropout(DROPOUT),
-            nn.Linear(256, cells), nn.BatchNorm1d(cells), _leaky(), nn.Dropout(DROPOUT))
+            nn.Linear(latent_dim + len(CONDITIONS), 256), nn.BatchNorm1d(256), _leaky(),
+            nn.Linear(256, cells), nn.BatchNorm1d(cells), _leaky())
         half = max(channels // 2, 1)
         self.convolutions = nn.Sequential(
             nn.Upsample(scale_factor=2), nn.Conv2d(channels, channels, 3, padding=1),
@@ -57,9 +61,23 @@ class Generator(nn.Module):
         device = device or next(self.parameters()).device
         return torch.randn(n, self.latent_dim, generator=generator, device=device)
 
+    @torch.inference_mode()
+    def sample(self, conditions: torch.Tensor, *, generator: torch.Generator | None = None,
+               chunk_rows: int = 4096) -> torch.Tensor:
+        """One log1p image per row of standardised ``conditions`` (eval mode, chunked), (N, 1, 56, 30)."""
+        was_training = self.training
+        self.eval()
+        try:
+            parts = [self(self.sample_noise(len(c), generator=generator, device=c.device), c)
+                     for c in conditions.split(chunk_rows)]
+        finally:
+            self.train(was_training)
+        return torch.cat(parts) if parts else conditions.new_zeros((0, 1, *IMAGE_SHAPE))
+
 
 class Discriminator(nn.Module):
-    """conv 32 → pool → conv 16 → pool → concat conditions → Dense 128 → Dense 64 → Dense 1.
+    """conv 32 → pool → conv 16 → pool → concat conditions → Dense 128 → Dense 64 → Dense 1
+    (LeakyReLU 0.1 and dropout 0.2 after each block but the last).
 
     The 64-d output of the second dense layer is the feature space in which the diversity loss
     measures how different two generated images are.
@@ -79,8 +97,9 @@ class Discriminator(nn.Module):
         """(logit (N,), features (N, 64)). ``dropout=False`` gives deterministic features even in
         training mode, so that two images are compared, not two dropout masks."""
         drop = lambda x: F.dropout(x, DROPOUT, self.training and dropout)  # noqa: E731
-        x = F.max_pool2d(drop(F.leaky_relu(self.conv1(images), LEAKY_SLOPE)), 2)
-        x = F.max_pool2d(drop(F.leaky_relu(self.conv2(x), LEAKY_SLOPE)), (2, 1))
+        # dropout after the pooling: a quarter of the random masks to draw, the slowest step on a CPU
+        x = drop(F.max_pool2d(F.leaky_relu(self.conv1(images), LEAKY_SLOPE), 2))
+        x = drop(F.max_pool2d(F.leaky_relu(self.conv2(x), LEAKY_SLOPE), (2, 1)))
         x = drop(F.leaky_relu(self.fc1(torch.cat([x.flatten(1), conditions], dim=1)), LEAKY_SLOPE))
         features = self.fc2(x)
         return self.fc3(drop(F.leaky_relu(features, LEAKY_SLOPE))).squeeze(1), features
@@ -109,8 +128,10 @@ class ZDCGAN(nn.Module):
 
     A batch is ``(images, conditions, diversity, hottest)``: log1p images (N, 1, 56, 30),
     standardised conditions (N, 9), diversity targets (N,) and hottest-pixel (row, col) (N, 2).
-    The adversarial loss is BCE (non-saturating for the generator); each penalty is added to the
-    generator loss with its λ and skipped when λ is 0.
+    The adversarial loss is BCE (non-saturating for the generator); the discriminator trains with
+    dropout and judges the generator without it (deterministic features for the diversity loss,
+    one pass for both). Each penalty is added to the generator loss with its λ and skipped when
+    λ is 0.
 
     Parameters
     ----------
@@ -145,11 +166,14 @@ class ZDCGAN(nn.Module):
         cfg, n = self.config, len(images)
         z1 = self.generator.sample_noise(n)
         fake = self.generator(z1, conditions)
-        terms = {"g_adversarial": losses.generator_adversarial_loss("bce", self.discriminator(fake, conditions)[0])}
-        if cfg.lambda_diversity > 0:
+        if cfg.lambda_diversity > 0:  # one discriminator pass over both draws
             z2 = self.generator.sample_noise(n)
-            pair = torch.cat([fake, self.generator(z2, conditions)])
-            _, features = self.discriminator(pair, torch.cat([conditions, conditions]), dropout=False)
+            logits, features = self.discriminator(torch.cat([fake, self.generator(z2, conditions)]),
+                                                  torch.cat([conditions, conditions]), dropout=False)
+        else:
+            logits, features = self.discriminator(fake, conditions, dropout=False)
+        terms = {"g_adversarial": losses.generator_adversarial_loss("bce", logits[:n])}
+        if cfg.lambda_diversity > 0:
             terms["g_diversity"] = cfg.lambda_diversity * losses.diversity_loss(
                 z1, z2, features[:n], features[n:], diversity)
         if cfg.lambda_intensity > 0:
@@ -158,16 +182,3 @@ class ZDCGAN(nn.Module):
             terms["g_aux"] = cfg.lambda_aux * losses.aux_loss(self.aux(fake), hottest)
         terms["g_loss"] = sum(terms.values())
         return terms
-
-    @torch.inference_mode()
-    def sample(self, conditions: torch.Tensor, *, generator: torch.Generator | None = None,
-               chunk_rows: int = 4096) -> torch.Tensor:
-        """One log1p image per row of standardised ``conditions`` (eval mode, chunked), (N, 1, 56, 30)."""
-        was_training = self.generator.training
-        self.generator.eval()
-        try:
-            parts = [self.generator(self.generator.sample_noise(len(c), generator=generator, device=c.device), c)
-                     for c in conditions.split(chunk_rows)]
-        finally:
-            self.generator.train(was_training)
-        return torch.cat(parts) if parts else conditions.new_zeros((0, 1, *IMAGE_SHAPE))

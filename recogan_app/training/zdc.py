@@ -1,0 +1,205 @@
+"""Train the ZDC GAN (seed 001) on ZP events and write a run directory of kind "zdc".
+
+The one engine entry point for ZDC training: the CLI, the dashboard and the benchmark call
+:func:`train_zdc`. The events kept (photon sum ≥ ``min_photon_sum``) are split once, by the seed,
+80/20 as in seed 001:
+
+- the training split fits the condition standardisation, the diversity and hottest-pixel
+  targets, the aux regressor and the GAN; a fixed subset of it, compared with a fixed noise,
+  gives the per-epoch snapshots (curves, best checkpoint, early stopping);
+- the test split is never used for a choice; it is saved in the run (``heldout.npz``) and gives
+  the final figures, averaged over several noise draws.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from recogan_app.config import ZDCConfig
+from recogan_app.data.zdc import ConditionScaler, ZDCSample, counts_from_log1p, diversity_targets
+from recogan_app.errors import InputError
+from recogan_app.metrics.zdc import channel_sums, empty_count, five_channel_ws, hottest_pixel, hottest_pixel_error
+from recogan_app.models.zdc import AuxRegressor, ZDCGAN
+from recogan_app.run import ZDCRun, write_zdc_run
+from recogan_app.training.callbacks import Callback, Checkpoint, EarlyStopping
+from recogan_app.training.control import TrainingControl
+from recogan_app.training.device import describe_device, resolve_device
+from recogan_app.training.tabular import StepLog, file_sha256
+from recogan_app.training.trainer import ShuffledBatches, Trainer
+
+MIN_TRAINING_EVENTS = 16
+GALLERY = 8  # real/generated pairs each snapshot carries for the dashboard
+
+
+def split_events(n: int, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train, test) sorted positions of a seeded random split."""
+    order = np.random.default_rng(seed).permutation(n)
+    n_test = max(1, math.ceil(test_fraction * n))
+    return np.sort(order[n_test:]), np.sort(order[:n_test])
+
+
+def compare_zdc(real: np.ndarray, draws: Sequence[np.ndarray], convention: str = "published") -> dict:
+    """The ZDC figures of generated draws against real events with the same conditions.
+
+    Returns a flat dict: ``ws_mean`` and ``ws_ch1``…``ws_ch5`` (five-channel Wasserstein, photons,
+    averaged over draws), ``ws_draw_std`` (spread of the five-channel mean between draws),
+    ``empty_real``, ``empty_generated`` (mean over draws) and ``hottest_pixel_error`` (pixels,
+    mean over draws).
+    """
+    ws = five_channel_ws(real, draws, convention)
+    return {"ws_mean": ws["mean"], **{f"ws_ch{k + 1}": float(v) for k, v in enumerate(ws["per_channel"])},
+            "ws_draw_std": float(np.std(ws["per_draw"])),
+            "empty_real": float(empty_count(real)),
+            "empty_generated": float(np.mean([empty_count(d) for d in draws])),
+            "hottest_pixel_error": float(np.mean([hottest_pixel_error(real, d) for d in draws]))}
+
+
+class ZDCValidation:
+    """Per-epoch snapshot: one image per monitor event, always from the same noise, so that the
+    curves show the generator changing, not the noise.
+
+    ``details`` carries a gallery (the first real/generated pairs, same conditions) and the
+    channel sums of both, for the dashboard.
+    """
+
+    def __init__(self, images: np.ndarray, conditions: torch.Tensor, convention: str, seed: int):
+        self.images, self.conditions, self.convention, self.seed = images, conditions, convention, seed
+
+    def __call__(self, module: ZDCGAN):
+        noise = torch.Generator(device=self.conditions.device).manual_seed(self.seed)
+        generated = counts_from_log1p(module.generator.sample(self.conditions, generator=noise).cpu().numpy()[:, 0])
+        metrics = compare_zdc(self.images, [generated], self.convention)
+        details = {"gallery_real": self.images[:GALLERY], "gallery_generated": generated[:GALLERY],
+                   "channels_real": channel_sums(self.images, self.convention),
+                   "channels_generated": channel_sums(generated, self.convention)}
+        score = metrics["ws_mean"] if math.isfinite(metrics["ws_mean"]) else math.inf
+        return score, metrics, details, len(self.images)
+
+
+def pretrain_aux_regressor(images: torch.Tensor, hottest: torch.Tensor, *, epochs: int, lr: float,
+                           batch_size: int, seed: int) -> AuxRegressor:
+    """Fit the aux regressor to the hottest pixel of REAL images (log1p, (N, 1, 56, 30)).
+
+    Trained on real images only, so that as a frozen penalty it measures where a generated shower
+    sits by the standard of the data (the published TF code trained it on generated images).
+    The loss is the MSE of (row, col) in units of the image size, so both coordinates count alike.
+    """
+    aux = AuxRegressor().to(images.device)
+    optimizer = torch.optim.Adam(aux.parameters(), lr=lr)
+    batches = ShuffledBatches(images, hottest, batch_size=batch_size, generator=torch.Generator().manual_seed(seed))
+    for _ in range(epochs):
+        for x, target in batches:
+            loss = (((aux(x) - target) / aux.scale) ** 2).sum(dim=1).mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    return aux.eval()
+
+
+def train_zdc(sample: ZDCSample, config: ZDCConfig, out, *, callbacks: Sequence[Callback] = (),
+              control: TrainingControl | None = None, overwrite: bool = False) -> ZDCRun:
+    """Train seed 001's conditional GAN on ZP events and write the run directory ``out``.
+
+    The run is built in a sibling ``.<name>.partial`` folder and renamed to ``out`` when complete.
+
+    Parameters
+    ----------
+    sample : ZDCSample
+        Checked events (:func:`recogan_app.data.zdc.load_zdc` or the toy).
+    config : ZDCConfig
+        All settings.
+    out : path
+        The run directory to create; an existing non-empty one needs ``overwrite=True``.
+    callbacks : sequence of Callback
+        Observers, called after the built-in checkpointing and early stopping.
+    control : TrainingControl, optional
+        Pause/resume/stop from another thread.
+
+    Returns
+    -------
+    ZDCRun
+        The written run, with its best-by-snapshot generator.
+    """
+    out = Path(out)
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise InputError("run directory exists and is not empty", path=out,
+                         hint="choose another --out, or pass --overwrite")
+    kept = sample.subset(sample.photon_sums >= config.min_photon_sum)
+    train_idx, test_idx = split_events(len(kept), config.test_fraction, config.seed)
+    if len(train_idx) < MIN_TRAINING_EVENTS:
+        raise InputError(f"has {len(kept)} events with at least {config.min_photon_sum} photons; training needs "
+                         f"at least {math.ceil(MIN_TRAINING_EVENTS / (1 - config.test_fraction)) + 1}",
+                         path=sample.source)
+    train, test = kept.subset(train_idx), kept.subset(test_idx)
+
+    torch.manual_seed(config.seed)
+    device = resolve_device(config.device)
+    scaler = ConditionScaler().fit(train.conditions)
+    log_images = np.log1p(train.images).astype(np.float32)
+    tensors = tuple(torch.from_numpy(a).to(device) for a in (
+        log_images[:, None], scaler.transform(train.conditions), diversity_targets(train.conditions, log_images),
+        hottest_pixel(train.images).astype(np.float32)))
+
+    aux, aux_info = None, None
+    if config.lambda_aux > 0:
+        aux = pretrain_aux_regressor(tensors[0], tensors[3], epochs=config.aux_epochs, lr=config.aux_lr,
+                                     batch_size=config.batch_size, seed=config.seed)
+        with torch.inference_mode():
+            test_log = torch.from_numpy(np.log1p(test.images).astype(np.float32)[:, None]).to(device)
+            predicted = torch.cat([aux(x) for x in test_log.split(1024)]).cpu().numpy()
+        aux_info = {"epochs": config.aux_epochs, "test_error_px": float(
+            np.linalg.norm(predicted - hottest_pixel(test.images), axis=1).mean())}
+    module = ZDCGAN(config, aux).to(device)
+
+    monitor = np.sort(np.random.default_rng(config.seed + 1).permutation(len(train))[:config.snapshot_rows])
+    validation = ZDCValidation(train.images[monitor], tensors[1][torch.from_numpy(monitor).to(device)],
+                               config.channels, config.seed)
+    partial = out.parent / f".{out.name}.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    steps = StepLog()
+    trainer = Trainer(max_epochs=config.max_epochs, time_limit=config.time_limit,
+                      discriminator_steps=config.discriminator_steps,
+                      callbacks=[Checkpoint(partial / "checkpoints"), EarlyStopping(config.patience), *callbacks, steps],
+                      control=control)
+    aux_text = (f"; aux regressor pretrained {aux_info['epochs']} epochs, hottest-pixel error "
+                f"{aux_info['test_error_px']:.2f} px on the test split" if aux_info else "")
+    result = trainer.fit(module, ShuffledBatches(*tensors, batch_size=config.batch_size,
+                                                 generator=torch.Generator().manual_seed(config.seed)),
+                         validation,
+                         announce=f"training on {len(train):,} ZP events (photon sum ≥ {config.min_photon_sum}) on "
+                                  f"{describe_device(device)}; test split {len(test):,}{aux_text}")
+
+    source = sample.source
+    info = {
+        "kind": "zdc",
+        "data": {"source": source, "note": sample.note, "n_events": len(sample), "n_kept": len(kept),
+                 "min_photon_sum": config.min_photon_sum, "n_train": len(train), "n_test": len(test),
+                 "sha256": file_sha256(source) if source and Path(source).is_file() else None},
+        "device": describe_device(device),
+        "aux_regressor": aux_info,
+        "fit": {"reason": result.reason, "epochs": result.epochs, "steps": result.steps,
+                "elapsed_s": result.elapsed_s, "best_epoch": result.best_epoch, "best_score": result.best_score},
+    }
+    write_zdc_run(partial, config=config, info=info, scaler=scaler, generator=module.generator,
+                  history=result.history, steps=pd.DataFrame(steps.rows), heldout=test)
+    run = ZDCRun.load(partial, device=device)
+    run.write_metrics(heldout_metrics(run, test, draws=config.eval_draws, seed=config.seed))
+    if out.exists():
+        shutil.rmtree(out)
+    partial.rename(out)
+    return ZDCRun.load(out, device=device)
+
+
+def heldout_metrics(run: ZDCRun, test: ZDCSample, *, draws: int, seed: int) -> dict:
+    """The run's figures on the untouched test split, averaged over ``draws`` noise draws."""
+    generated = [run.generate(test.conditions, seed=seed + 1 + k) for k in range(draws)]
+    return {"sample_size": len(test), "draws": draws, "channels": run.config.channels,
+            **compare_zdc(test.images, generated, run.config.channels)}

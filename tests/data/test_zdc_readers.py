@@ -1,0 +1,114 @@
+"""Readers of ZP samples (npz, HDF5, pickle opt-in), raw/log1p detection, clear refusals, and the
+diversity targets."""
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+
+from recogan_app.data import toy_zdc
+from recogan_app.data.zdc import (CONDITIONS, ConditionScaler, counts_from_log1p, diversity_targets,
+                                  load_conditions, load_zdc)
+from recogan_app.errors import InputError
+
+
+@pytest.fixture(scope="module")
+def sample():
+    return toy_zdc.generate(200, seed=5)
+
+
+def same(a, b):
+    return np.array_equal(a.images, b.images) and np.array_equal(a.conditions, b.conditions)
+
+
+def test_npz_round_trip(sample, tmp_path):
+    sample.save(tmp_path / "toy.npz")
+    loaded = load_zdc(tmp_path / "toy.npz")
+    assert same(loaded, sample) and "raw photon counts" in loaded.note
+    assert np.array_equal(load_conditions(tmp_path / "toy.npz"), sample.conditions)
+
+
+def test_npz_with_conditions_in_another_order(sample, tmp_path):
+    order = list(reversed(CONDITIONS))
+    np.savez(tmp_path / "r.npz", images=sample.images, conditions=sample.conditions[:, ::-1],
+             condition_names=np.array(order))
+    assert same(load_zdc(tmp_path / "r.npz"), sample)
+
+
+def test_hdf5_datasets_and_pandas_table(sample, tmp_path):
+    path = tmp_path / "a.h5"
+    with h5py.File(path, "w") as h5:
+        h5["images"] = sample.images
+        h5["conditions"] = sample.conditions
+        h5["conditions"].attrs["columns"] = list(CONDITIONS)
+    assert same(load_zdc(path), sample)
+    table = tmp_path / "c.h5"
+    pd.DataFrame(sample.conditions, columns=CONDITIONS).to_hdf(table, key="conditions")
+    with h5py.File(tmp_path / "i.h5", "w") as h5:
+        h5["images"] = sample.images
+    assert same(load_zdc(tmp_path / "i.h5", conditions=table), sample)
+
+
+def test_pickle_only_with_opt_in_and_log1p_detected(sample, tmp_path):
+    """The published layout: two pickles, log1p float32 images and a conditions DataFrame."""
+    pd.to_pickle(np.log1p(sample.images).astype(np.float32), tmp_path / "images.pkl")
+    pd.DataFrame(sample.conditions, columns=CONDITIONS).to_pickle(tmp_path / "cond.pkl")
+    with pytest.raises(InputError, match="pickle.*--allow-pickle"):
+        load_zdc(tmp_path / "images.pkl", conditions=tmp_path / "cond.pkl")
+    with pytest.raises(InputError, match="pickle"):
+        load_conditions(tmp_path / "cond.pkl")
+    loaded = load_zdc(tmp_path / "images.pkl", conditions=tmp_path / "cond.pkl", allow_pickle=True)
+    assert same(loaded, sample) and loaded.note.startswith("images are log1p")
+
+
+def test_csv_conditions(sample, tmp_path):
+    pd.DataFrame(sample.conditions, columns=CONDITIONS).to_csv(tmp_path / "c.csv", index=False)
+    assert np.allclose(load_conditions(tmp_path / "c.csv"), sample.conditions)
+
+
+@pytest.mark.parametrize("images, message", [
+    (np.zeros((4, 30, 56)), r"shape \(4, 30, 56\); expected \(N, 56, 30\)"),
+    (np.full((4, 56, 30), -1), "negative"),
+    (np.full((4, 56, 30), np.nan), "NaN"),
+    (np.full((4, 56, 30), 20.5), "neither photon counts nor log1p"),
+    (np.full((4, 56, 30), 0.3), "neither photon counts nor log1p"),  # expm1(0.3) is not a count
+])
+def test_bad_images_refused(images, message, tmp_path):
+    np.savez(tmp_path / "bad.npz", images=images, conditions=np.zeros((len(images), 9)))
+    with pytest.raises(InputError, match=message):
+        load_zdc(tmp_path / "bad.npz")
+
+
+def test_bad_conditions_refused(sample, tmp_path):
+    frame = pd.DataFrame(sample.conditions, columns=CONDITIONS)
+    frame.rename(columns={"Energy": "energy"}).to_csv(tmp_path / "missing.csv", index=False)
+    with pytest.raises(InputError, match="column 'Energy': condition not found.*closest: 'energy'"):
+        load_conditions(tmp_path / "missing.csv")
+    frame.assign(Vz=np.nan).to_csv(tmp_path / "nan.csv", index=False)
+    with pytest.raises(InputError, match="column 'Vz': condition has 200 NaN"):
+        load_conditions(tmp_path / "nan.csv")
+    frame.iloc[:10].to_csv(tmp_path / "short.csv", index=False)
+    np.savez(tmp_path / "images.npz", images=sample.images)
+    with pytest.raises(InputError, match="200 images but the conditions have 10 rows"):
+        load_zdc(tmp_path / "images.npz", conditions=tmp_path / "short.csv")
+    with pytest.raises(InputError, match="does not exist"):
+        load_zdc(tmp_path / "nowhere.npz")
+    (tmp_path / "c.txt").write_text("Energy\n1\n")
+    with pytest.raises(InputError, match="unsupported extension"):
+        load_conditions(tmp_path / "c.txt")
+
+
+def test_diversity_targets_by_hand():
+    conditions = np.array([[1.0] * 9, [1.0] * 9, [2.0] * 9, [3.0] * 9, [3.0] * 9])
+    images = np.zeros((5, 56, 30))
+    images[0, 0, 0], images[1, 0, 0] = 0.0, 2.0        # group 1: std 1 in one pixel → 1
+    images[3, 5, 5], images[4, 5, 5] = 1.0, 1.0        # group 3: identical images → 0
+    images[3, 7, 7], images[4, 7, 7] = 0.0, 1.0        # … but std 0.5 in another pixel → 0.5
+    assert np.allclose(diversity_targets(conditions, images), [1.0, 1.0, 0.0, 0.5, 0.5])
+
+
+def test_counts_and_scaler():
+    assert np.array_equal(counts_from_log1p(np.log1p([0.0, 0.4, 0.6, 765.0])), [0, 0, 1, 765])
+    conditions = np.array([[1.0, 5.0] + [0.0] * 7, [3.0, 5.0] + [0.0] * 7])
+    scaler = ConditionScaler.from_dict(ConditionScaler().fit(conditions).to_dict())
+    assert np.allclose(scaler.transform(conditions)[:, :2], [[-1, 0], [1, 0]])  # constant column → 0
