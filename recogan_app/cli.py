@@ -25,6 +25,7 @@ EXAMPLES = """examples:
   recogan data toy-zdc --n 20000 --out zdc.npz           # the embedded proton-ZDC toy (seed 001)
   recogan train --kind zdc --data zdc.npz --out runs/zdc --time-limit 600
   recogan generate --run runs/zdc --conditions zdc.npz --out zdc-generated.npz --seed 1
+  recogan serve --data-root ~/mc --port 5006             # the dashboard, opened on the embedded Ξc+ toy
 """
 
 
@@ -222,6 +223,7 @@ def cmd_serve(args) -> int:
         raise InputError("is not a folder", path=args.data_root)
     origins = args.allow_websocket_origin or None
     print(f"recogan dashboard on http://{args.address or 'localhost'}:{args.port}/ (Ctrl-C stops it)", flush=True)
+
     def app():  # a function, called once per browser session
         return create_app(data=args.data, data_root=args.data_root, workdir=args.workdir)
 

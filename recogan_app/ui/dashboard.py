@@ -37,7 +37,8 @@ class Dashboard(Viewer):
     -------
     >>> dash = Dashboard("toy-xic")          # doctest: +SKIP
     >>> dash                                 # renders inline  # doctest: +SKIP
-    >>> dash.run.generate(1000)              # after training  # doctest: +SKIP
+    >>> run = dash.train()                   # or press Start in the page  # doctest: +SKIP
+    >>> run.generate(1000)                   # doctest: +SKIP
     """
 
     state = param.ClassSelector(class_=Session, doc="Everything this dashboard has loaded, chosen and trained.")
@@ -50,11 +51,10 @@ class Dashboard(Viewer):
         if data is not None:
             state.source = str(data) if str(data) in EMBEDDED else state.trust(data)
             self._load_first()
-        self.tabs = pn.Tabs(*self.views.items(), dynamic=False, sizing_mode="stretch_width")
+        self.tabs = pn.Tabs(*self.views.items(), dynamic=True, sizing_mode="stretch_width")
         self.layout = pn.Column(
             pn.pane.Alert(state.param.notice, alert_type=state.param.notice_level,
-                          visible=state.param.notice.rx.pipe(bool), css_classes=["recogan-notice"],
-                          sizing_mode="stretch_width"),
+                          visible=state.param.notice.rx.pipe(bool), sizing_mode="stretch_width"),
             self.tabs, sizing_mode="stretch_width")
 
     def _load_first(self) -> None:
@@ -65,6 +65,15 @@ class Dashboard(Viewer):
         else:
             with self.state.reporting():
                 self.state.load()
+
+    def train(self, wait: bool = True):
+        """Press Start; with ``wait``, block until the run is written and return it (notebooks, scripts).
+
+        Returns None when the training could not start (the notice says why) or ``wait`` is False.
+        """
+        before = self.state.job
+        self.views["Training"].start()
+        return self.state.wait().run if wait and self.state.job is not before else None
 
     @property
     def run(self):

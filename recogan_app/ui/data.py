@@ -24,18 +24,18 @@ class DataView(Viewer):
     def __init__(self, **params):
         super().__init__(**params)
         state = self.state
-        self.source = pn.widgets.Select.from_param(state.param.source, name="MC source", sizing_mode="stretch_width")
-        self.tree = pn.widgets.Select.from_param(state.param.tree, name="Tree / key",
+        self.source = pn.widgets.Select.from_param(state.param.source, label="MC source", sizing_mode="stretch_width")
+        self.tree = pn.widgets.Select.from_param(state.param.tree, label="Tree / key",
                                                  visible=state.param.tree.rx().rx.pipe(bool))
         self.upload = pn.widgets.FileInput(accept=",".join(FORMATS), multiple=False)
         self.upload.param.watch(self._upload, "value")
-        self.load_button = pn.widgets.Button(label="Load", button_type="primary", css_classes=["recogan-load"])
+        self.load_button = pn.widgets.Button(label="Load", color="primary", css_classes=["recogan-load"])
         self.load_button.on_click(self.load)
-        self.features = pn.widgets.MultiChoice.from_param(state.param.features, name="Features to model",
+        self.features = pn.widgets.MultiChoice.from_param(state.param.features, label="Features to model",
                                                           sizing_mode="stretch_width")
-        self.max_rows = pn.widgets.IntInput.from_param(state.param.max_rows, name="Rows to train on (0: all)",
+        self.max_rows = pn.widgets.IntInput.from_param(state.param.max_rows, label="Rows to train on (0: all)",
                                                        step=1000)
-        self.drop_invalid = pn.widgets.Checkbox.from_param(state.param.drop_invalid, name="Drop rows with NaN/inf")
+        self.drop_invalid = pn.widgets.Checkbox.from_param(state.param.drop_invalid, label="Drop rows with NaN/inf")
         self.layout = pn.Row(
             pn.Column("### MC sample", self.source, self.tree, pn.pane.Markdown("or upload a file:"), self.upload,
                       self.drop_invalid, self.load_button, self.max_rows, width=340),

@@ -27,7 +27,7 @@ class ExportView(Viewer):
 
     def __init__(self, **params):
         super().__init__(**params)
-        self.export_button = pn.widgets.Button(label="Export", button_type="primary", css_classes=["recogan-export"])
+        self.export_button = pn.widgets.Button(label="Export", color="primary", css_classes=["recogan-export"])
         self.export_button.on_click(self.run_export)
         self.download = pn.widgets.FileDownload(label="Download", visible=False, css_classes=["recogan-download"])
         self.state.param.watch(lambda _: self._enable(), "run")
@@ -36,10 +36,10 @@ class ExportView(Viewer):
             "### Export a synthetic sample",
             "The run is validated against its held-out MC before anything is written; the file records "
             "how many MC events the model learnt from and how far it may be trusted (`FILE.provenance.json`).",
-            pn.Row(pn.widgets.IntInput.from_param(self.param.rows, name="Rows", step=100_000, width=180),
-                   pn.widgets.Select.from_param(self.param.suffix, name="Format", width=120),
-                   pn.widgets.Select.from_param(self.param.require, name="Required verdict", width=160),
-                   pn.widgets.Checkbox.from_param(self.param.force, name="Export even if below")),
+            pn.Row(pn.widgets.IntInput.from_param(self.param.rows, label="Rows", step=100_000, width=180),
+                   pn.widgets.Select.from_param(self.param.suffix, label="Format", width=120),
+                   pn.widgets.Select.from_param(self.param.require, label="Required verdict", width=160),
+                   pn.widgets.Checkbox.from_param(self.param.force, label="Export even if below")),
             pn.Row(self.export_button, self.download),
             pn.indicators.Progress(value=self.param.written.rx() * 100 // self.param.rows.rx(), max=100, width=400),
             pn.pane.Markdown(self.where, css_classes=["recogan-exported"]), sizing_mode="stretch_width")

@@ -8,7 +8,7 @@ import panel as pn
 import param
 from panel.viewable import Viewer
 
-from recogan_app.ui.plots import density_histogram
+from recogan_app.ui.plots import SIZE, density_histogram
 from recogan_app.ui.state import SPECS, Session
 
 
@@ -21,7 +21,7 @@ class PreprocessingView(Viewer):
     def __init__(self, **params):
         super().__init__(**params)
         self.selectors = pn.Column(sizing_mode="stretch_width")
-        self.preview_feature = pn.widgets.Select.from_param(self.state.param.preview_feature, name="Preview")
+        self.preview_feature = pn.widgets.Select.from_param(self.state.param.preview_feature, label="Preview")
         self.layout = pn.Row(
             pn.Column("### Transform per feature", "The suggestion comes from the name and the values; "
                       "every chain ends in a map to a normal distribution.", self.selectors, width=420),
@@ -37,7 +37,8 @@ class PreprocessingView(Viewer):
         rows = []
         for feature in self.state.features:
             suggested = self.state.suggested[feature]
-            select = pn.widgets.Select(name=f"{feature} (suggested: {suggested})", value=self.state.transforms[feature],
+            select = pn.widgets.Select(label=f"{feature} (suggested: {suggested})",
+                                       value=self.state.transforms[feature],
                                        options=list(dict.fromkeys([suggested, *SPECS])), sizing_mode="stretch_width")
             select.param.watch(lambda event, f=feature: self.state.choose_transform(f, event.new), "value")
             rows.append(select)
@@ -52,10 +53,9 @@ class PreprocessingView(Viewer):
         with self.state.reporting():
             raw, transformed = self.state.preview(feature)
             spec = self.state.transforms[feature]
-            size = dict(responsive=True, min_height=280)
-            return (density_histogram(raw, label=feature).opts(title=f"{feature} (MC)", **size)
+            return (density_histogram(raw, label=feature).opts(title=f"{feature} (MC)", **SIZE)
                     + density_histogram(transformed, label=f"{spec}({feature})").opts(
-                        title=f"after {spec}", fill_color="seagreen", **size)).opts(shared_axes=False)
+                        title=f"after {spec}", fill_color="seagreen", **SIZE)).opts(shared_axes=False)
         return hv.Layout([hv.Histogram([])]).opts(title=f"{feature}: this transform does not fit (see the notice)")
 
     def __panel__(self):

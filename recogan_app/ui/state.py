@@ -35,8 +35,8 @@ from recogan_app.validation import Validation, training_split, validate
 
 __all__ = ["ACTIVE", "SPECS", "Session", "files_under", "inside"]
 
-SPECS = ("quantile", *(f"{name}+quantile" for name in TRANSFORMS if name not in ("quantile", "identity", "standardise")),
-         "standardise", "identity")
+SPECS = ("quantile", *(f"{name}+quantile" for name in TRANSFORMS
+                       if name not in ("quantile", "identity", "standardise")), "standardise", "identity")
 """The transform specs offered per feature (the suggestion is always among them)."""
 ACTIVE = ("running", "pausing", "paused", "stopping")
 """Statuses in which a training thread exists."""
@@ -82,7 +82,7 @@ class Session(param.Parameterized):
     Parameters
     ----------
     data_root : pathlib.Path, optional
-        Files under it can be chosen; nothing outside it is read (except ``trusted`` files).
+        Files under it can be chosen; nothing outside it is read, except files passed to :meth:`trust`.
     workdir : pathlib.Path, optional
         Where runs, uploads, reports and exports are written; a fresh temporary folder by default.
 
@@ -94,7 +94,7 @@ class Session(param.Parameterized):
     """
 
     # -- data ----------------------------------------------------------------------------------
-    data_root = param.Path(default=None, allow_None=True, search_paths=[], check_exists=False, constant=True,
+    data_root = param.Path(default=None, allow_None=True, check_exists=False, constant=True,
                            doc="Folder whose files may be read; None: only embedded, trusted and uploaded data.")
     workdir = param.Path(default=None, allow_None=True, check_exists=False, constant=True,
                          doc="Folder for runs, uploads, reports and exports.")
@@ -124,6 +124,7 @@ class Session(param.Parameterized):
     eta_s = param.Number(default=None, allow_None=True, doc="Seconds of training left, estimated.")
     snapshot = param.ClassSelector(class_=Snapshot, default=None, allow_None=True,
                                    doc="The latest per-epoch validation snapshot.")
+    snapshots = param.List(default=[], item_type=Snapshot, doc="The snapshots of the last poll, oldest first.")
     losses = param.List(default=[], doc="Step-loss rows ({'step', 'epoch', term: value}) of the last poll.")
     log = param.List(default=[], doc="Messages from the training, oldest first.")
     result = param.ClassSelector(class_=FitResult, default=None, allow_None=True, doc="How the last fit ended.")
@@ -137,8 +138,8 @@ class Session(param.Parameterized):
     notice_level = param.Selector(default="info", objects=["info", "success", "warning", "danger"])
 
     def __init__(self, **params):
-        params.setdefault("config", TabularConfig())
-        params.setdefault("workdir", Path(tempfile.mkdtemp(prefix="recogan-")))
+        params["config"] = params.get("config") or TabularConfig()
+        params["workdir"] = params.get("workdir") or Path(tempfile.mkdtemp(prefix="recogan-"))
         super().__init__(**params)
         self._trusted: set[str] = set()
         self.job: BackgroundTraining | None = None
@@ -189,8 +190,9 @@ class Session(param.Parameterized):
         if Path(name).suffix.lower() not in FORMATS:
             raise InputError(f"has an unsupported extension '{Path(name).suffix}'", path=name or "upload",
                              hint=f"supported: {', '.join(FORMATS)}")
-        folder = Path(self.workdir) / "uploads"
-        folder.mkdir(parents=True, exist_ok=True)
+        uploads = Path(self.workdir) / "uploads"
+        uploads.mkdir(parents=True, exist_ok=True)
+        folder = Path(tempfile.mkdtemp(dir=uploads))  # sessions may share a workdir
         (folder / name).write_bytes(content)
         self.source = self.trust(folder / name)
         return self.source
@@ -288,8 +290,11 @@ class Session(param.Parameterized):
         sample = self._trained_on = self.training_sample()
         self.job_config = self.config.updated(
             features=list(self.features), transforms={f: self.transforms[f] for f in self.features})
-        out = Path(self.workdir) / "runs" / time.strftime("run-%Y%m%d-%H%M%S")
-        self.job = BackgroundTraining(partial(train_tabular, sample, self.job_config, out, overwrite=True))
+        runs = Path(self.workdir) / "runs"
+        runs.mkdir(parents=True, exist_ok=True)
+        # a unique name: sessions may share a workdir
+        out = Path(tempfile.mkdtemp(prefix=time.strftime("run-%Y%m%d-%H%M%S-"), dir=runs))
+        self.job = BackgroundTraining(partial(train_tabular, sample, self.job_config, out))
         self.param.update(status="running", progress=0.0, eta_s=None, snapshot=None, log=[], result=None,
                           run=None, validation=None, exported=None)
         self.tell(f"training {len(sample.frame):,} rows × {len(self.features)} features on {self.device_label}")
@@ -317,23 +322,32 @@ class Session(param.Parameterized):
             self.stop()
 
     @property
+    def pending(self) -> bool:
+        """Whether the worker has queued events that :meth:`poll` would apply."""
+        return self.job is not None and not self.job.events.empty()
+
+    @property
     def polling(self) -> bool:
         """Whether :meth:`poll` still has something to collect."""
         job = self.job
-        return job is not None and (job.running or not job.events.empty() or (job.result is not None and self.run is None))
+        return job is not None and (job.running or not job.events.empty()
+                                    or (job.result is not None and self.run is None))
 
     def poll(self) -> list:
-        """Apply the worker's queued events to the parameters (call on the UI thread); returns them."""
+        """Apply the worker's queued events to the parameters (call on the UI thread); returns them.
+
+        Step losses and snapshots arrive in batches (:attr:`losses`, :attr:`snapshots`), so that
+        a view redraws once per poll, not once per event.
+        """
         if self.job is None:
             return []
         events = self.job.drain()
-        losses = []
+        losses, snapshots = [], []
         for event in events:
             if isinstance(event, StepEnd):
                 losses.append({"step": event.step, "epoch": event.epoch, **event.losses})
             elif isinstance(event, Snapshot):
-                self._progress(event.epoch + 1, event.elapsed_s)
-                self.snapshot = event
+                snapshots.append(event)
             elif isinstance(event, Message):
                 self.log = [*self.log, event]
                 if event.level != "info":
@@ -344,6 +358,9 @@ class Session(param.Parameterized):
                 self.result = event
         if losses:
             self.losses = losses
+        if snapshots:  # one update per poll however many epochs passed: drawing costs more than training
+            self._progress(snapshots[-1].epoch + 1, snapshots[-1].elapsed_s)
+            self.param.update(snapshots=snapshots, snapshot=snapshots[-1])
         if not self.job.running and self.job.result is not None and self.run is None:
             self.param.update(run=self.job.result, progress=1.0, eta_s=0.0)
             self.tell(f"run saved to {self.run.path}: {self.result.reason} after {self.result.epochs} epochs, "

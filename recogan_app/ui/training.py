@@ -5,23 +5,32 @@ a periodic callback on this session's thread drains its events into the session 
 ``pn.io.hold()``, and the state's changes feed HoloViews streams: a ``Buffer`` for the loss and
 KS/WS curves (only new rows travel to the browser), a ``Pipe`` for the histogram overlay and the
 correlation-residual heatmap.
+
+Each training gets fresh streams, created from its first data: a plot's first frame fixes its
+curves (one per loss term or feature) and axis types (categorical for the heatmap), so it must
+already hold the real structure.
 """
 
 from __future__ import annotations
 
+import time
+from contextlib import nullcontext
+
 import holoviews as hv
-import numpy as np
 import pandas as pd
 import panel as pn
 import param
 from panel.viewable import Viewer
 
-from recogan_app.ui.plots import (LOSSES, SCORES, comparison_histogram, ks_curves, loss_curves, loss_rows,
-                                  residual_heatmap, snapshot_rows, ws_curves)
+from recogan_app.ui.plots import (KS_CAPTION, comparison_histogram, ks_curves, loss_curves, loss_rows, residual_heatmap,
+                                  snapshot_rows, ws_curves)
 from recogan_app.ui.state import ACTIVE, Session
 
-POLL_MS = 500
-"""How often the page collects the training's events (the issue asks for ≤ 2 s)."""
+POLL_MS = 250
+"""How often the page collects the training's events and may redraw one stale plot: with quick
+redraws each of the five plots is at most about 5 × POLL_MS old (the issue asks for ≤ 2 s)."""
+REDRAW_SHARE = 0.3
+"""Most of the session thread's time that redrawing plots may take, so that clicks are answered."""
 SETTINGS = {
     "Loss weights (λ)": ["lambda_ks", "lambda_range", "lambda_corr", "gradient_penalty", "label_smoothing"],
     "Architecture": ["adversarial", "latent_dim", "generator_widths", "discriminator_widths"],
@@ -39,6 +48,17 @@ def _duration(seconds: float | None) -> str:
     return f"{minutes} min {seconds:02d} s" if minutes else f"{seconds} s"
 
 
+LIVE = {
+    "ks": (hv.streams.Buffer, ks_curves),
+    "heatmap": (hv.streams.Pipe, lambda data: residual_heatmap(*data)),
+    "losses": (hv.streams.Buffer, loss_curves),
+    "ws": (hv.streams.Buffer, ws_curves),
+    "histogram": (hv.streams.Pipe, lambda data: comparison_histogram(*data)),
+}
+"""Live plot name: (stream type, function of the stream's data); a Buffer accumulates rows."""
+WAITING = "*waiting for the first epoch*"
+
+
 class TrainingView(Viewer):
     """Settings and controls on the left, live loss, KS, WS, histogram and heatmap plots on the right."""
 
@@ -48,46 +68,44 @@ class TrainingView(Viewer):
     def __init__(self, **params):
         super().__init__(**params)
         state = self.state
-        self.loss_stream = hv.streams.Buffer(LOSSES, length=BUFFER_ROWS, index=False)
-        self.score_stream = hv.streams.Buffer(SCORES, length=BUFFER_ROWS, index=False)
-        self.histogram_stream = hv.streams.Pipe(data=(np.array([]), np.array([]), "feature"))
-        self.heatmap_stream = hv.streams.Pipe(data=(pd.DataFrame(), None))
+        self.streams: dict[str, hv.streams.Stream] = {}
+        self.stale: dict[str, object] = {}
+        self._next_redraw = 0.0
+        self.slots = {name: pn.Column(WAITING, sizing_mode="stretch_width", css_classes=[f"recogan-{name}"])
+                      for name in LIVE}
         self._poller = None
 
-        self.buttons = {name: pn.widgets.Button(label=name, button_type=kind, css_classes=[f"recogan-{name.lower()}"])
+        self.buttons = {name: pn.widgets.Button(label=name, color=kind, css_classes=[f"recogan-{name.lower()}"])
                         for name, kind in (("Start", "primary"), ("Pause", "warning"), ("Resume", "success"),
                                            ("Stop", "danger"))}
         for name, action in (("Start", self.start), ("Pause", state.pause), ("Resume", state.resume),
                              ("Stop", state.stop)):
             self.buttons[name].on_click(lambda _, act=action: act())
-        settings = [pn.Card(pn.Param(state.config, parameters=names, show_name=False, sizing_mode="stretch_width"),
+        inputs = {name: pn.widgets.IntInput if isinstance(p, param.Integer) else pn.widgets.FloatInput
+                  for name, p in state.config.param.objects().items() if isinstance(p, param.Number)}
+        settings = [pn.Card(pn.Param(state.config, parameters=names, widgets=inputs, show_name=False,
+                                     sizing_mode="stretch_width"),
                             title=title, collapsed=title != "Loss weights (λ)", sizing_mode="stretch_width")
                     for title, names in SETTINGS.items()]
         controls = pn.Column(
             pn.pane.Markdown(state.param.device_label.rx().rx.pipe(lambda d: f"**Device:** {d}")),
             pn.Row(*self.buttons.values()),
-            pn.indicators.Progress(value=state.param.progress.rx().rx.pipe(lambda p: round(100 * p)), max=100, sizing_mode="stretch_width",
-                                   bar_color="primary"),
+            pn.indicators.Progress(value=state.param.progress.rx().rx.pipe(lambda p: round(100 * p)), max=100,
+                                   sizing_mode="stretch_width", bar_color="primary"),
             pn.pane.Markdown(self.status_text, css_classes=["recogan-status"]),
-            pn.widgets.Checkbox.from_param(state.param.detached, name="Keep training when this page closes"),
+            pn.pane.Markdown(self.messages, styles={"font-size": "small"}),
+            pn.widgets.Checkbox.from_param(state.param.detached, label="Keep training when this page closes"),
             *settings, width=380)
-        self.feature_select = pn.widgets.Select.from_param(self.param.feature, name="Histogram of")
         plots = pn.GridBox(
-            pn.pane.HoloViews(hv.DynamicMap(loss_curves, streams=[self.loss_stream]), sizing_mode="stretch_width",
-                              css_classes=["recogan-losses"]),
-            pn.pane.HoloViews(hv.DynamicMap(ks_curves, streams=[self.score_stream]), sizing_mode="stretch_width",
-                              css_classes=["recogan-ks"]),
-            pn.pane.HoloViews(hv.DynamicMap(ws_curves, streams=[self.score_stream]), sizing_mode="stretch_width",
-                              css_classes=["recogan-ws"]),
-            pn.Column(self.feature_select, pn.pane.HoloViews(
-                hv.DynamicMap(lambda data: comparison_histogram(*data), streams=[self.histogram_stream]), sizing_mode="stretch_width",
-                css_classes=["recogan-histogram"]), sizing_mode="stretch_width"),
-            pn.pane.HoloViews(hv.DynamicMap(lambda data: residual_heatmap(*data), streams=[self.heatmap_stream]),
-                              sizing_mode="stretch_width", css_classes=["recogan-heatmap"]),
+            pn.Column(self.slots["ks"], pn.pane.Markdown(KS_CAPTION, styles={"font-size": "small"}),
+                      sizing_mode="stretch_width"),
+            self.slots["heatmap"], self.slots["losses"], self.slots["ws"],
+            pn.Column(pn.widgets.Select.from_param(self.param.feature, label="Histogram of"), self.slots["histogram"],
+                      sizing_mode="stretch_width"),
             ncols=2, sizing_mode="stretch_width")
         self.layout = pn.Row(controls, plots, sizing_mode="stretch_width")
         state.param.watch(self._on_losses, "losses")
-        state.param.watch(self._on_snapshot, "snapshot")
+        state.param.watch(self._on_snapshots, "snapshots")
         state.param.watch(self._on_status, "status")
         self.param.watch(self._on_feature, "feature")
         self._on_status()
@@ -97,18 +115,38 @@ class TrainingView(Viewer):
         """Start a training and the periodic collection of its events."""
         with self.state.reporting():
             self.state.start()
-            self.loss_stream.clear()
-            self.score_stream.clear()
+            self.streams.clear()
+            self.stale.clear()
+            for slot in self.slots.values():
+                slot[:] = [WAITING]
             self.param.feature.objects = list(self.state.features)
             self.feature = self.state.features[0]
-            if self._poller is None or not self._poller.running:
+            if not self.polling:
                 self._poller = pn.state.add_periodic_callback(self.poll, period=POLL_MS)
 
+    @property
+    def polling(self) -> bool:
+        return self._poller is not None and self._poller.running
+
     def poll(self) -> None:
-        """Collect the worker's events in one batch of page updates; stop once nothing can come."""
-        with pn.io.hold():
+        """Collect the worker's events and redraw the plot that has waited longest, in one batch of
+        page updates; stop once nothing more can come.
+
+        Clicks wait while a plot redraws, so redraws come one at a time and take at most
+        :data:`REDRAW_SHARE` of this session's thread: on a busy machine plots refresh less often,
+        but the page keeps answering. ``freeze`` makes Bokeh recompute the document's model graph
+        once per batch instead of once per changed plot (that recomputation grows with the page).
+        """
+        started = time.perf_counter()
+        redraw = bool(self.stale) and started >= self._next_redraw
+        with pn.io.hold(freeze=True) if redraw or self.state.pending else nullcontext():
             self.state.poll()
-        if not self.state.polling and self._poller is not None:
+            if redraw:
+                name = next(iter(self.stale))
+                self.feed(name, self.stale.pop(name))
+        if redraw:
+            self._next_redraw = started + (time.perf_counter() - started) / REDRAW_SHARE
+        if not (self.state.polling or self.stale) and self.polling:
             self._poller.stop()
 
     def _on_status(self, *_):
@@ -132,24 +170,52 @@ class TrainingView(Viewer):
             text += f"<br>run: `{state.run.path}`"
         return text
 
-    # -- live plots ----------------------------------------------------------------------------
-    def _on_losses(self, event):
-        self.loss_stream.send(loss_rows(event.new))
+    @param.depends("state.log")
+    def messages(self) -> str:
+        """The training's last messages: what it trains on, rollbacks, why it stopped."""
+        return "<br>".join(message.text for message in self.state.log[-3:])
 
-    def _on_snapshot(self, event):
-        snapshot = event.new
-        if snapshot is None:
+    # -- live plots ----------------------------------------------------------------------------
+    def show(self, name: str, data) -> None:
+        """Queue ``data`` for the plot ``name`` (drawn by a later :meth:`poll`), or draw it now when no
+        training is being followed; queued rows of a Buffer accumulate."""
+        if not self.polling:
+            self.feed(name, data)
+        elif name in self.stale and LIVE[name][0] is hv.streams.Buffer:
+            self.stale[name] = pd.concat([self.stale[name], data], ignore_index=True)
+        else:
+            self.stale[name] = data
+
+    def feed(self, name: str, data) -> None:
+        """Send ``data`` to the stream ``name``; its first data creates the stream and its plot."""
+        stream = self.streams.get(name)
+        if stream is not None:
+            stream.send(data)
             return
-        self.score_stream.send(snapshot_rows(snapshot))
-        self.heatmap_stream.send((snapshot.details["corr_residual"], snapshot.epoch + 1))
+        kind, plot = LIVE[name]
+        stream = self.streams[name] = (kind(data, length=BUFFER_ROWS, index=False) if kind is hv.streams.Buffer
+                                       else kind(data=data))
+        self.slots[name][:] = [pn.pane.HoloViews(hv.DynamicMap(plot, streams=[stream]), sizing_mode="stretch_width")]
+
+    def _on_losses(self, event):
+        self.show("losses", loss_rows(event.new))
+
+    def _on_snapshots(self, event):
+        if not event.new:
+            return
+        rows = pd.concat([snapshot_rows(s) for s in event.new], ignore_index=True)
+        self.show("ks", rows)
+        self.show("ws", rows)
+        latest = event.new[-1]
+        self.show("heatmap", (latest.details["corr_residual"], latest.epoch + 1))
         self._on_feature()
 
     def _on_feature(self, *_):
         snapshot = self.state.snapshot
         if snapshot is not None and self.feature is not None:
             details = snapshot.details
-            self.histogram_stream.send((details["reference"][self.feature].to_numpy(),
-                                        details["synthetic"][self.feature].to_numpy(), self.feature))
+            self.show("histogram", (details["reference"][self.feature].to_numpy(),
+                                    details["synthetic"][self.feature].to_numpy(), self.feature))
 
     def __panel__(self):
         return self.layout

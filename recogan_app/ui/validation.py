@@ -10,7 +10,7 @@ import panel as pn
 import param
 from panel.viewable import Viewer
 
-from recogan_app.ui import plots  # noqa: F401  (the bokeh backend for .opts)
+from recogan_app.ui.plots import SIZE
 from recogan_app.ui.state import Session
 from recogan_app.validation import SCORE_EDGES, Validation
 
@@ -25,18 +25,18 @@ def roc_plot(validation: Validation) -> hv.Overlay:
               for name, comparison in (("model", validation.model), ("copula", validation.baseline))]
     diagonal = hv.Curve([(0, 0), (1, 1)], "false positive rate", "true positive rate").opts(
         color="grey", line_dash="dashed")
-    return hv.Overlay([diagonal, *curves]).opts(title="Classifier two-sample test: ROC", responsive=True,
-                                                min_height=300, legend_position="bottom_right")
+    return hv.Overlay([diagonal, *curves]).opts(title="Classifier two-sample test: ROC", **SIZE,
+                                                legend_position="bottom_right")
 
 
 def score_plot(validation: Validation) -> hv.Overlay:
     """BDT score distributions of MC and generated test rows: identical when the BDT cannot tell."""
     c2st = validation.model.c2st
-    hists = [hv.Histogram(np.histogram(scores, SCORE_EDGES), "BDT score (probability of MC)", label=label).opts(
+    hists = [hv.Histogram(np.histogram(scores, SCORE_EDGES), kdims=["BDT score (probability of MC)"], label=label).opts(
         fill_alpha=0.4, fill_color=color, line_alpha=0)
         for label, scores, color in (("MC", c2st.scores_reference, "grey"), ("generated", c2st.scores_synthetic,
                                                                                "crimson"))]
-    return hv.Overlay(hists).opts(title="BDT scores", responsive=True, min_height=300)
+    return hv.Overlay(hists).opts(title="BDT scores", **SIZE)
 
 
 def pair_plot(validation: Validation, x: str, y: str) -> hv.Overlay:
@@ -44,7 +44,7 @@ def pair_plot(validation: Validation, x: str, y: str) -> hv.Overlay:
     return (hv.Points(validation.reference_sample, [x, y], label="MC").opts(color="grey", alpha=0.3, size=3)
             * hv.Points(validation.synthetic_sample, [x, y], label="generated").opts(color="crimson", alpha=0.3,
                                                                                      size=3)).opts(
-        title=f"{y} vs {x}", responsive=True, min_height=360)
+        title=f"{y} vs {x}", **SIZE)
 
 
 class ValidationView(Viewer):
@@ -57,18 +57,19 @@ class ValidationView(Viewer):
 
     def __init__(self, **params):
         super().__init__(**params)
-        self.validate_button = pn.widgets.Button(label="Validate", button_type="primary",
+        self.validate_button = pn.widgets.Button(label="Validate", color="primary",
                                                  css_classes=["recogan-validate"])
         self.validate_button.on_click(self.run_validation)
         self.report_button = pn.widgets.Button(label="Save HTML report", css_classes=["recogan-report"])
         self.report_button.on_click(self.save_report)
         self.report = pn.widgets.FileDownload(label="Download report", visible=False)
         self.layout = pn.Column(
-            pn.Row(pn.widgets.IntInput.from_param(self.param.rows, name="Generated rows (0: as many as the held-out "
+            pn.Row(pn.widgets.IntInput.from_param(self.param.rows, label="Generated rows (0: as many as the held-out "
                                                                       "MC)", width=300),
                    self.validate_button, self.report_button, self.report),
             pn.panel(self.results, sizing_mode="stretch_width"),
-            pn.Row(pn.widgets.Select.from_param(self.param.x, name="x"), pn.widgets.Select.from_param(self.param.y, name="y"),
+            pn.Row(pn.widgets.Select.from_param(self.param.x, label="x"),
+                   pn.widgets.Select.from_param(self.param.y, label="y"),
                    visible=self.state.param.validation.rx.is_not(None)),
             pn.panel(self.pairs, sizing_mode="stretch_width"), sizing_mode="stretch_width")
         self.state.param.watch(self._on_validation, "validation")
@@ -118,7 +119,7 @@ class ValidationView(Viewer):
     @param.depends("state.validation", "x", "y")
     def pairs(self):
         """The pair plot of the chosen features, once validated."""
-        if self.state.validation is None or self.x is None:
+        if self.state.validation is None or None in (self.x, self.y):
             return pn.Spacer()
         return pn.pane.HoloViews(pair_plot(self.state.validation, self.x, self.y), sizing_mode="stretch_width")
 

@@ -1,0 +1,371 @@
+"""The dashboard's state and views at the param level, without a browser.
+
+Views are rendered to Bokeh models with ``get_root(Document(), comm=Comm())``; the training runs
+for real on a tiny sample (one shared run for the validation and export tests).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from pathlib import Path
+
+import holoviews as hv
+import numpy as np
+import pandas as pd
+import panel as pn
+import pytest
+import torch
+from bokeh.document import Document
+from pyviz_comms import Comm
+
+from recogan_app.cli import main
+from recogan_app.data.toy_xic import generate
+from recogan_app.metrics.correlations import RESIDUAL_TOLERANCE
+from recogan_app.metrics.distributions import ks_floor
+from recogan_app.training.events import Snapshot
+from recogan_app.ui import Dashboard, Session
+from recogan_app.ui.app import create_app
+from recogan_app.ui.data import DataView
+from recogan_app.ui.export import ExportView
+from recogan_app.ui.plots import comparison_histogram, ks_curves, residual_heatmap, snapshot_rows
+from recogan_app.ui.preprocessing import PreprocessingView
+from recogan_app.ui.state import files_under, inside
+from recogan_app.ui.training import TrainingView
+from recogan_app.ui.validation import ValidationView
+
+FEATURES = ["pt", "decay_length", "cos_pa"]
+
+
+def shrink(session: Session, tiny_config, **overrides) -> None:
+    """Give a session the shared tiny training settings (in place: the widgets stay bound)."""
+    session.config.param.update(tiny_config(**overrides).to_dict())
+
+
+def render(viewable) -> None:
+    """Build the Bokeh models of a viewable, as a notebook would."""
+    pn.panel(viewable).get_root(Document(), comm=Comm())
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Tiny networks gain nothing from threads; on a shared CI box they only thrash."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory) -> Path:
+    """A data root with one small MC file, a hidden one and an unreadable one."""
+    folder = tmp_path_factory.mktemp("data")
+    generate(n=1500, seed=0)[FEATURES].to_parquet(folder / "small.parquet")
+    (folder / ".hidden").mkdir()
+    generate(n=100, seed=1)[FEATURES].to_parquet(folder / ".hidden" / "secret.parquet")
+    (folder / "broken.parquet").write_bytes(b"not a parquet file")
+    (folder / "notes.txt").write_text("not MC")
+    return folder
+
+
+@pytest.fixture
+def session(root, tmp_path) -> Session:
+    session = Session(data_root=root, workdir=tmp_path / "work")
+    session.load("small.parquet")
+    return session
+
+
+@pytest.fixture(scope="module")
+def trained(root, tmp_path_factory, tiny_config) -> Session:
+    """A session that trained a tiny run to the end."""
+    session = Session(data_root=root, workdir=tmp_path_factory.mktemp("work"))
+    session.load("small.parquet")
+    shrink(session, tiny_config, max_epochs=3)
+    session.start()
+    session.wait(timeout=300)
+    assert session.run is not None, session.notice
+    return session
+
+
+# -- files: only under the data root ------------------------------------------------------------
+
+
+def test_inside_refuses_paths_leaving_the_root(root, tmp_path):
+    assert inside(root, "small.parquet") == (root / "small.parquet").resolve()
+    for escape in ("../x.parquet", "/etc/passwd", str(tmp_path)):
+        with pytest.raises(Exception, match="outside the data root"):
+            inside(root, escape)
+    (root / "link.parquet").symlink_to(tmp_path)
+    try:
+        with pytest.raises(Exception, match="outside the data root"):
+            inside(root, "link.parquet")
+    finally:
+        (root / "link.parquet").unlink()
+
+
+def test_sources_list_toys_and_visible_mc_files(root):
+    assert files_under(root) == ["broken.parquet", "small.parquet"]
+    session = Session(data_root=root)
+    assert list(session.param.source.objects)[:2] == ["toy-xic", "toy-xic-12"]
+    assert "small.parquet" in session.param.source.objects
+
+
+def test_without_a_data_root_files_are_refused_with_a_notice(root):
+    session = Session()
+    with session.reporting():
+        session.load(str(root / "small.parquet"))
+    assert session.notice_level == "danger" and "reads no files" in session.notice
+    assert session.sample is None
+
+
+# -- data --------------------------------------------------------------------------------------
+
+
+def test_load_chooses_every_feature_and_suggests_transforms(session):
+    assert session.features == FEATURES
+    assert session.suggested["cos_pa"] == "arccos+quantile"
+    assert session.transforms == session.suggested
+    assert session.summary.loc["pt", "invalid"] == 0
+    assert session.notice_level == "success" and "1,500 rows × 3 features" in session.notice
+
+
+def test_bad_file_gives_one_line_notice_and_keeps_the_sample(session):
+    before = session.sample
+    with session.reporting():
+        session.load("broken.parquet")
+    assert session.notice_level == "danger"
+    assert "broken.parquet: could not be read as Parquet" in session.notice and "\n" not in session.notice
+    assert session.sample is before
+
+
+def test_upload_is_written_to_the_workdir_and_loaded(session, root):
+    with pytest.raises(Exception, match="unsupported extension"):
+        session.upload("notes.txt", b"x")
+    path = session.upload("mine.parquet", (root / "small.parquet").read_bytes())
+    assert Path(path).is_relative_to(Path(session.workdir).resolve())
+    assert session.source == path
+    assert session.load().frame.shape == (1500, 3)
+
+
+def test_trees_are_offered_when_a_file_holds_several(root, tmp_path):
+    frame = generate(n=50, seed=0)[FEATURES]
+    frame.to_hdf(root / "two.h5", key="a")
+    frame.to_hdf(root / "two.h5", key="b")
+    try:
+        session = Session(data_root=root, workdir=tmp_path)
+        session.source = "two.h5"
+        assert session.param.tree.objects == ["a", "b"] and session.tree == "a"
+        session.tree = "b"
+        assert session.load().tree == "b"
+    finally:
+        (root / "two.h5").unlink()
+
+
+def test_data_view_loads_in_a_thread_and_lists_features(root, tmp_path):
+    session = Session(data_root=root, workdir=tmp_path)
+    view = DataView(state=session)
+    session.source = "small.parquet"
+    asyncio.run(view.load())
+    assert session.features == FEATURES
+    assert list(view.features.options) == FEATURES
+    render(view)
+
+
+def test_row_subset_is_seeded(session):
+    session.max_rows = 200
+    first, second = session.training_sample().frame, session.training_sample().frame
+    assert len(first) == 200 and first.equals(second)
+    session.features = ["pt"]
+    assert list(session.training_sample().frame.columns) == ["pt"]
+
+
+# -- preprocessing ------------------------------------------------------------------------------
+
+
+def test_preprocessing_view_changes_a_spec_and_previews_it(session):
+    view = PreprocessingView(state=session)
+    assert [s.label.split(" ")[0] for s in view.selectors] == FEATURES
+    view.selectors[0].value = "log1p+quantile"
+    assert session.transforms["pt"] == "log1p+quantile" and session.preview_feature == "pt"
+    raw, transformed = session.preview()
+    assert raw.shape == transformed.shape and abs(np.median(transformed)) < 0.1
+    render(view)
+
+
+def test_a_spec_that_does_not_fit_shows_a_notice(session):
+    view = PreprocessingView(state=session)
+    session.choose_transform("pt", "arccos+quantile")  # momenta are not cosines
+    view.preview()
+    assert session.notice_level == "danger" and "arccos" in session.notice
+
+
+# -- training -------------------------------------------------------------------------------------
+
+
+def fake_snapshot(epoch: int, features=FEATURES) -> Snapshot:
+    rng = np.random.default_rng(epoch)
+    table = pd.DataFrame({"ks": rng.uniform(0, 0.2, len(features)), "wasserstein": rng.uniform(0.01, 1, len(features))},
+                         index=features)
+    residual = pd.DataFrame(rng.uniform(-0.1, 0.1, (len(features),) * 2), index=features, columns=features)
+    sample = pd.DataFrame(rng.normal(size=(100, len(features))), columns=features)
+    return Snapshot(epoch=epoch, step=10 * (epoch + 1), elapsed_s=epoch + 1.0, score=1.0,
+                    metrics={"mean_ks": 0.1, "max_ks": 0.2, "max_corr_residual": 0.1}, sample_size=100,
+                    details={"per_feature": table, "corr_residual": residual, "reference": sample, "synthetic": sample})
+
+
+def test_training_view_streams_start_with_the_first_data(session):
+    view = TrainingView(state=session)
+    view.param.feature.objects = FEATURES
+    view.feature = "pt"
+    assert view.streams == {}
+    session.snapshots = [fake_snapshot(0)]
+    session.param.update(snapshots=[fake_snapshot(1), fake_snapshot(2)], snapshot=fake_snapshot(2))
+    session.losses = [{"step": 10, "epoch": 0, "g_loss": 1.0, "d_loss": 0.5}]
+    assert set(view.streams) == {"ks", "ws", "heatmap", "histogram", "losses"}
+    assert len(view.streams["ks"].data) == 3 * len(FEATURES)
+    assert view.streams["heatmap"].data[1] == 3  # the latest epoch, counted from 1
+    assert isinstance(view.slots["ks"][0], pn.pane.HoloViews)
+    render(view)
+
+
+def test_redraws_wait_their_turn_while_training_is_followed(session):
+    view = TrainingView(state=session)
+    view._poller = SimpleNamespace(running=True, stop=lambda: None)  # as during a training
+    view.feature = None
+    session.param.update(snapshots=[fake_snapshot(0)], snapshot=fake_snapshot(0))
+    session.param.update(snapshots=[fake_snapshot(1)], snapshot=fake_snapshot(1))
+    assert list(view.stale) == ["ks", "ws", "heatmap"] and len(view.stale["ks"]) == 2 * len(FEATURES)
+    drawn = []
+    for _ in range(3):
+        view._next_redraw = 0.0
+        view.poll()
+        drawn.append(set(view.streams))
+    assert drawn == [{"ks"}, {"ks", "ws"}, {"ks", "ws", "heatmap"}] and not view.stale
+    assert view.streams["heatmap"].data[1] == 2
+
+
+def test_buttons_follow_the_status(session):
+    view = TrainingView(state=session)
+    enabled = lambda: {name for name, b in view.buttons.items() if not b.disabled}  # noqa: E731
+    assert enabled() == {"Start"}
+    session.status = "running"
+    assert enabled() == {"Pause", "Stop"}
+    session.status = "paused"
+    assert enabled() == {"Resume", "Stop"}
+    session.status = "finished"
+    assert enabled() == {"Start"}
+
+
+def test_a_trained_session_has_its_run_and_history(trained):
+    assert trained.status == "finished" and trained.progress == 1.0
+    assert trained.result.reason == "max_epochs" and trained.snapshot.epoch == 2
+    assert trained.run.features == FEATURES and len(trained.run.history()) == 3
+    assert not trained.polling
+    assert "run saved" in trained.notice
+
+
+def test_pause_resume_stop_drive_the_worker(session, tiny_config):
+    shrink(session, tiny_config, max_epochs=10_000)
+    session.start()
+    with pytest.raises(Exception, match="running already"):
+        session.start()
+    session.pause()
+    assert session.status == "pausing"
+    wait_until(session, lambda: session.status == "paused")
+    session.resume()
+    assert session.status == "running"
+    session.stop()
+    session.wait(timeout=300)
+    assert session.status == "finished" and session.result.reason == "stopped"
+
+
+def test_closing_the_page_stops_training_unless_detached(session, tiny_config):
+    shrink(session, tiny_config, max_epochs=10_000)
+    session.detached = True
+    session.start()
+    session.close()
+    assert session.status == "running"
+    session.detached = False
+    session.close()
+    assert session.status == "stopping"
+    session.wait(timeout=300)
+    assert session.result.reason == "stopped"
+
+
+def wait_until(session: Session, condition, timeout: float = 120) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline
+        session.poll()
+        time.sleep(0.05)
+
+
+# -- validation and export --------------------------------------------------------------------------
+
+
+def test_validation_view_validates_the_run(trained):
+    view = ValidationView(state=trained)
+    assert not view.validate_button.disabled and view.report_button.disabled
+    view.rows = 300
+    asyncio.run(view.run_validation())
+    validation = trained.validation
+    assert validation is not None and validation.features == FEATURES and validation.n_synthetic == 300
+    assert (view.x, view.y) == ("pt", "decay_length") and not view.report_button.disabled
+    asyncio.run(view.save_report())
+    assert Path(view.report.file).is_file() and view.report.file.endswith(".html")
+    render(view)
+
+
+def test_export_view_writes_a_file_and_refuses_below_the_gate(trained):
+    view = ExportView(state=trained, rows=500, require="none")
+    asyncio.run(view.run_export())
+    exported = pd.read_parquet(trained.exported)
+    assert exported.shape == (500, 3) and view.written == 500
+    assert Path(str(trained.exported) + ".provenance.json").is_file()
+
+    view = ExportView(state=trained, rows=400, require="excellent", suffix=".h5")
+    asyncio.run(view.run_export())  # a 3-epoch model is far from 'excellent'
+    assert trained.notice_level == "warning" and trained.notice.startswith("export refused")
+    assert not any(Path(trained.workdir, "exports").glob("*-400.h5"))
+
+
+# -- the dashboard and the app -------------------------------------------------------------------------
+
+
+def test_dashboard_renders_trains_and_exposes_the_run(root, tmp_path, tiny_config):
+    dashboard = Dashboard(str(root / "small.parquet"), workdir=tmp_path)
+    assert dashboard.state.features == FEATURES and dashboard.run is None
+    assert list(dashboard.views) == ["Data", "Preprocessing", "Training", "Validation", "Export"]
+    render(dashboard)
+    shrink(dashboard.state, tiny_config, max_epochs=1)
+    run = dashboard.train()
+    assert run is dashboard.run and run.features == FEATURES
+
+
+def test_create_app_opens_the_embedded_toy(monkeypatch, tmp_path):
+    loaded = []
+    monkeypatch.setattr(Session, "load", lambda self: loaded.append(self.source))
+    page = create_app(workdir=tmp_path)
+    assert isinstance(page, pn.template.BaseTemplate) and loaded == ["toy-xic"]
+
+
+def test_serve_refuses_a_missing_data_root(tmp_path, capsys):
+    assert main(["serve", "--data-root", str(tmp_path / "nowhere")]) == 2
+    assert "is not a folder" in capsys.readouterr().err
+
+
+# -- plots ---------------------------------------------------------------------------------------------
+
+
+def test_plots_carry_their_yardsticks():
+    snapshot = fake_snapshot(0)
+    rows = snapshot_rows(snapshot)
+    assert rows["floor"].iloc[0] == pytest.approx(ks_floor(100, 100))
+    overlay = ks_curves(rows)
+    assert overlay.traverse(lambda line: line.y, [hv.HLine]) == [rows["floor"].iloc[0]]
+    heatmap = residual_heatmap(snapshot.details["corr_residual"], 1)
+    assert heatmap.opts.get().kwargs["clim"] == (-RESIDUAL_TOLERANCE, RESIDUAL_TOLERANCE)
+    histogram = comparison_histogram(np.arange(100.0), np.arange(100.0), "pt")
+    assert len(histogram) == 4 and "χ²/ndf 0.00" in histogram.opts.get().kwargs["title"]  # both with errors
