@@ -20,6 +20,7 @@ that looks complete. Nothing here executes code from the files it reads.
 from __future__ import annotations
 
 import json
+import shutil
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,6 +41,30 @@ from recogan_app.models.zdc import Generator as ZDCGenerator
 from recogan_app.preprocessing import FeaturePipeline
 
 REQUIRED = ("run.json", "config.json", "preprocessing.json", "generator.pt")
+
+
+def check_destination(out, overwrite: bool) -> Path:
+    """The run directory to create; an existing non-empty one is refused unless ``overwrite``."""
+    out = Path(out)
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise InputError("run directory exists and is not empty", path=out,
+                         hint="choose another --out, or pass --overwrite")
+    return out
+
+
+def partial_dir(out: Path) -> Path:
+    """A fresh sibling ``.<name>.partial`` folder where a run is built (checkpoints included)."""
+    partial = out.parent / f".{out.name}.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    return partial
+
+
+def publish(partial: Path, out: Path) -> None:
+    """Move a complete run into place: ``out`` appears only when every file is written."""
+    if out.exists():
+        shutil.rmtree(out)
+    partial.rename(out)
 
 
 def write_run(directory: Path, *, config: TabularConfig, info: dict, pipeline: FeaturePipeline,

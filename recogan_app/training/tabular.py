@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -30,7 +29,7 @@ from recogan_app.metrics.c2st import classifier_two_sample_test
 from recogan_app.metrics.distributions import EXCELLENT, feature_metrics, ks_summary
 from recogan_app.models.tabular import TabularGAN
 from recogan_app.preprocessing import FeaturePipeline
-from recogan_app.run import Run, write_run
+from recogan_app.run import Run, check_destination, partial_dir, publish, write_run
 from recogan_app.training.callbacks import Callback, Checkpoint, EarlyStopping
 from recogan_app.training.control import TrainingControl
 from recogan_app.training.device import describe_device, resolve_device
@@ -123,10 +122,7 @@ def train_tabular(sample: MCSample, config: TabularConfig, out, *, callbacks: Se
     Run
         The written run, with its best-by-validation generator.
     """
-    out = Path(out)
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise InputError("run directory exists and is not empty", path=out,
-                         hint="choose another --out, or pass --overwrite")
+    out = check_destination(out, overwrite)
     features = config.features or list(sample.frame.columns)
     missing = [f for f in features if f not in sample.frame.columns]
     if missing:
@@ -146,9 +142,7 @@ def train_tabular(sample: MCSample, config: TabularConfig, out, *, callbacks: Se
     module = TabularGAN(data.shape[1], config, MarginalTargets.from_data(
         data, inverse=pipeline.inverse_transform, generator=shuffle)).to(device)
 
-    partial = out.parent / f".{out.name}.partial"
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
+    partial = partial_dir(out)
     checkpoint = Checkpoint(partial / "checkpoints")
     trainer = Trainer(max_epochs=config.max_epochs, time_limit=config.time_limit,
                       discriminator_steps=config.discriminator_steps,
@@ -174,9 +168,7 @@ def train_tabular(sample: MCSample, config: TabularConfig, out, *, callbacks: Se
     write_run(partial, config=config, info=info, pipeline=pipeline, generator=module.generator,
               history=result.history, steps=pd.DataFrame(steps.rows), heldout=test)
     Run.load(partial).write_metrics(heldout_metrics(Run.load(partial), test, seed=config.seed))
-    if out.exists():
-        shutil.rmtree(out)
-    partial.rename(out)
+    publish(partial, out)
     return Run.load(out)
 
 

@@ -14,7 +14,6 @@ The one engine entry point for ZDC training: the CLI, the dashboard and the benc
 from __future__ import annotations
 
 import math
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,7 +26,7 @@ from recogan_app.data.zdc import ConditionScaler, ZDCSample, counts_from_log1p, 
 from recogan_app.errors import InputError
 from recogan_app.metrics.zdc import channel_sums, empty_count, five_channel_ws, hottest_pixel, hottest_pixel_error
 from recogan_app.models.zdc import AuxRegressor, ZDCGAN
-from recogan_app.run import ZDCRun, write_zdc_run
+from recogan_app.run import ZDCRun, check_destination, partial_dir, publish, write_zdc_run
 from recogan_app.training.callbacks import Callback, Checkpoint, EarlyStopping
 from recogan_app.training.control import TrainingControl
 from recogan_app.training.device import describe_device, resolve_device
@@ -127,10 +126,7 @@ def train_zdc(sample: ZDCSample, config: ZDCConfig, out, *, callbacks: Sequence[
     ZDCRun
         The written run, with its best-by-snapshot generator.
     """
-    out = Path(out)
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise InputError("run directory exists and is not empty", path=out,
-                         hint="choose another --out, or pass --overwrite")
+    out = check_destination(out, overwrite)
     kept = sample.subset(sample.photon_sums >= config.min_photon_sum)
     train_idx, test_idx = split_events(len(kept), config.test_fraction, config.seed)
     if len(train_idx) < MIN_TRAINING_EVENTS:
@@ -161,9 +157,7 @@ def train_zdc(sample: ZDCSample, config: ZDCConfig, out, *, callbacks: Sequence[
     monitor = np.sort(np.random.default_rng(config.seed + 1).permutation(len(train))[:config.snapshot_rows])
     validation = ZDCValidation(train.images[monitor], tensors[1][torch.from_numpy(monitor).to(device)],
                                config.channels, config.seed)
-    partial = out.parent / f".{out.name}.partial"
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
+    partial = partial_dir(out)
     steps = StepLog()
     trainer = Trainer(max_epochs=config.max_epochs, time_limit=config.time_limit,
                       discriminator_steps=config.discriminator_steps,
@@ -192,9 +186,7 @@ def train_zdc(sample: ZDCSample, config: ZDCConfig, out, *, callbacks: Sequence[
                   history=result.history, steps=pd.DataFrame(steps.rows), heldout=test)
     run = ZDCRun.load(partial, device=device)
     run.write_metrics(heldout_metrics(run, test, draws=config.eval_draws, seed=config.seed))
-    if out.exists():
-        shutil.rmtree(out)
-    partial.rename(out)
+    publish(partial, out)
     return ZDCRun.load(out, device=device)
 
 
