@@ -72,7 +72,7 @@ class TabularConfig(Settings):
 
     # -- architecture (seed 000: 3 dense layers in G, 2 in D) -----------------------------------
     latent_dim = param.Integer(default=32, bounds=(1, 1024), doc="Size of the generator's noise vector.")
-    generator_widths = param.List(default=[128, 128, 128], item_type=int, bounds=(1, 16),
+    generator_widths = param.List(default=[96, 96, 96], item_type=int, bounds=(1, 16),
                                   doc="Hidden widths of the generator's dense layers.")
     discriminator_widths = param.List(default=[256, 256], item_type=int, bounds=(1, 16),
                                       doc="Hidden widths of the discriminator's dense layers.")
