@@ -43,6 +43,17 @@ from recogan_app.preprocessing import FeaturePipeline
 REQUIRED = ("run.json", "config.json", "preprocessing.json", "generator.pt")
 
 
+def complete_run_dir(path, required, what: str) -> Path:
+    """``path`` as a Path, refused unless it is a directory holding every ``required`` file."""
+    path = Path(path)
+    if not path.is_dir():
+        raise InputError("run directory not found", path=path)
+    for name in required:
+        if not (path / name).is_file():
+            raise InputError(f"is not a complete {what}: {name} is missing", path=path)
+    return path
+
+
 def check_destination(out, overwrite: bool) -> Path:
     """The run directory to create; an existing non-empty one is refused unless ``overwrite``."""
     out = Path(out)
@@ -96,12 +107,7 @@ class Run:
 
     @classmethod
     def load(cls, path, *, device: str | torch.device = "cpu") -> "Run":
-        path = Path(path)
-        if not path.is_dir():
-            raise InputError("run directory not found", path=path)
-        for name in REQUIRED:
-            if not (path / name).is_file():
-                raise InputError(f"is not a complete run directory: {name} is missing", path=path)
+        path = complete_run_dir(path, REQUIRED, "run directory")
         try:
             info = json.loads((path / "run.json").read_text())
             config = TabularConfig.from_dict(json.loads((path / "config.json").read_text()),
@@ -207,12 +213,7 @@ class ZDCRun(Run):
 
     @classmethod
     def load(cls, path, *, device: str | torch.device = "cpu") -> "ZDCRun":
-        path = Path(path)
-        if not path.is_dir():
-            raise InputError("run directory not found", path=path)
-        for name in ZDC_REQUIRED:
-            if not (path / name).is_file():
-                raise InputError(f"is not a complete ZDC run directory: {name} is missing", path=path)
+        path = complete_run_dir(path, ZDC_REQUIRED, "ZDC run directory")
         try:
             info = json.loads((path / "run.json").read_text())
             config = ZDCConfig.from_dict(json.loads((path / "config.json").read_text()),
