@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import json
 import shutil
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -129,24 +131,29 @@ class Run:
     def features(self) -> list[str]:
         return list(self.pipeline.columns_)
 
-    def iter_generate(self, n: int, *, seed: int | None = None, chunk_rows: int = 500_000) -> Iterator[pd.DataFrame]:
+    def iter_generate(self, n: int, *, seed: int | None = None, chunk_rows: int = 500_000,
+                      workers: int = 2) -> Iterator[pd.DataFrame]:
         """Synthetic rows in chunks of at most ``chunk_rows``, in physical units with the MC's
         column names and dtypes; memory bounded whatever ``n``.
 
-        The network samples the next chunk in a worker thread while this one is mapped back to
-        physical units and consumed (torch releases the GIL), so generation and writing overlap.
+        ``workers`` threads each sample a chunk and map it back to physical units while the
+        caller consumes (writes) the previous one: torch and numpy release the GIL, so on a
+        2-core machine generation and writing overlap. Row i depends only on ``seed`` and i
+        (see :data:`~recogan_app.models.tabular.NOISE_BLOCK`), never on ``chunk_rows`` or ``workers``.
         """
-        device = next(self.module.parameters()).device
-        noise = torch.Generator(device=device)
-        noise.manual_seed(seed if seed is not None else int(np.random.SeedSequence().generate_state(1)[0]))
-        sizes = [min(chunk_rows, n - start) for start in range(0, n, chunk_rows)]
-        with ThreadPoolExecutor(max_workers=1) as worker:
-            pending = worker.submit(self.module.sample, sizes[0], generator=noise) if sizes else None
-            for i in range(len(sizes)):
-                raw = pending.result().cpu().numpy()
-                if i + 1 < len(sizes):
-                    pending = worker.submit(self.module.sample, sizes[i + 1], generator=noise)
-                yield self.pipeline.inverse_transform(raw)
+        seed = seed if seed is not None else int(np.random.SeedSequence().generate_state(1)[0])
+        rows = self.module.generator.sampler()
+
+        def chunk(start: int) -> pd.DataFrame:
+            return self.pipeline.inverse_transform(rows(seed, start, min(start + chunk_rows, n)).cpu().numpy())
+
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            starts = iter(range(0, n, chunk_rows))
+            pending = deque(pool.submit(chunk, start) for start in islice(starts, max(1, workers)))
+            while pending:
+                done = pending.popleft().result()
+                pending.extend(pool.submit(chunk, start) for start in islice(starts, 1))
+                yield done
 
     def generate(self, n: int, *, seed: int | None = None) -> pd.DataFrame:
         """``n`` synthetic rows at once (see :meth:`iter_generate` for large ``n``)."""

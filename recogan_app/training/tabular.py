@@ -79,9 +79,7 @@ class SnapshotValidation:
         self.seed = seed
 
     def __call__(self, module: TabularGAN):
-        device = next(module.parameters()).device
-        noise = torch.Generator(device=device).manual_seed(self.seed)
-        synthetic = self.pipeline.inverse_transform(module.sample(len(self.reference), generator=noise).cpu().numpy())
+        synthetic = self.pipeline.inverse_transform(module.sample(len(self.reference), seed=self.seed).cpu().numpy())
         metrics, details = compare(self.reference, synthetic)
         details.update(reference=self.reference, synthetic=synthetic)
         score = bar_score(metrics["mean_ks"], metrics["max_ks"], metrics["max_corr_residual"])

@@ -2,7 +2,7 @@ import torch
 
 from recogan_app.config import TabularConfig
 from recogan_app.losses import MarginalTargets
-from recogan_app.models.tabular import Discriminator, Generator, TabularGAN
+from recogan_app.models.tabular import NOISE_BLOCK, Discriminator, Generator, TabularGAN
 
 
 def test_shapes_and_architecture_follow_the_config():
@@ -14,7 +14,7 @@ def test_shapes_and_architecture_follow_the_config():
     assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in gan.discriminator.net)
     assert gan.generator(torch.randn(7, 6)).shape == (7, 5)
     assert gan.discriminator(torch.randn(7, 5)).shape == (7,)
-    assert gan.sample(1001).shape == (1001, 5)
+    assert gan.sample(1001, seed=0).shape == (1001, 5)
 
 
 def test_fused_generator_gives_the_same_outputs():
@@ -39,3 +39,17 @@ def test_losses_are_finite_and_penalties_follow_their_lambdas():
         assert ("d_gradient_penalty" in d) == (kind == "wgan-gp")
         assert "g_corr" not in g and {"g_ks", "g_range"} <= set(g)
     assert isinstance(Discriminator(3).net[0], torch.nn.Linear)
+
+
+def test_sampled_rows_depend_only_on_seed_and_position():
+    torch.manual_seed(0)
+    g = Generator(4, 3, (8, 8, 8))
+    rows = g.sampler()
+    n = 2 * NOISE_BLOCK + 100  # spans three noise blocks
+    whole = rows(7, 0, n)
+    pieces = torch.cat([rows(7, a, min(a + 5000, n)) for a in range(0, n, 5000)])
+    assert torch.equal(whole, pieces)
+    assert torch.equal(rows(7, NOISE_BLOCK - 3, NOISE_BLOCK + 3), whole[NOISE_BLOCK - 3:NOISE_BLOCK + 3])
+    assert not torch.equal(rows(8, 0, 10), whole[:10])
+    assert rows(7, 5, 5).shape == (0, 3)
+    assert g.training  # the live generator is not switched to eval mode by sampling
