@@ -69,7 +69,7 @@ def _tracked(chunks: Iterable[pd.DataFrame], progress: Progress | None) -> Itera
             progress(len(chunk))
 
 
-def _dictionary_columns(schema) -> list[str]:
+def dictionary_columns(schema) -> list[str]:
     """Columns worth dictionary encoding: integers (few distinct values). Generated floats are
     all distinct, so a dictionary only costs time (4× the write time) and space before pyarrow
     falls back to plain encoding."""
@@ -104,7 +104,7 @@ def write_parquet(path, chunks: Iterable[pd.DataFrame], provenance: dict | None 
                 schema = table.schema
                 if provenance is not None:
                     schema = schema.with_metadata({**schema.metadata, PROVENANCE_KEY: _dumps(provenance)})
-                writer = pq.ParquetWriter(path, schema, use_dictionary=_dictionary_columns(table.schema))
+                writer = pq.ParquetWriter(path, schema, use_dictionary=dictionary_columns(table.schema))
             writer.write_table(table, row_group_size=len(table))
     finally:
         if writer is not None:
