@@ -7,6 +7,7 @@ of the same size (a toy of another seed, or the untouched half of an external fi
   afterwards on the generator saved at every snapshot, so the measurement costs no training time),
 - final mean / max KS, max |Pearson residual|, classifier two-sample AUC (xgboost),
 - the same figures for the Gaussian copula baseline fitted on the same training split,
+- the MC's own noise floor: the same figures for the training MC against the independent one,
 - generation speed to Parquet (rows/s, through the same code as ``recogan generate``).
 
 Usage::
@@ -136,20 +137,23 @@ def bench(name: str, mc: pd.DataFrame, independent: pd.DataFrame, args) -> dict:
             "time_limit_s": args.time_limit, "trained_s": fit["elapsed_s"], "epochs": fit["epochs"],
             "stop_reason": fit["reason"], "time_to_excellent_ks_s": reached, "gan": final,
             "copula": {**baseline, "fit_s": copula_fit_s}, "generate_rows_per_s": gen_rate,
-            "generate_rows": n_gen, "overrides": args.overrides}
+            "generate_rows": n_gen, "overrides": args.overrides,
+            "mc_floor": figures(independent, mc, args.seed, args.c2st_rows)}
 
 
 def table(results: list[dict]) -> str:
     head = ("| data | device | trained | time to KS bar | mean KS | max KS | max Δρ | AUC | "
-            "copula mean KS | copula max KS | copula max Δρ | copula AUC | generate rows/s |")
+            "copula mean KS | copula max KS | copula max Δρ | copula AUC | MC floor max KS / max Δρ / AUC | "
+            "generate rows/s |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in results:
-        g, c = r["gan"], r["copula"]
+        g, c, f = r["gan"], r["copula"], r["mc_floor"]
         reached = f"{r['time_to_excellent_ks_s']:.0f} s" if r["time_to_excellent_ks_s"] is not None else "not reached"
         lines.append(
             f"| {r['dataset']} ({r['features']}) | {r['device']} | {r['trained_s']:.0f} s | {reached} | "
             f"{g['mean_ks']:.4f} | {g['max_ks']:.4f} | {g['max_corr_residual']:.3f} | {g['auc']:.3f} | "
             f"{c['mean_ks']:.4f} | {c['max_ks']:.4f} | {c['max_corr_residual']:.3f} | {c['auc']:.3f} | "
+            f"{f['max_ks']:.4f} / {f['max_corr_residual']:.3f} / {f['auc']:.3f} | "
             f"{r['generate_rows_per_s'] / 1e6:.2f} M |")
     return "\n".join(lines)
 
