@@ -94,8 +94,9 @@ class TabularConfig(Settings):
                              doc="Weight of the differentiable KS penalty (soft empirical CDFs).")
     lambda_range = param.Number(default=1.0, bounds=(0, None),
                                 doc="Weight of the penalty on values outside the MC's range.")
-    lambda_corr = param.Number(default=1.0, bounds=(0, None),
-                               doc="Weight of the penalty on the correlation-matrix residual.")
+    lambda_corr = param.Number(default=3.0, bounds=(0, None),
+                               doc="Weight of the penalty on the correlation-matrix residual (3: on the "
+                                   "12-feature toy it took max |Δρ| from 0.071 at 1 to 0.053, same KS).")
 
     # -- schedule -------------------------------------------------------------------------------
     max_epochs = param.Integer(default=1000, bounds=(1, None),
@@ -104,8 +105,11 @@ class TabularConfig(Settings):
                               doc="Wall-clock seconds of training at most.")
     patience = param.Integer(default=30, bounds=(1, None),
                              doc="Stop after this many snapshots without a better validation score.")
-    snapshot_rows = param.Integer(default=20_000, bounds=(100, None),
-                                  doc="Rows compared at each per-epoch validation snapshot.")
+    snapshot_rows = param.Integer(default=50_000, bounds=(100, None),
+                                  doc="Rows compared at each per-epoch validation snapshot, on which the best "
+                                      "checkpoint is picked. The toy's tail-dominated Pearson coefficients "
+                                      "scatter by up to 0.048 (std) on 20k rows, 0.038 on 50k; 50k cost "
+                                      "0.4 CPU-s per snapshot.")
 
     # -- reproducibility and hardware -----------------------------------------------------------
     seed = param.Integer(default=0, doc="Fixes the split, the initialisation and the sampling.")
