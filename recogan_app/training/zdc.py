@@ -64,18 +64,22 @@ class ZDCValidation:
     """Per-epoch snapshot: one image per monitor event, always from the same noise, so that the
     curves show the generator changing, not the noise.
 
-    ``details`` carries a gallery (the first real/generated pairs, same conditions) and the
-    channel sums of both, for the dashboard.
+    ``details`` carries a gallery (the first real/generated pairs, same conditions, and those
+    conditions in their units when given as ``gallery_conditions``) and the channel sums of both,
+    for the dashboard.
     """
 
-    def __init__(self, images: np.ndarray, conditions: torch.Tensor, convention: str, seed: int):
+    def __init__(self, images: np.ndarray, conditions: torch.Tensor, convention: str, seed: int,
+                 gallery_conditions: np.ndarray | None = None):
         self.images, self.conditions, self.convention, self.seed = images, conditions, convention, seed
+        self.gallery_conditions = None if gallery_conditions is None else gallery_conditions[:GALLERY]
 
     def __call__(self, module: ZDCGAN):
         noise = torch.Generator(device=self.conditions.device).manual_seed(self.seed)
         generated = counts_from_log1p(module.generator.sample(self.conditions, generator=noise).cpu().numpy()[:, 0])
         metrics = compare_zdc(self.images, [generated], self.convention)
         details = {"gallery_real": self.images[:GALLERY], "gallery_generated": generated[:GALLERY],
+                   "gallery_conditions": self.gallery_conditions,
                    "channels_real": channel_sums(self.images, self.convention),
                    "channels_generated": channel_sums(generated, self.convention)}
         score = metrics["ws_mean"] if math.isfinite(metrics["ws_mean"]) else math.inf
@@ -156,7 +160,7 @@ def train_zdc(sample: ZDCSample, config: ZDCConfig, out, *, callbacks: Sequence[
 
     monitor = np.sort(np.random.default_rng(config.seed + 1).permutation(len(train))[:config.snapshot_rows])
     validation = ZDCValidation(train.images[monitor], tensors[1][torch.from_numpy(monitor).to(device)],
-                               config.channels, config.seed)
+                               config.channels, config.seed, gallery_conditions=train.conditions[monitor])
     partial = partial_dir(out)
     steps = StepLog()
     trainer = Trainer(max_epochs=config.max_epochs, time_limit=config.time_limit,

@@ -1,7 +1,7 @@
 """The served dashboard: ``panel serve recogan_app/ui/app.py`` or ``recogan serve``.
 
 Each browser session gets its own :class:`~recogan_app.ui.dashboard.Dashboard` (and so its own
-training); closing the page stops that training unless the user detached it.
+trainings); closing the page stops them unless the user detached them.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def create_app(data=None, data_root=None, workdir=None) -> pn.template.BaseTempl
     """
     dashboard = Dashboard(data or EMBEDDED[0], data_root=data_root, workdir=workdir)
     if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
-        pn.state.on_session_destroyed(lambda _context: dashboard.state.close())
+        pn.state.on_session_destroyed(lambda _context: dashboard.close())
     return pn.template.FastListTemplate(title=TITLE, main=[dashboard], main_max_width="1800px")
 
 

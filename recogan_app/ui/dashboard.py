@@ -1,4 +1,5 @@
-"""The whole dashboard: one session state, one view per tab, one notice line above them."""
+"""The whole dashboard: one state per kind of training (tabular MC, ZDC), one view per tab, one
+notice line above them."""
 
 from __future__ import annotations
 
@@ -13,9 +14,12 @@ from recogan_app.ui.preprocessing import PreprocessingView
 from recogan_app.ui.state import Session
 from recogan_app.ui.training import TrainingView
 from recogan_app.ui.validation import ValidationView
+from recogan_app.ui.zdc import ZDCView
+from recogan_app.ui.zdc_state import ZDCSession
 
 TABS = {"Data": DataView, "Preprocessing": PreprocessingView, "Training": TrainingView,
-        "Validation": ValidationView, "Export": ExportView}
+        "Validation": ValidationView, "Export": ExportView, "ZDC": ZDCView}
+"""Tab name: view; each view gets the state its ``state`` parameter asks for."""
 
 
 class Dashboard(Viewer):
@@ -42,12 +46,17 @@ class Dashboard(Viewer):
     """
 
     state = param.ClassSelector(class_=Session, doc="Everything this dashboard has loaded, chosen and trained.")
+    zdc = param.ClassSelector(class_=ZDCSession, doc="The ZDC tab's events, settings, training and run.")
 
     def __init__(self, data=None, *, data_root=None, workdir=None, **params):
         params.setdefault("state", Session(data_root=data_root, workdir=workdir))
+        params.setdefault("zdc", ZDCSession(data_root=data_root, workdir=params["state"].workdir))
         super().__init__(**params)
         state = self.state
-        self.views = {name: view(state=state) for name, view in TABS.items()}
+        states = {Session: state, ZDCSession: self.zdc}
+        self.views = {name: view(state=states[view.param.state.class_]) for name, view in TABS.items()}
+        self.zdc.param.watch(lambda _: state.tell(self.zdc.notice, self.zdc.notice_level), "notice",
+                             onlychanged=False)  # one notice line for every tab
         if data is not None:
             state.source = str(data) if str(data) in EMBEDDED else state.trust(data)
             self._load_first()
@@ -79,6 +88,11 @@ class Dashboard(Viewer):
     def run(self):
         """The last trained :class:`~recogan_app.run.Run` (None before training ends)."""
         return self.state.run
+
+    def close(self) -> None:
+        """The page went away: stop the trainings that were not detached."""
+        self.state.close()
+        self.zdc.close()
 
     def __panel__(self):
         return self.layout

@@ -3,7 +3,8 @@
 :class:`Session` is a plain :class:`param.Parameterized` without Panel: every view reads it and
 calls its methods; only :meth:`Session.poll` (called on the UI's own thread) turns the training
 worker's queued events into parameter changes, so views never race the worker. A notebook can
-drive the same object without any view.
+drive the same object without any view. :class:`TrainingState` is what it shares with the ZDC
+tab's state (:class:`~recogan_app.ui.zdc_state.ZDCSession`): notices and one background training.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import dataclasses
 import functools
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
@@ -20,7 +22,7 @@ import numpy as np
 import pandas as pd
 import param
 
-from recogan_app.config import TabularConfig
+from recogan_app.config import Settings, TabularConfig
 from recogan_app.data.sources import EMBEDDED, FORMATS, MCSample, list_keys, load_mc
 from recogan_app.errors import ExportRefused, InputError
 from recogan_app.export import export
@@ -33,7 +35,7 @@ from recogan_app.training.events import FitResult, Message, Snapshot, StatusChan
 from recogan_app.training.tabular import split_mc, train_tabular
 from recogan_app.validation import Validation, training_split, validate
 
-__all__ = ["ACTIVE", "SPECS", "Session", "files_under", "inside"]
+__all__ = ["ACTIVE", "SPECS", "Session", "TrainingState", "files_under", "inside"]
 
 SPECS = ("quantile", *(f"{name}+quantile" for name in TRANSFORMS
                        if name not in ("quantile", "identity", "standardise")), "standardise", "identity")
@@ -58,10 +60,11 @@ def inside(root: Path, name: str | Path) -> Path:
     return path
 
 
-def files_under(root: Path) -> list[str]:
-    """Readable MC files below ``root`` (paths relative to it, hidden folders skipped), sorted."""
+def files_under(root: Path, suffixes=FORMATS) -> list[str]:
+    """Readable files below ``root`` (MC files by default; paths relative to it, hidden folders
+    skipped), sorted."""
     root = Path(root)
-    found = (p.relative_to(root) for p in root.rglob("*") if p.suffix.lower() in FORMATS and p.is_file())
+    found = (p.relative_to(root) for p in root.rglob("*") if p.suffix.lower() in suffixes and p.is_file())
     visible = (p for p in found if not any(part.startswith(".") for part in p.parts))
     return sorted(str(p) for p in visible)[:MAX_LISTED_FILES]
 
@@ -76,47 +79,17 @@ def _load_cached(source: str, tree: str | None, drop_invalid: bool, stamp: tuple
     return load_mc(source, tree=tree, drop_invalid=drop_invalid)
 
 
-class Session(param.Parameterized):
-    """One user's data, settings, training job and trained run.
+class TrainingState(param.Parameterized):
+    """What every training tab's state shares: a work folder, one-line notices, and one training
+    run in the background and followed through its events.
 
-    Parameters
-    ----------
-    data_root : pathlib.Path, optional
-        Files under it can be chosen; nothing outside it is read, except files passed to :meth:`trust`.
-    workdir : pathlib.Path, optional
-        Where runs, uploads, reports and exports are written; a fresh temporary folder by default.
-
-    Example
-    -------
-    >>> s = Session()                                       # doctest: +SKIP
-    >>> s.load("toy-xic"); s.max_rows = 5000; s.start()     # doctest: +SKIP
-    >>> s.wait().run.generate(10)                           # doctest: +SKIP
+    Subclasses hold their data and settings (``config``) and start a training with :meth:`launch`;
+    :meth:`poll`, called on the UI thread, turns the worker's events into parameter changes.
     """
 
-    # -- data ----------------------------------------------------------------------------------
-    data_root = param.Path(default=None, allow_None=True, check_exists=False, constant=True,
-                           doc="Folder whose files may be read; None: only embedded, trusted and uploaded data.")
     workdir = param.Path(default=None, allow_None=True, check_exists=False, constant=True,
                          doc="Folder for runs, uploads, reports and exports.")
-    source = param.Selector(default="toy-xic", objects=EMBEDDED_LABELS, check_on_set=False,
-                            doc="The MC to load: an embedded toy or a file.")
-    tree = param.Selector(default=None, objects=[None], allow_None=True, check_on_set=False,
-                          doc="ROOT tree / HDF5 key / npz array, when the file holds several.")
-    drop_invalid = param.Boolean(default=True, doc="Drop rows with NaN/inf instead of refusing the file.")
-    sample = param.ClassSelector(class_=MCSample, default=None, allow_None=True, doc="The loaded MC.")
-    summary = param.DataFrame(default=None, allow_None=True, doc="Per feature: dtype, range, invalid values.")
-    features = param.ListSelector(default=[], objects=[], doc="Columns to model, in order.")
-    max_rows = param.Integer(default=0, bounds=(0, None),
-                             doc="Train on a random subset of this many rows (0: all) for quick looks.")
-
-    # -- preprocessing -------------------------------------------------------------------------
-    suggested = param.Dict(default={}, doc="Suggested transform spec per feature.")
-    transforms = param.Dict(default={}, doc="Chosen transform spec per feature.")
-    preview_feature = param.Selector(default=None, objects=[], allow_None=True, check_on_set=False,
-                                     doc="Feature whose transform is previewed.")
-
-    # -- training ------------------------------------------------------------------------------
-    config = param.ClassSelector(class_=TabularConfig, doc="Settings of the next training.")
+    config = param.ClassSelector(class_=Settings, doc="Settings of the next training.")
     device_label = param.String(default="", doc="The device the next training would use.")
     status = param.Selector(default="idle", objects=["idle", *ACTIVE, "finished", "failed"])
     detached = param.Boolean(default=False, doc="Keep training when the page is closed.")
@@ -129,24 +102,14 @@ class Session(param.Parameterized):
     log = param.List(default=[], doc="Messages from the training, oldest first.")
     result = param.ClassSelector(class_=FitResult, default=None, allow_None=True, doc="How the last fit ended.")
     run = param.ClassSelector(class_=Run, default=None, allow_None=True, doc="The last trained run.")
-
-    # -- results and notices -------------------------------------------------------------------
-    validation = param.ClassSelector(class_=Validation, default=None, allow_None=True,
-                                     doc="The last validation of the run.")
-    exported = param.Path(default=None, allow_None=True, check_exists=False, doc="The last exported file.")
     notice = param.String(default="", doc="One line for the user; empty when there is nothing to say.")
     notice_level = param.Selector(default="info", objects=["info", "success", "warning", "danger"])
 
     def __init__(self, **params):
-        params["config"] = params.get("config") or TabularConfig()
         params["workdir"] = params.get("workdir") or Path(tempfile.mkdtemp(prefix="recogan-"))
         super().__init__(**params)
-        self._trusted: set[str] = set()
         self.job: BackgroundTraining | None = None
-        self.job_config: TabularConfig | None = None
-        self._trained_on: MCSample | None = None
-        self.refresh_sources()
-        self._list_trees()
+        self.job_config: Settings | None = None
         self.config.param.watch(self._describe_device, "device")
         self._describe_device()
 
@@ -167,6 +130,170 @@ class Session(param.Parameterized):
             self.tell(str(exc), "danger")
         except ExportRefused as exc:
             self.tell(f"export refused: {exc}", "warning")
+
+    # -- training ------------------------------------------------------------------------------
+    def _describe_device(self, *_) -> None:
+        self.device_label = "unavailable"
+        with self.reporting():
+            self.device_label = describe_device(resolve_device(self.config.device))
+
+    def check_idle(self) -> None:
+        if self.status in ACTIVE:
+            raise InputError("a training is running already", hint="stop it first")
+
+    def run_folder(self) -> Path:
+        """A new, uniquely named folder under ``workdir/runs`` (sessions may share a workdir)."""
+        runs = Path(self.workdir) / "runs"
+        runs.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=time.strftime("run-%Y%m%d-%H%M%S-"), dir=runs))
+
+    def launch(self, train: Callable, config: Settings, text: str, **reset) -> None:
+        """Start ``train`` (called as ``train(callbacks=..., control=...)``) in a worker thread.
+
+        ``config`` is what it trains with (progress follows its epochs and time limit), ``text``
+        the notice that says so; ``reset`` gives further parameters their fresh values.
+        """
+        self.job_config = config
+        self.job = BackgroundTraining(train)
+        self.param.update(status="running", progress=0.0, eta_s=None, snapshot=None, log=[], result=None,
+                          run=None, **reset)
+        self.tell(text)
+        self.job.start()
+
+    def pause(self) -> None:
+        if self.status == "running":
+            self.job.pause()
+            self.status = "pausing"
+
+    def resume(self) -> None:
+        if self.status in ("pausing", "paused"):
+            self.job.resume()
+            self.status = "running"
+
+    def stop(self) -> None:
+        if self.status in ACTIVE:
+            self.job.stop()
+            self.status = "stopping"
+
+    def close(self) -> None:
+        """The page went away: stop the training unless it was detached."""
+        if not self.detached:
+            self.stop()
+
+    @property
+    def pending(self) -> bool:
+        """Whether the worker has queued events that :meth:`poll` would apply."""
+        return self.job is not None and not self.job.events.empty()
+
+    @property
+    def polling(self) -> bool:
+        """Whether :meth:`poll` still has something to collect."""
+        job = self.job
+        return job is not None and (job.running or not job.events.empty()
+                                    or (job.result is not None and self.run is None))
+
+    def poll(self) -> list:
+        """Apply the worker's queued events to the parameters (call on the UI thread); returns them.
+
+        Step losses and snapshots arrive in batches (:attr:`losses`, :attr:`snapshots`), so that
+        a view redraws once per poll, not once per event.
+        """
+        if self.job is None:
+            return []
+        events = self.job.drain()
+        losses, snapshots = [], []
+        for event in events:
+            if isinstance(event, StepEnd):
+                losses.append({"step": event.step, "epoch": event.epoch, **event.losses})
+            elif isinstance(event, Snapshot):
+                snapshots.append(event)
+            elif isinstance(event, Message):
+                self.log = [*self.log, event]
+                if event.level != "info":
+                    self.tell(event.text, "danger" if event.level == "error" else "warning")
+            elif isinstance(event, StatusChange):
+                self.status = "stopping" if self.status == "stopping" and event.status == "running" else event.status
+            elif isinstance(event, FitResult):
+                self.result = event
+        if losses:
+            self.losses = losses
+        if snapshots:  # one update per poll however many epochs passed: drawing costs more than training
+            self._progress(snapshots[-1].epoch + 1, snapshots[-1].elapsed_s)
+            self.param.update(snapshots=snapshots, snapshot=snapshots[-1])
+        if not self.job.running and self.job.result is not None and self.run is None:
+            self.param.update(run=self.job.result, progress=1.0, eta_s=0.0)
+            self.tell(f"run saved to {self.run.path}: {self.result.reason} after {self.result.epochs} epochs, "
+                      f"best epoch {self.result.best_epoch}", "success")
+        return events
+
+    def _progress(self, epochs: int, elapsed_s: float) -> None:
+        """Progress by epochs or by the time limit, whichever is further; ETA by proportion."""
+        done = epochs / self.job_config.max_epochs
+        if self.job_config.time_limit:
+            done = max(done, elapsed_s / self.job_config.time_limit)
+        done = min(done, 1.0)
+        self.param.update(progress=done, eta_s=elapsed_s * (1 - done) / done if done else None)
+
+    def wait(self, timeout: float | None = None) -> TrainingState:
+        """Block until the training ends, applying its events (for notebooks and scripts)."""
+        if self.job is not None:
+            self.job.join(timeout)
+            self.poll()
+        return self
+
+
+class Session(TrainingState):
+    """One user's data, settings, training job and trained run.
+
+    Parameters
+    ----------
+    data_root : pathlib.Path, optional
+        Files under it can be chosen; nothing outside it is read, except files passed to :meth:`trust`.
+    workdir : pathlib.Path, optional
+        Where runs, uploads, reports and exports are written; a fresh temporary folder by default.
+
+    Example
+    -------
+    >>> s = Session()                                       # doctest: +SKIP
+    >>> s.load("toy-xic"); s.max_rows = 5000; s.start()     # doctest: +SKIP
+    >>> s.wait().run.generate(10)                           # doctest: +SKIP
+    """
+
+    # -- data ----------------------------------------------------------------------------------
+    data_root = param.Path(default=None, allow_None=True, check_exists=False, constant=True,
+                           doc="Folder whose files may be read; None: only embedded, trusted and uploaded data.")
+    source = param.Selector(default="toy-xic", objects=EMBEDDED_LABELS, check_on_set=False,
+                            doc="The MC to load: an embedded toy or a file.")
+    tree = param.Selector(default=None, objects=[None], allow_None=True, check_on_set=False,
+                          doc="ROOT tree / HDF5 key / npz array, when the file holds several.")
+    drop_invalid = param.Boolean(default=True, doc="Drop rows with NaN/inf instead of refusing the file.")
+    sample = param.ClassSelector(class_=MCSample, default=None, allow_None=True, doc="The loaded MC.")
+    summary = param.DataFrame(default=None, allow_None=True, doc="Per feature: dtype, range, invalid values.")
+    features = param.ListSelector(default=[], objects=[], doc="Columns to model, in order.")
+    max_rows = param.Integer(default=0, bounds=(0, None),
+                             doc="Train on a random subset of this many rows (0: all) for quick looks.")
+
+    # -- preprocessing -------------------------------------------------------------------------
+    suggested = param.Dict(default={}, doc="Suggested transform spec per feature.")
+    transforms = param.Dict(default={}, doc="Chosen transform spec per feature.")
+    preview_feature = param.Selector(default=None, objects=[], allow_None=True, check_on_set=False,
+                                     doc="Feature whose transform is previewed.")
+
+    # -- training ------------------------------------------------------------------------------
+    config = param.ClassSelector(class_=TabularConfig, doc="Settings of the next training.")
+
+    # -- results -------------------------------------------------------------------------------
+    validation = param.ClassSelector(class_=Validation, default=None, allow_None=True,
+                                     doc="The last validation of the run.")
+    exported = param.Path(default=None, allow_None=True, check_exists=False, doc="The last exported file.")
+
+    def __init__(self, **params):
+        params["config"] = params.get("config") or TabularConfig()
+        super().__init__(**params)
+        self._trusted: set[str] = set()
+        self._trained_on: MCSample | None = None
+        self.refresh_sources()
+        self._list_trees()
 
     # -- data ----------------------------------------------------------------------------------
     def refresh_sources(self) -> None:
@@ -267,11 +394,6 @@ class Session(param.Parameterized):
         return raw, parse_spec(self.transforms[feature], column=feature).fit_transform(raw)
 
     # -- training ------------------------------------------------------------------------------
-    def _describe_device(self, *_) -> None:
-        self.device_label = "unavailable"
-        with self.reporting():
-            self.device_label = describe_device(resolve_device(self.config.device))
-
     def training_sample(self) -> MCSample:
         """The loaded MC restricted to the chosen features and, if asked, a seeded row subset."""
         if self.sample is None:
@@ -285,102 +407,15 @@ class Session(param.Parameterized):
 
     def start(self) -> Path:
         """Start a training of the chosen features with the current settings; returns its run folder."""
-        if self.status in ACTIVE:
-            raise InputError("a training is running already", hint="stop it first")
+        self.check_idle()
         sample = self._trained_on = self.training_sample()
-        self.job_config = self.config.updated(
+        config = self.config.updated(
             features=list(self.features), transforms={f: self.transforms[f] for f in self.features})
-        runs = Path(self.workdir) / "runs"
-        runs.mkdir(parents=True, exist_ok=True)
-        # a unique name: sessions may share a workdir
-        out = Path(tempfile.mkdtemp(prefix=time.strftime("run-%Y%m%d-%H%M%S-"), dir=runs))
-        self.job = BackgroundTraining(partial(train_tabular, sample, self.job_config, out))
-        self.param.update(status="running", progress=0.0, eta_s=None, snapshot=None, log=[], result=None,
-                          run=None, validation=None, exported=None)
-        self.tell(f"training {len(sample.frame):,} rows × {len(self.features)} features on {self.device_label}")
-        self.job.start()
+        out = self.run_folder()
+        self.launch(partial(train_tabular, sample, config, out),
+                    config, f"training {len(sample.frame):,} rows × {len(self.features)} features on {self.device_label}",
+                    validation=None, exported=None)
         return out
-
-    def pause(self) -> None:
-        if self.status == "running":
-            self.job.pause()
-            self.status = "pausing"
-
-    def resume(self) -> None:
-        if self.status in ("pausing", "paused"):
-            self.job.resume()
-            self.status = "running"
-
-    def stop(self) -> None:
-        if self.status in ACTIVE:
-            self.job.stop()
-            self.status = "stopping"
-
-    def close(self) -> None:
-        """The page went away: stop the training unless it was detached."""
-        if not self.detached:
-            self.stop()
-
-    @property
-    def pending(self) -> bool:
-        """Whether the worker has queued events that :meth:`poll` would apply."""
-        return self.job is not None and not self.job.events.empty()
-
-    @property
-    def polling(self) -> bool:
-        """Whether :meth:`poll` still has something to collect."""
-        job = self.job
-        return job is not None and (job.running or not job.events.empty()
-                                    or (job.result is not None and self.run is None))
-
-    def poll(self) -> list:
-        """Apply the worker's queued events to the parameters (call on the UI thread); returns them.
-
-        Step losses and snapshots arrive in batches (:attr:`losses`, :attr:`snapshots`), so that
-        a view redraws once per poll, not once per event.
-        """
-        if self.job is None:
-            return []
-        events = self.job.drain()
-        losses, snapshots = [], []
-        for event in events:
-            if isinstance(event, StepEnd):
-                losses.append({"step": event.step, "epoch": event.epoch, **event.losses})
-            elif isinstance(event, Snapshot):
-                snapshots.append(event)
-            elif isinstance(event, Message):
-                self.log = [*self.log, event]
-                if event.level != "info":
-                    self.tell(event.text, "danger" if event.level == "error" else "warning")
-            elif isinstance(event, StatusChange):
-                self.status = "stopping" if self.status == "stopping" and event.status == "running" else event.status
-            elif isinstance(event, FitResult):
-                self.result = event
-        if losses:
-            self.losses = losses
-        if snapshots:  # one update per poll however many epochs passed: drawing costs more than training
-            self._progress(snapshots[-1].epoch + 1, snapshots[-1].elapsed_s)
-            self.param.update(snapshots=snapshots, snapshot=snapshots[-1])
-        if not self.job.running and self.job.result is not None and self.run is None:
-            self.param.update(run=self.job.result, progress=1.0, eta_s=0.0)
-            self.tell(f"run saved to {self.run.path}: {self.result.reason} after {self.result.epochs} epochs, "
-                      f"best epoch {self.result.best_epoch}", "success")
-        return events
-
-    def _progress(self, epochs: int, elapsed_s: float) -> None:
-        """Progress by epochs or by the time limit, whichever is further; ETA by proportion."""
-        done = epochs / self.job_config.max_epochs
-        if self.job_config.time_limit:
-            done = max(done, elapsed_s / self.job_config.time_limit)
-        done = min(done, 1.0)
-        self.param.update(progress=done, eta_s=elapsed_s * (1 - done) / done if done else None)
-
-    def wait(self, timeout: float | None = None) -> Session:
-        """Block until the training ends, applying its events (for notebooks and scripts)."""
-        if self.job is not None:
-            self.job.join(timeout)
-            self.poll()
-        return self
 
     # -- validation and export (slow: safe in a worker thread, they set no parameter) ---------------
     def _need_run(self) -> Run:

@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 import panel as pn
 import pytest
-import torch
 from bokeh.document import Document
 from pyviz_comms import Comm
 
@@ -45,15 +44,6 @@ def shrink(session: Session, tiny_config, **overrides) -> None:
 def render(viewable) -> None:
     """Build the Bokeh models of a viewable, as a notebook would."""
     pn.panel(viewable).get_root(Document(), comm=Comm())
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny networks gain nothing from threads; on a shared CI box they only thrash."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -337,7 +327,7 @@ def test_export_view_writes_a_file_and_refuses_below_the_gate(trained):
 def test_dashboard_renders_trains_and_exposes_the_run(root, tmp_path, tiny_config):
     dashboard = Dashboard(str(root / "small.parquet"), workdir=tmp_path)
     assert dashboard.state.features == FEATURES and dashboard.run is None
-    assert list(dashboard.views) == ["Data", "Preprocessing", "Training", "Validation", "Export"]
+    assert list(dashboard.views) == ["Data", "Preprocessing", "Training", "Validation", "Export", "ZDC"]
     render(dashboard)
     shrink(dashboard.state, tiny_config, max_epochs=1)
     run = dashboard.train()

@@ -1,0 +1,266 @@
+"""The ZDC tab's state: a ZP sample, the λ switches, one ZDC training in the background, its live
+five-channel WS history, and real versus generated responses for the same conditions.
+
+:class:`ZDCSession` is a plain :class:`param.Parameterized` without Panel, like
+:class:`~recogan_app.ui.state.Session` (whose notices and training control it shares): the ZDC
+view only reads it and calls its methods, and a notebook can drive it alone.
+
+Example
+-------
+>>> zdc = ZDCSession()                                      # doctest: +SKIP
+>>> zdc.toy_events = 2000; zdc.load(); zdc.start()          # doctest: +SKIP
+>>> zdc.wait().show_heldout().generated.shape               # doctest: +SKIP
+(6, 2, 56, 30)
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import param
+
+from recogan_app.config import ZDCConfig
+from recogan_app.data import toy_zdc
+from recogan_app.data.zdc import ZDCSample, load_zdc
+from recogan_app.errors import InputError
+from recogan_app.metrics.zdc import channel_sums, five_channel_ws
+from recogan_app.run import ZDCRun
+from recogan_app.training.zdc import split_events, train_zdc
+from recogan_app.ui.state import TrainingState, files_under, inside
+
+__all__ = ["GALLERY_EVENTS", "QUICK_LOOK", "TOY", "Comparison", "ZDCSession", "toy_noise_floor"]
+
+TOY = "toy-zdc"
+SOURCES = {"ZP toy (embedded)": TOY}
+FILE_FORMATS = (".npz", ".h5", ".hdf5", ".hdf")
+"""ZP files offered under the data root (pickles are never read by the dashboard: they run code)."""
+GALLERY_EVENTS = 6
+HELDOUT_DRAWS = 2
+"""Generated responses per held-out gallery event: two draws show the spread for one condition."""
+HISTOGRAM_EVENTS = 2000
+"""Held-out events whose channel sums the histograms compare after training (generation costs time)."""
+QUICK_LOOK = dict(generator_channels=16, batch_size=32, lr_generator=1e-3, lr_discriminator=1e-4, aux_epochs=2,
+                  snapshot_rows=300, eval_draws=3, time_limit=120.0)
+"""The tab's starting settings: the README's ZDC-ablation sizing (a generator of 16 channels,
+learning rates 10× seed 001's), which shows a model forming in minutes on a laptop CPU. Seed 001's
+own are :class:`ZDCConfig`'s defaults, one edit away in the settings."""
+SWITCHES = {"lambda_diversity": "use_diversity", "lambda_intensity": "use_intensity", "lambda_aux": "use_aux"}
+"""Each penalty's λ and the switch that turns it on."""
+HISTORY = ["epoch", "elapsed_s", "sample_size", "ws_mean", "ws_ch1", "ws_ch2", "ws_ch3", "ws_ch4", "ws_ch5",
+           "ws_draw_std", "empty_real", "empty_generated", "hottest_pixel_error"]
+
+
+@dataclass(frozen=True, eq=False)
+class Comparison:
+    """Real ZP events and generated responses to exactly their conditions.
+
+    Attributes
+    ----------
+    real : ndarray, shape (N, 56, 30)
+        The gallery's real responses (photon counts).
+    generated : ndarray, shape (N, D, 56, 30)
+        ``D`` generated responses to each gallery event's conditions.
+    conditions : ndarray, shape (N, 9)
+        The gallery events' conditions, in their units.
+    channels_real, channels_generated : ndarray, shape (M, 5)
+        Channel photon sums of the compared events (more than the gallery) and of the generated
+        responses to their conditions.
+    label : str
+        Which events these are and where the generated ones come from.
+    """
+
+    real: np.ndarray
+    generated: np.ndarray
+    conditions: np.ndarray
+    channels_real: np.ndarray
+    channels_generated: np.ndarray
+    label: str
+
+
+def toy_noise_floor(sample: ZDCSample, config: ZDCConfig, seed: int = 1) -> np.ndarray:
+    """Per-channel WS (photons) between toy events and a new simulation of exactly their conditions.
+
+    No model can be shown to do better than this. Taken on as many training events (photon sum
+    ≥ ``config.min_photon_sum``) as the per-epoch snapshot compares, so that it sits at the
+    snapshot's sample size (``benchmarks/zdc.py`` does the same on the test split).
+
+    Returns
+    -------
+    ndarray, shape (5,)
+    """
+    kept = sample.subset(sample.photon_sums >= config.min_photon_sum)
+    train, _ = split_events(len(kept), config.test_fraction, config.seed)
+    events = np.random.default_rng(seed).permutation(train)[:config.snapshot_rows]
+    again = toy_zdc.simulate(kept.conditions[events], seed=seed)
+    return five_channel_ws(kept.images[events], [again], config.channels)["per_channel"]
+
+
+@functools.lru_cache(maxsize=2)
+def _read_cached(source: str, toy_events: int, stamp: tuple) -> ZDCSample:
+    """The toy (``toy_events`` of them, seed 0) or a ZP file, shared between sessions; ``stamp``
+    (mtime, size) makes a changed file reload. Samples are only ever read."""
+    return toy_zdc.generate(toy_events, seed=0) if source == TOY else load_zdc(source)
+
+
+class ZDCSession(TrainingState):
+    """One user's ZP sample, λ switches, ZDC training and trained run.
+
+    Parameters
+    ----------
+    data_root : pathlib.Path, optional
+        ZP files (``.npz``, HDF5) under it can be chosen; nothing outside it is read.
+    workdir : pathlib.Path, optional
+        Where runs are written; a fresh temporary folder by default.
+    """
+
+    data_root = param.Path(default=None, allow_None=True, check_exists=False, constant=True,
+                           doc="Folder whose ZP files may be read; None: only the embedded toy.")
+    source = param.Selector(default=TOY, objects=SOURCES, check_on_set=False,
+                            doc="The ZP events: the embedded toy or a file under the data root.")
+    toy_events = param.Integer(default=2000, bounds=(50, 200_000),
+                               doc="Events of the embedded toy to simulate (seconds for a few thousand).")
+    max_events = param.Integer(default=0, bounds=(0, None),
+                               doc="Train on a seeded random subset of this many events (0: all).")
+    sample = param.ClassSelector(class_=ZDCSample, default=None, allow_None=True, doc="The loaded ZP events.")
+    simulated = param.Boolean(default=False, doc="The sample is the embedded toy, whose noise floor can be simulated.")
+    config = param.ClassSelector(class_=ZDCConfig, doc="Settings of the next training.")
+    use_diversity = param.Boolean(default=True, doc="Add the SDI-GAN diversity loss (λ_div).")
+    use_intensity = param.Boolean(default=True, doc="Add the per-event photon-sum loss (λ_in).")
+    use_aux = param.Boolean(default=True, doc="Add the frozen hottest-pixel regressor's loss (λ_aux).")
+    history = param.DataFrame(default=None, allow_None=True,
+                              doc="One row per snapshot: five-channel WS per channel, empty counts, hottest-pixel error.")
+    floor = param.Array(default=None, allow_None=True,
+                        doc="The toy's per-channel WS noise floor at the snapshot size (None for files).")
+    comparison = param.ClassSelector(class_=Comparison, default=None, allow_None=True,
+                                     doc="The latest real-vs-generated gallery and channel sums.")
+    gallery_seed = param.Integer(default=0, doc="Which held-out events the gallery shows after training.")
+
+    def __init__(self, **params):
+        params["config"] = params.get("config") or ZDCConfig(**QUICK_LOOK)
+        super().__init__(**params)
+        self.refresh_sources()
+
+    # -- data ----------------------------------------------------------------------------------
+    def refresh_sources(self) -> None:
+        """Offer the embedded toy and the ZP files under the data root."""
+        options = dict(SOURCES)
+        if self.data_root is not None:
+            options.update({name: name for name in files_under(Path(self.data_root), FILE_FORMATS)})
+        self.param.source.objects = options
+
+    def locate(self, source: str) -> str:
+        """The toy's name or the file under the data root that ``source`` names; anything else is refused."""
+        if source == TOY:
+            return TOY
+        if self.data_root is None:
+            raise InputError("cannot be read: this dashboard reads no files", path=source,
+                             hint="start it with --data-root DIR")
+        return str(inside(Path(self.data_root), source))
+
+    def read(self) -> ZDCSample:
+        """Simulate or read the chosen events (the slow part of :meth:`load`: safe in a worker thread)."""
+        path = self.locate(self.source)
+        if path == TOY:
+            return _read_cached(TOY, self.toy_events, ())
+        stat = Path(path).stat() if Path(path).is_file() else None  # a missing file: load_zdc says so
+        return _read_cached(path, 0, (stat.st_mtime_ns, stat.st_size) if stat else ())
+
+    def use(self, sample: ZDCSample, simulated: bool = False) -> None:
+        """Make ``sample`` the events to train on; ``simulated``: it is the embedded toy."""
+        self.param.update(sample=sample, simulated=simulated)
+        sums = sample.photon_sums
+        what = "toy events (seed 0)" if simulated else f"events from {sample.source}"
+        self.tell(f"loaded {len(sample):,} ZP {what}: {int((sums == 0).sum()):,} empty, "
+                  f"{int((sums >= self.config.min_photon_sum).sum()):,} with at least {self.config.min_photon_sum} "
+                  f"photon(s)", "success")
+
+    def load(self, source: str | None = None) -> ZDCSample:
+        """Choose ``source`` (default: the current choice), :meth:`read` it and :meth:`use` it."""
+        if source is not None:
+            self.source = source
+        sample = self.read()
+        self.use(sample, simulated=self.source == TOY)
+        return sample
+
+    # -- training ------------------------------------------------------------------------------
+    def training_sample(self) -> ZDCSample:
+        """The loaded events, or a seeded random subset of :attr:`max_events` of them."""
+        if self.sample is None:
+            raise InputError("no ZP events loaded", hint="press Load")
+        if 0 < self.max_events < len(self.sample):
+            rng = np.random.default_rng(self.config.seed)
+            return self.sample.subset(np.sort(rng.choice(len(self.sample), self.max_events, replace=False)))
+        return self.sample
+
+    def job_settings(self) -> ZDCConfig:
+        """The settings with every switched-off penalty's λ set to 0."""
+        return self.config.updated(**{name: 0.0 for name, switch in SWITCHES.items() if not getattr(self, switch)})
+
+    def start(self) -> Path:
+        """Start a ZDC training with the current settings; returns its run folder. The toy loads
+        itself when nothing is loaded yet."""
+        self.check_idle()
+        if self.sample is None and self.source == TOY:
+            self.load()
+        sample, config = self.training_sample(), self.job_settings()
+        floor = toy_noise_floor(sample, config) if self.simulated else None
+        out = self.run_folder()
+        on = [f"{name.removeprefix('lambda_')} {getattr(config, name):g}" for name in SWITCHES if getattr(config, name)]
+        self.launch(partial(train_zdc, sample, config, out), config,
+                    f"training the ZDC GAN on {len(sample):,} events ({', '.join(on) or 'adversarial loss only'}) "
+                    f"on {self.device_label}", history=pd.DataFrame(columns=HISTORY), floor=floor, comparison=None)
+        return out
+
+    @param.depends("snapshots", watch=True)
+    def _record(self) -> None:
+        """Append the new snapshots to :attr:`history`; show the latest one's gallery."""
+        if not self.snapshots:
+            return
+        rows = pd.DataFrame([{"epoch": s.epoch + 1, "elapsed_s": s.elapsed_s, "sample_size": s.sample_size,
+                              **s.metrics} for s in self.snapshots])
+        self.history = rows[HISTORY] if self.history is None or self.history.empty else pd.concat(
+            [self.history, rows[HISTORY]], ignore_index=True)
+        latest = self.snapshots[-1]
+        details = latest.details
+        self.comparison = Comparison(
+            real=details["gallery_real"][:GALLERY_EVENTS], generated=details["gallery_generated"][:GALLERY_EVENTS, None],
+            conditions=details["gallery_conditions"][:GALLERY_EVENTS], channels_real=details["channels_real"],
+            channels_generated=details["channels_generated"],
+            label=f"epoch {latest.epoch + 1}: training events, the snapshot's fixed noise")
+
+    # -- after training (slow: safe in a worker thread, sets no parameter) -------------------------
+    def compare_heldout(self, seed: int | None = None) -> Comparison:
+        """Held-out events (never trained on) and the run's responses to their conditions.
+
+        The gallery shows :data:`GALLERY_EVENTS` events chosen by ``seed`` (default
+        :attr:`gallery_seed`) with :data:`HELDOUT_DRAWS` generated responses each; the channel sums
+        compare up to :data:`HISTOGRAM_EVENTS` held-out events with one response each.
+        """
+        run = self.run
+        if not isinstance(run, ZDCRun):
+            raise InputError("no trained ZDC run yet", hint="press Start")
+        seed = self.gallery_seed if seed is None else seed
+        test = run.heldout()
+        rng = np.random.default_rng(seed)
+        shown = rng.choice(len(test), min(GALLERY_EVENTS, len(test)), replace=False)
+        compared = np.sort(rng.permutation(len(test))[:HISTOGRAM_EVENTS])
+        generated = np.stack([run.generate(test.conditions[shown], seed=seed + 1 + k) for k in range(HELDOUT_DRAWS)],
+                             axis=1)
+        convention = run.config.channels
+        return Comparison(real=test.images[shown], generated=generated, conditions=test.conditions[shown],
+                          channels_real=channel_sums(test.images[compared], convention),
+                          channels_generated=channel_sums(run.generate(test.conditions[compared], seed=seed),
+                                                          convention),
+                          label=f"held-out events (never trained on), {HELDOUT_DRAWS} generated responses each; "
+                                f"histograms: {len(compared):,} held-out events")
+
+    def show_heldout(self, seed: int | None = None) -> Comparison | None:
+        """:meth:`compare_heldout` and show it (on the calling thread: notebooks, scripts)."""
+        with self.reporting():
+            self.comparison = self.compare_heldout(seed)
+        return self.comparison

@@ -1,0 +1,246 @@
+"""The ZDC tab at the param level, without a browser: a real training on 200 toy events (a few
+seconds), its live WS history, the gallery of real and generated responses to the same
+conditions, pause / resume / stop, and refused files."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import holoviews as hv
+import numpy as np
+import panel as pn
+import pytest
+from bokeh.document import Document
+from pyviz_comms import Comm
+
+from recogan_app.config import ZDCConfig
+from recogan_app.data import toy_zdc
+from recogan_app.data.zdc import IMAGE_SHAPE
+from recogan_app.metrics.zdc import channel_sums
+from recogan_app.run import ZDCRun
+from recogan_app.ui import Dashboard
+from recogan_app.ui.plots import (CHANNEL_COLORS, channel_ws_curves, channel_ws_rows, condition_title,
+                                  gallery_canvas, zdc_gallery)
+from recogan_app.ui.zdc import ZDCView
+from recogan_app.ui.zdc_state import GALLERY_EVENTS, TOY, ZDCSession, toy_noise_floor
+
+TINY = dict(generator_channels=4, batch_size=32, snapshot_rows=50, aux_epochs=1, eval_draws=2, max_epochs=3,
+            time_limit=None, device="cpu")
+
+
+def render(viewable) -> None:
+    pn.panel(viewable).get_root(Document(), comm=Comm())
+
+
+def tiny_session(tmp_path, **overrides) -> ZDCSession:
+    session = ZDCSession(workdir=tmp_path / "work", toy_events=200)
+    session.config.param.update({**TINY, **overrides})  # in place: the widgets stay bound
+    return session
+
+
+def follow(view: ZDCView, timeout: float = 120) -> None:
+    """Call the view's periodic callback as the server would, until it stops itself."""
+    deadline = time.monotonic() + timeout
+    while view.polling:
+        assert time.monotonic() < deadline, "the training did not end"
+        view._next_redraw = 0.0
+        view.poll()
+        time.sleep(0.05)
+
+
+def poll_until(session: ZDCSession, condition, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        session.poll()
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def followed(tmp_path_factory):
+    """A ZDC view that followed a 3-epoch training on the toy to its end, as a page would."""
+    session = tiny_session(tmp_path_factory.mktemp("zdc"))
+    view = ZDCView(state=session)
+    render(view)
+    view.start()  # loads the toy itself
+    follow(view)
+    assert isinstance(session.run, ZDCRun), session.notice
+    return view
+
+
+# -- the state ----------------------------------------------------------------------------------------
+
+
+def test_training_records_the_ws_history_and_the_toy_floor(followed):
+    session = followed.state
+    assert session.sample is not None and len(session.sample) == 200 and session.simulated
+    history = session.history
+    assert list(history["epoch"]) == [1, 2, 3]
+    assert np.allclose(history["ws_mean"], history[[f"ws_ch{k}" for k in range(1, 6)]].mean(axis=1))
+    assert (history["sample_size"] > 0).all() and history["hottest_pixel_error"].notna().all()
+    assert session.floor.shape == (5,) and (session.floor > 0).all() and np.isfinite(session.floor).all()
+    assert session.status == "finished" and "run saved" in session.notice
+
+
+def test_snapshot_gallery_pairs_real_and_generated_for_the_same_conditions(followed):
+    session = followed.state
+    snapshot = session.snapshot.details
+    comparison = session.comparison
+    assert len(snapshot["gallery_conditions"]) == len(snapshot["gallery_real"]) >= GALLERY_EVENTS
+    for image, conditions in zip(snapshot["gallery_real"], snapshot["gallery_conditions"]):
+        # the real image is an event of exactly these conditions in the loaded sample
+        same = np.flatnonzero((session.sample.conditions == conditions).all(axis=1))
+        assert any(np.array_equal(session.sample.images[i], image) for i in same)
+    assert comparison is not None
+
+
+def test_heldout_gallery_generates_for_the_shown_events_conditions(followed):
+    session = followed.state
+    comparison = session.comparison  # switched to held-out events when the run was saved
+    assert comparison.label.startswith("held-out events")
+    test = session.run.heldout()
+    assert comparison.real.shape == (min(GALLERY_EVENTS, len(test)), *IMAGE_SHAPE)
+    assert comparison.generated.shape == (len(comparison.real), 2, *IMAGE_SHAPE)
+    for image, conditions in zip(comparison.real, comparison.conditions):
+        match = np.flatnonzero((test.conditions == conditions).all(axis=1))
+        assert any(np.array_equal(test.images[i], image) for i in match)
+    seed = session.gallery_seed
+    for k in range(2):  # each draw is the run's response to exactly the shown conditions
+        assert np.array_equal(comparison.generated[:, k], session.run.generate(comparison.conditions, seed=seed + 1 + k))
+    assert comparison.channels_real.shape == comparison.channels_generated.shape == (len(test), 5)
+    assert np.array_equal(comparison.channels_real, channel_sums(test.images))  # every held-out event
+
+    asyncio.run(followed.other_events())
+    assert session.gallery_seed == seed + 1 and session.comparison is not comparison
+    assert followed.streams["gallery"].data is session.comparison
+
+
+def test_view_draws_every_live_plot_from_the_training(followed):
+    view = followed
+    assert set(view.streams) >= {"ws", "gallery", "channels"}
+    rows = view.streams["ws"].data
+    assert set(rows["channel"]) == {"ch1", "ch2", "ch3", "ch4", "ch5", "mean"} and rows["epoch"].max() == 3
+    assert np.allclose(rows.loc[rows["channel"] == "ch1", "floor"], view.state.floor[0])
+    assert view.streams["gallery"].data is view.state.comparison
+    for name in ("ws", "gallery", "channels"):
+        assert isinstance(view.slots[name][0], pn.pane.HoloViews)
+    text = view.status_text()
+    assert text.startswith("**finished** · epoch 3") and "toy floor" in text and "held-out test" in text
+    assert not view.other_button.disabled
+    view.channel = "ch2"  # the histogram follows the chosen channel
+    real, generated, channel = view.streams["channels"].data
+    assert channel == "ch2" and np.array_equal(real, view.state.comparison.channels_real[:, 1])
+    assert np.array_equal(generated, view.state.comparison.channels_generated[:, 1])
+    render(view)
+
+
+def test_pause_resume_stop_drive_the_worker(tmp_path):
+    session = tiny_session(tmp_path, max_epochs=10_000, patience=10_000)
+    session.use_aux = False
+    session.start()
+    with pytest.raises(Exception, match="running already"):
+        session.start()
+    poll_until(session, lambda: session.history is not None and len(session.history) >= 1)
+    session.pause()
+    assert session.status == "pausing"
+    poll_until(session, lambda: session.status == "paused")
+    frozen = len(session.history)
+    time.sleep(0.8)
+    session.poll()
+    assert len(session.history) == frozen
+    session.resume()
+    assert session.status == "running"
+    poll_until(session, lambda: len(session.history) > frozen)  # the WS history grows
+    session.stop()
+    assert session.status == "stopping"
+    session.wait(timeout=60)
+    assert session.status == "finished" and session.result.reason == "stopped"
+    assert isinstance(session.run, ZDCRun)
+
+
+def test_switched_off_penalties_train_with_lambda_zero(tmp_path):
+    session = tiny_session(tmp_path)
+    session.use_diversity = session.use_aux = False
+    settings = session.job_settings()
+    assert (settings.lambda_diversity, settings.lambda_aux) == (0, 0)
+    assert settings.lambda_intensity == session.config.lambda_intensity > 0
+    assert session.config.lambda_diversity > 0  # the chosen value is kept for when it is switched on again
+
+
+# -- files ----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("zp")
+    toy_zdc.generate(120, seed=3).save(folder / "good.npz")
+    (folder / "broken.npz").write_bytes(b"not an npz file")
+    (folder / "table.parquet").write_bytes(b"tabular MC, not offered here")
+    return folder
+
+
+def test_files_under_the_root_load_and_a_bad_one_gives_a_notice(root, tmp_path):
+    session = ZDCSession(data_root=root, workdir=tmp_path)
+    assert list(session.param.source.objects.values()) == [TOY, "broken.npz", "good.npz"]
+    sample = session.load("good.npz")
+    assert len(sample) == 120 and not session.simulated and session.notice_level == "success"
+    with session.reporting():
+        session.load("broken.npz")
+    assert session.notice_level == "danger" and "broken.npz" in session.notice and "\n" not in session.notice
+    assert session.sample is sample  # the failed load changed nothing
+    with session.reporting():
+        session.load("../outside.npz")
+    assert "outside the data root" in session.notice
+
+
+def test_without_a_data_root_only_the_toy_is_read(tmp_path, root):
+    session = ZDCSession(workdir=tmp_path)
+    with session.reporting():
+        session.load(str(root / "good.npz"))
+    assert session.notice_level == "danger" and "reads no files" in session.notice and session.sample is None
+
+
+def test_the_dashboard_has_a_zdc_tab_and_one_notice_line(tmp_path):
+    dashboard = Dashboard(workdir=tmp_path)
+    assert list(dashboard.views)[-1] == "ZDC" and dashboard.views["ZDC"].state is dashboard.zdc
+    assert dashboard.zdc.workdir == dashboard.state.workdir
+    with dashboard.zdc.reporting():
+        dashboard.zdc.load("nowhere.npz")
+    assert dashboard.state.notice == dashboard.zdc.notice and dashboard.state.notice_level == "danger"
+    render(dashboard)
+
+
+# -- plots ------------------------------------------------------------------------------------------------
+
+
+def test_noise_floor_is_a_resimulation_of_the_same_conditions():
+    sample = toy_zdc.generate(600, seed=0)
+    floor = toy_noise_floor(sample, ZDCConfig(snapshot_rows=200))
+    assert floor.shape == (5,) and (floor > 0).all()
+    assert np.array_equal(floor, toy_noise_floor(sample, ZDCConfig(snapshot_rows=200)))  # seeded
+
+
+def test_ws_curves_sit_over_their_floors_in_their_colours(followed):
+    rows = channel_ws_rows(followed.state.snapshot, followed.state.floor)
+    lines = channel_ws_curves(rows).traverse(lambda line: (line.y, line.opts.get().kwargs["color"]), [hv.HLine])
+    floor = followed.state.floor
+    assert lines == [*((f, CHANNEL_COLORS[f"ch{k + 1}"]) for k, f in enumerate(floor)), (floor.mean(), "black")]
+    assert channel_ws_curves(channel_ws_rows(followed.state.snapshot)).traverse(lambda x: x, [hv.HLine]) == []
+
+
+def test_gallery_frames_share_one_colour_scale_and_name_the_conditions():
+    sample = toy_zdc.generate(40, seed=1)
+    sample = sample.subset(sample.photon_sums > 0)
+    real, conditions = sample.images[:4], sample.conditions[:4]
+    generated = np.stack([toy_zdc.simulate(conditions, seed=2), toy_zdc.simulate(conditions, seed=3)], axis=1)
+    canvas, corners, tops = gallery_canvas(real, generated, cols=3)
+    for (y, x), top, image, fakes in zip(corners, tops, real, generated):
+        assert top == max(image.max(), fakes.max())
+        pictures = [canvas[y:y + 56, left:left + 30] * top for left in (x, x + 32, x + 64)]  # 2 columns apart
+        assert all(np.allclose(a, b) for a, b in zip(pictures, [image, *fakes]))
+    assert np.nanmax(canvas) == 1.0 and np.isnan(canvas).any()
+    overlay = zdc_gallery(real, generated, conditions, cols=3)
+    titles = [text for text in overlay.Labels.I.dimension_values("text") if "GeV" in text]
+    assert titles == [f"{condition_title(c)} · max {top} photons" for c, top in zip(conditions, tops)]
+    assert condition_title([2512.0, 0, 0, 0, 0, 0, 2512.0, 938.272, 1]) == "p 2,512 GeV (938.3 MeV, +1)"
