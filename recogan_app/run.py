@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections import deque
+from contextlib import contextmanager
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
@@ -54,6 +55,17 @@ def complete_run_dir(path, required, what: str) -> Path:
         if not (path / name).is_file():
             raise InputError(f"is not a complete {what}: {name} is missing", path=path)
     return path
+
+
+@contextmanager
+def unreadable_as_input_error(path: Path):
+    """Turn a damaged run file (bad JSON, missing key, wrong tensor shapes) into one InputError."""
+    try:
+        yield
+    except InputError:
+        raise
+    except (json.JSONDecodeError, OSError, RuntimeError, KeyError, ValueError) as exc:
+        raise InputError(f"run directory could not be read: {exc}", path=path) from None
 
 
 def check_destination(out, overwrite: bool) -> Path:
@@ -110,16 +122,12 @@ class Run:
     @classmethod
     def load(cls, path, *, device: str | torch.device = "cpu") -> "Run":
         path = complete_run_dir(path, REQUIRED, "run directory")
-        try:
+        with unreadable_as_input_error(path):
             info = json.loads((path / "run.json").read_text())
             config = TabularConfig.from_dict(json.loads((path / "config.json").read_text()),
                                              source=str(path / "config.json"))
             pipeline = FeaturePipeline.load(path / "preprocessing.json")
             state = torch.load(path / "generator.pt", map_location=device, weights_only=True)
-        except (json.JSONDecodeError, OSError, RuntimeError, KeyError, ValueError) as exc:
-            if isinstance(exc, InputError):
-                raise
-            raise InputError(f"run directory could not be read: {exc}", path=path) from None
         n = len(pipeline.columns_)
         placeholder = MarginalTargets.from_data(torch.zeros(2, n), n_knots=2)  # penalties unused for sampling
         module = TabularGAN(n, config, placeholder)
@@ -221,7 +229,7 @@ class ZDCRun(Run):
     @classmethod
     def load(cls, path, *, device: str | torch.device = "cpu") -> "ZDCRun":
         path = complete_run_dir(path, ZDC_REQUIRED, "ZDC run directory")
-        try:
+        with unreadable_as_input_error(path):
             info = json.loads((path / "run.json").read_text())
             config = ZDCConfig.from_dict(json.loads((path / "config.json").read_text()),
                                          source=str(path / "config.json"))
@@ -229,10 +237,6 @@ class ZDCRun(Run):
             state = torch.load(path / "generator.pt", map_location=device, weights_only=True)
             generator = ZDCGenerator(config.latent_dim, config.generator_channels)
             generator.load_state_dict(state)
-        except (json.JSONDecodeError, OSError, RuntimeError, KeyError, ValueError) as exc:
-            if isinstance(exc, InputError):
-                raise
-            raise InputError(f"run directory could not be read: {exc}", path=path) from None
         return cls(path, info, config, scaler, generator.to(device).eval())
 
     @property
