@@ -1,4 +1,5 @@
-"""Pause, resume and stop a training from another thread (dashboard, notebook cell, signal)."""
+"""Pause, resume and stop a training from another thread or process (dashboard, notebook cell,
+signal)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,20 @@ import threading
 
 
 class TrainingControl:
-    """Thread-safe switches the training loop checks between steps."""
+    """Switches the training loop checks between steps.
 
-    def __init__(self):
-        self._run = threading.Event()
+    Parameters
+    ----------
+    context : multiprocessing context, optional
+        Build the switches from its ``Event`` so that a child process started in that context
+        can be controlled (the object is then picklable to it); threads only by default.
+    """
+
+    def __init__(self, context=None):
+        event = context.Event if context is not None else threading.Event
+        self._run = event()
         self._run.set()
-        self._stop = threading.Event()
+        self._stop = event()
 
     def pause(self) -> None:
         self._run.clear()

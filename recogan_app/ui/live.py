@@ -1,7 +1,7 @@
 """What the tabs that follow a training share: Start / Pause / Resume / Stop, progress, status,
 and live plots fed by a periodic callback.
 
-The training runs in a worker thread (:class:`~recogan_app.training.background.BackgroundTraining`);
+The training runs in a child process (:class:`~recogan_app.training.background.BackgroundTraining`);
 a periodic callback on this session's thread drains its events into the state inside one
 ``pn.io.hold()``, and the state's changes feed HoloViews streams: a ``Buffer`` for curves (only
 new rows travel to the browser), a ``Pipe`` for plots redrawn whole (histograms, heatmaps,

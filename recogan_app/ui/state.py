@@ -148,7 +148,7 @@ class TrainingState(param.Parameterized):
         return Path(tempfile.mkdtemp(prefix=time.strftime("run-%Y%m%d-%H%M%S-"), dir=runs))
 
     def launch(self, train: Callable, config: Settings, text: str, **reset) -> None:
-        """Start ``train`` (called as ``train(callbacks=..., control=...)``) in a worker thread.
+        """Start ``train`` (picklable; called as ``train(callbacks=..., control=...)``) in a child process.
 
         ``config`` is what it trains with (progress follows its epochs and time limit), ``text``
         the notice that says so; ``reset`` gives further parameters their fresh values.

@@ -1,6 +1,8 @@
 """A few-step training on tiny data, end to end: split, run directory, generation, determinism."""
 
 import json
+import os
+import signal
 import time
 from functools import partial
 
@@ -118,3 +120,17 @@ def test_background_training_reports_bad_input_as_a_message(tmp_path, toy_frame,
     job.join(timeout=30)
     assert job.error and "training needs at least" in job.error
     assert not (tmp_path / "x").exists()
+
+
+def test_background_training_in_a_killed_process_fails_visibly(tmp_path, toy_frame, tiny_config):
+    job = BackgroundTraining(partial(train_tabular, sample_of(toy_frame), tiny_config(max_epochs=10_000), tmp_path / "k"))
+    job.start()
+    deadline = time.time() + 60
+    while not any(isinstance(e, StepEnd) for e in job.drain()) and time.time() < deadline:
+        time.sleep(0.05)
+    os.kill(job._process.pid, signal.SIGKILL)
+    job.join(timeout=30)
+    events = job.drain()
+    assert not job.running and job.result is None
+    assert "exit code -9" in job.error
+    assert events[-1] == StatusChange("failed") and events[-2].level == "error"
