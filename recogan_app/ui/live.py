@@ -2,21 +2,20 @@
 and live plots fed by a periodic callback.
 
 The training runs in a child process (:class:`~recogan_app.training.background.BackgroundTraining`);
-a periodic callback on this session's thread drains its events into the state inside one
-``pn.io.hold()``, and the state's changes feed HoloViews streams: a ``Buffer`` for curves (only
-new rows travel to the browser), a ``Pipe`` for plots redrawn whole (histograms, heatmaps,
-image galleries).
+a periodic callback on this session's thread drains its events into the state and updates the
+live Bokeh figures (:mod:`recogan_app.ui.plots`) in place, inside one ``pn.io.hold()``: curves
+stream only their new points, the other figures replace their data. An update costs the server
+milliseconds, so a click never waits behind a redraw; each figure is redrawn at most every
+:data:`REDRAW_S`, which keeps the browser free too.
 
-Each training gets fresh streams, created from their first data: a plot's first frame fixes its
-curves (one per loss term or feature) and axis types, so it must already hold the real structure.
+Each training gets fresh figures, built from their first data: a figure's first data fixes its
+curves (one per loss term or feature) and axes.
 """
 
 from __future__ import annotations
 
 import time
-from contextlib import nullcontext
 
-import holoviews as hv
 import pandas as pd
 import panel as pn
 import param
@@ -25,14 +24,14 @@ from panel.viewable import Viewer
 from recogan_app.ui.plots import loss_rows
 from recogan_app.ui.state import ACTIVE, TrainingState
 
-__all__ = ["BUFFER_ROWS", "POLL_MS", "REDRAW_SHARE", "WAITING", "LiveView", "duration", "settings_cards"]
+__all__ = ["POLL_MS", "REDRAW_S", "WAITING", "LiveView", "duration", "settings_cards"]
 
 POLL_MS = 250
-"""How often the page collects the training's events and may redraw one stale plot: with quick
-redraws each of five plots is at most about 5 × POLL_MS old (the issues ask for ≤ 2 s)."""
-REDRAW_SHARE = 0.3
-"""Most of the session thread's time that redrawing plots may take, so that clicks are answered."""
-BUFFER_ROWS = 200_000
+"""How often the page collects the training's events and draws what is due."""
+REDRAW_S = 1.0
+"""Least time between two redraws of one figure (the issues ask for updates at least every 2 s).
+A small training can end an epoch every 0.3 s; redrawing five figures that often kept a browser
+on a shared 2-core machine so busy that a click took 5 s to be answered."""
 WAITING = "*waiting for the first epoch*"
 
 
@@ -57,8 +56,9 @@ def settings_cards(config, groups: dict[str, list[str]], open_first: bool = True
 class LiveView(Viewer):
     """Base of a tab that trains: buttons that follow the state's status and live plots.
 
-    Subclasses declare :attr:`LIVE` (plot name: (stream type, function of the stream's data)), call
-    :meth:`show` with new data for a plot, lay out :attr:`slots` and :meth:`controls`, and may
+    Subclasses declare :attr:`LIVE` (plot name: a function of the plot's first data that returns a
+    live figure, see :mod:`recogan_app.ui.plots`), call :meth:`show` with new data for a plot, lay
+    out :attr:`slots` and :meth:`controls`, and may
     override :meth:`on_start` (called right after a training started) and :meth:`status_text`.
     The step losses go to the plot named :attr:`LOSSES`, if there is one.
     """
@@ -74,9 +74,9 @@ class LiveView(Viewer):
 
     def __init__(self, **params):
         super().__init__(**params)
-        self.streams: dict[str, hv.streams.Stream] = {}
+        self.figures: dict[str, object] = {}
         self.stale: dict[str, object] = {}
-        self._next_redraw = 0.0
+        self.drawn_at: dict[str, float] = {}
         self._poller = None
         self.slots = {name: pn.Column(WAITING, sizing_mode="stretch_width", css_classes=[f"{self.CSS}-{name}"])
                       for name in self.LIVE}
@@ -106,8 +106,9 @@ class LiveView(Viewer):
         """Start a training and the periodic collection of its events."""
         with self.state.reporting():
             self.state.start()
-            self.streams.clear()
+            self.figures.clear()
             self.stale.clear()
+            self.drawn_at.clear()
             for slot in self.slots.values():
                 slot[:] = [WAITING]
             self.on_start()
@@ -126,23 +127,20 @@ class LiveView(Viewer):
         return self._poller is not None and self._poller.running
 
     def poll(self) -> None:
-        """Collect the worker's events and redraw the plot that has waited longest, in one batch of
-        page updates; stop once nothing more can come.
+        """Collect the worker's events and draw what is due (each figure at most every
+        :data:`REDRAW_S`), in one batch of page updates; stop once nothing more can come.
 
-        Clicks wait while a plot redraws, so redraws come one at a time and take at most
-        :data:`REDRAW_SHARE` of this session's thread: on a busy machine plots refresh less often,
-        but the page keeps answering. ``freeze`` makes Bokeh recompute the document's model graph
-        once per batch instead of once per changed plot (that recomputation grows with the page).
+        ``freeze`` (Bokeh recomputes the document's model graph once, at the end) only when a
+        figure is new: updating a figure's data adds no model, and the recomputation grows with
+        the page.
         """
-        started = time.perf_counter()
-        redraw = bool(self.stale) and started >= self._next_redraw
-        with pn.io.hold(freeze=True) if redraw or self.state.pending else nullcontext():
+        with pn.io.hold(freeze=any(name not in self.figures for name in self.stale)):
             self.state.poll()
-            if redraw:
-                name = next(iter(self.stale))
+            now = time.monotonic()
+            finishing = not self.state.polling
+            for name in [name for name in self.stale if finishing or now - self.drawn_at.get(name, 0) >= REDRAW_S]:
                 self.feed(name, self.stale.pop(name))
-        if redraw:
-            self._next_redraw = started + (time.perf_counter() - started) / REDRAW_SHARE
+                self.drawn_at[name] = now
         if not (self.state.polling or self.stale) and self.polling:
             self._poller.stop()
 
@@ -163,26 +161,27 @@ class LiveView(Viewer):
 
     # -- live plots ----------------------------------------------------------------------------
     def show(self, name: str, data) -> None:
-        """Queue ``data`` for the plot ``name`` (drawn by a later :meth:`poll`), or draw it now when no
-        training is being followed; queued rows of a Buffer accumulate."""
+        """Queue ``data`` for the plot ``name`` (drawn by the next :meth:`poll`), or draw it now when no
+        training is being followed. Queued frames are curve rows, which add up: they are concatenated;
+        other data replaces what was queued."""
         if not self.polling:
             self.feed(name, data)
-        elif name in self.stale and self.LIVE[name][0] is hv.streams.Buffer:
+        elif isinstance(self.stale.get(name), pd.DataFrame):
             self.stale[name] = pd.concat([self.stale[name], data], ignore_index=True)
         else:
             self.stale[name] = data
 
     def feed(self, name: str, data) -> None:
-        """Send ``data`` to the stream ``name``; its first data creates the stream and its plot."""
-        stream = self.streams.get(name)
-        if stream is not None:
-            stream.send(data)
-            return
-        kind, plot = self.LIVE[name]
-        stream = self.streams[name] = (kind(data, length=BUFFER_ROWS, index=False) if kind is hv.streams.Buffer
-                                       else kind(data=data))
-        options = self.PANES.get(name, {"sizing_mode": "stretch_width"})
-        self.slots[name][:] = [pn.pane.HoloViews(hv.DynamicMap(plot, streams=[stream]), **options)]
+        """Give ``data`` to the figure ``name``; its first data builds the figure."""
+        live = self.figures.get(name)
+        if live is not None:
+            live.update(data)
+        else:
+            live = self.figures[name] = self.LIVE[name](data)
+            options = self.PANES.get(name, {"sizing_mode": "stretch_width"})
+            self.slots[name][:] = [pn.pane.Bokeh(live.figure, **options)]
+        if not pn.state.served:  # a notebook: changed Bokeh models are sent explicitly
+            pn.io.push_notebook(self.slots[name])
 
     def _on_losses(self, event):
         if self.LOSSES in self.LIVE:

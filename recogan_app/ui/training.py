@@ -6,14 +6,13 @@ training through :class:`~recogan_app.ui.live.LiveView`'s periodic callback and 
 
 from __future__ import annotations
 
-import holoviews as hv
 import pandas as pd
 import panel as pn
 import param
 
 from recogan_app.ui.live import LiveView, duration, settings_cards
-from recogan_app.ui.plots import (KS_CAPTION, comparison_histogram, ks_curves, loss_curves, residual_heatmap,
-                                  snapshot_rows, ws_curves)
+from recogan_app.ui.plots import (KS_CAPTION, Heatmap, HistogramComparison, ks_curves, loss_curves, snapshot_rows,
+                                  ws_curves)
 from recogan_app.ui.state import Session
 
 SETTINGS = {
@@ -31,14 +30,8 @@ class TrainingView(LiveView):
     state = param.ClassSelector(class_=Session)
     feature = param.Selector(default=None, objects=[], allow_None=True, doc="Feature of the histogram overlay.")
 
-    LIVE = {
-        "ks": (hv.streams.Buffer, ks_curves),
-        "heatmap": (hv.streams.Pipe, lambda data: residual_heatmap(*data)),
-        "losses": (hv.streams.Buffer, loss_curves),
-        "ws": (hv.streams.Buffer, ws_curves),
-        "histogram": (hv.streams.Pipe, lambda data: comparison_histogram(*data)),
-    }
-    """Live plot name: (stream type, function of the stream's data); a Buffer accumulates rows."""
+    LIVE = {"ks": ks_curves, "heatmap": Heatmap, "losses": loss_curves, "ws": ws_curves,
+            "histogram": HistogramComparison}
 
     def __init__(self, **params):
         super().__init__(**params)

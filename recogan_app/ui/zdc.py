@@ -12,16 +12,16 @@ gallery and histograms switch to held-out events, which the model never saw.
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 
-import holoviews as hv
 import pandas as pd
 import panel as pn
 import param
 
 from recogan_app.run import ZDCRun
 from recogan_app.ui.live import LiveView, duration, settings_cards
-from recogan_app.ui.plots import (CHANNELS, WS_CAPTION, channel_histogram, channel_ws_curves, channel_ws_rows,
-                                  loss_curves, zdc_gallery)
+from recogan_app.ui.plots import (CHANNELS, WS_CAPTION, Gallery, HistogramComparison, channel_ws_rows, loss_curves,
+                                  zdc_ws_curves)
 from recogan_app.ui.state import ACTIVE
 from recogan_app.ui.zdc_state import SWITCHES, TOY, ZDCSession
 
@@ -47,10 +47,11 @@ class ZDCView(LiveView):
     channel = param.Selector(default="ch5", objects=list(CHANNELS), doc="Channel of the photon-sum histogram.")
 
     LIVE = {
-        "ws": (hv.streams.Buffer, channel_ws_curves),
-        "losses": (hv.streams.Buffer, loss_curves),
-        "gallery": (hv.streams.Pipe, lambda data: zdc_gallery(data.real, data.generated, data.conditions)),
-        "channels": (hv.streams.Pipe, lambda data: channel_histogram(*data)),
+        "ws": zdc_ws_curves,
+        "losses": loss_curves,
+        "gallery": Gallery,
+        "channels": partial(HistogramComparison, reference_label="real", x_label="{feature} photons",
+                            title="{feature} photon sum: real vs generated"),
     }
     PANES = {"gallery": {}}  # the gallery keeps its own size: stretched, its frames would lose their aspect
     CSS = "recogan-zdc"
@@ -154,7 +155,7 @@ class ZDCView(LiveView):
             return
         shape = comparison.generated.shape[:2]
         if shape != self._gallery_shape:  # a plot keeps its first frame's size: another layout needs a new one
-            self.streams.pop("gallery", None)
+            self.figures.pop("gallery", None)
             self._gallery_shape = shape
         self.show("gallery", comparison)
         self._on_channel()

@@ -194,11 +194,12 @@ POINTS_JS = """([x, y]) => {
   let most = 0;
   for (const doc of Bokeh.documents)
     for (const model of doc.all_models)
-      if (model.data && model.data[x] !== undefined && model.data[y] !== undefined)
+      if (model.data && model.data[x] !== undefined && Object.keys(model.data).some(name => name.startsWith(y + ":")))
         most = Math.max(most, model.data[x].length);
   return most;
 }"""
-"""Points drawn in the browser's longest curve of ``y`` versus ``x`` (the data of its Bokeh source)."""
+"""Points drawn in the browser's longest curve of ``y`` versus ``x`` (the data of its Bokeh source, whose
+curve columns are named ``y:label``)."""
 
 
 def points(page, x: str, y: str) -> int:

@@ -7,31 +7,34 @@ for real on a tiny sample (one shared run for the validation and export tests).
 from __future__ import annotations
 
 import asyncio
+import queue
 from types import SimpleNamespace
 from pathlib import Path
 
-import holoviews as hv
 import numpy as np
 import pandas as pd
 import panel as pn
 import pytest
 from bokeh.document import Document
+from bokeh.models import BoxAnnotation, LinearColorMapper
 from pyviz_comms import Comm
 
 from recogan_app.cli import main
 from recogan_app.data.toy_xic import generate
 from recogan_app.metrics.correlations import RESIDUAL_TOLERANCE
-from recogan_app.metrics.distributions import ks_floor
+from recogan_app.metrics.distributions import EXCELLENT, GOOD, ks_floor
 from recogan_app.training.events import Snapshot
 from recogan_app.ui import Dashboard, Session
 from recogan_app.ui.app import create_app
 from recogan_app.ui.data import DataView
+from recogan_app.ui.live import REDRAW_S
 from recogan_app.ui.export import ExportView
-from recogan_app.ui.plots import comparison_histogram, ks_curves, residual_heatmap, snapshot_rows
+from recogan_app.ui.plots import Heatmap, HistogramComparison, ks_curves, snapshot_rows
 from recogan_app.ui.preprocessing import PreprocessingView
 from recogan_app.ui.state import files_under, inside
 from recogan_app.ui.training import TrainingView
 from recogan_app.ui.validation import ValidationView
+from recogan_app.validation import compare_histograms
 
 FEATURES = ["pt", "decay_length", "cos_pa"]
 
@@ -203,35 +206,44 @@ def fake_snapshot(epoch: int, features=FEATURES) -> Snapshot:
                     details={"per_feature": table, "corr_residual": residual, "reference": sample, "synthetic": sample})
 
 
-def test_training_view_streams_start_with_the_first_data(session):
+def test_training_view_figures_start_with_the_first_data(session):
     view = TrainingView(state=session)
     view.param.feature.objects = FEATURES
     view.feature = "pt"
-    assert view.streams == {}
+    assert view.figures == {}
     session.snapshots = [fake_snapshot(0)]
     session.param.update(snapshots=[fake_snapshot(1), fake_snapshot(2)], snapshot=fake_snapshot(2))
     session.losses = [{"step": 10, "epoch": 0, "g_loss": 1.0, "d_loss": 0.5}]
-    assert set(view.streams) == {"ks", "ws", "heatmap", "histogram", "losses"}
-    assert len(view.streams["ks"].data) == 3 * len(FEATURES)
-    assert view.streams["heatmap"].data[1] == 3  # the latest epoch, counted from 1
-    assert isinstance(view.slots["ks"][0], pn.pane.HoloViews)
+    assert set(view.figures) == {"ks", "ws", "heatmap", "histogram", "losses"}
+    ks = view.figures["ks"]
+    assert list(ks.source.data["epoch"]) == [1, 2, 3]
+    assert list(ks.source.data[ks.columns["pt"]]) == [fake_snapshot(e).details["per_feature"].loc["pt", "ks"]
+                                                      for e in range(3)]
+    assert view.figures["heatmap"].figure.title.text.endswith("epoch 3")  # the latest epoch, counted from 1
+    assert list(view.figures["losses"].source.data["step"]) == [10]
+    assert isinstance(view.slots["ks"][0], pn.pane.Bokeh)
     render(view)
 
 
-def test_redraws_wait_their_turn_while_training_is_followed(session):
+def test_queued_plots_are_drawn_at_the_next_poll_at_most_every_redraw_s(session):
     view = TrainingView(state=session)
     view._poller = SimpleNamespace(running=True, stop=lambda: None)  # as during a training
+    session.job = SimpleNamespace(running=True, events=queue.Queue(), result=None, drain=list)
     view.feature = None
     session.param.update(snapshots=[fake_snapshot(0)], snapshot=fake_snapshot(0))
     session.param.update(snapshots=[fake_snapshot(1)], snapshot=fake_snapshot(1))
     assert list(view.stale) == ["ks", "ws", "heatmap"] and len(view.stale["ks"]) == 2 * len(FEATURES)
-    drawn = []
-    for _ in range(3):
-        view._next_redraw = 0.0
-        view.poll()
-        drawn.append(set(view.streams))
-    assert drawn == [{"ks"}, {"ks", "ws"}, {"ks", "ws", "heatmap"}] and not view.stale
-    assert view.streams["heatmap"].data[1] == 2
+    assert view.figures == {}
+    view.poll()
+    assert set(view.figures) == {"ks", "ws", "heatmap"} and not view.stale
+    assert list(view.figures["ws"].source.data["epoch"]) == [1, 2]
+    assert view.figures["heatmap"].figure.title.text.endswith("epoch 2")
+    session.param.update(snapshots=[fake_snapshot(2)], snapshot=fake_snapshot(2))
+    view.poll()  # within REDRAW_S of the last redraw: the new epoch waits
+    assert list(view.figures["ks"].source.data["epoch"]) == [1, 2] and "ks" in view.stale
+    view.drawn_at = {name: at - REDRAW_S for name, at in view.drawn_at.items()}
+    view.poll()  # then it is streamed onto the same figure
+    assert list(view.figures["ks"].source.data["epoch"]) == [1, 2, 3] and not view.stale
 
 
 def test_buttons_follow_the_status(session):
@@ -353,9 +365,19 @@ def test_plots_carry_their_yardsticks():
     snapshot = fake_snapshot(0)
     rows = snapshot_rows(snapshot)
     assert rows["floor"].iloc[0] == pytest.approx(ks_floor(100, 100))
-    overlay = ks_curves(rows)
-    assert overlay.traverse(lambda line: line.y, [hv.HLine]) == [rows["floor"].iloc[0]]
-    heatmap = residual_heatmap(snapshot.details["corr_residual"], 1)
-    assert heatmap.opts.get().kwargs["clim"] == (-RESIDUAL_TOLERANCE, RESIDUAL_TOLERANCE)
-    histogram = comparison_histogram(np.arange(100.0), np.arange(100.0), "pt")
-    assert len(histogram) == 4 and "χ²/ndf 0.00" in histogram.opts.get().kwargs["title"]  # both with errors
+    ks = ks_curves(rows)
+    assert [(span.location, span.visible) for span in ks.spans.values()] == [(rows["floor"].iloc[0], True)]
+    bands = [box for box in ks.figure.select(type=BoxAnnotation) if box.level == "underlay"]  # not the zoom box
+    assert sorted((band.bottom, band.top) for band in bands) == [(0, EXCELLENT[1]), (EXCELLENT[1], GOOD[1])]
+    heatmap = Heatmap((snapshot.details["corr_residual"], 1))
+    mapper = heatmap.figure.select_one(LinearColorMapper)
+    assert (mapper.low, mapper.high) == (-RESIDUAL_TOLERANCE, RESIDUAL_TOLERANCE)
+    residual = snapshot.details["corr_residual"]
+    cells = dict(zip(zip(heatmap.source.data["x"], heatmap.source.data["y"]), heatmap.source.data["residual"]))
+    assert cells[("pt", "cos_pa")] == residual.loc["cos_pa", "pt"]  # column x, row y, as Pearson(gen) - Pearson(MC)
+    histogram = HistogramComparison((np.arange(100.0), np.arange(100.0), "pt"))
+    assert "χ²/ndf 0.00" in histogram.figure.title.text and histogram.figure.xaxis.axis_label == "pt"
+    expected = compare_histograms(np.arange(100.0), np.arange(100.0))
+    np.testing.assert_array_equal(histogram.sources["reference"].data["top"], expected.reference)
+    np.testing.assert_allclose(histogram.sources["generated"].data["high"] - histogram.sources["generated"].data["top"],
+                               expected.synthetic_error)  # both carry error bars

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from types import SimpleNamespace
 
-import holoviews as hv
 import numpy as np
 import panel as pn
 import pytest
@@ -20,10 +20,11 @@ from recogan_app.data.zdc import IMAGE_SHAPE
 from recogan_app.metrics.zdc import channel_sums
 from recogan_app.run import ZDCRun
 from recogan_app.ui import Dashboard
-from recogan_app.ui.plots import (CHANNEL_COLORS, channel_ws_curves, channel_ws_rows, condition_title,
-                                  gallery_canvas, zdc_gallery)
+from recogan_app.ui.plots import (CHANNEL_COLORS, Gallery, channel_ws_rows, condition_title, gallery_canvas,
+                                  zdc_ws_curves)
 from recogan_app.ui.zdc import ZDCView
 from recogan_app.ui.zdc_state import GALLERY_EVENTS, TOY, ZDCSession, toy_noise_floor
+from recogan_app.validation import compare_histograms
 
 TINY = dict(generator_channels=4, batch_size=32, snapshot_rows=50, aux_epochs=1, eval_draws=2, max_epochs=3,
             time_limit=None, device="cpu")
@@ -44,7 +45,6 @@ def follow(view: ZDCView, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while view.polling:
         assert time.monotonic() < deadline, "the training did not end"
-        view._next_redraw = 0.0
         view.poll()
         time.sleep(0.05)
 
@@ -113,25 +113,33 @@ def test_heldout_gallery_generates_for_the_shown_events_conditions(followed):
 
     asyncio.run(followed.other_events())
     assert session.gallery_seed == seed + 1 and session.comparison is not comparison
-    assert followed.streams["gallery"].data is session.comparison
+    shown = followed.figures["gallery"].image.data["image"][0]
+    assert np.array_equal(np.flipud(shown), gallery_canvas(session.comparison.real, session.comparison.generated)[0],
+                          equal_nan=True)
 
 
 def test_view_draws_every_live_plot_from_the_training(followed):
     view = followed
-    assert set(view.streams) >= {"ws", "gallery", "channels"}
-    rows = view.streams["ws"].data
-    assert set(rows["channel"]) == {"ch1", "ch2", "ch3", "ch4", "ch5", "mean"} and rows["epoch"].max() == 3
-    assert np.allclose(rows.loc[rows["channel"] == "ch1", "floor"], view.state.floor[0])
-    assert view.streams["gallery"].data is view.state.comparison
+    assert set(view.figures) >= {"ws", "gallery", "channels"}
+    ws = view.figures["ws"]
+    assert set(ws.columns) == {"ch1", "ch2", "ch3", "ch4", "ch5", "mean"} and list(ws.source.data["epoch"]) == [1, 2, 3]
+    history = view.state.history
+    assert np.allclose(ws.source.data[ws.columns["ch1"]], np.maximum(history["ws_ch1"], 1e-3))
+    assert ws.spans["ch1"].location == pytest.approx(view.state.floor[0])
+    comparison = view.state.comparison
+    labels = view.figures["gallery"].labels.data["text"]
+    assert sum("GeV" in text for text in labels) == len(comparison.conditions)
     for name in ("ws", "gallery", "channels"):
-        assert isinstance(view.slots[name][0], pn.pane.HoloViews)
+        assert isinstance(view.slots[name][0], pn.pane.Bokeh)
     text = view.status_text()
     assert text.startswith("**finished** · epoch 3") and "toy floor" in text and "held-out test" in text
     assert not view.other_button.disabled
     view.channel = "ch2"  # the histogram follows the chosen channel
-    real, generated, channel = view.streams["channels"].data
-    assert channel == "ch2" and np.array_equal(real, view.state.comparison.channels_real[:, 1])
-    assert np.array_equal(generated, view.state.comparison.channels_generated[:, 1])
+    histogram = view.figures["channels"]
+    expected = compare_histograms(comparison.channels_real[:, 1], comparison.channels_generated[:, 1], integer=True)
+    np.testing.assert_array_equal(histogram.sources["reference"].data["top"], expected.reference)
+    np.testing.assert_allclose(histogram.sources["generated"].data["top"], expected.synthetic_scaled)
+    assert histogram.figure.title.text.startswith("ch2 photon sum: real vs generated")
     render(view)
 
 
@@ -223,10 +231,13 @@ def test_noise_floor_is_a_resimulation_of_the_same_conditions():
 
 def test_ws_curves_sit_over_their_floors_in_their_colours(followed):
     rows = channel_ws_rows(followed.state.snapshot, followed.state.floor)
-    lines = channel_ws_curves(rows).traverse(lambda line: (line.y, line.opts.get().kwargs["color"]), [hv.HLine])
+    curves = zdc_ws_curves(rows)
+    lines = [(span.location, span.line_color, span.visible) for span in curves.spans.values()]
     floor = followed.state.floor
-    assert lines == [*((f, CHANNEL_COLORS[f"ch{k + 1}"]) for k, f in enumerate(floor)), (floor.mean(), "black")]
-    assert channel_ws_curves(channel_ws_rows(followed.state.snapshot)).traverse(lambda x: x, [hv.HLine]) == []
+    assert lines == [*((f, CHANNEL_COLORS[f"ch{k + 1}"], True) for k, f in enumerate(floor)),
+                     (pytest.approx(floor.mean()), "black", True)]
+    assert min(curves.floor_points.data["floor"]) == floor.min()  # the floors stay in range
+    assert not any(span.visible for span in zdc_ws_curves(channel_ws_rows(followed.state.snapshot)).spans.values())
 
 
 def test_gallery_frames_share_one_colour_scale_and_name_the_conditions():
@@ -240,7 +251,7 @@ def test_gallery_frames_share_one_colour_scale_and_name_the_conditions():
         pictures = [canvas[y:y + 56, left:left + 30] * top for left in (x, x + 32, x + 64)]  # 2 columns apart
         assert all(np.allclose(a, b) for a, b in zip(pictures, [image, *fakes]))
     assert np.nanmax(canvas) == 1.0 and np.isnan(canvas).any()
-    overlay = zdc_gallery(real, generated, conditions, cols=3)
-    titles = [text for text in overlay.Labels.I.dimension_values("text") if "GeV" in text]
+    gallery = Gallery(SimpleNamespace(real=real, generated=generated, conditions=conditions), cols=3)
+    titles = [text for text in gallery.labels.data["text"] if "GeV" in text]
     assert titles == [f"{condition_title(c)} · max {top} photons" for c, top in zip(conditions, tops)]
     assert condition_title([2512.0, 0, 0, 0, 0, 0, 2512.0, 938.272, 1]) == "p 2,512 GeV (938.3 MeV, +1)"
