@@ -14,8 +14,8 @@ on the embedded 8-feature toy with the default settings, and measures through th
 
 Usage::
 
-    python benchmarks/dashboard.py                 # training on all cores (torch's default)
-    python benchmarks/dashboard.py --threads 1     # leave a core to the page
+    python benchmarks/dashboard.py                 # the dashboard's choice: training on all cores but one
+    python benchmarks/dashboard.py --threads 2     # OMP_NUM_THREADS=2: training on every core
 
 Results go to ``benchmarks/results/dashboard-<threads>.json`` and a Markdown line on stdout.
 The issue asks for updates at least every 2 s and clicks answered within 200 ms.
@@ -142,7 +142,8 @@ def measure(url: str, args) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, help="OMP_NUM_THREADS of the served app (default: torch's)")
+    parser.add_argument("--threads", type=int,
+                        help="OMP_NUM_THREADS of the served app (default: the dashboard trains on all cores but one)")
     parser.add_argument("--watch", type=float, default=60, help="seconds of update-cadence watching")
     parser.add_argument("--clicks", type=int, default=5, help="Pause / Resume cycles")
     args = parser.parse_args()

@@ -13,6 +13,8 @@ When the child ends, the run it wrote is loaded here as :attr:`BackgroundTrainin
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.connection
+import os
 import queue
 import threading
 import traceback
@@ -59,7 +61,19 @@ class _Ended:
     error: str | None = None
 
 
-def _train_in_child(train: Callable, events, control: TrainingControl) -> None:
+def _exit_with_parent() -> None:
+    """End this child as soon as its parent is gone (killed server, closed kernel): nobody can
+    follow or stop the training any more, and it would hold a core forever."""
+    multiprocessing.connection.wait([multiprocessing.parent_process().sentinel])
+    os._exit(1)
+
+
+def _train_in_child(train: Callable, events, control: TrainingControl, threads: int | None) -> None:
+    threading.Thread(target=_exit_with_parent, name="recogan-parent-watch", daemon=True).start()
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
     try:
         run = train(callbacks=[EventQueue(events)], control=control)
         ended = _Ended(path=str(run.path), device=str(next(run.module.parameters()).device))
@@ -80,6 +94,8 @@ class BackgroundTraining:
         Picklable (a module-level function or a ``functools.partial`` of one), called in the
         child, e.g. ``functools.partial(train_tabular, sample, config, out)``; it returns the
         written run, which is loaded here as :attr:`result`.
+    threads : int, optional
+        CPU threads of the child's torch (default: torch's own choice).
 
     Example
     -------
@@ -87,8 +103,9 @@ class BackgroundTraining:
     >>> job.start(); job.pause(); job.resume(); job.stop(); job.join()               # doctest: +SKIP
     """
 
-    def __init__(self, train: Callable):
+    def __init__(self, train: Callable, *, threads: int | None = None):
         self.train = train
+        self.threads = threads
         self.control = TrainingControl(CONTEXT)
         self.events: queue.Queue = queue.Queue()
         self.result = None
@@ -100,7 +117,7 @@ class BackgroundTraining:
         if self._process is not None:
             raise RuntimeError("this training was started already; create a new one")
         child_events = CONTEXT.Queue()
-        self._process = CONTEXT.Process(target=_train_in_child, args=(self.train, child_events, self.control),
+        self._process = CONTEXT.Process(target=_train_in_child, args=(self.train, child_events, self.control, self.threads),
                                         name="recogan-training", daemon=True)
         self._process.start()
         self._relay = threading.Thread(target=self._forward, args=(child_events,), name="recogan-relay",

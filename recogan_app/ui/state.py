@@ -30,7 +30,7 @@ from recogan_app.report import write_report
 from recogan_app.preprocessing import TRANSFORMS, parse_spec, suggest_transform
 from recogan_app.run import Run
 from recogan_app.training.background import BackgroundTraining
-from recogan_app.training.device import describe_device, resolve_device
+from recogan_app.training.device import describe_device, page_training_threads, resolve_device
 from recogan_app.training.events import FitResult, Message, Snapshot, StatusChange, StepEnd
 from recogan_app.training.tabular import split_mc, train_tabular
 from recogan_app.validation import Validation, training_split, validate
@@ -135,7 +135,7 @@ class TrainingState(param.Parameterized):
     def _describe_device(self, *_) -> None:
         self.device_label = "unavailable"
         with self.reporting():
-            self.device_label = describe_device(resolve_device(self.config.device))
+            self.device_label = describe_device(resolve_device(self.config.device), page_training_threads())
 
     def check_idle(self) -> None:
         if self.status in ACTIVE:
@@ -154,7 +154,7 @@ class TrainingState(param.Parameterized):
         the notice that says so; ``reset`` gives further parameters their fresh values.
         """
         self.job_config = config
-        self.job = BackgroundTraining(train)
+        self.job = BackgroundTraining(train, threads=page_training_threads())
         self.param.update(status="running", progress=0.0, eta_s=None, snapshot=None, log=[], result=None,
                           run=None, **reset)
         self.tell(text)

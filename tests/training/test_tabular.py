@@ -3,6 +3,8 @@
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from functools import partial
 
@@ -134,3 +136,41 @@ def test_background_training_in_a_killed_process_fails_visibly(tmp_path, toy_fra
     assert not job.running and job.result is None
     assert "exit code -9" in job.error
     assert events[-1] == StatusChange("failed") and events[-2].level == "error"
+
+
+PARENT = """
+import sys, time
+from functools import partial
+from recogan_app.config import TabularConfig
+from recogan_app.data import toy_xic
+from recogan_app.data.sources import MCSample
+from recogan_app.training.background import BackgroundTraining
+from recogan_app.training.tabular import train_tabular
+if __name__ == "__main__":
+    sample = MCSample(toy_xic.generate(n=3000, seed=0), source="toy", tree=None, n_dropped=0, invalid_counts={})
+    config = TabularConfig(max_epochs=100_000, batch_size=256, snapshot_rows=300, patience=100_000)
+    job = BackgroundTraining(partial(train_tabular, sample, config, sys.argv[1]))
+    job.start()
+    print(job._process.pid, flush=True)
+    time.sleep(600)
+"""
+
+
+def test_training_process_ends_when_its_parent_is_killed(tmp_path):
+    script = tmp_path / "parent.py"
+    script.write_text(PARENT)
+    parent = subprocess.Popen([sys.executable, str(script), str(tmp_path / "run")], stdout=subprocess.PIPE, text=True)
+    child = int(parent.stdout.readline())
+    time.sleep(3)
+    os.kill(child, 0)  # training
+    parent.kill()
+    parent.wait()
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    os.kill(child, signal.SIGKILL)
+    pytest.fail("the training process outlived its parent by 20 s")
