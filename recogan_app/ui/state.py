@@ -41,7 +41,7 @@ SPECS = ("quantile", *(f"{name}+quantile" for name in TRANSFORMS
                        if name not in ("quantile", "identity", "standardise")), "standardise", "identity")
 """The transform specs offered per feature (the suggestion is always among them)."""
 ACTIVE = ("running", "pausing", "paused", "stopping")
-"""Statuses in which a training thread exists."""
+"""Statuses in which a training process exists."""
 EMBEDDED_LABELS = {"Ξc+ toy, 8 features (embedded)": "toy-xic", "Ξc+ toy, 12 features (embedded)": "toy-xic-12"}
 PREVIEW_ROWS = 20_000
 """Rows used for histograms and transform previews: enough for the shape, fast to redraw."""
