@@ -179,14 +179,14 @@ class Curves:
                      name=str(key))
         fig.legend.click_policy = "hide"
         fig.add_layout(fig.legend[0], "right")
-        shared = floor == "shared"
-        self.spans = {key: Span(dimension="width", line_dash="dashed", line_width=1, visible=False,
-                                line_color="black" if shared else colors[key])
-                      for key in ((["shared"] if shared else keys) if floor else [])}
-        for span in self.spans.values():
-            fig.add_layout(span)
-        self.floor_points = ColumnDataSource({"x": [], "floor": []})
-        fig.scatter("x", "floor", source=self.floor_points, alpha=0)  # invisible: keeps the floors in range
+        self.spans = {}
+        if floor is not None:
+            for key in ["shared"] if floor == "shared" else keys:
+                span = self.spans[key] = Span(dimension="width", line_dash="dashed", line_width=1, visible=False,
+                                              line_color="black" if floor == "shared" else colors[key])
+                fig.add_layout(span)
+            self.floor_points = ColumnDataSource({"x": [], "floor": []})
+            fig.scatter("x", "floor", source=self.floor_points, alpha=0)  # invisible: keeps the floors in range
         self.update(rows)
 
     def update(self, rows: pd.DataFrame) -> None:
