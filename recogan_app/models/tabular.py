@@ -93,30 +93,36 @@ class Generator(nn.Module):
         preallocated buffers and walks every noise block in passes of :data:`PASS_ROWS` rows
         at fixed offsets: activations stay in cache, no per-layer allocation, and a row's
         pass (hence its float rounding) never depends on where a request starts or stops.
+        The output layer is computed transposed (features × rows: a matrix product with a
+        handful of output columns runs at half speed the other way round), so the rows come
+        back as a column-major (Fortran-ordered) view whose columns, one per feature, are
+        contiguous: what the per-feature inverse preprocessing reads.
         """
         network = copy.deepcopy(self).eval().fused()
-        linears = [m for m in network if isinstance(m, nn.Linear)]  # LeakyReLU between each pair
+        *hidden, final = [m for m in network if isinstance(m, nn.Linear)]  # LeakyReLU after each hidden
         device = next(self.parameters()).device
         pass_rows = PASS_ROWS if device.type == "cpu" else NOISE_BLOCK
+        bias = final.bias[:, None]
 
         @torch.inference_mode()
         def rows(seed: int, start: int, stop: int) -> torch.Tensor:
-            out = torch.empty(max(stop - start, 0), linears[-1].out_features, device=device)
+            out = torch.empty(final.out_features, max(stop - start, 0), device=device)
             z = torch.empty(NOISE_BLOCK, self.latent_dim, device=device)
-            buffers = [torch.empty(pass_rows, m.out_features, device=device) for m in linears]
+            buffers = [torch.empty(pass_rows, m.out_features, device=device) for m in hidden]
+            features = torch.empty(final.out_features, pass_rows, device=device)
             for block in range(start // NOISE_BLOCK, -(-stop // NOISE_BLOCK)):
                 z.normal_(generator=torch.Generator(device=device).manual_seed(block_seed(seed, block)))
                 first = block * NOISE_BLOCK
                 lo, hi = max(start - first, 0), min(stop - first, NOISE_BLOCK)
                 for a in range(lo - lo % pass_rows, hi, pass_rows):
                     x = z[a:a + pass_rows]
-                    for i, (linear, buffer) in enumerate(zip(linears, buffers)):
+                    for linear, buffer in zip(hidden, buffers):
                         x = torch.addmm(linear.bias, x, linear.weight.t(), out=buffer[:len(x)])
-                        if i < len(linears) - 1:
-                            nn.functional.leaky_relu_(x, LEAKY_SLOPE)
+                        nn.functional.leaky_relu_(x, LEAKY_SLOPE)
+                    y = torch.addmm(bias, final.weight, x.t(), out=features[:, :len(x)])
                     keep = slice(max(lo - a, 0), min(hi - a, len(x)))
-                    out[first + a + keep.start - start:first + a + keep.stop - start] = x[keep]
-            return out
+                    out[:, first + a + keep.start - start:first + a + keep.stop - start] = y[:, keep]
+            return out.t()
 
         return rows
 

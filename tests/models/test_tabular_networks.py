@@ -2,7 +2,7 @@ import torch
 
 from recogan_app.config import TabularConfig
 from recogan_app.losses import MarginalTargets
-from recogan_app.models.tabular import NOISE_BLOCK, Discriminator, Generator, TabularGAN
+from recogan_app.models.tabular import NOISE_BLOCK, Discriminator, Generator, TabularGAN, block_seed
 
 
 def test_shapes_and_architecture_follow_the_config():
@@ -53,3 +53,17 @@ def test_sampled_rows_depend_only_on_seed_and_position():
     assert not torch.equal(rows(8, 0, 10), whole[:10])
     assert rows(7, 5, 5).shape == (0, 3)
     assert g.training  # the live generator is not switched to eval mode by sampling
+
+
+def test_sampled_rows_are_the_generator_applied_to_the_block_noise():
+    """The buffered passes and the transposed output layer compute what the network computes."""
+    torch.manual_seed(1)
+    g = Generator(6, 5, (16, 16))
+    g(torch.randn(64, 6))  # non-trivial batch-norm statistics
+    rows = g.sampler()(3, 0, NOISE_BLOCK + 10)
+    z = torch.cat([torch.randn(NOISE_BLOCK, 6, generator=torch.Generator().manual_seed(block_seed(3, b)))
+                   for b in (0, 1)])[:NOISE_BLOCK + 10]
+    with torch.no_grad():
+        expected = g.eval()(z)
+    torch.testing.assert_close(rows, expected, rtol=1e-5, atol=1e-5)
+    assert rows[:, 2].is_contiguous()  # one contiguous column per feature, as the inverse reads them

@@ -68,9 +68,11 @@ def test_generate_exact_rows_names_dtypes_and_seed(run, toy_frame):
     assert not out.equals(run.generate(1234, seed=6))
     chunks = list(run.iter_generate(1234, seed=5, chunk_rows=500))
     assert [len(c) for c in chunks] == [500, 500, 234]
+    threads = torch.get_num_threads()
     for workers in (1, 3):  # the same rows whatever the chunking and the threads
         pd.testing.assert_frame_equal(
             pd.concat(run.iter_generate(1234, seed=5, chunk_rows=300, workers=workers), ignore_index=True), out)
+    assert torch.get_num_threads() == threads  # workers run torch on one thread each, then the setting is back
     assert len(run.generate(0, seed=1)) == 0
 
 
