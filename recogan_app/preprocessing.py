@@ -883,7 +883,7 @@ class FeaturePipeline:
                 raise InputError(f"has {int(np.isnan(y).sum())} NaN values in the generated matrix "
                                  f"(matrix column {i})", column=col)
             data[col] = self._inverse_column(col, y)
-        return pd.DataFrame(data, columns=self.columns_)
+        return pd.DataFrame(data, columns=self.columns_, copy=False)  # fresh arrays: no consolidating copy
 
     def _inverse_column(self, col: str, y: np.ndarray):
         """One column back to its space and dtype, :data:`INVERSE_ROWS` values at a time: a
