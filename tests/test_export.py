@@ -80,6 +80,8 @@ def test_gate_refuses_then_force_is_recorded(run, tmp_path, capsys):
     provenance = json.loads(provenance_path(out).read_text())
     assert provenance["forced"] is True and provenance["validation"]["passed"] is False
     assert provenance["validation"]["failing"]
+    printed = capsys.readouterr().out  # the summary says it was forced and shows the MC's own KS noise
+    assert "FORCED" in printed and f"KS {provenance['validation']['ks_noise_floor']:.4f} at 68 %" in printed
     assert json.loads(pq.read_schema(out).metadata[PROVENANCE_KEY.encode()])["forced"] is True
 
 
