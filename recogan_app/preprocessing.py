@@ -527,7 +527,7 @@ class Quantile(Transform):
         last = self.quantiles_.size - 1
         t = torch.from_numpy(y)
         # ndtr(-|y|) through erfc: torch.special.ndtr loses the lower tail in float32 (9e-8 for 1.03e-7)
-        a = torch.erfc(t.abs().mul_(0.5 ** 0.5)).mul_(0.5 * last)  # ≤ last / 2: k + 1 is a level
+        a = torch.erfc(t.abs().mul_(0.5 ** 0.5)).mul_(0.5 * last)  # a ≤ last / 2: bin k + 1 always exists
         nn.functional.threshold_(a, self.bound * (1.0 + 1e-6) * last, 0.0)  # clipped levels: the extreme
         k = a.int()
         k.add_(t > 0, alpha=last + 1)
@@ -753,9 +753,9 @@ def suggest_transform(name: str, values) -> str:
 # --------------------------------------------------------------------------------------------
 
 _FORMAT = "recogan.FeaturePipeline"
+_VERSION = 1
 INVERSE_ROWS = 65_536
 """Values per pass of an inverse transform over a long column (see FeaturePipeline._inverse_column)."""
-_VERSION = 1
 
 
 def _column_seed(random_state: int, column: str) -> int:
