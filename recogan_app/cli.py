@@ -196,7 +196,7 @@ def cmd_validate(args) -> int:
 
 def cmd_export(args) -> int:
     from recogan_app.data.sources import load_mc
-    from recogan_app.export import export, provenance_path
+    from recogan_app.export import export, provenance_path, validation_summary
     from recogan_app.run import Run
     from recogan_app.training.device import resolve_device
 
@@ -204,13 +204,9 @@ def cmd_export(args) -> int:
     reference = load_mc(args.reference, tree=args.tree, features=run.features) if args.reference else None
     provenance = export(run, args.out, args.n, reference=reference, require=args.require, force=args.force,
                         seed=args.seed, chunk_rows=args.chunk_rows, overwrite=args.overwrite, progress=True)
-    check = provenance["validation"]
     print(f"wrote {args.n:,} synthetic rows × {len(run.features)} features to {args.out} "
           f"(provenance: {provenance_path(args.out)})")
-    print(f"validation against {check['reference']} ({check['n_reference']:,} rows): mean KS "
-          f"{check['mean_ks']:.4f}, max KS {check['max_ks']:.4f} ({check['verdict']}; two MC samples of this "
-          f"size differ by KS {check['ks_noise_floor']:.4f} at 68 %)"
-          + ("; FORCED below the required level" if provenance["forced"] else ""))
+    print(validation_summary(provenance))
     print(provenance["statement"])
     return 0
 

@@ -47,7 +47,7 @@ from recogan_app.metrics.distributions import EXCELLENT, GOOD, feature_metrics, 
 from recogan_app.run import Run
 
 __all__ = ["PROVENANCE_KEY", "SAMPLE_NAME", "WRITERS", "GateResult", "export", "gate", "provenance_path",
-           "write_hdf5", "write_parquet", "write_root"]
+           "validation_summary", "write_hdf5", "write_parquet", "write_root"]
 
 PROVENANCE_KEY = "recogan_provenance"
 """Name of the provenance JSON inside every exported file (metadata key, attribute, TObjString)."""
@@ -162,6 +162,15 @@ def provenance_path(out) -> Path:
     """The sidecar JSON of an exported file: ``FILE.provenance.json``."""
     out = Path(out)
     return out.with_name(out.name + ".provenance.json")
+
+
+def validation_summary(provenance: dict) -> str:
+    """The export-time validation in one line, beside the KS that MC noise alone reaches."""
+    check = provenance["validation"]
+    return (f"validation against {check['reference']} ({check['n_reference']:,} rows): mean KS "
+            f"{check['mean_ks']:.4f}, max KS {check['max_ks']:.4f} ({check['verdict']}; two MC samples of this "
+            f"size differ by KS {check['ks_noise_floor']:.4f} at 68 %)"
+            + ("; FORCED below the required level" if provenance["forced"] else ""))
 
 
 @dataclass(frozen=True)

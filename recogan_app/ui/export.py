@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import panel as pn
 import param
 from panel.viewable import Viewer
 
+from recogan_app.export import provenance_path, validation_summary
 from recogan_app.ui.state import Session
 
 FORMATS = {"Parquet": ".parquet", "HDF5": ".h5", "ROOT": ".root"}
@@ -66,8 +68,15 @@ class ExportView(Viewer):
 
     @param.depends("state.exported")
     def where(self) -> str:
+        """Where the last export went, how it validated (beside the MC's own KS noise) and what
+        it may be used for: read back from its provenance sidecar, the file's own record."""
         exported = self.state.exported
-        return f"Last export: `{exported}` (provenance beside it)" if exported else ""
+        if not exported:
+            return ""
+        provenance = json.loads(provenance_path(exported).read_text())
+        summary = validation_summary(provenance)
+        return (f"Last export: `{exported}` ({provenance['rows']:,} rows; provenance beside it)\n\n"
+                f"{summary[0].upper()}{summary[1:]}\n\n{provenance['statement']}")
 
     def __panel__(self):
         return self.layout

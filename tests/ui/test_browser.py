@@ -181,6 +181,8 @@ def drive(page, server) -> None:
     page.get_by_label("Required verdict").select_option("none")
     page.locator(".recogan-export button").click()
     page.locator(".recogan-exported").get_by_text("Last export").wait_for(timeout=60_000)
+    for text in ("differ by KS", "trained on"):  # the gate's result beside the MC's own noise; the statement
+        page.locator(".recogan-exported").get_by_text(text, exact=False).first.wait_for(timeout=5_000)
     with page.expect_download() as download:
         page.locator(".recogan-download button").click()
     exported = pd.read_parquet(download.value.path())
