@@ -1,9 +1,12 @@
 """Export: round trips through each format's standard reader, the validation gate, atomicity."""
 
+import errno
 import json
+import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import h5py
 import pandas as pd
@@ -17,6 +20,7 @@ from recogan_app.data import toy_xic
 from recogan_app.data.sources import MCSample
 from recogan_app.errors import InputError
 from recogan_app.export import PROVENANCE_KEY, SAMPLE_NAME, export, gate, provenance_path
+from recogan_app.files import write_atomic
 from recogan_app.training.tabular import train_tabular
 
 
@@ -113,3 +117,20 @@ def test_killed_export_leaves_nothing(run, tmp_path):
         process.kill()  # SIGKILL: no handler, no cleanup runs
         process.wait()
     assert not out.exists() and not provenance_path(out).exists()
+
+
+def test_unwritable_destination_is_one_clear_message_and_leaves_nothing(run, tmp_path, capsys):
+    blocker = tmp_path / "results"
+    blocker.write_text("a file where the output folder should be")
+    args = ["export", "--run", str(run.path), "--n", "100", "--out", str(blocker / "x.root"), "--require", "none"]
+    assert main(args) == 2
+    error = capsys.readouterr().err
+    assert "results/x.root: could not be written" in error and "Traceback" not in error
+
+    def disk_full(tmp: str) -> None:
+        Path(tmp).write_bytes(b"half a file")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    with pytest.raises(InputError, match="could not be written: No space left on device"):
+        write_atomic(tmp_path / "full.parquet", disk_full)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results"]
