@@ -148,21 +148,24 @@ class Run:
         """Synthetic rows in chunks of at most ``chunk_rows``, in physical units with the MC's
         column names and dtypes; memory bounded whatever ``n``.
 
-        ``workers`` threads (default: one per core torch may use, at most :data:`MAX_WORKERS`)
-        each sample a chunk and map it back to physical units while the caller consumes (writes)
-        the previous ones: torch and numpy release the GIL. Each worker runs torch on one
-        thread: several workers each spreading small matrix products over every core
+        ``workers`` threads (default: one per core torch may use, at most :data:`MAX_WORKERS`,
+        and no more than there are chunks) each sample a chunk and map it back to physical units
+        while the caller consumes (writes) the previous ones: torch and numpy release the GIL.
+        The cores are shared out between the workers (one each when there are as many workers
+        as cores): several workers each spreading small matrix products over every core
         oversubscribe the cores, and idle OpenMP threads spin. Row i depends only on ``seed``
         and i (see :data:`~recogan_app.models.tabular.NOISE_BLOCK`), never on ``chunk_rows`` or
         ``workers``.
         """
         seed = seed if seed is not None else int(np.random.SeedSequence().generate_state(1)[0])
         cores = torch.get_num_threads()
-        workers = max(1, workers if workers is not None else min(cores, MAX_WORKERS))
+        chunks = -(-n // chunk_rows)
+        workers = max(1, min(workers if workers is not None else min(cores, MAX_WORKERS), chunks))
+        threads = max(1, cores // workers)
         rows = self.module.generator.sampler()
 
         def chunk(start: int) -> pd.DataFrame:
-            torch.set_num_threads(1)  # this thread's OpenMP team (and torch's default for new threads: restored below)
+            torch.set_num_threads(threads)  # this thread's OpenMP team (and the default for new threads)
             return self.pipeline.inverse_transform(rows(seed, start, min(start + chunk_rows, n)).cpu().numpy())
 
         try:
@@ -174,7 +177,7 @@ class Run:
                     pending.extend(pool.submit(chunk, start) for start in islice(starts, 1))
                     yield done
         finally:
-            torch.set_num_threads(cores)
+            torch.set_num_threads(cores)  # the default restored
 
     def generate(self, n: int, *, seed: int | None = None) -> pd.DataFrame:
         """``n`` synthetic rows at once (see :meth:`iter_generate` for large ``n``)."""
