@@ -71,8 +71,8 @@ class ExportView(Viewer):
         """Where the last export went, how it validated (beside the MC's own KS noise) and what
         it may be used for: read back from its provenance sidecar, the file's own record."""
         exported = self.state.exported
-        if not exported:
-            return ""
+        if not exported or not provenance_path(exported).is_file():  # its sidecar may have been moved since
+            return f"Last export: `{exported}`" if exported else ""
         provenance = json.loads(provenance_path(exported).read_text())
         summary = validation_summary(provenance)
         return (f"Last export: `{exported}` ({provenance['rows']:,} rows; provenance beside it)\n\n"

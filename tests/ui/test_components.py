@@ -329,6 +329,8 @@ def test_export_view_writes_a_file_and_refuses_below_the_gate(trained):
     shown = view.where()  # the gate's verdict beside the MC's own KS noise, and what the sample is for
     assert "Last export" in shown and "Validation against the run's held-out MC" in shown and "differ by KS" in shown
     assert "trained on" in shown and "MC events" in shown
+    Path(str(trained.exported) + ".provenance.json").rename(Path(str(trained.exported) + ".moved.json"))
+    assert view.where() == f"Last export: `{trained.exported}`"  # a sidecar moved away: no error on the page
 
     view = ExportView(state=trained, rows=400, require="excellent", suffix=".h5")
     asyncio.run(view.run_export())  # a 3-epoch model is far from 'excellent'
