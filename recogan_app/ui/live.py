@@ -15,6 +15,7 @@ curves (one per loss term or feature) and axes.
 from __future__ import annotations
 
 import time
+from functools import partial
 
 import pandas as pd
 import panel as pn
@@ -161,11 +162,16 @@ class LiveView(Viewer):
 
     # -- live plots ----------------------------------------------------------------------------
     def show(self, name: str, data) -> None:
-        """Queue ``data`` for the plot ``name`` (drawn by the next :meth:`poll`), or draw it now when no
+        """Queue ``data`` for the plot ``name`` (drawn by the next :meth:`poll`), or draw it when no
         training is being followed. Queued frames are curve rows, which add up: they are concatenated;
-        other data replaces what was queued."""
+        other data replaces what was queued.
+
+        Without a training to follow, the figure is drawn in a callback of its own on the server
+        (at once in a notebook): :meth:`feed` changes Bokeh models directly, which needs the page's
+        document lock, and the async callbacks that show results computed in a thread (the ZDC
+        held-out comparison) run without it."""
         if not self.polling:
-            self.feed(name, data)
+            pn.state.execute(partial(self.feed, name, data), schedule=True)
         elif isinstance(self.stale.get(name), pd.DataFrame):
             self.stale[name] = pd.concat([self.stale[name], data], ignore_index=True)
         else:

@@ -106,8 +106,11 @@ def fill(page, label: str, value) -> None:
 
 
 def run_or_report(drive, page, server, tmp_path) -> None:
+    """Drive the page, then check that the server logged no traceback (a callback that failed on
+    the server leaves the page silently stale)."""
     try:
         drive(page, server.url)
+        assert "Traceback" not in server.log.read_text(), "the server logged a traceback"
     except BaseException:  # pytest shows what is printed here with the failure
         page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
         print(f"page at the failure: {tmp_path / 'failure.png'}\nserver log:\n{server.log.read_text()}")
@@ -204,6 +207,17 @@ POINTS_JS = """([x, y]) => {
 curve columns are named ``y:label``)."""
 
 
+GALLERY_TITLES_JS = """() => {
+  const titles = [];
+  for (const doc of Bokeh.documents)
+    for (const model of doc.all_models)
+      if (model.data && model.data.text !== undefined)
+        titles.push(...model.data.text.filter(t => t.includes("photons")));
+  return titles;
+}"""
+"""The ZDC galleries' frame titles in the browser (conditions and brightest pixel of each event)."""
+
+
 def points(page, x: str, y: str) -> int:
     return page.evaluate(POINTS_JS, [x, y])
 
@@ -239,4 +253,10 @@ def drive_zdc(page, server) -> None:
     wait_for(lambda: points(page, "epoch", "ws") == epoch(page, "recogan-zdc"), timeout=30, what="every epoch drawn")
     time.sleep(1.0)  # let the last plots paint
     page.screenshot(path=str(ZDC_SCREENSHOT))
+
+    # other held-out events: the gallery's frames (their conditions in the titles) change
+    shown = page.evaluate(GALLERY_TITLES_JS)
+    assert shown
+    page.locator(".recogan-zdc-other button").click()
+    wait_for(lambda: page.evaluate(GALLERY_TITLES_JS) not in ([], shown), timeout=30, what="other held-out events")
     print(f"ZDC part {time.monotonic() - started:.0f} s")
