@@ -137,3 +137,16 @@ def test_console_entry_point_exit_codes(tmp_path):
     done = subprocess.run([sys.executable, "-m", "recogan_app.cli", "train", "--data", str(tmp_path / "x.root"),
                            "--out", str(tmp_path / "r")], capture_output=True, text=True)
     assert done.returncode == 2 and "x.root" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_single_feature_trains_validates_and_exports(tmp_path, toy_parquet, tiny_json, capsys):
+    """One feature has no correlation pairs: the penalty is zero instead of a crash."""
+    run = tmp_path / "runs" / "single"
+    assert main(["train", "--data", str(toy_parquet), "--features", "pt", "--config", str(tiny_json),
+                 "--out", str(run)]) == 0
+    assert sorted(p.name for p in run.parent.iterdir()) == ["single"]  # no .single.partial left
+    assert main(["validate", "--reference", str(run / "heldout.parquet"), "--run", str(run)]) == 0
+    out = tmp_path / "single.parquet"
+    assert main(["export", "--run", str(run), "--n", "500", "--out", str(out), "--require", "none"]) == 0
+    assert list(pd.read_parquet(out).columns) == ["pt"]
+    assert "Traceback" not in capsys.readouterr().err
