@@ -56,6 +56,14 @@ def _parsed_settings(pairs: list[str]) -> dict:
     return settings
 
 
+def _at_least_one(args, *names: str) -> None:
+    """Refuse a count option below 1 (``--n``, ``--chunk-rows``) before anything is loaded."""
+    for name in names:
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise InputError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+
+
 def _check_output(path: Path, overwrite: bool, suffixes: tuple[str, ...]) -> None:
     if path.suffix.lower() not in suffixes:
         raise InputError(f"output must end with {' or '.join(suffixes)}", path=path)
@@ -123,8 +131,7 @@ def cmd_generate(args) -> int:
         raise InputError("--n (rows to generate) is required; a ZDC run takes --conditions FILE instead")
     out = Path(args.out)
     _check_output(out, args.overwrite, (".parquet",))
-    if args.n < 1:
-        raise InputError(f"--n must be a positive number of rows, got {args.n}")
+    _at_least_one(args, "n", "chunk_rows")
     from recogan_app.training.device import resolve_device
 
     run = Run.load(args.run, device=resolve_device(args.device))

@@ -329,8 +329,9 @@ def export(run: Run, out, n: int, *, reference: pd.DataFrame | MCSample | None =
     writer = WRITERS.get(out.suffix.lower())
     if writer is None:
         raise InputError(f"unknown export format '{out.suffix}'", path=out, hint="use " + ", ".join(WRITERS))
-    if n < 1 or chunk_rows < 1:
-        raise InputError(f"rows to export and chunk rows must be positive, got {n} and {chunk_rows}")
+    for value, what in ((n, "rows to export (--n)"), (chunk_rows, "rows per chunk (--chunk-rows)")):
+        if value < 1:
+            raise InputError(f"{what} must be at least 1, got {value}")
     if out.exists() and not overwrite:
         raise InputError("exists already", path=out, hint="pass --overwrite to replace it")
     seed = int(np.random.SeedSequence().generate_state(1)[0]) if seed is None else seed

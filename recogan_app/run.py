@@ -156,7 +156,15 @@ class Run:
         oversubscribe the cores, and idle OpenMP threads spin. Row i depends only on ``seed``
         and i (see :data:`~recogan_app.models.tabular.NOISE_BLOCK`), never on ``chunk_rows`` or
         ``workers``.
+
+        Raises ValueError at the call, not at the first chunk, for ``n`` < 0 (it would silently
+        give no rows) or ``chunk_rows`` < 1.
         """
+        if n < 0 or chunk_rows < 1:
+            raise ValueError(f"n must be at least 0 and chunk_rows at least 1, got n={n}, chunk_rows={chunk_rows}")
+        return self._chunks(n, seed=seed, chunk_rows=chunk_rows, workers=workers)
+
+    def _chunks(self, n: int, *, seed: int | None, chunk_rows: int, workers: int | None) -> Iterator[pd.DataFrame]:
         seed = seed if seed is not None else int(np.random.SeedSequence().generate_state(1)[0])
         cores = torch.get_num_threads()
         chunks = -(-n // chunk_rows)

@@ -118,6 +118,10 @@ def test_bad_options_exit_2(trained, tmp_path, tiny_json, toy_parquet, capsys):
         (["generate", "--run", str(tmp_path / "none"), "--n", "5", "--out", str(tmp_path / "a.parquet")], "run directory not found"),
         (["generate", "--run", str(trained), "--n", "5", "--out", str(tmp_path / "a.csv")], ".parquet"),
         (["generate", "--run", str(trained), "--n", "0", "--out", str(tmp_path / "a.parquet")], "--n"),
+        (["generate", "--run", str(trained), "--n", "5", "--out", str(tmp_path / "a.parquet"), "--chunk-rows", "0"],
+         "--chunk-rows must be at least 1, got 0"),
+        (["generate", "--run", str(trained), "--n", "5", "--out", str(tmp_path / "a.parquet"), "--chunk-rows", "-5"],
+         "--chunk-rows must be at least 1, got -5"),
         (["train", "--data", str(toy_parquet), "--config", str(tiny_json), "--out", str(trained)], "exists"),
         (["train", "--data", str(toy_parquet), "--set", "lamda_ks=1", "--out", str(tmp_path / "b")], "lambda_ks"),
         (["train", "--data", str(toy_parquet), "--set", "batch_size=-4", "--out", str(tmp_path / "c")], "batch_size"),
@@ -128,6 +132,7 @@ def test_bad_options_exit_2(trained, tmp_path, tiny_json, toy_parquet, capsys):
         assert main(argv) == 2, argv
         err = capsys.readouterr().err
         assert word in err and "Traceback" not in err, (argv, err)
+    assert not (tmp_path / "a.parquet").exists()
     with pytest.raises(SystemExit) as usage:
         main(["train", "--out", "x"])  # argparse: missing --data
     assert usage.value.code == 2

@@ -103,6 +103,19 @@ def test_existing_destination_needs_overwrite(run, tmp_path):
         export(run, tmp_path / "sample.csv", 10)
 
 
+def test_bad_counts_are_refused_before_any_work(run, tmp_path, capsys):
+    for n, chunk_rows, flag in ((-5, 10, "--n"), (10, 0, "--chunk-rows")):
+        with pytest.raises(ValueError, match=f"n={n}, chunk_rows={chunk_rows}"):
+            run.iter_generate(n, chunk_rows=chunk_rows)  # at the call, not at the first chunk
+        out = tmp_path / "x.parquet"
+        assert main(["export", "--run", str(run.path), "--n", str(n), "--chunk-rows", str(chunk_rows),
+                     "--out", str(out)]) == 2
+        assert f"({flag}) must be at least 1" in capsys.readouterr().err and not out.exists()
+    with pytest.raises(ValueError, match="n=-5"):
+        run.generate(-5)
+    assert len(run.generate(0)) == 0
+
+
 def test_killed_export_leaves_nothing(run, tmp_path):
     out = tmp_path / "big.parquet"
     process = subprocess.Popen(
