@@ -71,6 +71,8 @@ def unreadable_as_input_error(path: Path):
 def check_destination(out, overwrite: bool) -> Path:
     """The run directory to create; an existing non-empty one is refused unless ``overwrite``."""
     out = Path(out)
+    if out.exists() and not out.is_dir():  # --overwrite replaces runs, never other files
+        raise InputError("is a file, not a run directory", path=out, hint="choose another --out")
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise InputError("run directory exists and is not empty", path=out,
                          hint="choose another --out, or pass --overwrite")

@@ -114,6 +114,8 @@ def test_drop_invalid_reports_what_it_dropped(tmp_path, toy_frame, tiny_json, ca
 
 
 def test_bad_options_exit_2(trained, tmp_path, tiny_json, toy_parquet, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("not a run")
     cases = [
         (["generate", "--run", str(tmp_path / "none"), "--n", "5", "--out", str(tmp_path / "a.parquet")], "run directory not found"),
         (["generate", "--run", str(trained), "--n", "5", "--out", str(tmp_path / "a.csv")], ".parquet"),
@@ -123,6 +125,7 @@ def test_bad_options_exit_2(trained, tmp_path, tiny_json, toy_parquet, capsys):
         (["generate", "--run", str(trained), "--n", "5", "--out", str(tmp_path / "a.parquet"), "--chunk-rows", "-5"],
          "--chunk-rows must be at least 1, got -5"),
         (["train", "--data", str(toy_parquet), "--config", str(tiny_json), "--out", str(trained)], "exists"),
+        (["train", "--data", str(toy_parquet), "--out", str(afile), "--overwrite"], "afile: is a file, not a run directory"),
         (["train", "--data", str(toy_parquet), "--set", "lamda_ks=1", "--out", str(tmp_path / "b")], "lambda_ks"),
         (["train", "--data", str(toy_parquet), "--set", "batch_size=-4", "--out", str(tmp_path / "c")], "batch_size"),
         (["train", "--data", str(toy_parquet), "--transform", "pt=logg", "--out", str(tmp_path / "d")], "logg"),
@@ -132,7 +135,7 @@ def test_bad_options_exit_2(trained, tmp_path, tiny_json, toy_parquet, capsys):
         assert main(argv) == 2, argv
         err = capsys.readouterr().err
         assert word in err and "Traceback" not in err, (argv, err)
-    assert not (tmp_path / "a.parquet").exists()
+    assert not (tmp_path / "a.parquet").exists() and afile.read_text() == "not a run"
     with pytest.raises(SystemExit) as usage:
         main(["train", "--out", "x"])  # argparse: missing --data
     assert usage.value.code == 2
