@@ -42,8 +42,9 @@ import pandas as pd
 from recogan_app import __version__
 from recogan_app.data.sources import MCSample
 from recogan_app.errors import ExportRefused, InputError
-from recogan_app.files import write_atomic, write_json
-from recogan_app.metrics.distributions import EXCELLENT, GOOD, feature_metrics, ks_floor, ks_summary
+from recogan_app.files import check_writable, write_atomic, write_json
+from recogan_app.metrics.distributions import (EXCELLENT, GOOD, check_reference_rows, feature_metrics, ks_floor,
+                                               ks_summary)
 from recogan_app.run import Run
 
 __all__ = ["PROVENANCE_KEY", "SAMPLE_NAME", "WRITERS", "GateResult", "export", "gate", "provenance_path",
@@ -297,7 +298,8 @@ def export(run: Run, out, n: int, *, reference: pd.DataFrame | MCSample | None =
     n : int
         Rows to export.
     reference : DataFrame or MCSample, optional
-        MC to validate against; the run's held-out test split by default.
+        MC to validate against; the run's held-out test split by default. A file's SHA-256 is
+        recorded in the provenance, and the run's own training file is refused.
     require : {"good", "excellent", "none"}
         Verdict the validation must reach.
     force : bool
@@ -320,8 +322,9 @@ def export(run: Run, out, n: int, *, reference: pd.DataFrame | MCSample | None =
     Raises
     ------
     InputError
-        Unknown format or level, non-positive ``n`` or ``chunk_rows``, existing ``out``, or a
-        reference without the run's features.
+        Unknown format or level, non-positive ``n`` or ``chunk_rows``, an existing or unwritable
+        ``out``, a missing held-out split, or a reference that is the run's training file, has
+        too few rows or lacks the run's features; all checked before anything is generated.
     ExportRefused
         The validation is below ``require`` and ``force`` is False; nothing is written.
     """
@@ -334,13 +337,19 @@ def export(run: Run, out, n: int, *, reference: pd.DataFrame | MCSample | None =
             raise InputError(f"{what} must be at least 1, got {value}")
     if out.exists() and not overwrite:
         raise InputError("exists already", path=out, hint="pass --overwrite to replace it")
+    check_writable(out)
     seed = int(np.random.SeedSequence().generate_state(1)[0]) if seed is None else seed
+    digest = None
     if reference is None:
-        frame, description = run.heldout(), "the run's held-out MC test split"
+        frame, description, source = run.heldout(), "the run's held-out MC test split", run.path / "heldout.parquet"
     elif isinstance(reference, MCSample):
-        frame, description = reference.frame, reference.source + (f" (tree {reference.tree})" if reference.tree else "")
+        frame, source = reference.frame, reference.source
+        description = source + (f" (tree {reference.tree})" if reference.tree else "")
+        digest = run.independent_reference(source)
     else:
         frame, description = reference, "the given reference sample"
+        source = description
+    check_reference_rows(len(frame), source)
     result = gate(run, frame, require, seed=seed + 1, description=description)
     if not result.passed and not force:
         raise result.refusal()
@@ -355,7 +364,7 @@ def export(run: Run, out, n: int, *, reference: pd.DataFrame | MCSample | None =
         "training_data": {key: data.get(key) for key in ("source", "tree", "sha256", "n_rows", "n_train",
                                                          "n_monitor", "n_test")},
         "seeds": {"training": run.config.seed, "sample": seed, "validation": seed + 1},
-        "validation": {**asdict(result), "passed": result.passed},
+        "validation": {**asdict(result), "passed": result.passed, "reference_sha256": digest},
         "forced": not result.passed,
         "run": {"path": str(run.path), "fit": run.info.get("fit"), "heldout_metrics": run.metrics()},
         "config": run.config.to_dict(),

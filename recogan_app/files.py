@@ -6,6 +6,7 @@ destination that looks complete.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -44,3 +45,25 @@ def write_atomic(path, write: Callable[[str], None]) -> None:
 
 def write_json(path, value) -> None:
     write_atomic(path, lambda tmp: Path(tmp).write_text(json.dumps(value, indent=2, default=float)))
+
+
+def check_writable(path) -> None:
+    """Refuse, before any long work, a destination :func:`write_atomic` would only fail on at
+    the end: a directory, or a folder where no file can be created (missing folders are made)."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputError("is a directory", path=path, hint="give a file name")
+    folder = next(p for p in path.parents if p.exists())
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise InputError(f"could not be written: {exc.strerror or exc}", path=path) from None
+
+
+def file_sha256(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

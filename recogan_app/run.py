@@ -37,7 +37,7 @@ from recogan_app.config import TabularConfig, ZDCConfig
 from recogan_app.data.zdc import (CONDITIONS, IMAGE_SHAPE, ConditionScaler, ZDCSample, counts_from_log1p,
                                   load_zdc)
 from recogan_app.errors import InputError
-from recogan_app.files import write_atomic, write_json
+from recogan_app.files import file_sha256, write_atomic, write_json
 from recogan_app.losses import MarginalTargets
 from recogan_app.models.tabular import TabularGAN
 from recogan_app.models.zdc import Generator as ZDCGenerator
@@ -197,7 +197,27 @@ class Run:
 
     def heldout(self) -> pd.DataFrame:
         """The test split of the MC: never trained on, never used to pick a checkpoint."""
-        return pd.read_parquet(self.path / "heldout.parquet")
+        path = self.path / "heldout.parquet"
+        if not path.is_file():
+            raise InputError("is missing: the run's held-out MC test split is gone", path=path,
+                             hint="pass --reference with an independent MC file to validate against")
+        with unreadable_as_input_error(path):
+            return pd.read_parquet(path)
+
+    def independent_reference(self, path) -> str | None:
+        """The SHA-256 of the reference file ``path``, refused when it is the run's training file:
+        most of that file is the training split, so the model would be judged on the events it
+        learnt and look better than it is. None when ``path`` is not a file (an embedded toy)."""
+        if not Path(path).is_file():
+            return None
+        digest = file_sha256(path)
+        data = self.info.get("data", {})
+        if digest == data.get("sha256"):
+            share = f"{data['n_train'] / data['n_rows']:.0%}" if data.get("n_rows") else "most"
+            raise InputError(f"is the file this run was trained on ({share} of its rows are the training split), "
+                             f"so a comparison with it is biased in the model's favour", path=path,
+                             hint="omit --reference to use the run's held-out split, or give an independent MC file")
+        return digest
 
     def history(self) -> pd.DataFrame:
         return pd.read_parquet(self.path / "history.parquet")

@@ -536,7 +536,8 @@ def training_split(run) -> tuple[pd.DataFrame | None, str]:
         What was used, or why nothing could be.
     """
     from recogan_app.data.sources import load_mc
-    from recogan_app.training.tabular import file_sha256, split_mc
+    from recogan_app.files import file_sha256
+    from recogan_app.training.tabular import split_mc
 
     data = run.info.get("data", {})
     source = data.get("source")

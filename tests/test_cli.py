@@ -158,3 +158,30 @@ def test_a_single_feature_trains_validates_and_exports(tmp_path, toy_parquet, ti
     assert main(["export", "--run", str(run), "--n", "500", "--out", str(out), "--require", "none"]) == 0
     assert list(pd.read_parquet(out).columns) == ["pt"]
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_references_the_gate_refuses_and_the_one_it_records(trained, toy_parquet, tmp_path, capsys):
+    """The training file would judge the model on its own training events; 5 rows judge nothing."""
+    from recogan_app.data import toy_xic
+    from recogan_app.files import file_sha256
+
+    out = tmp_path / "x.parquet"
+    five = tmp_path / "five.parquet"
+    toy_xic.generate(n=5, seed=9, n_features=12).to_parquet(five, index=False)
+    export = ["export", "--run", str(trained), "--n", "200", "--out", str(out), "--require", "none"]
+    for argv, words in (
+        ([*export, "--reference", str(toy_parquet)], ["xic.parquet: is the file this run was trained on (80% ",
+                                                       "omit --reference"]),
+        (["validate", "--run", str(trained), "--reference", str(toy_parquet)], ["xic.parquet: is the file this run"]),
+        ([*export, "--reference", str(five)], ["five.parquet: has 5 rows", "at least 100"]),
+    ):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and all(word in err for word in words), err
+    assert not out.exists()
+
+    independent = tmp_path / "independent.parquet"
+    toy_xic.generate(n=300, seed=9, n_features=12).to_parquet(independent, index=False)
+    assert main([*export, "--reference", str(independent)]) == 0
+    provenance = json.loads((tmp_path / "x.parquet.provenance.json").read_text())
+    assert provenance["validation"]["reference_sha256"] == file_sha256(independent)

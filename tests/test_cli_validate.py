@@ -22,8 +22,11 @@ def fast_validation(monkeypatch):
 @pytest.fixture(scope="module")
 def files(tmp_path_factory, toy_frame):
     tmp = tmp_path_factory.mktemp("validate")
-    paths = {"reference": tmp / "mc.parquet", "synthetic": tmp / "syn.parquet", "partial": tmp / "partial.parquet"}
+    paths = {"reference": tmp / "mc.parquet", "synthetic": tmp / "syn.parquet", "partial": tmp / "partial.parquet",
+             "five": tmp / "five.parquet", "nan": tmp / "nan.parquet"}
     toy_frame.iloc[:1500].to_parquet(paths["reference"], index=False)
+    toy_frame.iloc[:5].to_parquet(paths["five"], index=False)
+    toy_frame.iloc[:1500].assign(pt=lambda f: f["pt"].where(f.index != 7)).to_parquet(paths["nan"], index=False)
     toy_frame.iloc[1500:].to_parquet(paths["synthetic"], index=False)
     toy_frame.iloc[1500:].drop(columns="cos_pa").to_parquet(paths["partial"], index=False)
     return paths
@@ -53,21 +56,32 @@ def test_features_subset(files, tmp_path):
     ("missing file", ["nope.parquet", "does not exist"]),
     ("n without run", ["--n", "--run"]),
     ("existing output", ["exists already", "--overwrite"]),
+    ("tiny reference", ["five.parquet: has 5 rows", "at least 100 reference rows"]),
+    ("NaN reference", ["nan.parquet: column 'pt': has 1 NaN/inf values", "--drop-invalid"]),
 ])
 def test_bad_input_exits_2_with_one_clear_message(case, words, files, tmp_path, capsys):
     out = tmp_path / "metrics.json"
     synthetic = {"missing column": files["partial"],
                  "missing file": tmp_path / "nope.parquet"}.get(case, files["synthetic"])
+    reference = {"tiny reference": files["five"], "NaN reference": files["nan"]}.get(case, files["reference"])
     extra = {"n without run": ["--n", "10"]}.get(case, [])
     if case == "existing output":
         out.write_text("{}")
-    code = main(["validate", "--reference", str(files["reference"]), "--synthetic", str(synthetic),
+    code = main(["validate", "--reference", str(reference), "--synthetic", str(synthetic),
                  "--json", str(out), *extra])
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err and err.count("\n") == 1, err
     for word in words:
         assert word in err, (word, err)
     assert case == "existing output" or not out.exists()
+
+
+def test_drop_invalid_drops_reference_rows_as_the_hint_says(files, tmp_path, capsys):
+    out = tmp_path / "m.json"
+    assert main(["validate", "--reference", str(files["nan"]), "--synthetic", str(files["synthetic"]),
+                 "--drop-invalid", "--json", str(out)]) == 0
+    assert "nan.parquet: dropped 1 rows with NaN/inf values (pt: 1)" in capsys.readouterr().err
+    assert json.loads(out.read_text())["n_reference"] == 1499
 
 
 def test_validate_a_run_fits_the_copula_on_its_training_split(tmp_path, toy_parquet, files, capsys):

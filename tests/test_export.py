@@ -3,6 +3,7 @@
 import errno
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -114,6 +115,26 @@ def test_bad_counts_are_refused_before_any_work(run, tmp_path, capsys):
     with pytest.raises(ValueError, match="n=-5"):
         run.generate(-5)
     assert len(run.generate(0)) == 0
+
+
+def test_destination_and_held_out_split_are_checked_before_any_generation(run, tmp_path, capsys, monkeypatch):
+    def no_generation(*args, **kwargs):
+        raise AssertionError("generated before the inputs were checked")
+
+    monkeypatch.setattr(type(run), "iter_generate", no_generation)
+    folder = tmp_path / "folder.parquet"
+    folder.mkdir()
+    gone = tmp_path / "gone"
+    shutil.copytree(run.path, gone)
+    (gone / "heldout.parquet").unlink()
+    for argv, words in (
+        (["--run", str(run.path), "--out", str(folder), "--overwrite"], ["folder.parquet: is a directory"]),
+        (["--run", str(gone), "--out", str(tmp_path / "x.parquet")], ["gone/heldout.parquet: is missing", "--reference"]),
+    ):
+        assert main(["export", "--n", "100", "--require", "none", *argv]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and all(word in err for word in words), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder.parquet", "gone"]
 
 
 def test_killed_export_leaves_nothing(run, tmp_path):

@@ -22,6 +22,10 @@ EXCELLENT = (0.035, 0.08)
 """Seed 000's 'excellent' bar: (mean KS, max KS) over features, both strict upper limits."""
 GOOD = (0.06, 0.15)
 """Seed 000's 'good' bar: (mean KS, max KS) over features, both strict upper limits."""
+MIN_REFERENCE_ROWS = 100
+"""Fewest reference rows a verdict is given on. Two MC samples of 100 rows already differ by KS
+0.135 at 68 % (:func:`ks_floor`), close to the 0.15 max-KS bar of 'good'; with fewer, the verdict
+measures the reference's noise, not the model (5 rows: 0.60)."""
 EXACT_PVALUE_MAX_N = 10_000
 """Largest sample for which the KS p-value is scipy's exact one (as ``ks_2samp``'s ``auto``)."""
 DISCRETE_MAX_VALUES = 50
@@ -289,6 +293,14 @@ def noise_floor(reference: pd.DataFrame, n_synthetic: int | None = None, rng=Non
     n_synthetic)`` rows, so the floor refers to the sample size actually compared.
     """
     return feature_metrics(*split_halves(reference, n_synthetic, rng), features)
+
+
+def check_reference_rows(n: int, source) -> None:
+    """Refuse a reference of fewer than :data:`MIN_REFERENCE_ROWS` rows (an InputError naming it)."""
+    if n < MIN_REFERENCE_ROWS:
+        chance = f": two MC samples of {n:,} rows differ by KS {min(ks_floor(n, n), 1):.2f} by chance alone" if n else ""
+        raise InputError(f"has {n:,} rows; a validation verdict needs at least {MIN_REFERENCE_ROWS} reference "
+                         f"rows{chance}", path=source)
 
 
 def ks_floor(n: int, m: int, cl: float = 0.68) -> float:

@@ -11,7 +11,6 @@ all call :func:`train_tabular`. The MC is split once, by the seed, into
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,6 +22,7 @@ import torch
 from recogan_app.config import TabularConfig
 from recogan_app.data.sources import MCSample
 from recogan_app.errors import InputError
+from recogan_app.files import file_sha256
 from recogan_app.losses import MarginalTargets
 from recogan_app.metrics.correlations import RESIDUAL_TOLERANCE, correlation_residual, max_abs_residual
 from recogan_app.metrics.c2st import classifier_two_sample_test
@@ -84,14 +84,6 @@ class SnapshotValidation:
         details.update(reference=self.reference, synthetic=synthetic)
         score = bar_score(metrics["mean_ks"], metrics["max_ks"], metrics["max_corr_residual"])
         return (score if all(map(math.isfinite, metrics.values())) else math.inf), metrics, details, len(self.reference)
-
-
-def file_sha256(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def train_tabular(sample: MCSample, config: TabularConfig, out, *, callbacks: Sequence[Callback] = (),

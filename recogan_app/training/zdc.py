@@ -24,13 +24,14 @@ import torch
 from recogan_app.config import ZDCConfig
 from recogan_app.data.zdc import ConditionScaler, ZDCSample, counts_from_log1p, diversity_targets
 from recogan_app.errors import InputError
+from recogan_app.files import file_sha256
 from recogan_app.metrics.zdc import channel_sums, empty_count, five_channel_ws, hottest_pixel, hottest_pixel_error
 from recogan_app.models.zdc import AuxRegressor, ZDCGAN
 from recogan_app.run import ZDCRun, check_destination, partial_dir, publish, write_zdc_run
 from recogan_app.training.callbacks import Callback, Checkpoint, EarlyStopping
 from recogan_app.training.control import TrainingControl
 from recogan_app.training.device import describe_device, resolve_device
-from recogan_app.training.tabular import StepLog, file_sha256
+from recogan_app.training.tabular import StepLog
 from recogan_app.training.trainer import ShuffledBatches, Trainer
 
 MIN_TRAINING_EVENTS = 16
