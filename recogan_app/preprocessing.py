@@ -44,9 +44,7 @@ Example
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 import zlib
 from pathlib import Path
 from typing import Any, ClassVar
@@ -56,6 +54,7 @@ import pandas as pd
 from scipy import special, stats
 
 from recogan_app.errors import InputError, closest
+from recogan_app.files import write_atomic
 
 __all__ = [
     "TRANSFORMS",
@@ -952,22 +951,9 @@ class FeaturePipeline:
         return cls.from_dict(data, path=path)
 
     def save(self, path) -> Path:
-        """Write :meth:`to_json` to ``path`` atomically (temp file in the same folder, then rename)."""
+        """Write :meth:`to_json` to ``path`` atomically, readable like every other run file."""
         path = Path(path)
-        text = self.to_json()
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            raise
+        write_atomic(path, lambda tmp: Path(tmp).write_text(self.to_json(), encoding="utf-8"))
         return path
 
     @classmethod

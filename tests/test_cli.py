@@ -1,6 +1,7 @@
 """The ``recogan`` command: a tiny train → generate, and every bad input refused with exit 2."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -36,6 +37,10 @@ def test_train_writes_a_run_with_the_requested_settings(trained):
     assert config["seed"] == 1 and config["lambda_ks"] == 0.5 and config["max_epochs"] == 2
     specs = json.loads((trained / "preprocessing.json").read_text())
     assert "log1p" in json.dumps(specs) and (trained / "metrics.json").is_file()
+    umask = os.umask(0)
+    os.umask(umask)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in trained.iterdir() if p.is_file()}
+    assert modes == dict.fromkeys(modes, 0o666 & ~umask)  # preprocessing.json was 0600
 
 
 def test_generate_exact_rows_names_and_dtypes(trained, toy_frame, tmp_path, capsys):
