@@ -135,7 +135,8 @@ def write_root(path, chunks: Iterable[pd.DataFrame], provenance: dict | None = N
                progress: Progress | None = None) -> None:
     """Write ``chunks`` as the TTree :data:`SAMPLE_NAME` with uproot (not atomic by itself).
 
-    Parameters as :func:`write_parquet`; the provenance goes to the TObjString
+    Parameters as :func:`write_parquet`; float16 columns are stored as float32 (ROOT has no
+    half-precision branch type; :func:`export` records it). The provenance goes to the TObjString
     :data:`PROVENANCE_KEY` beside the tree (uproot writes TObjString, not TNamed). Baskets are
     ZSTD level 1: uproot's default ZLIB level 1 takes 5× longer (1.7 s per million rows × 12
     columns, in the writing thread) for a 1 % larger file; ROOT reads ZSTD since 6.20, uproot
@@ -146,6 +147,7 @@ def write_root(path, chunks: Iterable[pd.DataFrame], provenance: dict | None = N
     with uproot.recreate(path, compression=uproot.ZSTD(1)) as file:
         tree = None
         for chunk in _tracked(chunks, progress):
+            chunk = chunk.astype({name: np.float32 for name in chunk.columns if chunk[name].dtype == np.float16})
             if tree is None:
                 tree = file.mktree(SAMPLE_NAME, {name: chunk[name].dtype for name in chunk.columns},
                                    title=f"recogan synthetic sample (provenance: {PROVENANCE_KEY})")
@@ -369,6 +371,9 @@ def export(run: Run, out, n: int, *, reference: pd.DataFrame | MCSample | None =
         "run": {"path": str(run.path), "fit": run.info.get("fit"), "heldout_metrics": run.metrics()},
         "config": run.config.to_dict(),
     }
+    widened = [name for name, dtype in run.pipeline.dtypes_.items() if dtype == "float16"]
+    if widened and writer is write_root:
+        provenance["stored_as_float32"] = {"columns": widened, "why": "ROOT has no half-precision (float16) type"}
     chunks = run.iter_generate(n, seed=seed, chunk_rows=chunk_rows)  # sampling overlaps writing
     sidecar = provenance_path(out)
     bar = None

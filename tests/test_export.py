@@ -169,3 +169,19 @@ def test_unwritable_destination_is_one_clear_message_and_leaves_nothing(run, tmp
     with pytest.raises(InputError, match="could not be written: No space left on device"):
         write_atomic(tmp_path / "full.parquet", disk_full)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results"]
+
+
+def test_float16_columns_go_to_root_as_float32(tmp_path, capsys):
+    """ROOT has no half precision: uproot refused float16 after the whole generation."""
+    frame = toy_xic.generate(n=1000, seed=0)[["pt", "cos_pa"]].astype({"pt": "float16"})
+    config = TabularConfig(max_epochs=1, batch_size=256, snapshot_rows=200, generator_widths=[16, 16, 16],
+                           discriminator_widths=[16, 16])
+    f16 = train_tabular(MCSample(frame, source="f16", tree=None, n_dropped=0, invalid_counts={}), config,
+                        tmp_path / "run")
+    for suffix in (".root", ".parquet"):
+        out = tmp_path / f"f16{suffix}"
+        assert main(["export", "--run", str(f16.path), "--n", "300", "--out", str(out), "--require", "none"]) == 0
+        written, provenance = read_back(out)
+        assert str(written["pt"].dtype) == ("float32" if suffix == ".root" else "float16")
+        assert ("stored_as_float32" in provenance) == (suffix == ".root")
+    assert json.loads(provenance_path(tmp_path / "f16.root").read_text())["stored_as_float32"]["columns"] == ["pt"]
