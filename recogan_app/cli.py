@@ -326,7 +326,7 @@ def _generate_zdc(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="recogan", description=__doc__.splitlines()[0],
+    parser = argparse.ArgumentParser(prog="recogan", description=__doc__.splitlines()[0].replace("``", ""),
                                      epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"recogan {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

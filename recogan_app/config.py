@@ -101,7 +101,7 @@ class TabularConfig(Settings):
     # -- schedule -------------------------------------------------------------------------------
     max_epochs = param.Integer(default=1000, bounds=(1, None),
                                doc="Passes over the training split at most.")
-    time_limit = param.Number(default=None, allow_None=True, bounds=(0, None),
+    time_limit = param.Number(default=None, allow_None=True, bounds=(0, None), inclusive_bounds=(False, True),
                               doc="Wall-clock seconds of training at most.")
     patience = param.Integer(default=30, bounds=(1, None),
                              doc="Stop after this many snapshots without a better validation score.")
@@ -155,7 +155,7 @@ class ZDCConfig(Settings):
 
     # -- schedule -------------------------------------------------------------------------------
     max_epochs = param.Integer(default=100, bounds=(1, None), doc="Passes over the training split at most.")
-    time_limit = param.Number(default=None, allow_None=True, bounds=(0, None),
+    time_limit = param.Number(default=None, allow_None=True, bounds=(0, None), inclusive_bounds=(False, True),
                               doc="Wall-clock seconds of GAN training at most (aux pretraining excluded).")
     patience = param.Integer(default=20, bounds=(1, None),
                              doc="Stop after this many snapshots without a better five-channel WS.")

@@ -131,6 +131,7 @@ def test_bad_options_exit_2(trained, tmp_path, tiny_json, toy_parquet, capsys):
          "--chunk-rows must be at least 1, got -5"),
         (["train", "--data", str(toy_parquet), "--config", str(tiny_json), "--out", str(trained)], "exists"),
         (["train", "--data", str(toy_parquet), "--out", str(afile), "--overwrite"], "afile: is a file, not a run directory"),
+        (["train", "--data", str(toy_parquet), "--time-limit", "0", "--out", str(tmp_path / "f")], "time_limit"),
         (["train", "--data", str(toy_parquet), "--set", "lamda_ks=1", "--out", str(tmp_path / "b")], "lambda_ks"),
         (["train", "--data", str(toy_parquet), "--set", "batch_size=-4", "--out", str(tmp_path / "c")], "batch_size"),
         (["train", "--data", str(toy_parquet), "--transform", "pt=logg", "--out", str(tmp_path / "d")], "logg"),
@@ -144,6 +145,12 @@ def test_bad_options_exit_2(trained, tmp_path, tiny_json, toy_parquet, capsys):
     with pytest.raises(SystemExit) as usage:
         main(["train", "--out", "x"])  # argparse: missing --data
     assert usage.value.code == 2
+
+
+def test_help_is_plain_text():
+    from recogan_app.cli import build_parser
+
+    assert "The recogan command" in build_parser().format_help()  # not the docstring's RST ``recogan``
 
 
 def test_console_entry_point_exit_codes(tmp_path):
