@@ -411,7 +411,8 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--out", required=True, help="FILE.parquet, FILE.h5 or FILE.root (+ FILE.provenance.json)")
     exp.add_argument("--reference", help="MC file to validate against (default: the run's held-out MC)")
     exp.add_argument("--tree", help="ROOT TTree / HDF5 key of --reference")
-    exp.add_argument("--drop-invalid", action="store_true", help="drop --reference rows with NaN/inf instead of refusing")
+    exp.add_argument("--drop-invalid", action="store_true",
+                     help="drop --reference rows with NaN/inf instead of refusing")
     exp.add_argument("--require", default="good", choices=["excellent", "good", "none"],
                      help="validation verdict needed to export (default: good)")
     exp.add_argument("--force", action="store_true", help="export below --require; recorded as forced")

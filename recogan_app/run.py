@@ -79,16 +79,19 @@ def check_destination(out, overwrite: bool) -> Path:
     return out
 
 
-def partial_dir(out: Path) -> Path:
-    """A fresh sibling ``.<name>.partial`` folder where a run is built (checkpoints included)."""
+@contextmanager
+def building(out: Path) -> Iterator[Path]:
+    """A fresh sibling ``.<name>.partial`` folder where a run is built (checkpoints included),
+    moved to ``out`` when the block completes and removed when it raises: ``out`` appears only
+    when every file is written, and a failed training leaves nothing behind."""
     partial = out.parent / f".{out.name}.partial"
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
-    return partial
-
-
-def publish(partial: Path, out: Path) -> None:
-    """Move a complete run into place: ``out`` appears only when every file is written."""
+    try:
+        yield partial
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
     if out.exists():
         shutil.rmtree(out)
     partial.rename(out)

@@ -298,7 +298,7 @@ def noise_floor(reference: pd.DataFrame, n_synthetic: int | None = None, rng=Non
 def check_reference_rows(n: int, source) -> None:
     """Refuse a reference of fewer than :data:`MIN_REFERENCE_ROWS` rows (an InputError naming it)."""
     if n < MIN_REFERENCE_ROWS:
-        chance = f": two MC samples of {n:,} rows differ by KS {min(ks_floor(n, n), 1):.2f} by chance alone" if n else ""
+        chance = f": two MC samples of {n:,} rows differ by KS {min(ks_floor(n, n), 1):.2f} by chance" if n else ""
         raise InputError(f"has {n:,} rows; a validation verdict needs at least {MIN_REFERENCE_ROWS} reference "
                          f"rows{chance}", path=source)
 

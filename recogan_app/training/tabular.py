@@ -29,7 +29,7 @@ from recogan_app.metrics.c2st import classifier_two_sample_test
 from recogan_app.metrics.distributions import EXCELLENT, feature_metrics, ks_summary
 from recogan_app.models.tabular import TabularGAN
 from recogan_app.preprocessing import FeaturePipeline
-from recogan_app.run import Run, check_destination, partial_dir, publish, write_run
+from recogan_app.run import Run, building, check_destination, write_run
 from recogan_app.training.callbacks import Callback, Checkpoint, EarlyStopping
 from recogan_app.training.control import TrainingControl
 from recogan_app.training.device import describe_device, resolve_device
@@ -132,33 +132,33 @@ def train_tabular(sample: MCSample, config: TabularConfig, out, *, callbacks: Se
     module = TabularGAN(data.shape[1], config, MarginalTargets.from_data(
         data, inverse=pipeline.inverse_transform, generator=shuffle)).to(device)
 
-    partial = partial_dir(out)
-    checkpoint = Checkpoint(partial / "checkpoints")
-    trainer = Trainer(max_epochs=config.max_epochs, time_limit=config.time_limit,
-                      discriminator_steps=config.discriminator_steps,
-                      callbacks=[checkpoint, EarlyStopping(config.patience), *callbacks], control=control)
-    steps = StepLog()
-    trainer.callbacks.append(steps)
-    result = trainer.fit(module, ShuffledBatches(data, batch_size=config.batch_size, generator=shuffle),
-                         SnapshotValidation(monitor, pipeline, config.snapshot_rows, config.seed),
-                         announce=f"training {len(train):,} rows × {len(features)} features on "
-                                  f"{describe_device(device)}; monitor split {len(monitor):,}, test split {len(test):,}")
+    with building(out) as partial:
+        checkpoint = Checkpoint(partial / "checkpoints")
+        trainer = Trainer(max_epochs=config.max_epochs, time_limit=config.time_limit,
+                          discriminator_steps=config.discriminator_steps,
+                          callbacks=[checkpoint, EarlyStopping(config.patience), *callbacks], control=control)
+        steps = StepLog()
+        trainer.callbacks.append(steps)
+        result = trainer.fit(module, ShuffledBatches(data, batch_size=config.batch_size, generator=shuffle),
+                             SnapshotValidation(monitor, pipeline, config.snapshot_rows, config.seed),
+                             announce=f"training {len(train):,} rows × {len(features)} features on "
+                                      f"{describe_device(device)}; monitor split {len(monitor):,}, "
+                                      f"test split {len(test):,}")
 
-    info = {
-        "kind": "tabular",
-        "data": {"source": sample.source, "tree": sample.tree, "features": features,
-                 "n_rows": len(frame), "n_train": len(train), "n_monitor": len(monitor),
-                 "n_test": len(test), "n_dropped_invalid": sample.n_dropped,
-                 "sha256": file_sha256(sample.source) if Path(sample.source).is_file() else None},
-        "device": describe_device(device),
-        "fit": {"reason": result.reason, "epochs": result.epochs, "steps": result.steps,
-                "elapsed_s": result.elapsed_s, "best_epoch": result.best_epoch,
-                "best_score": result.best_score},
-    }
-    write_run(partial, config=config, info=info, pipeline=pipeline, generator=module.generator,
-              history=result.history, steps=pd.DataFrame(steps.rows), heldout=test)
-    Run.load(partial).write_metrics(heldout_metrics(Run.load(partial), test, seed=config.seed))
-    publish(partial, out)
+        info = {
+            "kind": "tabular",
+            "data": {"source": sample.source, "tree": sample.tree, "features": features,
+                     "n_rows": len(frame), "n_train": len(train), "n_monitor": len(monitor),
+                     "n_test": len(test), "n_dropped_invalid": sample.n_dropped,
+                     "sha256": file_sha256(sample.source) if Path(sample.source).is_file() else None},
+            "device": describe_device(device),
+            "fit": {"reason": result.reason, "epochs": result.epochs, "steps": result.steps,
+                    "elapsed_s": result.elapsed_s, "best_epoch": result.best_epoch,
+                    "best_score": result.best_score},
+        }
+        write_run(partial, config=config, info=info, pipeline=pipeline, generator=module.generator,
+                  history=result.history, steps=pd.DataFrame(steps.rows), heldout=test)
+        Run.load(partial).write_metrics(heldout_metrics(Run.load(partial), test, seed=config.seed))
     return Run.load(out)
 
 

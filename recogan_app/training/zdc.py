@@ -27,7 +27,7 @@ from recogan_app.errors import InputError
 from recogan_app.files import file_sha256
 from recogan_app.metrics.zdc import channel_sums, empty_count, five_channel_ws, hottest_pixel, hottest_pixel_error
 from recogan_app.models.zdc import AuxRegressor, ZDCGAN
-from recogan_app.run import ZDCRun, check_destination, partial_dir, publish, write_zdc_run
+from recogan_app.run import ZDCRun, building, check_destination, write_zdc_run
 from recogan_app.training.callbacks import Callback, Checkpoint, EarlyStopping
 from recogan_app.training.control import TrainingControl
 from recogan_app.training.device import describe_device, resolve_device
@@ -162,36 +162,37 @@ def train_zdc(sample: ZDCSample, config: ZDCConfig, out, *, callbacks: Sequence[
     monitor = np.sort(np.random.default_rng(config.seed + 1).permutation(len(train))[:config.snapshot_rows])
     validation = ZDCValidation(train.images[monitor], tensors[1][torch.from_numpy(monitor).to(device)],
                                config.channels, config.seed, gallery_conditions=train.conditions[monitor])
-    partial = partial_dir(out)
-    steps = StepLog()
-    trainer = Trainer(max_epochs=config.max_epochs, time_limit=config.time_limit,
-                      discriminator_steps=config.discriminator_steps,
-                      callbacks=[Checkpoint(partial / "checkpoints"), EarlyStopping(config.patience), *callbacks, steps],
-                      control=control)
-    aux_text = (f"; aux regressor pretrained {aux_info['epochs']} epochs, hottest-pixel error "
-                f"{aux_info['test_error_px']:.2f} px on the test split" if aux_info else "")
-    result = trainer.fit(module, ShuffledBatches(*tensors, batch_size=config.batch_size,
-                                                 generator=torch.Generator().manual_seed(config.seed)),
-                         validation,
-                         announce=f"training on {len(train):,} ZP events (photon sum ≥ {config.min_photon_sum}) on "
-                                  f"{describe_device(device)}; test split {len(test):,}{aux_text}")
+    with building(out) as partial:
+        steps = StepLog()
+        trainer = Trainer(max_epochs=config.max_epochs, time_limit=config.time_limit,
+                          discriminator_steps=config.discriminator_steps,
+                          callbacks=[Checkpoint(partial / "checkpoints"), EarlyStopping(config.patience),
+                                     *callbacks, steps],
+                          control=control)
+        aux_text = (f"; aux regressor pretrained {aux_info['epochs']} epochs, hottest-pixel error "
+                    f"{aux_info['test_error_px']:.2f} px on the test split" if aux_info else "")
+        result = trainer.fit(module, ShuffledBatches(*tensors, batch_size=config.batch_size,
+                                                     generator=torch.Generator().manual_seed(config.seed)),
+                             validation,
+                             announce=f"training on {len(train):,} ZP events (photon sum ≥ "
+                                      f"{config.min_photon_sum}) on "
+                                      f"{describe_device(device)}; test split {len(test):,}{aux_text}")
 
-    source = sample.source
-    info = {
-        "kind": "zdc",
-        "data": {"source": source, "note": sample.note, "n_events": len(sample), "n_kept": len(kept),
-                 "min_photon_sum": config.min_photon_sum, "n_train": len(train), "n_test": len(test),
-                 "sha256": file_sha256(source) if source and Path(source).is_file() else None},
-        "device": describe_device(device),
-        "aux_regressor": aux_info,
-        "fit": {"reason": result.reason, "epochs": result.epochs, "steps": result.steps,
-                "elapsed_s": result.elapsed_s, "best_epoch": result.best_epoch, "best_score": result.best_score},
-    }
-    write_zdc_run(partial, config=config, info=info, scaler=scaler, generator=module.generator,
-                  history=result.history, steps=pd.DataFrame(steps.rows), heldout=test)
-    run = ZDCRun.load(partial, device=device)
-    run.write_metrics(heldout_metrics(run, test, draws=config.eval_draws, seed=config.seed))
-    publish(partial, out)
+        source = sample.source
+        info = {
+            "kind": "zdc",
+            "data": {"source": source, "note": sample.note, "n_events": len(sample), "n_kept": len(kept),
+                     "min_photon_sum": config.min_photon_sum, "n_train": len(train), "n_test": len(test),
+                     "sha256": file_sha256(source) if source and Path(source).is_file() else None},
+            "device": describe_device(device),
+            "aux_regressor": aux_info,
+            "fit": {"reason": result.reason, "epochs": result.epochs, "steps": result.steps,
+                    "elapsed_s": result.elapsed_s, "best_epoch": result.best_epoch, "best_score": result.best_score},
+        }
+        write_zdc_run(partial, config=config, info=info, scaler=scaler, generator=module.generator,
+                      history=result.history, steps=pd.DataFrame(steps.rows), heldout=test)
+        run = ZDCRun.load(partial, device=device)
+        run.write_metrics(heldout_metrics(run, test, draws=config.eval_draws, seed=config.seed))
     return ZDCRun.load(out, device=device)
 
 

@@ -38,6 +38,19 @@ def test_split_is_disjoint_seeded_and_complete(toy_frame):
     pd.testing.assert_frame_equal(test, again[2])
 
 
+def test_a_failed_training_leaves_no_partial_run(tmp_path, toy_frame, tiny_config):
+    from recogan_app.training.callbacks import Callback
+
+    class Crash(Callback):
+        def on_snapshot(self, trainer, snapshot):
+            assert (tmp_path / ".run.partial" / "checkpoints").is_dir()  # checkpoints land there meanwhile
+            raise RuntimeError("a bug mid-training")
+
+    with pytest.raises(RuntimeError, match="a bug"):
+        train_tabular(sample_of(toy_frame), tiny_config(), tmp_path / "run", callbacks=[Crash()])
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_bar_score_is_the_worst_criterion_relative_to_the_excellent_bar():
     assert bar_score(0.035, 0.04, 0.01) == pytest.approx(1.0)
     assert bar_score(0.01, 0.16, 0.01) == pytest.approx(2.0)
