@@ -75,10 +75,13 @@ def _check_output(path: Path, overwrite: bool, suffixes: tuple[str, ...]) -> Non
 
 
 def _load_mc(path, *, tree=None, features=None, drop_invalid=False):
-    """:func:`~recogan_app.data.sources.load_mc`, saying on stderr what ``--drop-invalid`` dropped."""
+    """:func:`~recogan_app.data.sources.load_mc`, saying on stderr which columns it left out and
+    what ``--drop-invalid`` dropped."""
     from recogan_app.data.sources import load_mc
 
     sample = load_mc(path, tree=tree, features=features, drop_invalid=drop_invalid)
+    if sample.skipped:
+        print(f"{path}: left out {sample.left_out()} (--features names the columns to use)", file=sys.stderr)
     if sample.n_dropped:
         print(f"{path}: dropped {sample.n_dropped:,} rows with NaN/inf values "
               f"({', '.join(f'{c}: {n}' for c, n in sample.invalid_counts.items())})", file=sys.stderr)

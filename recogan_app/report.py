@@ -134,8 +134,9 @@ def _features(v: Validation) -> str:
 <p class="note">KS floor: the {FLOOR_CL:.0%} quantile of KS between two MC samples of these sizes. WS floor: WS
 between two disjoint halves of the MC at the synthetic size. Integer features are compared on their exact
 values (synthetic values rounded). χ²/ndf from the histograms below, with both samples' Poisson errors.
-The bootstrap interval of a distance sits above its value (resampling adds noise to it): read it as the
-statistic's spread.</p>
+The 68 % interval is the bootstrap replicas' spread around their median, placed on the measured KS
+(resampling adds noise to a distance, so the raw replicas sit above it); whether the KS itself is MC noise,
+the floor says.</p>
 <div class="scroll">{_table(header, rows)}</div>"""
 
 

@@ -87,7 +87,8 @@ def bad_files(tmp, toy_frame):
     cases.append(("NaN/inf", parquet("nan", nan), [], ["nan.parquet", "cos_pa", "3", "--drop-invalid"]))
     cases.append(("empty file", parquet("empty", df.head(0)), [], ["empty.parquet", "0 rows"]))
     cases.append(("too few rows", parquet("few", df.head(30)), [], ["few.parquet", "30 rows", "at least"]))
-    cases.append(("constant column", parquet("const", df.assign(pt=1.5)), [], ["const.parquet", "pt", "constant"]))
+    cases.append(("constant column", parquet("const", df.assign(pt=1.5)), ["--features", "pt,cos_pa"],
+                  ["const.parquet", "pt", "constant"]))
     corrupt = tmp / "corrupt.parquet"
     corrupt.write_bytes(b"PAR1 this is not parquet")
     cases.append(("corrupt file", corrupt, [], ["corrupt.parquet", "could not be read"]))
@@ -106,15 +107,18 @@ def test_every_bad_input_exits_2_with_one_clear_message(tmp_path, toy_frame, tin
         assert not out.exists(), name
 
 
-def test_drop_invalid_reports_what_it_dropped(tmp_path, toy_frame, tiny_json, capsys):
+def test_drop_invalid_and_left_out_columns_are_reported(tmp_path, toy_frame, tiny_json, capsys):
     frame = toy_frame.head(600).copy()
     frame.loc[[1, 2], "cos_pa"] = np.nan
+    frame["label"] = "Xic"  # a text column and a constant one: left out, and said so
+    frame["run_number"] = 302000
     path = tmp_path / "nan.parquet"
     frame.to_parquet(path, index=False)
     assert main(["train", "--data", str(path), "--config", str(tiny_json), "--out", str(tmp_path / "r"),
                  "--drop-invalid"]) == 0
     err = capsys.readouterr().err
     assert "dropped 2 rows" in err and "cos_pa: 2" in err
+    assert "left out column 'label' " in err and "column 'run_number' is constant (value 302000)" in err
     assert json.loads((tmp_path / "r" / "run.json").read_text())["data"]["n_dropped_invalid"] == 2
 
 

@@ -73,6 +73,9 @@ class MCSample:
         Rows dropped for NaN/inf values (``drop_invalid=True``).
     invalid_counts : dict of str to int
         NaN/inf count per column before dropping; only columns that had some.
+    skipped : dict of str to str
+        Columns left out when no features were named, each with the reason (text, jagged, a
+        saved index, constant): said to the user, so that no column disappears unnoticed.
     """
 
     frame: pd.DataFrame = field(repr=False)
@@ -80,6 +83,11 @@ class MCSample:
     tree: str | None
     n_dropped: int
     invalid_counts: dict[str, int]
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def left_out(self) -> str:
+        """The skipped columns and why, in one line ('' when none)."""
+        return "; ".join(f"column '{name}' {why}" for name, why in self.skipped.items())
 
 
 @dataclass(frozen=True)
@@ -110,7 +118,7 @@ def load_mc(path, *, tree=None, features=None, drop_invalid=False, min_rows=2) -
         when the file holds more than one (see :func:`list_keys`).
     features : list of str or str, optional
         Columns to keep, in this order (a string is split at commas). Default: every numeric
-        top-level column; text, jagged and saved-index columns are skipped.
+        top-level column; text, jagged, saved-index and constant columns are skipped (see ``MCSample.skipped``).
     drop_invalid : bool
         Drop rows with NaN/inf values instead of refusing the file.
     min_rows : int
@@ -146,7 +154,8 @@ def load_mc(path, *, tree=None, features=None, drop_invalid=False, min_rows=2) -
         raise InputError(
             f"has {counts[worst]} NaN/inf values; {sum(counts.values())} in all over "
             f"{len(counts)} column(s) and {int(bad_rows.sum())} row(s)",
-            path=source, column=worst, hint="drop those rows with --drop-invalid",
+            path=source, column=worst,
+            hint="drop those rows (--drop-invalid; in the dashboard: 'Drop rows with NaN/inf')",
         )
     n_dropped = int(bad_rows.sum())
     if n_dropped:
@@ -155,16 +164,20 @@ def load_mc(path, *, tree=None, features=None, drop_invalid=False, min_rows=2) -
     if len(frame) < min_rows:
         after = f" after dropping {n_dropped} with NaN/inf" if n_dropped else ""
         raise InputError(f"has {len(frame)} rows{after}; training needs at least {min_rows}", path=source)
+    skipped = {} if wanted else {name: why for name, why in table.columns.items() if why is not None}
     if len(frame) > 1:
         for name in names:
             values = frame[name].to_numpy()
             if values.min() == values.max():
-                raise InputError(
-                    f"is constant (value {values[0].item()}); a generator cannot learn it — "
-                    "drop it with --features",
-                    path=source, column=name,
-                )
-    return MCSample(frame, source, table.tree, n_dropped, counts)
+                why = f"is constant (value {values[0].item()}): there is nothing to learn"
+                if wanted:
+                    raise InputError(why, path=source, column=name, hint="leave it out of the features")
+                skipped[name] = why
+        if len(skipped) == len(table.columns):
+            raise InputError(f"has no usable columns{table.where}", path=source,
+                             hint="; ".join(f"'{name}' {why}" for name, why in list(skipped.items())[:3]))
+        frame = frame.drop(columns=[name for name in names if name in skipped])
+    return MCSample(frame, source, table.tree, n_dropped, counts, skipped)
 
 
 def list_keys(path) -> list[str]:

@@ -60,7 +60,11 @@ class Dashboard(Viewer):
         if data is not None:
             state.source = str(data) if str(data) in EMBEDDED else state.trust(data)
             self._load_first()
-        self.tabs = pn.Tabs(*self.views.items(), dynamic=True, sizing_mode="stretch_width")
+        # every tab in the page from the start: a dynamic tab is redrawn when shown again, after which its
+        # settings cards, once opened, open empty (Panel 1.9); the classes name each tab's content
+        self.tabs = pn.Tabs(*((name, pn.Column(view, css_classes=[f"recogan-tab-{name.lower()}"],
+                                               sizing_mode="stretch_width"))
+                              for name, view in self.views.items()), sizing_mode="stretch_width")
         self.layout = pn.Column(
             pn.pane.Alert(state.param.notice, alert_type=state.param.notice_level,
                           visible=state.param.notice.rx.pipe(bool), sizing_mode="stretch_width"),

@@ -39,7 +39,7 @@ class DataView(Viewer):
         self.layout = pn.Row(
             pn.Column("### MC sample", self.source, self.tree, pn.pane.Markdown("or upload a file:"), self.upload,
                       self.drop_invalid, self.load_button, self.max_rows, width=340),
-            pn.Column(self.features, pn.pane.DataFrame(state.param.summary, float_format="{:.5g}".format,
+            pn.Column(pn.pane.Markdown(self.loaded, css_classes=["recogan-loaded"]), self.features, pn.pane.DataFrame(state.param.summary, float_format="{:.5g}".format,
                                                        css_classes=["recogan-summary"]),
                       pn.panel(self.histograms, sizing_mode="stretch_width"), sizing_mode="stretch_width"),
             sizing_mode="stretch_width",
@@ -60,6 +60,16 @@ class DataView(Viewer):
         with self.state.reporting():
             self.state.upload(self.upload.filename, event.new)
             await self.load()
+
+    @param.depends("state.sample")
+    def loaded(self) -> str:
+        """What Start trains on: after a failed load the previous sample stays, whatever the selector
+        shows."""
+        sample = self.state.sample
+        if sample is None:
+            return "**Loaded:** nothing yet"
+        tree = f" (tree {sample.tree})" if sample.tree else ""
+        return f"**Loaded:** {sample.source}{tree}, {len(sample.frame):,} rows"
 
     @param.depends("state.sample", "state.features")
     def histograms(self):

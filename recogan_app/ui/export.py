@@ -20,12 +20,12 @@ class ExportView(Viewer):
     and can be downloaded from the page."""
 
     state = param.ClassSelector(class_=Session)
-    rows = param.Integer(default=100_000, bounds=(1, None), doc="Synthetic rows to export.")
+    rows = param.Integer(default=100_000, doc="Synthetic rows to export (checked at Export: a typed 0 gets a notice).")
     suffix = param.Selector(default=".parquet", objects=FORMATS, doc="File format.")
     require = param.Selector(default="good", objects=["good", "excellent", "none"],
                              doc="Validation verdict the run must reach (seed 000's bars on KS).")
     force = param.Boolean(default=False, doc="Export below the required level; the provenance records it.")
-    written = param.Integer(default=0, doc="Rows written so far by the running export.")
+    percent = param.Integer(default=0, bounds=(0, 100), doc="Share of the running export's rows written.")
 
     def __init__(self, **params):
         super().__init__(**params)
@@ -43,26 +43,38 @@ class ExportView(Viewer):
                    pn.widgets.Select.from_param(self.param.require, label="Required verdict", width=160),
                    pn.widgets.Checkbox.from_param(self.param.force, label="Export even if below")),
             pn.Row(self.export_button, self.download),
-            pn.indicators.Progress(value=self.param.written.rx() * 100 // self.param.rows.rx(), max=100, width=400),
+            pn.indicators.Progress(value=self.param.percent, max=100, width=400),
             pn.pane.Markdown(self.where, css_classes=["recogan-exported"]), sizing_mode="stretch_width")
 
     def _enable(self) -> None:
         self.export_button.disabled = self.state.run is None
 
-    def _count(self, rows: int) -> None:
-        self.written += rows
-
     async def run_export(self, *_):
-        """Generate and write in a thread; the progress bar follows the written chunks."""
-        self.written = 0
+        """Generate and write in a thread; the progress bar follows the written chunks. A forced
+        export is announced as a warning: the file is below the level asked for."""
+        rows = self.rows
+        if rows < 1:
+            self.state.tell(f"Rows must be a whole number of at least 1, not {rows:,}: nothing exported", "danger")
+            return
+        written = 0
+
+        def count(chunk: int) -> None:
+            nonlocal written
+            written += chunk
+            self.percent = min(100, 100 * written // rows)
+
+        self.percent = 0
         self.export_button.disabled = True
         try:
             with self.state.reporting():
-                path = await asyncio.to_thread(self.state.export, self.rows, self.suffix, require=self.require,
-                                               force=self.force, progress=self._count)
+                path = await asyncio.to_thread(self.state.export, rows, self.suffix, require=self.require,
+                                               force=self.force, progress=count)
                 self.state.exported = str(path)
                 self.download.param.update(file=str(path), filename=path.name, visible=True)
-                self.state.tell(f"exported {self.rows:,} rows to {path}", "success")
+                forced = json.loads(provenance_path(path).read_text())["forced"]
+                self.state.tell(f"exported {rows:,} rows to {path}" + (
+                    f", FORCED: the run is below the required '{self.require}' (recorded in the file)"
+                    if forced else ""), "warning" if forced else "success")
         finally:
             self._enable()
 

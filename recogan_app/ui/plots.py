@@ -267,7 +267,7 @@ class HistogramComparison:
     ``reference_label``, ``title`` and ``x_label`` are formatted with the feature.
     """
 
-    def __init__(self, data, *, reference_label: str = "MC (held out)", title: str = "{feature}: MC vs generated",
+    def __init__(self, data, *, reference_label: str = "MC", title: str = "{feature}: MC vs generated",
                  x_label: str = "{feature}"):
         self.title, self.x_label = title, x_label
         self.sources = {name: ColumnDataSource({"left": [], "right": [], "centre": [], "top": [], "low": [], "high": []})

@@ -14,7 +14,7 @@ import functools
 import tempfile
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from functools import partial
 from pathlib import Path
 
@@ -147,18 +147,22 @@ class TrainingState(param.Parameterized):
         runs.mkdir(parents=True, exist_ok=True)
         return Path(tempfile.mkdtemp(prefix=time.strftime("run-%Y%m%d-%H%M%S-"), dir=runs))
 
-    def launch(self, train: Callable, config: Settings, text: str, **reset) -> None:
-        """Start ``train`` (picklable; called as ``train(callbacks=..., control=...)``) in a child process.
+    def launch(self, train: Callable, config: Settings, text: str, **reset) -> Path:
+        """Start ``train`` (picklable; called as ``train(out=..., callbacks=..., control=...)``) in a
+        child process, into a new :meth:`run_folder`, which it returns.
 
         ``config`` is what it trains with (progress follows its epochs and time limit), ``text``
-        the notice that says so; ``reset`` gives further parameters their fresh values.
+        the notice that says so; ``reset`` gives further parameters their fresh values. A training
+        that fails takes its still empty folder with it.
         """
         self.job_config = config
-        self.job = BackgroundTraining(train, threads=page_training_threads())
+        self.job_folder = self.run_folder()
+        self.job = BackgroundTraining(partial(train, out=self.job_folder), threads=page_training_threads())
         self.param.update(status="running", progress=0.0, eta_s=None, snapshot=None, log=[], result=None,
                           run=None, **reset)
         self.tell(text)
         self.job.start()
+        return self.job_folder
 
     def pause(self) -> None:
         if self.status == "running":
@@ -213,6 +217,9 @@ class TrainingState(param.Parameterized):
                     self.tell(event.text, "danger" if event.level == "error" else "warning")
             elif isinstance(event, StatusChange):
                 self.status = "stopping" if self.status == "stopping" and event.status == "running" else event.status
+                if event.status == "failed":
+                    with suppress(OSError):  # only an empty folder goes
+                        self.job_folder.rmdir()
             elif isinstance(event, FitResult):
                 self.result = event
         if losses:
@@ -364,8 +371,9 @@ class Session(TrainingState):
         self.param.update(sample=sample, summary=summary, features=columns, suggested=suggested,
                           transforms=dict(suggested), preview_feature=columns[0])
         dropped = f"; dropped {sample.n_dropped:,} rows with NaN/inf" if sample.n_dropped else ""
-        self.tell(f"loaded {len(frame):,} rows × {len(columns)} features from {sample.source}{dropped}",
-                  "warning" if sample.n_dropped else "success")
+        left_out = f"; left out {sample.left_out()}" if sample.skipped else ""
+        self.tell(f"loaded {len(frame):,} rows × {len(columns)} features from {sample.source}{dropped}{left_out}",
+                  "warning" if dropped or left_out else "success")
 
     def load(self, source: str | None = None) -> MCSample:
         """Choose ``source`` (default: the current choice), :meth:`read` it and :meth:`use` it."""
@@ -411,11 +419,9 @@ class Session(TrainingState):
         sample = self._trained_on = self.training_sample()
         config = self.config.updated(
             features=list(self.features), transforms={f: self.transforms[f] for f in self.features})
-        out = self.run_folder()
-        self.launch(partial(train_tabular, sample, config, out),
-                    config, f"training {len(sample.frame):,} rows × {len(self.features)} features on {self.device_label}",
-                    validation=None, exported=None)
-        return out
+        return self.launch(partial(train_tabular, sample, config), config,
+                           f"training {len(sample.frame):,} rows × {len(self.features)} features on {self.device_label}",
+                           validation=None, exported=None)
 
     # -- validation and export (slow: safe in a worker thread, they set no parameter) ---------------
     def _need_run(self) -> Run:

@@ -6,10 +6,13 @@ training through :class:`~recogan_app.ui.live.LiveView`'s periodic callback and 
 
 from __future__ import annotations
 
+from functools import partial
+
 import pandas as pd
 import panel as pn
 import param
 
+from recogan_app.metrics.correlations import max_abs_residual, residual_floor
 from recogan_app.ui.live import LiveView, duration, settings_cards
 from recogan_app.ui.plots import (KS_CAPTION, Heatmap, HistogramComparison, ks_curves, loss_curves, snapshot_rows,
                                   ws_curves)
@@ -31,7 +34,7 @@ class TrainingView(LiveView):
     feature = param.Selector(default=None, objects=[], allow_None=True, doc="Feature of the histogram overlay.")
 
     LIVE = {"ks": ks_curves, "heatmap": Heatmap, "losses": loss_curves, "ws": ws_curves,
-            "histogram": HistogramComparison}
+            "histogram": partial(HistogramComparison, reference_label="MC (monitor split)")}
 
     def __init__(self, **params):
         super().__init__(**params)
@@ -44,6 +47,7 @@ class TrainingView(LiveView):
             ncols=2, sizing_mode="stretch_width")
         self.layout = pn.Row(pn.Column(*self.controls(), *settings_cards(self.state.config, SETTINGS), width=380),
                              plots, sizing_mode="stretch_width")
+        self._floors: dict[tuple, float] = {}
         self.state.param.watch(self._on_snapshots, "snapshots")
         self.param.watch(self._on_feature, "feature")
 
@@ -60,10 +64,21 @@ class TrainingView(LiveView):
             m = snap.metrics
             text += (f" · epoch {snap.epoch + 1} · {duration(snap.elapsed_s)} · ETA {duration(state.eta_s)}"
                      f" · mean KS {m['mean_ks']:.4f} · max KS {m['max_ks']:.4f}"
-                     f" · max |Δρ| {m['max_corr_residual']:.3f} (n = {snap.sample_size:,})")
+                     f" · max |Δρ| {m['max_corr_residual']:.3f} (MC vs MC {self._residual_floor(snap):.3f})"
+                     f" at n = {snap.sample_size:,}")
         if state.run is not None:
             text += f"<br>run: `{state.run.path}`"
         return text
+
+    def _residual_floor(self, snapshot) -> float:
+        """Max |Δρ| between two disjoint halves of the loaded MC of the snapshot's size (as the
+        validation's floor): how far the heatmap's residuals go from MC noise alone."""
+        features = list(snapshot.details["reference"].columns)
+        key = (snapshot.sample_size, tuple(features))
+        if key not in self._floors:
+            frame = self.state.sample.frame[features]
+            self._floors[key] = max_abs_residual(residual_floor(frame, n_synthetic=snapshot.sample_size, rng=0))
+        return self._floors[key]
 
     def _on_snapshots(self, event):
         if not event.new:

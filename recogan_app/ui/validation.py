@@ -15,6 +15,7 @@ from recogan_app.ui.state import Session
 from recogan_app.validation import SCORE_EDGES, Validation
 
 TABLE_COLUMNS = ["ks", "ks_lo", "ks_hi", "ks_floor", "wasserstein", "ws_floor", "chi2_ndf", "baseline_ks", "label"]
+KS_COLUMNS = ["ks", "ks_lo", "ks_hi", "ks_floor", "baseline_ks"]
 """The per-feature columns shown; the report and ``Validation.table`` hold the rest."""
 
 
@@ -110,7 +111,8 @@ class ValidationView(Viewer):
                                     "a classifier two-sample test and a Gaussian-copula baseline.")
         return pn.Column(
             pn.pane.Markdown(f"```\n{validation.summary()}\n```", sizing_mode="stretch_width"),
-            pn.pane.DataFrame(validation.table[TABLE_COLUMNS], float_format="{:.4g}".format,
+            pn.pane.DataFrame(validation.table[TABLE_COLUMNS], float_format="{:.4g}".format,  # KS: fixed decimals,
+                              formatters=dict.fromkeys(KS_COLUMNS, "{:.4f}".format),  # lined up with its interval
                               css_classes=["recogan-validation-table"]),
             pn.Row(pn.pane.HoloViews(roc_plot(validation), sizing_mode="stretch_width"),
                    pn.pane.HoloViews(score_plot(validation), sizing_mode="stretch_width"), sizing_mode="stretch_width"),

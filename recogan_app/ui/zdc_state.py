@@ -209,12 +209,10 @@ class ZDCSession(TrainingState):
             self.load()
         sample, config = self.training_sample(), self.job_settings()
         floor = toy_noise_floor(sample, config) if self.simulated else None
-        out = self.run_folder()
         on = [f"{name.removeprefix('lambda_')} {getattr(config, name):g}" for name in SWITCHES if getattr(config, name)]
-        self.launch(partial(train_zdc, sample, config, out), config,
-                    f"training the ZDC GAN on {len(sample):,} events ({', '.join(on) or 'adversarial loss only'}) "
-                    f"on {self.device_label}", history=pd.DataFrame(columns=HISTORY), floor=floor, comparison=None)
-        return out
+        return self.launch(partial(train_zdc, sample, config), config,
+                           f"training the ZDC GAN on {len(sample):,} events ({', '.join(on) or 'adversarial loss only'}) "
+                           f"on {self.device_label}", history=pd.DataFrame(columns=HISTORY), floor=floor, comparison=None)
 
     @param.depends("snapshots", watch=True)
     def _record(self) -> None:

@@ -122,7 +122,8 @@ def test_round_trip_keeps_values_and_dtypes(tmp_path, write):
     path, tree, dtypes = write(tmp_path)
     sample = load_mc(path)
     assert isinstance(sample, MCSample)
-    assert list(sample.frame.columns) == list(BASE)  # text, jagged and fixed-size columns skipped
+    assert list(sample.frame.columns) == list(BASE)  # text, jagged and fixed-size columns skipped, with reasons
+    assert set(sample.skipped).isdisjoint(BASE) and all(sample.skipped.values())
     assert {n: sample.frame[n].dtype for n in BASE} == {n: np.dtype(d) for n, d in dtypes.items()}
     for name, values in BASE.items():
         np.testing.assert_array_equal(sample.frame[name].to_numpy(), values.astype(dtypes[name]))
@@ -337,7 +338,7 @@ def _with_invalid(tmp_path):
 def test_invalid_values_refused(tmp_path):
     path = _with_invalid(tmp_path)
     _refused(path, column="c", match="has 3 NaN/inf values; 5 in all over 2 column(s) and 4 row(s) "
-                                     "(drop those rows with --drop-invalid)")
+                                     "(drop those rows (--drop-invalid; in the dashboard: 'Drop rows with NaN/inf'))")
 
 
 def test_drop_invalid_counts(tmp_path):
@@ -356,7 +357,12 @@ def test_too_few_rows(tmp_path):
     _refused(_csv(tmp_path, "a,b\n1,2\n3,4\n", name="two.csv"), min_rows=3, match="has 2 rows")
 
 
-def test_constant_column(tmp_path):
+def test_constant_column_is_skipped_with_its_reason_and_refused_when_named(tmp_path):
     path = _csv(tmp_path, "a,k,b\n1,3.0,2\n2,3.0,5\n3,3.0,1\n")
-    _refused(path, column="k", match="is constant (value 3.0); a generator cannot learn it — drop it with --features")
+    sample = load_mc(path)
+    assert list(sample.frame.columns) == ["a", "b"]
+    assert sample.skipped == {"k": "is constant (value 3.0): there is nothing to learn"}
+    _refused(path, features="a,k", column="k", match="is constant (value 3.0): there is nothing to learn "
+                                                     "(leave it out of the features)")
     assert list(load_mc(path, features="a,b").frame.columns) == ["a", "b"]
+    _refused(_csv(tmp_path, "k,j\n1,2\n1,2\n", name="flat.csv"), match="has no usable columns")

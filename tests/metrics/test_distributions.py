@@ -134,6 +134,22 @@ def test_bootstrap_interval_of_a_mean_difference_matches_its_standard_error():
     assert bootstrap_interval(ks_statistic, a, b, n_boot=20, rng=7) == bootstrap_interval(ks_statistic, a, b, n_boot=20, rng=7)
 
 
+def test_bootstrap_interval_of_ks_is_the_replicas_spread_placed_on_the_measured_value():
+    """Two samples of one distribution: every KS replica lies above the measured KS (noise adds to a
+    distance), and the interval is their 16-84 % spread around their median, moved onto it."""
+    rng = np.random.default_rng(8)
+    a, b = rng.normal(size=300), rng.normal(size=300)
+    ks = stats.ks_2samp(a, b).statistic
+    draws = np.random.default_rng(9)
+    replicas = [stats.ks_2samp(a[draws.integers(0, 300, 300)], b[draws.integers(0, 300, 300)]).statistic
+                for _ in range(100)]
+    q16, q50, q84 = np.quantile(replicas, [0.16, 0.5, 0.84])
+    assert q16 > ks  # the raw percentile interval would not contain the measurement
+    lo, hi = bootstrap_interval(ks_statistic, a, b, n_boot=100, rng=9)
+    assert (lo, hi) == pytest.approx((ks + q16 - q50, ks + q84 - q50), abs=1e-12)
+    assert lo < ks < hi
+
+
 def test_split_halves_are_disjoint_and_capped():
     frame = pd.DataFrame({"x": np.arange(101)})
     first, second = split_halves(frame, rng=0)

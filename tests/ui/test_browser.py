@@ -98,9 +98,16 @@ def wait_for(predicate, timeout: float = 60, what: str = "") -> None:
         time.sleep(0.1)
 
 
-def fill(page, label: str, value) -> None:
-    """Type into the input labelled ``label`` and commit it (Panel updates on change)."""
-    field = page.get_by_label(label, exact=True)
+def open_tab(page, name: str):
+    """Click the tab ``name`` and return its content (every tab is in the page, and the ZDC tab has
+    settings of the same names as the Training tab's)."""
+    page.locator(".bk-tab").get_by_text(name, exact=True).click()
+    return page.locator(f".recogan-tab-{name.lower()}")
+
+
+def fill(tab, label: str, value) -> None:
+    """Type into the input labelled ``label`` in ``tab`` and commit it (Panel updates on change)."""
+    field = tab.get_by_label(label, exact=True)
     field.fill(str(value))
     field.press("Enter")
 
@@ -131,19 +138,25 @@ def drive(page, server) -> None:
     page.locator(".recogan-summary table").wait_for(timeout=90_000)  # the default toy has loaded
 
     # Data: pick the 8-feature toy, train on a small subset
-    page.get_by_label("MC source").select_option(label="Ξc+ toy, 8 features (embedded)")
+    data = open_tab(page, "Data")
+    data.get_by_label("MC source").select_option(label="Ξc+ toy, 8 features (embedded)")
     page.locator(".recogan-load button").click()
     page.get_by_text("loaded 531,548 rows").wait_for()
-    fill(page, "Rows to train on (0: all)", 3000)
+    fill(data, "Rows to train on (0: all)", 3000)
 
     # Training: small settings, then Start
-    page.get_by_text("Training", exact=True).click()
-    page.get_by_text("Optimiser", exact=True).click()
-    fill(page, "Batch size", 256)
-    page.get_by_text("Schedule", exact=True).click()
-    fill(page, "Max epochs", 500)
-    fill(page, "Snapshot rows", 500)
-    fill(page, "Patience", 10_000)  # no early stop before the test stops it
+    training = open_tab(page, "Training")
+    training.get_by_text("Optimiser", exact=True).click()
+    fill(training, "Batch size", 256)
+    training.get_by_text("Schedule", exact=True).click()
+    fill(training, "Max epochs", 500)
+    fill(training, "Snapshot rows", 500)
+    fill(training, "Patience", 10_000)  # no early stop before the test stops it
+
+    # after another tab, the settings cards still open (they opened empty once the tab had been redrawn)
+    open_tab(page, "Data")
+    open_tab(page, "Training").get_by_text("Architecture", exact=True).click()
+    training.get_by_label("Latent dim", exact=True).wait_for(timeout=5_000)
     page.locator(".recogan-start button").click()
     wait_for(lambda: epoch(page) >= 1, what="the first epoch")
 
@@ -179,9 +192,9 @@ def drive(page, server) -> None:
     assert status(page).startswith("finished")
 
     # Export, then read the file back through the browser's download
-    page.get_by_text("Export", exact=True).first.click()
-    fill(page, "Rows", 1000)
-    page.get_by_label("Required verdict").select_option("none")
+    export = open_tab(page, "Export")
+    fill(export, "Rows", 1000)
+    export.get_by_label("Required verdict").select_option("none")
     page.locator(".recogan-export button").click()
     page.locator(".recogan-exported").get_by_text("Last export").wait_for(timeout=60_000)
     for text in ("differ by KS", "trained on"):  # the gate's result beside the MC's own noise; the statement
@@ -227,8 +240,7 @@ def drive_zdc(page, server) -> None:
     page.set_viewport_size({"width": 1600, "height": 1700})  # the whole tab in the screenshot
     page.goto(server)
     page.locator(".recogan-summary table").wait_for(timeout=90_000)  # the page is ready
-    page.get_by_text("ZDC", exact=True).click()
-    fill(page, "Toy events", 200)
+    fill(open_tab(page, "ZDC"), "Toy events", 200)
     page.locator(".recogan-zdc-load button").click()
     page.get_by_text("loaded 200 ZP toy events").wait_for()
     page.locator(".recogan-zdc-start button").click()

@@ -131,6 +131,14 @@ def test_bad_file_gives_one_line_notice_and_keeps_the_sample(session):
     assert session.sample is before
 
 
+def test_left_out_columns_are_named_in_the_notice(tmp_path):
+    (tmp_path / "mc.csv").write_text("a,label,b\n1,x,2\n2,y,5\n3,z,1\n")
+    session = Session(data_root=tmp_path, workdir=tmp_path / "work")
+    session.load("mc.csv")
+    assert session.features == ["a", "b"]
+    assert session.notice_level == "warning" and "left out column 'label'" in session.notice
+
+
 def test_upload_is_written_to_the_workdir_and_loaded(session, root):
     with pytest.raises(Exception, match="unsupported extension"):
         session.upload("notes.txt", b"x")
@@ -161,6 +169,10 @@ def test_data_view_loads_in_a_thread_and_lists_features(root, tmp_path):
     asyncio.run(view.load())
     assert session.features == FEATURES
     assert list(view.features.options) == FEATURES
+    assert view.loaded().startswith("**Loaded:**") and "small.parquet" in view.loaded() and "1,500 rows" in view.loaded()
+    session.source = "broken.parquet"  # a failed load: the previous sample stays, and the page says which
+    asyncio.run(view.load())
+    assert session.notice_level == "danger" and "small.parquet" in view.loaded()
     render(view)
 
 
@@ -206,6 +218,16 @@ def fake_snapshot(epoch: int, features=FEATURES) -> Snapshot:
                     details={"per_feature": table, "corr_residual": residual, "reference": sample, "synthetic": sample})
 
 
+def test_a_training_that_fails_says_why_and_leaves_no_run_folder(session, tiny_config):
+    shrink(session, tiny_config, max_epochs=1)
+    session.choose_transform("pt", "arccos")  # pt runs to 24: no cosine
+    folder = session.start()
+    session.wait(timeout=300)
+    assert session.status == "failed" and session.run is None
+    assert session.notice_level == "danger" and "pt" in session.notice and "arccos" in session.notice
+    assert not folder.exists() and not any(folder.parent.iterdir())
+
+
 def test_training_view_figures_start_with_the_first_data(session):
     view = TrainingView(state=session)
     view.param.feature.objects = FEATURES
@@ -222,6 +244,14 @@ def test_training_view_figures_start_with_the_first_data(session):
     assert view.figures["heatmap"].figure.title.text.endswith("epoch 3")  # the latest epoch, counted from 1
     assert list(view.figures["losses"].source.data["step"]) == [10]
     assert isinstance(view.slots["ks"][0], pn.pane.Bokeh)
+    assert "MC (monitor split)" in [item.label.value for item in view.figures["histogram"].figure.legend[0].items]
+
+    # max |Δρ| beside the MC's own: two disjoint 100-row halves of the loaded MC, by numpy
+    frame = session.sample.frame[FEATURES]
+    order = np.random.default_rng(0).permutation(len(frame))
+    a, b = (np.corrcoef(frame.iloc[order[k * 100:(k + 1) * 100]].to_numpy().T) for k in (0, 1))
+    floor = np.abs(a - b)[np.triu_indices(len(FEATURES), 1)].max()
+    assert f"max |Δρ| 0.100 (MC vs MC {floor:.3f}) at n = 100" in view.status_text()
     render(view)
 
 
@@ -315,6 +345,9 @@ def test_validation_view_validates_the_run(trained):
     validation = trained.validation
     assert validation is not None and validation.features == FEATURES and validation.n_synthetic == 300
     assert (view.x, view.y) == ("pt", "decay_length") and not view.report_button.disabled
+    table = view.results()[1].object
+    assert table.loc["pt", "ks_lo"] < table.loc["pt", "ks"] < table.loc["pt", "ks_hi"]  # the interval holds the KS
+    assert view.results()[1].formatters["ks"](0.06) == "0.0600"  # KS in fixed decimals, beside its interval
     asyncio.run(view.save_report())
     assert Path(view.report.file).is_file() and view.report.file.endswith(".html")
     render(view)
@@ -324,7 +357,8 @@ def test_export_view_writes_a_file_and_refuses_below_the_gate(trained):
     view = ExportView(state=trained, rows=500, require="none")
     asyncio.run(view.run_export())
     exported = pd.read_parquet(trained.exported)
-    assert exported.shape == (500, 3) and view.written == 500
+    assert exported.shape == (500, 3) and view.percent == 100
+    assert trained.notice_level == "success"
     assert Path(str(trained.exported) + ".provenance.json").is_file()
     shown = view.where()  # the gate's verdict beside the MC's own KS noise, and what the sample is for
     assert "Last export" in shown and "Validation against the run's held-out MC" in shown and "differ by KS" in shown
@@ -332,10 +366,24 @@ def test_export_view_writes_a_file_and_refuses_below_the_gate(trained):
     Path(str(trained.exported) + ".provenance.json").rename(Path(str(trained.exported) + ".moved.json"))
     assert view.where() == f"Last export: `{trained.exported}`"  # a sidecar moved away: no error on the page
 
+    view.rows = 200  # fewer rows after an export: the bar measures the new one
+    asyncio.run(view.run_export())
+    assert view.percent == 100 and len(pd.read_parquet(trained.exported)) == 200
+
     view = ExportView(state=trained, rows=400, require="excellent", suffix=".h5")
     asyncio.run(view.run_export())  # a 3-epoch model is far from 'excellent'
     assert trained.notice_level == "warning" and trained.notice.startswith("export refused")
     assert not any(Path(trained.workdir, "exports").glob("*-400.h5"))
+    view.force = True  # forced: written, and the notice warns that it is below the level asked for
+    asyncio.run(view.run_export())
+    assert trained.notice_level == "warning" and "FORCED" in trained.notice
+    assert len(pd.read_hdf(trained.exported)) == 400
+
+    for rows in (0, -10):  # a typed 0 or negative count: a notice, nothing written
+        view.rows = rows
+        asyncio.run(view.run_export())
+        assert trained.notice_level == "danger" and "at least 1" in trained.notice
+    assert not any(Path(trained.workdir, "exports").glob("*-0.*"))
 
 
 # -- the dashboard and the app -------------------------------------------------------------------------
