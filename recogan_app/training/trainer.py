@@ -156,7 +156,8 @@ class Trainer:
         elapsed = active + time.perf_counter() - started
         reason = self._stop_reason or "max_epochs"
         best = min(self.history, key=lambda row: row["score"]) if self.history else None
-        result = FitResult(reason=reason, epochs=epoch + 1, steps=step, elapsed_s=elapsed,
+        # epochs that trained at least one step, each with its snapshot (a stop at an epoch's start adds none)
+        result = FitResult(reason=reason, epochs=len(self.history), steps=step, elapsed_s=elapsed,
                            best_score=best["score"] if best else None,
                            best_epoch=best["epoch"] if best else None,
                            history=pd.DataFrame(self.history))

@@ -44,14 +44,16 @@ def duration(seconds: float | None) -> str:
     return f"{minutes} min {seconds:02d} s" if minutes else f"{seconds} s"
 
 
-def settings_cards(config, groups: dict[str, list[str]], open_first: bool = True) -> list[pn.Card]:
-    """One card of widgets per group of ``config``'s parameters (numbers as typed inputs); only the
-    first card starts open."""
+def settings_cards(config, groups: dict[str, list[str]], open_first: bool = True) -> list:
+    """A line saying when settings apply, then one card of widgets per group of ``config``'s
+    parameters (numbers as typed inputs); only the first card starts open."""
     inputs = {name: pn.widgets.IntInput if isinstance(p, param.Integer) else pn.widgets.FloatInput
               for name, p in config.param.objects().items() if isinstance(p, param.Number)}
-    return [pn.Card(pn.Param(config, parameters=names, widgets=inputs, show_name=False, sizing_mode="stretch_width"),
-                    title=title, collapsed=not (open_first and i == 0), sizing_mode="stretch_width")
-            for i, (title, names) in enumerate(groups.items())]
+    return [pn.pane.Markdown("*Settings are read at Start: a change during a training applies to the next one.*",
+                             styles={"font-size": "small"}),
+            *(pn.Card(pn.Param(config, parameters=names, widgets=inputs, show_name=False, sizing_mode="stretch_width"),
+                      title=title, collapsed=not (open_first and i == 0), sizing_mode="stretch_width")
+              for i, (title, names) in enumerate(groups.items()))]
 
 
 class LiveView(Viewer):

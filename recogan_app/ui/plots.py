@@ -21,7 +21,8 @@ import holoviews as hv
 import holoviews.plotting.bokeh  # noqa: F401  (registers the backend, so that .opts work without hv.extension)
 import numpy as np
 import pandas as pd
-from bokeh.models import BoxAnnotation, ColorBar, ColumnDataSource, LabelSet, LinearColorMapper, Span, Whisker
+from bokeh.models import (BoxAnnotation, ColorBar, ColumnDataSource, FixedTicker, LabelSet, LinearColorMapper, Span,
+                          Whisker)
 from bokeh.palettes import Category10_10, Category20_20, RdBu11, Viridis256
 from bokeh.plotting import figure
 
@@ -123,9 +124,9 @@ def gallery_canvas(real: np.ndarray, generated: np.ndarray, cols: int = 3) -> tu
     n, draws = generated.shape[:2]
     rows, width = real.shape[1:]
     cell_w = (1 + draws) * width + (draws + 3) * GALLERY_GAP
-    cell_h = rows + 14  # room for the title above and the labels below
+    cell_h = rows + 18  # room for the two-line title above and the labels below
     canvas = np.full((max(1, -(-n // cols)) * cell_h, min(n, cols) * cell_w), np.nan)
-    corners = np.array([((i // cols) * cell_h + 9, (i % cols) * cell_w) for i in range(n)], dtype=int).reshape(n, 2)
+    corners = np.array([((i // cols) * cell_h + 13, (i % cols) * cell_w) for i in range(n)], dtype=int).reshape(n, 2)
     tops = np.array([max(1, int(max(r.max(), g.max()))) for r, g in zip(real, generated)], dtype=int)
     for (y, x), top, image, fakes in zip(corners, tops, real, generated):
         for k, picture in enumerate([image, *fakes]):
@@ -179,6 +180,9 @@ class Curves:
                      name=str(key))
         fig.legend.click_policy = "hide"
         fig.add_layout(fig.legend[0], "right")
+        self.log_ticks = None
+        if log_y:  # Bokeh labels a log axis spanning under a few decades with linear ticks (50, 100, 150)
+            self.log_ticks = fig.yaxis.ticker = FixedTicker(ticks=[])
         self.spans = {}
         if floor is not None:
             for key in ["shared"] if floor == "shared" else keys:
@@ -204,6 +208,25 @@ class Curves:
                 span.location = float(value) if span.visible else None
             shown = [value for value in floors.values() if np.isfinite(value)]
             self.floor_points.data = {"x": [rows[self.x].iloc[0]] * len(shown), "floor": shown}
+        if self.log_ticks is not None:
+            values = np.concatenate([np.asarray(self.source.data[c], np.float64) for c in self.columns.values()]
+                                    + ([np.asarray(self.floor_points.data["floor"], np.float64)] if self.spans else []))
+            self.log_ticks.ticks = log_ticks(values)
+
+
+def log_ticks(values) -> list[float]:
+    """Ticks over the positive finite ``values``, one step beyond each end: 1-2-5 per decade when
+    they span up to 2.5 decades, else one per decade."""
+    values = np.asarray(values, np.float64)
+    values = values[np.isfinite(values) & (values > 0)]
+    if not values.size:
+        return []
+    low, high = int(np.floor(np.log10(values.min()))), int(np.ceil(np.log10(values.max())))
+    mantissas = (1, 2, 5) if np.log10(values.max() / values.min()) <= 2.5 else (1,)
+    ticks = [float(f"{m}e{e}") for e in range(low - 1, high + 1) for m in mantissas]
+    first = max(i for i, t in enumerate(ticks) if t <= values.min())
+    last = min(i for i, t in enumerate(ticks) if t >= values.max())
+    return ticks[first:last + 1]
 
 
 def loss_curves(rows: pd.DataFrame) -> Curves:
@@ -331,7 +354,7 @@ class Gallery:
         frame_w = (1 + generated.shape[1]) * (width + GALLERY_GAP) - GALLERY_GAP
         labels = []
         for (y, x), top, condition in zip(corners, tops, comparison.conditions):
-            labels.append((x + frame_w / 2, height - y + 4, f"{condition_title(condition)} · max {top} photons"))
+            labels.append((x + frame_w / 2, height - y + 6.5, f"{condition_title(condition)}\nmax {top} photons"))
             labels += [(x + k * (width + GALLERY_GAP) + width / 2, height - y - rows - 2.5, "generated" if k else "real")
                        for k in range(1 + generated.shape[1])]
         self.image.data = {"image": [np.flipud(canvas)]}  # an image's first row is drawn at the bottom

@@ -27,7 +27,7 @@ from recogan_app.data.sources import EMBEDDED, FORMATS, MCSample, list_keys, loa
 from recogan_app.errors import ExportRefused, InputError
 from recogan_app.export import export
 from recogan_app.report import write_report
-from recogan_app.preprocessing import TRANSFORMS, parse_spec, suggest_transform
+from recogan_app.preprocessing import TRANSFORMS, FeaturePipeline, suggest_transform
 from recogan_app.run import Run
 from recogan_app.training.background import BackgroundTraining
 from recogan_app.training.device import describe_device, page_training_threads, resolve_device
@@ -229,8 +229,9 @@ class TrainingState(param.Parameterized):
             self.param.update(snapshots=snapshots, snapshot=snapshots[-1])
         if not self.job.running and self.job.result is not None and self.run is None:
             self.param.update(run=self.job.result, progress=1.0, eta_s=0.0)
+            best = "none" if self.result.best_epoch is None else self.result.best_epoch + 1  # counted from 1, as drawn
             self.tell(f"run saved to {self.run.path}: {self.result.reason} after {self.result.epochs} epochs, "
-                      f"best epoch {self.result.best_epoch}", "success")
+                      f"best epoch {best} (the one kept)", "success")
         return events
 
     def _progress(self, epochs: int, elapsed_s: float) -> None:
@@ -396,10 +397,11 @@ class Session(TrainingState):
         self.preview_feature = feature
 
     def preview(self, feature: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(raw, transformed) values of a feature under its chosen spec, fitted on the subset."""
+        """(raw, transformed) values of a feature under its chosen spec, fitted on the subset as
+        training will fit it (a spec that does not fit names the feature)."""
         feature = feature or self.preview_feature
         raw = self.histogram_values(feature)
-        return raw, parse_spec(self.transforms[feature], column=feature).fit_transform(raw)
+        return raw, FeaturePipeline({feature: self.transforms[feature]}).fit_transform(pd.DataFrame({feature: raw}))[:, 0]
 
     # -- training ------------------------------------------------------------------------------
     def training_sample(self) -> MCSample:
@@ -419,6 +421,8 @@ class Session(TrainingState):
         sample = self._trained_on = self.training_sample()
         config = self.config.updated(
             features=list(self.features), transforms={f: self.transforms[f] for f in self.features})
+        frame = sample.frame  # a spec that does not fit the data fails here, not seconds later in the worker
+        FeaturePipeline(config.transforms).fit(frame.sample(n=min(PREVIEW_ROWS, len(frame)), random_state=0))
         return self.launch(partial(train_tabular, sample, config), config,
                            f"training {len(sample.frame):,} rows × {len(self.features)} features on {self.device_label}",
                            validation=None, exported=None)

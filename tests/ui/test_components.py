@@ -15,12 +15,14 @@ import numpy as np
 import pandas as pd
 import panel as pn
 import pytest
+import torch
 from bokeh.document import Document
 from bokeh.models import BoxAnnotation, LinearColorMapper
 from pyviz_comms import Comm
 
 from recogan_app.cli import main
 from recogan_app.data.toy_xic import generate
+from recogan_app.errors import InputError
 from recogan_app.metrics.correlations import RESIDUAL_TOLERANCE
 from recogan_app.metrics.distributions import EXCELLENT, GOOD, ks_floor
 from recogan_app.training.events import Snapshot
@@ -29,7 +31,7 @@ from recogan_app.ui.app import create_app
 from recogan_app.ui.data import DataView
 from recogan_app.ui.live import REDRAW_S
 from recogan_app.ui.export import ExportView
-from recogan_app.ui.plots import Heatmap, HistogramComparison, ks_curves, snapshot_rows
+from recogan_app.ui.plots import Heatmap, HistogramComparison, ks_curves, log_ticks, snapshot_rows
 from recogan_app.ui.preprocessing import PreprocessingView
 from recogan_app.ui.state import files_under, inside
 from recogan_app.ui.training import TrainingView
@@ -218,14 +220,31 @@ def fake_snapshot(epoch: int, features=FEATURES) -> Snapshot:
                     details={"per_feature": table, "corr_residual": residual, "reference": sample, "synthetic": sample})
 
 
-def test_a_training_that_fails_says_why_and_leaves_no_run_folder(session, tiny_config):
-    shrink(session, tiny_config, max_epochs=1)
+def test_a_transform_that_does_not_fit_is_refused_at_start(session):
     session.choose_transform("pt", "arccos")  # pt runs to 24: no cosine
+    with pytest.raises(InputError, match="column 'pt'.*arccos"):
+        session.start()
+    assert session.status == "idle" and not (Path(session.workdir) / "runs").exists()
+    raw, transformed = session.preview("cos_pa")
+    assert transformed.shape == raw.shape and np.isfinite(transformed).all()
+    with pytest.raises(InputError, match="column 'pt'"):  # the preview names the feature too
+        session.preview("pt")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
+def test_a_training_that_fails_says_why_and_leaves_no_run_folder(session, tiny_config):
+    shrink(session, tiny_config, max_epochs=1, device="cuda")  # the worker finds no GPU
     folder = session.start()
     session.wait(timeout=300)
     assert session.status == "failed" and session.run is None
-    assert session.notice_level == "danger" and "pt" in session.notice and "arccos" in session.notice
+    assert session.notice_level == "danger" and "cuda" in session.notice.lower()
     assert not folder.exists() and not any(folder.parent.iterdir())
+
+
+def test_log_axis_ticks_cover_the_values_one_step_beyond():
+    assert log_ticks([3.1, 160]) == [2, 5, 10, 20, 50, 100, 200]  # under 2.5 decades: 1-2-5
+    assert log_ticks([2e-5, 7, np.nan, 0, -1]) == [1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1, 10]  # wider: decades
+    assert log_ticks([3.3, 3.4]) == [2, 5] and log_ticks([np.nan]) == []
 
 
 def test_training_view_figures_start_with_the_first_data(session):

@@ -237,6 +237,8 @@ def test_ws_curves_sit_over_their_floors_in_their_colours(followed):
     assert lines == [*((f, CHANNEL_COLORS[f"ch{k + 1}"], True) for k, f in enumerate(floor)),
                      (pytest.approx(floor.mean()), "black", True)]
     assert min(curves.floor_points.data["floor"]) == floor.min()  # the floors stay in range
+    ticks = curves.log_ticks.ticks  # and the log axis labels them: a tick at or below the lowest floor
+    assert ticks[0] <= floor.min() and ticks[-1] >= rows["ws"].max() and len(ticks) >= 3
     assert not any(span.visible for span in zdc_ws_curves(channel_ws_rows(followed.state.snapshot)).spans.values())
 
 
@@ -253,5 +255,5 @@ def test_gallery_frames_share_one_colour_scale_and_name_the_conditions():
     assert np.nanmax(canvas) == 1.0 and np.isnan(canvas).any()
     gallery = Gallery(SimpleNamespace(real=real, generated=generated, conditions=conditions), cols=3)
     titles = [text for text in gallery.labels.data["text"] if "GeV" in text]
-    assert titles == [f"{condition_title(c)} · max {top} photons" for c, top in zip(conditions, tops)]
+    assert titles == [f"{condition_title(c)}\nmax {top} photons" for c, top in zip(conditions, tops)]
     assert condition_title([2512.0, 0, 0, 0, 0, 0, 2512.0, 938.272, 1]) == "p 2,512 GeV (938.3 MeV, +1)"
