@@ -76,7 +76,8 @@ class DataView(Viewer):
         """Small normalised histograms of the chosen features."""
         if self.state.sample is None or not self.state.features:
             return hv.Layout([hv.Histogram([])]).opts(title="no data loaded")
-        plots = [density_histogram(self.state.histogram_values(f), label=f).opts(width=230, height=150, toolbar=None)
+        plots = [density_histogram(self.state.histogram_values(f), label=f).opts(width=230, height=150, toolbar=None,
+                                                                               xticks=4, yticks=4)
                  for f in self.state.features]
         return hv.Layout(plots).cols(4).opts(shared_axes=False)
 

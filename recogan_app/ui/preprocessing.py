@@ -12,6 +12,10 @@ from recogan_app.ui.plots import SIZE, density_histogram
 from recogan_app.ui.state import SPECS, Session
 
 
+PREVIEW_WIDTH = 430
+"""Width of each preview plot: both fit beside the 420-pixel selector column on a 1400-pixel screen."""
+
+
 class PreprocessingView(Viewer):
     """One spec selector per chosen feature; changing one previews that feature before and after
     its transform, so a spec that does not fit the data (arccos of a momentum) shows at once."""
@@ -53,9 +57,10 @@ class PreprocessingView(Viewer):
         with self.state.reporting():
             raw, transformed = self.state.preview(feature)
             spec = self.state.transforms[feature]
-            return (density_histogram(raw, label=feature).opts(title=f"{feature} (MC)", **SIZE)
+            size = {**SIZE, "width": PREVIEW_WIDTH}
+            return (density_histogram(raw, label=feature).opts(title=f"{feature} (MC)", **size)
                     + density_histogram(transformed, label=f"{spec}({feature})").opts(
-                        title=f"after {spec}", fill_color="seagreen", **SIZE)).opts(shared_axes=False)
+                        title=f"after {spec}", fill_color="seagreen", **size)).opts(shared_axes=False)
         return hv.Layout([hv.Histogram([])]).opts(title=f"{feature}: this transform does not fit (see the notice)")
 
     def __panel__(self):
