@@ -229,7 +229,8 @@ class GateResult:
             f"validation against {self.reference} ({self.n_reference:,} rows) gives '{self.verdict}', "
             f"below the required '{self.require}' (mean KS {self.mean_ks:.4f}, bar < {mean_bar}; "
             f"max KS {self.max_ks:.4f}, bar < {max_bar}); failing features: {features} "
-            f"(pass --force to export anyway: the file will record that it was forced)",
+            f"(--force, or 'Export even if below' in the dashboard, exports anyway: the file will record that it "
+            f"was forced)",
             failing=self.failing)
 
 

@@ -79,7 +79,7 @@ def test_gate_refuses_then_force_is_recorded(run, tmp_path, capsys):
     args = ["export", "--run", str(run.path), "--n", "500", "--out", str(out), "--require", "excellent", "--seed", "1"]
     assert main(args) == 3
     message = capsys.readouterr().err
-    assert "failing features" in message and "KS=" in message and "Traceback" not in message
+    assert "failing features" in message and "KS=" in message and "--force" in message and "Traceback" not in message
     assert not out.exists() and not provenance_path(out).exists()
 
     assert main([*args, "--force"]) == 0
