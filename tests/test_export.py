@@ -88,6 +88,8 @@ def test_gate_refuses_then_force_is_recorded(run, tmp_path, capsys):
     assert provenance["validation"]["failing"]
     printed = capsys.readouterr().out  # the summary says it was forced and shows the MC's own KS noise
     assert "FORCED" in printed and f"KS {provenance['validation']['ks_noise_floor']:.4f} at 68 %" in printed
+    share = provenance["validation"]["ks_noise_floor"] / 0.035  # 200 rows: the noise is most of the bar, and said so
+    assert share > 2 and f"MC noise alone is {share:.0%} of the 'excellent' mean-KS bar 0.035" in printed
     assert json.loads(pq.read_schema(out).metadata[PROVENANCE_KEY.encode()])["forced"] is True
 
 
