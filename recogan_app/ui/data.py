@@ -29,6 +29,9 @@ class DataView(Viewer):
                                                  visible=state.param.tree.rx().rx.pipe(bool))
         self.upload = pn.widgets.FileInput(accept=",".join(FORMATS), multiple=False)
         self.upload.param.watch(self._upload, "value")
+        self.refresh = pn.widgets.Button(label="Refresh the file list", css_classes=["recogan-refresh"],
+                                         visible=state.data_root is not None)  # files copied in after the page opened
+        self.refresh.on_click(lambda _: state.refresh_sources())
         self.load_button = pn.widgets.Button(label="Load", color="primary", css_classes=["recogan-load"])
         self.load_button.on_click(self.load)
         self.features = pn.widgets.MultiChoice.from_param(state.param.features, label="Features to model",
@@ -37,7 +40,8 @@ class DataView(Viewer):
                                                        step=1000)
         self.drop_invalid = pn.widgets.Checkbox.from_param(state.param.drop_invalid, label="Drop rows with NaN/inf")
         self.layout = pn.Row(
-            pn.Column("### MC sample", self.source, self.tree, pn.pane.Markdown("or upload a file:"), self.upload,
+            pn.Column("### MC sample", self.source, self.refresh, self.tree, pn.pane.Markdown("or upload a file:"),
+                      self.upload,
                       self.drop_invalid, self.load_button, self.max_rows, width=340),
             pn.Column(pn.pane.Markdown(self.loaded, css_classes=["recogan-loaded"]), self.features, pn.pane.DataFrame(state.param.summary, float_format="{:.5g}".format,
                                                        css_classes=["recogan-summary"]),

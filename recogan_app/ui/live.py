@@ -25,7 +25,7 @@ from panel.viewable import Viewer
 from recogan_app.ui.plots import loss_rows
 from recogan_app.ui.state import ACTIVE, TrainingState
 
-__all__ = ["POLL_MS", "REDRAW_S", "WAITING", "LiveView", "duration", "settings_cards"]
+__all__ = ["POLL_MS", "PREPARING", "REDRAW_S", "WAITING", "LiveView", "duration", "settings_cards"]
 
 POLL_MS = 250
 """How often the page collects the training's events and draws what is due."""
@@ -34,6 +34,8 @@ REDRAW_S = 1.0
 A small training can end an epoch every 0.3 s; redrawing five figures that often kept a browser
 on a shared 2-core machine so busy that a click took 5 s to be answered."""
 WAITING = "*waiting for the first epoch*"
+PREPARING = " · preparing (worker, data, networks): figures come with the first epoch"
+"""Said on the status line between Start and the first epoch, which can take tens of seconds."""
 
 
 def duration(seconds: float | None) -> str:

@@ -13,10 +13,10 @@ import panel as pn
 import param
 
 from recogan_app.metrics.correlations import max_abs_residual, residual_floor
-from recogan_app.ui.live import LiveView, duration, settings_cards
+from recogan_app.ui.live import PREPARING, LiveView, duration, settings_cards
 from recogan_app.ui.plots import (KS_CAPTION, Heatmap, HistogramComparison, ks_curves, loss_curves, snapshot_rows,
                                   ws_curves)
-from recogan_app.ui.state import Session
+from recogan_app.ui.state import ACTIVE, Session
 
 SETTINGS = {
     "Loss weights (λ)": ["lambda_ks", "lambda_range", "lambda_corr", "gradient_penalty", "label_smoothing"],
@@ -60,6 +60,8 @@ class TrainingView(LiveView):
         """Status, epoch, elapsed time, ETA and the latest summary scores, in one line."""
         state, snap = self.state, self.state.snapshot
         text = f"**{state.status}**"
+        if snap is None and state.status in ACTIVE:
+            text += PREPARING
         if snap is not None:
             m = snap.metrics
             text += (f" · epoch {snap.epoch + 1} · {duration(snap.elapsed_s)} · ETA {duration(state.eta_s)}"

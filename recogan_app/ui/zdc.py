@@ -19,7 +19,7 @@ import panel as pn
 import param
 
 from recogan_app.run import ZDCRun
-from recogan_app.ui.live import LiveView, duration, settings_cards
+from recogan_app.ui.live import PREPARING, LiveView, duration, settings_cards
 from recogan_app.ui.plots import (CHANNELS, WS_CAPTION, Gallery, HistogramComparison, channel_ws_rows, loss_curves,
                                   zdc_ws_curves)
 from recogan_app.ui.state import ACTIVE
@@ -181,6 +181,8 @@ class ZDCView(LiveView):
         the held-out figures once the run is saved."""
         state, history = self.state, self.state.history
         text = f"**{state.status}**"
+        if (history is None or not len(history)) and state.status in ACTIVE:
+            text += PREPARING
         if history is not None and len(history):
             last = history.iloc[-1]
             floor = f" (toy floor {state.floor.mean():.2f})" if state.floor is not None else ""

@@ -133,9 +133,13 @@ def test_bad_file_gives_one_line_notice_and_keeps_the_sample(session):
     assert session.sample is before
 
 
-def test_left_out_columns_are_named_in_the_notice(tmp_path):
-    (tmp_path / "mc.csv").write_text("a,label,b\n1,x,2\n2,y,5\n3,z,1\n")
+def test_new_files_are_listed_on_refresh_and_left_out_columns_named(tmp_path):
     session = Session(data_root=tmp_path, workdir=tmp_path / "work")
+    view = DataView(state=session)
+    (tmp_path / "mc.csv").write_text("a,label,b\n1,x,2\n2,y,5\n3,z,1\n")  # after the page opened
+    assert "mc.csv" not in session.param.source.objects
+    view.refresh.clicks += 1
+    assert "mc.csv" in session.param.source.objects
     session.load("mc.csv")
     assert session.features == ["a", "b"]
     assert session.notice_level == "warning" and "left out column 'label'" in session.notice
@@ -249,6 +253,9 @@ def test_log_axis_ticks_cover_the_values_one_step_beyond():
 
 def test_training_view_figures_start_with_the_first_data(session):
     view = TrainingView(state=session)
+    session.status = "running"  # between Start and the first epoch the status line says what happens
+    assert view.status_text() == "**running** · preparing (worker, data, networks): figures come with the first epoch"
+    session.status = "idle"
     view.param.feature.objects = FEATURES
     view.feature = "pt"
     assert view.figures == {}
