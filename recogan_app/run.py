@@ -198,6 +198,23 @@ class Run:
         return pd.concat(chunks, ignore_index=True) if chunks else self.pipeline.inverse_transform(
             np.empty((0, len(self.features)), dtype=np.float32))
 
+    def validate(self, rows: int = 0, *, training: pd.DataFrame | None = None, **options):
+        """The full validation (:func:`recogan_app.validation.validate`): the held-out split against
+        ``rows`` generated rows (0: as many), the copula baseline fitted on the training split.
+
+        ``training`` is that split when the caller holds it; by default it is rebuilt from the
+        run's source (:func:`~recogan_app.validation.training_split`), and when that fails the
+        copula is fitted on the held-out split, which the result says. ``options`` go to
+        ``validate`` (``seed`` defaults to the run's).
+        """
+        from recogan_app.validation import training_split, validate
+
+        seed = options.pop("seed", self.config.seed)
+        reference = self.heldout()
+        synthetic = self.generate(rows or len(reference), seed=seed + 1)
+        training = training if training is not None else training_split(self)[0]
+        return validate(reference, synthetic, baseline_train=training, seed=seed, **options)
+
     def heldout(self) -> pd.DataFrame:
         """The test split of the MC: never trained on, never used to pick a checkpoint."""
         path = self.path / "heldout.parquet"

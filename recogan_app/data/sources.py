@@ -110,9 +110,9 @@ def load_mc(path, *, tree=None, features=None, drop_invalid=False, min_rows=2) -
 
     Parameters
     ----------
-    path : str or pathlib.Path
-        A ``.root``, ``.parquet``/``.pq``, ``.csv``, ``.h5``/``.hdf5``/``.hdf`` or ``.npz`` file, or
-        one of :data:`EMBEDDED`.
+    path : str, pathlib.Path or pandas.DataFrame
+        A ``.root``, ``.parquet``/``.pq``, ``.csv``, ``.h5``/``.hdf5``/``.hdf`` or ``.npz`` file, one
+        of :data:`EMBEDDED`, or a frame already in memory (its source is then "a DataFrame").
     tree : str, optional
         The ROOT tree (TTree or RNTuple), HDF5 key/group/dataset or npz array to read; needed only
         when the file holds more than one (see :func:`list_keys`).
@@ -134,9 +134,12 @@ def load_mc(path, *, tree=None, features=None, drop_invalid=False, min_rows=2) -
         Missing, unreadable or empty file; unknown tree or column; a non-numeric or constant
         column; NaN/inf values (unless ``drop_invalid``); too few rows.
     """
-    source = str(path)
+    in_memory = isinstance(path, pd.DataFrame)  # a notebook's frame gets the same checks as a file
+    source = "a DataFrame" if in_memory else str(path)
     wanted = _parse_features(features, source)
-    table = _open(source, tree)
+    if in_memory:
+        _no_tree(source, tree, "DataFrame")
+    table = _table(_frame_columns(path)) if in_memory else _open(source, tree)
     names = _select(table, wanted, source)
     data = table.read(names)
     for name in names:

@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 
 from recogan_app.config import TabularConfig
-from recogan_app.data.sources import MCSample
+from recogan_app.data.sources import MCSample, load_mc
 from recogan_app.errors import InputError
 from recogan_app.files import file_sha256
 from recogan_app.losses import MarginalTargets
@@ -86,7 +86,7 @@ class SnapshotValidation:
         return (score if all(map(math.isfinite, metrics.values())) else math.inf), metrics, details, len(self.reference)
 
 
-def train_tabular(sample: MCSample, config: TabularConfig, out, *, callbacks: Sequence[Callback] = (),
+def train_tabular(sample: MCSample | pd.DataFrame, config: TabularConfig, out, *, callbacks: Sequence[Callback] = (),
                   control: TrainingControl | None = None, overwrite: bool = False) -> Run:
     """Train a tabular GAN on ``sample`` and write the run directory ``out``.
 
@@ -95,8 +95,8 @@ def train_tabular(sample: MCSample, config: TabularConfig, out, *, callbacks: Se
 
     Parameters
     ----------
-    sample : MCSample
-        The checked MC (see :func:`recogan_app.data.sources.load_mc`).
+    sample : MCSample or DataFrame
+        The checked MC (see :func:`recogan_app.data.sources.load_mc`); a DataFrame is checked here.
     config : TabularConfig
         All settings; ``config.features`` (if set) selects and orders the columns.
     out : path
@@ -113,6 +113,8 @@ def train_tabular(sample: MCSample, config: TabularConfig, out, *, callbacks: Se
         The written run, with its best-by-validation generator.
     """
     out = check_destination(out, overwrite)
+    if isinstance(sample, pd.DataFrame):
+        sample = load_mc(sample, features=config.features)
     features = config.features or list(sample.frame.columns)
     missing = [f for f in features if f not in sample.frame.columns]
     if missing:

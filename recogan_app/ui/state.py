@@ -33,7 +33,7 @@ from recogan_app.training.background import BackgroundTraining
 from recogan_app.training.device import describe_device, page_training_threads, resolve_device
 from recogan_app.training.events import FitResult, Message, Snapshot, StatusChange, StepEnd
 from recogan_app.training.tabular import split_mc, train_tabular
-from recogan_app.validation import Validation, training_split, validate
+from recogan_app.validation import Validation
 
 __all__ = ["ACTIVE", "SPECS", "Session", "TrainingState", "files_under", "inside"]
 
@@ -438,13 +438,9 @@ class Session(TrainingState):
         many as the held-out MC), with the copula baseline fitted on the run's training split."""
         run = self._need_run()
         config = run.config
-        if self._trained_on is not None and self.job is not None and self.job.result is run:
-            train = split_mc(self._trained_on.frame, config.validation_fraction, config.seed)[0]
-        else:
-            train = training_split(run)[0]
-        reference = run.heldout()
-        synthetic = run.generate(rows or len(reference), seed=config.seed + 1)
-        return validate(reference, synthetic, baseline_train=train, seed=config.seed)
+        trained_here = self._trained_on is not None and self.job is not None and self.job.result is run
+        return run.validate(rows, training=split_mc(self._trained_on.frame, config.validation_fraction,
+                                                    config.seed)[0] if trained_here else None)
 
     def save_report(self, validation: Validation) -> Path:
         """Write ``validation`` of the run as a standalone HTML report in ``workdir/reports``."""

@@ -366,3 +366,16 @@ def test_constant_column_is_skipped_with_its_reason_and_refused_when_named(tmp_p
                                                      "(leave it out of the features)")
     assert list(load_mc(path, features="a,b").frame.columns) == ["a", "b"]
     _refused(_csv(tmp_path, "k,j\n1,2\n1,2\n", name="flat.csv"), match="has no usable columns")
+
+
+def test_a_dataframe_in_memory_gets_the_checks_of_a_file():
+    frame = pd.DataFrame({"pt": [1.0, 2.0, 3.0], "label": ["a", "b", "c"], "eta": [0.1, -0.2, 0.3]})
+    sample = load_mc(frame)
+    assert list(sample.frame.columns) == ["pt", "eta"] and sample.source == "a DataFrame"
+    assert "label" in sample.skipped
+    with pytest.raises(InputError, match=r"a DataFrame: column 'pt': has 1 NaN/inf"):
+        load_mc(frame.assign(pt=[1.0, np.nan, 3.0]))
+    with pytest.raises(InputError, match="a DataFrame: column 'label'"):
+        load_mc(frame, features=["pt", "label"])
+    with pytest.raises(InputError, match="single table"):
+        load_mc(frame, tree="Candidates")

@@ -51,6 +51,22 @@ def test_a_failed_training_leaves_no_partial_run(tmp_path, toy_frame, tiny_confi
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_notebook_trains_on_a_dataframe_and_validates_the_run(tmp_path, toy_parquet, toy_frame, tiny_config):
+    """The library as a notebook uses it: a frame in memory (checked like a file), then one call
+    that validates the run against its held-out split with the copula on its training split."""
+    frame = toy_frame[["pt", "decay_length", "cos_pa"]].assign(label="Xic")  # a text column: left out
+    run = train_tabular(frame, tiny_config(), tmp_path / "run")
+    assert run.features == ["pt", "decay_length", "cos_pa"] and run.info["data"]["source"] == "a DataFrame"
+    validation = run.validate(500, n_boot=10, c2st_rows=2000)
+    assert (validation.n_reference, validation.n_synthetic) == (300, 500)
+    assert validation.baseline_fitted_on.startswith("the reference itself")  # no file to rebuild the split from
+
+    on_file = train_tabular(MCSample(pd.read_parquet(toy_parquet), source=str(toy_parquet), tree=None, n_dropped=0,
+                                     invalid_counts={}), tiny_config(features=["pt", "cos_pa"]), tmp_path / "file")
+    train = split_mc(pd.read_parquet(toy_parquet)[["pt", "cos_pa"]], 0.2, seed=on_file.config.seed)[0]
+    assert on_file.validate(n_boot=10, c2st_rows=2000).baseline_fitted_on == f"the training MC ({len(train):,} rows)"
+
+
 def test_bar_score_is_the_worst_criterion_relative_to_the_excellent_bar():
     assert bar_score(0.035, 0.04, 0.01) == pytest.approx(1.0)
     assert bar_score(0.01, 0.16, 0.01) == pytest.approx(2.0)
