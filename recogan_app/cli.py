@@ -56,6 +56,13 @@ def _parsed_settings(pairs: list[str]) -> dict:
     return settings
 
 
+def _port(text: str) -> int:
+    """A TCP port for ``--port`` (argparse prints the refusal as a usage error, exit 2)."""
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"a TCP port is a whole number from 1 to 65535, not '{text}'")
+    return int(text)
+
+
 def _at_least_one(args, *names: str) -> None:
     """Refuse a count option below 1 (``--n``, ``--chunk-rows``) before anything is loaded."""
     for name in names:
@@ -136,12 +143,14 @@ def cmd_generate(args) -> int:
 
     from recogan_app.export import write_parquet
     from recogan_app.files import write_atomic
-    from recogan_app.run import Run
+    from recogan_app.run import Run, run_kind
 
-    if args.conditions is not None:
+    if run_kind(args.run) == "zdc":  # what the run is decides which options are wrong
         return _generate_zdc(args)
+    if args.conditions is not None:
+        raise InputError("is a tabular run; --conditions is for ZDC runs", path=args.run, hint="use --n")
     if args.n is None:
-        raise InputError("--n (rows to generate) is required; a ZDC run takes --conditions FILE instead")
+        raise InputError("is a tabular run: --n (rows to generate) is required", path=args.run)
     out = Path(args.out)
     _check_output(out, args.overwrite, (".parquet",))
     _at_least_one(args, "n", "chunk_rows")
@@ -307,16 +316,14 @@ def _generate_zdc(args) -> int:
     from tqdm.auto import tqdm
 
     from recogan_app.data.zdc import ZDCSample, load_conditions
-    from recogan_app.run import ZDCRun, load_run
+    from recogan_app.run import ZDCRun
     from recogan_app.training.device import resolve_device
 
+    if args.n is not None or args.conditions is None:
+        raise InputError("is a ZDC run: it generates one image per row of --conditions FILE (no --n)", path=args.run)
     out = Path(args.out)
     _check_output(out, args.overwrite, (".npz",))
-    if args.n is not None:
-        raise InputError("--n goes with tabular runs; a ZDC run generates one image per row of --conditions")
-    run = load_run(args.run, device=resolve_device(args.device))
-    if not isinstance(run, ZDCRun):
-        raise InputError("is a tabular run; --conditions is for ZDC runs", path=args.run, hint="use --n")
+    run = ZDCRun.load(args.run, device=resolve_device(args.device))
     conditions = load_conditions(args.conditions, allow_pickle=args.allow_pickle)
     chunks = []
     with tqdm(total=len(conditions), unit="event", unit_scale=True, desc="generating", file=sys.stderr) as bar:
@@ -434,7 +441,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                         "else is read (default: none, only --data and uploads)")
     srv.add_argument("--workdir", metavar="DIR", help="where runs, uploads, reports and exports go "
                                                       "(default: a temporary folder per browser session)")
-    srv.add_argument("--port", type=int, default=5006)
+    srv.add_argument("--port", type=_port, default=5006)
     srv.add_argument("--address", help="network address to listen on (default: all)")
     srv.add_argument("--allow-websocket-origin", action="append", metavar="HOST[:PORT]",
                      help="host the browser reaches the server by, when not localhost (repeatable)")

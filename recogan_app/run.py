@@ -330,8 +330,9 @@ class ZDCRun(Run):
         return load_zdc(self.path / "heldout.npz")
 
 
-def load_run(path, *, device: str | torch.device = "cpu") -> Run:
-    """The run at ``path`` as :class:`Run` or :class:`ZDCRun`, from the ``kind`` in its run.json."""
+def run_kind(path) -> str:
+    """"tabular" or "zdc", from the run's run.json (a folder without one counts as tabular, whose
+    loading then says what is missing)."""
     info_path = Path(path) / "run.json"
     try:
         kind = json.loads(info_path.read_text()).get("kind", "tabular") if info_path.is_file() else "tabular"
@@ -339,4 +340,9 @@ def load_run(path, *, device: str | torch.device = "cpu") -> Run:
         raise InputError(f"could not be parsed: {exc}", path=info_path) from None
     if kind not in ("tabular", "zdc"):
         raise InputError(f"unknown run kind '{kind}'", path=info_path, hint="one of 'tabular', 'zdc'")
-    return (ZDCRun if kind == "zdc" else Run).load(path, device=device)
+    return kind
+
+
+def load_run(path, *, device: str | torch.device = "cpu") -> Run:
+    """The run at ``path`` as :class:`Run` or :class:`ZDCRun`, from the ``kind`` in its run.json."""
+    return (ZDCRun if run_kind(path) == "zdc" else Run).load(path, device=device)

@@ -128,6 +128,9 @@ def test_bad_options_exit_2(trained, tmp_path, tiny_json, toy_parquet, capsys):
     cases = [
         (["generate", "--run", str(tmp_path / "none"), "--n", "5", "--out", str(tmp_path / "a.parquet")], "run directory not found"),
         (["generate", "--run", str(trained), "--n", "5", "--out", str(tmp_path / "a.csv")], ".parquet"),
+        (["generate", "--run", str(trained), "--conditions", "c.csv", "--n", "5", "--out", str(tmp_path / "a.npz")],
+         "is a tabular run; --conditions is for ZDC runs"),
+        (["generate", "--run", str(trained), "--out", str(tmp_path / "a.parquet")], "--n (rows to generate) is required"),
         (["generate", "--run", str(trained), "--n", "0", "--out", str(tmp_path / "a.parquet")], "--n"),
         (["generate", "--run", str(trained), "--n", "5", "--out", str(tmp_path / "a.parquet"), "--chunk-rows", "0"],
          "--chunk-rows must be at least 1, got 0"),
@@ -146,9 +149,11 @@ def test_bad_options_exit_2(trained, tmp_path, tiny_json, toy_parquet, capsys):
         err = capsys.readouterr().err
         assert word in err and "Traceback" not in err, (argv, err)
     assert not (tmp_path / "a.parquet").exists() and afile.read_text() == "not a run"
-    with pytest.raises(SystemExit) as usage:
-        main(["train", "--out", "x"])  # argparse: missing --data
-    assert usage.value.code == 2
+    for argv in (["train", "--out", "x"], ["serve", "--port", "99999"], ["serve", "--port", "-1"]):  # argparse
+        with pytest.raises(SystemExit) as usage:
+            main(argv)
+        assert usage.value.code == 2
+    assert "a TCP port is a whole number from 1 to 65535, not '-1'" in capsys.readouterr().err
 
 
 def test_help_is_plain_text():

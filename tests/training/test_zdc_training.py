@@ -90,7 +90,9 @@ def test_cli_refusals_exit_2(run, toy_file, tmp_path, capsys):
     assert recogan(["generate", "--run", str(run.path), "--conditions", str(tmp_path / "c.pkl"),
                     "--out", str(tmp_path / "g.npz")]) == 2
     assert "--allow-pickle" in capsys.readouterr().err
-    assert recogan(["generate", "--run", str(run.path), "--out", str(tmp_path / "g.parquet")]) == 2
+    for extra in ([], ["--n", "5"], ["--n", "5", "--conditions", str(toy_file)]):  # the run's kind decides the message
+        assert recogan(["generate", "--run", str(run.path), "--out", str(tmp_path / "g.parquet"), *extra]) == 2
+        assert "is a ZDC run: it generates one image per row of --conditions FILE" in capsys.readouterr().err
     assert recogan(["train", "--kind", "zdc", "--data", str(toy_file), "--out", str(tmp_path / "r"),
                     "--set", "lambda_aux=-1"]) == 2
     assert not (tmp_path / "g.npz").exists() and not (tmp_path / "r").exists()
