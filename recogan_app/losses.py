@@ -82,7 +82,9 @@ class MarginalTargets:
         τ of the soft ECDF, in units of the preprocessed features (about 1).
     knots : (m, d) tensor
         The inverse preprocessing tabulated at ``m`` evenly spaced points of
-        [−KNOT_RANGE, KNOT_RANGE]: :func:`to_physical` interpolates it, differentiably.
+        [−KNOT_RANGE, KNOT_RANGE], centred and divided by its range per feature (a positive affine
+        map, which leaves Pearson coefficients as they are): :func:`to_physical` interpolates it,
+        differentiably.
     """
 
     grid: torch.Tensor
@@ -106,9 +108,12 @@ class MarginalTargets:
         grid) uses at most ``max_rows`` rows.
         """
         z = torch.linspace(-KNOT_RANGE, KNOT_RANGE, n_knots).unsqueeze(1).repeat(1, data.shape[1])
-        knots = z if inverse is None else torch.tensor(
-            inverse(z.numpy()).to_numpy(dtype="float64"), dtype=torch.float32)
-        knots = knots.to(data.device)
+        physical = z.double() if inverse is None else torch.tensor(inverse(z.numpy()).to_numpy(dtype="float64"))
+        # centred and scaled per feature: Pearson coefficients do not change, and float32 covariances of
+        # values near 1e30 no longer overflow to inf (every step of such a training was rolled back)
+        spread = physical.amax(dim=0) - physical.amin(dim=0)
+        centre = 0.5 * (physical.amax(dim=0) + physical.amin(dim=0))
+        knots = ((physical - centre) / torch.where(spread > 0, spread, 1.0)).float().to(data.device)
         correlation = torch.corrcoef(to_physical(data, knots).T.cpu().double()).float().to(data.device)
         low, high = data.min(dim=0).values, data.max(dim=0).values
         if data.shape[0] > max_rows:

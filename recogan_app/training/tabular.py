@@ -146,6 +146,13 @@ def train_tabular(sample: MCSample | pd.DataFrame, config: TabularConfig, out, *
                              announce=f"training {len(train):,} rows × {len(features)} features on "
                                       f"{describe_device(device)}; monitor split {len(monitor):,}, "
                                       f"test split {len(test):,}")
+        if result.best_epoch is None:  # no epoch gave finite figures: a run would hold an unjudged generator
+            largest = frame.abs().max().idxmax()
+            when = "its first epoch" if not result.epochs else "any epoch gave finite figures"
+            raise InputError(f"training ended ({result.reason}) before {when}: nothing to save",
+                             path=sample.source,
+                             hint=f"allow more time; after non-finite losses, check the features' scales (largest: "
+                                  f"column '{largest}', up to {frame[largest].abs().max():.3g}) or lower the learning rates")
 
         info = {
             "kind": "tabular",

@@ -67,6 +67,17 @@ def test_a_notebook_trains_on_a_dataframe_and_validates_the_run(tmp_path, toy_pa
     assert on_file.validate(n_boot=10, c2st_rows=2000).baseline_fitted_on == f"the training MC ({len(train):,} rows)"
 
 
+def test_a_training_without_a_finished_epoch_saves_nothing(tmp_path, toy_frame, tiny_config):
+    from recogan_app.errors import InputError
+    from recogan_app.training.control import TrainingControl
+
+    control = TrainingControl()
+    control.stop()  # stopped before its first step: no epoch was ever judged
+    with pytest.raises(InputError, match=r"training ended \(stopped\) before its first epoch: nothing to save"):
+        train_tabular(sample_of(toy_frame), tiny_config(), tmp_path / "run", control=control)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_bar_score_is_the_worst_criterion_relative_to_the_excellent_bar():
     assert bar_score(0.035, 0.04, 0.01) == pytest.approx(1.0)
     assert bar_score(0.01, 0.16, 0.01) == pytest.approx(2.0)
