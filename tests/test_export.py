@@ -20,7 +20,7 @@ from recogan_app.config import TabularConfig
 from recogan_app.data import toy_xic
 from recogan_app.data.sources import MCSample
 from recogan_app.errors import InputError
-from recogan_app.export import PROVENANCE_KEY, SAMPLE_NAME, export, gate, provenance_path
+from recogan_app.export import PROVENANCE_KEY, SAMPLE_NAME, export, gate, gate_seed, provenance_path
 from recogan_app.files import write_atomic
 from recogan_app.training.tabular import train_tabular
 
@@ -61,7 +61,7 @@ def test_round_trip(run, tmp_path, suffix):
     assert embedded == sidecar == json.loads(json.dumps(written, default=float))
     assert sidecar["rows"] == 2500 and sidecar["forced"] is False
     assert sidecar["training_data"]["n_train"] == 1600
-    assert sidecar["seeds"] == {"training": 0, "sample": 1, "validation": 2}
+    assert sidecar["seeds"] == {"training": 0, "sample": 1, "validation": gate_seed(run)}
     assert sidecar["validation"]["n_reference"] == len(run.heldout())
     assert "trained on 1,600 MC events" in sidecar["statement"]
     assert sidecar["config"]["generator_widths"] == [32, 32, 32]
@@ -71,6 +71,12 @@ def test_round_trip(run, tmp_path, suffix):
 def test_gate_passes_a_sample_of_the_run_itself(run):
     result = gate(run, run.generate(300, seed=5), "excellent", seed=5)  # the same rows: KS = 0
     assert result.passed and result.verdict == "excellent" and result.failing == {}
+
+
+def test_the_gate_gives_one_run_one_verdict_whatever_is_exported(run, tmp_path):
+    first = export(run, tmp_path / "a.parquet", 100, require="none", seed=1)["validation"]
+    second = export(run, tmp_path / "b.parquet", 100, require="none")["validation"]  # a fresh sample seed
+    assert first == second and first["seed"] == gate_seed(run) != 1
 
 
 def test_gate_refuses_then_force_is_recorded(run, tmp_path, capsys):
