@@ -322,7 +322,7 @@ class Validation:
             "",
             f"{self.n_indistinguishable} of {len(self.features)} features {INDISTINGUISHABLE}; "
             f"mean KS {ks['mean']:.4f}, max KS {ks['max']:.4f}: {ks['verdict']} on seed 000's scale",
-            f"classifier AUC {c2st.auc:.3f} [{lo:.3f}, {hi:.3f}] on {c2st.n_test:,} test rows "
+            f"classifier AUC {c2st.auc:.3f} [{lo:.3f}, {hi:.3f} at 68 %] on {c2st.n_test:,} test rows "
             f"(0.5 = indistinguishable)",
             "correlations: " + ", ".join(
                 f"max |Δρ {m}| {self.model.max_residual[m]:.3f} (MC floor {floor[m]:.3f}, "

@@ -13,6 +13,7 @@ Example
 
 from __future__ import annotations
 
+import csv
 import re
 import zipfile
 from collections import Counter
@@ -53,6 +54,15 @@ _NPZ_NAMES = ("columns", "feature_names")
 _ROOT_TREES = {"TTree", "TNtuple", "TNtupleD"}
 _SAVED_INDEX = re.compile(r"Unnamed: \d+|__index_level_\d+__")  # pandas' names for a written index
 _INDEX_WHY = "looks like a saved row index, not a feature"
+_INDEX_NAMES = ("index", "level_0")
+"""What ``reset_index`` names a frame's index: a saved index when it counts the rows 0, 1, 2…"""
+
+
+def _counts_rows(values) -> bool:
+    dtype = getattr(values, "dtype", None)  # jagged (awkward) columns have no numpy dtype: not an index
+    if getattr(values, "ndim", None) != 1 or not isinstance(dtype, np.dtype) or dtype.kind not in "iu":
+        return False
+    return np.array_equal(np.asarray(values), np.arange(len(values)))
 
 
 @dataclass(frozen=True, eq=False)
@@ -252,7 +262,7 @@ def _select(table: _Table, wanted: list[str] | None, path: str) -> list[str]:
 
 def _unusable(name: str, values) -> str | None:
     """Why a column cannot be a feature, or None if it can."""
-    if _SAVED_INDEX.fullmatch(name):
+    if _SAVED_INDEX.fullmatch(name) or (name in _INDEX_NAMES and _counts_rows(values)):
         return _INDEX_WHY
     if values.ndim != 1:
         return f"is not a flat column (shape {values.shape[1:]} per row)"
@@ -384,6 +394,12 @@ def _open_csv(path: str, tree: str | None) -> _Table:
     _no_tree(path, tree, "CSV")
     with _reading(path, "CSV"):
         frame = pd.read_csv(path, low_memory=False)
+        with open(path, newline="", encoding="utf-8-sig", errors="replace") as handle:
+            header = next(csv.reader(handle), [])  # pandas renames a repeated name 'x' to 'x.1' silently
+    twice = next((name for i, name in enumerate(header) if name in header[:i]), None)
+    if twice is not None:
+        raise InputError("appears twice in the header", path=path, column=twice,
+                         hint="rename one of the columns")
     return _table(_frame_columns(frame))
 
 

@@ -379,3 +379,13 @@ def test_a_dataframe_in_memory_gets_the_checks_of_a_file():
         load_mc(frame, features=["pt", "label"])
     with pytest.raises(InputError, match="single table"):
         load_mc(frame, tree="Candidates")
+
+
+def test_repeated_csv_header_names_and_a_saved_index_column(tmp_path):
+    _refused(_csv(tmp_path, "f64,f64,i32\n1,2,3\n4,5,6\n", name="dup.csv"), column="f64", match="appears twice")
+    path = tmp_path / "idx.csv"
+    pd.DataFrame({"pt": [1.5, 2.5, 0.5], "eta": [0.1, -0.2, 0.3]}).reset_index().to_csv(path)  # 'Unnamed: 0', 'index'
+    sample = load_mc(path)
+    assert list(sample.frame.columns) == ["pt", "eta"] and set(sample.skipped) == {"Unnamed: 0", "index"}
+    counts = pd.DataFrame({"index": [3, 1, 2], "pt": [1.5, 2.5, 0.5]})  # not 0, 1, 2…: a feature like any other
+    assert list(load_mc(counts).frame.columns) == ["index", "pt"]
