@@ -163,7 +163,7 @@ def cmd_generate(args) -> int:
             write_parquet(tmp, run.iter_generate(args.n, seed=args.seed, chunk_rows=args.chunk_rows),
                           progress=bar.update)
 
-    write_atomic(out, write)
+    write_atomic(out, write, overwrite=args.overwrite)
     print(f"wrote {args.n:,} synthetic rows × {len(run.features)} features to {out}")
     return 0
 

@@ -407,10 +407,11 @@ def export(run: Run, out, n: int, *, reference: pd.DataFrame | MCSample | None =
 
     def write(tmp: str) -> None:
         writer(tmp, chunks, provenance, progress or None)
-        sidecar.unlink(missing_ok=True)  # an old sidecar must never sit beside the new file
+        if overwrite:  # an old sidecar must never sit beside the new file (without overwrite, it may be
+            sidecar.unlink(missing_ok=True)  # the sidecar of another job's file, put in place meanwhile)
 
     try:
-        write_atomic(out, write)
+        write_atomic(out, write, overwrite=overwrite)
     finally:
         if bar is not None:
             bar.close()

@@ -20,11 +20,14 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
-def write_atomic(path, write: Callable[[str], None]) -> None:
+def write_atomic(path, write: Callable[[str], None], *, overwrite: bool = True) -> None:
     """Call ``write(tmp_path)``, then rename the temporary file to ``path``.
 
     A destination that cannot be written (no permission, read-only or full disk) is an
     :class:`~recogan_app.errors.InputError` naming it, after the temporary file is removed.
+    Without ``overwrite`` the file is put in place by a hard link, which fails if ``path``
+    exists by then: of two jobs writing one file at once, the second says so instead of
+    silently replacing the first's result.
     """
     path = Path(path)
     tmp = None
@@ -34,7 +37,21 @@ def write_atomic(path, write: Callable[[str], None]) -> None:
         os.close(fd)
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; a result file should be readable as usual
         write(tmp)
-        os.replace(tmp, path)
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                raise InputError("exists already: another job wrote it meanwhile", path=path,
+                                 hint="pass --overwrite to replace it") from None
+            except OSError:  # a filesystem without hard links: check, then rename (a narrow race)
+                if path.exists():
+                    raise InputError("exists already: another job wrote it meanwhile", path=path,
+                                     hint="pass --overwrite to replace it") from None
+                os.replace(tmp, path)
+            else:
+                Path(tmp).unlink()
     except BaseException as exc:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)

@@ -73,6 +73,20 @@ def test_gate_passes_a_sample_of_the_run_itself(run):
     assert result.passed and result.verdict == "excellent" and result.failing == {}
 
 
+def test_a_file_written_meanwhile_by_another_job_is_not_replaced(run, tmp_path, capsys):
+    out = tmp_path / "sample.parquet"
+
+    def other_job_finishes_first(tmp):
+        Path(tmp).write_text("mine")
+        out.write_text("the other job's file")
+
+    with pytest.raises(InputError, match="exists already: another job wrote it meanwhile"):
+        write_atomic(out, other_job_finishes_first, overwrite=False)
+    assert out.read_text() == "the other job's file" and list(tmp_path.iterdir()) == [out]
+    write_atomic(out, lambda tmp: Path(tmp).write_text("replaced"))  # overwrite (the default) replaces
+    assert out.read_text() == "replaced"
+
+
 def test_the_gate_gives_one_run_one_verdict_whatever_is_exported(run, tmp_path):
     first = export(run, tmp_path / "a.parquet", 100, require="none", seed=1)["validation"]
     second = export(run, tmp_path / "b.parquet", 100, require="none")["validation"]  # a fresh sample seed
