@@ -175,9 +175,11 @@ class Curves:
                                     tooltips=[("", "$name"), (x, "@" + x), (y, "$y{0.0000}")])
         for low, high, color in bands:
             fig.add_layout(BoxAnnotation(bottom=low, top=high, fill_color=color, fill_alpha=0.12, level="underlay"))
-        for key, column in self.columns.items():
+        for key, column in self.columns.items():  # dots too: a curve of one point (a first epoch) shows
             fig.line(x, column, source=self.source, color=colors[key], line_width=2, legend_label=str(key),
                      name=str(key))
+            fig.scatter(x, column, source=self.source, color=colors[key], size=4, legend_label=str(key),
+                        name=str(key))
         fig.legend.click_policy = "hide"
         fig.add_layout(fig.legend[0], "right")
         self.log_ticks = None

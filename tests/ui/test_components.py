@@ -31,7 +31,7 @@ from recogan_app.ui.app import create_app
 from recogan_app.ui.data import DataView
 from recogan_app.ui.live import REDRAW_S
 from recogan_app.ui.export import ExportView
-from recogan_app.ui.plots import Heatmap, HistogramComparison, ks_curves, log_ticks, snapshot_rows
+from recogan_app.ui.plots import Heatmap, HistogramComparison, ks_curves, log_ticks, loss_curves, snapshot_rows
 from recogan_app.ui.preprocessing import PreprocessingView
 from recogan_app.ui.state import files_under, inside
 from recogan_app.ui.training import TrainingView
@@ -243,6 +243,12 @@ def test_a_training_that_fails_says_why_and_leaves_no_run_folder(session, tiny_c
     assert session.status == "failed" and session.run is None
     assert session.notice_level == "danger" and "cuda" in session.notice.lower()
     assert not folder.exists() and not any(folder.parent.iterdir())
+
+
+def test_a_curve_of_one_point_is_drawn_as_a_dot():
+    curves = loss_curves(pd.DataFrame({"step": [10, 10], "term": ["g_loss", "d_loss"], "value": [1.0, 0.5]}))
+    for item in curves.figure.legend[0].items:  # one legend entry per term: its line and its dots
+        assert sorted(type(r.glyph).__name__ for r in item.renderers) == ["Line", "Scatter"]
 
 
 def test_log_axis_ticks_cover_the_values_one_step_beyond():
