@@ -27,6 +27,8 @@ EXAMPLES = """examples:
   recogan generate --run runs/zdc --conditions zdc.npz --out zdc-generated.npz --seed 1
   recogan serve --data-root ~/mc --port 5006             # the dashboard, opened on the embedded Ξc+ toy
 """
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+"""Addresses that only this machine reaches."""
 
 
 def _features(text: str | None) -> list[str] | None:
@@ -246,19 +248,43 @@ def cmd_export(args) -> int:
 
 
 def cmd_serve(args) -> int:
+    """The dashboard, safe by default: this machine only (127.0.0.1, websocket origin localhost),
+    downloads streamed from disk, uploads capped; ``--basic-auth`` puts Panel's login in front."""
+    import secrets
+    import tempfile
+
     import panel as pn
 
     from recogan_app.ui.app import TITLE, create_app
+    from recogan_app.ui.downloads import static_dirs
 
     if args.data_root is not None and not Path(args.data_root).is_dir():
         raise InputError("is not a folder", path=args.data_root)
-    origins = args.allow_websocket_origin or None
-    print(f"recogan dashboard on http://{args.address or 'localhost'}:{args.port}/ (Ctrl-C stops it)", flush=True)
+    if args.max_upload_mb is not None and args.max_upload_mb < 1:
+        raise InputError(f"--max-upload-mb must be at least 1, got {args.max_upload_mb}")
+    workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="recogan-serve-"))
+    host = "localhost" if args.address in LOOPBACK else args.address
+    origins = args.allow_websocket_origin or [f"localhost:{args.port}", f"127.0.0.1:{args.port}"]
+    auth = {}
+    if args.basic_auth:  # Panel's login page; the secret signs its cookie (random: logins end with the server)
+        auth = dict(basic_auth=args.basic_auth, cookie_secret=args.cookie_secret or secrets.token_urlsafe(32))
 
     def app():  # a function, called once per browser session
-        return create_app(data=args.data, data_root=args.data_root, workdir=args.workdir)
+        return create_app(data=args.data, data_root=args.data_root, workdir=workdir,
+                          max_upload_mb=args.max_upload_mb)
 
-    pn.serve(app, port=args.port, address=args.address, websocket_origin=origins, show=args.show, title=TITLE)
+    try:
+        server = pn.serve(app, port=args.port, address=args.address, websocket_origin=origins, show=args.show,
+                          title=TITLE, static_dirs=static_dirs(workdir), start=False, **auth)
+    except OSError as exc:  # the port is taken, or the address is not this machine's
+        raise InputError(f"cannot listen on {args.address}:{args.port}: {exc.strerror}",
+                         hint="choose another --port or --address") from None
+    if args.address not in LOOPBACK and not args.basic_auth:
+        print(f"recogan: warning: listening on {args.address} without --basic-auth: whoever reaches this "
+              "machine can use the dashboard and read its files", file=sys.stderr)
+    print(f"recogan dashboard on http://{host}:{args.port}/ (Ctrl-C stops it); work folder {workdir}", flush=True)
+    server.start()
+    server.io_loop.start()
     return 0
 
 
@@ -434,17 +460,28 @@ def build_parser() -> argparse.ArgumentParser:
     exp.set_defaults(func=cmd_export)
 
     srv = commands.add_parser("serve", help="open the dashboard: load MC, tune, train live, validate, export",
-                              epilog="on SWAN: recogan serve --port 5006 --allow-websocket-origin '*', then open "
-                                     "https://<swan host>/user/<name>/proxy/5006/")
+                              epilog="on SWAN: recogan serve --port 5006 --allow-websocket-origin swan.cern.ch "
+                                     "(the host name in your browser's address bar), then open "
+                                     "https://swan.cern.ch/user/<name>/proxy/5006/")
     srv.add_argument("--data", help="MC opened with the page (default: the embedded Ξc+ toy, toy-xic)")
     srv.add_argument("--data-root", metavar="DIR", help="files under DIR can be picked in the page; nothing "
                                                         "else is read (default: none, only --data and uploads)")
-    srv.add_argument("--workdir", metavar="DIR", help="where runs, uploads, reports and exports go "
-                                                      "(default: a temporary folder per browser session)")
+    srv.add_argument("--workdir", metavar="DIR", help="where runs, uploads, reports and exports go; its exports "
+                                                      "and reports are served for download (default: a new "
+                                                      "temporary folder)")
     srv.add_argument("--port", type=_port, default=5006)
-    srv.add_argument("--address", help="network address to listen on (default: all)")
+    srv.add_argument("--address", default="127.0.0.1",
+                     help="network address to listen on (default: 127.0.0.1, this machine only; 0.0.0.0: all)")
     srv.add_argument("--allow-websocket-origin", action="append", metavar="HOST[:PORT]",
-                     help="host the browser reaches the server by, when not localhost (repeatable)")
+                     help="host the browser reaches the server by, when not localhost (repeatable; "
+                          "default: localhost and 127.0.0.1 at --port)")
+    srv.add_argument("--basic-auth", metavar="PASSWORD|FILE",
+                     help="ask for a password (any user name) or, given a JSON file {user: password}, a user's "
+                          "password (Panel's login page; a file keeps the password out of the process list)")
+    srv.add_argument("--cookie-secret", metavar="SECRET",
+                     help="signs the login cookie (default: random, so logins end when the server stops)")
+    srv.add_argument("--max-upload-mb", type=int, metavar="MB",
+                     help="largest file a page may upload (default: 200; refused in the browser, with a notice)")
     srv.add_argument("--show", action=argparse.BooleanOptionalAction, default=False,
                      help="open a browser tab (default: no)")
     srv.set_defaults(func=cmd_serve)

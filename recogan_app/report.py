@@ -13,7 +13,6 @@ Sections (HTML ids): ``summary``, ``features``, ``histograms``, ``correlations``
 from __future__ import annotations
 
 import base64
-import html
 import io
 from collections.abc import Sequence
 from itertools import combinations
@@ -26,6 +25,7 @@ from matplotlib.figure import Figure
 
 from recogan_app.errors import InputError, closest
 from recogan_app.files import write_atomic
+from recogan_app.markup import escape_html
 from recogan_app.metrics import EXCELLENT, GOOD, RESIDUAL_TOLERANCE
 from recogan_app.metrics.correlations import METHODS
 from recogan_app.validation import FLOOR_CL, INDISTINGUISHABLE, SCORE_EDGES, Validation
@@ -73,7 +73,7 @@ def _img(figure: Figure, alt: str) -> str:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
     data = base64.b64encode(buffer.getvalue()).decode("ascii")
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+    return f'<img alt="{escape_html(alt)}" src="data:image/png;base64,{data}">'
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -81,10 +81,6 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     head = "".join(f"<th>{h}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
-
-
-def _e(text) -> str:
-    return html.escape(str(text))
 
 
 def _summary(v: Validation) -> str:
@@ -98,7 +94,7 @@ def _summary(v: Validation) -> str:
     ]
     flagged = len(v.model.flagged["pearson"])
     return f"""
-<p class="verdict">Seed 000 verdict: {_e(ks['verdict'])} (mean KS {ks['mean']:.4f}, max KS {ks['max']:.4f};
+<p class="verdict">Seed 000 verdict: {escape_html(ks['verdict'])} (mean KS {ks['mean']:.4f}, max KS {ks['max']:.4f};
 excellent below {EXCELLENT[0]} / {EXCELLENT[1]}, good below {GOOD[0]} / {GOOD[1]}).</p>
 <ul>
 <li>{v.n_indistinguishable} of {len(v.features)} features are {INDISTINGUISHABLE}
@@ -110,9 +106,9 @@ finds no difference.</li>
 {floor['pearson']:.3f}; {flagged} pair(s) beyond seed 000's ±{RESIDUAL_TOLERANCE}.</li>
 </ul>
 <h3>Against the Gaussian copula baseline</h3>
-<p class="note">Fitted on {_e(v.baseline_fitted_on)}, sampled at the synthetic size, tested alike.</p>
+<p class="note">Fitted on {escape_html(v.baseline_fitted_on)}, sampled at the synthetic size, tested alike.</p>
 {_table(["figure", "model", "copula"], comparison)}
-<p class="verdict {'ok' if v.beats_baseline else 'bad'}">{_e(v.baseline_verdict)}</p>
+<p class="verdict {'ok' if v.beats_baseline else 'bad'}">{escape_html(v.baseline_verdict)}</p>
 <p class="note">Compared: {v.n_reference:,} MC rows and {v.n_synthetic:,} synthetic rows. A generator trained
 on N MC events carries no more information than those N events: the synthetic sample does not have the
 statistical power of an MC sample of its size.</p>
@@ -123,8 +119,8 @@ def _features(v: Validation) -> str:
     rows = []
     for name, r in v.table.iterrows():
         kind = "integer" if name in v.integer_features else ""
-        label = f'<span class="{"ok" if r.label == INDISTINGUISHABLE else "bad"}">{_e(r.label)}</span>'
-        rows.append([f"{_e(name)} <small>{kind}</small>", f"{r.ks:.4f} [{r.ks_lo:.4f}, {r.ks_hi:.4f}]",
+        label = f'<span class="{"ok" if r.label == INDISTINGUISHABLE else "bad"}">{escape_html(r.label)}</span>'
+        rows.append([f"{escape_html(name)} <small>{kind}</small>", f"{r.ks:.4f} [{r.ks_lo:.4f}, {r.ks_hi:.4f}]",
                      f"{r.ks_floor:.4f}", f"{r.ks_halves:.4f}", f"{r.ks_pvalue:.3g}", f"{r.wasserstein:.4g}",
                      f"{r.ws_floor:.4g}", f"{r.wasserstein_iqr:.4f}", f"{r.ws_iqr_floor:.4f}", f"{r.chi2_ndf:.2f}",
                      f"{r.baseline_ks:.4f}", label])
@@ -190,7 +186,7 @@ def _correlation_figure(v: Validation) -> Figure:
 
 
 def _correlations(v: Validation) -> str:
-    rows = [[_e(method), _e(p.feature_a), _e(p.feature_b), f"{p.residual:+.3f}",
+    rows = [[escape_html(method), escape_html(p.feature_a), escape_html(p.feature_b), f"{p.residual:+.3f}",
              f"{v.residual_floor[method].at[p.feature_a, p.feature_b]:+.3f}"]
             for method in METHODS for p in v.model.flagged[method].itertuples()]
     flagged = (_table(["method", "feature", "feature", "residual", "MC floor"], rows) if rows
@@ -324,12 +320,13 @@ of each sample; axes span the MC's central 99 %.</p>{_img(_pairs_figure(v, featu
 scored on the other half; the copula baseline is tested alike.</p>{_img(_classifier_figure(v), "ROC and scores")}""",
         "importance": f"""<p class="note">Left: the BDT's gain importances. Right: the AUC of a classifier that
 sees one feature only (0 = that feature alone gives nothing away).</p>{_img(_importance_figure(v), "importances")}""",
-        "provenance": _table(["item", "value"], [[_e(key), _e(value)] for key, value in provenance.items()]),
+        "provenance": _table(["item", "value"],
+                             [[escape_html(key), escape_html(value)] for key, value in provenance.items()]),
     }
     sections = "".join(f'<section id="{key}"><h2>{heading}</h2>{body[key]}</section>'
                        for key, heading in SECTIONS.items())
-    page = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{_e(title)}</title>'
-            f"<style>{CSS}</style></head><body><h1>{_e(title)}</h1>{sections}</body></html>")
+    page = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{escape_html(title)}</title>'
+            f"<style>{CSS}</style></head><body><h1>{escape_html(title)}</h1>{sections}</body></html>")
     path = Path(path)
     write_atomic(path, lambda tmp: Path(tmp).write_text(page, encoding="utf-8"))
     return path

@@ -1,7 +1,9 @@
-"""The HTML report: every section, nothing fetched from the network, and it renders in a browser offline."""
+"""The HTML report: every section, nothing fetched from the network, it renders in a browser offline, and
+names from the data show as text."""
 
 import re
 import shutil
+from html.parser import HTMLParser
 
 import pytest
 
@@ -76,3 +78,41 @@ def test_report_loads_in_headless_chromium_offline(report):
     assert decoded == report.read_text(encoding="utf-8").count("<img ")
     assert sections == list(SECTIONS)
     assert all(url.startswith(("file:", "data:")) for url in requested)
+
+
+MARKUP_NAMES = {"pt": "<script>window.__pwned=1</script>", "decay_length": "<img src=x onerror=window.__pwned=1>",
+                "cos_pa": 'cos "pa" & <b>'}
+"""Column names carrying markup, as a CSV or ROOT file may hold them."""
+
+
+def test_names_from_the_data_are_escaped_in_the_report(toy_frame, tmp_path):
+    """Column names, the title and provenance values show as text: the parsed page holds no element
+    that came from the data (no script, no image but the inlined figures, no extra attribute)."""
+    frame = toy_frame[list(MARKUP_NAMES)].rename(columns=MARKUP_NAMES)
+    validation = validate(frame.iloc[:600], frame.iloc[600:1200], baseline_train=None, n_boot=5,
+                          c2st_options={"n_estimators": 5, "max_depth": 2})
+    path = write_report(validation, tmp_path / "r.html", title=f"run of {MARKUP_NAMES['pt']}",
+                        provenance={"training data": "/mc/<img src=x onerror=alert(1)>.csv"})
+
+    class Page(HTMLParser):
+        def __init__(self):
+            super().__init__(convert_charrefs=True)
+            self.tags, self.text = [], []
+
+        def handle_starttag(self, tag, attrs):
+            self.tags.append((tag, dict(attrs)))
+
+        def handle_data(self, data):
+            self.text.append(data)
+
+    page = Page()
+    page.feed(path.read_text(encoding="utf-8"))
+    assert not {"script", "b"} & {tag for tag, _ in page.tags}
+    images = [attrs for tag, attrs in page.tags if tag == "img"]
+    assert images and all(set(attrs) == {"alt", "src"} and attrs["src"].startswith("data:image/png;base64,")
+                          for attrs in images)
+    assert not any(name.startswith("on") for _, attrs in page.tags for name in attrs)
+    text = "".join(page.text)
+    for name in MARKUP_NAMES.values():
+        assert name in text  # shown literally, e.g. in the per-feature table
+    assert "/mc/<img src=x onerror=alert(1)>.csv" in text and f"run of {MARKUP_NAMES['pt']}" in text

@@ -1,7 +1,14 @@
-"""The served dashboard: ``panel serve recogan_app/ui/app.py`` or ``recogan serve``.
+"""The served dashboard: ``recogan serve`` or ``panel serve recogan_app/ui/app.py``.
 
 Each browser session gets its own :class:`~recogan_app.ui.dashboard.Dashboard` (and so its own
 trainings); closing the page stops them unless the user detached them.
+
+``recogan serve`` listens on 127.0.0.1 and serves the work folder's exports and reports for
+download (:mod:`recogan_app.ui.downloads`). Under a plain ``panel serve`` give the same yourself::
+
+    mkdir -p DIR/exports DIR/reports
+    RECOGAN_WORKDIR=DIR panel serve recogan_app/ui/app.py --address 127.0.0.1 \\
+        --static-dirs exports=DIR/exports reports=DIR/reports
 """
 
 from __future__ import annotations
@@ -14,11 +21,12 @@ from recogan_app.data.sources import EMBEDDED
 from recogan_app.ui.dashboard import Dashboard
 
 TITLE = "recogan: synthetic MC you can check"
-ENV = {"data": "RECOGAN_DATA", "data_root": "RECOGAN_DATA_ROOT", "workdir": "RECOGAN_WORKDIR"}
+ENV = {"data": "RECOGAN_DATA", "data_root": "RECOGAN_DATA_ROOT", "workdir": "RECOGAN_WORKDIR",
+       "max_upload_mb": "RECOGAN_MAX_UPLOAD_MB"}
 """Environment variables that configure the app under a plain ``panel serve`` of this file."""
 
 
-def create_app(data=None, data_root=None, workdir=None) -> pn.template.BaseTemplate:
+def create_app(data=None, data_root=None, workdir=None, max_upload_mb=None) -> pn.template.BaseTemplate:
     """A page with a fresh dashboard for one browser session.
 
     Parameters
@@ -28,9 +36,14 @@ def create_app(data=None, data_root=None, workdir=None) -> pn.template.BaseTempl
     data_root : path, optional
         Folder whose files can be chosen in the page; nothing outside it is read.
     workdir : path, optional
-        Where runs, uploads, reports and exports go; a temporary folder per session by default.
+        Where runs, uploads, reports and exports go; its ``exports`` and ``reports`` are served for
+        download (the page links to them). By default a temporary folder per session, without links.
+    max_upload_mb : int, optional
+        The largest upload accepted (default: the dashboard's).
     """
-    dashboard = Dashboard(data or EMBEDDED[0], data_root=data_root, workdir=workdir)
+    options = {"max_upload_mb": int(max_upload_mb)} if max_upload_mb else {}
+    dashboard = Dashboard(data or EMBEDDED[0], data_root=data_root, workdir=workdir, downloads=workdir is not None,
+                          **options)
     if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
         pn.state.on_session_destroyed(lambda _context: dashboard.close())
     return pn.template.FastListTemplate(title=TITLE, main=[dashboard], main_max_width="1800px")

@@ -8,6 +8,7 @@ import param
 from panel.viewable import Viewer
 
 from recogan_app.data.sources import EMBEDDED
+from recogan_app.markup import escape_markdown
 from recogan_app.ui.data import DataView
 from recogan_app.ui.export import ExportView
 from recogan_app.ui.preprocessing import PreprocessingView
@@ -20,6 +21,8 @@ from recogan_app.ui.zdc_state import ZDCSession
 TABS = {"Data": DataView, "Preprocessing": PreprocessingView, "Training": TrainingView,
         "Validation": ValidationView, "Export": ExportView, "ZDC": ZDCView}
 """Tab name: view; each view gets the state its ``state`` parameter asks for."""
+SERVER_OPTIONS = ("downloads", "max_upload_mb")
+"""The server's settings, handed to every view that has a parameter of that name."""
 
 
 class Dashboard(Viewer):
@@ -36,6 +39,11 @@ class Dashboard(Viewer):
         Files under it can be picked in the page; nothing else is read.
     workdir : path, optional
         Where runs, uploads, reports and exports go (default: a fresh temporary folder).
+    downloads : bool
+        The server serves the work folder's exports and reports (:mod:`recogan_app.ui.downloads`):
+        the page links to them. Otherwise (a notebook) it says where they are.
+    max_upload_mb : int
+        The largest upload accepted.
 
     Example
     -------
@@ -47,6 +55,9 @@ class Dashboard(Viewer):
 
     state = param.ClassSelector(class_=Session, doc="Everything this dashboard has loaded, chosen and trained.")
     zdc = param.ClassSelector(class_=ZDCSession, doc="The ZDC tab's events, settings, training and run.")
+    downloads = param.Boolean(default=False, constant=True, doc="Link to exports and reports served from disk.")
+    max_upload_mb = param.Integer(default=DataView.param.max_upload_mb.default, bounds=(1, None), constant=True,
+                                  doc="Largest upload accepted (MB).")
 
     def __init__(self, data=None, *, data_root=None, workdir=None, **params):
         params.setdefault("state", Session(data_root=data_root, workdir=workdir))
@@ -54,7 +65,10 @@ class Dashboard(Viewer):
         super().__init__(**params)
         state = self.state
         states = {Session: state, ZDCSession: self.zdc}
-        self.views = {name: view(state=states[view.param.state.class_]) for name, view in TABS.items()}
+        options = {name: getattr(self, name) for name in SERVER_OPTIONS}
+        self.views = {name: view(state=states[view.param.state.class_],
+                                 **{key: value for key, value in options.items() if key in view.param})
+                      for name, view in TABS.items()}
         self.zdc.param.watch(lambda _: state.tell(self.zdc.notice, self.zdc.notice_level), "notice",
                              onlychanged=False)  # one notice line for every tab
         if data is not None:
@@ -66,7 +80,8 @@ class Dashboard(Viewer):
                                                sizing_mode="stretch_width"))
                               for name, view in self.views.items()), sizing_mode="stretch_width")
         self.layout = pn.Column(
-            pn.pane.Alert(state.param.notice, alert_type=state.param.notice_level,
+            pn.pane.Alert(state.param.notice.rx().rx.pipe(escape_markdown), alert_type=state.param.notice_level,
+                          disable_math=True, css_classes=["recogan-notice"],
                           visible=state.param.notice.rx.pipe(bool), sizing_mode="stretch_width"),
             self.tabs, sizing_mode="stretch_width")
 

@@ -11,6 +11,7 @@ import param
 from panel.viewable import Viewer
 
 from recogan_app.data.sources import FORMATS
+from recogan_app.markup import escape_markdown
 from recogan_app.ui.plots import density_histogram
 from recogan_app.ui.state import Session
 
@@ -20,6 +21,8 @@ class DataView(Viewer):
     feature choice. Loading runs in a worker thread: a large file does not freeze the page."""
 
     state = param.ClassSelector(class_=Session)
+    max_upload_mb = param.Integer(default=200, bounds=(1, None), constant=True,
+                                  doc="Largest file the page accepts (MB): refused in the browser, and here.")
 
     def __init__(self, **params):
         super().__init__(**params)
@@ -27,7 +30,9 @@ class DataView(Viewer):
         self.source = pn.widgets.Select.from_param(state.param.source, label="MC source", sizing_mode="stretch_width")
         self.tree = pn.widgets.Select.from_param(state.param.tree, label="Tree / key",
                                                  visible=state.param.tree.rx().rx.pipe(bool))
-        self.upload = pn.widgets.FileInput(accept=",".join(FORMATS), multiple=False)
+        # sent in chunks, checked in the browser before any byte is: one FileInput message held a whole file
+        self.upload = pn.widgets.FileDropper(max_file_size=f"{self.max_upload_mb}MB", multiple=False,
+                                             layout="compact", previews=[], css_classes=["recogan-upload"])
         self.upload.param.watch(self._upload, "value")
         self.refresh = pn.widgets.Button(label="Refresh the file list", css_classes=["recogan-refresh"],
                                          visible=state.data_root is not None)  # files copied in after the page opened
@@ -39,12 +44,14 @@ class DataView(Viewer):
         self.max_rows = pn.widgets.IntInput.from_param(state.param.max_rows, label="Rows to train on (0: all)",
                                                        step=1000)
         self.drop_invalid = pn.widgets.Checkbox.from_param(state.param.drop_invalid, label="Drop rows with NaN/inf")
+        uploads = pn.pane.Markdown(f"or upload a file ({', '.join(FORMATS)}; up to {self.max_upload_mb:,} MB):")
         self.layout = pn.Row(
-            pn.Column("### MC sample", self.source, self.refresh, self.tree, pn.pane.Markdown("or upload a file:"),
-                      self.upload,
+            pn.Column("### MC sample", self.source, self.refresh, self.tree, uploads, self.upload,
                       self.drop_invalid, self.load_button, self.max_rows, width=340),
-            pn.Column(pn.pane.Markdown(self.loaded, css_classes=["recogan-loaded"]), self.features, pn.pane.DataFrame(state.param.summary, float_format="{:.5g}".format,
-                                                       css_classes=["recogan-summary"]),
+            pn.Column(pn.pane.Markdown(self.loaded, disable_math=True, css_classes=["recogan-loaded"]),
+                      self.features,
+                      pn.pane.DataFrame(state.param.summary, float_format="{:.5g}".format,  # escape=True: names are data
+                                        css_classes=["recogan-summary"]),
                       pn.panel(self.histograms, sizing_mode="stretch_width"), sizing_mode="stretch_width"),
             sizing_mode="stretch_width",
         )
@@ -59,10 +66,17 @@ class DataView(Viewer):
             self.layout.loading = False
 
     async def _upload(self, event):
-        if event.new is None:
+        if not event.new:  # the file was removed from the dropper
+            return
+        name, content = list(event.new.items())[-1]
+        if isinstance(content, str):  # the dropper decodes text files (CSV) as UTF-8: exactly reversible
+            content = content.encode("utf-8")
+        if len(content) > self.max_upload_mb * 1e6:
+            self.state.tell(f"{name}: not uploaded: {len(content) / 1e6:,.1f} MB is over this server's "
+                            f"{self.max_upload_mb:,} MB upload limit", "danger")
             return
         with self.state.reporting():
-            self.state.upload(self.upload.filename, event.new)
+            self.state.upload(name, content)
             await self.load()
 
     @param.depends("state.sample")
@@ -72,8 +86,8 @@ class DataView(Viewer):
         sample = self.state.sample
         if sample is None:
             return "**Loaded:** nothing yet"
-        tree = f" (tree {sample.tree})" if sample.tree else ""
-        return f"**Loaded:** {sample.source}{tree}, {len(sample.frame):,} rows"
+        tree = f" (tree {escape_markdown(sample.tree)})" if sample.tree else ""
+        return f"**Loaded:** {escape_markdown(sample.source)}{tree}, {len(sample.frame):,} rows"
 
     @param.depends("state.sample", "state.features")
     def histograms(self):

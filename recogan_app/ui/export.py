@@ -10,6 +10,8 @@ import param
 from panel.viewable import Viewer
 
 from recogan_app.export import provenance_path, validation_summary
+from recogan_app.markup import escape_markdown
+from recogan_app.ui.downloads import served_link
 from recogan_app.ui.state import Session
 
 FORMATS = {"Parquet": ".parquet", "HDF5": ".h5", "ROOT": ".root"}
@@ -17,9 +19,10 @@ FORMATS = {"Parquet": ".parquet", "HDF5": ".h5", "ROOT": ".root"}
 
 class ExportView(Viewer):
     """Runs :meth:`Session.export` in a worker thread; the file comes with its provenance sidecar
-    and can be downloaded from the page."""
+    and, where the server serves the exports (``downloads``), a link downloads it."""
 
     state = param.ClassSelector(class_=Session)
+    downloads = param.Boolean(default=False, constant=True, doc="The server serves the exports folder.")
     rows = param.Integer(default=100_000, doc="Synthetic rows to export (checked at Export: a typed 0 gets a notice).")
     suffix = param.Selector(default=".parquet", objects=FORMATS, doc="File format.")
     require = param.Selector(default="good", objects=["good", "excellent", "none"],
@@ -31,7 +34,7 @@ class ExportView(Viewer):
         super().__init__(**params)
         self.export_button = pn.widgets.Button(label="Export", color="primary", css_classes=["recogan-export"])
         self.export_button.on_click(self.run_export)
-        self.download = pn.widgets.FileDownload(label="Download", visible=False, css_classes=["recogan-download"])
+        self.download = pn.pane.HTML("", visible=False, css_classes=["recogan-download"])
         self.state.param.watch(lambda _: self._enable(), "run")
         self._enable()
         self.layout = pn.Column(
@@ -44,7 +47,8 @@ class ExportView(Viewer):
                    pn.widgets.Checkbox.from_param(self.param.force, label="Export even if below")),
             pn.Row(self.export_button, self.download),
             pn.indicators.Progress(value=self.param.percent, max=100, width=400),
-            pn.pane.Markdown(self.where, css_classes=["recogan-exported"]), sizing_mode="stretch_width")
+            pn.pane.Markdown(self.where, disable_math=True, css_classes=["recogan-exported"]),
+            sizing_mode="stretch_width")
 
     def _enable(self) -> None:
         self.export_button.disabled = self.state.run is None
@@ -70,7 +74,8 @@ class ExportView(Viewer):
                 path = await asyncio.to_thread(self.state.export, rows, self.suffix, require=self.require,
                                                force=self.force, progress=count)
                 self.state.exported = str(path)
-                self.download.param.update(file=str(path), filename=path.name, visible=True)
+                if self.downloads:
+                    self.download.param.update(object=served_link(path, self.state.workdir), visible=True)
                 forced = json.loads(provenance_path(path).read_text())["forced"]
                 self.state.tell(f"exported {rows:,} rows to {path}" + (
                     f", FORCED: the run is below the required '{self.require}' (recorded in the file)"
@@ -84,11 +89,11 @@ class ExportView(Viewer):
         it may be used for: read back from its provenance sidecar, the file's own record."""
         exported = self.state.exported
         if not exported or not provenance_path(exported).is_file():  # its sidecar may have been moved since
-            return f"Last export: `{exported}`" if exported else ""
+            return f"Last export: {escape_markdown(exported)}" if exported else ""
         provenance = json.loads(provenance_path(exported).read_text())
-        summary = validation_summary(provenance)
-        return (f"Last export: `{exported}` ({provenance['rows']:,} rows; provenance beside it)\n\n"
-                f"{summary[0].upper()}{summary[1:]}\n\n{provenance['statement']}")
+        summary = validation_summary(provenance)  # names the features
+        return (f"Last export: {escape_markdown(exported)} ({provenance['rows']:,} rows; provenance beside it)\n\n"
+                f"{escape_markdown(summary[0].upper() + summary[1:])}\n\n{escape_markdown(provenance['statement'])}")
 
     def __panel__(self):
         return self.layout

@@ -22,6 +22,7 @@ import panel as pn
 import param
 from panel.viewable import Viewer
 
+from recogan_app.markup import escape_markdown
 from recogan_app.ui.plots import loss_rows
 from recogan_app.ui.state import ACTIVE, TrainingState
 
@@ -102,8 +103,8 @@ class LiveView(Viewer):
                 pn.Row(*self.buttons.values()),
                 pn.indicators.Progress(value=state.param.progress.rx().rx.pipe(lambda p: round(100 * p)), max=100,
                                        sizing_mode="stretch_width", bar_color="primary"),
-                pn.pane.Markdown(self.status_text, css_classes=[f"{self.CSS}-status"]),
-                pn.pane.Markdown(self.messages, styles={"font-size": "small"}),
+                pn.pane.Markdown(self.status_text, disable_math=True, css_classes=[f"{self.CSS}-status"]),
+                pn.pane.Markdown(self.messages, disable_math=True, styles={"font-size": "small"}),
                 pn.widgets.Checkbox.from_param(state.param.detached, label="Keep training when this page closes")]
 
     # -- controls ------------------------------------------------------------------------------
@@ -162,7 +163,7 @@ class LiveView(Viewer):
     @param.depends("state.log")
     def messages(self) -> str:
         """The training's last messages: what it trains on, rollbacks, why it stopped."""
-        return "<br>".join(message.text for message in self.state.log[-3:])
+        return "<br>".join(escape_markdown(message.text) for message in self.state.log[-3:])
 
     # -- live plots ----------------------------------------------------------------------------
     def show(self, name: str, data) -> None:

@@ -33,12 +33,18 @@ from recogan_app.validation import compare_histograms
 
 __all__ = ["BINS", "CHANNELS", "KS_CAPTION", "SIZE", "Curves", "Gallery", "Heatmap", "HistogramComparison",
            "channel_ws_rows", "condition_title", "density_histogram", "edges_for", "gallery_canvas", "ks_curves",
-           "loss_curves", "loss_rows", "snapshot_rows", "ws_curves", "zdc_ws_curves"]
+           "literal_title", "loss_curves", "loss_rows", "snapshot_rows", "ws_curves", "zdc_ws_curves"]
 
 BINS = 40
 SIZE = dict(width=560, height=300)
 """Every dashboard plot's size: fixed, so that legends outside the frame do not overlap a neighbour."""
 TOOLS = "pan,wheel_zoom,box_zoom,reset,save"
+
+
+def literal_title(text) -> str:
+    """``text`` as a HoloViews title, shown as it is: HoloViews fills a title's ``{...}`` fields
+    (``{label}``), so a column named ``{x}`` raised KeyError and left the plot out."""
+    return str(text).replace("{", "{{").replace("}", "}}")
 
 
 def edges_for(values: np.ndarray, bins: int = BINS) -> np.ndarray:

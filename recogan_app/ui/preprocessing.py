@@ -8,7 +8,7 @@ import panel as pn
 import param
 from panel.viewable import Viewer
 
-from recogan_app.ui.plots import SIZE, density_histogram
+from recogan_app.ui.plots import SIZE, density_histogram, literal_title
 from recogan_app.ui.state import SPECS, Session
 
 
@@ -58,10 +58,11 @@ class PreprocessingView(Viewer):
             raw, transformed = self.state.preview(feature)
             spec = self.state.transforms[feature]
             size = {**SIZE, "width": PREVIEW_WIDTH}
-            return (density_histogram(raw, label=feature).opts(title=f"{feature} (MC)", **size)
+            return (density_histogram(raw, label=feature).opts(title=literal_title(f"{feature} (MC)"), **size)
                     + density_histogram(transformed, label=f"{spec}({feature})").opts(
-                        title=f"after {spec}", fill_color="seagreen", **size)).opts(shared_axes=False)
-        return hv.Layout([hv.Histogram([])]).opts(title=f"{feature}: this transform does not fit (see the notice)")
+                        title=literal_title(f"after {spec}"), fill_color="seagreen", **size)).opts(shared_axes=False)
+        return hv.Layout([hv.Histogram([])]).opts(
+            title=literal_title(f"{feature}: this transform does not fit (see the notice)"))
 
     def __panel__(self):
         return self.layout

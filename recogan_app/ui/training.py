@@ -12,6 +12,7 @@ import pandas as pd
 import panel as pn
 import param
 
+from recogan_app.markup import escape_markdown
 from recogan_app.metrics.correlations import max_abs_residual, residual_floor
 from recogan_app.ui.live import PREPARING, LiveView, duration, settings_cards
 from recogan_app.ui.plots import (KS_CAPTION, Heatmap, HistogramComparison, ks_curves, loss_curves, snapshot_rows,
@@ -69,7 +70,7 @@ class TrainingView(LiveView):
                      f" · max |Δρ| {m['max_corr_residual']:.3f} (MC vs MC {self._residual_floor(snap):.3f})"
                      f" at n = {snap.sample_size:,}")
         if state.run is not None:
-            text += f"<br>run: `{state.run.path}`"
+            text += f"<br>run: {escape_markdown(state.run.path)}"
         return text
 
     def _residual_floor(self, snapshot) -> float:

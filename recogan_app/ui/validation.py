@@ -10,7 +10,9 @@ import panel as pn
 import param
 from panel.viewable import Viewer
 
-from recogan_app.ui.plots import SIZE
+from recogan_app.markup import escape_html
+from recogan_app.ui.downloads import served_link
+from recogan_app.ui.plots import SIZE, literal_title
 from recogan_app.ui.state import Session
 from recogan_app.validation import SCORE_EDGES, Validation
 
@@ -45,13 +47,14 @@ def pair_plot(validation: Validation, x: str, y: str) -> hv.Overlay:
     return (hv.Points(validation.reference_sample, [x, y], label="MC").opts(color="grey", alpha=0.3, size=3)
             * hv.Points(validation.synthetic_sample, [x, y], label="generated").opts(color="crimson", alpha=0.3,
                                                                                      size=3)).opts(
-        title=f"{y} vs {x}", **SIZE)
+        title=literal_title(f"{y} vs {x}"), **SIZE)
 
 
 class ValidationView(Viewer):
     """Runs :meth:`Session.validate` in a worker thread and shows its tables and plots."""
 
     state = param.ClassSelector(class_=Session)
+    downloads = param.Boolean(default=False, constant=True, doc="The server serves the reports folder.")
     rows = param.Integer(default=0, bounds=(0, None), doc="Generated rows to validate (0: as many as held-out MC).")
     x = param.Selector(default=None, objects=[], allow_None=True, doc="Horizontal feature of the pair plot.")
     y = param.Selector(default=None, objects=[], allow_None=True, doc="Vertical feature of the pair plot.")
@@ -63,7 +66,7 @@ class ValidationView(Viewer):
         self.validate_button.on_click(self.run_validation)
         self.report_button = pn.widgets.Button(label="Save HTML report", css_classes=["recogan-report"])
         self.report_button.on_click(self.save_report)
-        self.report = pn.widgets.FileDownload(label="Download report", visible=False)
+        self.report = pn.pane.HTML("", visible=False, css_classes=["recogan-report-download"])
         self.layout = pn.Column(
             pn.Row(pn.widgets.IntInput.from_param(self.param.rows, label="Generated rows (0: as many as the held-out "
                                                                       "MC)", width=300),
@@ -93,7 +96,8 @@ class ValidationView(Viewer):
     async def save_report(self, *_):
         with self.state.reporting():
             path = await asyncio.to_thread(self.state.save_report, self.state.validation)
-            self.report.param.update(file=str(path), filename=path.name, visible=True)
+            if self.downloads:
+                self.report.param.update(object=served_link(path, self.state.workdir), visible=True)
             self.state.tell(f"report saved to {path}", "success")
 
     def _on_validation(self, event) -> None:
@@ -110,7 +114,7 @@ class ValidationView(Viewer):
             return pn.pane.Markdown("Train a run, then press **Validate**: KS/WS beside the MC noise floor, "
                                     "a classifier two-sample test and a Gaussian-copula baseline.")
         return pn.Column(
-            pn.pane.Markdown(f"```\n{validation.summary()}\n```", sizing_mode="stretch_width"),
+            pn.pane.HTML(f"<pre>{escape_html(validation.summary())}</pre>", sizing_mode="stretch_width"),
             pn.pane.DataFrame(validation.table[TABLE_COLUMNS], float_format="{:.4g}".format,  # KS: fixed decimals,
                               formatters=dict.fromkeys(KS_COLUMNS, "{:.4f}".format),  # lined up with its interval
                               css_classes=["recogan-validation-table"]),

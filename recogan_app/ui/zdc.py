@@ -18,6 +18,7 @@ import pandas as pd
 import panel as pn
 import param
 
+from recogan_app.markup import escape_markdown
 from recogan_app.run import ZDCRun
 from recogan_app.ui.live import PREPARING, LiveView, duration, settings_cards
 from recogan_app.ui.plots import (CHANNELS, WS_CAPTION, Gallery, HistogramComparison, channel_ws_rows, loss_curves,
@@ -194,7 +195,7 @@ class ZDCView(LiveView):
             m = state.run.metrics()
             text += (f"<br>held-out test ({m['sample_size']:,} events, {m['draws']} draws): WS {m['ws_mean']:.2f} "
                      f"± {m['ws_draw_std']:.2f} · empty {m['empty_generated']:.1f} · hottest pixel off by "
-                     f"{m['hottest_pixel_error']:.1f} px<br>run: `{state.run.path}`")
+                     f"{m['hottest_pixel_error']:.1f} px<br>run: {escape_markdown(state.run.path)}")
         return text
 
     def __panel__(self):

@@ -7,7 +7,9 @@ for real on a tiny sample (one shared run for the validation and export tests).
 from __future__ import annotations
 
 import asyncio
+import html
 import queue
+import re
 from types import SimpleNamespace
 from pathlib import Path
 
@@ -49,6 +51,12 @@ def shrink(session: Session, tiny_config, **overrides) -> None:
 def render(viewable) -> None:
     """Build the Bokeh models of a viewable, as a notebook would."""
     pn.panel(viewable).get_root(Document(), comm=Comm())
+
+
+def shown(markdown: str) -> str:
+    """The text a Markdown pane shows for ``markdown`` (escapes and markup rendered)."""
+    rendered = html.unescape(pn.pane.Markdown(markdown)._transform_object(markdown)["object"])
+    return html.unescape(re.sub(r"<[^>]+>", "", rendered)).strip()
 
 
 @pytest.fixture(scope="module")
@@ -175,10 +183,11 @@ def test_data_view_loads_in_a_thread_and_lists_features(root, tmp_path):
     asyncio.run(view.load())
     assert session.features == FEATURES
     assert list(view.features.options) == FEATURES
-    assert view.loaded().startswith("**Loaded:**") and "small.parquet" in view.loaded() and "1,500 rows" in view.loaded()
+    assert view.loaded().startswith("**Loaded:**")
+    assert "small.parquet" in shown(view.loaded()) and "1,500 rows" in view.loaded()
     session.source = "broken.parquet"  # a failed load: the previous sample stays, and the page says which
     asyncio.run(view.load())
-    assert session.notice_level == "danger" and "small.parquet" in view.loaded()
+    assert session.notice_level == "danger" and "small.parquet" in shown(view.loaded())
     render(view)
 
 
@@ -371,7 +380,7 @@ def wait_until(session: Session, condition, timeout: float = 120) -> None:
 
 
 def test_validation_view_validates_the_run(trained):
-    view = ValidationView(state=trained)
+    view = ValidationView(state=trained, downloads=True)
     assert not view.validate_button.disabled and view.report_button.disabled
     view.rows = 300
     asyncio.run(view.run_validation())
@@ -382,22 +391,25 @@ def test_validation_view_validates_the_run(trained):
     assert table.loc["pt", "ks_lo"] < table.loc["pt", "ks"] < table.loc["pt", "ks_hi"]  # the interval holds the KS
     assert view.results()[1].formatters["ks"](0.06) == "0.0600"  # KS in fixed decimals, beside its interval
     asyncio.run(view.save_report())
-    assert Path(view.report.file).is_file() and view.report.file.endswith(".html")
+    report = next(Path(trained.workdir, "reports").glob("*.html"))  # linked, to be served from disk
+    assert f'href="reports/{report.name}" download="{report.name}"' in view.report.object
     render(view)
 
 
 def test_export_view_writes_a_file_and_refuses_below_the_gate(trained):
-    view = ExportView(state=trained, rows=500, require="none")
+    view = ExportView(state=trained, rows=500, require="none", downloads=True)
     asyncio.run(view.run_export())
     exported = pd.read_parquet(trained.exported)
+    name = Path(trained.exported).name  # linked, to be served from disk (no longer sent through the websocket)
+    assert view.download.visible and f'href="exports/{name}" download="{name}"' in view.download.object
     assert exported.shape == (500, 3) and view.percent == 100
     assert trained.notice_level == "success"
     assert Path(str(trained.exported) + ".provenance.json").is_file()
-    shown = view.where()  # the gate's verdict beside the MC's own KS noise, and what the sample is for
-    assert "Last export" in shown and "Validation against the run's held-out MC" in shown and "differ by KS" in shown
-    assert "trained on" in shown and "MC events" in shown
+    where = shown(view.where())  # the gate's verdict beside the MC's own KS noise, and what the sample is for
+    assert "Last export" in where and "Validation against the run's held-out MC" in where and "differ by KS" in where
+    assert "trained on" in where and "MC events" in where
     Path(str(trained.exported) + ".provenance.json").rename(Path(str(trained.exported) + ".moved.json"))
-    assert view.where() == f"Last export: `{trained.exported}`"  # a sidecar moved away: no error on the page
+    assert shown(view.where()) == f"Last export: {trained.exported}"  # a sidecar moved away: no error on the page
 
     view.rows = 200  # fewer rows after an export: the bar measures the new one
     asyncio.run(view.run_export())
