@@ -11,7 +11,7 @@ import param
 from panel.viewable import Viewer
 
 from recogan_app.data.sources import FORMATS
-from recogan_app.markup import escape_markdown
+from recogan_app.markup import escape_html, escape_markdown
 from recogan_app.ui.plots import density_histogram
 from recogan_app.ui.state import Session
 
@@ -39,8 +39,13 @@ class DataView(Viewer):
         self.refresh.on_click(lambda _: state.refresh_sources())
         self.load_button = pn.widgets.Button(label="Load", color="primary", css_classes=["recogan-load"])
         self.load_button.on_click(self.load)
-        self.features = pn.widgets.MultiChoice.from_param(state.param.features, label="Features to model",
-                                                          sizing_mode="stretch_width")
+        # not from_param: Bokeh's MultiChoice (Choices.js) renders its labels as HTML, so they are escaped names
+        self.features = pn.widgets.MultiChoice(label="Features to model", value=list(state.features),
+                                               sizing_mode="stretch_width")
+        self._offer_features()
+        state.param.watch(self._offer_features, "features", what="objects")
+        state.param.watch(lambda event: setattr(self.features, "value", list(event.new)), "features")
+        self.features.param.watch(lambda event: setattr(state, "features", list(event.new)), "value")
         self.max_rows = pn.widgets.IntInput.from_param(state.param.max_rows, label="Rows to train on (0: all)",
                                                        step=1000)
         self.drop_invalid = pn.widgets.Checkbox.from_param(state.param.drop_invalid, label="Drop rows with NaN/inf")
@@ -55,6 +60,9 @@ class DataView(Viewer):
                       pn.panel(self.histograms, sizing_mode="stretch_width"), sizing_mode="stretch_width"),
             sizing_mode="stretch_width",
         )
+
+    def _offer_features(self, *_):
+        self.features.options = {escape_html(name): name for name in self.state.param.features.objects}
 
     async def load(self, *_):
         """Read the chosen source in a thread, then use it on the UI thread."""

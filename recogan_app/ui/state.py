@@ -367,10 +367,13 @@ class Session(TrainingState):
             "invalid": pd.Series(sample.invalid_counts, index=frame.columns, dtype=float).fillna(0).astype(int),
         }).rename_axis("feature")
         columns = list(frame.columns)
+        # in this order: a page's selectors answer each change at once (a new list of columns picks its
+        # first), and no column may be chosen while another sample is loaded (KeyError, the load lost)
+        self.param.update(features=[], preview_feature=None)
+        self.param.update(sample=sample, summary=summary, suggested=suggested, transforms=dict(suggested))
         self.param.features.objects = columns
         self.param.preview_feature.objects = columns
-        self.param.update(sample=sample, summary=summary, features=columns, suggested=suggested,
-                          transforms=dict(suggested), preview_feature=columns[0])
+        self.param.update(features=columns, preview_feature=columns[0])
         dropped = f"; dropped {sample.n_dropped:,} rows with NaN/inf" if sample.n_dropped else ""
         left_out = f"; left out {sample.left_out()}" if sample.skipped else ""
         self.tell(f"loaded {len(frame):,} rows × {len(columns)} features from {sample.source}{dropped}{left_out}",

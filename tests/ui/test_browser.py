@@ -1,5 +1,6 @@
 """End to end in a real headless Chromium: serve, pick the toy, train live, pause, resume, stop, export;
-then the ZDC tab: train the ZP GAN live and see its WS curves and real-vs-generated gallery.
+then the ZDC tab: train the ZP GAN live and see its WS curves and real-vs-generated gallery; and a file
+whose name, column names and cells carry markup shows it as text and runs nothing.
 
 Drives Debian's ``/usr/bin/chromium`` through Python playwright (never ``playwright install``);
 skipped, with the reason, where that browser is missing.
@@ -16,6 +17,7 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -43,12 +45,14 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """``recogan serve`` in a subprocess on a free port (one for the module's tests: each opens its own
-    page, so its own session), its work folder and log in a temporary folder."""
+    page, so its own session), its data root, work folder and log in a temporary folder."""
     folder = tmp_path_factory.mktemp("serve")
+    (folder / "mc").mkdir()
     port = free_port()
     log = (folder / "server.log").open("w")
     process = subprocess.Popen([sys.executable, "-m", "recogan_app.cli", "serve", "--port", str(port),
-                                "--address", "localhost", "--workdir", str(folder / "work"), "--no-show"],
+                                "--address", "localhost", "--workdir", str(folder / "work"),
+                                "--data-root", str(folder / "mc"), "--no-show"],
                                stdout=log, stderr=subprocess.STDOUT,
                                env={**os.environ, "OMP_NUM_THREADS": "1"})  # tiny networks: threads only thrash
     try:
@@ -61,7 +65,7 @@ def server(tmp_path_factory):
                 assert process.poll() is None, (folder / "server.log").read_text()
                 assert time.monotonic() < deadline, "recogan serve did not open its port"
                 time.sleep(0.2)
-        yield SimpleNamespace(url=f"http://localhost:{port}/", log=folder / "server.log")
+        yield SimpleNamespace(url=f"http://localhost:{port}/", log=folder / "server.log", data_root=folder / "mc")
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -132,6 +136,62 @@ def test_zdc_tab_trains_live_and_shows_the_gallery(server, page, tmp_path):
     run_or_report(drive_zdc, page, server, tmp_path)
 
 
+MARKUP = {
+    "file": "<img src=x onerror=window.__pwned=1>.csv",
+    "column": "<img src=y onerror=window.__pwned=2>",
+    "markdown": "*em* [x](javascript:window.__pwned=3) `tick` <b onmouseover=window.__pwned=4>b</b>",
+    "text column": "<svg onload=window.__pwned=5>",
+    "cell": "<script>window.__pwned=6</script><img src=z onerror=window.__pwned=7>",
+}
+"""A file name, column names and a text cell carrying markup that would run script if rendered as HTML."""
+
+
+FIND_JS = """() => {
+      const found = [];
+      const walk = root => root.querySelectorAll('*').forEach(e => {
+        if (['IMG', 'SCRIPT', 'SVG', 'svg'].includes(e.tagName) && /pwned/.test(e.outerHTML)) found.push(e.outerHTML);
+        if ([...e.attributes].some(a => a.name.startsWith('on') && /pwned/.test(a.value))) found.push(e.outerHTML);
+        if (e.shadowRoot) walk(e.shadowRoot);
+      });
+      walk(document);
+      return found;
+    }"""
+"""Elements of the page (shadow roots included) that came from the file: an image, script or SVG that
+names the payload, or any element with an event-handler attribute that does."""
+
+
+def test_markup_in_a_file_shows_as_text_and_runs_nothing(server, page, tmp_path):
+    rng = np.random.default_rng(0)
+    pd.DataFrame({MARKUP["column"]: rng.normal(size=200), MARKUP["markdown"]: rng.exponential(size=200),
+                  MARKUP["text column"]: MARKUP["cell"]}).to_csv(server.data_root / MARKUP["file"], index=False)
+    run_or_report(drive_markup, page, server, tmp_path)
+
+
+def drive_markup(page, server) -> None:
+    """Load the file from the data root, go through the tabs that name its columns; nothing runs, no
+    dialog opens, and the names are on the page as text."""
+    dialogs = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.goto(server)
+    page.locator(".recogan-summary table").wait_for(timeout=90_000)
+    title = page.title()
+    data = open_tab(page, "Data")
+    page.locator(".recogan-refresh button").click()
+    data.get_by_label("MC source").select_option(label=MARKUP["file"])
+    page.locator(".recogan-load button").click()
+    notice = page.locator(".recogan-notice").get_by_text("left out column", exact=False)
+    notice.wait_for(timeout=30_000)  # the text column is named in the notice
+    for text in (MARKUP["file"], MARKUP["column"], MARKUP["markdown"], MARKUP["text column"]):
+        page.get_by_text(text, exact=False).filter(visible=True).first.wait_for(timeout=5_000)  # notice, table…
+    open_tab(page, "Preprocessing")
+    page.get_by_text(f"{MARKUP['column']} (suggested:", exact=False).filter(visible=True).first.wait_for(timeout=10_000)
+    open_tab(page, "Data")
+    time.sleep(1.0)  # an image that fails to load fires its handler after a moment
+    assert page.evaluate("typeof window.__pwned") == "undefined"
+    assert dialogs == [] and page.title() == title
+    assert not page.evaluate(FIND_JS)  # no element or attribute of the page came from the file
+
+
 def drive(page, server) -> None:
     started = time.monotonic()
     page.goto(server)
@@ -199,8 +259,8 @@ def drive(page, server) -> None:
     page.locator(".recogan-exported").get_by_text("Last export").wait_for(timeout=60_000)
     for text in ("differ by KS", "trained on"):  # the gate's result beside the MC's own noise; the statement
         page.locator(".recogan-exported").get_by_text(text, exact=False).first.wait_for(timeout=5_000)
-    with page.expect_download() as download:
-        page.locator(".recogan-download button").click()
+    with page.expect_download() as download:  # a plain link to the file, served from disk
+        page.locator(".recogan-download a").click()
     exported = pd.read_parquet(download.value.path())
     assert len(exported) == 1000
     assert list(exported.columns)[:2] == ["pt", "decay_length"]
