@@ -52,7 +52,7 @@ def server(tmp_path_factory):
     log = (folder / "server.log").open("w")
     process = subprocess.Popen([sys.executable, "-m", "recogan_app.cli", "serve", "--port", str(port),
                                 "--address", "localhost", "--workdir", str(folder / "work"),
-                                "--data-root", str(folder / "mc"), "--no-show"],
+                                "--data-root", str(folder / "mc"), "--max-upload-mb", "1", "--no-show"],
                                stdout=log, stderr=subprocess.STDOUT,
                                env={**os.environ, "OMP_NUM_THREADS": "1"})  # tiny networks: threads only thrash
     try:
@@ -65,7 +65,8 @@ def server(tmp_path_factory):
                 assert process.poll() is None, (folder / "server.log").read_text()
                 assert time.monotonic() < deadline, "recogan serve did not open its port"
                 time.sleep(0.2)
-        yield SimpleNamespace(url=f"http://localhost:{port}/", log=folder / "server.log", data_root=folder / "mc")
+        yield SimpleNamespace(url=f"http://localhost:{port}/", log=folder / "server.log", data_root=folder / "mc",
+                              workdir=folder / "work")
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -164,15 +165,18 @@ def test_markup_in_a_file_shows_as_text_and_runs_nothing(server, page, tmp_path)
     rng = np.random.default_rng(0)
     pd.DataFrame({MARKUP["column"]: rng.normal(size=200), MARKUP["markdown"]: rng.exponential(size=200),
                   MARKUP["text column"]: MARKUP["cell"]}).to_csv(server.data_root / MARKUP["file"], index=False)
-    run_or_report(drive_markup, page, server, tmp_path)
+    big = tmp_path / "big.csv"  # over the server's 1 MB upload cap
+    pd.DataFrame({"pt": rng.normal(size=60_000), "eta": rng.normal(size=60_000)}).to_csv(big, index=False)
+    run_or_report(lambda page, url: drive_markup(page, url, server, big), page, server, tmp_path)
 
 
-def drive_markup(page, server) -> None:
-    """Load the file from the data root, go through the tabs that name its columns; nothing runs, no
-    dialog opens, and the names are on the page as text."""
+def drive_markup(page, url, server, big) -> None:
+    """Load the file from the data root, go through the tabs that name its columns, upload it; nothing
+    runs, no dialog opens, and the names are on the page as text. A file over the upload cap is
+    refused in the browser, saying the cap, and never reaches the server."""
     dialogs = []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
-    page.goto(server)
+    page.goto(url)
     page.locator(".recogan-summary table").wait_for(timeout=90_000)
     title = page.title()
     data = open_tab(page, "Data")
@@ -186,7 +190,15 @@ def drive_markup(page, server) -> None:
     open_tab(page, "Preprocessing")
     page.get_by_text(f"{MARKUP['column']} (suggested:", exact=False).filter(visible=True).first.wait_for(timeout=10_000)
     open_tab(page, "Data")
-    time.sleep(1.0)  # an image that fails to load fires its handler after a moment
+    upload = page.locator(".recogan-upload input[type=file]")
+    upload.set_input_files(str(server.data_root / MARKUP["file"]))
+    page.locator(".recogan-notice").get_by_text("/uploads/", exact=False).wait_for(timeout=30_000)
+    page.get_by_text(MARKUP["column"], exact=False).filter(visible=True).first.wait_for(timeout=5_000)
+    upload.set_input_files(str(big))
+    page.get_by_text("File is too large", exact=True).wait_for(timeout=10_000)  # FilePond, in the dropper
+    page.get_by_text("Maximum file size is 1 MB", exact=True).wait_for(timeout=5_000)
+    time.sleep(1.0)  # an image that fails to load fires its handler after a moment; a refused upload sends nothing
+    assert not list((server.workdir / "uploads").rglob("big.csv"))
     assert page.evaluate("typeof window.__pwned") == "undefined"
     assert dialogs == [] and page.title() == title
     assert not page.evaluate(FIND_JS)  # no element or attribute of the page came from the file
