@@ -54,8 +54,8 @@ class DataView(Viewer):
             pn.Column("### MC sample", self.source, self.refresh, self.tree, uploads, self.upload,
                       self.drop_invalid, self.load_button, self.max_rows, width=340),
             pn.Column(pn.pane.Markdown(self.loaded, disable_math=True, css_classes=["recogan-loaded"]),
-                      self.features,
-                      pn.pane.DataFrame(state.param.summary, float_format="{:.5g}".format,  # escape=True: names are data
+                      self.features,  # the table escapes the names (Panel's escape=True)
+                      pn.pane.DataFrame(state.param.summary, float_format="{:.5g}".format,
                                         css_classes=["recogan-summary"]),
                       pn.panel(self.histograms, sizing_mode="stretch_width"), sizing_mode="stretch_width"),
             sizing_mode="stretch_width",
