@@ -4,7 +4,8 @@ A reviewer gets a single ``report.html`` (mail it, archive it, open it on a lapt
 network): no CDN, font or script is referenced; every figure is a matplotlib PNG embedded as
 base64. Figures are drawn on ``matplotlib.figure.Figure`` objects with the Agg canvas, never
 through ``pyplot``, so writing a report changes no global plotting state and is safe from a
-dashboard thread.
+dashboard thread. Names from the data are text everywhere: escaped in the HTML, and drawn without
+matplotlib's TeX parsing (a column named ``$\\foo$`` failed the whole report).
 
 Sections (HTML ids): ``summary``, ``features``, ``histograms``, ``correlations``, ``pairs``,
 ``classifier``, ``importance``, ``provenance``.
@@ -145,21 +146,21 @@ def _histogram_figure(name: str, v: Validation) -> Figure:
     top.errorbar(centres, h.reference, h.reference_error, fmt="none", ecolor=MC_COLOUR, lw=1)
     top.stairs(h.synthetic_scaled, h.edges, color=MODEL_COLOUR, lw=1.2, label="synthetic (scaled)")
     top.errorbar(centres, h.synthetic_scaled, h.synthetic_error, fmt="none", ecolor=MODEL_COLOUR, lw=1)
-    top.set_title(f"{name}   χ²/ndf = {h.chi2:.1f}/{h.ndf}", fontsize=9)
+    top.set_title(f"{name}   χ²/ndf = {h.chi2:.1f}/{h.ndf}", fontsize=9, parse_math=False)
     top.set_ylabel("entries")
     top.legend(fontsize=7)
     bottom.errorbar(centres, h.ratio, h.ratio_error, fmt="o", ms=2, color=MODEL_COLOUR, lw=1)
     bottom.axhline(1, color=MC_COLOUR, lw=0.8)
     bottom.set_ylim(0.5, 1.5)
     bottom.set_ylabel("synth./MC")
-    bottom.set_xlabel(name)
+    bottom.set_xlabel(name, parse_math=False)
     return figure
 
 
 def _heatmap(axis, matrix: np.ndarray, names: list[str], title: str, limit: float, annotate: bool):
     image = axis.imshow(matrix, cmap="RdBu_r", vmin=-limit, vmax=limit)
-    axis.set_xticks(range(len(names)), names, rotation=90, fontsize=6)
-    axis.set_yticks(range(len(names)), names, fontsize=6)
+    axis.set_xticks(range(len(names)), names, rotation=90, fontsize=6, parse_math=False)
+    axis.set_yticks(range(len(names)), names, fontsize=6, parse_math=False)
     axis.set_title(title, fontsize=9)
     if annotate:
         for (i, j), value in np.ndenumerate(matrix):
@@ -221,8 +222,8 @@ def _pairs_figure(v: Validation, features: list[str]) -> Figure:
             cells.append(axis.hexbin(sample[x], sample[y], gridsize=30, extent=extent, mincnt=1, norm=LogNorm(),
                                      cmap="viridis"))
             axis.set(xlim=extent[:2], ylim=extent[2:])
-            axis.set_xlabel(x, fontsize=8)
-            axis.set_ylabel(y, fontsize=8)
+            axis.set_xlabel(x, fontsize=8, parse_math=False)
+            axis.set_ylabel(y, fontsize=8, parse_math=False)
             axis.tick_params(labelsize=6)
             axis.set_title(f"{title} ({len(sample):,} rows)", fontsize=8)
         top = max(float(cell.get_array().max()) for cell in cells)
@@ -258,7 +259,7 @@ def _importance_figure(v: Validation) -> Figure:
     figure = _figure(9, 1.2 + 0.3 * len(names))
     gain, auc = figure.subplots(1, 2, sharey=True)
     gain.barh(y, [v.model.c2st.feature_importance[f] for f in names], color=MODEL_COLOUR)
-    gain.set_yticks(y, names, fontsize=8)
+    gain.set_yticks(y, names, fontsize=8, parse_math=False)
     gain.invert_yaxis()
     gain.set_xlabel("share of the BDT's split gain")
     for offset, comparison, label, colour in ((-0.2, v.model, "model", MODEL_COLOUR),

@@ -81,8 +81,8 @@ def test_report_loads_in_headless_chromium_offline(report):
 
 
 MARKUP_NAMES = {"pt": "<script>window.__pwned=1</script>", "decay_length": "<img src=x onerror=window.__pwned=1>",
-                "cos_pa": 'cos "pa" & <b>'}
-"""Column names carrying markup, as a CSV or ROOT file may hold them."""
+                "cos_pa": r'cos "pa" & <b> $\nocommand{x}$'}
+"""Column names carrying markup (and TeX that matplotlib cannot parse), as a CSV or ROOT file may hold them."""
 
 
 def test_names_from_the_data_are_escaped_in_the_report(toy_frame, tmp_path):
