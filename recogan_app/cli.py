@@ -247,6 +247,25 @@ def cmd_export(args) -> int:
     return 0
 
 
+def _check_logins(value: str) -> None:
+    """Refuse a ``--basic-auth`` file that is missing or not ``{user: password}`` JSON: Panel would
+    take a mistyped file name as the password itself, or fail at the first login."""
+    import json
+
+    path = Path(value)
+    if not path.is_file():
+        if path.suffix.lower() == ".json":
+            raise InputError("does not exist", path=value, hint="--basic-auth takes a password or a JSON file")
+        return
+    try:
+        logins = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"cannot be read as JSON ({exc})", path=value) from None
+    if not (isinstance(logins, dict) and logins
+            and all(isinstance(k, str) and isinstance(v, str) and v for k, v in logins.items())):
+        raise InputError('is not a JSON object {"user": "password", ...}', path=value)
+
+
 def cmd_serve(args) -> int:
     """The dashboard, safe by default: this machine only (127.0.0.1, websocket origin localhost),
     downloads streamed from disk, uploads capped; ``--basic-auth`` puts Panel's login in front."""
@@ -267,6 +286,7 @@ def cmd_serve(args) -> int:
     origins = args.allow_websocket_origin or [f"localhost:{args.port}", f"127.0.0.1:{args.port}"]
     auth = {}
     if args.basic_auth:  # Panel's login page; the secret signs its cookie (random: logins end with the server)
+        _check_logins(args.basic_auth)
         auth = dict(basic_auth=args.basic_auth, cookie_secret=args.cookie_secret or secrets.token_urlsafe(32))
 
     def app():  # a function, called once per browser session

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from recogan_app.cli import main
 from recogan_app.ui.data import DataView
 from recogan_app.ui.state import Session
 
@@ -149,3 +150,15 @@ def test_an_upload_over_the_cap_is_refused_with_its_size(tmp_path):
     asyncio.run(view._upload(type("Event", (), {"new": {"small.csv": small}})))
     assert session.notice_level == "success" and len(session.sample.frame) == 100
     assert Path(session.source).read_text() == small
+
+
+@pytest.mark.parametrize(("content", "problem"), [(None, "does not exist"), ("{not json", "cannot be read as JSON"),
+                                                  ('["alice"]', "is not a JSON object")])
+def test_a_bad_login_file_is_refused_before_serving(tmp_path, capsys, content, problem):
+    """Panel would take a mistyped file name for the password itself."""
+    logins = tmp_path / "logins.json"
+    if content is not None:
+        logins.write_text(content)
+    assert main(["serve", "--basic-auth", str(logins), "--port", str(free_port())]) == 2
+    error = capsys.readouterr().err
+    assert str(logins) in error and problem in error and "Traceback" not in error
