@@ -38,7 +38,7 @@ from recogan_app.ui.preprocessing import PreprocessingView
 from recogan_app.ui.state import files_under, inside
 from recogan_app.ui.training import TrainingView
 from recogan_app.ui.validation import ValidationView
-from recogan_app.validation import compare_histograms
+from recogan_app.validation import compare_histograms, validate
 
 FEATURES = ["pt", "decay_length", "cos_pa"]
 
@@ -394,6 +394,21 @@ def test_validation_view_validates_the_run(trained):
     report = next(Path(trained.workdir, "reports").glob("*.html"))  # linked, to be served from disk
     assert f'href="reports/{report.name}" download="{report.name}"' in view.report.object
     render(view)
+
+
+def test_validation_view_shows_names_from_the_data_as_text(tmp_path):
+    """The summary and the per-feature table of a validation whose features are named with markup: the
+    names are escaped text in the HTML the page receives, no element comes from them."""
+    names = {"pt": "<img src=x onerror=alert(1)>", "decay_length": "```\n<script>alert(2)</script>"}
+    frame = generate(n=1200, seed=0)[list(names)].rename(columns=names)
+    session = Session(workdir=tmp_path)
+    session.validation = validate(frame.iloc[:600], frame.iloc[600:], baseline_train=None, n_boot=5,
+                                  c2st_options={"n_estimators": 5, "max_depth": 2})
+    summary, table = ValidationView(state=session).results()[:2]
+    for pane in (summary, table):
+        sent = html.unescape(pane._transform_object(pane.object)["object"])  # what the browser's pane shows
+        assert "<img" not in sent and "<script" not in sent
+        assert "&lt;img src=x onerror=alert(1)&gt;" in sent and "&lt;script&gt;alert(2)&lt;/script&gt;" in sent
 
 
 def test_export_view_writes_a_file_and_refuses_below_the_gate(trained):
