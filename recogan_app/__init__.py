@@ -12,6 +12,7 @@
 - ``run``            the run directory: the unit of persistence and exchange
 - ``export``         streamed, gated, atomic export with provenance
 - ``files``          atomic writes
+- ``markup``         text from files and users escaped for HTML and Markdown
 - ``ui``             the Panel dashboard
 - ``cli``            the ``recogan`` command
 

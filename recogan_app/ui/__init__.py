@@ -6,6 +6,7 @@
 - ``live``           what the training tabs share: controls, progress, live plots fed by streams
 - ``data``, ``preprocessing``, ``training``, ``validation``, ``export``, ``zdc``: one Viewer per tab
 - ``dashboard``      :class:`Dashboard`, the tabs over one session
+- ``downloads``      exports and reports served from disk, and links to them
 - ``app``            ``create_app()`` for ``panel serve`` / ``recogan serve``
 """
 
