@@ -13,6 +13,7 @@ import re
 from types import SimpleNamespace
 from pathlib import Path
 
+import holoviews as hv
 import numpy as np
 import pandas as pd
 import panel as pn
@@ -23,6 +24,7 @@ from bokeh.models import BoxAnnotation, LinearColorMapper
 from pyviz_comms import Comm
 
 from recogan_app.cli import main
+from recogan_app.data.sources import MCSample
 from recogan_app.data.toy_xic import generate
 from recogan_app.errors import InputError
 from recogan_app.metrics.correlations import RESIDUAL_TOLERANCE
@@ -217,6 +219,15 @@ def test_a_spec_that_does_not_fit_shows_a_notice(session):
     session.choose_transform("pt", "arccos+quantile")  # momenta are not cosines
     view.preview()
     assert session.notice_level == "danger" and "arccos" in session.notice
+
+
+def test_a_column_named_like_a_title_field_is_previewed_as_named(tmp_path):
+    """HoloViews fills ``{...}`` in plot titles: a column named ``{x}`` raised KeyError and lost the preview."""
+    session = Session(workdir=tmp_path)
+    session.use(MCSample(frame=generate(n=500, seed=0)[["pt"]].rename(columns={"pt": "{x}"}), source="t.csv",
+                         tree=None, n_dropped=0, invalid_counts={}, skipped={}))
+    plot = hv.render(PreprocessingView(state=session).preview())
+    assert [child.title.text for child, *_ in plot.children] == ["{x} (MC)", f"after {session.transforms['{x}']}"]
 
 
 # -- training -------------------------------------------------------------------------------------
