@@ -110,32 +110,32 @@ def open_hdf5(source: str) -> Iterator[h5py.File]:
 
 
 def _refuse_traps(h5: h5py.File, source: str) -> None:
-    soft = {}
+    links = {}
 
-    def visit(name: str, link) -> None:
-        node = f"/{name}"
+    def collect(name: str, link) -> None:  # raising here, inside h5py's visit, would garble the error
+        links[f"/{name}"] = link
+
+    h5.visititems_links(collect)
+    _check_attributes(h5, source)
+    for node, link in sorted(links.items(), key=lambda item: not isinstance(item[1], h5py.ExternalLink)):
         if isinstance(link, h5py.ExternalLink):
             raise InputError(f"node '{node}' is an external link to '{link.filename}' (only data inside the "
                              "file is read)", path=source)
         if isinstance(link, h5py.SoftLink):
-            soft[node] = link.path
-            return
-        obj = h5[name]
+            target = link.path if link.path.startswith("/") else f"{node.rsplit('/', 1)[0]}/{link.path}"
+            if h5.get(target) is None:
+                raise InputError(f"node '{node}' is a soft link to '{link.path}', which is not in the file",
+                                 path=source)
+            continue
+        obj = h5[node]
         _check_attributes(obj, source)
-        if isinstance(obj, h5py.Dataset):
-            if obj.is_virtual:
-                raise InputError(f"node '{node}' is a virtual dataset (its data lies in other files, which "
-                                 "are not read)", path=source)
-            if obj.external:
-                files = ", ".join(f"'{entry[0]}'" for entry in obj.external)
-                raise InputError(f"node '{node}' keeps its data in the external file(s) {files}, which are "
-                                 "not read", path=source)
-
-    _check_attributes(h5, source)
-    h5.visititems_links(visit)
-    for node, target in soft.items():
-        if h5.get(target if target.startswith("/") else f"{node.rsplit('/', 1)[0]}/{target}") is None:
-            raise InputError(f"node '{node}' is a soft link to '{target}', which is not in the file", path=source)
+        if isinstance(obj, h5py.Dataset) and obj.is_virtual:
+            raise InputError(f"node '{node}' is a virtual dataset (its data lies in other files, which are "
+                             "not read)", path=source)
+        if isinstance(obj, h5py.Dataset) and obj.external:
+            files = ", ".join(f"'{entry[0]}'" for entry in obj.external)
+            raise InputError(f"node '{node}' keeps its data in the external file(s) {files}, which are not read",
+                             path=source)
 
 
 def _check_attributes(obj, source: str) -> None:

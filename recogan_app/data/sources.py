@@ -245,6 +245,12 @@ def _select(table: _Table, wanted: list[str] | None, path: str) -> list[str]:
     """The columns to read: ``wanted`` after checking it, or every numeric column."""
     if table.n_rows == 0:
         raise InputError(f"is empty (0 rows{table.where})", path=path)
+    stripped = [name.strip() for name in table.columns]
+    alike = next((name for i, name in enumerate(table.columns) if stripped[i] in stripped[:i]), None)
+    if alike is not None:
+        other = list(table.columns)[stripped.index(alike.strip())]
+        raise InputError(f"differs from column '{other}' only by spaces around the name{table.where}", path=path,
+                         column=alike, hint="rename one of them: --features could not tell them apart")
     if wanted is None:
         names = [name for name, why in table.columns.items() if why is None]
         if not names:
@@ -385,6 +391,10 @@ def _open_embedded(name: str, tree: str | None) -> _Table:
 
 def _open_csv(path: str, tree: str | None) -> _Table:
     _no_tree(path, tree, "CSV")
+    with open(path, "rb") as handle:
+        start = handle.read(2)
+    if start == b"\x1f\x8b":
+        raise InputError("is gzip-compressed, not plain CSV text", path=path, hint=f"decompress it first: gunzip -c {path}")
     with _reading(path, "CSV"):
         frame = pd.read_csv(path, low_memory=False)
         with open(path, newline="", encoding="utf-8-sig", errors="replace") as handle:
@@ -393,6 +403,9 @@ def _open_csv(path: str, tree: str | None) -> _Table:
     if twice is not None:
         raise InputError("appears twice in the header", path=path, column=twice,
                          hint="rename one of the columns")
+    if len(header) == 1 and (separator := next((c for c in ";\t|" if c in header[0]), None)):
+        raise InputError(f"is separated by {separator!r}, not by commas (one column '{header[0]}')", path=path,
+                         hint="save it comma-separated")
     return _table(_frame_columns(frame))
 
 
