@@ -98,7 +98,8 @@ def unreadable_as_input_error(path: Path):
     except InputError:
         raise
     except (json.JSONDecodeError, OSError, RuntimeError, KeyError, ValueError) as exc:
-        raise InputError(f"run directory could not be read: {exc}", path=path) from None
+        reason = " ".join(str(exc).split())  # one line: torch's shape errors span many
+        raise InputError(f"run directory could not be read: {reason[:300]}", path=path) from None
 
 
 def load_weights(path: Path, device) -> dict:

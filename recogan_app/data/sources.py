@@ -54,6 +54,7 @@ _NPZ_NAMES = ("columns", "feature_names")
 _ROOT_TREES = {"TTree", "TNtuple", "TNtupleD"}
 _SAVED_INDEX = re.compile(r"Unnamed: \d+|__index_level_\d+__")  # pandas' names for a written index
 _INDEX_WHY = "looks like a saved row index, not a feature"
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 _INDEX_NAMES = ("index", "level_0")
 """What ``reset_index`` names a frame's index: a saved index when it counts the rows 0, 1, 2…"""
 
@@ -85,7 +86,8 @@ class MCSample:
         NaN/inf count per column before dropping; only columns that had some.
     skipped : dict of str to str
         Columns left out when no features were named, each with the reason (text, jagged, a
-        saved index, constant): said to the user, so that no column disappears unnoticed.
+        saved index, constant, beyond float32's range): said to the user, so that no column
+        disappears unnoticed.
     """
 
     frame: pd.DataFrame = field(repr=False)
@@ -181,10 +183,16 @@ def load_mc(path, *, tree=None, features=None, drop_invalid=False, min_rows=2) -
     if len(frame) > 1:
         for name in names:
             values = frame[name].to_numpy()
-            if values.min() == values.max():
-                why = f"is constant (value {values[0].item()}): there is nothing to learn"
-                if wanted:
-                    raise InputError(why, path=source, column=name, hint="leave it out of the features")
+            peak = np.abs(values).max()
+            why, hint = (
+                (f"is constant (value {values[0].item()}): there is nothing to learn", "leave it out of the features")
+                if values.min() == values.max() else
+                (f"has values up to {peak:.3g}, beyond float32's range ({_FLOAT32_MAX:.2g}) in which the networks "
+                 "and the classifier test compute", "express it in other units, or leave it out of the features")
+                if peak > _FLOAT32_MAX else (None, None))
+            if why and wanted:
+                raise InputError(why, path=source, column=name, hint=hint)
+            if why:
                 skipped[name] = why
         if len(skipped) == len(table.columns):
             raise InputError(f"has no usable columns{table.where}", path=source,
@@ -424,8 +432,12 @@ def _open_parquet(path: str, tree: str | None) -> _Table:
 
 
 def _read_parquet(path: str, names: list[str]) -> dict[str, np.ndarray]:
+    """The columns; a nullable boolean's nulls become NaN, as a nullable integer's do."""
     with _reading(path, "Parquet"):
-        frame = pq.read_table(path, columns=names).to_pandas(ignore_metadata=True)
+        table = pq.read_table(path, columns=names)
+        table = table.cast(pa.schema([pa.field(f.name, pa.float64()) if pa.types.is_boolean(f.type)
+                                      and table.column(f.name).null_count else f for f in table.schema]))
+        frame = table.to_pandas(ignore_metadata=True)
     return {name: frame[name].to_numpy() for name in names}
 
 
