@@ -325,9 +325,10 @@ def _pickled(dataset: h5py.Dataset) -> bool:
     return dataset.attrs.get("PSEUDOATOM") == b"object"
 
 
-def _numeric(dtype_name: str) -> bool:
+def _numeric(dtype_name) -> bool:
+    """Whether pandas' dtype name (``"float64"``, ``"bytes8"``, ``"datetime64[ns]"``…) is a number's."""
     try:
-        return np.dtype(dtype_name).kind in "biuf"
+        return isinstance(dtype_name, str) and np.dtype(dtype_name).kind in "biuf"
     except TypeError:
         return False
 
