@@ -42,6 +42,9 @@ class Settings(param.Parameterized):
                 raise InputError(f"unknown setting '{key}'", path=source, hint=closest(key, known))
             if isinstance(value, float) and not math.isfinite(value):  # bounds (0, None) let inf through
                 raise InputError(f"setting '{key}' must be a finite number, not {value}", path=source)
+            if getattr(cls.param[key], "item_type", None) is int and isinstance(value, list) and not all(
+                    isinstance(v, int) and v >= 1 for v in value):  # layer widths: bounds limit the length only
+                raise InputError(f"setting '{key}' takes whole numbers of at least 1, not {value}", path=source)
         try:
             return cls(**values)
         except (ValueError, TypeError) as exc:
@@ -53,10 +56,10 @@ class Settings(param.Parameterized):
         path = Path(path)
         if not path.is_file():
             raise InputError("config file not found", path=path)
-        text = path.read_text()
         try:
+            text = path.read_text()
             values = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
-        except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
             raise InputError(f"could not be parsed: {exc}", path=path) from None
         return cls.from_dict(values, source=str(path))
 

@@ -107,6 +107,10 @@ def test_bad_options_exit_2(trained, tmp_path, tiny_json, toy_parquet, capsys, b
         (["train", "--data", str(toy_parquet), "--set", "seed=-1", "--seed", "3", "--time-limit", "9", "--set",
           "batch_size=0", "--out", str(tmp_path / "g")], "batch_size"),  # --seed beats --set seed=, no clash
         (["train", "--data", str(toy_parquet), "--set", "seed=-1", "--out", str(tmp_path / "g")], "seed"),
+        (["train", "--data", str(toy_parquet), "--set", "generator_widths=[0]", "--out", str(tmp_path / "g")],
+         "setting 'generator_widths' takes whole numbers of at least 1, not [0]"),
+        (["train", "--data", str(toy_parquet), "--config", str(toy_parquet), "--out", str(tmp_path / "g")],
+         "xic.parquet: could not be parsed: 'utf-8' codec can't decode"),
         (["train", "--data", str(toy_parquet), "--out", "/dev/null/run"], "/dev/null/run: cannot be created: "
                                                                           "/dev/null is not a folder"),
         (["serve", "--port", str(busy_port), "--address", "127.0.0.1"], f"127.0.0.1:{busy_port} cannot be listened on"),
