@@ -11,6 +11,7 @@ import os
 import pickle
 import subprocess
 import sys
+from pathlib import Path
 
 import awkward as ak
 import h5py
@@ -22,6 +23,7 @@ import uproot
 from recogan_app.cli import main
 
 pytestmark = pytest.mark.filterwarnings("ignore::pandas.errors.PerformanceWarning")  # "PyTables will pickle"
+REPO = str(Path(__file__).resolve().parents[1])  # the code under test, in the CLI's own process too
 N = 120
 RNG = np.random.default_rng(7)
 GOOD = pd.DataFrame({"pt": RNG.gamma(2.0, 1.5, N), "eta": RNG.normal(0, 1, N)})
@@ -244,7 +246,7 @@ def test_a_real_process_refuses_without_hanging(corpus, tmp_path, name):
     folder, paths = corpus
     done = subprocess.run([sys.executable, "-m", "recogan_app.cli", "train", "--data", str(paths[name]), "--out",
                            str(tmp_path / "run")], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "PYTHONPATH": os.getcwd()})
+                          env={**os.environ, "PYTHONPATH": REPO})
     assert done.returncode == 2 and done.stderr.startswith(f"recogan: error: {paths[name]}: ")
     assert done.stderr.count("\n") == 1 and not (tmp_path / "run").exists()
 

@@ -1,8 +1,8 @@
 """Files are data, never code: every way a file can carry a pickle, or point the reader outside
 itself, is refused or left unread, and each test proves that the payload did not run.
 
-The payload is a pickled object whose unpickling creates a marker file; pandas, PyTables and
-``np.load(allow_pickle=True)`` would each run it on reading these files.
+The payload (conftest's ``payload``) is a pickled object whose unpickling creates a marker file;
+pandas, PyTables and ``np.load(allow_pickle=True)`` would each run it on reading these files.
 """
 
 import os
@@ -10,6 +10,7 @@ import pickle
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -22,25 +23,9 @@ from recogan_app.data.zdc import load_conditions, load_zdc
 from recogan_app.errors import InputError
 
 pytestmark = pytest.mark.filterwarnings("ignore::pandas.errors.PerformanceWarning")  # "PyTables will pickle"
+REPO = str(Path(__file__).resolve().parents[1])  # the code under test, in the CLI's own process too
 N = 30
 PT = np.linspace(1.0, 9.0, N)
-
-
-class Payload:
-    """Unpickling it opens (creates) ``marker``: proof that code from the file ran."""
-
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (open, (self.marker, "w"))
-
-
-@pytest.fixture
-def marker(tmp_path):
-    path = tmp_path / "PAYLOAD_RAN"
-    yield path
-    assert not path.exists(), "the payload ran"
 
 
 def refused(read, *args, match, **kwargs) -> str:
@@ -49,40 +34,40 @@ def refused(read, *args, match, **kwargs) -> str:
     return str(info.value)
 
 
-def fixed_frame_with_objects(path, marker):
+def fixed_frame_with_objects(path, payload):
     """A pandas "fixed" frame: PyTables stores the object column pickled."""
-    frame = pd.DataFrame({"pt": PT, "obj": [Payload(marker)] * N})
+    frame = pd.DataFrame({"pt": PT, "obj": [payload] * N})
     frame.to_hdf(path, key="events", format="fixed")
     return path
 
 
-def test_a_pickled_object_column_is_left_out_unread(tmp_path, marker):
-    path = fixed_frame_with_objects(tmp_path / "mc.h5", marker)
+def test_a_pickled_object_column_is_left_out_unread(tmp_path, payload):
+    path = fixed_frame_with_objects(tmp_path / "mc.h5", payload)
     sample = load_mc(path)
     assert list(sample.frame.columns) == ["pt"]
     assert "stored pickled in node '/events/block1_values'" in sample.skipped["obj"]
     message = refused(load_mc, path, features="pt,obj", match="column 'obj': is a pandas object column")
     assert str(path) in message and "/events/block1_values" in message and "never read" in message
     conditions = tmp_path / "conditions.h5"
-    pd.DataFrame({"Energy": [Payload(marker)] * N}).to_hdf(conditions, key="conditions", format="fixed")
+    pd.DataFrame({"Energy": [payload] * N}).to_hdf(conditions, key="conditions", format="fixed")
     refused(load_conditions, conditions, match="column 'Energy': condition is a pandas object column")
 
 
-def test_the_cli_refuses_it_in_one_line(tmp_path, marker):
-    path = fixed_frame_with_objects(tmp_path / "mc.h5", marker)
+def test_the_cli_refuses_it_in_one_line(tmp_path, payload):
+    path = fixed_frame_with_objects(tmp_path / "mc.h5", payload)
     out = tmp_path / "run"
     done = subprocess.run([sys.executable, "-m", "recogan_app.cli", "train", "--data", str(path), "--features",
                            "pt,obj", "--out", str(out)], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "PYTHONPATH": os.getcwd()})
+                          env={**os.environ, "PYTHONPATH": REPO})
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
     assert f"{path}: column 'obj': is a pandas object column, stored pickled in node '/events/block1_values'" \
         in done.stderr
     assert not out.exists()
 
 
-def test_the_payload_is_real(tmp_path):
-    """The same file read by pandas runs the payload: the tests above refuse a real attack."""
-    path = fixed_frame_with_objects(tmp_path / "mc.h5", tmp_path / "ran")
+def test_the_payload_is_real(tmp_path, payload):
+    """The same file read by pandas runs a payload: the tests above refuse a real attack."""
+    path = fixed_frame_with_objects(tmp_path / "mc.h5", type(payload)(tmp_path / "ran"))
     pd.read_hdf(path)
     assert (tmp_path / "ran").exists()
 
@@ -93,41 +78,41 @@ def table_frame(path):
 
 
 @pytest.mark.parametrize("node, attribute", [("/events", "evil"), ("/events/table", "values_block_0_kind")])
-def test_a_pickled_pytables_attribute_is_refused(tmp_path, marker, node, attribute):
+def test_a_pickled_pytables_attribute_is_refused(tmp_path, payload, node, attribute):
     """PyTables unpickles an attribute when it is read; a "table" frame keeps its column names in
     such attributes, which are decoded as plain lists, and anything that would call is refused."""
     path = table_frame(tmp_path / "mc.h5")
     assert list(load_mc(path).frame.columns) == ["pt", "eta"]  # names decoded, nothing unpickled
     with h5py.File(path, "a") as h5:
-        h5[node].attrs[attribute] = np.bytes_(pickle.dumps(Payload(marker), protocol=0))
+        h5[node].attrs[attribute] = np.bytes_(pickle.dumps(payload, protocol=0))
     for read in (load_mc, list_keys, load_zdc):
         message = refused(read, path, match=f"node '{node}' attribute '{attribute}' is a pickled Python object")
         assert message.startswith(str(path))
 
 
-def test_pickled_literals_are_read_without_unpickling(marker):
+def test_pickled_literals_are_read_without_unpickling(payload):
     assert pickled_literal(pickle.dumps([("pt", 1), {"a": None}, 2.5, True], protocol=0)) == [("pt", 1), {"a": None}, 2.5, True]
     assert pickled_literal(pickle.dumps(["pt", "eta"], protocol=4)) == ["pt", "eta"]
     with pytest.raises(Exception, match="GLOBAL|REDUCE"):
-        pickled_literal(pickle.dumps(Payload(marker), protocol=0))
+        pickled_literal(pickle.dumps(payload, protocol=0))
 
 
-def outside_link(tmp_path, marker):
-    fixed_frame_with_objects(tmp_path / "other.h5", marker)
+def outside_link(tmp_path, payload):
+    fixed_frame_with_objects(tmp_path / "other.h5", payload)
     with h5py.File(tmp_path / "mc.h5", "w") as h5:
         h5["pt"] = PT
         h5["events"] = h5py.ExternalLink("other.h5", "/events")
     return "node '/events' is an external link to 'other.h5'"
 
 
-def external_storage(tmp_path, marker):
+def external_storage(tmp_path, payload):
     PT.tofile(tmp_path / "raw.bin")
     with h5py.File(tmp_path / "mc.h5", "w") as h5:
         h5.create_dataset("pt", shape=(N,), dtype="f8", external=[(str(tmp_path / "raw.bin"), 0, N * 8)])
     return "node '/pt' keeps its data in the external file(s)"
 
 
-def virtual_dataset(tmp_path, marker):
+def virtual_dataset(tmp_path, payload):
     with h5py.File(tmp_path / "source.h5", "w") as h5:
         h5["pt"] = PT
     layout = h5py.VirtualLayout(shape=(N,), dtype="f8")
@@ -137,7 +122,7 @@ def virtual_dataset(tmp_path, marker):
     return "node '/pt' is a virtual dataset"
 
 
-def dangling_soft_link(tmp_path, marker):
+def dangling_soft_link(tmp_path, payload):
     with h5py.File(tmp_path / "mc.h5", "w") as h5:
         h5["pt"] = PT
         h5["alias"] = h5py.SoftLink("/gone")
@@ -146,8 +131,8 @@ def dangling_soft_link(tmp_path, marker):
 
 @pytest.mark.parametrize("write", [outside_link, external_storage, virtual_dataset, dangling_soft_link],
                          ids=lambda w: w.__name__)
-def test_nodes_leading_outside_the_file_are_refused(tmp_path, marker, write):
-    message = write(tmp_path, marker)
+def test_nodes_leading_outside_the_file_are_refused(tmp_path, payload, write):
+    message = write(tmp_path, payload)
     for read in (load_mc, list_keys, load_zdc):
         assert refused(read, tmp_path / "mc.h5", match=re.escape(message)).startswith(f"{tmp_path / 'mc.h5'}: {message}")
 
@@ -162,17 +147,17 @@ def test_a_group_linked_into_itself_is_read_once(tmp_path):
     assert list(load_mc(tmp_path / "mc.h5").frame.columns) == ["eta", "pt"]
 
 
-def test_an_npz_object_array_is_refused(tmp_path, marker):
+def test_an_npz_object_array_is_refused(tmp_path, payload):
     path = tmp_path / "mc.npz"
-    np.savez(path, pt=PT, obj=np.array([Payload(marker)], dtype=object))
+    np.savez(path, pt=PT, obj=np.array([payload], dtype=object))
     for read in (load_mc, load_zdc):
         refused(read, path, match=r"mc.npz: array 'obj' holds pickled Python objects, which is never read")
 
 
 @pytest.mark.parametrize("suffix", [".pkl", ".pickle"])
-def test_a_pickle_file_is_refused_with_how_to_convert_it(tmp_path, marker, suffix):
+def test_a_pickle_file_is_refused_with_how_to_convert_it(tmp_path, payload, suffix):
     path = tmp_path / f"mc{suffix}"
-    pd.to_pickle(Payload(marker), path)
+    pd.to_pickle(payload, path)
     for read in (load_mc, load_zdc, load_conditions):
         message = refused(read, path, match="is a pickle file, which is never read: unpickling can run code")
         assert "to_parquet" in message and "numpy.savez" in message
