@@ -15,6 +15,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from recogan_app.data.containers import pickled_literal
@@ -161,3 +163,14 @@ def test_a_pickle_file_is_refused_with_how_to_convert_it(tmp_path, payload, suff
     for read in (load_mc, load_zdc, load_conditions):
         message = refused(read, path, match="is a pickle file, which is never read: unpickling can run code")
         assert "to_parquet" in message and "numpy.savez" in message
+
+
+def test_a_parquet_python_extension_column_stays_unread(tmp_path, payload):
+    """pyarrow 14.0.0 unpickled the metadata of an "arrow.py_extension_type" column (CVE-2023-47248)."""
+    pickled = pa.field("obj", pa.binary(), metadata={b"ARROW:extension:name": b"arrow.py_extension_type",
+                                                       b"ARROW:extension:metadata": pickle.dumps(payload)})
+    table = pa.table([pa.array(PT), pa.array([b"x"] * N)], schema=pa.schema([pa.field("pt", pa.float64()), pickled]))
+    pq.write_table(table, tmp_path / "mc.parquet")
+    assert load_mc(tmp_path / "mc.parquet").skipped == {"obj": "is not numeric (dtype binary)"}
+    pq.write_table(table.rename_columns(["Energy", "obj"]), tmp_path / "conditions.parquet")
+    refused(load_conditions, tmp_path / "conditions.parquet", match="condition not found")
