@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import pickle
 import shutil
+import tempfile
 from collections import deque
 from contextlib import contextmanager
 from collections.abc import Iterator
@@ -118,8 +119,11 @@ def check_destination(out, overwrite: bool) -> Path:
     if out.exists() and not out.is_dir():  # --overwrite replaces runs, never other files
         raise InputError("is a file, not a run directory", path=out, hint="choose another --out")
     folder = next(p for p in out.absolute().parents if p.exists())
-    if not folder.is_dir():
-        raise InputError(f"cannot be created: {folder} is not a folder", path=out, hint="choose another --out")
+    try:  # a file, a read-only or pseudo file system: said now, not after the training
+        tempfile.TemporaryDirectory(dir=folder).cleanup()
+    except OSError as exc:
+        raise InputError(f"cannot be created in {folder}: {exc.strerror or exc}", path=out,
+                         hint="choose another --out") from None
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise InputError("run directory exists and is not empty", path=out,
                          hint="choose another --out, or pass --overwrite")

@@ -111,8 +111,9 @@ def test_bad_options_exit_2(trained, tmp_path, tiny_json, toy_parquet, capsys, b
          "setting 'generator_widths' takes whole numbers of at least 1, not [0]"),
         (["train", "--data", str(toy_parquet), "--config", str(toy_parquet), "--out", str(tmp_path / "g")],
          "xic.parquet: could not be parsed: 'utf-8' codec can't decode"),
-        (["train", "--data", str(toy_parquet), "--out", "/dev/null/run"], "/dev/null/run: cannot be created: "
-                                                                          "/dev/null is not a folder"),
+        (["train", "--data", str(toy_parquet), "--out", "/dev/null/run"], "/dev/null/run: cannot be created in "
+                                                                          "/dev/null: Not a directory"),
+        (["train", "--data", str(toy_parquet), "--out", "/proc/run"], "/proc/run: cannot be created in /proc: "),
         (["serve", "--port", str(busy_port), "--address", "127.0.0.1"], f"127.0.0.1:{busy_port} cannot be listened on"),
     ]
     for argv, word in cases:
