@@ -257,6 +257,8 @@ def read_dataset(dataset: h5py.Dataset, source: str) -> np.ndarray:
                          path=source)
     if dtype.kind == "V" and dtype.names is None:
         raise InputError(f"node '{dataset.name}' holds opaque binary data (dtype {dtype})", path=source)
+    if dataset.id.get_type().get_class() == h5py.h5t.BITFIELD and dtype.itemsize == 1:  # PyTables' booleans
+        return dataset[()].astype(bool)
     return dataset[()]
 
 
@@ -283,16 +285,17 @@ def _pandas_columns(group: h5py.Group, source: str) -> tuple[dict, dict]:
             block = group[f"block{i}_values"]
             items = _texts(read_dataset(group[f"block{i}_items"], source))
             if _pickled(block):  # object columns (text too): left out unread, each with the reason
-                n_rows = group["axis1"].shape[0]
+                n_rows = len(_fixed_array(group["axis1"], source))
                 for name in items:
                     names.append(name)
                     columns.append(np.zeros(n_rows, dtype=object))
                     why[name] = (f"is a pandas object column, stored pickled in node '{block.name}', "
                                  f"{_NEVER_READ} (to_hdf(..., format='table') stores text as text)")
                 continue
-            values = read_dataset(block, source)
+            values = _fixed_array(block, source)
             values = values if attribute(block, "transposed", source) else values.T
             dtype = attribute(block, "value_type", source) if "value_type" in block.attrs else None
+            dtype = None if _numeric(dtype) else dtype
             for j, name in enumerate(items):
                 names.append(name)
                 columns.append(values[:, j])
@@ -307,6 +310,7 @@ def _pandas_columns(group: h5py.Group, source: str) -> tuple[dict, dict]:
             items = _texts(attribute(table, f"{field}_kind", source))
             values = records[field].reshape(len(records), -1)
             dtype = attribute(table, f"{field}_dtype", source)
+            values = values.astype(bool) if dtype == "bool" else values
             meta = attribute(table, f"{field}_meta", source) if f"{field}_meta" in table.attrs else None
             numeric = meta is None and _numeric(dtype)
             for j, name in enumerate(items):
@@ -318,6 +322,14 @@ def _pandas_columns(group: h5py.Group, source: str) -> tuple[dict, dict]:
         raise InputError(f"node '{group.name}' is a pandas '{kind}', not a DataFrame", path=source,
                          hint="write a DataFrame with to_hdf")
     return named_columns(names, columns, source, group.name.strip("/")), why
+
+
+def _fixed_array(dataset: h5py.Dataset, source: str) -> np.ndarray:
+    """An array of a pandas "fixed" frame: an empty one is stored as one placeholder element with
+    its true ``shape`` and ``value_type`` in attributes."""
+    if "shape" in dataset.attrs and 0 in np.atleast_1d(attribute(dataset, "shape", source)):
+        return np.empty(tuple(attribute(dataset, "shape", source)), np.dtype(attribute(dataset, "value_type", source)))
+    return read_dataset(dataset, source)
 
 
 def _pickled(dataset: h5py.Dataset) -> bool:
