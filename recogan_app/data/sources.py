@@ -182,14 +182,7 @@ def load_mc(path, *, tree=None, features=None, drop_invalid=False, min_rows=2) -
     skipped = {} if wanted else {name: why for name, why in table.columns.items() if why is not None}
     if len(frame) > 1:
         for name in names:
-            values = frame[name].to_numpy()
-            peak = np.abs(values).max()
-            why, hint = (
-                (f"is constant (value {values[0].item()}): there is nothing to learn", "leave it out of the features")
-                if values.min() == values.max() else
-                (f"has values up to {peak:.3g}, beyond float32's range ({_FLOAT32_MAX:.2g}) in which the networks "
-                 "and the classifier test compute", "express it in other units, or leave it out of the features")
-                if peak > _FLOAT32_MAX else (None, None))
+            why, hint = _unlearnable(frame[name].to_numpy())
             if why and wanted:
                 raise InputError(why, path=source, column=name, hint=hint)
             if why:
@@ -283,6 +276,17 @@ def _unusable(name: str, values) -> str | None:
     if isinstance(values.dtype, np.dtype) and values.dtype.kind in "biuf":
         return None
     return f"is not numeric (dtype {values.dtype}{_first_non_number(values)})"
+
+
+def _unlearnable(values: np.ndarray) -> tuple[str, str] | tuple[None, None]:
+    """Why a loaded column cannot be learnt, and what to do about it; (None, None) if it can."""
+    if values.min() == values.max():
+        return f"is constant (value {values[0].item()}): there is nothing to learn", "leave it out of the features"
+    peak = np.abs(values).max() if values.dtype.kind == "f" else 0
+    if peak > _FLOAT32_MAX:  # XGBoost's classifier test and the networks compute in float32
+        return (f"has values up to {peak:.3g}, beyond float32's range ({_FLOAT32_MAX:.2g}) in which the networks "
+                "and the classifier test compute", "express it in other units, or leave it out of the features")
+    return None, None
 
 
 def _first_non_number(values) -> str:
