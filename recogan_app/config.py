@@ -54,8 +54,8 @@ class Settings(param.Parameterized):
     def from_file(cls, path) -> "Settings":
         """Read a JSON or TOML config file."""
         path = Path(path)
-        if not path.is_file():
-            raise InputError("config file not found", path=path)
+        if not path.is_file():  # a FIFO is never opened: it would block
+            raise InputError("is not a regular file" if path.exists() else "config file not found", path=path)
         try:
             text = path.read_text()
             values = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)

@@ -81,6 +81,8 @@ def test_drop_invalid_and_left_out_columns_are_reported(tmp_path, toy_frame, tin
 def test_bad_options_exit_2(trained, tmp_path, tiny_json, toy_parquet, capsys, busy_port):
     afile = tmp_path / "afile"
     afile.write_text("not a run")
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)
     cases = [
         (["generate", "--run", str(tmp_path / "none"), "--n", "5", "--out", str(tmp_path / "a.parquet")], "run directory not found"),
         (["generate", "--run", str(trained), "--n", "5", "--out", str(tmp_path / "a.csv")], ".parquet"),
@@ -111,6 +113,8 @@ def test_bad_options_exit_2(trained, tmp_path, tiny_json, toy_parquet, capsys, b
          "setting 'generator_widths' takes whole numbers of at least 1, not [0]"),
         (["train", "--data", str(toy_parquet), "--config", str(toy_parquet), "--out", str(tmp_path / "g")],
          "xic.parquet: could not be parsed: 'utf-8' codec can't decode"),
+        (["train", "--data", str(toy_parquet), "--config", str(fifo), "--out", str(tmp_path / "g")],
+         "fifo.json: is not a regular file"),
         (["train", "--data", str(toy_parquet), "--out", "/dev/null/run"], "/dev/null/run: cannot be created in "
                                                                           "/dev/null: Not a directory"),
         (["train", "--data", str(toy_parquet), "--out", "/proc/run"], "/proc/run: cannot be created in /proc: "),
