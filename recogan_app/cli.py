@@ -13,6 +13,7 @@ import traceback
 from pathlib import Path
 
 from recogan_app import __version__
+from recogan_app.config import SEED_MAX
 from recogan_app.errors import ExportRefused, InputError
 
 EXAMPLES = """examples:
@@ -45,23 +46,32 @@ def _settings(pairs: list[str], flag: str) -> dict[str, str]:
     return values
 
 
-def _parsed_settings(pairs: list[str]) -> dict:
-    """``--set NAME=VALUE`` pairs with JSON values (numbers, lists…), plain text otherwise."""
+def _parsed_settings(args, **flags) -> dict:
+    """``--set NAME=VALUE`` pairs with JSON values (numbers, lists…), plain text otherwise, each
+    overridden by its own option when that is given (``--seed 2`` beats ``--set seed=1``)."""
     import json
 
     settings = {}
-    for key, text in _settings(pairs, "--set").items():
+    for key, text in _settings(args.set, "--set").items():
         try:
             settings[key] = json.loads(text)
         except json.JSONDecodeError:
             settings[key] = text
-    return settings
+    flags.update(time_limit=args.time_limit, device=args.device, seed=args.seed)
+    return {**settings, **{key: value for key, value in flags.items() if value is not None}}
 
 
 def _port(text: str) -> int:
     """A TCP port for ``--port`` (argparse prints the refusal as a usage error, exit 2)."""
     if not text.isdigit() or not 1 <= int(text) <= 65535:
         raise argparse.ArgumentTypeError(f"a TCP port is a whole number from 1 to 65535, not '{text}'")
+    return int(text)
+
+
+def _seed(text: str) -> int:
+    """A random seed for ``--seed``: a whole number from 0 to 2**32 - 1 (numpy's and torch's range)."""
+    if not text.isdigit() or int(text) > SEED_MAX:
+        raise argparse.ArgumentTypeError(f"a seed is a whole number from 0 to {SEED_MAX}, not '{text}'")
     return int(text)
 
 
@@ -123,11 +133,9 @@ def cmd_train(args) -> int:
     from recogan_app.training.tabular import train_tabular
 
     config = TabularConfig.from_file(args.config) if args.config else TabularConfig()
-    settings = _parsed_settings(args.set)
-    transforms = {**config.transforms, **_settings(args.transform, "--transform")}
-    config = config.updated(**settings, features=_features(args.features) or config.features,
-                            transforms=transforms, time_limit=args.time_limit, device=args.device,
-                            seed=args.seed)
+    transforms = _settings(args.transform, "--transform")
+    config = config.updated(**_parsed_settings(args, features=_features(args.features),
+                                               transforms={**config.transforms, **transforms} if transforms else None))
     sample = _load_mc(args.data, tree=args.tree, features=config.features, drop_invalid=args.drop_invalid)
     progress = ProgressBar(config.max_epochs, config.time_limit, file=sys.stderr)
     run = train_tabular(sample, config, args.out, callbacks=[progress], overwrite=args.overwrite)
@@ -341,9 +349,8 @@ def _train_zdc(args) -> int:
         if value:
             raise InputError(f"{flag} is an option of tabular training, not of --kind zdc")
     config = ZDCConfig.from_file(args.config) if args.config else ZDCConfig()
-    config = config.updated(**_parsed_settings(args.set), time_limit=args.time_limit, device=args.device,
-                            seed=args.seed)
-    sample = load_zdc(args.data, conditions=args.conditions, allow_pickle=args.allow_pickle)
+    config = config.updated(**_parsed_settings(args))
+    sample = load_zdc(args.data, conditions=args.conditions)
     print(f"{args.data}: {len(sample):,} events; {sample.note}", file=sys.stderr)
     progress = ProgressBar(config.max_epochs, config.time_limit, file=sys.stderr)
     run = train_zdc(sample, config, args.out, callbacks=[progress], overwrite=args.overwrite)
@@ -370,7 +377,7 @@ def _generate_zdc(args) -> int:
     out = Path(args.out)
     _check_output(out, args.overwrite, (".npz",))
     run = ZDCRun.load(args.run, device=resolve_device(args.device))
-    conditions = load_conditions(args.conditions, allow_pickle=args.allow_pickle)
+    conditions = load_conditions(args.conditions)
     chunks = []
     with tqdm(total=len(conditions), unit="event", unit_scale=True, desc="generating", file=sys.stderr) as bar:
         for chunk in run.iter_generate(conditions, seed=args.seed):
@@ -394,7 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--conditions-from", metavar="OTHER.npz",
                       help="toy-zdc: re-simulate exactly the conditions of this file with new randomness "
                            "(two simulations of the same conditions give the toy's noise floor)")
-    data.add_argument("--seed", type=int, default=0)
+    data.add_argument("--seed", type=_seed, default=0)
     data.add_argument("--features", type=int, choices=[8, 12], default=8)
     data.add_argument("--out", required=True, help="FILE.parquet (toy-xic) or FILE.npz (toy-zdc)")
     data.add_argument("--overwrite", action="store_true")
@@ -409,12 +416,10 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--features", help="comma-separated columns to model (default: all numeric)")
     source.add_argument("--drop-invalid", action="store_true", help="drop rows with NaN/inf instead of refusing")
     source.add_argument("--kind", choices=["tabular", "zdc"], default="tabular",
-                        help="tabular features (default) or proton-ZDC images (.npz .h5 .pkl with "
+                        help="tabular features (default) or proton-ZDC images (.npz .h5 with "
                              "images (N, 56, 30) and the 9 conditions)")
     source.add_argument("--conditions", help="zdc: conditions table, when not inside --data "
-                                             "(.npz .h5 .pkl .csv .parquet)")
-    source.add_argument("--allow-pickle", action="store_true",
-                        help="zdc: read pickle files (unpickling can run code: only files you trust)")
+                                             "(.npz .h5 .csv .parquet)")
     model = train.add_argument_group("settings")
     model.add_argument("--config", help="JSON or TOML file of settings (see config.json in any run)")
     model.add_argument("--transform", action="append", metavar="FEATURE=SPEC",
@@ -423,7 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="any setting, e.g. lambda_ks=2 or adversarial=wgan-gp (repeatable)")
     model.add_argument("--time-limit", type=float, metavar="SEC", help="seconds of training at most")
     model.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
-    model.add_argument("--seed", type=int)
+    model.add_argument("--seed", type=_seed)
     output = train.add_argument_group("output")
     output.add_argument("--out", required=True, help="run directory to create")
     output.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
@@ -433,11 +438,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--run", required=True, help="run directory")
     gen.add_argument("--n", type=int, help="rows to generate (tabular runs)")
     gen.add_argument("--conditions", metavar="FILE",
-                     help="ZDC runs: file with the 9 conditions (.npz .h5 .pkl .csv .parquet); one image per row")
-    gen.add_argument("--allow-pickle", action="store_true",
-                     help="read a pickle --conditions file (unpickling can run code: only files you trust)")
+                     help="ZDC runs: file with the 9 conditions (.npz .h5 .csv .parquet); one image per row")
     gen.add_argument("--out", required=True, help="FILE.parquet, or FILE.npz for a ZDC run")
-    gen.add_argument("--seed", type=int, help="fixes the sample (default: fresh randomness)")
+    gen.add_argument("--seed", type=_seed, help="fixes the sample (default: fresh randomness)")
     gen.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
                      help="where the generator runs (default: a GPU when present)")
     gen.add_argument("--chunk-rows", type=int, default=500_000, help="rows generated and written at a time")
@@ -457,7 +460,7 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("--features", help="comma-separated features to compare (default: all of the reference/run)")
     val.add_argument("--json", help="write every number to this FILE.json")
     val.add_argument("--report", help="write the standalone report to this FILE.html")
-    val.add_argument("--seed", type=int, default=0, help="fixes generation, floors, bootstraps and classifier")
+    val.add_argument("--seed", type=_seed, default=0, help="fixes generation, floors, bootstraps and classifier")
     val.add_argument("--overwrite", action="store_true", help="replace existing --json/--report files")
     val.set_defaults(func=cmd_validate)
 
@@ -472,7 +475,7 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--require", default="good", choices=["excellent", "good", "none"],
                      help="validation verdict needed to export (default: good)")
     exp.add_argument("--force", action="store_true", help="export below --require; recorded as forced")
-    exp.add_argument("--seed", type=int, help="fixes the sample (default: fresh randomness, recorded)")
+    exp.add_argument("--seed", type=_seed, help="fixes the sample (default: fresh randomness, recorded)")
     exp.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
                      help="where the generator runs (default: a GPU when present)")
     exp.add_argument("--chunk-rows", type=int, default=1_000_000, help="rows generated and written at a time")

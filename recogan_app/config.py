@@ -8,12 +8,16 @@ Defaults come from ``benchmarks/tabular.py`` on the embedded Ξc+ toy (see READM
 from __future__ import annotations
 
 import json
+import math
 import tomllib
 from pathlib import Path
 
 import param
 
 from recogan_app.errors import InputError, closest
+
+SEED_MAX = 2**32 - 1
+"""Largest seed: numpy's and torch's generators both take 0 … 2**32 - 1."""
 
 
 class Settings(param.Parameterized):
@@ -30,9 +34,17 @@ class Settings(param.Parameterized):
     def from_dict(cls, values: dict, *, source: str | None = None) -> "Settings":
         """Build a config, refusing unknown keys and out-of-bounds values with a clear message."""
         known = [n for n in cls.param if n != "name"]
-        for key in values:
+        if not isinstance(values, dict):
+            raise InputError(f"holds {type(values).__name__} where settings (NAME: VALUE) are expected",
+                             path=source)
+        for key, value in values.items():
             if key not in known:
                 raise InputError(f"unknown setting '{key}'", path=source, hint=closest(key, known))
+            if isinstance(value, float) and not math.isfinite(value):  # bounds (0, None) let inf through
+                raise InputError(f"setting '{key}' must be a finite number, not {value}", path=source)
+            if getattr(cls.param[key], "item_type", None) is int and isinstance(value, list) and not all(
+                    isinstance(v, int) and v >= 1 for v in value):  # layer widths: bounds limit the length only
+                raise InputError(f"setting '{key}' takes whole numbers of at least 1, not {value}", path=source)
         try:
             return cls(**values)
         except (ValueError, TypeError) as exc:
@@ -42,12 +54,12 @@ class Settings(param.Parameterized):
     def from_file(cls, path) -> "Settings":
         """Read a JSON or TOML config file."""
         path = Path(path)
-        if not path.is_file():
-            raise InputError("config file not found", path=path)
-        text = path.read_text()
+        if not path.is_file():  # a FIFO is never opened: it would block
+            raise InputError("is not a regular file" if path.exists() else "config file not found", path=path)
         try:
+            text = path.read_text()
             values = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
-        except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
             raise InputError(f"could not be parsed: {exc}", path=path) from None
         return cls.from_dict(values, source=str(path))
 
@@ -112,7 +124,7 @@ class TabularConfig(Settings):
                                       "0.4 CPU-s per snapshot.")
 
     # -- reproducibility and hardware -----------------------------------------------------------
-    seed = param.Integer(default=0, doc="Fixes the split, the initialisation and the sampling.")
+    seed = param.Integer(default=0, bounds=(0, SEED_MAX), doc="Fixes the split, the initialisation and the sampling.")
     device = param.Selector(default="auto", objects=["auto", "cpu", "cuda", "mps"])
 
 
@@ -165,5 +177,5 @@ class ZDCConfig(Settings):
                                doc="Noise draws the final five-channel WS is averaged over.")
 
     # -- reproducibility and hardware -----------------------------------------------------------
-    seed = param.Integer(default=0, doc="Fixes the split, the initialisation and the sampling.")
+    seed = param.Integer(default=0, bounds=(0, SEED_MAX), doc="Fixes the split, the initialisation and the sampling.")
     device = param.Selector(default="auto", objects=["auto", "cpu", "cuda", "mps"])

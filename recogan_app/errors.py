@@ -34,6 +34,10 @@ class InputError(ValueError):
         self.hint = hint
         super().__init__(self.message)
 
+    def in_file(self, path) -> "InputError":
+        """This error naming ``path``, for a check that knew the column but not the file."""
+        return self if self.path else InputError(self.problem, path=path, column=self.column, hint=self.hint)
+
     @property
     def message(self) -> str:
         where = []

@@ -20,7 +20,9 @@ that looks complete. Nothing here executes code from the files it reads.
 from __future__ import annotations
 
 import json
+import pickle
 import shutil
+import tempfile
 from collections import deque
 from contextlib import contextmanager
 from collections.abc import Iterator
@@ -57,6 +59,38 @@ def complete_run_dir(path, required, what: str) -> Path:
     return path
 
 
+_INFO = {"recogan_version": str, "kind": str, "data": dict, "device": str, "fit": dict}
+_DATA = {"source": (str, type(None)), "n_train": int, "sha256": (str, type(None))}
+_TABULAR_DATA = {"tree": (str, type(None)), "features": list, "n_rows": int, "n_dropped_invalid": int}
+
+
+def read_info(path) -> dict:
+    """The run's run.json, checked: an object with the entries a run needs, each of its type
+    (an edited or damaged file is one InputError, never a crash later)."""
+    info_path = Path(path) / "run.json"
+    try:
+        info = json.loads(info_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"could not be read: {exc}", path=info_path) from None
+    if not isinstance(info, dict):
+        raise InputError(f"holds {type(info).__name__}, not the object a run writes", path=info_path)
+    kind = info.get("kind")
+    if kind not in ("tabular", "zdc"):
+        raise InputError(f"unknown run kind {kind!r}", path=info_path, hint="one of 'tabular', 'zdc'")
+    data = info.get("data")
+    for where, values, types in (("", info, _INFO), ("data.", data, _DATA),
+                                 ("data.", data, _TABULAR_DATA if kind == "tabular" else {})):
+        for key, expected in types.items():
+            if key not in values:
+                raise InputError(f"has no '{where}{key}' entry", path=info_path)
+            if not isinstance(values[key], expected) or isinstance(values[key], bool):
+                raise InputError(f"entry '{where}{key}' has the wrong type ({type(values[key]).__name__})",
+                                 path=info_path)
+    if kind == "tabular" and not all(isinstance(name, str) for name in data["features"]):
+        raise InputError("entry 'data.features' is not a list of column names", path=info_path)
+    return info
+
+
 @contextmanager
 def unreadable_as_input_error(path: Path):
     """Turn a damaged run file (bad JSON, missing key, wrong tensor shapes) into one InputError."""
@@ -65,7 +99,18 @@ def unreadable_as_input_error(path: Path):
     except InputError:
         raise
     except (json.JSONDecodeError, OSError, RuntimeError, KeyError, ValueError) as exc:
-        raise InputError(f"run directory could not be read: {exc}", path=path) from None
+        reason = " ".join(str(exc).split())  # one line: torch's shape errors span many
+        raise InputError(f"run directory could not be read: {reason[:300]}", path=path) from None
+
+
+def load_weights(path: Path, device) -> dict:
+    """The tensors of a ``.pt`` file (``weights_only=True``): one holding any other Python object,
+    which only unpickling could rebuild (and run code doing so), is refused."""
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError:
+        raise InputError("holds Python objects besides tensors, which are never loaded (unpickling can run code)",
+                         path=path) from None
 
 
 def check_destination(out, overwrite: bool) -> Path:
@@ -73,6 +118,12 @@ def check_destination(out, overwrite: bool) -> Path:
     out = Path(out)
     if out.exists() and not out.is_dir():  # --overwrite replaces runs, never other files
         raise InputError("is a file, not a run directory", path=out, hint="choose another --out")
+    folder = next(p for p in out.absolute().parents if p.exists())
+    try:  # a file, a read-only or pseudo file system: said now, not after the training
+        tempfile.TemporaryDirectory(dir=folder).cleanup()
+    except OSError as exc:
+        raise InputError(f"cannot be created in {folder}: {exc.strerror or exc}", path=out,
+                         hint="choose another --out") from None
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise InputError("run directory exists and is not empty", path=out,
                          hint="choose another --out, or pass --overwrite")
@@ -131,16 +182,16 @@ class Run:
     @classmethod
     def load(cls, path, *, device: str | torch.device = "cpu") -> "Run":
         path = complete_run_dir(path, REQUIRED, "run directory")
+        info = read_info(path)
         with unreadable_as_input_error(path):
-            info = json.loads((path / "run.json").read_text())
             config = TabularConfig.from_dict(json.loads((path / "config.json").read_text()),
                                              source=str(path / "config.json"))
             pipeline = FeaturePipeline.load(path / "preprocessing.json")
-            state = torch.load(path / "generator.pt", map_location=device, weights_only=True)
-        n = len(pipeline.columns_)
-        placeholder = MarginalTargets.from_data(torch.zeros(2, n), n_knots=2)  # penalties unused for sampling
-        module = TabularGAN(n, config, placeholder)
-        module.generator.load_state_dict(state)
+            state = load_weights(path / "generator.pt", device)
+            n = len(pipeline.columns_)
+            placeholder = MarginalTargets.from_data(torch.zeros(2, n), n_knots=2)  # penalties unused for sampling
+            module = TabularGAN(n, config, placeholder)
+            module.generator.load_state_dict(state)  # config.json edited: the shapes differ
         module.to(device).eval()
         return cls(path, info, config, pipeline, module)
 
@@ -295,12 +346,12 @@ class ZDCRun(Run):
     @classmethod
     def load(cls, path, *, device: str | torch.device = "cpu") -> "ZDCRun":
         path = complete_run_dir(path, ZDC_REQUIRED, "ZDC run directory")
+        info = read_info(path)
         with unreadable_as_input_error(path):
-            info = json.loads((path / "run.json").read_text())
             config = ZDCConfig.from_dict(json.loads((path / "config.json").read_text()),
                                          source=str(path / "config.json"))
             scaler = ConditionScaler.from_dict(json.loads((path / "conditions.json").read_text()))
-            state = torch.load(path / "generator.pt", map_location=device, weights_only=True)
+            state = load_weights(path / "generator.pt", device)
             generator = ZDCGenerator(config.latent_dim, config.generator_channels)
             generator.load_state_dict(state)
         return cls(path, info, config, scaler, generator.to(device).eval())
@@ -333,14 +384,7 @@ class ZDCRun(Run):
 def run_kind(path) -> str:
     """"tabular" or "zdc", from the run's run.json (a folder without one counts as tabular, whose
     loading then says what is missing)."""
-    info_path = Path(path) / "run.json"
-    try:
-        kind = json.loads(info_path.read_text()).get("kind", "tabular") if info_path.is_file() else "tabular"
-    except json.JSONDecodeError as exc:
-        raise InputError(f"could not be parsed: {exc}", path=info_path) from None
-    if kind not in ("tabular", "zdc"):
-        raise InputError(f"unknown run kind '{kind}'", path=info_path, hint="one of 'tabular', 'zdc'")
-    return kind
+    return read_info(path)["kind"] if (Path(path) / "run.json").is_file() else "tabular"
 
 
 def load_run(path, *, device: str | torch.device = "cpu") -> Run:

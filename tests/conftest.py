@@ -29,3 +29,22 @@ def toy_parquet(tmp_path_factory, toy_frame):
     path = tmp_path_factory.mktemp("mc") / "xic.parquet"
     toy_frame.to_parquet(path, index=False)
     return path
+
+
+class Payload:
+    """Unpickling it opens (creates) ``marker``: proof that code from a file ran. Its pickle holds
+    only ``builtins.open`` and the path, so any reader that unpickles runs it."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+@pytest.fixture
+def payload(tmp_path):
+    """A code-carrying object to pickle into a file; the test fails if it ever runs."""
+    marker = tmp_path / "PAYLOAD_RAN"
+    yield Payload(marker)
+    assert not marker.exists(), "the payload ran: code from a file was executed"

@@ -1,7 +1,10 @@
-"""The ``recogan`` command: a tiny train → generate, and every bad input refused with exit 2."""
+"""The ``recogan`` command: a tiny train → generate, and bad options refused with exit 2 (bad files:
+test_cli_bad_inputs.py)."""
 
 import json
 import os
+import shutil
+import socket
 import subprocess
 import sys
 
@@ -9,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-import uproot
+import torch
 
 from recogan_app.cli import main
 
@@ -60,53 +63,6 @@ def test_data_toy_xic(tmp_path):
     assert pd.read_parquet(out).shape == (500, 12)
 
 
-def bad_files(tmp, toy_frame):
-    """(name, path, extra args, expected words in the message) for every refused input."""
-    df = toy_frame.head(400).copy()
-    cases = []
-
-    def parquet(name, frame):
-        path = tmp / f"{name}.parquet"
-        frame.to_parquet(path, index=False)
-        return path
-
-    root = tmp / "mc.root"
-    with uproot.recreate(root) as f:
-        f.mktree("Candidates", {"pt": np.float32})
-        f["Candidates"].extend({"pt": df["pt"].to_numpy()})
-    cases.append(("missing file", tmp / "nope.parquet", [], ["nope.parquet", "does not exist"]))
-    cases.append(("missing tree", root, ["--tree", "Candidate"], ["mc.root", "Candidate", "Candidates"]))
-    cases.append(("missing column", parquet("ok", df), ["--features", "pt,decay_lenght"],
-                  ["ok.parquet", "decay_lenght", "decay_length"]))
-    text = df.assign(label=["a"] * len(df))
-    cases.append(("non-numeric column", parquet("text", text), ["--features", "pt,label"],
-                  ["text.parquet", "label", "numeric"]))
-    nan = df.copy()
-    nan.loc[[3, 7, 9], "cos_pa"] = np.nan
-    nan.loc[5, "pt"] = np.inf
-    cases.append(("NaN/inf", parquet("nan", nan), [], ["nan.parquet", "cos_pa", "3", "--drop-invalid"]))
-    cases.append(("empty file", parquet("empty", df.head(0)), [], ["empty.parquet", "0 rows"]))
-    cases.append(("too few rows", parquet("few", df.head(30)), [], ["few.parquet", "30 rows", "at least"]))
-    cases.append(("constant column", parquet("const", df.assign(pt=1.5)), ["--features", "pt,cos_pa"],
-                  ["const.parquet", "pt", "constant"]))
-    corrupt = tmp / "corrupt.parquet"
-    corrupt.write_bytes(b"PAR1 this is not parquet")
-    cases.append(("corrupt file", corrupt, [], ["corrupt.parquet", "could not be read"]))
-    return cases
-
-
-def test_every_bad_input_exits_2_with_one_clear_message(tmp_path, toy_frame, tiny_json, capsys):
-    for name, path, extra, words in bad_files(tmp_path, toy_frame):
-        out = tmp_path / f"run-{name.replace(' ', '-').replace('/', '')}"
-        code = main(["train", "--data", str(path), "--config", str(tiny_json), "--out", str(out), *extra])
-        err = capsys.readouterr().err
-        assert code == 2, name
-        assert "Traceback" not in err and err.count("\n") == 1, (name, err)
-        for word in words:
-            assert word in err, (name, word, err)
-        assert not out.exists(), name
-
-
 def test_drop_invalid_and_left_out_columns_are_reported(tmp_path, toy_frame, tiny_json, capsys):
     frame = toy_frame.head(600).copy()
     frame.loc[[1, 2], "cos_pa"] = np.nan
@@ -122,9 +78,11 @@ def test_drop_invalid_and_left_out_columns_are_reported(tmp_path, toy_frame, tin
     assert json.loads((tmp_path / "r" / "run.json").read_text())["data"]["n_dropped_invalid"] == 2
 
 
-def test_bad_options_exit_2(trained, tmp_path, tiny_json, toy_parquet, capsys):
+def test_bad_options_exit_2(trained, tmp_path, tiny_json, toy_parquet, capsys, busy_port):
     afile = tmp_path / "afile"
     afile.write_text("not a run")
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)
     cases = [
         (["generate", "--run", str(tmp_path / "none"), "--n", "5", "--out", str(tmp_path / "a.parquet")], "run directory not found"),
         (["generate", "--run", str(trained), "--n", "5", "--out", str(tmp_path / "a.csv")], ".parquet"),
@@ -143,17 +101,116 @@ def test_bad_options_exit_2(trained, tmp_path, tiny_json, toy_parquet, capsys):
         (["train", "--data", str(toy_parquet), "--set", "batch_size=-4", "--out", str(tmp_path / "c")], "batch_size"),
         (["train", "--data", str(toy_parquet), "--transform", "pt=logg", "--out", str(tmp_path / "d")], "logg"),
         (["train", "--data", str(toy_parquet), "--config", str(tmp_path / "no.json"), "--out", str(tmp_path / "e")], "no.json"),
+        (["train", "--data", str(toy_parquet), "--time-limit", "inf", "--out", str(tmp_path / "g")],
+         "setting 'time_limit' must be a finite number, not inf"),
+        (["train", "--data", str(toy_parquet), "--time-limit", "nan", "--out", str(tmp_path / "g")], "time_limit"),
+        (["train", "--data", str(toy_parquet), "--set", "time_limit=Infinity", "--out", str(tmp_path / "g")],
+         "setting 'time_limit' must be a finite number"),
+        (["train", "--data", str(toy_parquet), "--set", "seed=-1", "--seed", "3", "--time-limit", "9", "--set",
+          "batch_size=0", "--out", str(tmp_path / "g")], "batch_size"),  # --seed beats --set seed=, no clash
+        (["train", "--data", str(toy_parquet), "--set", "seed=-1", "--out", str(tmp_path / "g")], "seed"),
+        (["train", "--data", str(toy_parquet), "--set", "generator_widths=[0]", "--out", str(tmp_path / "g")],
+         "setting 'generator_widths' takes whole numbers of at least 1, not [0]"),
+        (["train", "--data", str(toy_parquet), "--config", str(toy_parquet), "--out", str(tmp_path / "g")],
+         "xic.parquet: could not be parsed: 'utf-8' codec can't decode"),
+        (["train", "--data", str(toy_parquet), "--config", str(fifo), "--out", str(tmp_path / "g")],
+         "fifo.json: is not a regular file"),
+        (["train", "--data", str(toy_parquet), "--out", "/dev/null/run"], "/dev/null/run: cannot be created in "
+                                                                          "/dev/null: Not a directory"),
+        (["train", "--data", str(toy_parquet), "--out", "/proc/run"], "/proc/run: cannot be created in /proc: "),
+        (["serve", "--port", str(busy_port), "--address", "127.0.0.1"], f"cannot listen on 127.0.0.1:{busy_port}"),
     ]
     for argv, word in cases:
         assert main(argv) == 2, argv
         err = capsys.readouterr().err
         assert word in err and "Traceback" not in err, (argv, err)
     assert not (tmp_path / "a.parquet").exists() and afile.read_text() == "not a run"
-    for argv in (["train", "--out", "x"], ["serve", "--port", "99999"], ["serve", "--port", "-1"]):  # argparse
+    assert not (tmp_path / "g").exists()
+    for argv in (["train", "--out", "x"], ["serve", "--port", "99999"], ["serve", "--port", "-1"],
+                 ["generate", "--run", str(trained), "--n", "5", "--out", "a.parquet", "--seed", "-1"],
+                 ["validate", "--run", str(trained), "--reference", "r.parquet", "--seed", str(2**32)]):  # argparse
         with pytest.raises(SystemExit) as usage:
             main(argv)
         assert usage.value.code == 2
-    assert "a TCP port is a whole number from 1 to 65535, not '-1'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "a TCP port is a whole number from 1 to 65535, not '-1'" in err
+    assert "a seed is a whole number from 0 to 4294967295, not '-1'" in err and "not '4294967296'" in err
+
+
+@pytest.fixture
+def busy_port():
+    """A port another program listens on."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        yield listener.getsockname()[1]
+
+
+EDITS = [  # (file, new content, words of the refusal): a run directory edited by hand or damaged
+    ("run.json", "{not json", "run.json: could not be read: Expecting property name"),
+    ("run.json", "[]", "run.json: holds list, not the object a run writes"),
+    ("run.json", "null", "run.json: holds NoneType"),
+    ("run.json", '{"kind": "image"}', "run.json: unknown run kind 'image'"),
+    ("run.json", '{"kind": "tabular"}', "run.json: has no 'recogan_version' entry"),
+    ("run.json", "MISSING_N_TRAIN", "run.json: has no 'data.n_train' entry"),
+    ("run.json", "FEATURES_AS_TEXT", "run.json: entry 'data.features' has the wrong type (str)"),
+    ("config.json", "{not json", "could not be read"),
+    ("config.json", "[]", "config.json: holds list where settings (NAME: VALUE) are expected"),
+    ("config.json", '{"latnt_dim": 8}', "config.json: unknown setting 'latnt_dim' (closest: 'latent_dim'"),
+    ("config.json", '{"latent_dim": "eight"}', "config.json: invalid setting"),
+    ("config.json", '{"seed": -1}', "config.json: invalid setting"),
+    ("config.json", "{}", "run directory could not be read: Error(s) in loading state_dict"),  # defaults: wrong shapes
+    ("preprocessing.json", "[]", "preprocessing.json"),
+    ("generator.pt", "truncated", "run directory could not be read"),
+]
+
+
+@pytest.mark.parametrize(("name", "content", "words"), EDITS, ids=[f"{n}:{c}" for n, c, _ in EDITS])
+def test_an_edited_run_directory_is_refused_by_every_command(trained, tmp_path, capsys, name, content, words):
+    run = shutil.copytree(trained, tmp_path / "run")
+    info = json.loads((run / "run.json").read_text())
+    if content == "MISSING_N_TRAIN":
+        del info["data"]["n_train"]
+        content = json.dumps(info)
+    elif content == "FEATURES_AS_TEXT":
+        info["data"]["features"] = "pt"
+        content = json.dumps(info)
+    elif content == "truncated":
+        content = (run / name).read_bytes()[:100]
+    (run / name).write_bytes(content if isinstance(content, bytes) else content.encode())
+    for argv in (["generate", "--n", "5", "--out", str(tmp_path / "g.parquet")],
+                 ["validate", "--reference", str(run / "heldout.parquet"), "--n", "50"],
+                 ["export", "--n", "5", "--out", str(tmp_path / "e.parquet"), "--require", "none"]):
+        assert main([argv[0], "--run", str(run), *argv[1:]]) == 2, argv
+        err = capsys.readouterr().err
+        assert words in err and err.count("\n") == 1 and "Traceback" not in err, (argv, err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_a_checkpoint_carrying_code_is_refused_unread(trained, tmp_path, capsys, payload):
+    run = shutil.copytree(trained, tmp_path / "run")
+    state = torch.load(run / "generator.pt", weights_only=True)
+    torch.save({**state, "extra": payload}, run / "generator.pt")
+    assert main(["generate", "--run", str(run), "--n", "5", "--out", str(tmp_path / "g.parquet")]) == 2
+    assert "generator.pt: holds Python objects besides tensors, which are never loaded" in capsys.readouterr().err
+
+
+@pytest.mark.filterwarnings("ignore::pandas.errors.PerformanceWarning")  # "PyTables will pickle"
+def test_validate_rereads_the_training_file_without_unpickling(trained, tmp_path, payload):
+    """``validate --run`` re-reads the file named in run.json: a pickled object column there stays unread."""
+    from recogan_app.run import Run
+    from recogan_app.validation import training_split
+
+    run = shutil.copytree(trained, tmp_path / "run")
+    evil = tmp_path / "mc.h5"
+    frame = pd.read_parquet(run / "heldout.parquet")
+    frame["obj"] = [payload] * len(frame)
+    frame.to_hdf(evil, key="events", format="fixed")
+    info = json.loads((run / "run.json").read_text())
+    info["data"].update(source=str(evil), tree="events")
+    (run / "run.json").write_text(json.dumps(info))
+    train, note = training_split(Run.load(run))
+    assert train is None and "mc.h5 has changed since training" in note
 
 
 def test_help_is_plain_text():

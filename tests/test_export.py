@@ -18,7 +18,7 @@ import uproot
 from recogan_app.cli import main
 from recogan_app.config import TabularConfig
 from recogan_app.data import toy_xic
-from recogan_app.data.sources import MCSample
+from recogan_app.data.sources import MCSample, load_mc
 from recogan_app.errors import InputError
 from recogan_app.export import PROVENANCE_KEY, SAMPLE_NAME, export, gate, gate_seed, provenance_path
 from recogan_app.files import write_atomic
@@ -56,6 +56,7 @@ def test_round_trip(run, tmp_path, suffix):
     expected = pd.concat(run.iter_generate(2500, seed=1, chunk_rows=1000), ignore_index=True)
     frame, embedded = read_back(out)
     pd.testing.assert_frame_equal(frame, expected)
+    pd.testing.assert_frame_equal(load_mc(out).frame, expected)  # our own reader, which unpickles nothing
     assert frame["n_its_clusters_pi"].dtype == "int8"
     sidecar = json.loads(provenance_path(out).read_text())
     assert embedded == sidecar == json.loads(json.dumps(written, default=float))

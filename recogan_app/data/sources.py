@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import re
-import zipfile
 from collections import Counter
 from collections.abc import Callable, Mapping
 from contextlib import contextmanager
@@ -24,13 +23,14 @@ from functools import partial
 from pathlib import Path
 
 import awkward as ak
-import h5py
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import uproot
 
+from recogan_app.data.containers import (PICKLE_SUFFIXES, check_regular_file, hdf5_columns, hdf5_tables,
+                                         named_columns, open_hdf5, read_npz, refuse_pickle)
 from recogan_app.errors import InputError, closest
 
 __all__ = ["EMBEDDED", "FORMATS", "MCSample", "list_keys", "load_mc"]
@@ -54,6 +54,7 @@ _NPZ_NAMES = ("columns", "feature_names")
 _ROOT_TREES = {"TTree", "TNtuple", "TNtupleD"}
 _SAVED_INDEX = re.compile(r"Unnamed: \d+|__index_level_\d+__")  # pandas' names for a written index
 _INDEX_WHY = "looks like a saved row index, not a feature"
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 _INDEX_NAMES = ("index", "level_0")
 """What ``reset_index`` names a frame's index: a saved index when it counts the rows 0, 1, 2…"""
 
@@ -85,7 +86,8 @@ class MCSample:
         NaN/inf count per column before dropping; only columns that had some.
     skipped : dict of str to str
         Columns left out when no features were named, each with the reason (text, jagged, a
-        saved index, constant): said to the user, so that no column disappears unnoticed.
+        saved index, constant, beyond float32's range): said to the user, so that no column
+        disappears unnoticed.
     """
 
     frame: pd.DataFrame = field(repr=False)
@@ -180,11 +182,10 @@ def load_mc(path, *, tree=None, features=None, drop_invalid=False, min_rows=2) -
     skipped = {} if wanted else {name: why for name, why in table.columns.items() if why is not None}
     if len(frame) > 1:
         for name in names:
-            values = frame[name].to_numpy()
-            if values.min() == values.max():
-                why = f"is constant (value {values[0].item()}): there is nothing to learn"
-                if wanted:
-                    raise InputError(why, path=source, column=name, hint="leave it out of the features")
+            why, hint = _unlearnable(frame[name].to_numpy())
+            if why and wanted:
+                raise InputError(why, path=source, column=name, hint=hint)
+            if why:
                 skipped[name] = why
         if len(skipped) == len(table.columns):
             raise InputError(f"has no usable columns{table.where}", path=source,
@@ -217,10 +218,10 @@ def list_keys(path) -> list[str]:
         with _reading(source, fmt), uproot.open(source) as file:
             return _root_trees(file)
     if fmt == "HDF5":
-        with _reading(source, fmt), h5py.File(source, "r") as h5:
-            return list(_hdf5_tables(h5))
+        with open_hdf5(source) as h5:
+            return list(hdf5_tables(h5))
     if fmt == "npz":
-        return _npz_tables(_npz_arrays(source))
+        return _npz_tables(read_npz(source))
     return []
 
 
@@ -245,6 +246,12 @@ def _select(table: _Table, wanted: list[str] | None, path: str) -> list[str]:
     """The columns to read: ``wanted`` after checking it, or every numeric column."""
     if table.n_rows == 0:
         raise InputError(f"is empty (0 rows{table.where})", path=path)
+    stripped = [name.strip() for name in table.columns]
+    alike = next((name for i, name in enumerate(table.columns) if stripped[i] in stripped[:i]), None)
+    if alike is not None:
+        other = list(table.columns)[stripped.index(alike.strip())]
+        raise InputError(f"differs from column '{other}' only by spaces around the name{table.where}", path=path,
+                         column=alike, hint="rename one of them: --features could not tell them apart")
     if wanted is None:
         names = [name for name, why in table.columns.items() if why is None]
         if not names:
@@ -271,6 +278,17 @@ def _unusable(name: str, values) -> str | None:
     return f"is not numeric (dtype {values.dtype}{_first_non_number(values)})"
 
 
+def _unlearnable(values: np.ndarray) -> tuple[str, str] | tuple[None, None]:
+    """Why a loaded column cannot be learnt, and what to do about it; (None, None) if it can."""
+    if values.min() == values.max():
+        return f"is constant (value {values[0].item()}): there is nothing to learn", "leave it out of the features"
+    peak = np.abs(values).max() if values.dtype.kind == "f" else 0
+    if peak > _FLOAT32_MAX:  # XGBoost's classifier test and the networks compute in float32
+        return (f"has values up to {peak:.3g}, beyond float32's range ({_FLOAT32_MAX:.2g}) in which the networks "
+                "and the classifier test compute", "express it in other units, or leave it out of the features")
+    return None, None
+
+
 def _first_non_number(values) -> str:
     """``"; first non-number: 'abc' at row 17"`` for text that is mostly numbers, else ``""``."""
     if not (pd.api.types.is_string_dtype(values.dtype) or values.dtype == object):
@@ -292,13 +310,16 @@ def _native(values) -> np.ndarray:
     return values.astype(values.dtype.newbyteorder("="), copy=False)
 
 
-def _table(data: Mapping[str, np.ndarray], tree: str | None = None, kind: str = "key") -> _Table:
-    """A table over in-memory columns; those whose length differs from the most common are unusable."""
+def _table(data: Mapping[str, np.ndarray], tree: str | None = None, kind: str = "key",
+           unusable: Mapping[str, str] | None = None) -> _Table:
+    """A table over in-memory columns; those whose length differs from the most common are unusable,
+    and so are those ``unusable`` names (with its reason)."""
     lengths = {name: len(values) for name, values in data.items()}
     n_rows = Counter(lengths.values()).most_common(1)[0][0] if lengths else 0
+    unusable = unusable or {}
     columns = {
         name: (f"has {lengths[name]} rows but the other columns have {n_rows}"
-               if lengths[name] != n_rows else _unusable(name, values))
+               if lengths[name] != n_rows else unusable.get(name) or _unusable(name, values))
         for name, values in data.items()
     }
     return _Table(columns, n_rows, lambda names: {n: np.asarray(data[n]) for n in names}, tree, kind)
@@ -306,17 +327,6 @@ def _table(data: Mapping[str, np.ndarray], tree: str | None = None, kind: str = 
 
 def _frame_columns(frame: pd.DataFrame) -> dict[str, pd.Series]:
     return {str(name): frame[name] for name in frame.columns}
-
-
-def _matrix_columns(matrix: np.ndarray, names, path: str, key: str) -> dict[str, np.ndarray]:
-    """The columns of a 2-D ``matrix`` named by ``names`` (str or bytes)."""
-    names = [n.decode() if isinstance(n, bytes) else str(n) for n in np.atleast_1d(names).tolist()]
-    if matrix.shape[1] != len(names):
-        raise InputError(f"'{key}' has {matrix.shape[1]} columns but {len(names)} column names", path=path)
-    twice = next((n for i, n in enumerate(names) if n in names[:i]), None)
-    if twice is not None:
-        raise InputError(f"is named twice in the column names of '{key}'", path=path, column=twice)
-    return {name: matrix[:, i] for i, name in enumerate(names)}
 
 
 def _choose(path: str, tree: str | None, keys: list[str], kind: str, expected: str | None = None) -> str:
@@ -363,15 +373,16 @@ def _open(source: str, tree: str | None) -> _Table:
 
 
 def _format(source: str) -> str:
-    """The format of an existing, non-empty file, from its extension."""
+    """The format of an existing, non-empty regular file, from its extension."""
     path = Path(source)
-    if not path.is_file():
-        if path.is_dir():
-            raise InputError("is a directory, not a file", path=source)
+    if not path.exists() and not path.is_symlink():
         siblings = path.parent.glob("*") if path.parent.is_dir() else []
         options = [p.name for p in siblings if p.suffix.lower() in FORMATS] + ([] if path.suffix else list(EMBEDDED))
         raise InputError("does not exist", path=source, hint=closest(path.name, options) if options else None)
+    check_regular_file(path, source)
     fmt = FORMATS.get(path.suffix.lower())
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        refuse_pickle(source)
     if fmt is None:
         known = ", ".join(sorted(set(FORMATS.values())))
         raise InputError(
@@ -392,6 +403,10 @@ def _open_embedded(name: str, tree: str | None) -> _Table:
 
 def _open_csv(path: str, tree: str | None) -> _Table:
     _no_tree(path, tree, "CSV")
+    with open(path, "rb") as handle:
+        start = handle.read(2)
+    if start == b"\x1f\x8b":
+        raise InputError("is gzip-compressed, not plain CSV text", path=path, hint=f"decompress it first: gunzip -c {path}")
     with _reading(path, "CSV"):
         frame = pd.read_csv(path, low_memory=False)
         with open(path, newline="", encoding="utf-8-sig", errors="replace") as handle:
@@ -400,6 +415,9 @@ def _open_csv(path: str, tree: str | None) -> _Table:
     if twice is not None:
         raise InputError("appears twice in the header", path=path, column=twice,
                          hint="rename one of the columns")
+    if len(header) == 1 and (separator := next((c for c in ";\t|" if c in header[0]), None)):
+        raise InputError(f"is separated by {separator!r}, not by commas (one column '{header[0]}')", path=path,
+                         hint="save it comma-separated")
     return _table(_frame_columns(frame))
 
 
@@ -418,62 +436,27 @@ def _open_parquet(path: str, tree: str | None) -> _Table:
 
 
 def _read_parquet(path: str, names: list[str]) -> dict[str, np.ndarray]:
+    """The columns; a nullable boolean's nulls become NaN, as a nullable integer's do."""
     with _reading(path, "Parquet"):
-        frame = pq.read_table(path, columns=names).to_pandas(ignore_metadata=True)
+        table = pq.read_table(path, columns=names)
+        table = table.cast(pa.schema([pa.field(f.name, pa.float64()) if pa.types.is_boolean(f.type)
+                                      and table.column(f.name).null_count else f for f in table.schema]))
+        frame = table.to_pandas(ignore_metadata=True)
     return {name: frame[name].to_numpy() for name in names}
 
 
 def _open_hdf5(path: str, tree: str | None) -> _Table:
-    with _reading(path, "HDF5"), h5py.File(path, "r") as h5:
-        tables = _hdf5_tables(h5)
+    with open_hdf5(path) as h5:
+        tables = hdf5_tables(h5)
         key = _choose(path, None if tree is None else tree.strip("/") or "/", list(tables), "key",
                       "expected a pandas key, a group of 1-D datasets, a compound dataset or a 2-D "
                       "dataset with a 'columns' attribute")
-        obj = tables[key]
-        pandas_key = "pandas_type" in obj.attrs
-        if not pandas_key:
-            data = _h5py_columns(obj, path, key)
-    if pandas_key:
-        with _reading(path, "HDF5"):
-            data = _frame_columns(pd.DataFrame(pd.read_hdf(path, key)))
-    return _table(data, key, "key")
-
-
-def _hdf5_tables(group, found=None) -> dict:
-    """Key to h5py object for every table under ``group``: pandas keys, groups of numeric 1-D
-    datasets, compound datasets and 2-D datasets with a ``columns`` attribute."""
-    found = {} if found is None else found
-    key = group.name.strip("/") or "/"
-    if "pandas_type" in group.attrs:
-        found[key] = group
-        return found
-    if any(_is_h5_column(d) and d.dtype.kind in "biuf" for d in group.values()):
-        found[key] = group
-    for child in group.values():
-        if isinstance(child, h5py.Group):
-            _hdf5_tables(child, found)
-        elif isinstance(child, h5py.Dataset) and (
-            (child.ndim == 1 and child.dtype.names) or (child.ndim == 2 and "columns" in child.attrs)
-        ):
-            found[child.name.strip("/")] = child
-    return found
-
-
-def _is_h5_column(obj) -> bool:
-    return isinstance(obj, h5py.Dataset) and obj.ndim == 1 and obj.dtype.names is None
-
-
-def _h5py_columns(obj, path: str, key: str) -> dict[str, np.ndarray]:
-    if isinstance(obj, h5py.Group):
-        return {name: d[()] for name, d in obj.items() if _is_h5_column(d)}
-    values = obj[()]
-    if values.dtype.names:
-        return {name: values[name] for name in values.dtype.names}
-    return _matrix_columns(values, obj.attrs["columns"], path, key)
+        data, unusable = hdf5_columns(tables[key], path)
+    return _table(data, key, "key", unusable)
 
 
 def _open_npz(path: str, tree: str | None) -> _Table:
-    arrays = _npz_arrays(path)
+    arrays = read_npz(path)
     tables = _npz_tables(arrays)
     if tree is None and not tables:
         return _table({k: a for k, a in arrays.items() if a.ndim and k not in _NPZ_NAMES})
@@ -485,18 +468,7 @@ def _open_npz(path: str, tree: str | None) -> _Table:
     if names is None:
         raise InputError(f"array '{key}' is 2-D but no 'columns' or 'feature_names' array names its columns",
                          path=path)
-    return _table(_matrix_columns(values, names, path, key), key, "array")
-
-
-def _npz_arrays(path: str) -> dict[str, np.ndarray]:
-    if not zipfile.is_zipfile(path):
-        raise InputError("could not be read as npz: not a zip archive of named arrays", path=path)
-    with _reading(path, "npz"), np.load(path, allow_pickle=False) as loaded:
-        arrays = {}
-        for key in loaded.files:
-            with _reading(path, "npz", column=key):
-                arrays[key] = loaded[key]
-    return arrays
+    return _table(named_columns(names, list(values.T), path, key), key, "array")
 
 
 def _npz_tables(arrays: Mapping[str, np.ndarray]) -> list[str]:

@@ -1,16 +1,16 @@
 """Proton ZDC (ZP) samples: 56 × 30 photon-count images and the 9 conditions of each particle.
 
 The real GEANT4 sets come as an image array plus a conditions table, often in two pickle files;
-:func:`load_zdc` reads them (and the toy's ``.npz``) into one checked :class:`ZDCSample`, and
-:func:`load_conditions` reads a conditions table alone (what ``recogan generate --conditions``
-needs). Pickle can execute code when read, so it is refused unless asked for with
-``allow_pickle=True``.
+:func:`load_zdc` reads them, converted to ``.npz`` or HDF5 (and the toy's ``.npz``), into one
+checked :class:`ZDCSample`, and :func:`load_conditions` reads a conditions table alone (what
+``recogan generate --conditions`` needs). Pickle runs code from the file when read, so pickle files
+are refused with how to convert them (see :mod:`recogan_app.data.containers`).
 
 Accepted layouts
 ----------------
 images
-    An array (N, 56, 30) named ``images`` in an ``.npz`` / HDF5 file or a pickled dict, or the
-    only 3-D array there, or a pickled array. Raw counts (non-negative integers) or log1p of
+    An array (N, 56, 30) named ``images`` in an ``.npz`` / HDF5 file, or the only 3-D array
+    there. Raw counts (non-negative integers) or log1p of
     counts; which one is detected from the values and said in :attr:`ZDCSample.note`.
 conditions
     The 9 columns of :data:`CONDITIONS`: named arrays or table columns (pandas HDF5 key,
@@ -19,14 +19,13 @@ conditions
 
 Example
 -------
->>> sample = load_zdc("images.pkl", conditions="conditions.pkl", allow_pickle=True)  # doctest: +SKIP
->>> sample.images.shape, sample.note                                                 # doctest: +SKIP
+>>> sample = load_zdc("images.npz", conditions="conditions.parquet")  # doctest: +SKIP
+>>> sample.images.shape, sample.note                                  # doctest: +SKIP
 ((350000, 56, 30), 'images are log1p(photon counts) ...')
 """
 
 from __future__ import annotations
 
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +33,8 @@ import h5py
 import numpy as np
 import pandas as pd
 
+from recogan_app.data.containers import (PICKLE_SUFFIXES, attribute, check_regular_file, hdf5_columns,
+                                         open_hdf5, read_dataset, read_npz, refuse_pickle)
 from recogan_app.errors import InputError, closest
 from recogan_app.files import write_atomic
 
@@ -46,9 +47,8 @@ IMAGE_SHAPE = (56, 30)
 """Rows × columns of a ZP response."""
 LOG1P_MAX = float(np.log1p(1e6))
 """Largest value a log1p image may hold (10⁶ photons in a pixel); non-integers above are neither form."""
-_PICKLE = (".pkl", ".pickle")
 _HDF5 = (".h5", ".hdf5", ".hdf")
-_TABLES = (".npz", *_HDF5, *_PICKLE, ".csv", ".parquet")
+_TABLES = (".npz", *_HDF5, ".csv", ".parquet")
 
 
 @dataclass(frozen=True, eq=False)
@@ -122,18 +122,16 @@ class ConditionScaler:
         return scaler
 
 
-def load_zdc(path, *, conditions=None, allow_pickle: bool = False) -> ZDCSample:
+def load_zdc(path, *, conditions=None) -> ZDCSample:
     """Read and check ZP images and their conditions.
 
     Parameters
     ----------
     path : str or Path
-        ``.npz``, HDF5 (``.h5``, ``.hdf5``, ``.hdf``) or pickle (``.pkl``, ``.pickle``) file with
-        the images, and the conditions too unless ``conditions`` is given.
+        ``.npz`` or HDF5 (``.h5``, ``.hdf5``, ``.hdf``) file with the images, and the conditions
+        too unless ``conditions`` is given.
     conditions : str or Path, optional
-        A separate conditions table (``.npz``, HDF5, pickle, ``.csv``, ``.parquet``).
-    allow_pickle : bool
-        Read pickle files. Unpickling runs code from the file: only for files you trust.
+        A separate conditions table (``.npz``, HDF5, ``.csv``, ``.parquet``).
 
     Returns
     -------
@@ -142,29 +140,29 @@ def load_zdc(path, *, conditions=None, allow_pickle: bool = False) -> ZDCSample:
     Raises
     ------
     InputError
-        Missing or unreadable file, pickle without ``allow_pickle``, images not (N, 56, 30), NaN,
+        Missing or unreadable file, a pickle file, images not (N, 56, 30), NaN,
         negative or non-count values, a missing condition column, NaN conditions, row counts
         that differ, no events.
     """
     source = str(path)
-    arrays = _read(source, allow_pickle, (".npz", *_HDF5, *_PICKLE))
+    arrays = _read(source, (".npz", *_HDF5))
     images, note = _images(arrays, source)
     if conditions is None:
         table = _conditions(arrays, source)
     else:
-        table = load_conditions(conditions, allow_pickle=allow_pickle)
+        table = load_conditions(conditions)
     if table.shape[0] != images.shape[0]:
         raise InputError(f"has {images.shape[0]} images but the conditions have {table.shape[0]} rows",
                          path=source)
     return ZDCSample(images, table, source, note)
 
 
-def load_conditions(path, *, allow_pickle: bool = False) -> np.ndarray:
+def load_conditions(path) -> np.ndarray:
     """The 9 conditions of a file as an (N, 9) float64 array, in the order of :data:`CONDITIONS`.
 
     Parameters and errors as for :func:`load_zdc`; a file holding images too is fine.
     """
-    return _conditions(_read(str(path), allow_pickle, _TABLES), str(path))
+    return _conditions(_read(str(path), _TABLES), str(path))
 
 
 def counts_from_log1p(values) -> np.ndarray:
@@ -213,53 +211,46 @@ def diversity_targets(conditions: np.ndarray, images: np.ndarray) -> np.ndarray:
 # --- reading ---------------------------------------------------------------------------------------
 
 
-def _read(source: str, allow_pickle: bool, suffixes: tuple[str, ...]) -> dict:
-    """Name → array (or DataFrame column) for every top-level entry of the file."""
+def _read(source: str, suffixes: tuple[str, ...]) -> dict:
+    """Name → array (or table column) for every top-level entry of the file."""
     path = Path(source)
     suffix = path.suffix.lower()
-    if not path.is_file():
-        raise InputError("does not exist" if not path.is_dir() else "is a directory, not a file", path=source)
+    check_regular_file(path, source)
+    if suffix in PICKLE_SUFFIXES:
+        refuse_pickle(source)
     if suffix not in suffixes:
         raise InputError(f"has an unsupported extension '{path.suffix}'", path=source,
                          hint=f"supported: {', '.join(suffixes)}")
-    if suffix in _PICKLE and not allow_pickle:
-        raise InputError("is a pickle file, and reading pickle can run code from the file", path=source,
-                         hint="convert it to .npz or HDF5, or pass --allow-pickle (allow_pickle=True) "
-                              "if you trust it")
-    if suffix == ".npz" and not zipfile.is_zipfile(source):
-        raise InputError("could not be read as npz: not a zip archive of named arrays", path=source)
+    if suffix == ".npz":
+        return read_npz(source)
+    if suffix in _HDF5:
+        return _read_hdf5(source)
     try:
-        if suffix == ".npz":
-            with np.load(source, allow_pickle=False) as loaded:
-                return {key: loaded[key] for key in loaded.files}
-        if suffix in _HDF5:
-            return _read_hdf5(source)
-        if suffix == ".csv":
-            return _columns(pd.read_csv(source))
-        if suffix == ".parquet":
-            return _columns(pd.read_parquet(source))
-        obj = pd.read_pickle(source)
+        return _columns(pd.read_csv(source) if suffix == ".csv" else pd.read_parquet(source))
     except Exception as exc:
         reason = " ".join(str(exc).split())[:200] or type(exc).__name__
         raise InputError(f"could not be read: {reason}", path=source) from None
-    if isinstance(obj, pd.DataFrame):
-        return _columns(obj)
-    if isinstance(obj, dict):
-        return {str(k): v for k, v in obj.items()}
-    return {"images": np.asarray(obj)}
 
 
 def _read_hdf5(source: str) -> dict:
+    """Top-level datasets and the columns of top-level pandas frames; a frame's column that cannot
+    be read (stored pickled, text) is refused when it is a condition."""
     out = {}
-    with h5py.File(source, "r") as h5:
-        pandas_keys = [k for k, v in h5.items() if "pandas_type" in v.attrs]
-        for key, obj in h5.items():
+    with open_hdf5(source) as h5:
+        for key in h5:
+            if not isinstance(h5.get(key, getlink=True), h5py.HardLink):
+                continue
+            obj = h5[key]
             if isinstance(obj, h5py.Dataset):
-                out[key] = obj[()]
+                out[key] = read_dataset(obj, source)
+            elif "pandas_type" in obj.attrs:
+                columns, unusable = hdf5_columns(obj, source)
+                for name, why in unusable.items():
+                    if name in CONDITIONS:
+                        raise InputError(f"condition {why}", path=source, column=name)
+                out.update(columns)
         if "conditions" in h5 and "columns" in h5["conditions"].attrs:  # names of a 2-D conditions array
-            out.setdefault("condition_names", h5["conditions"].attrs["columns"])
-    for key in pandas_keys:
-        out.update(_columns(pd.DataFrame(pd.read_hdf(source, key))))
+            out.setdefault("condition_names", attribute(h5["conditions"], "columns", source))
     return out
 
 

@@ -128,7 +128,10 @@ def train_tabular(sample: MCSample | pd.DataFrame, config: TabularConfig, out, *
 
     torch.manual_seed(config.seed)
     device = resolve_device(config.device)
-    pipeline = FeaturePipeline(config.transforms, random_state=config.seed).fit(train)
+    try:
+        pipeline = FeaturePipeline(config.transforms, random_state=config.seed).fit(train)
+    except InputError as exc:
+        raise exc.in_file(sample.source) from None
     data = torch.from_numpy(pipeline.transform(train)).to(device)
     shuffle = torch.Generator().manual_seed(config.seed)
     module = TabularGAN(data.shape[1], config, MarginalTargets.from_data(

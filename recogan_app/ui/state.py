@@ -54,7 +54,10 @@ def inside(root: Path, name: str | Path) -> Path:
     The served dashboard may only read what its operator put under ``--data-root``.
     """
     root = Path(root).resolve()
-    path = (root / name).resolve()
+    try:
+        path = (root / name).resolve()
+    except (OSError, RuntimeError):  # RuntimeError: a symlink loop, before Python 3.13
+        raise InputError("is a symbolic link loop", path=name) from None
     if not path.is_relative_to(root):
         raise InputError("is outside the data root", path=name, hint=f"files are read only under {root}")
     return path
@@ -353,7 +356,7 @@ class Session(TrainingState):
     def read(self) -> MCSample:
         """Load and check the chosen MC (the slow part of :meth:`load`: safe in a worker thread)."""
         path = self.locate(self.source)
-        stat = None if path in EMBEDDED else Path(path).stat()
+        stat = Path(path).stat() if Path(path).is_file() else None  # anything else: load_mc says what is wrong
         stamp = (stat.st_mtime_ns, stat.st_size) if stat else ()
         return _load_cached(path, self.tree, self.drop_invalid, stamp)
 

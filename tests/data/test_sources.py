@@ -164,6 +164,25 @@ def test_bool_becomes_int8_and_big_endian_becomes_native(tmp_path):
     assert frame["flag"].dtype == np.int8 and set(frame["flag"]) == {0, 1}
 
 
+@pytest.mark.parametrize("fmt", ["fixed", "table"])
+def test_pandas_hdf5_frames_are_read_by_h5py_with_pandas_dtypes(tmp_path, fmt):
+    """Both pandas layouts, read without pandas: booleans, small integers, dates, categories, text,
+    and an empty "fixed" frame (stored as a placeholder element)."""
+    frame = _frame(flag=np.arange(N) % 3 == 0, small=np.arange(N, dtype=np.int8), wide=np.arange(N, dtype=np.uint32),
+                   when=pd.date_range("2024-01-01", periods=N, freq="h"), name=NAMES)
+    if fmt == "table":
+        frame["kind"] = pd.Categorical(["sig", "bkg"] * (N // 2))
+    frame.to_hdf(tmp_path / "mc.h5", key="events", format=fmt)
+    sample = load_mc(tmp_path / "mc.h5")
+    assert dict(sample.frame.dtypes) == {**TYPED, "flag": np.int8, "small": np.int8, "wide": np.uint32}
+    np.testing.assert_array_equal(sample.frame["flag"], (np.arange(N) % 3 == 0).astype(np.int8))
+    assert sample.skipped["when"].startswith("is not numeric (dtype datetime64")
+    assert "kind" not in frame or sample.skipped["kind"] == "is not numeric (dtype category)"
+    if fmt == "fixed":  # ("table" writes nothing for an empty frame)
+        frame.head(0).to_hdf(tmp_path / "empty.h5", key="events", format=fmt)
+        _refused(tmp_path / "empty.h5", match="is empty (0 rows in key 'events')")
+
+
 def test_list_keys(tmp_path):
     root = tmp_path / "two.root"
     with uproot.recreate(root) as file:
@@ -247,7 +266,7 @@ def test_corrupt_file(tmp_path, suffix, fmt):
 def test_npz_with_pickled_array_names_it(tmp_path):
     path = tmp_path / "mc.npz"
     np.savez(path, a=BASE["a"], meta=np.array([{"x": 1}], dtype=object))
-    _refused(path, column="meta", match="could not be read as npz")
+    _refused(path, match="array 'meta' holds pickled Python objects, which is never read")
 
 
 def test_empty_files(tmp_path):

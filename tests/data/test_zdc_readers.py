@@ -1,4 +1,4 @@
-"""Readers of ZP samples (npz, HDF5, pickle opt-in), raw/log1p detection, clear refusals, and the
+"""Readers of ZP samples (npz, HDF5; pickle refused), raw/log1p detection, clear refusals, and the
 diversity targets."""
 
 import h5py
@@ -49,15 +49,18 @@ def test_hdf5_datasets_and_pandas_table(sample, tmp_path):
     assert same(load_zdc(tmp_path / "i.h5", conditions=table), sample)
 
 
-def test_pickle_only_with_opt_in_and_log1p_detected(sample, tmp_path):
-    """The published layout: two pickles, log1p float32 images and a conditions DataFrame."""
+def test_pickle_refused_and_log1p_detected(sample, tmp_path):
+    """The published layout, two pickles, is refused with how to convert it; converted, its log1p
+    float32 images are detected and turned back into counts."""
     pd.to_pickle(np.log1p(sample.images).astype(np.float32), tmp_path / "images.pkl")
     pd.DataFrame(sample.conditions, columns=CONDITIONS).to_pickle(tmp_path / "cond.pkl")
-    with pytest.raises(InputError, match="pickle.*--allow-pickle"):
-        load_zdc(tmp_path / "images.pkl", conditions=tmp_path / "cond.pkl")
-    with pytest.raises(InputError, match="pickle"):
+    with pytest.raises(InputError, match=r"images.pkl: is a pickle file, which is never read.*numpy.savez"):
+        load_zdc(tmp_path / "images.pkl")
+    with pytest.raises(InputError, match=r"cond.pkl: is a pickle file.*to_parquet"):
         load_conditions(tmp_path / "cond.pkl")
-    loaded = load_zdc(tmp_path / "images.pkl", conditions=tmp_path / "cond.pkl", allow_pickle=True)
+    np.savez(tmp_path / "images.npz", images=pd.read_pickle(tmp_path / "images.pkl"))  # the hint, in trusted code
+    pd.read_pickle(tmp_path / "cond.pkl").to_parquet(tmp_path / "cond.parquet")
+    loaded = load_zdc(tmp_path / "images.npz", conditions=tmp_path / "cond.parquet")
     assert same(loaded, sample) and loaded.note.startswith("images are log1p")
 
 

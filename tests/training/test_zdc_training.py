@@ -89,7 +89,7 @@ def test_cli_refusals_exit_2(run, toy_file, tmp_path, capsys):
     (tmp_path / "c.pkl").write_bytes(b"not read")
     assert recogan(["generate", "--run", str(run.path), "--conditions", str(tmp_path / "c.pkl"),
                     "--out", str(tmp_path / "g.npz")]) == 2
-    assert "--allow-pickle" in capsys.readouterr().err
+    assert "c.pkl: is a pickle file, which is never read" in capsys.readouterr().err
     for extra in ([], ["--n", "5"], ["--n", "5", "--conditions", str(toy_file)]):  # the run's kind decides the message
         assert recogan(["generate", "--run", str(run.path), "--out", str(tmp_path / "g.parquet"), *extra]) == 2
         assert "is a ZDC run: it generates one image per row of --conditions FILE" in capsys.readouterr().err
