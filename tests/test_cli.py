@@ -149,7 +149,8 @@ def test_bad_options_exit_2(trained, tmp_path, tiny_json, toy_parquet, capsys):
         err = capsys.readouterr().err
         assert word in err and "Traceback" not in err, (argv, err)
     assert not (tmp_path / "a.parquet").exists() and afile.read_text() == "not a run"
-    for argv in (["train", "--out", "x"], ["serve", "--port", "99999"], ["serve", "--port", "-1"]):  # argparse
+    assert main(["train", "--out", "x"]) == 2 and "train needs --data and --out" in capsys.readouterr().err
+    for argv in (["serve", "--port", "99999"], ["serve", "--port", "-1"]):  # argparse
         with pytest.raises(SystemExit) as usage:
             main(argv)
         assert usage.value.code == 2

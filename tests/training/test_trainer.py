@@ -90,7 +90,7 @@ def test_checkpoint_restores_best_weights_and_early_stopping_stops(tmp_path):
     assert result.reason == "early_stop" and result.epochs == 4
     assert checkpoint.best_epoch == 1 and module.generator.weight.item() == pytest.approx(seen[1])
     saved = torch.load(tmp_path / "best.pt", weights_only=True)
-    assert saved["epoch"] == 1 and (tmp_path / "last.pt").exists()
+    assert saved["epoch"] == 1 and saved["score"] == 1
 
 
 def test_nan_loss_rolls_back_with_a_message_and_repeated_nans_diverge():
