@@ -119,6 +119,12 @@ RESUMED_KEEP = ("data", "out", "tree", "features", "conditions", "config", "tran
 """``train`` options a resumed training takes from the interrupted one, never from the command line."""
 
 
+def _flags(args) -> dict:
+    """The settings ``train`` takes as flags, when given: they win over ``--set`` and ``--config``."""
+    flags = {"time_limit": args.time_limit, "device": args.device, "seed": args.seed}
+    return {name: value for name, value in flags.items() if value is not None}
+
+
 def _origin(args, kind: str) -> dict:
     """What ``--resume`` needs to read the same data again: the options, absolute paths, SHA-256s."""
     from recogan_app.files import file_sha256
@@ -180,11 +186,9 @@ def cmd_train(args) -> int:
         config = TabularConfig.from_dict(record["config"], source=str(resume / "resume.json"))
     else:
         config = TabularConfig.from_file(args.config) if args.config else TabularConfig()
-        settings = _parsed_settings(args.set)
         transforms = {**config.transforms, **_settings(args.transform, "--transform")}
-        config = config.updated(**settings, features=_features(args.features) or config.features,
-                                transforms=transforms, time_limit=args.time_limit, device=args.device,
-                                seed=args.seed)
+        config = config.updated(**{**_parsed_settings(args.set), **_flags(args)},
+                                features=_features(args.features) or config.features, transforms=transforms)
     sample = _load_mc(args.data, tree=args.tree, features=config.features, drop_invalid=args.drop_invalid)
     progress = ProgressBar(config.max_epochs, config.time_limit, file=sys.stderr)
     run = train_tabular(sample, config, args.out, callbacks=[progress], overwrite=args.overwrite,
@@ -362,8 +366,7 @@ def _train_zdc(args, started: float, resume=None, record=None) -> int:
         config = ZDCConfig.from_dict(record["config"], source=str(resume / "resume.json"))
     else:
         config = ZDCConfig.from_file(args.config) if args.config else ZDCConfig()
-        config = config.updated(**_parsed_settings(args.set), time_limit=args.time_limit, device=args.device,
-                                seed=args.seed)
+        config = config.updated(**{**_parsed_settings(args.set), **_flags(args)})
     sample = load_zdc(args.data, conditions=args.conditions, allow_pickle=args.allow_pickle)
     print(f"{args.data}: {len(sample):,} events; {sample.note}", file=sys.stderr)
     progress = ProgressBar(config.max_epochs, config.time_limit, file=sys.stderr)

@@ -128,6 +128,7 @@ class Trainer:
         """Train ``module`` on ``batches`` until a limit, a stop or divergence; ``announce`` is a first
         message for the observers (what is trained on what). With ``resume``, start from the
         checkpoint folder's ``last.pt`` when there is one."""
+        active, started = 0.0, time.perf_counter()  # the limit counts the setup and observers' start too
         self.module, self.history, self._stop_reason = module, [], None
         self.optimizers = module.configure_optimizers()
         opt_g, opt_d = self.optimizers
@@ -144,7 +145,6 @@ class Trainer:
         self._emit("on_status", StatusChange("running"))
         last_good = self._full_state()
         before, limit = progress["elapsed_s"], progress["time_limit_s"]
-        active, started = 0.0, time.perf_counter()
         step, rollbacks, since_snapshot = progress["step"], 0, 0
         sums: dict[str, float] = progress["sums"]
         counts: dict[str, int] = progress["counts"]

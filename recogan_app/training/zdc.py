@@ -208,6 +208,10 @@ def train_zdc(sample: ZDCSample, config: ZDCConfig, out, *, callbacks: Sequence[
                                       f"{config.min_photon_sum}) on "
                                       f"{describe_device(device)}; test split {len(test):,}{aux_text}",
                              resume=resume is not None)
+        if result.best_epoch is None:  # no epoch gave finite figures: a run would hold an unjudged generator
+            when = "its first epoch" if not result.epochs else "any epoch gave finite figures"
+            raise InputError(f"training ended ({result.reason}) before {when}: nothing to save", path=sample.source,
+                             hint="allow more time (--time-limit counts the whole command, aux pretraining included)")
 
         source = sample.source
         info = {
