@@ -155,8 +155,8 @@ RESUME = "resume.json"
 
 def publish(partial: Path, out: Path, overwrite: bool) -> None:
     """Rename the finished ``partial`` to ``out``. An existing run (only with ``overwrite``) is
-    first renamed aside, then deleted: at every moment ``out`` is either the old run or the new."""
-    (partial / RESUME).unlink(missing_ok=True)
+    first renamed aside, then deleted: at every moment ``out`` is either the old run or the new
+    (or, killed between the renames, the old one is put back by :func:`clean_stale`)."""
     if out.exists() and any(out.iterdir()):
         if not (overwrite and is_run_dir(out)):
             raise InputError("exists already: another training wrote it meanwhile", path=out,
@@ -169,6 +169,7 @@ def publish(partial: Path, out: Path, overwrite: bool) -> None:
     else:
         partial.rename(out)  # over an empty folder too
         fsync_path(out.parent)
+    (out / RESUME).unlink(missing_ok=True)  # kept until now: a kill before the rename leaves a resumable folder
 
 
 def take_over(out) -> tuple[Path, dict] | None:

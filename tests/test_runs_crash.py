@@ -37,6 +37,15 @@ ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
 """For the subprocesses: on 2 busy cores, torch's default 2 threads each ran ZDC steps 10 times slower."""
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """The same in this process, and the same sums in the same order as in the subprocesses."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def dead_pid() -> int:
     """The pid of a process that has ended (not reused this soon)."""
     done = subprocess.Popen(["true"])
@@ -98,12 +107,7 @@ def test_train_killed_at_random_moments_resumes_to_the_uninterrupted_run(mc, tmp
     assert not list(out.rglob("*.tmp")) and not (out / "resume.json").exists()
     assert main(["train", "--resume", str(out)]) == 0  # a finished run: nothing to do, not an error
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as the subprocesses: the same sums in the same order
-    try:
-        reference = train_tabular(load_mc(mc / "mc.parquet"), TabularConfig(**TINY), tmp_path / "reference")
-    finally:
-        torch.set_num_threads(threads)
+    reference = train_tabular(load_mc(mc / "mc.parquet"), TabularConfig(**TINY), tmp_path / "reference")
     run = load_run(out)
     history = run.history()
     assert list(history["epoch"]) == list(range(TINY["max_epochs"]))  # no gap, no duplicate
@@ -183,3 +187,74 @@ def test_zdc_killed_in_pretraining_resumes_within_its_time_limit(tmp_path):
     assert list(history["epoch"]) == list(range(len(history))) and len(history) >= 1
     assert run.generate(run.heldout().conditions[:3], seed=1).shape == (3, 56, 30)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["zdc", "zdc.npz"]
+
+
+def test_overwrite_replaces_only_runs_and_swaps_them_in(mc, tmp_path, capsys):
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "thesis.tex").write_text("years of work")
+    base = ["train", "--data", str(mc / "mc.parquet"), "--config", str(mc / "tiny.json"), "--set", "max_epochs=1"]
+    assert main([*base, "--out", str(notes), "--overwrite"]) == 2
+    assert "notes: is not a recogan run directory" in capsys.readouterr().err
+    assert (notes / "thesis.tex").read_text() == "years of work"
+
+    run = tmp_path / "run"
+    assert main([*base, "--out", str(run)]) == 0
+    first = (run / "run.json").stat().st_ino
+    assert main([*base, "--seed", "1", "--out", str(run), "--overwrite"]) == 0
+    assert load_run(run).config.seed == 1 and (run / "run.json").stat().st_ino != first
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes", "run"]  # nothing set aside is left
+
+
+def test_each_training_builds_in_its_own_folder_and_the_second_to_finish_is_refused(tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(InputError, match="run: exists already: another training wrote it meanwhile"):
+        with building(out) as first:
+            with building(out) as second:
+                assert first != second and first.name.startswith(f".run.partial-{HOST}-{os.getpid()}-")
+                (second / "run.json").write_text(json.dumps({"recogan_version": "second"}))
+            (first / "run.json").write_text(json.dumps({"recogan_version": "first"}))
+    assert json.loads((out / "run.json").read_text())["recogan_version"] == "second"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # the refused one removed its folder
+
+
+def test_leftovers_of_dead_processes_are_cleaned_and_live_ones_kept(tmp_path):
+    out, dead, alive = tmp_path / "run", dead_pid(), os.getpid()
+    stale = tmp_path / f".run.partial-{HOST}-{dead}-0a0a0a0a"
+    live = tmp_path / f".run.partial-{HOST}-{alive}-0b0b0b0b"
+    elsewhere = tmp_path / f".run.partial-otherhost-{dead}-0c0c0c0c"  # a shared disk: its pid means nothing here
+    for folder in (stale, live, elsewhere):
+        folder.mkdir()
+    old = tmp_path / f".run.old-{HOST}-{dead}-0d0d0d0d"  # --overwrite killed between its two renames
+    old.mkdir()
+    (old / "run.json").write_text(json.dumps({"recogan_version": "old"}))
+    clean_stale(out)
+    assert not stale.exists() and live.is_dir() and elsewhere.is_dir() and not old.exists()
+    assert json.loads((out / "run.json").read_text())["recogan_version"] == "old"  # put back, not lost
+    with pytest.raises(InputError, match="exists and is not empty"):
+        check_destination(out, overwrite=False)
+
+    target = tmp_path / "x.parquet"
+    half = tmp_path / f".x.parquet.{HOST}-{dead}-0e0e0e0e.tmp"  # a writer killed mid-file
+    mine = tmp_path / f".x.parquet.{HOST}-{alive}-0f0f0f0f.tmp"  # a writer still at work
+    half.write_bytes(b"half")
+    mine.write_bytes(b"busy")
+    write_atomic(target, lambda tmp: open(tmp, "w").write("whole"))
+    assert target.read_text() == "whole" and not half.exists() and mine.exists()
+
+
+def test_resume_refuses_changed_data_and_new_settings(mc, tmp_path, capsys):
+    data, out = tmp_path / "mc.parquet", tmp_path / "run"
+    data.write_bytes((mc / "mc.parquet").read_bytes())
+    record = {"kind": "tabular", "config": TabularConfig(**TINY).to_dict(), "overwrite": False,
+              "origin": {"kind": "tabular", "data": str(data), "tree": None, "drop_invalid": False,
+                         "allow_pickle": False, "sha256": {"data": "0" * 64}}}
+    partial = tmp_path / f".run.partial-{HOST}-{dead_pid()}-00000000"  # as a training killed early leaves it
+    partial.mkdir()
+    (partial / "resume.json").write_text(json.dumps(record))
+    assert main(["train", "--resume", str(out), "--seed", "3"]) == 2
+    assert "--seed cannot go with --resume" in capsys.readouterr().err
+    assert main(["train", "--resume", str(out)]) == 2
+    assert "mc.parquet: has changed since the training started" in capsys.readouterr().err
+    assert main(["train", "--resume", str(tmp_path / "never")]) == 2
+    assert "never: has no interrupted training to resume" in capsys.readouterr().err
