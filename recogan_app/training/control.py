@@ -7,6 +7,8 @@ import math
 import threading
 import time
 
+from recogan_app.training.callbacks import Callback
+
 
 class TrainingControl:
     """Switches the training loop checks between steps.
@@ -53,17 +55,26 @@ PRETRAINING_SHARE = 0.25
 """Share of a command's time limit that pretraining (the ZDC aux regressor) may take at most."""
 
 
-class Deadline:
+class Deadline(Callback):
     """The wall-clock end of a whole command (``train --time-limit``): pretraining, the fit and
     the held-out evaluation all take their time from this one clock, so the command ends on time.
 
     ``start`` (a :func:`time.monotonic` reading) lets a caller count from earlier, e.g. from the
-    moment the command began reading its data.
+    moment the command began reading its data. As a callback of the fit it moves the end later by
+    the time the training spends paused (the dashboard's Pause), which does not count.
     """
 
     def __init__(self, seconds: float | None, *, start: float | None = None):
         self.seconds = seconds
         self.end = None if seconds is None else (time.monotonic() if start is None else start) + seconds
+        self._paused_at: float | None = None
+
+    def on_status(self, trainer, status) -> None:
+        if status.status == "paused":
+            self._paused_at = time.monotonic()
+        elif self._paused_at is not None and self.end is not None:
+            self.end += time.monotonic() - self._paused_at
+            self._paused_at = None
 
     def left(self) -> float:
         """Seconds left, never below 0; infinite without a limit."""

@@ -148,8 +148,8 @@ def train_tabular(sample: MCSample | pd.DataFrame, config: TabularConfig, out, *
         steps = StepLog()
         trainer = Trainer(max_epochs=config.max_epochs, time_limit=deadline.fit_seconds(),
                           discriminator_steps=config.discriminator_steps, checkpoints=partial / "checkpoints",
-                          callbacks=[Checkpoint(partial / "checkpoints"), EarlyStopping(config.patience), *callbacks,
-                                     steps], control=control)
+                          callbacks=[Checkpoint(partial / "checkpoints"), EarlyStopping(config.patience), deadline,
+                                     *callbacks, steps], control=control)
         result = trainer.fit(module, ShuffledBatches(data, batch_size=config.batch_size, generator=shuffle),
                              SnapshotValidation(monitor, pipeline, config.snapshot_rows, config.seed),
                              announce=f"training {len(train):,} rows × {len(features)} features on "

@@ -271,7 +271,7 @@ class Trainer:
         version, internal, gauss = rng["python"]
         random.setstate((version, tuple(internal), gauss))
         saved_limit = state["time_limit_s"]
-        if self.time_limit is not None:  # this fit's seconds on top of those already trained, never beyond the saved limit
+        if self.time_limit is not None:  # this fit's seconds on top of those trained, never beyond the saved limit
             mine = state["elapsed_s"] + self.time_limit
             saved_limit = mine if saved_limit is None else min(saved_limit, mine)
         return {key: state[key] for key in progress} | {"time_limit_s": saved_limit}

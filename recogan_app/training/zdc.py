@@ -195,12 +195,14 @@ def train_zdc(sample: ZDCSample, config: ZDCConfig, out, *, callbacks: Sequence[
         steps = StepLog()
         trainer = Trainer(max_epochs=config.max_epochs, time_limit=deadline.fit_seconds(),
                           discriminator_steps=config.discriminator_steps, checkpoints=partial / "checkpoints",
-                          callbacks=[Checkpoint(partial / "checkpoints"), EarlyStopping(config.patience),
+                          callbacks=[Checkpoint(partial / "checkpoints"), EarlyStopping(config.patience), deadline,
                                      *callbacks, steps],
                           control=control)
-        aux_text = (f"; aux regressor pretrained {aux_info['epochs']:g} of {aux_info['epochs_requested']} epochs"
-                    f"{' (its share of the time limit ran out)' if aux_info['epochs'] < aux_info['epochs_requested'] else ''}"
-                    f", hottest-pixel error {aux_info['test_error_px']:.2f} px on the test split" if aux_info else "")
+        aux_text = ""
+        if aux_info:
+            cut = " (its share of the time limit ran out)" if aux_info["epochs"] < aux_info["epochs_requested"] else ""
+            aux_text = (f"; aux regressor pretrained {aux_info['epochs']:g} of {aux_info['epochs_requested']} epochs"
+                        f"{cut}, hottest-pixel error {aux_info['test_error_px']:.2f} px on the test split")
         result = trainer.fit(module, ShuffledBatches(*tensors, batch_size=config.batch_size,
                                                      generator=torch.Generator().manual_seed(config.seed)),
                              validation,

@@ -153,3 +153,15 @@ def test_shuffled_batches_cover_every_row_once_per_epoch():
     rows = torch.cat([x for (x,) in b]).squeeze(1)
     assert len(b) == 3 and len(set(rows.tolist())) == 9  # the incomplete batch is dropped
     assert len(ShuffledBatches(data, batch_size=100, generator=torch.Generator())) == 1
+
+
+def test_paused_time_does_not_count_against_the_command_deadline():
+    from recogan_app.training.control import Deadline
+    from recogan_app.training.events import StatusChange
+
+    deadline = Deadline(10.0)
+    deadline.on_status(None, StatusChange("paused"))
+    time.sleep(0.5)
+    deadline.on_status(None, StatusChange("running"))
+    assert 9.8 < deadline.left() <= 10.0 and Deadline(None).fit_seconds() is None
+    assert deadline.fit_seconds() == pytest.approx(deadline.left() - 1.5, abs=0.05)  # 15 % kept for evaluation
