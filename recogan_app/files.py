@@ -8,6 +8,7 @@ the rename, so a power cut cannot leave the new name pointing at unwritten block
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -46,10 +47,14 @@ def is_stale(tag: str) -> bool:
 
 
 def fsync_path(path) -> None:
-    """Flush a file's or a folder's data and metadata to the disk."""
+    """Flush a file's or a folder's data and metadata to the disk. A filesystem that cannot fsync
+    (some network and FUSE mounts refuse it for folders) is let be; a failed flush is raised."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
+            raise
     finally:
         os.close(fd)
 

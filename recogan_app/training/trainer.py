@@ -107,6 +107,7 @@ class Trainer:
         self.checkpoints = None if checkpoints is None else Path(checkpoints)
         self.module: torch.nn.Module | None = None
         self.optimizers: tuple = ()
+        self._batches = None  # what fit iterates: its generator's state goes into the checkpoint
         self.history: list[dict] = []
         self._stop_reason: str | None = None
 
