@@ -14,8 +14,12 @@
       metrics.json        the final figures on that test split
 
 Every file is written atomically (temporary name, fsync, then rename), so a crash never leaves a
-file that looks complete; the directory itself is built in a folder of its own beside it and
-renamed into place (:func:`building`). Nothing here executes code from the files it reads.
+file that looks complete. The directory itself is built in a folder of the training process
+beside it, ``.NAME.partial-<host>-<pid>-<random>/``, renamed into place when complete
+(:func:`building`); until then it also holds ``resume.json`` (settings and where the data came
+from) and, for ZDC, ``aux.pt`` (the pretrained aux regressor): after a kill, ``train --resume``
+continues from there (:func:`take_over`), and the next training to the same place removes it.
+Nothing here executes code from the files it reads.
 """
 
 from __future__ import annotations

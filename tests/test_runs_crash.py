@@ -268,3 +268,7 @@ def test_resume_refuses_changed_data_and_new_settings(mc, tmp_path, capsys):
     assert "mc.parquet: has changed since the training started" in capsys.readouterr().err
     assert main(["train", "--resume", str(tmp_path / "never")]) == 2
     assert "never: has no interrupted training to resume" in capsys.readouterr().err
+    taken, = partials(out)  # the refused resume had taken it over: named by this (live) process now
+    assert f"-{os.getpid()}-" in taken.name
+    assert main(["train", "--resume", str(out)]) == 2
+    assert "run: is being trained by another process" in capsys.readouterr().err
