@@ -161,6 +161,8 @@ def publish(partial: Path, out: Path, overwrite: bool) -> None:
     """Rename the finished ``partial`` to ``out``. An existing run (only with ``overwrite``) is
     first renamed aside, then deleted: at every moment ``out`` is either the old run or the new
     (or, killed between the renames, the old one is put back by :func:`clean_stale`)."""
+    if out.exists() and not out.is_dir():
+        raise InputError("is a file, not a run directory", path=out, hint="choose another --out")
     if out.exists() and any(out.iterdir()):
         if not (overwrite and is_run_dir(out)):
             raise InputError("exists already: another training wrote it meanwhile", path=out,
