@@ -80,9 +80,10 @@ class Trainer:
     max_epochs : int
         Passes over the training batches at most.
     time_limit : float, optional
-        Seconds of active training at most (paused time does not count); a resumed fit counts
-        the seconds trained before the interruption and keeps the interrupted fit's limit when
-        that is sooner.
+        Seconds of active training at most (paused time does not count), the closing snapshot
+        included: the last epoch is cut early enough to leave it the time the previous one took.
+        A resumed fit counts the seconds trained before the interruption and keeps the
+        interrupted fit's limit when that is sooner.
     discriminator_steps : int
         Discriminator updates per generator update.
     callbacks : sequence of Callback
@@ -147,6 +148,7 @@ class Trainer:
         last_good = self._full_state()
         before, limit = progress["elapsed_s"], progress["time_limit_s"]
         step, rollbacks, since_snapshot = progress["step"], 0, 0
+        closing = 0.0  # seconds the last snapshot and checkpoint took: the limit keeps room for the next
         sums: dict[str, float] = progress["sums"]
         counts: dict[str, int] = progress["counts"]
         for epoch in range(progress["epoch"] + 1, self.max_epochs):
@@ -161,7 +163,7 @@ class Trainer:
                     started = time.perf_counter()
                 if self.control.stop_requested:
                     self.request_stop("stopped")
-                if limit is not None and before + active + time.perf_counter() - started >= limit:
+                if limit is not None and before + active + time.perf_counter() - started + closing >= limit:
                     self.request_stop("time_limit")
                 if self._stop_reason:
                     break
@@ -192,6 +194,7 @@ class Trainer:
                 since_snapshot = 0
                 self._save_checkpoint({"epoch": epoch, "step": step, "elapsed_s": elapsed, "time_limit_s": limit,
                                        "sums": sums, "counts": counts})
+                closing = before + active + time.perf_counter() - started - elapsed
             if self._stop_reason:
                 break
         elapsed = before + active + time.perf_counter() - started

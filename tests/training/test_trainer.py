@@ -3,6 +3,7 @@
 import math
 import threading
 import time
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -165,3 +166,22 @@ def test_paused_time_does_not_count_against_the_command_deadline():
     deadline.on_status(None, StatusChange("running"))
     assert 9.8 < deadline.left() <= 10.0 and Deadline(None).fit_seconds() is None
     assert deadline.fit_seconds() == pytest.approx(deadline.left() - 1.5, abs=0.05)  # 15 % kept for evaluation
+
+
+def test_time_limit_leaves_room_for_the_closing_snapshot(monkeypatch):
+    """On a clock that a batch moves by 0.1 s and a snapshot by 0.5 s: the last epoch is cut so that
+    its snapshot ends within the limit (it used to start at the limit and end 0.5 s past it)."""
+    clock = [0.0]
+    monkeypatch.setattr("recogan_app.training.trainer.time", SimpleNamespace(perf_counter=lambda: clock[0]))
+
+    class Ticking(Tiny):
+        def discriminator_loss(self, x):
+            clock[0] += 0.1
+            return super().discriminator_loss(x)
+
+    def validation(module):
+        clock[0] += 0.5
+        return 1.0, {"mean_ks": 0.1}, {}, 10
+
+    result = Trainer(max_epochs=10_000, time_limit=2.0).fit(Ticking(), batches(), validation)
+    assert result.reason == "time_limit" and result.epochs == 2 and result.elapsed_s == pytest.approx(1.8)
