@@ -36,6 +36,7 @@ from recogan_app.training.device import describe_device, resolve_device
 from recogan_app.training.trainer import ShuffledBatches, Trainer
 
 MIN_TRAINING_ROWS = 50
+TOO_SHORT = "allow more time: --time-limit counts the whole command, reading and preparing the data included"
 
 
 def split_mc(frame: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -158,10 +159,11 @@ def train_tabular(sample: MCSample | pd.DataFrame, config: TabularConfig, out, *
         if result.best_epoch is None:  # no epoch gave finite figures: a run would hold an unjudged generator
             largest = frame.abs().max().idxmax()
             when = "its first epoch" if not result.epochs else "any epoch gave finite figures"
+            hint = (TOO_SHORT if result.reason == "time_limit" else
+                    f"after non-finite losses, check the features' scales (largest: column '{largest}', up to "
+                    f"{frame[largest].abs().max():.3g}) or lower the learning rates")
             raise InputError(f"training ended ({result.reason}) before {when}: nothing to save",
-                             path=sample.source,
-                             hint=f"allow more time; after non-finite losses, check the features' scales (largest: "
-                                  f"column '{largest}', up to {frame[largest].abs().max():.3g}) or lower the learning rates")
+                             path=sample.source, hint=hint)
 
         info = {
             "kind": "tabular",

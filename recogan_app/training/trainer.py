@@ -94,11 +94,14 @@ class Trainer:
         Emit a :class:`StepEnd` every this many steps (losses are averaged over them).
     checkpoints : path, optional
         Folder of ``last.pt``, the state a resumed fit starts from (none written without it).
+    snapshot_s : float
+        Expected seconds of a snapshot until one is measured: room the time limit keeps for the
+        first one (a ZDC snapshot generates thousands of images).
     """
 
     def __init__(self, *, max_epochs: int, time_limit: float | None = None, discriminator_steps: int = 1,
                  callbacks: Sequence[Callback] = (), control: TrainingControl | None = None,
-                 log_every: int = 10, checkpoints=None):
+                 log_every: int = 10, checkpoints=None, snapshot_s: float = 0.0):
         self.max_epochs = max_epochs
         self.time_limit = time_limit
         self.discriminator_steps = discriminator_steps
@@ -106,6 +109,7 @@ class Trainer:
         self.control = control or TrainingControl()
         self.log_every = log_every
         self.checkpoints = None if checkpoints is None else Path(checkpoints)
+        self.snapshot_s = snapshot_s
         self.module: torch.nn.Module | None = None
         self.optimizers: tuple = ()
         self._batches = None  # what fit iterates: its generator's state goes into the checkpoint
@@ -148,7 +152,7 @@ class Trainer:
         last_good = self._full_state()
         before, limit = progress["elapsed_s"], progress["time_limit_s"]
         step, rollbacks, since_snapshot = progress["step"], 0, 0
-        closing = 0.0  # seconds the last snapshot and checkpoint took: the limit keeps room for the next
+        closing = self.snapshot_s  # seconds the last snapshot and checkpoint took: the limit keeps room for the next
         sums: dict[str, float] = progress["sums"]
         counts: dict[str, int] = progress["counts"]
         for epoch in range(progress["epoch"] + 1, self.max_epochs):

@@ -32,7 +32,7 @@ from recogan_app.run import ZDCRun, building, check_destination, write_zdc_run
 from recogan_app.training.callbacks import Callback, Checkpoint, EarlyStopping
 from recogan_app.training.control import PRETRAINING_SHARE, Deadline, TrainingControl
 from recogan_app.training.device import describe_device, resolve_device
-from recogan_app.training.tabular import StepLog
+from recogan_app.training.tabular import TOO_SHORT, StepLog
 from recogan_app.training.trainer import ShuffledBatches, Trainer
 
 MIN_TRAINING_EVENTS = 16
@@ -86,6 +86,12 @@ class ZDCValidation:
                    "channels_generated": channel_sums(generated, self.convention)}
         score = metrics["ws_mean"] if math.isfinite(metrics["ws_mean"]) else math.inf
         return score, metrics, details, len(self.images)
+
+    def expected_seconds(self, module: ZDCGAN, probe: int = 64) -> float:
+        """A measured guess of one snapshot's time: ``probe`` monitor events generated, scaled to all."""
+        started = time.monotonic()
+        module.generator.sample(self.conditions[:probe], generator=torch.Generator(self.conditions.device))
+        return (time.monotonic() - started) * len(self.conditions) / min(probe, len(self.conditions))
 
 
 def pretrain_aux_regressor(images: torch.Tensor, hottest: torch.Tensor, *, epochs: int, lr: float,
@@ -197,7 +203,7 @@ def train_zdc(sample: ZDCSample, config: ZDCConfig, out, *, callbacks: Sequence[
                           discriminator_steps=config.discriminator_steps, checkpoints=partial / "checkpoints",
                           callbacks=[Checkpoint(partial / "checkpoints"), EarlyStopping(config.patience), deadline,
                                      *callbacks, steps],
-                          control=control)
+                          control=control, snapshot_s=validation.expected_seconds(module))
         aux_text = ""
         if aux_info:
             cut = " (its share of the time limit ran out)" if aux_info["epochs"] < aux_info["epochs_requested"] else ""
@@ -213,7 +219,7 @@ def train_zdc(sample: ZDCSample, config: ZDCConfig, out, *, callbacks: Sequence[
         if result.best_epoch is None:  # no epoch gave finite figures: a run would hold an unjudged generator
             when = "its first epoch" if not result.epochs else "any epoch gave finite figures"
             raise InputError(f"training ended ({result.reason}) before {when}: nothing to save", path=sample.source,
-                             hint="allow more time (--time-limit counts the whole command, aux pretraining included)")
+                             hint=TOO_SHORT if result.reason == "time_limit" else None)
 
         source = sample.source
         info = {
