@@ -88,6 +88,9 @@ class Deadline(Callback):
         """Seconds from now until ``fraction`` of the limit has passed (never below 0; infinite without a limit)."""
         return math.inf if self.seconds is None else max(0.0, self.left() - self.share(1 - fraction))
 
-    def fit_seconds(self) -> float | None:
-        """The time limit of a fit starting now: what is left but the evaluation's share (None: no limit)."""
-        return None if self.seconds is None else self.until(1 - EVALUATION_SHARE)
+    def fit_seconds(self, evaluation_s: float = 0.0) -> float | None:
+        """The time limit of a fit starting now: what is left but the evaluation's share, or
+        ``evaluation_s`` when the evaluation is known to need more (None: no limit)."""
+        if self.seconds is None:
+            return None
+        return max(0.0, self.left() - max(self.share(EVALUATION_SHARE), evaluation_s))

@@ -199,11 +199,13 @@ def train_zdc(sample: ZDCSample, config: ZDCConfig, out, *, callbacks: Sequence[
             aux, aux_info = pretrained_aux(partial, tensors, test, config, deadline.until(PRETRAINING_SHARE))
         module = ZDCGAN(config, aux).to(device)
         steps = StepLog()
-        trainer = Trainer(max_epochs=config.max_epochs, time_limit=deadline.fit_seconds(),
+        snapshot_s = validation.expected_seconds(module)
+        draw_s = snapshot_s * len(test) / len(monitor)  # the evaluation's one noise draw at least
+        trainer = Trainer(max_epochs=config.max_epochs, time_limit=deadline.fit_seconds(draw_s),
                           discriminator_steps=config.discriminator_steps, checkpoints=partial / "checkpoints",
                           callbacks=[Checkpoint(partial / "checkpoints"), EarlyStopping(config.patience), deadline,
                                      *callbacks, steps],
-                          control=control, snapshot_s=validation.expected_seconds(module))
+                          control=control, snapshot_s=snapshot_s)
         aux_text = ""
         if aux_info:
             cut = " (its share of the time limit ran out)" if aux_info["epochs"] < aux_info["epochs_requested"] else ""
@@ -219,7 +221,9 @@ def train_zdc(sample: ZDCSample, config: ZDCConfig, out, *, callbacks: Sequence[
         if result.best_epoch is None:  # no epoch gave finite figures: a run would hold an unjudged generator
             when = "its first epoch" if not result.epochs else "any epoch gave finite figures"
             raise InputError(f"training ended ({result.reason}) before {when}: nothing to save", path=sample.source,
-                             hint=TOO_SHORT if result.reason == "time_limit" else None)
+                             hint=f"{TOO_SHORT}; a snapshot of the {len(monitor):,} monitor events takes about "
+                                  f"{snapshot_s:.0f} s here (snapshot_rows sets how many)"
+                             if result.reason == "time_limit" else None)
 
         source = sample.source
         info = {
