@@ -91,7 +91,8 @@ def _beside(out: Path, what: str) -> list[tuple[Path, str]]:
 
 
 def clean_stale(out: Path) -> None:
-    """Remove what killed trainings of this host left beside ``out``: their partial folders, and a
+    """Remove what killed trainings of this host left beside ``out``: their partial folders (and the
+    single ``.NAME.partial`` of older versions, which removed it at every start too), and a
     run that ``--overwrite`` had set aside (put back instead when ``out`` is missing: the kill came
     between the swap's two renames)."""
     for old, tag in _beside(out, "old"):
@@ -103,6 +104,7 @@ def clean_stale(out: Path) -> None:
     for partial, tag in _beside(out, "partial"):
         if is_stale(tag):
             shutil.rmtree(partial, ignore_errors=True)
+    shutil.rmtree(out.parent / f".{out.name}.partial", ignore_errors=True)  # an older recogan's, named by no process
 
 
 def check_destination(out, overwrite: bool) -> Path:

@@ -233,13 +233,14 @@ def test_leftovers_of_dead_processes_are_cleaned_and_live_ones_kept(tmp_path):
     stale = tmp_path / f".run.partial-{HOST}-{dead}-0a0a0a0a"
     live = tmp_path / f".run.partial-{HOST}-{alive}-0b0b0b0b"
     elsewhere = tmp_path / f".run.partial-otherhost-{dead}-0c0c0c0c"  # a shared disk: its pid means nothing here
-    for folder in (stale, live, elsewhere):
+    legacy = tmp_path / ".run.partial"  # left by recogan before per-process names
+    for folder in (stale, live, elsewhere, legacy):
         folder.mkdir()
     old = tmp_path / f".run.old-{HOST}-{dead}-0d0d0d0d"  # --overwrite killed between its two renames
     old.mkdir()
     (old / "run.json").write_text(json.dumps({"recogan_version": "old"}))
     clean_stale(out)
-    assert not stale.exists() and live.is_dir() and elsewhere.is_dir() and not old.exists()
+    assert not stale.exists() and not legacy.exists() and live.is_dir() and elsewhere.is_dir() and not old.exists()
     assert json.loads((out / "run.json").read_text())["recogan_version"] == "old"  # put back, not lost
     with pytest.raises(InputError, match="exists and is not empty"):
         check_destination(out, overwrite=False)
