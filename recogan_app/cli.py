@@ -20,6 +20,7 @@ EXAMPLES = """examples:
   recogan data toy-xic --out xic.parquet                 # the embedded Ξc+ toy, 531,548 candidates
   recogan train --data xic.parquet --out runs/xic --time-limit 300
   recogan train --data mc.root --tree Candidates --features pt,decay_length,cos_pa --out runs/a
+  recogan train --resume runs/a                          # continue a killed training from its last epoch
   recogan generate --run runs/xic --n 10000000 --out synthetic.parquet --seed 1
   recogan validate --reference runs/xic/heldout.parquet --run runs/xic --report report.html
   recogan export --run runs/xic --n 86000000 --out xic.root --require good --seed 1
@@ -125,26 +126,88 @@ def cmd_data(args) -> int:
     return 0
 
 
+RESUMED_KEEP = ("data", "out", "tree", "features", "conditions", "config", "transform", "set", "time_limit",
+                "device", "seed", "drop_invalid", "overwrite")
+"""``train`` options a resumed training takes from the interrupted one, never from the command line."""
+
+
+def _origin(args, kind: str) -> dict:
+    """What ``--resume`` needs to read the same data again: the options, absolute paths, SHA-256s."""
+    from recogan_app.files import file_sha256
+
+    files = {name: getattr(args, name) for name in ("data", "conditions") if getattr(args, name)}
+    return {"kind": kind, "tree": args.tree, "drop_invalid": args.drop_invalid,
+            **{name: str(Path(path).resolve()) if Path(path).is_file() else path for name, path in files.items()},
+            "sha256": {name: file_sha256(path) for name, path in files.items() if Path(path).is_file()}}
+
+
+def _take_over(args):
+    """``--resume RUN_DIR``: (partial folder, its record, the options it was started with), or None
+    when RUN_DIR is a finished run with nothing to resume. Data files that changed are refused."""
+    from recogan_app.files import file_sha256
+    from recogan_app.run import take_over
+
+    given = [f"--{name.replace('_', '-')}" for name in RESUMED_KEEP if getattr(args, name) not in (None, False, [])]
+    if given:
+        raise InputError(f"{', '.join(given)} cannot go with --resume: a resumed training keeps the data, settings "
+                         "and destination it was started with")
+    found = take_over(args.resume)
+    if found is None:
+        return None
+    partial, record = found
+    origin = record["origin"]
+    for name, digest in origin["sha256"].items():
+        path = Path(origin[name])
+        if not path.is_file():
+            raise InputError("is gone: the interrupted training read its data from it", path=path)
+        if file_sha256(path) != digest:
+            raise InputError("has changed since the training started (its SHA-256 differs): a resumed training "
+                             "must read the same data", path=path, hint="start a new training instead")
+    started = {**vars(args), "out": args.resume, "overwrite": record["overwrite"], "kind": origin["kind"],
+               **{k: origin.get(k) for k in ("data", "conditions", "tree", "drop_invalid")}}
+    return partial, record, argparse.Namespace(**started)
+
+
 def cmd_train(args) -> int:
+    import time
+
+    started = time.monotonic()  # --time-limit bounds the command from here: reading the data counts
+    resume = record = None
+    if args.resume:
+        found = _take_over(args)
+        if found is None:
+            print(f"{args.resume}: the training is complete, nothing to resume")
+            return 0
+        resume, record, args = found
+    elif not (args.data and args.out):
+        raise InputError("train needs --data and --out (or --resume RUN_DIR to continue a killed training)")
     if args.kind == "zdc":
-        return _train_zdc(args)
+        return _train_zdc(args, started, resume, record)
     from recogan_app.config import TabularConfig
     from recogan_app.training.callbacks import ProgressBar
+    from recogan_app.training.control import Deadline
     from recogan_app.training.tabular import train_tabular
 
-    config = TabularConfig.from_file(args.config) if args.config else TabularConfig()
-    transforms = _settings(args.transform, "--transform")
-    config = config.updated(**_parsed_settings(args, features=_features(args.features),
-                                               transforms={**config.transforms, **transforms} if transforms else None))
+    if resume is not None:
+        config = TabularConfig.from_dict(record["config"], source=str(resume / "resume.json"))
+    else:
+        config = TabularConfig.from_file(args.config) if args.config else TabularConfig()
+        transforms = {**config.transforms, **_settings(args.transform, "--transform")}
+        config = config.updated(**_parsed_settings(args, features=_features(args.features),
+                                                   transforms=transforms if args.transform else None))
     sample = _load_mc(args.data, tree=args.tree, features=config.features, drop_invalid=args.drop_invalid)
     progress = ProgressBar(config.max_epochs, config.time_limit, file=sys.stderr)
-    run = train_tabular(sample, config, args.out, callbacks=[progress], overwrite=args.overwrite)
+    run = train_tabular(sample, config, args.out, callbacks=[progress], overwrite=args.overwrite,
+                        deadline=Deadline(config.time_limit, start=started),
+                        origin=record["origin"] if record else _origin(args, "tabular"), resume=resume)
     metrics, fit = run.metrics(), run.info["fit"]
     print(f"run written to {run.path}: stopped by {fit['reason']} after {fit['epochs']} epochs "
           f"({fit['elapsed_s']:.0f} s, {run.info['device']}); best epoch {fit['best_epoch']}")
+    c2st = (f"classifier AUC {metrics['c2st_auc']:.3f}" if "c2st_auc" in metrics
+            else f"classifier AUC not measured: {metrics['c2st_skipped']}")
     print(f"held-out test ({metrics['sample_size']:,} rows): mean KS {metrics['mean_ks']:.4f}, "
           f"max KS {metrics['max_ks']:.4f} ({metrics['verdict']}), max |Pearson residual| "
-          f"{metrics['max_corr_residual']:.3f}, classifier AUC {metrics['c2st_auc']:.3f}")
+          f"{metrics['max_corr_residual']:.3f}, {c2st}")
     return 0
 
 
@@ -338,27 +401,35 @@ def _data_toy_zdc(args) -> int:
     return 0
 
 
-def _train_zdc(args) -> int:
+def _train_zdc(args, started: float, resume=None, record=None) -> int:
     from recogan_app.config import ZDCConfig
     from recogan_app.data.zdc import load_zdc
     from recogan_app.training.callbacks import ProgressBar
+    from recogan_app.training.control import Deadline
     from recogan_app.training.zdc import train_zdc
 
     for flag, value in (("--tree", args.tree), ("--features", args.features), ("--transform", args.transform),
                         ("--drop-invalid", args.drop_invalid)):
         if value:
             raise InputError(f"{flag} is an option of tabular training, not of --kind zdc")
-    config = ZDCConfig.from_file(args.config) if args.config else ZDCConfig()
-    config = config.updated(**_parsed_settings(args))
+    if resume is not None:
+        config = ZDCConfig.from_dict(record["config"], source=str(resume / "resume.json"))
+    else:
+        config = ZDCConfig.from_file(args.config) if args.config else ZDCConfig()
+        config = config.updated(**_parsed_settings(args))
     sample = load_zdc(args.data, conditions=args.conditions)
     print(f"{args.data}: {len(sample):,} events; {sample.note}", file=sys.stderr)
     progress = ProgressBar(config.max_epochs, config.time_limit, file=sys.stderr)
-    run = train_zdc(sample, config, args.out, callbacks=[progress], overwrite=args.overwrite)
+    run = train_zdc(sample, config, args.out, callbacks=[progress], overwrite=args.overwrite,
+                    deadline=Deadline(config.time_limit, start=started),
+                    origin=record["origin"] if record else _origin(args, "zdc"), resume=resume)
     m, fit = run.metrics(), run.info["fit"]
     print(f"run written to {run.path}: stopped by {fit['reason']} after {fit['epochs']} epochs "
           f"({fit['elapsed_s']:.0f} s, {run.info['device']}); best epoch {fit['best_epoch']}")
     channels = ", ".join(f"{m[f'ws_ch{k}']:.2f}" for k in range(1, 6))
-    print(f"held-out test ({m['sample_size']:,} events, {m['draws']} noise draws): five-channel WS "
+    draws = f"{m['draws']} noise draws" + (f" of {m['draws_requested']}: the time limit cut the rest"
+                                           if m.get("draws_requested", m["draws"]) > m["draws"] else "")
+    print(f"held-out test ({m['sample_size']:,} events, {draws}): five-channel WS "
           f"{m['ws_mean']:.3f} photons (ch1–5: {channels}); empty responses {m['empty_generated']:.0f} "
           f"generated vs {m['empty_real']:.0f} real; hottest-pixel error {m['hottest_pixel_error']:.2f} px")
     return 0
@@ -410,7 +481,7 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train a generator on an MC file; writes a run directory",
                                 epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     source = train.add_argument_group("data")
-    source.add_argument("--data", required=True,
+    source.add_argument("--data",
                         help="MC file (.root .parquet .csv .h5 .npz) or an embedded toy: toy-xic, toy-xic-12")
     source.add_argument("--tree", help="ROOT TTree / HDF5 key / npz array to read")
     source.add_argument("--features", help="comma-separated columns to model (default: all numeric)")
@@ -426,12 +497,17 @@ def build_parser() -> argparse.ArgumentParser:
                        help="preprocessing of one feature, e.g. cos_pa=arccos+quantile (repeatable)")
     model.add_argument("--set", action="append", metavar="NAME=VALUE",
                        help="any setting, e.g. lambda_ks=2 or adversarial=wgan-gp (repeatable)")
-    model.add_argument("--time-limit", type=float, metavar="SEC", help="seconds of training at most")
+    model.add_argument("--time-limit", type=float, metavar="SEC",
+                       help="seconds the whole command may take: pretraining, fit, held-out evaluation, writing")
     model.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
     model.add_argument("--seed", type=_seed)
     output = train.add_argument_group("output")
-    output.add_argument("--out", required=True, help="run directory to create")
-    output.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    output.add_argument("--out", help="run directory to create")
+    output.add_argument("--overwrite", action="store_true",
+                        help="replace an existing run directory (a recogan run only), swapped in when complete")
+    output.add_argument("--resume", metavar="RUN_DIR",
+                        help="continue the killed training of RUN_DIR from its last checkpoint, "
+                             "with the data and settings it was started with")
     train.set_defaults(func=cmd_train)
 
     gen = commands.add_parser("generate", help="sample a trained run to a Parquet file")

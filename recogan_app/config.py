@@ -114,7 +114,8 @@ class TabularConfig(Settings):
     max_epochs = param.Integer(default=1000, bounds=(1, None),
                                doc="Passes over the training split at most.")
     time_limit = param.Number(default=None, allow_None=True, bounds=(0, None), inclusive_bounds=(False, True),
-                              doc="Wall-clock seconds of training at most.")
+                              doc="Wall-clock seconds of the whole training at most: fit, held-out "
+                                  "evaluation and writing the run.")
     patience = param.Integer(default=30, bounds=(1, None),
                              doc="Stop after this many snapshots without a better validation score.")
     snapshot_rows = param.Integer(default=50_000, bounds=(100, None),
@@ -168,7 +169,8 @@ class ZDCConfig(Settings):
     # -- schedule -------------------------------------------------------------------------------
     max_epochs = param.Integer(default=100, bounds=(1, None), doc="Passes over the training split at most.")
     time_limit = param.Number(default=None, allow_None=True, bounds=(0, None), inclusive_bounds=(False, True),
-                              doc="Wall-clock seconds of GAN training at most (aux pretraining excluded).")
+                              doc="Wall-clock seconds of the whole training at most: aux pretraining (a "
+                                  "quarter at most), GAN fit, held-out evaluation and writing the run.")
     patience = param.Integer(default=20, bounds=(1, None),
                              doc="Stop after this many snapshots without a better five-channel WS.")
     snapshot_rows = param.Integer(default=2000, bounds=(50, None),

@@ -1,14 +1,18 @@
 """Atomic file writes: a temporary name in the destination's folder, then a rename.
 
-A crash or a kill mid-write leaves at most a hidden ``.NAME.*.tmp`` file, never a file at the
-destination that looks complete.
+A crash or a kill mid-write leaves at most a hidden ``.NAME.<host>-<pid>-<random>.tmp`` file,
+never a file at the destination that looks complete; the next write to the same destination
+removes such files of processes that are gone. Files and their folder are fsynced before and after
+the rename, so a power cut cannot leave the new name pointing at unwritten blocks.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import socket
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -16,8 +20,52 @@ from pathlib import Path
 from recogan_app.errors import InputError
 
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
+HOST = socket.gethostname().replace("-", "_")
+"""This machine's name as it appears in process tags (shared filesystems: another host's pid says nothing here)."""
+
+
+def process_tag() -> str:
+    """``<host>-<pid>-<random>``: a name part unique to this process, from which
+    :func:`is_stale` tells later whether its owner is gone."""
+    return f"{HOST}-{os.getpid()}-{os.urandom(4).hex()}"
+
+
+def is_stale(tag: str) -> bool:
+    """True when the ``<host>-<pid>-…`` tag names a process of this host that no longer runs;
+    a tag of another host, or one that cannot be parsed, is never stale here."""
+    host, _, rest = tag.partition("-")
+    pid = rest.partition("-")[0]
+    if host != HOST or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False
+
+
+def fsync_path(path) -> None:
+    """Flush a file's or a folder's data and metadata to the disk. A filesystem that cannot fsync
+    (some network and FUSE mounts refuse it for folders) is let be; a failed flush is raised."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
+            raise
+    finally:
+        os.close(fd)
+
+
+def remove_stale_temporaries(path) -> None:
+    """Remove ``.NAME.*.tmp`` files left beside ``path`` by killed writers of this host."""
+    path = Path(path)
+    prefix = f".{path.name}."
+    for tmp in path.parent.iterdir():
+        if tmp.name.startswith(prefix) and tmp.name.endswith(".tmp") and is_stale(tmp.name[len(prefix):-4]):
+            tmp.unlink(missing_ok=True)
 
 
 def write_atomic(path, write: Callable[[str], None], *, overwrite: bool = True) -> None:
@@ -33,10 +81,11 @@ def write_atomic(path, write: Callable[[str], None], *, overwrite: bool = True) 
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; a result file should be readable as usual
+        remove_stale_temporaries(path)
+        tmp = str(path.parent / f".{path.name}.{process_tag()}.tmp")
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # the umask applies, as for any file
         write(tmp)
+        fsync_path(tmp)
         if overwrite:
             os.replace(tmp, path)
         else:
@@ -52,6 +101,7 @@ def write_atomic(path, write: Callable[[str], None], *, overwrite: bool = True) 
                 os.replace(tmp, path)
             else:
                 Path(tmp).unlink()
+        fsync_path(path.parent)
     except BaseException as exc:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)

@@ -7,14 +7,19 @@
       config.json         the TabularConfig, complete (re-usable as --config)
       preprocessing.json  the fitted FeaturePipeline
       generator.pt        best-by-validation generator weights (loads with weights_only=True)
-      checkpoints/        best.pt and last.pt: generator and discriminator
+      checkpoints/        best.pt (best weights) and last.pt (everything a resumed training needs)
       history.parquet     one row per epoch snapshot (score, mean/max KS, per-feature KS and WS…)
       steps.parquet       averaged losses every few steps
       heldout.parquet     the test split of the MC, never used for training or model selection
       metrics.json        the final figures on that test split
 
-Every file is written atomically (temporary name, then rename), so a crash never leaves a file
-that looks complete. Nothing here executes code from the files it reads.
+Every file is written atomically (temporary name, fsync, then rename), so a crash never leaves a
+file that looks complete. The directory itself is built in a folder of the training process
+beside it, ``.NAME.partial-<host>-<pid>-<random>/``, renamed into place when complete
+(:func:`building`); until then it also holds ``resume.json`` (settings and where the data came
+from) and, for ZDC, ``aux.pt`` (the pretrained aux regressor): after a kill, ``train --resume``
+continues from there (:func:`take_over`), and the next training to the same place removes it.
+Nothing here executes code from the files it reads.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ from recogan_app.config import TabularConfig, ZDCConfig
 from recogan_app.data.zdc import (CONDITIONS, IMAGE_SHAPE, ConditionScaler, ZDCSample, counts_from_log1p,
                                   load_zdc)
 from recogan_app.errors import InputError
-from recogan_app.files import file_sha256, write_atomic, write_json
+from recogan_app.files import file_sha256, fsync_path, is_stale, process_tag, write_atomic, write_json
 from recogan_app.losses import MarginalTargets
 from recogan_app.models.tabular import TabularGAN
 from recogan_app.models.zdc import Generator as ZDCGenerator
@@ -113,10 +118,47 @@ def load_weights(path: Path, device) -> dict:
                          path=path) from None
 
 
+def is_run_dir(path) -> bool:
+    """True for a run directory written by recogan: its run.json is a JSON object naming the version."""
+    try:
+        info = json.loads((Path(path) / "run.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(info, dict) and "recogan_version" in info
+
+
+def _beside(out: Path, what: str) -> list[tuple[Path, str]]:
+    """(folder, process tag) of the ``.NAME.<what>-<tag>`` folders beside ``out``."""
+    prefix = f".{out.name}.{what}-"
+    if not out.parent.is_dir():
+        return []
+    return [(p, p.name[len(prefix):]) for p in out.parent.iterdir() if p.name.startswith(prefix) and p.is_dir()]
+
+
+def clean_stale(out: Path) -> None:
+    """Remove what killed trainings of this host left beside ``out``: their partial folders (and the
+    single ``.NAME.partial`` of older versions, which removed it at every start too), and a
+    run that ``--overwrite`` had set aside (put back instead when ``out`` is missing: the kill came
+    between the swap's two renames)."""
+    for old, tag in _beside(out, "old"):
+        if is_stale(tag):
+            if out.exists():
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                old.rename(out)
+    for partial, tag in _beside(out, "partial"):
+        if is_stale(tag):
+            shutil.rmtree(partial, ignore_errors=True)
+    shutil.rmtree(out.parent / f".{out.name}.partial", ignore_errors=True)  # an older recogan's, named by no process
+
+
 def check_destination(out, overwrite: bool) -> Path:
-    """The run directory to create; an existing non-empty one is refused unless ``overwrite``."""
+    """The run directory to create, once the leftovers of killed trainings beside it are cleaned.
+
+    An existing non-empty folder is refused unless ``overwrite``, and even then unless it is a
+    recogan run (its run.json says so): --overwrite replaces runs, never other folders."""
     out = Path(out)
-    if out.exists() and not out.is_dir():  # --overwrite replaces runs, never other files
+    if out.exists() and not out.is_dir():
         raise InputError("is a file, not a run directory", path=out, hint="choose another --out")
     folder = next(p for p in out.absolute().parents if p.exists())
     try:  # a file, a read-only or pseudo file system: said now, not after the training
@@ -124,28 +166,106 @@ def check_destination(out, overwrite: bool) -> Path:
     except OSError as exc:
         raise InputError(f"cannot be created in {folder}: {exc.strerror or exc}", path=out,
                          hint="choose another --out") from None
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise InputError("run directory exists and is not empty", path=out,
-                         hint="choose another --out, or pass --overwrite")
+    clean_stale(out)
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise InputError("run directory exists and is not empty", path=out,
+                             hint="choose another --out, or pass --overwrite")
+        if not is_run_dir(out):
+            raise InputError("is not a recogan run directory (no run.json written by recogan): --overwrite "
+                             "replaces only runs", path=out, hint="choose another --out")
     return out
 
 
 @contextmanager
-def building(out: Path) -> Iterator[Path]:
-    """A fresh sibling ``.<name>.partial`` folder where a run is built (checkpoints included),
-    moved to ``out`` when the block completes and removed when it raises: ``out`` appears only
-    when every file is written, and a failed training leaves nothing behind."""
-    partial = out.parent / f".{out.name}.partial"
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
+def building(out: Path, *, overwrite: bool = False, record: dict | None = None,
+             resume: Path | None = None) -> Iterator[Path]:
+    """A folder ``.<name>.partial-<host>-<pid>-<random>`` beside ``out``, this process's own,
+    where the run is built (checkpoints included), put in place by :func:`publish` when the block
+    completes and removed when it raises an error: ``out`` appears only when every file is written.
+
+    ``record`` (what ``--resume`` needs: kind, settings, where the data came from) is written in
+    it as ``resume.json``; ``resume`` is a partial folder taken over from a killed training
+    (:func:`take_over`). After a kill or Ctrl-C the folder stays, named by a process that is gone:
+    ``train --resume`` continues it, the next ``train`` to the same ``out`` removes it.
+    """
+    if resume is None:
+        partial = out.parent / f".{out.name}.partial-{process_tag()}"
+        try:
+            partial.mkdir(parents=True)
+        except OSError as exc:
+            raise InputError(f"could not be created: {exc.strerror or exc}", path=out) from None
+        if record is not None:
+            write_json(partial / RESUME, record)
+    else:
+        partial = resume
     try:
         yield partial
-    except BaseException:
+        publish(partial, out, overwrite)
+    except Exception:
         shutil.rmtree(partial, ignore_errors=True)
         raise
-    if out.exists():
-        shutil.rmtree(out)
-    partial.rename(out)
+
+
+RESUME = "resume.json"
+
+
+def publish(partial: Path, out: Path, overwrite: bool) -> None:
+    """Rename the finished ``partial`` to ``out``. An existing run (only with ``overwrite``) is
+    first renamed aside, then deleted: at every moment ``out`` is either the old run or the new
+    (or, killed between the renames, the old one is put back by :func:`clean_stale`)."""
+    if out.exists() and not out.is_dir():
+        raise InputError("is a file, not a run directory", path=out, hint="choose another --out")
+    if out.exists() and any(out.iterdir()):
+        if not (overwrite and is_run_dir(out)):
+            raise InputError("exists already: another training wrote it meanwhile", path=out,
+                             hint="choose another --out")
+        old = out.parent / f".{out.name}.old-{process_tag()}"
+        out.rename(old)
+        partial.rename(out)
+        fsync_path(out.parent)
+        shutil.rmtree(old)
+    else:
+        partial.rename(out)  # over an empty folder too
+        fsync_path(out.parent)
+    (out / RESUME).unlink(missing_ok=True)  # kept until now: a kill before the rename leaves a resumable folder
+
+
+def take_over(out) -> tuple[Path, dict] | None:
+    """The partial folder of the latest killed training of ``out``, renamed to this process (two
+    ``--resume`` at once: one wins, the other is refused), with its ``resume.json``; other stale
+    partials are removed. None when there is none and ``out`` is a finished run."""
+    out = Path(out)
+    found = _beside(out, "partial")
+    stale = [p for p, tag in found if is_stale(tag)]
+    if not stale:
+        if found:
+            raise InputError(f"is being trained by another process (its folder {found[0][0].name} is in use)",
+                             path=out)
+        if is_run_dir(out):
+            return None
+        raise InputError(f"has no interrupted training to resume (no .{out.name}.partial-* folder beside it)",
+                         path=out)
+
+    def progress(folder: Path) -> float:
+        last = folder / "checkpoints" / "last.pt"
+        return (last if last.is_file() else folder).stat().st_mtime
+
+    latest = max(stale, key=progress)
+    try:
+        record = json.loads((latest / RESUME).read_text())
+    except (OSError, ValueError):
+        raise InputError("records no settings to resume from (started by an older recogan?)", path=latest) from None
+    if not record.get("origin"):
+        raise InputError("was started from the dashboard or a notebook: there is no data file to read again",
+                         path=latest, hint="start a new training")
+    mine = out.parent / f".{out.name}.partial-{process_tag()}"
+    try:
+        latest.rename(mine)
+    except FileNotFoundError:
+        raise InputError("was taken over by another --resume meanwhile", path=latest) from None
+    clean_stale(out)
+    return mine, record
 
 
 def write_run(directory: Path, *, config: TabularConfig, info: dict, pipeline: FeaturePipeline,

@@ -126,7 +126,8 @@ def test_bad_options_exit_2(trained, tmp_path, tiny_json, toy_parquet, capsys, b
         assert word in err and "Traceback" not in err, (argv, err)
     assert not (tmp_path / "a.parquet").exists() and afile.read_text() == "not a run"
     assert not (tmp_path / "g").exists()
-    for argv in (["train", "--out", "x"], ["serve", "--port", "99999"], ["serve", "--port", "-1"],
+    assert main(["train", "--out", "x"]) == 2 and "train needs --data and --out" in capsys.readouterr().err
+    for argv in (["serve", "--port", "99999"], ["serve", "--port", "-1"],
                  ["generate", "--run", str(trained), "--n", "5", "--out", "a.parquet", "--seed", "-1"],
                  ["validate", "--run", str(trained), "--reference", "r.parquet", "--seed", str(2**32)]):  # argparse
         with pytest.raises(SystemExit) as usage:

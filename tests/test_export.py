@@ -175,6 +175,10 @@ def test_killed_export_leaves_nothing(run, tmp_path):
         process.kill()  # SIGKILL: no handler, no cleanup runs
         process.wait()
     assert not out.exists() and not provenance_path(out).exists()
+    left, = tmp_path.glob(f".big.parquet.*-{process.pid}-*.tmp")  # named by its dead writer…
+    assert main(["export", "--run", str(run.path), "--n", "100", "--out", str(out), "--require", "none"]) == 0
+    assert not left.exists() and len(pd.read_parquet(out)) == 100  # …so the next export there removes it
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.parquet", "big.parquet.provenance.json"]
 
 
 def test_unwritable_destination_is_one_clear_message_and_leaves_nothing(run, tmp_path, capsys):

@@ -3,7 +3,8 @@
 The trainer calls the hooks of :class:`Callback` in a fixed order (``on_fit_start``, then per step
 ``on_step_end``, per epoch ``on_snapshot``, plus ``on_message`` / ``on_status`` when they happen,
 and ``on_fit_end``). Observers such as the dashboard's event queue are callbacks too: the loop
-does not know who listens.
+does not know who listens. A callback with state a resumed fit needs (counters, the best score)
+returns it from ``state_dict`` (tensors and plain values) and takes it back in ``load_state_dict``.
 """
 
 from __future__ import annotations
@@ -32,32 +33,47 @@ class Callback:
 
     def on_fit_end(self, trainer, result: FitResult) -> None: ...
 
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None: ...
+
 
 class Checkpoint(Callback):
-    """Keeps the best-by-validation weights; writes ``last.pt`` and ``best.pt`` when given a folder.
+    """Keeps the best-by-validation weights; writes them to ``best.pt`` when given a folder.
 
     At the end of the fit the module gets the best weights back, so whatever is saved or sampled
-    afterwards is the best generator seen, not the last one.
+    afterwards is the best generator seen, not the last one. (The trainer writes ``last.pt``.)
     """
 
     def __init__(self, directory=None):
         self.directory = None if directory is None else Path(directory)
         self.best_score = math.inf
         self.best_epoch: int | None = None
+        self.best_step: int | None = None
         self.best_state: dict | None = None
 
     def on_snapshot(self, trainer, snapshot: Snapshot) -> None:
-        state = trainer.module_state()
-        if self.directory is not None:
-            self._save(snapshot, state, "last.pt")
         if snapshot.score < self.best_score:
-            self.best_score, self.best_epoch, self.best_state = snapshot.score, snapshot.epoch, state
-            if self.directory is not None:
-                self._save(snapshot, state, "best.pt")
+            self.best_score, self.best_epoch, self.best_step = float(snapshot.score), snapshot.epoch, snapshot.step
+            self.best_state = trainer.module_state()
+            self._save()
 
-    def _save(self, snapshot: Snapshot, state: dict, name: str) -> None:
-        payload = {"epoch": snapshot.epoch, "step": snapshot.step, "score": snapshot.score, "model": state}
-        write_atomic(self.directory / name, lambda tmp: torch.save(payload, tmp))
+    def _save(self) -> None:
+        if self.directory is not None and self.best_state is not None:
+            payload = {"epoch": self.best_epoch, "step": self.best_step, "score": self.best_score,
+                       "model": self.best_state}
+            write_atomic(self.directory / "best.pt", lambda tmp: torch.save(payload, tmp))
+
+    def state_dict(self) -> dict:
+        return {"best_score": self.best_score, "best_epoch": self.best_epoch, "best_step": self.best_step,
+                "best_state": self.best_state}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state:
+            self.best_score, self.best_epoch = state["best_score"], state["best_epoch"]
+            self.best_step, self.best_state = state["best_step"], state["best_state"]
+            self._save()  # best.pt may be of the epoch the interruption lost
 
     def on_fit_end(self, trainer, result: FitResult) -> None:
         if self.best_state is not None:
@@ -75,11 +91,17 @@ class EarlyStopping(Callback):
 
     def on_snapshot(self, trainer, snapshot: Snapshot) -> None:
         if snapshot.score < self.best - self.min_delta:
-            self.best, self.waited = snapshot.score, 0
+            self.best, self.waited = float(snapshot.score), 0
             return
         self.waited += 1
         if self.waited >= self.patience:
             trainer.request_stop("early_stop", f"no better validation score for {self.patience} epochs")
+
+    def state_dict(self) -> dict:
+        return {"best": self.best, "waited": self.waited}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best, self.waited = state.get("best", self.best), state.get("waited", self.waited)
 
 
 class ProgressBar(Callback):

@@ -31,11 +31,12 @@ from recogan_app.models.tabular import TabularGAN
 from recogan_app.preprocessing import FeaturePipeline
 from recogan_app.run import Run, building, check_destination, write_run
 from recogan_app.training.callbacks import Callback, Checkpoint, EarlyStopping
-from recogan_app.training.control import TrainingControl
+from recogan_app.training.control import Deadline, TrainingControl
 from recogan_app.training.device import describe_device, resolve_device
 from recogan_app.training.trainer import ShuffledBatches, Trainer
 
 MIN_TRAINING_ROWS = 50
+TOO_SHORT = "allow more time: --time-limit counts the whole command, reading and preparing the data included"
 
 
 def split_mc(frame: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -87,11 +88,12 @@ class SnapshotValidation:
 
 
 def train_tabular(sample: MCSample | pd.DataFrame, config: TabularConfig, out, *, callbacks: Sequence[Callback] = (),
-                  control: TrainingControl | None = None, overwrite: bool = False) -> Run:
+                  control: TrainingControl | None = None, overwrite: bool = False, deadline: Deadline | None = None,
+                  origin: dict | None = None, resume: Path | None = None) -> Run:
     """Train a tabular GAN on ``sample`` and write the run directory ``out``.
 
-    The run is built in a sibling ``.<name>.partial`` folder (checkpoints land there while it
-    trains) and renamed to ``out`` only when complete.
+    The run is built in a partial folder of this process beside ``out`` (checkpoints land there
+    while it trains) and renamed to ``out`` only when complete (:func:`~recogan_app.run.building`).
 
     Parameters
     ----------
@@ -106,13 +108,21 @@ def train_tabular(sample: MCSample | pd.DataFrame, config: TabularConfig, out, *
         and early stopping.
     control : TrainingControl, optional
         Pause/resume/stop from another thread.
+    deadline : Deadline, optional
+        The end of the whole call (default: ``config.time_limit`` from now): the fit stops early
+        enough to leave the evaluation its share.
+    origin : dict, optional
+        How to read the data again (the CLI's options and the files' SHA-256), for ``--resume``.
+    resume : path, optional
+        A killed training's partial folder to continue (:func:`~recogan_app.run.take_over`).
 
     Returns
     -------
     Run
         The written run, with its best-by-validation generator.
     """
-    out = check_destination(out, overwrite)
+    deadline = deadline or Deadline(config.time_limit)
+    out = check_destination(out, overwrite) if resume is None else Path(out)
     if isinstance(sample, pd.DataFrame):
         sample = load_mc(sample, features=config.features)
     features = config.features or list(sample.frame.columns)
@@ -137,25 +147,26 @@ def train_tabular(sample: MCSample | pd.DataFrame, config: TabularConfig, out, *
     module = TabularGAN(data.shape[1], config, MarginalTargets.from_data(
         data, inverse=pipeline.inverse_transform, generator=shuffle)).to(device)
 
-    with building(out) as partial:
-        checkpoint = Checkpoint(partial / "checkpoints")
-        trainer = Trainer(max_epochs=config.max_epochs, time_limit=config.time_limit,
-                          discriminator_steps=config.discriminator_steps,
-                          callbacks=[checkpoint, EarlyStopping(config.patience), *callbacks], control=control)
+    record = {"kind": "tabular", "config": config.to_dict(), "overwrite": overwrite, "origin": origin}
+    with building(out, overwrite=overwrite, record=record, resume=resume) as partial:
         steps = StepLog()
-        trainer.callbacks.append(steps)
+        trainer = Trainer(max_epochs=config.max_epochs, time_limit=deadline.fit_seconds(),
+                          discriminator_steps=config.discriminator_steps, checkpoints=partial / "checkpoints",
+                          callbacks=[Checkpoint(partial / "checkpoints"), EarlyStopping(config.patience), deadline,
+                                     *callbacks, steps], control=control)
         result = trainer.fit(module, ShuffledBatches(data, batch_size=config.batch_size, generator=shuffle),
                              SnapshotValidation(monitor, pipeline, config.snapshot_rows, config.seed),
                              announce=f"training {len(train):,} rows × {len(features)} features on "
                                       f"{describe_device(device)}; monitor split {len(monitor):,}, "
-                                      f"test split {len(test):,}")
+                                      f"test split {len(test):,}", resume=resume is not None)
         if result.best_epoch is None:  # no epoch gave finite figures: a run would hold an unjudged generator
             largest = frame.abs().max().idxmax()
             when = "its first epoch" if not result.epochs else "any epoch gave finite figures"
+            hint = (TOO_SHORT if result.reason == "time_limit" else
+                    f"after non-finite losses, check the features' scales (largest: column '{largest}', up to "
+                    f"{frame[largest].abs().max():.3g}) or lower the learning rates")
             raise InputError(f"training ended ({result.reason}) before {when}: nothing to save",
-                             path=sample.source,
-                             hint=f"allow more time; after non-finite losses, check the features' scales (largest: "
-                                  f"column '{largest}', up to {frame[largest].abs().max():.3g}) or lower the learning rates")
+                             path=sample.source, hint=hint)
 
         info = {
             "kind": "tabular",
@@ -170,19 +181,23 @@ def train_tabular(sample: MCSample | pd.DataFrame, config: TabularConfig, out, *
         }
         write_run(partial, config=config, info=info, pipeline=pipeline, generator=module.generator,
                   history=result.history, steps=pd.DataFrame(steps.rows), heldout=test)
-        Run.load(partial).write_metrics(heldout_metrics(Run.load(partial), test, seed=config.seed))
+        run = Run.load(partial)
+        run.write_metrics(heldout_metrics(run, test, seed=config.seed, deadline=deadline))
     return Run.load(out)
 
 
-def heldout_metrics(run: Run, test: pd.DataFrame, *, seed: int) -> dict:
+def heldout_metrics(run: Run, test: pd.DataFrame, *, seed: int, deadline: Deadline | None = None) -> dict:
     """The run's figures on the untouched test split: KS/WS per feature, the Pearson residual and a
-    classifier two-sample AUC, each with the sample size it was measured on."""
+    classifier two-sample AUC, each with the sample size it was measured on. The classifier (the
+    slowest part) is left out, and ``c2st_skipped`` says why, when ``deadline`` has passed."""
     synthetic = run.generate(len(test), seed=seed + 1)
     metrics, details = compare(test, synthetic)
-    c2st = classifier_two_sample_test(test, synthetic, n_max=50_000, seed=seed)
     summary = ks_summary(details["per_feature"]["ks"].to_numpy())
-    return {"sample_size": len(test), "verdict": summary["verdict"], **metrics,
-            "c2st_auc": c2st.auc, "c2st_auc_interval": list(c2st.auc_interval), "c2st_rows": c2st.n_test}
+    figures = {"sample_size": len(test), "verdict": summary["verdict"], **metrics}
+    if deadline is not None and deadline.left() <= 0:
+        return {**figures, "c2st_skipped": f"the time limit ({deadline.seconds:g} s) was reached"}
+    c2st = classifier_two_sample_test(test, synthetic, n_max=50_000, seed=seed)
+    return {**figures, "c2st_auc": c2st.auc, "c2st_auc_interval": list(c2st.auc_interval), "c2st_rows": c2st.n_test}
 
 
 class StepLog(Callback):
@@ -193,3 +208,9 @@ class StepLog(Callback):
 
     def on_step_end(self, trainer, event) -> None:
         self.rows.append({"step": event.step, "epoch": event.epoch, **event.losses})
+
+    def state_dict(self) -> dict:
+        return {"rows": self.rows}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rows = list(state.get("rows", []))

@@ -6,18 +6,29 @@ provides ``configure_optimizers``, ``discriminator_loss(*batch)`` and ``generato
 (conditional models take their conditions from the batch; unconditional ones only its size).
 A validation function turns the module into a :class:`Snapshot` at the end of every epoch.
 The loop never prints or plots: it emits events to its callbacks.
+
+After every snapshot the loop writes ``last.pt`` in its checkpoint folder: the module, the
+optimisers, epoch, step, elapsed time, every random state (torch, CUDA, numpy, python and the
+batch order's generator), the history and each callback's state. ``fit(..., resume=True)`` starts
+from it as if never interrupted: a kill loses at most the epoch in progress, and the history
+continues without gap or duplicate. Tensors and plain values only, loaded with
+``weights_only=True``.
 """
 
 from __future__ import annotations
 
 import copy
 import math
+import random
 import time
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
+from recogan_app.files import write_atomic
 from recogan_app.training.callbacks import Callback
 from recogan_app.training.control import TrainingControl
 from recogan_app.training.events import FitResult, Message, Snapshot, StatusChange, StepEnd
@@ -48,6 +59,15 @@ class ShuffledBatches:
             yield tuple(t[pick] for t in self.tensors)
 
 
+def plain(value):
+    """``value`` with numpy scalars made Python numbers, so that ``weights_only`` loading accepts it."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value.item() if isinstance(value, np.generic) else value
+
+
 Validation = Callable[[torch.nn.Module], tuple[float, dict, dict, int]]
 """``validate(module) -> (score, metrics, details, sample_size)``; lower score is better."""
 
@@ -60,7 +80,10 @@ class Trainer:
     max_epochs : int
         Passes over the training batches at most.
     time_limit : float, optional
-        Seconds of active training at most (paused time does not count).
+        Seconds of active training at most (paused time does not count), the closing snapshot
+        included: the last epoch is cut early enough to leave it the time the previous one took.
+        A resumed fit counts the seconds trained before the interruption and keeps the
+        interrupted fit's limit when that is sooner.
     discriminator_steps : int
         Discriminator updates per generator update.
     callbacks : sequence of Callback
@@ -69,19 +92,27 @@ class Trainer:
         Pause/resume/stop switches shared with another thread.
     log_every : int
         Emit a :class:`StepEnd` every this many steps (losses are averaged over them).
+    checkpoints : path, optional
+        Folder of ``last.pt``, the state a resumed fit starts from (none written without it).
+    snapshot_s : float
+        Expected seconds of a snapshot until one is measured: room the time limit keeps for the
+        first one (a ZDC snapshot generates thousands of images).
     """
 
     def __init__(self, *, max_epochs: int, time_limit: float | None = None, discriminator_steps: int = 1,
                  callbacks: Sequence[Callback] = (), control: TrainingControl | None = None,
-                 log_every: int = 10):
+                 log_every: int = 10, checkpoints=None, snapshot_s: float = 0.0):
         self.max_epochs = max_epochs
         self.time_limit = time_limit
         self.discriminator_steps = discriminator_steps
         self.callbacks = list(callbacks)
         self.control = control or TrainingControl()
         self.log_every = log_every
+        self.checkpoints = None if checkpoints is None else Path(checkpoints)
+        self.snapshot_s = snapshot_s
         self.module: torch.nn.Module | None = None
         self.optimizers: tuple = ()
+        self._batches = None  # what fit iterates: its generator's state goes into the checkpoint
         self.history: list[dict] = []
         self._stop_reason: str | None = None
 
@@ -98,22 +129,35 @@ class Trainer:
         return {k: v.detach().clone() for k, v in self.module.state_dict().items()}
 
     # -- the loop -------------------------------------------------------------------------------
-    def fit(self, module: torch.nn.Module, batches, validate: Validation, *, announce: str | None = None) -> FitResult:
+    def fit(self, module: torch.nn.Module, batches, validate: Validation, *, announce: str | None = None,
+            resume: bool = False) -> FitResult:
         """Train ``module`` on ``batches`` until a limit, a stop or divergence; ``announce`` is a first
-        message for the observers (what is trained on what)."""
+        message for the observers (what is trained on what). With ``resume``, start from the
+        checkpoint folder's ``last.pt`` when there is one."""
+        active, started = 0.0, time.perf_counter()  # the limit counts the setup and observers' start too
         self.module, self.history, self._stop_reason = module, [], None
         self.optimizers = module.configure_optimizers()
         opt_g, opt_d = self.optimizers
+        self._batches = batches
         self._emit("on_fit_start")
         if announce:
             self._emit("on_message", Message(announce))
+        progress = {"epoch": -1, "step": 0, "elapsed_s": 0.0, "time_limit_s": self.time_limit, "sums": {},
+                    "counts": {}}
+        if resume and self.checkpoints is not None and (self.checkpoints / "last.pt").is_file():
+            progress = self._load_checkpoint(progress)
+            self._emit("on_message", Message(f"resumed after epoch {progress['epoch']} (step {progress['step']:,}, "
+                                             f"{progress['elapsed_s']:.0f} s trained before)"))
         self._emit("on_status", StatusChange("running"))
         last_good = self._full_state()
-        active, started = 0.0, time.perf_counter()
-        step, epoch, rollbacks, since_snapshot = 0, 0, 0, 0
-        sums: dict[str, float] = {}
-        counts: dict[str, int] = {}
-        for epoch in range(self.max_epochs):
+        before, limit = progress["elapsed_s"], progress["time_limit_s"]
+        step, rollbacks, since_snapshot = progress["step"], 0, 0
+        closing = self.snapshot_s  # seconds the last snapshot and checkpoint took: the limit keeps room for the next
+        sums: dict[str, float] = progress["sums"]
+        counts: dict[str, int] = progress["counts"]
+        for epoch in range(progress["epoch"] + 1, self.max_epochs):
+            if self._stop_reason:  # a resumed fit that had already decided to stop
+                break
             for batch in batches:
                 if self.control.paused:
                     active += time.perf_counter() - started
@@ -123,7 +167,7 @@ class Trainer:
                     started = time.perf_counter()
                 if self.control.stop_requested:
                     self.request_stop("stopped")
-                if self.time_limit is not None and active + time.perf_counter() - started >= self.time_limit:
+                if limit is not None and before + active + time.perf_counter() - started + closing >= limit:
                     self.request_stop("time_limit")
                 if self._stop_reason:
                     break
@@ -149,11 +193,15 @@ class Trainer:
                     self._emit("on_step_end", StepEnd(step, epoch, {k: v / counts[k] for k, v in sums.items()}))
                     sums, counts = {}, {}
             if since_snapshot:
-                last_good = self._snapshot(validate, epoch, step, active + time.perf_counter() - started) or last_good
+                elapsed = before + active + time.perf_counter() - started
+                last_good = self._snapshot(validate, epoch, step, elapsed) or last_good
                 since_snapshot = 0
+                self._save_checkpoint({"epoch": epoch, "step": step, "elapsed_s": elapsed, "time_limit_s": limit,
+                                       "sums": sums, "counts": counts})
+                closing = before + active + time.perf_counter() - started - elapsed
             if self._stop_reason:
                 break
-        elapsed = active + time.perf_counter() - started
+        elapsed = before + active + time.perf_counter() - started
         reason = self._stop_reason or "max_epochs"
         best = min(self.history, key=lambda row: row["score"]) if self.history else None
         # epochs that trained at least one step, each with its snapshot (a stop at an epoch's start adds none)
@@ -191,6 +239,50 @@ class Trainer:
 
     def _full_state(self) -> dict:
         return {"module": self.module_state(), "optimizers": [copy.deepcopy(o.state_dict()) for o in self.optimizers]}
+
+    def _save_checkpoint(self, progress: dict) -> None:
+        """``last.pt``: everything :meth:`_load_checkpoint` needs to go on from here (fsynced, renamed)."""
+        if self.checkpoints is None:
+            return
+        generator = getattr(self._batches, "generator", None)
+        numpy_state = np.random.get_state()
+        state = {
+            "format": 2, **plain(progress), "stop_reason": self._stop_reason, "history": plain(self.history),
+            "model": self.module_state(), "optimizers": [o.state_dict() for o in self.optimizers],
+            "callbacks": {type(c).__name__: plain(c.state_dict()) for c in self.callbacks},
+            "rng": {"torch": torch.get_rng_state(),
+                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
+                    "batches": None if generator is None else generator.get_state(),
+                    "numpy": [numpy_state[0], torch.from_numpy(numpy_state[1].astype(np.int64)),
+                              *numpy_state[2:]],
+                    "python": [random.getstate()[0], list(random.getstate()[1]), random.getstate()[2]]},
+        }
+        write_atomic(self.checkpoints / "last.pt", lambda tmp: torch.save(state, tmp))
+
+    def _load_checkpoint(self, progress: dict) -> dict:
+        """Restore what :meth:`_save_checkpoint` wrote; returns the loop's progress."""
+        state = torch.load(self.checkpoints / "last.pt", map_location="cpu", weights_only=True)
+        self.module.load_state_dict(state["model"])
+        for optimizer, saved in zip(self.optimizers, state["optimizers"]):
+            optimizer.load_state_dict(saved)
+        for callback in self.callbacks:
+            callback.load_state_dict(state["callbacks"].get(type(callback).__name__, {}))
+        self.history, self._stop_reason = list(state["history"]), state["stop_reason"]
+        rng = state["rng"]
+        torch.set_rng_state(rng["torch"])
+        if rng["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+        if rng["batches"] is not None:
+            self._batches.generator.set_state(rng["batches"])
+        name, keys, *rest = rng["numpy"]
+        np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
+        version, internal, gauss = rng["python"]
+        random.setstate((version, tuple(internal), gauss))
+        saved_limit = state["time_limit_s"]
+        if self.time_limit is not None:  # this fit's seconds on top of those trained, never beyond the saved limit
+            mine = state["elapsed_s"] + self.time_limit
+            saved_limit = mine if saved_limit is None else min(saved_limit, mine)
+        return {key: state[key] for key in progress} | {"time_limit_s": saved_limit}
 
     def _restore(self, state: dict) -> None:
         self.module.load_state_dict(state["module"])

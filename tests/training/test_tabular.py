@@ -43,7 +43,8 @@ def test_a_failed_training_leaves_no_partial_run(tmp_path, toy_frame, tiny_confi
 
     class Crash(Callback):
         def on_snapshot(self, trainer, snapshot):
-            assert (tmp_path / ".run.partial" / "checkpoints").is_dir()  # checkpoints land there meanwhile
+            partial, = tmp_path.glob(f".run.partial-*-{os.getpid()}-*")  # this process's own folder
+            assert (partial / "checkpoints" / "best.pt").is_file()  # checkpoints land there meanwhile
             raise RuntimeError("a bug mid-training")
 
     with pytest.raises(RuntimeError, match="a bug"):
@@ -88,7 +89,7 @@ def test_run_directory_contents(run, toy_frame):
     for name in ("run.json", "config.json", "preprocessing.json", "generator.pt", "history.parquet",
                  "steps.parquet", "heldout.parquet", "metrics.json", "checkpoints/best.pt", "checkpoints/last.pt"):
         assert (run.path / name).is_file(), name
-    assert not list(run.path.parent.glob(".*.partial"))
+    assert not list(run.path.parent.glob(".*.partial*")) and not (run.path / "resume.json").exists()
     info = json.loads((run.path / "run.json").read_text())
     assert info["data"]["n_rows"] == len(toy_frame) and info["fit"]["epochs"] == 3
     history = run.history()

@@ -3,6 +3,7 @@
 import math
 import threading
 import time
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -90,7 +91,7 @@ def test_checkpoint_restores_best_weights_and_early_stopping_stops(tmp_path):
     assert result.reason == "early_stop" and result.epochs == 4
     assert checkpoint.best_epoch == 1 and module.generator.weight.item() == pytest.approx(seen[1])
     saved = torch.load(tmp_path / "best.pt", weights_only=True)
-    assert saved["epoch"] == 1 and (tmp_path / "last.pt").exists()
+    assert saved["epoch"] == 1 and saved["score"] == 1
 
 
 def test_nan_loss_rolls_back_with_a_message_and_repeated_nans_diverge():
@@ -153,3 +154,34 @@ def test_shuffled_batches_cover_every_row_once_per_epoch():
     rows = torch.cat([x for (x,) in b]).squeeze(1)
     assert len(b) == 3 and len(set(rows.tolist())) == 9  # the incomplete batch is dropped
     assert len(ShuffledBatches(data, batch_size=100, generator=torch.Generator())) == 1
+
+
+def test_paused_time_does_not_count_against_the_command_deadline():
+    from recogan_app.training.control import Deadline
+    from recogan_app.training.events import StatusChange
+
+    deadline = Deadline(10.0)
+    deadline.on_status(None, StatusChange("paused"))
+    time.sleep(0.5)
+    deadline.on_status(None, StatusChange("running"))
+    assert 9.8 < deadline.left() <= 10.0 and Deadline(None).fit_seconds() is None
+    assert deadline.fit_seconds() == pytest.approx(deadline.left() - 1.5, abs=0.05)  # 15 % kept for evaluation
+
+
+def test_time_limit_leaves_room_for_the_closing_snapshot(monkeypatch):
+    """On a clock that a batch moves by 0.1 s and a snapshot by 0.5 s: the last epoch is cut so that
+    its snapshot ends within the limit (it used to start at the limit and end 0.5 s past it)."""
+    clock = [0.0]
+    monkeypatch.setattr("recogan_app.training.trainer.time", SimpleNamespace(perf_counter=lambda: clock[0]))
+
+    class Ticking(Tiny):
+        def discriminator_loss(self, x):
+            clock[0] += 0.1
+            return super().discriminator_loss(x)
+
+    def validation(module):
+        clock[0] += 0.5
+        return 1.0, {"mean_ks": 0.1}, {}, 10
+
+    result = Trainer(max_epochs=10_000, time_limit=2.0).fit(Ticking(), batches(), validation)
+    assert result.reason == "time_limit" and result.epochs == 2 and result.elapsed_s == pytest.approx(1.8)

@@ -27,7 +27,8 @@ def test_aux_regressor_learns_the_hottest_pixel():
     images = torch.from_numpy(np.log1p(bright.images).astype(np.float32)[:, None])
     target = torch.from_numpy(hottest_pixel(bright.images).astype(np.float32))
     train, test = split_events(len(bright), 0.25, seed=0)
-    aux = pretrain_aux_regressor(images[train], target[train], epochs=4, lr=3e-3, batch_size=64, seed=0)
+    aux, epochs = pretrain_aux_regressor(images[train], target[train], epochs=4, lr=3e-3, batch_size=64, seed=0)
+    assert epochs == 4
     with torch.inference_mode():
         error = (aux(images[test]) - target[test]).norm(dim=1).mean().item()
     guess = (target[train].mean(dim=0) - target[test]).norm(dim=1).mean().item()  # always the mean position
