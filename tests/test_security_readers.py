@@ -184,10 +184,10 @@ EXITS = "'+exit()+'"  # ends the test process if pasted unquoted
 
 
 def crafted_root(path, version=21):
-    """A TTree of class ``version`` (20 is ROOT's), for which uproot has no model: uproot compiles one from the file's
-    own TTree streamer, whose member ``fDefaultEntryOffsetLen`` and base class ``TAttMarker`` are
-    renamed (same length, so no byte count changes) to Python payloads; the tree title and a branch
-    name carry payloads too. Written uncompressed so the streamer can be patched in place."""
+    """A TTree of class ``version`` (ROOT writes 20), for which uproot has no model: uproot compiles one
+    from the file's own TTree streamer, whose member ``fDefaultEntryOffsetLen`` and base class
+    ``TAttMarker`` are renamed (same length, so no byte count changes) to Python payloads; the tree
+    title and a branch name carry payloads too. Written uncompressed so it can be patched in place."""
     with uproot.recreate(path, compression=None) as file:
         file.mktree("t", {"pt": "f8", OPENS: "f8"}, title=OPENS).extend({"pt": PT, OPENS: PT})
     data = path.read_bytes()
@@ -210,10 +210,11 @@ def test_root_names_in_a_streamer_stay_data(tmp_path, monkeypatch):
     into identifiers, so a crafted streamer is read as data: the payloads are names, nothing runs."""
     monkeypatch.chdir(tmp_path)
     path = crafted_root(tmp_path / "mc.root")
-    tree = uproot.open(path)["t"]
-    assert type(tree).__name__ == "Model_TTree_v21"  # compiled from the crafted streamer
-    assert tree.member(OPENS) == 1000 and tree.title == OPENS
-    assert repr(OPENS) in type(tree).class_code and repr(EXITS) in type(tree).class_code  # pasted as literals
+    with uproot.open(path) as file:
+        tree = file["t"]
+        assert type(tree).__name__ == "Model_TTree_v21"  # compiled from the crafted streamer
+        assert tree.member(OPENS) == 1000 and tree.title == OPENS
+        assert repr(OPENS) in tree.class_code and repr(EXITS) in tree.class_code  # pasted as literals
     sample = load_mc(path)
     assert list(sample.frame.columns) == ["pt", OPENS]
     assert not (tmp_path / "SEEN").exists()
@@ -242,7 +243,8 @@ def test_root_tree_aliases_are_never_evaluated(tmp_path, monkeypatch):
     subclasses = ().__class__.__base__.__subclasses__()
     popen = [c.__name__ for c in subclasses].index("Popen")
     escape = f"pt * ().__class__.__base__.__subclasses__()[{popen}](['touch', 'SEEN']).wait()"
-    uproot.open(path)["t"].arrays(["e"], aliases={"e": escape}, library="np")
+    with uproot.open(path) as file:
+        file["t"].arrays(["e"], aliases={"e": escape}, library="np")
     assert (tmp_path / "SEEN").exists()  # the escape is real
     (tmp_path / "SEEN").unlink()
     asked = []
