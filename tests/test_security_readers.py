@@ -18,6 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import uproot
 
 from recogan_app.data.containers import pickled_literal
 from recogan_app.data.sources import list_keys, load_mc
@@ -174,3 +175,80 @@ def test_a_parquet_python_extension_column_stays_unread(tmp_path, payload):
     assert load_mc(tmp_path / "mc.parquet").skipped == {"obj": "is not numeric (dtype binary)"}
     pq.write_table(table.rename_columns(["Energy", "obj"]), tmp_path / "conditions.parquet")
     refused(load_conditions, tmp_path / "conditions.parquet", match="condition not found")
+
+
+# --- ROOT: uproot compiles Python classes from a file's streamers ---------------------------------
+
+OPENS = "' +open('SEEN','w')+ '"  # creates ./SEEN if pasted unquoted into generated code
+EXITS = "'+exit()+'"  # ends the test process if pasted unquoted
+
+
+def crafted_root(path, version=21):
+    """A TTree of class ``version`` (ROOT writes 20), for which uproot has no model: uproot compiles one
+    from the file's own TTree streamer, whose member ``fDefaultEntryOffsetLen`` and base class
+    ``TAttMarker`` are renamed (same length, so no byte count changes) to Python payloads; the tree
+    title and a branch name carry payloads too. Written uncompressed so it can be patched in place."""
+    with uproot.recreate(path, compression=None) as file:
+        file.mktree("t", {"pt": "f8", OPENS: "f8"}, title=OPENS).extend({"pt": PT, OPENS: PT})
+    data = path.read_bytes()
+    renames = {b"fDefaultEntryOffsetLen": OPENS.encode(), b"\nTAttMarker": b"\n" + EXITS.encode()}
+    for name, payload in renames.items():
+        assert len(name) == len(payload) and name in data
+        data = data.replace(name, payload)
+    streamer = data.index(b"\x05TTree\x00") + 7 + 4  # name, empty title, checksum: the class version
+    tree = data.rindex(b"\x05TTree\x01t")  # the tree's key: class, name, title, then the object
+    tree += 9 + data[tree + 8] + 4  # past the title and the object's byte count: its version
+    for offset, size in ((streamer, 4), (tree, 2)):
+        assert int.from_bytes(data[offset:offset + size]) == 20
+        data = data[:offset] + version.to_bytes(size) + data[offset + size:]
+    path.write_bytes(data)
+    return path
+
+
+def test_root_names_in_a_streamer_stay_data(tmp_path, monkeypatch):
+    """uproot pastes member names into generated code as repr() literals and class names hex-encoded
+    into identifiers, so a crafted streamer is read as data: the payloads are names, nothing runs."""
+    monkeypatch.chdir(tmp_path)
+    path = crafted_root(tmp_path / "mc.root")
+    with uproot.open(path) as file:
+        tree = file["t"]
+        assert type(tree).__name__ == "Model_TTree_v21"  # compiled from the crafted streamer
+        assert tree.member(OPENS) == 1000 and tree.title == OPENS
+        assert repr(OPENS) in tree.class_code and repr(EXITS) in tree.class_code  # pasted as literals
+    sample = load_mc(path)
+    assert list(sample.frame.columns) == ["pt", OPENS]
+    assert not (tmp_path / "SEEN").exists()
+
+
+def test_a_broken_root_streamer_is_refused_naming_the_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = crafted_root(tmp_path / "mc.root", version=22)  # uproot keeps compiled classes per process
+    data = path.read_bytes()
+    title = data.index(OPENS.encode(), data.index(b"\x05TTree\x00")) + len(OPENS)  # the renamed member's title,
+    kind = title + 1 + data[title]  # then its type code
+    path.write_bytes(data[:kind] + (77).to_bytes(4) + data[kind + 4:])  # no such ROOT type
+    message = refused(load_mc, path, match="could not be read as ROOT")
+    assert message.startswith(f"{path}: ")
+    assert not (tmp_path / "SEEN").exists()
+
+
+def test_root_tree_aliases_are_never_evaluated(tmp_path, monkeypatch):
+    """A TTree's aliases are Python expressions stored in the file; uproot's ``arrays`` evaluates
+    them, and attribute access escapes its sandbox. The loader reads branches one by one and
+    never asks for the aliases (uproot cannot write them: ``TTree.aliases`` stands in for them)."""
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "mc.root"
+    with uproot.recreate(path) as file:
+        file.mktree("t", {"pt": "f8"}).extend({"pt": PT})
+    subclasses = ().__class__.__base__.__subclasses__()
+    popen = [c.__name__ for c in subclasses].index("Popen")
+    escape = f"pt * ().__class__.__base__.__subclasses__()[{popen}](['touch', 'SEEN']).wait()"
+    with uproot.open(path) as file:
+        file["t"].arrays(["e"], aliases={"e": escape}, library="np")
+    assert (tmp_path / "SEEN").exists()  # the escape is real
+    (tmp_path / "SEEN").unlink()
+    asked = []
+    monkeypatch.setattr(uproot.behaviors.TTree.TTree, "aliases",
+                        property(lambda tree: asked.append(tree) or {"pt": escape, "e": escape}))
+    assert load_mc(path).frame["pt"].tolist() == PT.tolist()
+    assert asked == [] and not (tmp_path / "SEEN").exists()

@@ -486,9 +486,12 @@ def _open_root(path: str, tree: str | None) -> _Table:
 
 
 def _read_root(path: str, name: str, names: list[str]) -> dict[str, np.ndarray]:
+    """Each wanted branch read on its own: ``tree.arrays`` goes through uproot's expression language,
+    which evaluates the tree's aliases (Python written in the file, whose sandbox attribute access escapes)."""
     wanted = set(names)
     with _reading(path, "ROOT"), uproot.open(path) as file:
-        return file[name].arrays(filter_name=wanted.__contains__, library="np")
+        return {key: branch.array(library="np") for key, branch in file[name].iteritems(recursive=False)
+                if key in wanted}
 
 
 def _root_trees(file) -> list[str]:

@@ -16,6 +16,45 @@ from recogan_app.ui.plots import density_histogram
 from recogan_app.ui.state import Session
 
 
+class CappedFileDropper(pn.widgets.FileDropper):
+    """Panel's FileDropper with its size cap kept on the server too: the browser checks
+    ``max_file_size`` before sending, but a client that skips that check can send chunks without end,
+    and Panel would buffer them all. One upload is received at a time (a new one drops an unfinished
+    one) and only the last file received is held, so at most ``max_mb`` is held."""
+
+    max_mb = param.Integer(default=200, bounds=(1, None), constant=True, doc="Largest upload (MB).")
+    refused = param.String(default="", doc="Why the last dropped upload was dropped (an event per drop).")
+
+    _rename = {"max_mb": None, "refused": None}
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self.max_file_size = f"{self.max_mb}MB"
+        self._received = 0  # bytes of the upload in progress
+
+    def _process_event(self, event):
+        data = event.data
+        if event.event_name != "upload_event":
+            return super()._process_event(event)
+        if data["chunk"] == 1:
+            self._file_buffer.clear()
+            self._received = 0
+        elif data["name"] not in self._file_buffer:
+            return  # the rest of a dropped upload
+        self._received += memoryview(data["data"]).nbytes  # bytes as sent; anything else is refused by raising
+        if self._received > self.max_mb * 1e6:
+            self._file_buffer.clear()
+            with param.discard_events(self):
+                self.refused = (f"{data['name']}: not uploaded: {self._received / 1e6:,.1f} MB sent is over "
+                                f"this server's {self.max_mb:,} MB upload limit")
+            self.param.trigger("refused")
+            return
+        if data["chunk"] == data["total_chunks"]:
+            self.value.clear()  # the previous file: the page has stored it already
+            self.mime_type.clear()
+        super()._process_event(event)
+
+
 class DataView(Viewer):
     """Source, tree and upload selectors, a per-feature summary with small histograms, and the
     feature choice. Loading runs in a worker thread: a large file does not freeze the page."""
@@ -31,9 +70,10 @@ class DataView(Viewer):
         self.tree = pn.widgets.Select.from_param(state.param.tree, label="Tree / key",
                                                  visible=state.param.tree.rx().rx.pipe(bool))
         # sent in chunks, checked in the browser before any byte is: one FileInput message held a whole file
-        self.upload = pn.widgets.FileDropper(max_file_size=f"{self.max_upload_mb}MB", multiple=False,
-                                             layout="compact", previews=[], css_classes=["recogan-upload"])
+        self.upload = CappedFileDropper(max_mb=self.max_upload_mb, multiple=False, layout="compact", previews=[],
+                                        css_classes=["recogan-upload"])
         self.upload.param.watch(self._upload, "value")
+        self.upload.param.watch(lambda event: state.tell(event.new, "danger"), "refused")
         self.refresh = pn.widgets.Button(label="Refresh the file list", css_classes=["recogan-refresh"],
                                          visible=state.data_root is not None)  # files copied in after the page opened
         self.refresh.on_click(lambda _: state.refresh_sources())
@@ -79,10 +119,6 @@ class DataView(Viewer):
         name, content = list(event.new.items())[-1]
         if isinstance(content, str):  # the dropper decodes text files (CSV) as UTF-8: exactly reversible
             content = content.encode("utf-8")
-        if len(content) > self.max_upload_mb * 1e6:
-            self.state.tell(f"{name}: not uploaded: {len(content) / 1e6:,.1f} MB is over this server's "
-                            f"{self.max_upload_mb:,} MB upload limit", "danger")
-            return
         with self.state.reporting():
             self.state.upload(name, content)
             await self.load()

@@ -161,6 +161,21 @@ FIND_JS = """() => {
 names the payload, or any element with an event-handler attribute that does."""
 
 
+BYPASS_JS = """async () => {
+  const seen = new Set(), droppers = [];
+  const walk = (view) => {
+    if (!view || seen.has(view)) return;
+    seen.add(view);
+    if (String(view.model?.type).includes("FileDropper")) droppers.push(view);
+    for (const child of view.child_views ?? []) walk(child);
+  };
+  Object.values(Bokeh.index).forEach(walk);
+  const file = new File([new Uint8Array(1_500_000).fill(49)], "bypass.csv", {type: "text/csv"});
+  await droppers[0]._process_upload(file, () => {}, () => {}, () => {});
+}"""
+"""A client that skips the dropper's size check: the dropper's own chunked sender, handed a 1.5 MB file."""
+
+
 def test_markup_in_a_file_shows_as_text_and_runs_nothing(server, page, tmp_path):
     rng = np.random.default_rng(0)
     pd.DataFrame({MARKUP["column"]: rng.normal(size=200), MARKUP["markdown"]: rng.exponential(size=200),
@@ -173,7 +188,8 @@ def test_markup_in_a_file_shows_as_text_and_runs_nothing(server, page, tmp_path)
 def drive_markup(page, url, server, big) -> None:
     """Load the file from the data root, go through the tabs that name its columns, upload it; nothing
     runs, no dialog opens, and the names are on the page as text. A file over the upload cap is
-    refused in the browser, saying the cap, and never reaches the server."""
+    refused in the browser, saying the cap, and never reaches the server; sent by a client that skips
+    that check, it is dropped by the server, saying its size and the cap."""
     dialogs = []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
     page.goto(url)
@@ -198,7 +214,10 @@ def drive_markup(page, url, server, big) -> None:
     page.get_by_text("File is too large", exact=True).wait_for(timeout=10_000)  # FilePond, in the dropper
     page.get_by_text("Maximum file size is 1 MB", exact=True).wait_for(timeout=5_000)
     time.sleep(1.0)  # an image that fails to load fires its handler after a moment; a refused upload sends nothing
-    assert not list((server.workdir / "uploads").rglob("big.csv"))
+    page.evaluate(BYPASS_JS)
+    page.locator(".recogan-notice").get_by_text(
+        "bypass.csv: not uploaded: 1.5 MB sent is over this server's 1 MB upload limit").wait_for(timeout=10_000)
+    assert not {path.name for path in (server.workdir / "uploads").rglob("*")} & {"big.csv", "bypass.csv"}
     assert page.evaluate("typeof window.__pwned") == "undefined"
     assert dialogs == [] and page.title() == title
     assert not page.evaluate(FIND_JS)  # no element or attribute of the page came from the file

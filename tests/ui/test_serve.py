@@ -13,9 +13,11 @@ import socket
 import subprocess
 import sys
 import time
+import tracemalloc
 from pathlib import Path
 
 import pytest
+from panel.models.file_dropper import UploadEvent
 
 from recogan_app.cli import main
 from recogan_app.ui.data import DataView
@@ -137,17 +139,41 @@ def test_a_taken_port_is_refused_clearly(server):
     assert "Traceback" not in out
 
 
-def test_an_upload_over_the_cap_is_refused_with_its_size(tmp_path):
+def upload_events(name, content: bytes, total_chunks=None, chunk=400_000):
+    """The events a dropper sends for a file, made one at a time; a client may claim any total."""
+    parts = range(0, max(len(content), 1), chunk)
+    for number, start in enumerate(parts, 1):
+        yield UploadEvent(None, data={"chunk": number, "data": content[start:start + chunk], "name": name,
+                                      "total_chunks": total_chunks or len(parts), "type": "text/csv"})
+
+
+def test_an_upload_over_the_cap_is_dropped_as_it_arrives(tmp_path):
+    """The browser refuses a file over the cap before sending a byte; a client that skips that check
+    and sends chunks without end is cut off at the cap, and what was buffered is released."""
     session = Session(workdir=tmp_path)
     view = DataView(state=session, max_upload_mb=1)
-    assert view.upload.max_file_size == "1MB"  # the browser refuses it before sending a byte
-    big = b"pt,eta\n" + b"1.5,0.25\n" * 200_000  # 1.8 MB: what a client that skips the browser's check sends
-    asyncio.run(view._upload(type("Event", (), {"new": {"big.csv": big}})))
+    dropper = view.upload
+    assert dropper.max_file_size == "1MB"
+    endless = upload_events("big.csv", b"1.5,0.25\n" * 1_000_000, total_chunks=10**9)  # 9 MB sent
+    tracemalloc.start()
+    try:
+        for _ in range(2):
+            dropper._process_event(next(endless))
+        assert sum(map(len, dropper._file_buffer["big.csv"])) == 800_000  # under the cap: kept
+        for event in endless:
+            dropper._process_event(event)
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert dropper._file_buffer == {} and dropper.value == {} and held < 500_000
     assert session.notice_level == "danger"
-    assert session.notice == "big.csv: not uploaded: 1.8 MB is over this server's 1 MB upload limit"
+    assert session.notice == "big.csv: not uploaded: 1.2 MB sent is over this server's 1 MB upload limit"
     assert not (tmp_path / "uploads").exists() and session.sample is None
-    small = "pt,eta\n" + "1.5,0.25\n2.5,0.5\n" * 50  # the dropper hands text files over decoded
-    asyncio.run(view._upload(type("Event", (), {"new": {"small.csv": small}})))
+    small = "pt,eta\n" + "1.5,0.25\n2.5,0.5\n" * 50
+    for event in upload_events("small.csv", small.encode()):
+        dropper._process_event(event)
+    assert dropper.value == {"small.csv": small}  # the dropper hands text files over decoded
+    asyncio.run(view._upload(type("Event", (), {"new": dropper.value})))
     assert session.notice_level == "success" and len(session.sample.frame) == 100
     assert Path(session.source).read_text() == small
 
