@@ -1,12 +1,16 @@
 """What ``recogan serve`` guards, against the real server in a subprocess: it listens on this machine
 only, Panel's login stands in front of the page and the downloads, downloads come from the work
-folder's exports and nowhere else, a taken port is a clear refusal; and the page caps uploads.
+folder's exports and nowhere else, a websocket message that inflates without end is refused, a taken
+port is a clear refusal; and the page caps uploads.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import gzip
 import http.client
+import json
 import os
 import re
 import socket
@@ -14,12 +18,17 @@ import subprocess
 import sys
 import time
 import tracemalloc
+import zlib
 from pathlib import Path
 
 import pytest
+from bokeh.core.serialization import DeserializationError, Deserializer, Serialized, Serializer
 from panel.models.file_dropper import UploadEvent
+from tornado.httpclient import HTTPRequest
+from tornado.websocket import websocket_connect
 
 from recogan_app.cli import main
+from recogan_app.ui import wire
 from recogan_app.ui.data import DataView
 from recogan_app.ui.state import Session
 
@@ -129,6 +138,106 @@ def test_websocket_from_another_origin_is_refused(server, login):
     assert status == 403
     status, _, _ = request(port, "/ws", headers={**upgrade, "Origin": f"http://localhost:{port}"})
     assert status != 403
+
+
+def gzip_bomb(size: int) -> bytes:
+    """Valid gzip of ``size`` zero bytes, about a thousandth of that, built without holding ``size``:
+    one fully flushed deflate block of a million zeros, repeated (it refers to nothing before it)."""
+    block = zlib.compressobj(9, zlib.DEFLATED, -15)
+    block = block.compress(bytes(1_000_000)) + block.flush(zlib.Z_FULL_FLUSH)
+    crc = 0
+    for _ in range(size // 1_000_000):
+        crc = zlib.crc32(bytes(1_000_000), crc)
+    last = zlib.compressobj(9, zlib.DEFLATED, -15).flush()  # an empty final block
+    return (b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff" + block * (size // 1_000_000) + last
+            + crc.to_bytes(4, "little") + (size % 2**32).to_bytes(4, "little"))
+
+
+def bytes_value(compressed: bytes) -> dict:
+    """A bytes value as Bokeh writes one into a JSON message."""
+    return {"type": "bytes", "data": base64.b64encode(compressed).decode()}
+
+
+@pytest.fixture
+def guarded(monkeypatch):
+    """This process's Bokeh decoder guarded as ``recogan serve`` guards it; Bokeh's own back after."""
+    monkeypatch.setattr(Deserializer, "_decode_bytes", Deserializer._decode_bytes)
+    monkeypatch.setattr(wire, "_cap", wire._cap)
+    return wire.guard_decoder
+
+
+def test_a_gzip_bomb_is_refused_in_a_moment_and_a_few_megabytes(guarded):
+    assert gzip.decompress(gzip_bomb(3_000_000)) == bytes(3_000_000)  # the construction is honest gzip
+    bomb = bytes_value(gzip_bomb(500_000_000))
+    cap = guarded()
+    assert cap == wire.UPLOAD_CHUNK_BYTES == 10_000_000
+    tracemalloc.start()
+    start = time.perf_counter()
+    try:
+        with pytest.raises(DeserializationError, match="inflates to more than 10,000,000 bytes"):
+            Deserializer().decode({"events": [], "upload": bomb})
+        seconds = time.perf_counter() - start
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert seconds < 1 and peak < cap + 3_000_000, (seconds, peak)  # the cap, the message, growth room
+
+
+def test_legitimate_bytes_values_decode_exactly(guarded):
+    """Up to the cap (here the 1 MB upload limit) what Bokeh's own encoder writes comes back exactly,
+    several gzip members included; past it, or truncated, it is refused."""
+    assert guarded(max_upload_mb=1) == 1_000_000
+    chunk = os.urandom(1_000_000)  # incompressible: gzip makes it slightly larger
+    assert Deserializer().decode(Serializer(deferred=False).encode(chunk)) == chunk
+    assert Deserializer().decode(bytes_value(gzip.compress(b"pt,eta\n") + gzip.compress(b"1.5,0.25\n"))) == \
+        b"pt,eta\n1.5,0.25\n"
+    assert Deserializer().decode(bytes_value(b"")) == b""
+    serialized = Serializer(deferred=True).serialize(chunk + b"!")  # as a binary frame: Bokeh's own path
+    assert bytes(Deserializer().deserialize(Serialized(serialized.content, serialized.buffers))) == chunk + b"!"
+    for compressed, problem in [(gzip.compress(chunk + b"!"), "inflates to more than 1,000,000 bytes"),
+                                (gzip.compress(chunk)[:-100], "truncated"), (b"not gzip", "not valid gzip")]:
+        with pytest.raises(DeserializationError, match=problem):
+            Deserializer().decode(bytes_value(compressed))
+
+
+def peak_rss(pid: int) -> int:
+    """The process's most resident memory so far, in bytes (Linux ``VmHWM``)."""
+    line = next(line for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith("VmHWM:"))
+    return int(line.split()[1]) * 1024
+
+
+def test_a_websocket_gzip_bomb_gets_an_error_reply_and_the_server_carries_on(server, login):
+    """A page's websocket, opened as Bokeh's client opens it, sends a 650 kB PATCH-DOC that inflates
+    to 500 MB; the server answers ERROR without inflating it and serves the next page."""
+    process, port, _ = server
+    status, _, page = request(port, "/", headers=login)
+    assert status == 200
+    token = re.search(rb'"token":\s*"([^"]+)"', page).group(1).decode()
+
+    async def send_bomb() -> tuple[dict, dict, int]:
+        connection = await websocket_connect(
+            HTTPRequest(f"ws://127.0.0.1:{port}/ws", headers={**login, "Origin": f"http://localhost:{port}"}),
+            subprotocols=["bokeh", token])
+        try:
+            for _ in range(3):  # the server's ACK: header, metadata, content
+                await connection.read_message()
+            before = peak_rss(process.pid)
+            message = [{"msgid": "bomb", "msgtype": "PATCH-DOC"}, {},
+                       {"events": [], "upload": bytes_value(gzip_bomb(500_000_000))}]
+            assert len(json.dumps(message)) < 700_000
+            for fragment in message:
+                await connection.write_message(json.dumps(fragment))
+            header, _, content = [json.loads(await asyncio.wait_for(connection.read_message(), 10)) for _ in range(3)]
+            return header, content, before
+        finally:
+            connection.close()
+
+    header, content, before = asyncio.run(send_bomb())
+    assert header["msgtype"] == "ERROR" and header["reqid"] == "bomb"
+    assert "inflates to more than 10,000,000 bytes" in content["text"]
+    assert process.poll() is None and peak_rss(process.pid) - before < 100_000_000
+    status, _, page = request(port, "/", headers=login)
+    assert status == 200 and b"recogan" in page
 
 
 def test_a_taken_port_is_refused_clearly(server):
