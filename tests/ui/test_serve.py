@@ -28,7 +28,7 @@ from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
 from recogan_app.cli import main
-from recogan_app.ui import wire
+from recogan_app.ui import app, wire
 from recogan_app.ui.data import DataView
 from recogan_app.ui.state import Session
 
@@ -48,6 +48,18 @@ def serve(port: int, *options: str, log=subprocess.PIPE) -> subprocess.Popen:
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
+def wait_until_listening(process: subprocess.Popen, port: int, log: Path):
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, f"the server did not open its port: {log.read_text()}"
+            time.sleep(0.2)
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """``recogan serve --basic-auth PASSWORD`` with its defaults otherwise (no --address)."""
@@ -56,15 +68,7 @@ def server(tmp_path_factory):
     with (folder / "server.log").open("w") as log:
         process = serve(port, "--workdir", str(workdir), "--basic-auth", PASSWORD, log=log)
         try:
-            deadline = time.monotonic() + 120
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    assert process.poll() is None, (folder / "server.log").read_text()
-                    assert time.monotonic() < deadline, "recogan serve did not open its port"
-                    time.sleep(0.2)
+            wait_until_listening(process, port, folder / "server.log")
             yield process, port, workdir
         finally:
             process.terminate()
@@ -206,17 +210,17 @@ def peak_rss(pid: int) -> int:
     return int(line.split()[1]) * 1024
 
 
-def test_a_websocket_gzip_bomb_gets_an_error_reply_and_the_server_carries_on(server, login):
-    """A page's websocket, opened as Bokeh's client opens it, sends a 650 kB PATCH-DOC that inflates
-    to 500 MB; the server answers ERROR without inflating it and serves the next page."""
-    process, port, _ = server
-    status, _, page = request(port, "/", headers=login)
+def send_bomb(process: subprocess.Popen, port: int, headers=None, page="/") -> tuple[dict, dict, int]:
+    """Open the ``page`` and its websocket as Bokeh's client does, send a 660 kB PATCH-DOC whose bytes
+    value inflates to 500 MB; the reply's header and content, and how much the server's peak
+    resident memory grew."""
+    status, _, html = request(port, page, headers=headers)
     assert status == 200
-    token = re.search(rb'"token":\s*"([^"]+)"', page).group(1).decode()
+    token = re.search(rb'"token":\s*"([^"]+)"', html).group(1).decode()
 
-    async def send_bomb() -> tuple[dict, dict, int]:
+    async def exchange():
         connection = await websocket_connect(
-            HTTPRequest(f"ws://127.0.0.1:{port}/ws", headers={**login, "Origin": f"http://localhost:{port}"}),
+            HTTPRequest(f"ws://127.0.0.1:{port}{page.rstrip('/')}/ws", headers={**(headers or {}), "Origin": f"http://localhost:{port}"}),
             subprotocols=["bokeh", token])
         try:
             for _ in range(3):  # the server's ACK: header, metadata, content
@@ -228,16 +232,40 @@ def test_a_websocket_gzip_bomb_gets_an_error_reply_and_the_server_carries_on(ser
             for fragment in message:
                 await connection.write_message(json.dumps(fragment))
             header, _, content = [json.loads(await asyncio.wait_for(connection.read_message(), 10)) for _ in range(3)]
-            return header, content, before
+            return header, content, peak_rss(process.pid) - before
         finally:
             connection.close()
 
-    header, content, before = asyncio.run(send_bomb())
+    return asyncio.run(exchange())
+
+
+def test_a_websocket_gzip_bomb_gets_an_error_reply_and_the_server_carries_on(server, login):
+    process, port, _ = server
+    header, content, growth = send_bomb(process, port, login)
     assert header["msgtype"] == "ERROR" and header["reqid"] == "bomb"
     assert "inflates to more than 10,000,000 bytes" in content["text"]
-    assert process.poll() is None and peak_rss(process.pid) - before < 100_000_000
+    assert process.poll() is None and growth < 100_000_000, growth
     status, _, page = request(port, "/", headers=login)
     assert status == 200 and b"recogan" in page
+
+
+def test_a_plain_panel_serve_of_the_app_is_guarded_too(tmp_path):
+    """Under ``panel serve recogan_app/ui/app.py`` the app guards the decoder itself, its cap the
+    upload limit set in the environment when that is under a chunk."""
+    port, log_path = free_port(), tmp_path / "server.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen([sys.executable, "-m", "panel", "serve", app.__file__, "--port", str(port),
+                                    "--address", "127.0.0.1"], stdout=log, stderr=subprocess.STDOUT,
+                                   env={**os.environ, "OMP_NUM_THREADS": "1", "RECOGAN_MAX_UPLOAD_MB": "2"})
+        try:
+            wait_until_listening(process, port, log_path)
+            header, content, growth = send_bomb(process, port, page="/app")
+            assert header["msgtype"] == "ERROR" and "inflates to more than 2,000,000 bytes" in content["text"]
+            assert process.poll() is None and growth < 100_000_000, growth
+            assert request(port, "/app")[0] == 200
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
 
 
 def test_a_taken_port_is_refused_clearly(server):
