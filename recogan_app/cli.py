@@ -361,7 +361,7 @@ def cmd_serve(args) -> int:
         _check_logins(args.basic_auth)
         auth = dict(basic_auth=args.basic_auth, cookie_secret=args.cookie_secret or secrets.token_urlsafe(32))
 
-    guard_decoder(args.max_upload_mb)  # before any page can send a message: see recogan_app/ui/wire.py
+    guard_decoder()  # before any page can send a message: see recogan_app/ui/wire.py
 
     def app():  # a function, called once per browser session
         return create_app(data=args.data, data_root=args.data_root, workdir=workdir,

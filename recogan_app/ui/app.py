@@ -51,5 +51,5 @@ def create_app(data=None, data_root=None, workdir=None, max_upload_mb=None) -> p
 
 
 if pn.state.served:
-    guard_decoder(os.environ.get(ENV["max_upload_mb"]) or None)
+    guard_decoder()  # before this page sends a message: see recogan_app/ui/wire.py
     create_app(**{key: os.environ.get(name) or None for key, name in ENV.items()}).servable()

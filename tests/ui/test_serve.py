@@ -166,19 +166,19 @@ def bytes_value(compressed: bytes) -> dict:
 def guarded(monkeypatch):
     """This process's Bokeh decoder guarded as ``recogan serve`` guards it; Bokeh's own back after."""
     monkeypatch.setattr(Deserializer, "_decode_bytes", Deserializer._decode_bytes)
-    monkeypatch.setattr(wire, "_cap", wire._cap)
-    return wire.guard_decoder
+    wire.guard_decoder()
+    return wire.UPLOAD_CHUNK_BYTES
 
 
 def test_a_gzip_bomb_is_refused_in_a_moment_and_a_few_megabytes(guarded):
     assert gzip.decompress(gzip_bomb(3_000_000)) == bytes(3_000_000)  # the construction is honest gzip
     bomb = bytes_value(gzip_bomb(500_000_000))
-    cap = guarded()
-    assert cap == wire.UPLOAD_CHUNK_BYTES == 10_000_000
+    cap = guarded
+    assert cap == 1_000_000
     tracemalloc.start()
     start = time.perf_counter()
     try:
-        with pytest.raises(DeserializationError, match="inflates to more than 10,000,000 bytes"):
+        with pytest.raises(DeserializationError, match="inflates to more than 1,000,000 bytes"):
             Deserializer().decode({"events": [], "upload": bomb})
         seconds = time.perf_counter() - start
         _, peak = tracemalloc.get_traced_memory()
@@ -188,10 +188,9 @@ def test_a_gzip_bomb_is_refused_in_a_moment_and_a_few_megabytes(guarded):
 
 
 def test_legitimate_bytes_values_decode_exactly(guarded):
-    """Up to the cap (here the 1 MB upload limit) what Bokeh's own encoder writes comes back exactly,
-    several gzip members included; past it, or truncated, it is refused."""
-    assert guarded(max_upload_mb=1) == 1_000_000
-    chunk = os.urandom(1_000_000)  # incompressible: gzip makes it slightly larger
+    """Up to the cap (one upload chunk) what Bokeh's own encoder writes comes back exactly, several
+    gzip members included; past it, or truncated, it is refused."""
+    chunk = os.urandom(guarded)  # incompressible: gzip makes it slightly larger
     assert Deserializer().decode(Serializer(deferred=False).encode(chunk)) == chunk
     assert Deserializer().decode(bytes_value(gzip.compress(b"pt,eta\n") + gzip.compress(b"1.5,0.25\n"))) == \
         b"pt,eta\n1.5,0.25\n"
@@ -210,57 +209,67 @@ def peak_rss(pid: int) -> int:
     return int(line.split()[1]) * 1024
 
 
-def send_bomb(process: subprocess.Popen, port: int, headers=None, page="/") -> tuple[dict, dict, int]:
-    """Open the ``page`` and its websocket as Bokeh's client does, send a 660 kB PATCH-DOC whose bytes
-    value inflates to 500 MB; the reply's header and content, and how much the server's peak
-    resident memory grew."""
+def over_websocket(process: subprocess.Popen, port: int, message: list[str], headers=None, page="/"):
+    """Open the ``page`` and its websocket as Bokeh's client does and send ``message`` (its fragments:
+    header, metadata, content); the reply's fragments (up to 3; ``None`` once the server closed the
+    connection), and how much the server's peak resident memory grew meanwhile."""
     status, _, html = request(port, page, headers=headers)
     assert status == 200
     token = re.search(rb'"token":\s*"([^"]+)"', html).group(1).decode()
 
     async def exchange():
+        url = f"ws://127.0.0.1:{port}{page.rstrip('/')}/ws"
         connection = await websocket_connect(
-            HTTPRequest(f"ws://127.0.0.1:{port}{page.rstrip('/')}/ws", headers={**(headers or {}), "Origin": f"http://localhost:{port}"}),
+            HTTPRequest(url, headers={**(headers or {}), "Origin": f"http://localhost:{port}"}),
             subprotocols=["bokeh", token])
         try:
             for _ in range(3):  # the server's ACK: header, metadata, content
                 await connection.read_message()
             before = peak_rss(process.pid)
-            message = [{"msgid": "bomb", "msgtype": "PATCH-DOC"}, {},
-                       {"events": [], "upload": bytes_value(gzip_bomb(500_000_000))}]
-            assert len(json.dumps(message)) < 700_000
             for fragment in message:
-                await connection.write_message(json.dumps(fragment))
-            header, _, content = [json.loads(await asyncio.wait_for(connection.read_message(), 10)) for _ in range(3)]
-            return header, content, peak_rss(process.pid) - before
+                await connection.write_message(fragment)
+            replies = []
+            while len(replies) < 3 and (not replies or replies[-1] is not None):
+                reply = await asyncio.wait_for(connection.read_message(), 10)
+                replies.append(reply and json.loads(reply))
+            return replies, peak_rss(process.pid) - before
         finally:
             connection.close()
 
     return asyncio.run(exchange())
 
 
+def bomb_message() -> list[str]:
+    """A 660 kB PATCH-DOC whose bytes value inflates to 500 MB."""
+    message = [json.dumps(fragment) for fragment in ({"msgid": "bomb", "msgtype": "PATCH-DOC"}, {},
+                                                     {"events": [], "upload": bytes_value(gzip_bomb(500_000_000))})]
+    assert sum(map(len, message)) < 700_000
+    return message
+
+
 def test_a_websocket_gzip_bomb_gets_an_error_reply_and_the_server_carries_on(server, login):
     process, port, _ = server
-    header, content, growth = send_bomb(process, port, login)
+    (header, _, content), growth = over_websocket(process, port, bomb_message(), login)
     assert header["msgtype"] == "ERROR" and header["reqid"] == "bomb"
-    assert "inflates to more than 10,000,000 bytes" in content["text"]
+    assert "inflates to more than 1,000,000 bytes" in content["text"]
     assert process.poll() is None and growth < 100_000_000, growth
+    too_long = json.dumps({"msgid": "x" * wire.WEBSOCKET_MAX_MESSAGE_BYTES, "msgtype": "PATCH-DOC"})
+    assert over_websocket(process, port, [too_long], login)[0] == [None]  # closed before Bokeh parses it
     status, _, page = request(port, "/", headers=login)
     assert status == 200 and b"recogan" in page
 
 
 def test_a_plain_panel_serve_of_the_app_is_guarded_too(tmp_path):
-    """Under ``panel serve recogan_app/ui/app.py`` the app guards the decoder itself, its cap the
-    upload limit set in the environment when that is under a chunk."""
+    """Under ``panel serve recogan_app/ui/app.py`` the app guards the decoder itself."""
     port, log_path = free_port(), tmp_path / "server.log"
     with log_path.open("w") as log:
         process = subprocess.Popen([sys.executable, "-m", "panel", "serve", app.__file__, "--port", str(port),
                                     "--address", "127.0.0.1"], stdout=log, stderr=subprocess.STDOUT,
-                                   env={**os.environ, "OMP_NUM_THREADS": "1", "RECOGAN_MAX_UPLOAD_MB": "2"})
+                                   env={**os.environ, "OMP_NUM_THREADS": "1"})
         try:
             wait_until_listening(process, port, log_path)
-            header, content, growth = send_bomb(process, port, page="/app")
-            assert header["msgtype"] == "ERROR" and "inflates to more than 2,000,000 bytes" in content["text"]
+            (header, _, content), growth = over_websocket(process, port, bomb_message(), page="/app")
+            assert header["msgtype"] == "ERROR" and "inflates to more than 1,000,000 bytes" in content["text"]
             assert process.poll() is None and growth < 100_000_000, growth
             assert request(port, "/app")[0] == 200
         finally:
