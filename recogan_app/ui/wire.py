@@ -35,7 +35,7 @@ _bokeh_decode_bytes = Deserializer._decode_bytes
 def gunzip_capped(data: bytes, cap: int) -> bytes:
     """``gzip.decompress(data)``, refused with a ``DeserializationError`` as soon as the output passes
     ``cap`` bytes. It inflates 64 KiB at a time into one growing buffer, so a refusal costs about ``cap``
-    bytes and a millisecond per MB whatever the input claims."""
+    bytes and milliseconds, whatever the input claims."""
     inflated = bytearray()
     while data:  # gzip allows several members one after another
         member = zlib.decompressobj(wbits=31)  # 31: gzip header and trailer
