@@ -347,6 +347,7 @@ def cmd_serve(args) -> int:
 
     from recogan_app.ui.app import TITLE, create_app
     from recogan_app.ui.downloads import static_dirs
+    from recogan_app.ui.wire import WEBSOCKET_MAX_MESSAGE_BYTES, guard_decoder
 
     if args.data_root is not None and not Path(args.data_root).is_dir():
         raise InputError("is not a folder", path=args.data_root)
@@ -360,13 +361,16 @@ def cmd_serve(args) -> int:
         _check_logins(args.basic_auth)
         auth = dict(basic_auth=args.basic_auth, cookie_secret=args.cookie_secret or secrets.token_urlsafe(32))
 
+    guard_decoder()  # before any page can send a message: see recogan_app/ui/wire.py
+
     def app():  # a function, called once per browser session
         return create_app(data=args.data, data_root=args.data_root, workdir=workdir,
                           max_upload_mb=args.max_upload_mb)
 
     try:
         server = pn.serve(app, port=args.port, address=args.address, websocket_origin=origins, show=args.show,
-                          title=TITLE, static_dirs=static_dirs(workdir), start=False, **auth)
+                          title=TITLE, static_dirs=static_dirs(workdir), start=False,
+                          websocket_max_message_size=WEBSOCKET_MAX_MESSAGE_BYTES, **auth)
     except OSError as exc:  # the port is taken, or the address is not this machine's
         raise InputError(f"cannot listen on {args.address}:{args.port}: {exc.strerror}",
                          hint="choose another --port or --address") from None

@@ -19,6 +19,7 @@ import panel as pn
 
 from recogan_app.data.sources import EMBEDDED
 from recogan_app.ui.dashboard import Dashboard
+from recogan_app.ui.wire import guard_decoder
 
 TITLE = "recogan: synthetic MC you can check"
 ENV = {"data": "RECOGAN_DATA", "data_root": "RECOGAN_DATA_ROOT", "workdir": "RECOGAN_WORKDIR",
@@ -50,4 +51,5 @@ def create_app(data=None, data_root=None, workdir=None, max_upload_mb=None) -> p
 
 
 if pn.state.served:
+    guard_decoder()  # before this page sends a message: see recogan_app/ui/wire.py
     create_app(**{key: os.environ.get(name) or None for key, name in ENV.items()}).servable()

@@ -23,6 +23,9 @@ class CappedFileDropper(pn.widgets.FileDropper):
     one) and only the last file received is held, so at most ``max_mb`` is held."""
 
     max_mb = param.Integer(default=200, bounds=(1, None), constant=True, doc="Largest upload (MB).")
+    chunk_size = param.Integer(default=1_000_000, constant=True, doc="""
+        Bytes per upload message (Panel sends 10 MB). The server reads no websocket message much larger
+        than a chunk (recogan_app/ui/wire.py), and Bokeh may hold ~40 times a message while it parses it.""")
     refused = param.String(default="", doc="Why the last dropped upload was dropped (an event per drop).")
 
     _rename = {"max_mb": None, "refused": None}

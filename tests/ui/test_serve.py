@@ -1,12 +1,16 @@
 """What ``recogan serve`` guards, against the real server in a subprocess: it listens on this machine
 only, Panel's login stands in front of the page and the downloads, downloads come from the work
-folder's exports and nowhere else, a taken port is a clear refusal; and the page caps uploads.
+folder's exports and nowhere else, a websocket message that inflates without end is refused, a taken
+port is a clear refusal; and the page caps uploads.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import gzip
 import http.client
+import json
 import os
 import re
 import socket
@@ -14,12 +18,17 @@ import subprocess
 import sys
 import time
 import tracemalloc
+import zlib
 from pathlib import Path
 
 import pytest
+from bokeh.core.serialization import DeserializationError, Deserializer, Serialized, Serializer
 from panel.models.file_dropper import UploadEvent
+from tornado.httpclient import HTTPRequest
+from tornado.websocket import WebSocketClosedError, websocket_connect
 
 from recogan_app.cli import main
+from recogan_app.ui import app, wire
 from recogan_app.ui.data import DataView
 from recogan_app.ui.state import Session
 
@@ -39,6 +48,18 @@ def serve(port: int, *options: str, log=subprocess.PIPE) -> subprocess.Popen:
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
+def wait_until_listening(process: subprocess.Popen, port: int, log: Path):
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, f"the server did not open its port: {log.read_text()}"
+            time.sleep(0.2)
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """``recogan serve --basic-auth PASSWORD`` with its defaults otherwise (no --address)."""
@@ -47,15 +68,7 @@ def server(tmp_path_factory):
     with (folder / "server.log").open("w") as log:
         process = serve(port, "--workdir", str(workdir), "--basic-auth", PASSWORD, log=log)
         try:
-            deadline = time.monotonic() + 120
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    assert process.poll() is None, (folder / "server.log").read_text()
-                    assert time.monotonic() < deadline, "recogan serve did not open its port"
-                    time.sleep(0.2)
+            wait_until_listening(process, port, folder / "server.log")
             yield process, port, workdir
         finally:
             process.terminate()
@@ -129,6 +142,141 @@ def test_websocket_from_another_origin_is_refused(server, login):
     assert status == 403
     status, _, _ = request(port, "/ws", headers={**upgrade, "Origin": f"http://localhost:{port}"})
     assert status != 403
+
+
+def gzip_bomb(size: int) -> bytes:
+    """Valid gzip of ``size`` zero bytes, about a thousandth of that, built without holding ``size``:
+    one fully flushed deflate block of a million zeros, repeated (it refers to nothing before it)."""
+    block = zlib.compressobj(9, zlib.DEFLATED, -15)
+    block = block.compress(bytes(1_000_000)) + block.flush(zlib.Z_FULL_FLUSH)
+    crc = 0
+    for _ in range(size // 1_000_000):
+        crc = zlib.crc32(bytes(1_000_000), crc)
+    last = zlib.compressobj(9, zlib.DEFLATED, -15).flush()  # an empty final block
+    return (b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff" + block * (size // 1_000_000) + last
+            + crc.to_bytes(4, "little") + (size % 2**32).to_bytes(4, "little"))
+
+
+def bytes_value(compressed: bytes) -> dict:
+    """A bytes value as Bokeh writes one into a JSON message."""
+    return {"type": "bytes", "data": base64.b64encode(compressed).decode()}
+
+
+@pytest.fixture
+def guarded(monkeypatch):
+    """This process's Bokeh decoder guarded as ``recogan serve`` guards it; Bokeh's own back after."""
+    monkeypatch.setattr(Deserializer, "_decode_bytes", Deserializer._decode_bytes)
+    wire.guard_decoder()
+    return wire.UPLOAD_CHUNK_BYTES
+
+
+def test_a_gzip_bomb_is_refused_in_a_moment_and_a_few_megabytes(guarded):
+    assert gzip.decompress(gzip_bomb(3_000_000)) == bytes(3_000_000)  # the construction is honest gzip
+    bomb, cap = bytes_value(gzip_bomb(500_000_000)), guarded
+    assert cap == 1_000_000
+    tracemalloc.start()
+    start = time.perf_counter()
+    try:
+        with pytest.raises(DeserializationError, match="inflates to more than 1,000,000 bytes"):
+            Deserializer().decode({"events": [], "upload": bomb})
+        seconds = time.perf_counter() - start
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert seconds < 1 and peak < cap + 3_000_000, (seconds, peak)  # the cap, the message, growth room
+
+
+def test_legitimate_bytes_values_decode_exactly(guarded):
+    """Up to the cap (one upload chunk) what Bokeh's own encoder writes comes back exactly, several
+    gzip members included; past it, or truncated, it is refused."""
+    chunk = os.urandom(guarded)  # incompressible: gzip makes it slightly larger
+    assert Deserializer().decode(Serializer(deferred=False).encode(chunk)) == chunk
+    assert Deserializer().decode(bytes_value(gzip.compress(b"pt,eta\n") + gzip.compress(b"1.5,0.25\n"))) == \
+        b"pt,eta\n1.5,0.25\n"
+    assert Deserializer().decode(bytes_value(b"")) == b""
+    serialized = Serializer(deferred=True).serialize(chunk + b"!")  # as a binary frame: Bokeh's own path
+    assert bytes(Deserializer().deserialize(Serialized(serialized.content, serialized.buffers))) == chunk + b"!"
+    for compressed, problem in [(gzip.compress(chunk + b"!"), "inflates to more than 1,000,000 bytes"),
+                                (gzip.compress(chunk)[:-100], "truncated"), (b"not gzip", "not valid gzip")]:
+        with pytest.raises(DeserializationError, match=problem):
+            Deserializer().decode(bytes_value(compressed))
+
+
+def peak_rss(pid: int) -> int:
+    """The process's most resident memory so far, in bytes (Linux ``VmHWM``)."""
+    line = next(line for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith("VmHWM:"))
+    return int(line.split()[1]) * 1024
+
+
+def over_websocket(process: subprocess.Popen, port: int, message: list[str], headers=None, page="/"):
+    """Open the ``page`` and its websocket as Bokeh's client does and send ``message`` (its fragments:
+    header, metadata, content); the reply's fragments (up to 3; ``None`` once the server closed the
+    connection), and how much the server's peak resident memory grew meanwhile."""
+    status, _, html = request(port, page, headers=headers)
+    assert status == 200
+    token = re.search(rb'"token":\s*"([^"]+)"', html).group(1).decode()
+
+    async def exchange():
+        url = f"ws://127.0.0.1:{port}{page.rstrip('/')}/ws"
+        connection = await websocket_connect(
+            HTTPRequest(url, headers={**(headers or {}), "Origin": f"http://localhost:{port}"}),
+            subprotocols=["bokeh", token])
+        try:
+            for _ in range(3):  # the server's ACK: header, metadata, content
+                await connection.read_message()
+            before = peak_rss(process.pid)
+            try:
+                for fragment in message:
+                    await connection.write_message(fragment)
+            except WebSocketClosedError:
+                pass  # closed by the server while this was still sending
+            replies = []
+            while len(replies) < 3 and (not replies or replies[-1] is not None):
+                reply = await asyncio.wait_for(connection.read_message(), 10)
+                replies.append(reply and json.loads(reply))
+            return replies, peak_rss(process.pid) - before
+        finally:
+            connection.close()
+
+    return asyncio.run(exchange())
+
+
+def bomb_message() -> list[str]:
+    """A 660 kB PATCH-DOC whose bytes value inflates to 500 MB."""
+    message = [json.dumps(fragment) for fragment in ({"msgid": "bomb", "msgtype": "PATCH-DOC"}, {},
+                                                     {"events": [], "upload": bytes_value(gzip_bomb(500_000_000))})]
+    assert sum(map(len, message)) < 700_000
+    return message
+
+
+def test_a_websocket_gzip_bomb_gets_an_error_reply_and_the_server_carries_on(server, login):
+    process, port, _ = server
+    (header, _, content), growth = over_websocket(process, port, bomb_message(), login)
+    assert header["msgtype"] == "ERROR" and header["reqid"] == "bomb"
+    assert "inflates to more than 1,000,000 bytes" in content["text"]
+    assert process.poll() is None and growth < 100_000_000, growth
+    too_long = json.dumps({"msgid": "x" * wire.WEBSOCKET_MAX_MESSAGE_BYTES, "msgtype": "PATCH-DOC"})
+    assert over_websocket(process, port, [too_long], login)[0] == [None]  # closed before Bokeh parses it
+    status, _, page = request(port, "/", headers=login)
+    assert status == 200 and b"recogan" in page
+
+
+def test_a_plain_panel_serve_of_the_app_is_guarded_too(tmp_path):
+    """Under ``panel serve recogan_app/ui/app.py`` the app guards the decoder itself."""
+    port, log_path = free_port(), tmp_path / "server.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen([sys.executable, "-m", "panel", "serve", app.__file__, "--port", str(port),
+                                    "--address", "127.0.0.1"], stdout=log, stderr=subprocess.STDOUT,
+                                   env={**os.environ, "OMP_NUM_THREADS": "1"})
+        try:
+            wait_until_listening(process, port, log_path)
+            (header, _, content), growth = over_websocket(process, port, bomb_message(), page="/app")
+            assert header["msgtype"] == "ERROR" and "inflates to more than 1,000,000 bytes" in content["text"]
+            assert process.poll() is None and growth < 100_000_000, growth
+            assert request(port, "/app")[0] == 200
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
 
 
 def test_a_taken_port_is_refused_clearly(server):
