@@ -247,7 +247,8 @@ def cmd_validate(args) -> int:
     from recogan_app.files import write_atomic
     from recogan_app.metrics.distributions import check_reference_rows
     from recogan_app.report import write_report
-    from recogan_app.validation import training_split, validate
+    from recogan_app.splits import training_split
+    from recogan_app.validation import validate
 
     for path, suffix in ((args.json, ".json"), (args.report, ".html")):
         if path:

@@ -16,7 +16,8 @@ from recogan_app.data.sources import MCSample
 from recogan_app.run import Run
 from recogan_app.training.background import BackgroundTraining
 from recogan_app.training.events import Snapshot, StatusChange, StepEnd
-from recogan_app.training.tabular import bar_score, split_mc, train_tabular
+from recogan_app.splits import split_mc
+from recogan_app.training.tabular import bar_score, train_tabular
 
 
 def sample_of(frame):
