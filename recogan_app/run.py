@@ -370,11 +370,8 @@ class Run:
             np.empty((0, len(self.features)), dtype=np.float32))
 
     def validate(self, rows: int = 0, *, training: pd.DataFrame | None = None, **options):
-        """:func:`recogan_app.validation.validate_run` of this run, the notebook's spelling.
-
-        The import stays inside: validation builds on runs, never the reverse, so this is no cycle
-        (tests/test_architecture.py), and ``import recogan_app.run`` does not load xgboost.
-        """
+        """:func:`recogan_app.validation.validate_run` of this run. Validation builds on runs, never the
+        reverse (no cycle); the import stays inside so that loading a run does not load xgboost."""
         from recogan_app.validation import validate_run
 
         return validate_run(self, rows, training=training, **options)

@@ -7,13 +7,7 @@ from torch import nn
 
 
 class LatentGenerator(nn.Module):
-    """Base of the generators: ``latent_dim`` standard-normal numbers per row feed the network.
-
-    Parameters
-    ----------
-    latent_dim : int
-        Size of the noise vector z.
-    """
+    """Base of the generators: ``latent_dim`` standard-normal numbers per row feed the network."""
 
     def __init__(self, latent_dim: int):
         super().__init__()
