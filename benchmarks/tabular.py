@@ -40,8 +40,9 @@ from recogan_app.config import TabularConfig
 from recogan_app.data import toy_xic
 from recogan_app.data.sources import MCSample
 from recogan_app.metrics.c2st import classifier_two_sample_test
+from recogan_app.splits import split_mc
 from recogan_app.training.callbacks import Callback
-from recogan_app.training.tabular import compare, split_mc, train_tabular
+from recogan_app.training.tabular import compare, train_tabular
 
 RESULTS = Path(__file__).parent / "results"
 

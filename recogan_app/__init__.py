@@ -5,8 +5,9 @@
 - ``models``         generator and discriminator networks
 - ``losses``         adversarial losses and generator penalties
 - ``training``       the trainer: loop, events, pause/resume/stop, checkpoints, device choice
-- ``metrics``        KS, Wasserstein, correlations, classifier two-sample test
+- ``metrics``        KS, Wasserstein, correlations, classifier two-sample test, seed 000's quality bars
 - ``baseline``       the Gaussian copula every model must beat
+- ``splits``         the MC's training / monitor / test split, and its rebuild for a run
 - ``validation``     every metric with error bars and noise floors, beside the copula's
 - ``report``         the standalone HTML validation report
 - ``run``            the run directory: the unit of persistence and exchange
@@ -34,6 +35,7 @@ _LAZY = {
     "Run": "recogan_app.run",
     "GaussianCopula": "recogan_app.baseline",
     "validate": "recogan_app.validation",
+    "validate_run": "recogan_app.validation",
     "write_report": "recogan_app.report",
 }
 

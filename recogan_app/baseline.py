@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 from pandas.api.types import is_bool_dtype, is_integer_dtype
 from scipy import special
-from sklearn.exceptions import NotFittedError
 
+from recogan_app.errors import NotFittedError
 from recogan_app.metrics.distributions import feature_matrix
 
 __all__ = ["GaussianCopula"]
@@ -106,7 +106,7 @@ class GaussianCopula:
         DataFrame, shape (n, n_features)
         """
         if not hasattr(self, "correlation_"):
-            raise NotFittedError("GaussianCopula is not fitted yet; call fit(frame) first")
+            raise NotFittedError("this GaussianCopula is not fitted yet; call fit(frame) first")
         if n < 1:
             raise ValueError(f"n must be positive, got {n}")
         rng = np.random.default_rng(self.random_state if seed is None else seed)

@@ -13,7 +13,7 @@ import traceback
 from pathlib import Path
 
 from recogan_app import __version__
-from recogan_app.config import SEED_MAX
+from recogan_app.config import DEVICES, SEED_MAX
 from recogan_app.errors import ExportRefused, InputError
 
 EXAMPLES = """examples:
@@ -247,7 +247,8 @@ def cmd_validate(args) -> int:
     from recogan_app.files import write_atomic
     from recogan_app.metrics.distributions import check_reference_rows
     from recogan_app.report import write_report
-    from recogan_app.validation import training_split, validate
+    from recogan_app.splits import training_split
+    from recogan_app.validation import validate
 
     for path, suffix in ((args.json, ".json"), (args.report, ".html")):
         if path:
@@ -503,7 +504,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="any setting, e.g. lambda_ks=2 or adversarial=wgan-gp (repeatable)")
     model.add_argument("--time-limit", type=float, metavar="SEC",
                        help="seconds the whole command may take: pretraining, fit, held-out evaluation, writing")
-    model.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
+    model.add_argument("--device", choices=DEVICES)
     model.add_argument("--seed", type=_seed)
     output = train.add_argument_group("output")
     output.add_argument("--out", help="run directory to create")
@@ -521,7 +522,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="ZDC runs: file with the 9 conditions (.npz .h5 .csv .parquet); one image per row")
     gen.add_argument("--out", required=True, help="FILE.parquet, or FILE.npz for a ZDC run")
     gen.add_argument("--seed", type=_seed, help="fixes the sample (default: fresh randomness)")
-    gen.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
+    gen.add_argument("--device", default="auto", choices=DEVICES,
                      help="where the generator runs (default: a GPU when present)")
     gen.add_argument("--chunk-rows", type=int, default=500_000, help="rows generated and written at a time")
     gen.add_argument("--overwrite", action="store_true")
@@ -556,7 +557,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="validation verdict needed to export (default: good)")
     exp.add_argument("--force", action="store_true", help="export below --require; recorded as forced")
     exp.add_argument("--seed", type=_seed, help="fixes the sample (default: fresh randomness, recorded)")
-    exp.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
+    exp.add_argument("--device", default="auto", choices=DEVICES,
                      help="where the generator runs (default: a GPU when present)")
     exp.add_argument("--chunk-rows", type=int, default=1_000_000, help="rows generated and written at a time")
     exp.add_argument("--overwrite", action="store_true")

@@ -18,6 +18,8 @@ from recogan_app.errors import InputError, closest
 
 SEED_MAX = 2**32 - 1
 """Largest seed: numpy's and torch's generators both take 0 … 2**32 - 1."""
+DEVICES = ("auto", "cpu", "cuda", "mps")
+"""Device names a setting or ``--device`` takes (:func:`~recogan_app.training.device.resolve_device`)."""
 
 
 class Settings(param.Parameterized):
@@ -126,7 +128,7 @@ class TabularConfig(Settings):
 
     # -- reproducibility and hardware -----------------------------------------------------------
     seed = param.Integer(default=0, bounds=(0, SEED_MAX), doc="Fixes the split, the initialisation and the sampling.")
-    device = param.Selector(default="auto", objects=["auto", "cpu", "cuda", "mps"])
+    device = param.Selector(default="auto", objects=list(DEVICES))
 
 
 class ZDCConfig(Settings):
@@ -180,4 +182,4 @@ class ZDCConfig(Settings):
 
     # -- reproducibility and hardware -----------------------------------------------------------
     seed = param.Integer(default=0, bounds=(0, SEED_MAX), doc="Fixes the split, the initialisation and the sampling.")
-    device = param.Selector(default="auto", objects=["auto", "cpu", "cuda", "mps"])
+    device = param.Selector(default="auto", objects=list(DEVICES))

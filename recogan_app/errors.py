@@ -51,6 +51,11 @@ class InputError(ValueError):
         return text
 
 
+class NotFittedError(ValueError, AttributeError):
+    """A fitted object (preprocessing, condition scaler, copula baseline) used before ``fit``: a
+    programming error, not bad input. A ValueError and an AttributeError, as scikit-learn's."""
+
+
 class ExportRefused(Exception):
     """A run below the required validation level was asked to export (CLI exit 3).
 

@@ -43,8 +43,8 @@ from recogan_app import __version__
 from recogan_app.data.sources import MCSample
 from recogan_app.errors import ExportRefused, InputError
 from recogan_app.files import check_writable, write_atomic, write_json
-from recogan_app.metrics.distributions import (EXCELLENT, GOOD, check_reference_rows, feature_metrics, ks_floor,
-                                               ks_summary)
+from recogan_app.metrics.distributions import check_reference_rows, feature_metrics, ks_floor, ks_summary
+from recogan_app.metrics.verdict import BARS, RANK
 from recogan_app.run import Run
 
 __all__ = ["PROVENANCE_KEY", "SAMPLE_NAME", "WRITERS", "GateResult", "export", "gate", "gate_seed", "provenance_path",
@@ -54,10 +54,6 @@ PROVENANCE_KEY = "recogan_provenance"
 """Name of the provenance JSON inside every exported file (metadata key, attribute, TObjString)."""
 SAMPLE_NAME = "synthetic"
 """HDF5 key and ROOT tree name of the exported sample."""
-BARS = {"excellent": EXCELLENT, "good": GOOD}
-"""Seed 000's (mean KS, max KS) bars by required level."""
-RANK = {"none": 0, "poor": 0, "good": 1, "excellent": 2}
-"""Order of verdicts and required levels: a verdict passes a level of equal or lower rank."""
 
 GATE_STREAM = 0x6A7E
 """Mixed with the run's seed into :func:`gate_seed`."""

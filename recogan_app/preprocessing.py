@@ -53,7 +53,7 @@ import numpy as np
 import pandas as pd
 from scipy import special, stats
 
-from recogan_app.errors import InputError, closest
+from recogan_app.errors import InputError, NotFittedError, closest
 from recogan_app.files import write_atomic
 
 __all__ = [
@@ -65,17 +65,12 @@ __all__ = [
     "Integer",
     "Log1p",
     "Logit",
-    "NotFittedError",
     "Quantile",
     "Standardise",
     "Transform",
     "parse_spec",
     "suggest_transform",
 ]
-
-
-class NotFittedError(ValueError, AttributeError):
-    """A transform or pipeline was used before :meth:`fit` (a programming error, not bad input)."""
 
 
 # --------------------------------------------------------------------------------------------

@@ -370,21 +370,11 @@ class Run:
             np.empty((0, len(self.features)), dtype=np.float32))
 
     def validate(self, rows: int = 0, *, training: pd.DataFrame | None = None, **options):
-        """The full validation (:func:`recogan_app.validation.validate`): the held-out split against
-        ``rows`` generated rows (0: as many), the copula baseline fitted on the training split.
+        """:func:`recogan_app.validation.validate_run` of this run. Validation builds on runs, never the
+        reverse (no cycle); the import stays inside so that loading a run does not load xgboost."""
+        from recogan_app.validation import validate_run
 
-        ``training`` is that split when the caller holds it; by default it is rebuilt from the
-        run's source (:func:`~recogan_app.validation.training_split`), and when that fails the
-        copula is fitted on the held-out split, which the result says. ``options`` go to
-        ``validate`` (``seed`` defaults to the run's).
-        """
-        from recogan_app.validation import training_split, validate
-
-        seed = options.pop("seed", self.config.seed)
-        reference = self.heldout()
-        synthetic = self.generate(rows or len(reference), seed=seed + 1)
-        training = training if training is not None else training_split(self)[0]
-        return validate(reference, synthetic, baseline_train=training, seed=seed, **options)
+        return validate_run(self, rows, training=training, **options)
 
     def heldout(self) -> pd.DataFrame:
         """The test split of the MC: never trained on, never used to pick a checkpoint."""

@@ -20,13 +20,11 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from recogan_app.baseline import GaussianCopula
-from recogan_app.errors import InputError
 from recogan_app.metrics import (
     RESIDUAL_TOLERANCE,
     C2STResult,
@@ -45,9 +43,10 @@ from recogan_app.metrics import (
     residual_floor,
 )
 from recogan_app.metrics.correlations import METHODS
+from recogan_app.splits import training_split
 
 __all__ = ["INDISTINGUISHABLE", "SCORE_EDGES", "Comparison", "Histogram", "Validation", "compare_histograms",
-           "ks_interval", "training_split", "validate"]
+           "ks_interval", "validate", "validate_run"]
 
 INDISTINGUISHABLE = "indistinguishable from MC fluctuations"
 """Label of a feature whose KS and WS both lie within the MC's noise floor."""
@@ -517,40 +516,17 @@ def validate(reference: pd.DataFrame, synthetic: pd.DataFrame, *, baseline_train
     )
 
 
-def training_split(run) -> tuple[pd.DataFrame | None, str]:
-    """The MC a run was trained on, rebuilt from its source exactly as training split it.
+def validate_run(run, rows: int = 0, *, training: pd.DataFrame | None = None, **options) -> Validation:
+    """The full validation of a run: its held-out split against ``rows`` generated rows (0: as
+    many), the copula baseline fitted on the training split.
 
-    The copula baseline must learn from the same events as the model. The source is re-read
-    and re-split with the run's seed; it is refused (None) when it cannot be read, or when its
-    checksum or row count no longer match what the run recorded.
-
-    Parameters
-    ----------
-    run : recogan_app.run.Run
-
-    Returns
-    -------
-    frame : DataFrame or None
-        The training split, or None when it cannot be rebuilt.
-    note : str
-        What was used, or why nothing could be.
+    ``training`` is that split when the caller holds it; by default it is rebuilt from the run's
+    source (:func:`~recogan_app.splits.training_split`), and when that fails the copula is fitted
+    on the held-out split, which the result says. ``options`` go to :func:`validate` (``seed``
+    defaults to the run's).
     """
-    from recogan_app.data.sources import load_mc
-    from recogan_app.files import file_sha256
-    from recogan_app.training.tabular import split_mc
-
-    data = run.info.get("data", {})
-    source = data.get("source")
-    if not source:
-        return None, "the run records no data source"
-    try:
-        sample = load_mc(source, tree=data.get("tree"), features=data.get("features"),
-                         drop_invalid=bool(data.get("n_dropped_invalid")))
-    except InputError as exc:
-        return None, f"the run's training MC could not be read ({exc})"
-    if data.get("sha256") and Path(source).is_file() and file_sha256(source) != data["sha256"]:
-        return None, f"{source} has changed since training (SHA-256 differs)"
-    if data.get("n_rows") not in (None, len(sample.frame)):
-        return None, f"{source} has {len(sample.frame):,} rows, the run trained on {data['n_rows']:,}"
-    train, _, _ = split_mc(sample.frame, run.config.validation_fraction, run.config.seed)
-    return train, f"the training split of {source} ({len(train):,} rows)"
+    seed = options.pop("seed", run.config.seed)
+    reference = run.heldout()
+    synthetic = run.generate(rows or len(reference), seed=seed + 1)
+    training = training if training is not None else training_split(run)[0]
+    return validate(reference, synthetic, baseline_train=training, seed=seed, **options)

@@ -3,10 +3,9 @@
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.exceptions import NotFittedError
 
 from recogan_app.baseline import GaussianCopula
-from recogan_app.errors import InputError
+from recogan_app.errors import InputError, NotFittedError
 from recogan_app.metrics.distributions import ks_floor, ks_statistic
 
 ROWS = 20_000

@@ -200,7 +200,7 @@ def test_a_checkpoint_carrying_code_is_refused_unread(trained, tmp_path, capsys,
 def test_validate_rereads_the_training_file_without_unpickling(trained, tmp_path, payload):
     """``validate --run`` re-reads the file named in run.json: a pickled object column there stays unread."""
     from recogan_app.run import Run
-    from recogan_app.validation import training_split
+    from recogan_app.splits import training_split
 
     run = shutil.copytree(trained, tmp_path / "run")
     evil = tmp_path / "mc.h5"

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from recogan_app import preprocessing
-from recogan_app.errors import InputError
+from recogan_app.errors import InputError, NotFittedError
 from recogan_app.preprocessing import (
     TRANSFORMS,
     Arccos,
@@ -22,7 +22,6 @@ from recogan_app.preprocessing import (
     Integer,
     Log1p,
     Logit,
-    NotFittedError,
     Quantile,
     Standardise,
     Transform,

@@ -10,8 +10,8 @@ from scipy import stats
 
 from recogan_app.errors import InputError
 from recogan_app.metrics import feature_metrics, ks_floor, ks_statistic, noise_floor
-from recogan_app.training.tabular import split_mc
-from recogan_app.validation import INDISTINGUISHABLE, compare_histograms, ks_interval, training_split, validate
+from recogan_app.splits import split_mc, training_split
+from recogan_app.validation import INDISTINGUISHABLE, compare_histograms, ks_interval, validate
 
 ROWS = 2000
 FAST = {"c2st_options": {"n_estimators": 30, "max_depth": 3}, "n_boot": 50}

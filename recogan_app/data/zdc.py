@@ -35,7 +35,7 @@ import pandas as pd
 
 from recogan_app.data.containers import (PICKLE_SUFFIXES, attribute, check_regular_file, hdf5_columns,
                                          open_hdf5, read_dataset, read_npz, refuse_pickle)
-from recogan_app.errors import InputError, closest
+from recogan_app.errors import InputError, NotFittedError, closest
 from recogan_app.files import write_atomic
 
 __all__ = ["CONDITIONS", "IMAGE_SHAPE", "ConditionScaler", "ZDCSample", "counts_from_log1p", "diversity_targets", "load_conditions",
@@ -109,7 +109,7 @@ class ConditionScaler:
     def transform(self, conditions: np.ndarray) -> np.ndarray:
         """(N, 9) float32 standardised conditions."""
         if not hasattr(self, "mean_"):
-            raise RuntimeError("ConditionScaler is not fitted")
+            raise NotFittedError("this ConditionScaler is not fitted yet; call fit() first")
         return ((np.asarray(conditions, dtype=np.float64) - self.mean_) / self.scale_).astype(np.float32)
 
     def to_dict(self) -> dict:

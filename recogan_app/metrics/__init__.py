@@ -3,11 +3,11 @@
 - ``distributions``  per-feature KS and Wasserstein distances, bootstrap intervals, the MC's noise floor
 - ``correlations``   Pearson/Spearman matrices, the residual synthetic − MC and its noise floor
 - ``c2st``           classifier two-sample test: an xgboost BDT asked to tell MC from synthetic
+- ``verdict``        seed 000's quality bars and the verdicts read off them
 """
 
 from recogan_app.metrics.c2st import C2STResult, classifier_two_sample_test
 from recogan_app.metrics.correlations import (
-    RESIDUAL_TOLERANCE,
     correlation_matrix,
     correlation_residual,
     flagged_pairs,
@@ -15,8 +15,6 @@ from recogan_app.metrics.correlations import (
     residual_floor,
 )
 from recogan_app.metrics.distributions import (
-    EXCELLENT,
-    GOOD,
     bootstrap_interval,
     feature_matrix,
     feature_metrics,
@@ -30,6 +28,7 @@ from recogan_app.metrics.distributions import (
     split_halves,
     wasserstein,
 )
+from recogan_app.metrics.verdict import EXCELLENT, GOOD, RESIDUAL_TOLERANCE
 
 __all__ = [
     "EXCELLENT",

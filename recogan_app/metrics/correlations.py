@@ -14,12 +14,11 @@ import pandas as pd
 
 from recogan_app.errors import InputError, closest
 from recogan_app.metrics.distributions import feature_matrix, split_halves
+from recogan_app.metrics.verdict import RESIDUAL_TOLERANCE
 
 METHODS = ("pearson", "spearman")
-RESIDUAL_TOLERANCE = 0.05
-"""Seed 000's criterion: |synthetic − MC| correlation coefficients within this bound."""
 
-__all__ = ["METHODS", "RESIDUAL_TOLERANCE", "correlation_matrix", "correlation_residual", "flagged_pairs",
+__all__ = ["METHODS", "correlation_matrix", "correlation_residual", "flagged_pairs",
            "max_abs_residual", "residual_floor"]
 
 

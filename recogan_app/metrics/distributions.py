@@ -17,11 +17,8 @@ from pandas.api.types import is_numeric_dtype
 from scipy import stats
 
 from recogan_app.errors import InputError, closest
+from recogan_app.metrics.verdict import ks_verdict
 
-EXCELLENT = (0.035, 0.08)
-"""Seed 000's 'excellent' bar: (mean KS, max KS) over features, both strict upper limits."""
-GOOD = (0.06, 0.15)
-"""Seed 000's 'good' bar: (mean KS, max KS) over features, both strict upper limits."""
 MIN_REFERENCE_ROWS = 100
 """Fewest reference rows a verdict is given on. Two MC samples of 100 rows already differ by KS
 0.135 at 68 % (:func:`ks_floor`), close to the 0.15 max-KS bar of 'good'; with fewer, the verdict
@@ -32,7 +29,7 @@ DISCRETE_MAX_VALUES = 50
 """An integral feature with at most this many distinct values is labelled discrete."""
 
 __all__ = [
-    "DISCRETE_MAX_VALUES", "EXACT_PVALUE_MAX_N", "EXCELLENT", "GOOD",
+    "DISCRETE_MAX_VALUES", "EXACT_PVALUE_MAX_N",
     "bootstrap_interval", "feature_matrix", "feature_metrics", "iqr", "is_discrete", "ks_floor",
     "ks_statistic", "ks_summary", "ks_test", "noise_floor", "split_halves", "wasserstein",
 ]
@@ -321,8 +318,7 @@ def ks_floor(n: int, m: int, cl: float = 0.68) -> float:
 def ks_summary(ks_values) -> dict:
     """Mean and max KS over features, and seed 000's verdict.
 
-    "excellent" when mean < :data:`EXCELLENT` [0] and max < :data:`EXCELLENT` [1], "good" on the
-    same terms with :data:`GOOD`, otherwise "poor".
+    The verdict is :func:`~recogan_app.metrics.verdict.ks_verdict` of the mean and the max.
 
     Returns
     -------
@@ -338,6 +334,4 @@ def ks_summary(ks_values) -> dict:
     if ks.size == 0:
         raise ValueError("no KS values to summarise")
     mean, worst = float(ks.mean()), float(ks.max())
-    verdict = next((name for name, (mean_limit, max_limit) in (("excellent", EXCELLENT), ("good", GOOD))
-                    if mean < mean_limit and worst < max_limit), "poor")
-    return {"mean": mean, "max": worst, "verdict": verdict}
+    return {"mean": mean, "max": worst, "verdict": ks_verdict(mean, worst)}

@@ -18,6 +18,7 @@ from torch.nn.utils.fusion import fuse_linear_bn_eval
 
 from recogan_app import losses
 from recogan_app.losses import MarginalTargets
+from recogan_app.models.latent import LatentGenerator
 
 LEAKY_SLOPE = 0.2
 NOISE_BLOCK = 16_384
@@ -38,7 +39,7 @@ def block_seed(seed: int, block: int) -> int:
     return int(np.random.SeedSequence([seed, block]).generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
-class Generator(nn.Module):
+class Generator(LatentGenerator):
     """Noise → dense layers (Linear, BatchNorm, LeakyReLU) → one value per feature.
 
     Parameters
@@ -52,8 +53,7 @@ class Generator(nn.Module):
     """
 
     def __init__(self, latent_dim: int, n_features: int, widths=(128, 128, 128)):
-        super().__init__()
-        self.latent_dim = latent_dim
+        super().__init__(latent_dim)
         layers, size = [], latent_dim
         for width in widths:
             layers += [nn.Linear(size, width), nn.BatchNorm1d(width), nn.LeakyReLU(LEAKY_SLOPE)]
@@ -80,10 +80,6 @@ class Generator(nn.Module):
                 module = fuse_linear_bn_eval(module, modules[i + 1])
             layers.append(module)
         return nn.Sequential(*layers).eval()
-
-    def sample_noise(self, n: int, *, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
-        device = device or next(self.parameters()).device
-        return torch.randn(n, self.latent_dim, generator=generator, device=device)
 
     def sampler(self) -> Rows:
         """A frozen, fused copy of this generator as a thread-safe :data:`Rows` function.

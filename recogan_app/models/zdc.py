@@ -13,6 +13,7 @@ from torch import nn
 
 from recogan_app import losses
 from recogan_app.data.zdc import CONDITIONS, IMAGE_SHAPE
+from recogan_app.models.latent import LatentGenerator
 
 LEAKY_SLOPE = 0.1
 DROPOUT = 0.2
@@ -23,7 +24,7 @@ def _leaky() -> nn.Module:
     return nn.LeakyReLU(LEAKY_SLOPE)
 
 
-class Generator(nn.Module):
+class Generator(LatentGenerator):
     """concat(z, c) → Dense 256 → Dense C·20·10 → (C, 20, 10) → upsample + conv (40 × 20)
     → upsample + conv (56 × 30) → conv → ReLU: one non-negative log1p image per row.
 
@@ -40,8 +41,8 @@ class Generator(nn.Module):
     """
 
     def __init__(self, latent_dim: int = 10, channels: int = 128):
-        super().__init__()
-        self.latent_dim, self.channels = latent_dim, channels
+        super().__init__(latent_dim)
+        self.channels = channels
         cells = channels * SEED_GRID[0] * SEED_GRID[1]
         self.dense = nn.Sequential(
             nn.Linear(latent_dim + len(CONDITIONS), 256), nn.BatchNorm1d(256), _leaky(),
@@ -56,10 +57,6 @@ class Generator(nn.Module):
     def forward(self, z: torch.Tensor, conditions: torch.Tensor) -> torch.Tensor:
         x = self.dense(torch.cat([z, conditions], dim=1))
         return self.convolutions(x.view(-1, self.channels, *SEED_GRID))
-
-    def sample_noise(self, n: int, *, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
-        device = device or next(self.parameters()).device
-        return torch.randn(n, self.latent_dim, generator=generator, device=device)
 
     @torch.inference_mode()
     def sample(self, conditions: torch.Tensor, *, generator: torch.Generator | None = None,

@@ -6,6 +6,7 @@ import os
 
 import torch
 
+from recogan_app.config import DEVICES
 from recogan_app.errors import InputError
 
 
@@ -25,7 +26,7 @@ def resolve_device(name: str = "auto") -> torch.device:
     try:
         return torch.device(name)
     except RuntimeError:
-        raise InputError(f"unknown device '{name}'", hint="one of auto, cpu, cuda, mps") from None
+        raise InputError(f"unknown device '{name}'", hint=f"one of {', '.join(DEVICES)}") from None
 
 
 def describe_device(device: torch.device, threads: int | None = None) -> str:

@@ -24,12 +24,14 @@ from recogan_app.data.sources import MCSample, load_mc
 from recogan_app.errors import InputError
 from recogan_app.files import file_sha256
 from recogan_app.losses import MarginalTargets
-from recogan_app.metrics.correlations import RESIDUAL_TOLERANCE, correlation_residual, max_abs_residual
+from recogan_app.metrics.correlations import correlation_residual, max_abs_residual
 from recogan_app.metrics.c2st import classifier_two_sample_test
-from recogan_app.metrics.distributions import EXCELLENT, feature_metrics, ks_summary
+from recogan_app.metrics.distributions import feature_metrics, ks_summary
+from recogan_app.metrics.verdict import bar_score
 from recogan_app.models.tabular import TabularGAN
 from recogan_app.preprocessing import FeaturePipeline
 from recogan_app.run import Run, building, check_destination, write_run
+from recogan_app.splits import split_mc
 from recogan_app.training.callbacks import Callback, Checkpoint, EarlyStopping
 from recogan_app.training.control import Deadline, TrainingControl
 from recogan_app.training.device import describe_device, resolve_device
@@ -38,19 +40,6 @@ from recogan_app.training.trainer import ShuffledBatches, Trainer
 MIN_TRAINING_ROWS = 50
 TOO_SHORT = "allow more time: --time-limit counts the whole command, reading and preparing the data included"
 
-
-def split_mc(frame: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """(train, monitor, test): a seeded random split; monitor and test share ``fraction`` equally."""
-    order = np.random.default_rng(seed).permutation(len(frame))
-    n_held = max(4, math.ceil(fraction * len(frame)))
-    n_monitor = n_held // 2
-    take = lambda idx: frame.iloc[np.sort(idx)].reset_index(drop=True)  # noqa: E731
-    return take(order[n_held:]), take(order[:n_monitor]), take(order[n_monitor:n_held])
-
-
-def bar_score(mean_ks: float, max_ks: float, max_corr_residual: float) -> float:
-    """How far from seed 000's 'excellent' bar, worst of the three criteria (≤ 1 meets all)."""
-    return max(mean_ks / EXCELLENT[0], max_ks / EXCELLENT[1], max_corr_residual / RESIDUAL_TOLERANCE)
 
 
 def compare(reference: pd.DataFrame, synthetic: pd.DataFrame) -> tuple[dict, dict]:

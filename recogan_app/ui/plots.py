@@ -27,8 +27,8 @@ from bokeh.palettes import Category10_10, Category20_20, RdBu11, Viridis256
 from bokeh.plotting import figure
 
 from recogan_app.data.toy_zdc import SPECIES
-from recogan_app.metrics.correlations import RESIDUAL_TOLERANCE
-from recogan_app.metrics.distributions import EXCELLENT, GOOD, is_discrete, ks_floor
+from recogan_app.metrics.distributions import is_discrete, ks_floor
+from recogan_app.metrics.verdict import EXCELLENT, GOOD, RESIDUAL_TOLERANCE
 from recogan_app.validation import compare_histograms
 
 __all__ = ["BINS", "CHANNELS", "KS_CAPTION", "SIZE", "Curves", "Gallery", "Heatmap", "HistogramComparison",

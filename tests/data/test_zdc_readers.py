@@ -9,7 +9,7 @@ import pytest
 from recogan_app.data import toy_zdc
 from recogan_app.data.zdc import (CONDITIONS, ConditionScaler, counts_from_log1p, diversity_targets,
                                   load_conditions, load_zdc)
-from recogan_app.errors import InputError
+from recogan_app.errors import InputError, NotFittedError
 
 
 @pytest.fixture(scope="module")
@@ -115,3 +115,5 @@ def test_counts_and_scaler():
     conditions = np.array([[1.0, 5.0] + [0.0] * 7, [3.0, 5.0] + [0.0] * 7])
     scaler = ConditionScaler.from_dict(ConditionScaler().fit(conditions).to_dict())
     assert np.allclose(scaler.transform(conditions)[:, :2], [[-1, 0], [1, 0]])  # constant column → 0
+    with pytest.raises(NotFittedError, match="ConditionScaler is not fitted"):
+        ConditionScaler().transform(conditions)

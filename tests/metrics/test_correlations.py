@@ -7,7 +7,6 @@ from scipy import stats
 
 from recogan_app.errors import InputError
 from recogan_app.metrics.correlations import (
-    RESIDUAL_TOLERANCE,
     correlation_matrix,
     correlation_residual,
     flagged_pairs,
@@ -15,6 +14,7 @@ from recogan_app.metrics.correlations import (
     residual_floor,
 )
 from recogan_app.metrics.distributions import split_halves
+from recogan_app.metrics.verdict import RESIDUAL_TOLERANCE
 
 
 @pytest.fixture

@@ -9,8 +9,6 @@ from scipy import stats
 
 from recogan_app.errors import InputError
 from recogan_app.metrics.distributions import (
-    EXCELLENT,
-    GOOD,
     bootstrap_interval,
     feature_metrics,
     iqr,
@@ -23,6 +21,7 @@ from recogan_app.metrics.distributions import (
     split_halves,
     wasserstein,
 )
+from recogan_app.metrics.verdict import EXCELLENT, GOOD
 
 
 def test_ks_and_w1_by_hand():

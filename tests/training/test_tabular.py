@@ -14,9 +14,10 @@ import torch
 
 from recogan_app.data.sources import MCSample
 from recogan_app.run import Run
+from recogan_app.splits import split_mc
 from recogan_app.training.background import BackgroundTraining
 from recogan_app.training.events import Snapshot, StatusChange, StepEnd
-from recogan_app.training.tabular import bar_score, split_mc, train_tabular
+from recogan_app.training.tabular import train_tabular
 
 
 def sample_of(frame):
@@ -77,12 +78,6 @@ def test_a_training_without_a_finished_epoch_saves_nothing(tmp_path, toy_frame, 
     with pytest.raises(InputError, match=r"training ended \(stopped\) before its first epoch: nothing to save"):
         train_tabular(sample_of(toy_frame), tiny_config(), tmp_path / "run", control=control)
     assert list(tmp_path.iterdir()) == []
-
-
-def test_bar_score_is_the_worst_criterion_relative_to_the_excellent_bar():
-    assert bar_score(0.035, 0.04, 0.01) == pytest.approx(1.0)
-    assert bar_score(0.01, 0.16, 0.01) == pytest.approx(2.0)
-    assert bar_score(0.01, 0.01, 0.10) == pytest.approx(2.0)
 
 
 def test_run_directory_contents(run, toy_frame):

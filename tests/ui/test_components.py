@@ -27,8 +27,8 @@ from recogan_app.cli import main
 from recogan_app.data.sources import MCSample
 from recogan_app.data.toy_xic import generate
 from recogan_app.errors import InputError
-from recogan_app.metrics.correlations import RESIDUAL_TOLERANCE
-from recogan_app.metrics.distributions import EXCELLENT, GOOD, ks_floor
+from recogan_app.metrics.distributions import ks_floor
+from recogan_app.metrics.verdict import EXCELLENT, GOOD, RESIDUAL_TOLERANCE
 from recogan_app.training.events import Snapshot
 from recogan_app.ui import Dashboard, Session
 from recogan_app.ui.app import create_app
