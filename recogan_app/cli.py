@@ -246,17 +246,22 @@ def cmd_export(args) -> int:
 
 
 def cmd_serve(args) -> int:
+    import dataclasses
+
     import panel as pn
 
     from recogan_app.ui.app import TITLE, create_app
+    from recogan_app.ui.server import Limits
 
     if args.data_root is not None and not Path(args.data_root).is_dir():
         raise InputError("is not a folder", path=args.data_root)
+    limits = Limits(**{field.name: getattr(args, field.name) for field in dataclasses.fields(Limits)
+                       if getattr(args, field.name) is not None})
     origins = args.allow_websocket_origin or None
     print(f"recogan dashboard on http://{args.address or 'localhost'}:{args.port}/ (Ctrl-C stops it)", flush=True)
 
     def app():  # a function, called once per browser session
-        return create_app(data=args.data, data_root=args.data_root, workdir=args.workdir)
+        return create_app(data=args.data, data_root=args.data_root, workdir=args.workdir, limits=limits)
 
     pn.serve(app, port=args.port, address=args.address, websocket_origin=origins, show=args.show, title=TITLE)
     return 0
@@ -447,6 +452,18 @@ def build_parser() -> argparse.ArgumentParser:
                      help="host the browser reaches the server by, when not localhost (repeatable)")
     srv.add_argument("--show", action=argparse.BooleanOptionalAction, default=False,
                      help="open a browser tab (default: no)")
+    caps = srv.add_argument_group("limits", "what one page may ask of the server; beyond them, a notice says no")
+    caps.add_argument("--max-trainings", dest="trainings", type=int, metavar="N",
+                      help="trainings at once on the server, all pages together (default: cores - 1, at least 2)")
+    caps.add_argument("--max-validate-rows", dest="validate_rows", type=int, metavar="N",
+                      help="generated rows the Validation tab may compare, held in memory (default: 1,000,000)")
+    caps.add_argument("--max-export-rows", dest="export_rows", type=int, metavar="N",
+                      help="rows the Export tab may write (default: 10,000,000)")
+    caps.add_argument("--max-time-limit", dest="time_limit_s", type=float, metavar="S",
+                      help="longest training time limit a page may set; trainings without one get it "
+                           "(default: 3600)")
+    caps.add_argument("--stop-grace", dest="stop_grace_s", type=float, metavar="S",
+                      help="seconds a training has to stop after Stop before it is killed (default: 10)")
     srv.set_defaults(func=cmd_serve)
     return parser
 
