@@ -44,6 +44,11 @@ SAVING_S = 60.0
 on its held-out events first) before it is terminated all the same."""
 KILL_AFTER_S = 3.0
 """Seconds between SIGTERM and SIGKILL."""
+NICENESS = 10
+"""Scheduling niceness added to a training process: when trainings take every core, the server
+(or notebook kernel) that drives them still gets the CPU at once for a click (at niceness 10 a
+process weighs a tenth of one at 0). Four trainings on two cores held clicks for up to 55 s
+without it (``benchmarks/load.py``)."""
 
 
 class EventQueue(Callback):
@@ -86,6 +91,7 @@ def _exit_with_parent() -> None:
 
 def _train_in_child(train: Callable, events, control: TrainingControl, threads: int | None) -> None:
     threading.Thread(target=_exit_with_parent, name="recogan-parent-watch", daemon=True).start()
+    os.nice(NICENESS)
     if threads:
         import torch
 
