@@ -7,6 +7,7 @@ import asyncio
 from functools import partial
 
 import holoviews as hv
+from bokeh.document import Document
 import panel as pn
 import param
 from panel.viewable import Viewer
@@ -27,8 +28,8 @@ class DataView(Viewer):
         super().__init__(**params)
         state = self.state
         # not bound to state.source: the chosen file's trees are listed in a thread first (_choose)
-        self.source = pn.widgets.Select(label="MC source", options=state.param.source.objects, value=state.source,
-                                        sizing_mode="stretch_width")
+        self.source = pn.widgets.Select(label="MC source", options=state.param.source.names, value=state.source,
+                                        sizing_mode="stretch_width")  # names: {label: source}
         self.source.param.watch(lambda event: pn.state.execute(partial(self._choose, event.new)), "value")
         state.param.watch(lambda event: setattr(self.source, "value", event.new), "source")
         state.param.watch(lambda event: setattr(self.source, "options", event.new), "source", what="objects")
@@ -103,10 +104,12 @@ class DataView(Viewer):
 
     async def draw_histograms(self) -> None:
         """Build :meth:`histograms` and their Bokeh figure in a thread, then show them (the latest
-        request wins when features change faster than they draw)."""
+        request wins when features change faster than they draw). The figure is built for a
+        document of its own: HoloViews would otherwise theme the current one, a page's, without
+        its lock."""
         self._drawn += 1
         request = self._drawn
-        figure = await asyncio.to_thread(lambda: hv.render(self.histograms(), backend="bokeh"))
+        figure = await asyncio.to_thread(lambda: hv.renderer("bokeh").get_plot(self.histograms(), doc=Document()).state)
         if request == self._drawn:
             self.histogram_slot[:] = [pn.pane.Bokeh(figure, sizing_mode="stretch_width")]
 
