@@ -13,12 +13,19 @@ import panel as pn
 
 from recogan_app.data.sources import EMBEDDED
 from recogan_app.ui.dashboard import Dashboard
-from recogan_app.ui.server import SERVER_OWNER, Limits
+from recogan_app.ui.server import SERVER_OWNER, Limits, release_memory
 
 TITLE = "recogan: synthetic MC you can check"
 ENV = {"data": "RECOGAN_DATA", "data_root": "RECOGAN_DATA_ROOT", "workdir": "RECOGAN_WORKDIR"}
 """Environment variables that configure the app under a plain ``panel serve`` of this file (with
 :data:`~recogan_app.ui.server.ENV`, the limits)."""
+
+
+def closed(dashboard: Dashboard) -> None:
+    """A page went away: its trainings stop (unless kept), and the memory its session held goes
+    back to the system."""
+    dashboard.close()
+    release_memory()
 
 
 def create_app(data=None, data_root=None, workdir=None, limits: Limits | None = None) -> pn.template.BaseTemplate:
@@ -38,7 +45,7 @@ def create_app(data=None, data_root=None, workdir=None, limits: Limits | None = 
     dashboard = Dashboard(data or EMBEDDED[0], data_root=data_root, workdir=workdir,
                           limits=limits or Limits.from_env(), owner=pn.state.user or SERVER_OWNER)
     if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
-        pn.state.on_session_destroyed(lambda _context: dashboard.close())
+        pn.state.on_session_destroyed(lambda _context: closed(dashboard))
     return pn.template.FastListTemplate(title=TITLE, main=[dashboard], main_max_width="1800px")
 
 
