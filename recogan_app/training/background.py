@@ -26,6 +26,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -45,10 +46,18 @@ on its held-out events first) before it is terminated all the same."""
 KILL_AFTER_S = 3.0
 """Seconds between SIGTERM and SIGKILL."""
 NICENESS = 10
-"""Scheduling niceness added to a training process: when trainings take every core, the server
-(or notebook kernel) that drives them still gets the CPU at once for a click (at niceness 10 a
+"""Scheduling niceness of a training process: when trainings take every core, the server (or
+notebook kernel) that drives them still gets the CPU at once for a click (at niceness 10 a
 process weighs a tenth of one at 0). Four trainings on two cores held clicks for up to 55 s
 without it (``benchmarks/load.py``)."""
+
+
+def _lower_priority(thread: int = 0) -> None:
+    """Raise the niceness of this process, or of one ``thread`` of it (Linux keeps niceness per
+    thread, and a process started from a thread inherits that thread's), to :data:`NICENESS`."""
+    if hasattr(os, "setpriority"):
+        with suppress(OSError):  # a thread id is no process id elsewhere than on Linux
+            os.setpriority(os.PRIO_PROCESS, thread, max(NICENESS, os.getpriority(os.PRIO_PROCESS, thread)))
 
 
 class EventQueue(Callback):
@@ -91,7 +100,7 @@ def _exit_with_parent() -> None:
 
 def _train_in_child(train: Callable, events, control: TrainingControl, threads: int | None) -> None:
     threading.Thread(target=_exit_with_parent, name="recogan-parent-watch", daemon=True).start()
-    os.nice(NICENESS)
+    _lower_priority()
     if threads:
         import torch
 
@@ -151,6 +160,7 @@ class BackgroundTraining:
 
     def _forward(self) -> None:
         """Start the child, then move its events here until its last one, or until it died without one."""
+        _lower_priority(threading.get_native_id())  # the child is nice from its first import (torch's)
         child_events = CONTEXT.Queue()
         self._process = CONTEXT.Process(target=_train_in_child, args=(self.train, child_events, self.control, self.threads),
                                         name="recogan-training", daemon=True)
