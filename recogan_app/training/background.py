@@ -52,14 +52,6 @@ process weighs a tenth of one at 0). Four trainings on two cores held clicks for
 without it (``benchmarks/load.py``)."""
 
 
-def _lower_priority(thread: int = 0) -> None:
-    """Raise the niceness of this process, or of one ``thread`` of it (Linux keeps niceness per
-    thread, and a process started from a thread inherits that thread's), to :data:`NICENESS`."""
-    if hasattr(os, "setpriority"):
-        with suppress(OSError):  # a thread id is no process id elsewhere than on Linux
-            os.setpriority(os.PRIO_PROCESS, thread, max(NICENESS, os.getpriority(os.PRIO_PROCESS, thread)))
-
-
 class EventQueue(Callback):
     """Puts every trainer event on a queue, for another thread or process to drain."""
 
@@ -100,7 +92,6 @@ def _exit_with_parent() -> None:
 
 def _train_in_child(train: Callable, events, control: TrainingControl, threads: int | None) -> None:
     threading.Thread(target=_exit_with_parent, name="recogan-parent-watch", daemon=True).start()
-    _lower_priority()
     if threads:
         import torch
 
@@ -160,7 +151,6 @@ class BackgroundTraining:
 
     def _forward(self) -> None:
         """Start the child, then move its events here until its last one, or until it died without one."""
-        _lower_priority(threading.get_native_id())  # the child is nice from its first import (torch's)
         child_events = CONTEXT.Queue()
         self._process = CONTEXT.Process(target=_train_in_child, args=(self.train, child_events, self.control, self.threads),
                                         name="recogan-training", daemon=True)
@@ -171,6 +161,9 @@ class BackgroundTraining:
             return
         finally:
             self.train = None  # the MC it holds lives in the child now
+        if hasattr(os, "setpriority"):  # before it imports torch, which it does on reading what start() sent
+            with suppress(OSError):
+                os.setpriority(os.PRIO_PROCESS, self._process.pid, NICENESS)
         while True:
             try:
                 event = child_events.get(timeout=0.5)
