@@ -341,6 +341,7 @@ def _check_logins(value: str) -> None:
 def cmd_serve(args) -> int:
     """The dashboard, safe by default: this machine only (127.0.0.1, websocket origin localhost),
     downloads streamed from disk, uploads capped; ``--basic-auth`` puts Panel's login in front."""
+    import dataclasses
     import secrets
     import tempfile
 
@@ -348,12 +349,15 @@ def cmd_serve(args) -> int:
 
     from recogan_app.ui.app import TITLE, create_app
     from recogan_app.ui.downloads import static_dirs
+    from recogan_app.ui.server import Limits
     from recogan_app.ui.wire import WEBSOCKET_MAX_MESSAGE_BYTES, guard_decoder
 
     if args.data_root is not None and not Path(args.data_root).is_dir():
         raise InputError("is not a folder", path=args.data_root)
     if args.max_upload_mb is not None and args.max_upload_mb < 1:
         raise InputError(f"--max-upload-mb must be at least 1, got {args.max_upload_mb}")
+    limits = Limits(**{field.name: getattr(args, field.name) for field in dataclasses.fields(Limits)
+                       if getattr(args, field.name) is not None})
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="recogan-serve-"))
     host = "localhost" if args.address in LOOPBACK else args.address
     origins = args.allow_websocket_origin or [f"localhost:{args.port}", f"127.0.0.1:{args.port}"]
@@ -366,7 +370,7 @@ def cmd_serve(args) -> int:
 
     def app():  # a function, called once per browser session
         return create_app(data=args.data, data_root=args.data_root, workdir=workdir,
-                          max_upload_mb=args.max_upload_mb)
+                          max_upload_mb=args.max_upload_mb, limits=limits)
 
     try:
         server = pn.serve(app, port=args.port, address=args.address, websocket_origin=origins, show=args.show,
@@ -588,6 +592,18 @@ def build_parser() -> argparse.ArgumentParser:
                      help="largest file a page may upload (default: 200; refused in the browser, with a notice)")
     srv.add_argument("--show", action=argparse.BooleanOptionalAction, default=False,
                      help="open a browser tab (default: no)")
+    caps = srv.add_argument_group("limits", "what one page may ask of the server; beyond them, a notice says no")
+    caps.add_argument("--max-trainings", dest="trainings", type=int, metavar="N",
+                      help="trainings at once on the server, all pages together (default: cores - 1, at least 2)")
+    caps.add_argument("--max-validate-rows", dest="validate_rows", type=int, metavar="N",
+                      help="generated rows the Validation tab may compare, held in memory (default: 1,000,000)")
+    caps.add_argument("--max-export-rows", dest="export_rows", type=int, metavar="N",
+                      help="rows the Export tab may write (default: 10,000,000)")
+    caps.add_argument("--max-time-limit", dest="time_limit_s", type=float, metavar="S",
+                      help="longest training time limit a page may set; trainings without one get it "
+                           "(default: 3600)")
+    caps.add_argument("--stop-grace", dest="stop_grace_s", type=float, metavar="S",
+                      help="seconds a training has to stop after Stop before it is killed (default: 10)")
     srv.set_defaults(func=cmd_serve)
     return parser
 

@@ -4,49 +4,60 @@ signal), and the deadline of a whole training command."""
 from __future__ import annotations
 
 import math
-import threading
+import multiprocessing
 import time
 
 from recogan_app.training.callbacks import Callback
+
+POLL_S = 0.05
+"""How often a paused loop looks whether it may go on."""
 
 
 class TrainingControl:
     """Switches the training loop checks between steps.
 
+    The switches are two bytes of shared memory, read and written without a lock: a lock shared
+    with a training process that the scheduler left waiting (it runs at a lower priority) held
+    the page's Pause for seconds (``benchmarks/load.py``); a paused loop polls every
+    :data:`POLL_S` instead of waiting on an event.
+
     Parameters
     ----------
     context : multiprocessing context, optional
-        Build the switches from its ``Event`` so that a child process started in that context
-        can be controlled (the object is then picklable to it); threads only by default.
+        Allocate the switches from it, so that a child process started in that context can be
+        controlled (the object is then picklable to it); the default context otherwise.
     """
 
     def __init__(self, context=None):
-        event = context.Event if context is not None else threading.Event
-        self._run = event()
-        self._run.set()
-        self._stop = event()
+        context = context or multiprocessing
+        self._paused = context.RawValue("b", 0)
+        self._stop = context.RawValue("b", 0)
 
     def pause(self) -> None:
-        self._run.clear()
+        self._paused.value = 1
 
     def resume(self) -> None:
-        self._run.set()
+        self._paused.value = 0
 
     def stop(self) -> None:
-        self._stop.set()
-        self._run.set()  # wake a paused loop so that it can see the stop
+        self._stop.value = 1  # a paused loop sees it at its next poll
 
     @property
     def paused(self) -> bool:
-        return not self._run.is_set()
+        return bool(self._paused.value)
 
     @property
     def stop_requested(self) -> bool:
-        return self._stop.is_set()
+        return bool(self._stop.value)
 
     def wait_while_paused(self, timeout: float | None = None) -> bool:
-        """Block while paused; True once running again (or stopping)."""
-        return self._run.wait(timeout)
+        """Block while paused; True once running again (or stopping), False after ``timeout``."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.paused and not self.stop_requested:
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            time.sleep(POLL_S)
+        return True
 
 
 EVALUATION_SHARE = 0.15

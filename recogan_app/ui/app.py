@@ -1,7 +1,8 @@
 """The served dashboard: ``recogan serve`` or ``panel serve recogan_app/ui/app.py``.
 
 Each browser session gets its own :class:`~recogan_app.ui.dashboard.Dashboard` (and so its own
-trainings); closing the page stops them unless the user detached them.
+trainings); closing the page stops them unless the user detached them. The server's limits
+(:class:`~recogan_app.ui.server.Limits`) apply to every page.
 
 ``recogan serve`` listens on 127.0.0.1 and serves the work folder's exports and reports for
 download (:mod:`recogan_app.ui.downloads`). Under a plain ``panel serve`` give the same yourself::
@@ -19,15 +20,25 @@ import panel as pn
 
 from recogan_app.data.sources import EMBEDDED
 from recogan_app.ui.dashboard import Dashboard
+from recogan_app.ui.server import SERVER_OWNER, Limits, release_memory
 from recogan_app.ui.wire import guard_decoder
 
 TITLE = "recogan: synthetic MC you can check"
 ENV = {"data": "RECOGAN_DATA", "data_root": "RECOGAN_DATA_ROOT", "workdir": "RECOGAN_WORKDIR",
        "max_upload_mb": "RECOGAN_MAX_UPLOAD_MB"}
-"""Environment variables that configure the app under a plain ``panel serve`` of this file."""
+"""Environment variables that configure the app under a plain ``panel serve`` of this file (with
+:data:`~recogan_app.ui.server.ENV`, the limits)."""
 
 
-def create_app(data=None, data_root=None, workdir=None, max_upload_mb=None) -> pn.template.BaseTemplate:
+def closed(dashboard: Dashboard) -> None:
+    """A page went away: its trainings stop (unless kept), and the memory its session held goes
+    back to the system."""
+    dashboard.close()
+    release_memory()
+
+
+def create_app(data=None, data_root=None, workdir=None, max_upload_mb=None,
+               limits: Limits | None = None) -> pn.template.BaseTemplate:
     """A page with a fresh dashboard for one browser session.
 
     Parameters
@@ -41,12 +52,14 @@ def create_app(data=None, data_root=None, workdir=None, max_upload_mb=None) -> p
         download (the page links to them). By default a temporary folder per session, without links.
     max_upload_mb : int, optional
         The largest upload accepted (default: the dashboard's).
+    limits : Limits, optional
+        What a page may ask of the server; by default the ``RECOGAN_MAX_*`` variables' or the defaults.
     """
     options = {"max_upload_mb": int(max_upload_mb)} if max_upload_mb else {}
     dashboard = Dashboard(data or EMBEDDED[0], data_root=data_root, workdir=workdir, downloads=workdir is not None,
-                          **options)
+                          limits=limits or Limits.from_env(), owner=pn.state.user or SERVER_OWNER, **options)
     if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
-        pn.state.on_session_destroyed(lambda _context: dashboard.close())
+        pn.state.on_session_destroyed(lambda _context: closed(dashboard))
     return pn.template.FastListTemplate(title=TITLE, main=[dashboard], main_max_width="1800px")
 
 

@@ -12,6 +12,8 @@ from recogan_app.markup import escape_markdown
 from recogan_app.ui.data import DataView
 from recogan_app.ui.export import ExportView
 from recogan_app.ui.preprocessing import PreprocessingView
+from recogan_app.ui.running import RunningTrainings
+from recogan_app.ui.server import SERVER_OWNER
 from recogan_app.ui.state import Session
 from recogan_app.ui.training import TrainingView
 from recogan_app.ui.validation import ValidationView
@@ -44,6 +46,11 @@ class Dashboard(Viewer):
         the page links to them. Otherwise (a notebook) it says where they are.
     max_upload_mb : int
         The largest upload accepted.
+    limits : Limits, optional
+        The server's limits on what the page may ask (default: none, as in a notebook).
+    owner : str, optional
+        Whose trainings this page starts, lists and may stop (the user name on a server with
+        authentication; by default every page's).
 
     Example
     -------
@@ -59,9 +66,10 @@ class Dashboard(Viewer):
     max_upload_mb = param.Integer(default=DataView.param.max_upload_mb.default, bounds=(1, None), constant=True,
                                   doc="Largest upload accepted (MB).")
 
-    def __init__(self, data=None, *, data_root=None, workdir=None, **params):
-        params.setdefault("state", Session(data_root=data_root, workdir=workdir))
-        params.setdefault("zdc", ZDCSession(data_root=data_root, workdir=params["state"].workdir))
+    def __init__(self, data=None, *, data_root=None, workdir=None, limits=None, owner=SERVER_OWNER, **params):
+        params.setdefault("state", Session(data_root=data_root, workdir=workdir, limits=limits, owner=owner))
+        params.setdefault("zdc", ZDCSession(data_root=data_root, workdir=params["state"].workdir, limits=limits,
+                                           owner=owner))
         super().__init__(**params)
         state = self.state
         states = {Session: state, ZDCSession: self.zdc}
@@ -79,11 +87,12 @@ class Dashboard(Viewer):
         self.tabs = pn.Tabs(*((name, pn.Column(view, css_classes=[f"recogan-tab-{name.lower()}"],
                                                sizing_mode="stretch_width"))
                               for name, view in self.views.items()), sizing_mode="stretch_width")
+        self.trainings = RunningTrainings(owner=owner)
         self.layout = pn.Column(
             pn.pane.Alert(state.param.notice.rx().rx.pipe(escape_markdown), alert_type=state.param.notice_level,
                           disable_math=True, css_classes=["recogan-notice"],
                           visible=state.param.notice.rx.pipe(bool), sizing_mode="stretch_width"),
-            self.tabs, sizing_mode="stretch_width")
+            self.tabs, self.trainings, sizing_mode="stretch_width")
 
     def _load_first(self) -> None:
         """Served, load after the page shows (with a spinner); in a notebook, before the cell
@@ -109,7 +118,8 @@ class Dashboard(Viewer):
         return self.state.run
 
     def close(self) -> None:
-        """The page went away: stop the trainings that were not detached."""
+        """The page went away: stop the trainings that were not detached; the others go on,
+        listed under "Trainings on this server"."""
         self.state.close()
         self.zdc.close()
 

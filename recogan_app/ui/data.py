@@ -4,8 +4,10 @@ features and pick the ones to model."""
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 
 import holoviews as hv
+from bokeh.document import Document
 import panel as pn
 import param
 from panel.viewable import Viewer
@@ -60,7 +62,8 @@ class CappedFileDropper(pn.widgets.FileDropper):
 
 class DataView(Viewer):
     """Source, tree and upload selectors, a per-feature summary with small histograms, and the
-    feature choice. Loading runs in a worker thread: a large file does not freeze the page."""
+    feature choice. Listing a file's trees, loading and drawing the histograms run in worker
+    threads: a large file does not freeze this page, nor the server's other pages."""
 
     state = param.ClassSelector(class_=Session)
     max_upload_mb = param.Integer(default=200, bounds=(1, None), constant=True,
@@ -69,7 +72,12 @@ class DataView(Viewer):
     def __init__(self, **params):
         super().__init__(**params)
         state = self.state
-        self.source = pn.widgets.Select.from_param(state.param.source, label="MC source", sizing_mode="stretch_width")
+        # not bound to state.source: the chosen file's trees are listed in a thread first (_choose)
+        self.source = pn.widgets.Select(label="MC source", options=state.param.source.names, value=state.source,
+                                        sizing_mode="stretch_width")  # names: {label: source}
+        self.source.param.watch(lambda event: pn.state.execute(partial(self._choose, event.new)), "value")
+        state.param.watch(lambda event: setattr(self.source, "value", event.new), "source")
+        state.param.watch(lambda event: setattr(self.source, "options", event.new), "source", what="objects")
         self.tree = pn.widgets.Select.from_param(state.param.tree, label="Tree / key",
                                                  visible=state.param.tree.rx().rx.pipe(bool))
         # sent in chunks, checked in the browser before any byte is: one FileInput message held a whole file
@@ -93,6 +101,8 @@ class DataView(Viewer):
                                                        step=1000)
         self.drop_invalid = pn.widgets.Checkbox.from_param(state.param.drop_invalid, label="Drop rows with NaN/inf")
         uploads = pn.pane.Markdown(f"or upload a file ({', '.join(FORMATS)}; up to {self.max_upload_mb:,} MB):")
+        self.histogram_slot = pn.Column(sizing_mode="stretch_width", css_classes=["recogan-histograms"])
+        self._drawn = 0
         self.layout = pn.Row(
             pn.Column("### MC sample", self.source, self.refresh, self.tree, uploads, self.upload,
                       self.drop_invalid, self.load_button, self.max_rows, width=340),
@@ -100,9 +110,17 @@ class DataView(Viewer):
                       self.features,  # the table escapes the names (Panel's escape=True)
                       pn.pane.DataFrame(state.param.summary, float_format="{:.5g}".format,
                                         css_classes=["recogan-summary"]),
-                      pn.panel(self.histograms, sizing_mode="stretch_width"), sizing_mode="stretch_width"),
+                      self.histogram_slot, sizing_mode="stretch_width"),
             sizing_mode="stretch_width",
         )
+        state.param.watch(lambda *_: pn.state.execute(self.draw_histograms), ["sample", "features"])
+
+    async def _choose(self, source: str) -> None:
+        """List the chosen file's trees in a thread, then choose it in the state (which finds them
+        remembered)."""
+        with self.state.reporting():
+            await asyncio.to_thread(self.state.keys, source)
+        self.state.source = source
 
     def _offer_features(self, *_):
         self.features.options = {escape_html(name): name for name in self.state.param.features.objects}
@@ -136,7 +154,6 @@ class DataView(Viewer):
         tree = f" (tree {escape_markdown(sample.tree)})" if sample.tree else ""
         return f"**Loaded:** {escape_markdown(sample.source)}{tree}, {len(sample.frame):,} rows"
 
-    @param.depends("state.sample", "state.features")
     def histograms(self):
         """Small normalised histograms of the chosen features."""
         if self.state.sample is None or not self.state.features:
@@ -145,6 +162,17 @@ class DataView(Viewer):
                                                                                xticks=4, yticks=4)
                  for f in self.state.features]
         return hv.Layout(plots).cols(4).opts(shared_axes=False)
+
+    async def draw_histograms(self) -> None:
+        """Build :meth:`histograms` and their Bokeh figure in a thread, then show them (the latest
+        request wins when features change faster than they draw). The figure is built for a
+        document of its own: HoloViews would otherwise theme the current one, a page's, without
+        its lock."""
+        self._drawn += 1
+        request = self._drawn
+        figure = await asyncio.to_thread(lambda: hv.renderer("bokeh").get_plot(self.histograms(), doc=Document()).state)
+        if request == self._drawn:
+            self.histogram_slot[:] = [pn.pane.Bokeh(figure, sizing_mode="stretch_width")]
 
     def __panel__(self):
         return self.layout

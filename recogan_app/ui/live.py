@@ -14,6 +14,7 @@ curves (one per loss term or feature) and axes.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from functools import partial
 
@@ -89,8 +90,8 @@ class LiveView(Viewer):
         self.buttons = {name: pn.widgets.Button(label=name, color=kind, css_classes=[f"{self.CSS}-{name.lower()}"])
                         for name, kind in (("Start", "primary"), ("Pause", "warning"), ("Resume", "success"),
                                            ("Stop", "danger"))}
-        for name, action in (("Start", self.start), ("Pause", self.state.pause), ("Resume", self.state.resume),
-                             ("Stop", self.state.stop)):
+        self.buttons["Start"].on_click(self.press_start)
+        for name, action in (("Pause", self.state.pause), ("Resume", self.state.resume), ("Stop", self.state.stop)):
             self.buttons[name].on_click(lambda _, act=action: act())
         self.state.param.watch(self._on_status, "status")
         self.state.param.watch(self._on_losses, "losses")
@@ -108,6 +109,21 @@ class LiveView(Viewer):
                 pn.widgets.Checkbox.from_param(state.param.detached, label="Keep training when this page closes")]
 
     # -- controls ------------------------------------------------------------------------------
+    async def press_start(self, *_) -> None:
+        """Start pressed in the page: :meth:`prepare` (in a worker thread), then :meth:`start`; the
+        button is disabled at once, so the click is answered while the preparation runs."""
+        self.buttons["Start"].disabled = True
+        try:
+            with self.state.reporting():
+                await asyncio.to_thread(self.prepare)
+                self.start()
+        finally:
+            self._on_status()
+
+    def prepare(self) -> None:
+        """The slow part of starting that needs no page update (called in a worker thread before
+        :meth:`start`, whose state finds its results remembered); nothing by default."""
+
     def start(self) -> None:
         """Start a training and the periodic collection of its events."""
         with self.state.reporting():

@@ -14,7 +14,7 @@ import functools
 import tempfile
 import time
 from collections.abc import Callable
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
@@ -33,9 +33,10 @@ from recogan_app.training.background import BackgroundTraining
 from recogan_app.training.device import describe_device, page_training_threads, resolve_device
 from recogan_app.training.events import FitResult, Message, Snapshot, StatusChange, StepEnd
 from recogan_app.training.tabular import split_mc, train_tabular
+from recogan_app.ui.server import SERVER_OWNER, TRAININGS, Limits, Training
 from recogan_app.validation import Validation
 
-__all__ = ["ACTIVE", "SPECS", "Session", "TrainingState", "files_under", "inside"]
+__all__ = ["ACTIVE", "SPECS", "Session", "TrainingState", "file_stamp", "files_under", "inside"]
 
 SPECS = ("quantile", *(f"{name}+quantile" for name in TRANSFORMS
                        if name not in ("quantile", "identity", "standardise")), "standardise", "identity")
@@ -70,6 +71,23 @@ def files_under(root: Path, suffixes=FORMATS) -> list[str]:
     found = (p.relative_to(root) for p in root.rglob("*") if p.suffix.lower() in suffixes and p.is_file())
     visible = (p for p in found if not any(part.startswith(".") for part in p.parts))
     return sorted(str(p) for p in visible)[:MAX_LISTED_FILES]
+
+
+def file_stamp(path: str) -> tuple:
+    """(mtime, size) of a file, () for an embedded name or a missing file (whose reader says so):
+    the cache keys that make a changed file read again."""
+    stat = Path(path).stat() if Path(path).is_file() else None
+    return (stat.st_mtime_ns, stat.st_size) if stat else ()
+
+
+@functools.lru_cache(maxsize=64)
+def _keys_cached(path: str, stamp: tuple) -> list[str] | InputError:
+    """``list_keys``, or the refusal it raised, shared between sessions: a page lists the keys in a
+    worker thread, then the state lists them again from here on the page's thread."""
+    try:
+        return list_keys(path)
+    except InputError as exc:
+        return exc
 
 
 @functools.lru_cache(maxsize=4)
@@ -107,11 +125,16 @@ class TrainingState(param.Parameterized):
     run = param.ClassSelector(class_=Run, default=None, allow_None=True, doc="The last trained run.")
     notice = param.String(default="", doc="One line for the user; empty when there is nothing to say.")
     notice_level = param.Selector(default="info", objects=["info", "success", "warning", "danger"])
+    limits = param.ClassSelector(class_=Limits, default=None, allow_None=True, constant=True,
+                                 doc="The server's limits on what this page may ask; None (a notebook): none.")
+    owner = param.String(default=SERVER_OWNER, constant=True,
+                         doc="Whose trainings these are (the user name when the server has authentication).")
 
     def __init__(self, **params):
         params["workdir"] = params.get("workdir") or Path(tempfile.mkdtemp(prefix="recogan-"))
         super().__init__(**params)
         self.job: BackgroundTraining | None = None
+        self.training: Training | None = None
         self.job_config: Settings | None = None
         self.config.param.watch(self._describe_device, "device")
         self._describe_device()
@@ -150,22 +173,37 @@ class TrainingState(param.Parameterized):
         runs.mkdir(parents=True, exist_ok=True)
         return Path(tempfile.mkdtemp(prefix=time.strftime("run-%Y%m%d-%H%M%S-"), dir=runs))
 
+    def bounded(self, config: Settings) -> Settings:
+        """``config`` within the server's time limit: the limit itself when it has none; above it,
+        refused (see :meth:`Limits.check_time_limit`)."""
+        if self.limits is None:
+            return config
+        return config.updated(time_limit=self.limits.check_time_limit(config.time_limit))
+
     def launch(self, train: Callable, config: Settings, text: str, **reset) -> Path:
         """Start ``train`` (picklable; called as ``train(out=..., callbacks=..., control=...)``) in a
         child process, into a new :meth:`run_folder`, which it returns.
 
         ``config`` is what it trains with (progress follows its epochs and time limit), ``text``
-        the notice that says so; ``reset`` gives further parameters their fresh values. A training
-        that fails takes its still empty folder with it.
+        the notice that says so (and the server's list of trainings); ``reset`` gives further
+        parameters their fresh values. Refused when the server runs its limit of trainings. A
+        training that fails or is killed takes its unfinished folder with it.
         """
-        self.job_config = config
-        self.job_folder = self.run_folder()
-        self.job = BackgroundTraining(partial(train, out=self.job_folder), threads=page_training_threads())
+        folder = self.run_folder()
+        job = BackgroundTraining(train, out=folder, threads=page_training_threads())
+        grace = {"grace_s": self.limits.stop_grace_s} if self.limits else {}
+        training = Training(self.owner, text, folder, job, **grace)
+        try:
+            TRAININGS.admit(training, self.limits and self.limits.trainings)
+        except InputError:
+            folder.rmdir()
+            raise
+        job.start()
+        self.job_config, self.job_folder, self.job, self.training = config, folder, job, training
         self.param.update(status="running", progress=0.0, eta_s=None, snapshot=None, log=[], result=None,
                           run=None, **reset)
         self.tell(text)
-        self.job.start()
-        return self.job_folder
+        return folder
 
     def pause(self) -> None:
         if self.status == "running":
@@ -178,14 +216,18 @@ class TrainingState(param.Parameterized):
             self.status = "running"
 
     def stop(self) -> None:
+        """Ask the training to stop; one that has not stopped after the grace period is killed."""
         if self.status in ACTIVE:
-            self.job.stop()
+            self.training.stop()
             self.status = "stopping"
 
     def close(self) -> None:
-        """The page went away: stop the training unless it was detached."""
+        """The page went away: stop the training unless it was detached, and stop collecting its
+        events (a detached one goes on, listed under the server's trainings)."""
         if not self.detached:
             self.stop()
+        if self.job is not None:
+            self.job.unfollow()
 
     @property
     def pending(self) -> bool:
@@ -220,9 +262,6 @@ class TrainingState(param.Parameterized):
                     self.tell(event.text, "danger" if event.level == "error" else "warning")
             elif isinstance(event, StatusChange):
                 self.status = "stopping" if self.status == "stopping" and event.status == "running" else event.status
-                if event.status == "failed":
-                    with suppress(OSError):  # only an empty folder goes
-                        self.job_folder.rmdir()
             elif isinstance(event, FitResult):
                 self.result = event
         if losses:
@@ -345,20 +384,27 @@ class Session(TrainingState):
                              hint="start it with --data-root DIR, or upload the file")
         return str(inside(Path(self.data_root), source))
 
+    def keys(self, source: str | None = None) -> list[str]:
+        """The trees / keys of ``source`` (default: the chosen one), remembered per version of the
+        file (opening it is slow: safe in a worker thread)."""
+        path = self.locate(self.source if source is None else source)
+        keys = _keys_cached(path, file_stamp(path))
+        if isinstance(keys, InputError):
+            raise keys
+        return keys
+
     @param.depends("source", watch=True)
     def _list_trees(self) -> None:
         keys = []
         with self.reporting():
-            keys = list_keys(self.locate(self.source))
+            keys = self.keys()
         self.param.tree.objects = [None] if len(keys) < 2 else keys
         self.tree = None if len(keys) < 2 else keys[0]
 
     def read(self) -> MCSample:
         """Load and check the chosen MC (the slow part of :meth:`load`: safe in a worker thread)."""
         path = self.locate(self.source)
-        stat = Path(path).stat() if Path(path).is_file() else None  # anything else: load_mc says what is wrong
-        stamp = (stat.st_mtime_ns, stat.st_size) if stat else ()
-        return _load_cached(path, self.tree, self.drop_invalid, stamp)
+        return _load_cached(path, self.tree, self.drop_invalid, file_stamp(path))
 
     def use(self, sample: MCSample) -> None:
         """Make ``sample`` the session's MC: every numeric column chosen, transforms suggested."""
@@ -425,8 +471,8 @@ class Session(TrainingState):
         """Start a training of the chosen features with the current settings; returns its run folder."""
         self.check_idle()
         sample = self._trained_on = self.training_sample()
-        config = self.config.updated(
-            features=list(self.features), transforms={f: self.transforms[f] for f in self.features})
+        config = self.bounded(self.config.updated(
+            features=list(self.features), transforms={f: self.transforms[f] for f in self.features}))
         frame = sample.frame  # a spec that does not fit the data fails here, not seconds later in the worker
         FeaturePipeline(config.transforms).fit(frame.sample(n=min(PREVIEW_ROWS, len(frame)), random_state=0))
         return self.launch(partial(train_tabular, sample, config), config,
@@ -441,9 +487,14 @@ class Session(TrainingState):
 
     def validate(self, rows: int = 0) -> Validation:
         """The full validation of the run: its held-out MC against ``rows`` generated rows (0: as
-        many as the held-out MC), with the copula baseline fitted on the run's training split."""
+        many as the held-out MC, within the server's limit), with the copula baseline fitted on
+        the run's training split."""
+        if self.limits is not None:
+            self.limits.check_rows(rows, "validate_rows", "Generated rows")
         run = self._need_run()
         config = run.config
+        if self.limits is not None and not rows:
+            rows = min(run.info["data"]["n_test"], self.limits.validate_rows)
         trained_here = self._trained_on is not None and self.job is not None and self.job.result is run
         return run.validate(rows, training=split_mc(self._trained_on.frame, config.validation_fraction,
                                                     config.seed)[0] if trained_here else None)
@@ -467,6 +518,8 @@ class Session(TrainingState):
         See :func:`recogan_app.export.export` (gate, provenance, atomic write); ``progress``
         receives the rows of each written chunk.
         """
+        if self.limits is not None:
+            self.limits.check_rows(rows, "export_rows", "Export")
         run = self._need_run()
         out = Path(self.workdir) / "exports" / f"{run.path.name}-{rows}{suffix}"
         export(run, out, rows, require=require, force=force, overwrite=True, progress=progress)

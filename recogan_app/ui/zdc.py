@@ -100,6 +100,13 @@ class ZDCView(LiveView):
         self.param.watch(self._on_channel, "channel")
         self._enable_other()
 
+    def prepare(self) -> None:
+        """The toy's simulation and noise floor, in a worker thread before Start (remembered for it)."""
+        state = self.state
+        if state.sample is None and state.source == TOY:
+            state.read()
+        state.noise_floor()
+
     # -- data ----------------------------------------------------------------------------------
     async def load(self, *_):
         """Simulate or read the chosen events in a thread, then use them on the UI thread."""

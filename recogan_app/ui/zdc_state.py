@@ -16,6 +16,7 @@ Example
 from __future__ import annotations
 
 import functools
+import json
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -31,7 +32,7 @@ from recogan_app.errors import InputError
 from recogan_app.metrics.zdc import channel_sums, five_channel_ws
 from recogan_app.run import ZDCRun
 from recogan_app.training.zdc import split_events, train_zdc
-from recogan_app.ui.state import TrainingState, files_under, inside
+from recogan_app.ui.state import TrainingState, file_stamp, files_under, inside
 
 __all__ = ["GALLERY_EVENTS", "QUICK_LOOK", "TOY", "Comparison", "ZDCSession", "toy_noise_floor"]
 
@@ -143,6 +144,7 @@ class ZDCSession(TrainingState):
     def __init__(self, **params):
         params["config"] = params.get("config") or ZDCConfig(**QUICK_LOOK)
         super().__init__(**params)
+        self._floor: tuple | None = None
         self.refresh_sources()
 
     # -- data ----------------------------------------------------------------------------------
@@ -167,8 +169,7 @@ class ZDCSession(TrainingState):
         path = self.locate(self.source)
         if path == TOY:
             return _read_cached(TOY, self.toy_events, ())
-        stat = Path(path).stat() if Path(path).is_file() else None  # a missing file: load_zdc says so
-        return _read_cached(path, 0, (stat.st_mtime_ns, stat.st_size) if stat else ())
+        return _read_cached(path, 0, file_stamp(path))
 
     def use(self, sample: ZDCSample, simulated: bool = False) -> None:
         """Make ``sample`` the events to train on; ``simulated``: it is the embedded toy."""
@@ -201,14 +202,26 @@ class ZDCSession(TrainingState):
         """The settings with every switched-off penalty's λ set to 0."""
         return self.config.updated(**{name: 0.0 for name, switch in SWITCHES.items() if not getattr(self, switch)})
 
+    def noise_floor(self) -> np.ndarray | None:
+        """:func:`toy_noise_floor` of the next training (None for a file), remembered while the
+        sample and settings stay: a new simulation, slow for many snapshot rows (safe in a
+        worker thread; the page computes it there before :meth:`start`)."""
+        if not self.simulated:
+            return None
+        config = self.job_settings()
+        key = (self.max_events, json.dumps(config.to_dict(), sort_keys=True, default=str))
+        memo = self._floor
+        if memo is None or memo[0] is not self.sample or memo[1] != key:
+            memo = self._floor = (self.sample, key, toy_noise_floor(self.training_sample(), config))
+        return memo[2]
+
     def start(self) -> Path:
         """Start a ZDC training with the current settings; returns its run folder. The toy loads
         itself when nothing is loaded yet."""
         self.check_idle()
         if self.sample is None and self.source == TOY:
             self.load()
-        sample, config = self.training_sample(), self.job_settings()
-        floor = toy_noise_floor(sample, config) if self.simulated else None
+        sample, config, floor = self.training_sample(), self.bounded(self.job_settings()), self.noise_floor()
         on = [f"{name.removeprefix('lambda_')} {getattr(config, name):g}" for name in SWITCHES if getattr(config, name)]
         return self.launch(partial(train_zdc, sample, config), config,
                            f"training the ZDC GAN on {len(sample):,} events ({', '.join(on) or 'adversarial loss only'}) "

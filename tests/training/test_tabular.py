@@ -189,6 +189,8 @@ if __name__ == "__main__":
     config = TabularConfig(max_epochs=100_000, batch_size=256, snapshot_rows=300, patience=100_000)
     job = BackgroundTraining(partial(train_tabular, sample, config, sys.argv[1]))
     job.start()
+    while job._process is None or job._process.pid is None:  # started by the relay thread
+        time.sleep(0.05)
     print(job._process.pid, flush=True)
     time.sleep(600)
 """

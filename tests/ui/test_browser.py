@@ -8,22 +8,15 @@ skipped, with the reason, where that browser is missing.
 
 from __future__ import annotations
 
-import os
 import re
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
+from browser import ARGS, CHROMIUM, STATUS_JS, fill, open_tab, served, status, wait_for
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
 SCREENSHOT = Path(__file__).parents[2] / "assets" / "dashboard_training.png"
 ZDC_SCREENSHOT = Path(__file__).parents[2] / "assets" / "dashboard_zdc.png"
 CLICK_BUDGET_S = 1.5
@@ -36,41 +29,15 @@ pytestmark = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("localhost", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """``recogan serve`` in a subprocess on a free port (one for the module's tests: each opens its own
-    page, so its own session), its data root, work folder and log in a temporary folder."""
+    """``recogan serve`` in a subprocess (one for the module's tests: each opens its own page, so its
+    own session), its data root, work folder and log in a temporary folder."""
     folder = tmp_path_factory.mktemp("serve")
     (folder / "mc").mkdir()
-    port = free_port()
-    log = (folder / "server.log").open("w")
-    process = subprocess.Popen([sys.executable, "-m", "recogan_app.cli", "serve", "--port", str(port),
-                                "--address", "localhost", "--workdir", str(folder / "work"),
-                                "--data-root", str(folder / "mc"), "--max-upload-mb", "1", "--no-show"],
-                               stdout=log, stderr=subprocess.STDOUT,
-                               env={**os.environ, "OMP_NUM_THREADS": "1"})  # tiny networks: threads only thrash
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                socket.create_connection(("localhost", port), timeout=1).close()
-                break
-            except OSError:
-                assert process.poll() is None, (folder / "server.log").read_text()
-                assert time.monotonic() < deadline, "recogan serve did not open its port"
-                time.sleep(0.2)
-        yield SimpleNamespace(url=f"http://localhost:{port}/", log=folder / "server.log", data_root=folder / "mc",
-                              workdir=folder / "work")
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
+    with served(folder, "--data-root", str(folder / "mc"), "--max-upload-mb", "1") as server:
+        server.data_root = folder / "mc"
+        yield server
 
 
 @pytest.fixture
@@ -83,38 +50,9 @@ def page():
         browser.close()
 
 
-STATUS_JS = "element => element.shadowRoot.querySelector('div').innerText"
-"""The status line's text: Panel renders a pane's content in the pane's shadow root."""
-
-
-def status(page, tab: str = "recogan") -> str:
-    return page.locator(f".{tab}-status").evaluate(STATUS_JS)
-
-
 def epoch(page, tab: str = "recogan") -> int:
     found = re.search(r"epoch (\d+)", status(page, tab))
     return int(found.group(1)) if found else 0
-
-
-def wait_for(predicate, timeout: float = 60, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-
-
-def open_tab(page, name: str):
-    """Click the tab ``name`` and return its content (every tab is in the page, and the ZDC tab has
-    settings of the same names as the Training tab's)."""
-    page.locator(".bk-tab").get_by_text(name, exact=True).click()
-    return page.locator(f".recogan-tab-{name.lower()}")
-
-
-def fill(tab, label: str, value) -> None:
-    """Type into the input labelled ``label`` in ``tab`` and commit it (Panel updates on change)."""
-    field = tab.get_by_label(label, exact=True)
-    field.fill(str(value))
-    field.press("Enter")
 
 
 def run_or_report(drive, page, server, tmp_path) -> None:

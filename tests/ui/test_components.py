@@ -364,19 +364,6 @@ def test_pause_resume_stop_drive_the_worker(session, tiny_config):
     assert session.status == "finished" and session.result.reason == "stopped"
 
 
-def test_closing_the_page_stops_training_unless_detached(session, tiny_config):
-    shrink(session, tiny_config, max_epochs=10_000)
-    session.detached = True
-    session.start()
-    session.close()
-    assert session.status == "running"
-    session.detached = False
-    session.close()
-    assert session.status == "stopping"
-    session.wait(timeout=300)
-    assert session.result.reason == "stopped"
-
-
 def wait_until(session: Session, condition, timeout: float = 120) -> None:
     import time
 

@@ -1,0 +1,264 @@
+"""Load test of the served dashboard (not a CI test): several browser sessions training at once.
+
+Serves the app (``recogan serve --max-trainings N``), opens ``--sessions`` pages in headless
+Debian chromium (one browser context each: one server session each), gives each page a
+different number of rows to train on, then on every page at once presses Start, and later Pause /
+Resume (``--cycles`` times) and Stop, and measures:
+
+- **click latency**: from each click to the page's status line answering (``running``,
+  ``paus…``, ``stopping``/``finished``), measured inside the page: the click is dispatched by
+  script and the status line checked every 2 ms, so that playwright's own waiting is not counted.
+  All pages are clicked within a few milliseconds of each other. Target: median and worst ≤ 500 ms.
+- **isolation**: each page's saved run (the path its status line shows) must be its own: distinct
+  folders, each trained on the rows that page asked for.
+- **server memory**: the server process's RSS (``/proc``) when idle, after a warm-up page was
+  opened and closed (the MC cache filled: the starting level), sampled during the trainings, and
+  after the pages closed and the server discarded their sessions (Bokeh does that some 15-35 s
+  after a page's connection closes). "Back" means within ``--back-mb`` of the starting level.
+  The training processes' RSS is reported apart.
+
+Usage::
+
+    python benchmarks/load.py                       # 4 sessions, 3 Pause/Resume cycles
+
+Writes ``benchmarks/results/load.json`` and prints a Markdown table. On a shared 2-core machine
+the numbers are pessimistic: the browser's 4 pages, the server and 4 trainings share the cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "tests" / "ui"))
+from browser import ARGS, CHROMIUM, STATUS_JS, fill, open_tab, served, status, wait_for  # noqa: E402
+
+RESULTS = Path(__file__).parent / "results"
+CLICK_JS = f"""(button, [line, answers, key]) => {{
+  // record in window.__answers[key] the ms from the click to the status line starting with one of `answers`
+  const text = {STATUS_JS};
+  window.__answers = window.__answers || {{}};
+  const clicked = performance.now();
+  button.click();
+  const check = () => answers.some(a => text(line).startsWith(a))
+    ? (window.__answers[key] = performance.now() - clicked) : setTimeout(check, 2);
+  check();
+}}"""
+CLICKS = {"start": ["running"], "pause": ["paus"], "resume": ["running"], "stop": ["stopping", "finished"]}
+"""Each button and the status lines that answer it."""
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process, MB (0 once it is gone)."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0.0
+    found = re.search(r"VmRSS:\s+(\d+) kB", text)  # none in a zombie's
+    return int(found.group(1)) / 1024 if found else 0.0
+
+
+def children(pid: int) -> list[int]:
+    """The direct child processes of ``pid`` (the trainings, multiprocessing's resource tracker)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+class Sampler(threading.Thread):
+    """Samples the server's RSS and its children's summed RSS every 0.25 s."""
+
+    def __init__(self, pid: int):
+        super().__init__(daemon=True)
+        self.pid, self.samples, self.running = pid, [], True
+
+    def run(self):
+        while self.running:
+            self.samples.append((time.monotonic(), rss_mb(self.pid), sum(rss_mb(c) for c in children(self.pid))))
+            time.sleep(0.25)
+
+
+def settle(pid: int, seconds: float) -> float:
+    """The server's RSS after ``seconds`` (the sessions of closed pages are discarded meanwhile)."""
+    time.sleep(seconds)
+    return rss_mb(pid)
+
+
+def open_page(browser, url: str):
+    page = browser.new_context(viewport={"width": 1600, "height": 1250}).new_page()
+    page.goto(url)
+    page.locator(".recogan-summary table").wait_for(timeout=180_000)  # the default toy has loaded
+    return page
+
+
+def prepare(page, rows: int) -> None:
+    """Small, endless settings (Stop ends them) on ``rows`` rows of the toy."""
+    fill(open_tab(page, "Data"), "Rows to train on (0: all)", rows)
+    training = open_tab(page, "Training")
+    training.get_by_text("Optimiser", exact=True).click()
+    fill(training, "Batch size", 256)
+    training.get_by_text("Schedule", exact=True).click()
+    fill(training, "Max epochs", 10_000)
+    fill(training, "Snapshot rows", 300)
+    fill(training, "Patience", 10_000)
+
+
+def warm_up(page) -> None:
+    """One short training from a page that then closes: what a server does once only (the MC
+    cache filled, torch's allocator and threads set up by the first run it loads) is in the
+    starting level."""
+    prepare(page, 2000)
+    page.locator(".recogan-start button").click()
+    wait_for(lambda: re.search(r"epoch \d", status(page)), timeout=180, what="the warm-up's first epoch")
+    page.locator(".recogan-stop button").click()
+    wait_for(lambda: "run:" in status(page), timeout=180, what="the warm-up's run")
+    page.context.close()
+
+
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process used so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def click_all(pages, name: str, round_: str, timeout: float = 60) -> list[float]:
+    """Click ``name`` on every page at once; the seconds each page took to answer."""
+    key = f"{name}-{round_}"
+    for page in pages:
+        page.locator(f".recogan-{name} button").evaluate(CLICK_JS, [page.locator(".recogan-status").element_handle(),
+                                                                    CLICKS[name], key])
+    answers = [None] * len(pages)
+    deadline = time.monotonic() + timeout
+    while None in answers:
+        assert time.monotonic() < deadline, (f"{name}: not every page answered within {timeout} s: "
+                                             + " | ".join(status(page) for page in pages))
+        for i, page in enumerate(pages):
+            if answers[i] is None:
+                answers[i] = page.evaluate("key => (window.__answers || {})[key] ?? null", key)
+        time.sleep(0.05)
+    return [ms / 1000 for ms in answers]
+
+
+def train_at_once(pages, cycles: int, latencies: list, round_: int, server) -> list[str]:
+    """Start, Pause / Resume ``cycles`` times and Stop on every page at once, adding each page's
+    (button, seconds to answer) to ``latencies``; returns the run each page then shows."""
+    clicks = [("start", 0)] + [(name, k) for k in range(cycles) for name in ("pause", "resume")] + [("stop", 0)]
+    for name, k in clicks:
+        if name == "pause":
+            for page in pages:
+                wait_for(lambda page=page: re.search(r"epoch \d", status(page)), timeout=180,
+                         what="an epoch before Pause")
+        for i, took in enumerate(click_all(pages, name, f"{round_}-{k}")):
+            latencies[i].append((name, took))
+        time.sleep(1.0)
+    try:
+        for page in pages:
+            wait_for(lambda page=page: "run:" in status(page), timeout=180, what="the run saved after Stop")
+    except AssertionError:
+        print("\n".join(status(page) for page in pages), server.log.read_text()[-3000:], sep="\n", file=sys.stderr)
+        raise
+    return [re.search(r"run: (\S+)", status(page)).group(1) for page in pages]
+
+
+def measure(args, server) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    pid = server.process.pid
+    load_before = os.getloadavg()
+    memory = {"idle_mb": settle(pid, 2)}
+    sampler = Sampler(pid)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        warm_up(open_page(browser, server.url))
+        memory["start_mb"] = settle(pid, args.linger)
+        sampler.start()
+        cpu_before, wall_before = cpu_s(pid), time.monotonic()
+        rows = [2000 + 100 * i for i in range(args.sessions)]
+        latencies, shown, rounds = [[] for _ in rows], [], []
+        for round_ in range(args.rounds):
+            pages = [open_page(browser, server.url) for _ in rows]
+            for page, n in zip(pages, rows):
+                prepare(page, n)
+            opened = rss_mb(pid)
+            shown += train_at_once(pages, args.cycles, latencies, round_, server)
+            for page in pages:
+                page.context.close()
+            rounds.append({"pages_open_mb": opened, "after_close_mb": settle(pid, args.linger)})
+        server_cpu = (cpu_s(pid) - cpu_before) / (time.monotonic() - wall_before)
+        browser.close()
+    sampler.running = False
+    sampler.join()
+    memory |= {"rounds": rounds, "peak_mb": max(s[1] for s in sampler.samples),
+               "trainings_peak_mb": max(s[2] for s in sampler.samples)}
+    memory["back"] = all(r["after_close_mb"] - memory["start_mb"] <= args.back_mb for r in rounds)
+
+    trained_rows = [json.loads((Path(path) / "run.json").read_text())["data"]["n_rows"] for path in shown]
+    own = [n == rows[i % len(rows)] for i, n in enumerate(trained_rows)]
+    sessions = []
+    for i, clicked in enumerate(latencies):
+        seconds = [took for _, took in clicked]
+        by_button = {}
+        for name, took in clicked:
+            by_button.setdefault(name, []).append(round(1000 * took))
+        sessions.append({"rows_asked": rows[i], "runs": shown[i::len(rows)], "own_runs": all(own[i::len(rows)]),
+                         "clicks_ms": by_button,
+                         "median_ms": round(1000 * statistics.median(seconds)), "worst_ms": round(1000 * max(seconds))})
+    log = server.log.read_text()
+    ours = "/recogan_app/" in log  # tornado's "WebSocketClosedError" of a page closed mid-write names no file of ours
+    if "Traceback" in log:
+        print(f"the server logged a traceback:\n{log}", file=sys.stderr)
+    return {"sessions": sessions, "distinct_runs": len(set(shown)) == len(shown), "memory_mb": memory,
+            "clicks_per_session": len(latencies[0]), "target_ms": 500, "server_cpu_share": server_cpu,
+            "traceback_from_recogan": ours, "load_average_before": load_before}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions", type=int, default=4)
+    parser.add_argument("--cycles", type=int, default=3, help="Pause / Resume cycles per page and round")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="times the pages open, train and close (memory must come back after each)")
+    parser.add_argument("--linger", type=float, default=45,
+                        help="seconds to wait after pages close, for the server to discard their sessions")
+    parser.add_argument("--back-mb", type=float, default=50, help="how close to the starting RSS counts as back")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        with served(Path(tmp), "--max-trainings", str(args.sessions)) as server:
+            result = measure(args, server)
+    result |= {"cpus": os.cpu_count(), "load_average_after": os.getloadavg(), "args": vars(args)}
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "load.json").write_text(json.dumps(result, indent=2))
+    print("| session | rows | own runs | click median | click worst |\n|---|---|---|---|---|")
+    for i, s in enumerate(result["sessions"]):
+        print(f"| {i + 1} | {s['rows_asked']:,} | {'yes' if s['own_runs'] else 'NO'} | {s['median_ms']} ms | "
+              f"{s['worst_ms']} ms |")
+    m = result["memory_mb"]
+    rounds = "; ".join(f"round {k + 1}: pages open {r['pages_open_mb']:.0f}, after close {r['after_close_mb']:.0f}"
+                       for k, r in enumerate(m["rounds"]))
+    print(f"\nserver RSS (MB): idle {m['idle_mb']:.0f}, start (after a warm-up page) {m['start_mb']:.0f}; {rounds}; "
+          f"peak {m['peak_mb']:.0f} ({'back' if m['back'] else 'NOT back'} within {args.back_mb:g} MB of the start "
+          f"after each round); trainings' processes peak {m['trainings_peak_mb']:.0f} MB together")
+    print(f"distinct runs: {result['distinct_runs']}; traceback from recogan code: {result['traceback_from_recogan']}; "
+          f"server used {result['server_cpu_share']:.2f} core on average; load average before "
+          f"{result['load_average_before'][0]:.1f}, after {result['load_average_after'][0]:.1f} on {result['cpus']} cores")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,170 @@
+"""What every page of one dashboard server shares: its limits and the trainings it runs.
+
+One server process serves every browser session, so one page's request can starve or take down
+all the others. :class:`Limits` bounds what a page may ask for (``recogan serve`` options, or
+``RECOGAN_*`` variables under a plain ``panel serve``); :data:`TRAININGS` lists every training the
+server runs, by owner, so that a page can see and stop the ones its user left running after
+closing another page ("Keep training when this page closes").
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import dataclasses
+import gc
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from recogan_app.errors import InputError
+from recogan_app.training.background import STOP_GRACE_S, BackgroundTraining
+
+__all__ = ["ENV", "OPTIONS", "SERVER_OWNER", "TRAININGS", "Limits", "Training", "Trainings"]
+
+SERVER_OWNER = "everyone on this server"
+"""The owner of every training when the server has no authentication: all pages are one user's."""
+
+
+def _default_trainings() -> int:
+    """One training per core the pages leave free, and two at least, so that a second user of a
+    small machine is not locked out. Each training is a process of its own (some 300 MB with
+    torch) whose threads use every core but one: more trainings than cores only share them, each
+    slower, while the pages' clicks wait longer (``benchmarks/load.py`` measures that)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 2
+    return max(2, cores - 1)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one page may ask of the server; a request beyond it gets a notice naming the limit.
+
+    Attributes
+    ----------
+    trainings : int
+        Trainings running at once on the server, all pages and users together.
+    validate_rows : int
+        Generated rows the Validation tab may compare (they are held in memory with the MC's).
+    export_rows : int
+        Rows the Export tab may write (generation streams to disk in chunks; this bounds disk and time).
+    time_limit_s : float
+        Longest training time limit a page may set; a training with none gets this one.
+    stop_grace_s : float
+        Seconds a training has to stop after Stop before its process is terminated, then killed.
+    """
+
+    trainings: int = dataclasses.field(default_factory=_default_trainings)
+    validate_rows: int = 1_000_000
+    export_rows: int = 10_000_000
+    time_limit_s: float = 3600.0
+    stop_grace_s: float = STOP_GRACE_S
+
+    def __post_init__(self):
+        for name, value in dataclasses.asdict(self).items():
+            if not value > 0 or value == float("inf"):  # NaN fails too
+                raise InputError(f"{OPTIONS[name]} ({ENV[name]}) must be a positive finite number, got {value}")
+
+    @classmethod
+    def from_env(cls, environ=os.environ) -> Limits:
+        """The defaults, overridden by the :data:`ENV` variables that are set."""
+        values = {}
+        for field in dataclasses.fields(cls):
+            text = environ.get(ENV[field.name])
+            if text:
+                kind = float if field.type == "float" else int
+                try:
+                    values[field.name] = kind(text)
+                except ValueError:
+                    raise InputError(f"{ENV[field.name]} must be a {'number' if kind is float else 'whole number'}, "
+                                     f"got '{text}'") from None
+        return cls(**values)
+
+    def check_rows(self, rows: int, limit: str, what: str) -> None:
+        """Refuse ``rows`` above the limit named ``limit`` (``validate_rows``, ``export_rows``)."""
+        cap = getattr(self, limit)
+        if rows > cap:
+            raise InputError(f"{what}: {rows:,} rows is above this server's limit of {cap:,}",
+                             hint=f"ask for fewer, or start the dashboard with recogan serve {OPTIONS[limit]} N; "
+                                  f"the CLI has no such limit")
+
+    def check_time_limit(self, time_limit: float | None) -> float:
+        """The training time limit to use: ``time_limit``, or this limit when it is unset; above it
+        is refused."""
+        if time_limit is None:
+            return self.time_limit_s
+        if time_limit > self.time_limit_s:
+            raise InputError(f"time limit {time_limit:g} s is above this server's limit of {self.time_limit_s:g} s",
+                             hint=f"set a shorter one, or start the dashboard with recogan serve "
+                                  f"{OPTIONS['time_limit_s']} S")
+        return time_limit
+
+
+ENV = {"trainings": "RECOGAN_MAX_TRAININGS", "validate_rows": "RECOGAN_MAX_VALIDATE_ROWS",
+       "export_rows": "RECOGAN_MAX_EXPORT_ROWS", "time_limit_s": "RECOGAN_MAX_TIME_LIMIT",
+       "stop_grace_s": "RECOGAN_STOP_GRACE"}
+"""Environment variable of each limit, read under a plain ``panel serve``."""
+OPTIONS = {"trainings": "--max-trainings", "validate_rows": "--max-validate-rows", "export_rows": "--max-export-rows",
+           "time_limit_s": "--max-time-limit", "stop_grace_s": "--stop-grace"}
+"""The ``recogan serve`` option of each limit."""
+
+
+@dataclass(eq=False)
+class Training:
+    """One training the server runs: whose, what, where, since when."""
+
+    owner: str
+    label: str
+    folder: Path
+    job: BackgroundTraining
+    grace_s: float = STOP_GRACE_S
+    started: float = dataclasses.field(default_factory=time.time)
+
+    def stop(self) -> None:
+        """Ask it to stop; killed when it has not after :attr:`grace_s`."""
+        self.job.stop(self.grace_s)
+
+
+class Trainings:
+    """The trainings running in this process, admitted up to a limit; ended ones drop out by themselves."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._running: list[Training] = []
+
+    def prune(self) -> None:
+        """Forget the trainings that ended (and the runs their jobs loaded)."""
+        with self._lock:
+            self._running = [t for t in self._running if not t.job.ended]
+
+    def admit(self, training: Training, limit: int | None) -> None:
+        """Add ``training`` (before its job starts), refused when ``limit`` trainings run already."""
+        self.prune()
+        with self._lock:
+            if limit is not None and len(self._running) >= limit:
+                raise InputError(f"this server runs {len(self._running)} training(s) already, its limit",
+                                 hint="wait for one to end, or stop one under 'Trainings on this server'")
+            self._running.append(training)
+
+    def of(self, owner: str) -> list[Training]:
+        """``owner``'s running trainings, oldest first."""
+        self.prune()
+        with self._lock:
+            return [t for t in self._running if t.owner == owner]
+
+
+TRAININGS = Trainings()
+"""Every training this server process runs."""
+
+
+def release_memory() -> int:
+    """Collect garbage, then hand the freed heap back to the operating system (glibc keeps it for
+    reuse otherwise, so a server's RSS would stay at its peak after its pages closed); returns
+    what :func:`gc.collect` found. Costs the server some 0.2-0.3 s (``benchmarks/load.py``)."""
+    TRAININGS.prune()
+    found = gc.collect()
+    libc = ctypes.util.find_library("c")
+    if libc and hasattr(ctypes.CDLL(libc), "malloc_trim"):
+        ctypes.CDLL(libc).malloc_trim(0)
+    return found
