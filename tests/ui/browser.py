@@ -25,6 +25,19 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_until_listening(process: subprocess.Popen, port: int, log: Path) -> None:
+    """Until the server ``process`` accepts connections on ``port`` (its ``log`` said if it died)."""
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, f"the server did not open its port: {log.read_text()}"
+            time.sleep(0.2)
+
+
 @contextmanager
 def served(folder: Path, *options: str):
     """``recogan serve`` with ``options`` in a subprocess on a free port, its work folder and log in
@@ -37,15 +50,7 @@ def served(folder: Path, *options: str):
                                     *options], stdout=log, stderr=subprocess.STDOUT,
                                    env={**os.environ, "OMP_NUM_THREADS": "1"})  # tiny networks: threads only thrash
         try:
-            deadline = time.monotonic() + 120
-            while True:
-                try:
-                    socket.create_connection(("localhost", port), timeout=1).close()
-                    break
-                except OSError:
-                    assert process.poll() is None, log_path.read_text()
-                    assert time.monotonic() < deadline, "recogan serve did not open its port"
-                    time.sleep(0.2)
+            wait_until_listening(process, port, log_path)
             yield SimpleNamespace(url=f"http://localhost:{port}/", log=log_path, process=process,
                                   workdir=Path(folder) / "work")
         finally:

@@ -27,6 +27,8 @@ from panel.models.file_dropper import UploadEvent
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import WebSocketClosedError, websocket_connect
 
+from browser import wait_until_listening
+
 from recogan_app.cli import main
 from recogan_app.ui import app, wire
 from recogan_app.ui.data import DataView
@@ -46,18 +48,6 @@ def serve(port: int, *options: str, log=subprocess.PIPE) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "recogan_app.cli", "serve", "--port", str(port), "--no-show",
                              *options], stdout=log, stderr=subprocess.STDOUT, text=True,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
-
-
-def wait_until_listening(process: subprocess.Popen, port: int, log: Path):
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            assert process.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, f"the server did not open its port: {log.read_text()}"
-            time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")
