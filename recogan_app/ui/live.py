@@ -29,12 +29,16 @@ from recogan_app.ui.state import ACTIVE, TrainingState
 
 __all__ = ["POLL_MS", "PREPARING", "REDRAW_S", "WAITING", "LiveView", "duration", "settings_cards"]
 
+STARTING = ("starting", *ACTIVE)
+"""The statuses in which Start is refused (the button is disabled)."""
+
 POLL_MS = 250
 """How often the page collects the training's events and draws what is due."""
-REDRAW_S = 1.0
+REDRAW_S = 2.0
 """Least time between two redraws of one figure (the issues ask for updates at least every 2 s).
 A small training can end an epoch every 0.3 s; redrawing five figures that often kept a browser
-on a shared 2-core machine so busy that a click took 5 s to be answered."""
+on a shared 2-core machine so busy that a click took 5 s to be answered, and at 1 s four pages'
+updates still took the server's one thread 0.1-0.4 s per page and poll (load test)."""
 WAITING = "*waiting for the first epoch*"
 PREPARING = " · preparing (worker, data, networks): figures come with the first epoch"
 """Said on the status line between Start and the first epoch, which can take tens of seconds."""
@@ -110,23 +114,30 @@ class LiveView(Viewer):
 
     # -- controls ------------------------------------------------------------------------------
     async def press_start(self, *_) -> None:
-        """Start pressed in the page: :meth:`prepare` (in a worker thread), then :meth:`start`; the
-        button is disabled at once, so the click is answered while the preparation runs."""
-        self.buttons["Start"].disabled = True
+        """Start pressed in the page: the status line says "starting" at once (four pages pressing
+        together queue on one server thread), then :meth:`prepare` runs in a worker thread and
+        :meth:`start` launches; a refused start puts the status back and says why in the notice."""
+        state = self.state
+        if state.status in STARTING:
+            return
+        before, state.status = state.status, "starting"
         try:
-            with self.state.reporting():
+            with state.reporting():
                 await asyncio.to_thread(self.prepare)
                 self.start()
         finally:
-            self._on_status()
+            if state.status == "starting":
+                state.status = before
 
     def prepare(self) -> None:
         """The slow part of starting that needs no page update (called in a worker thread before
         :meth:`start`, whose state finds its results remembered); nothing by default."""
 
     def start(self) -> None:
-        """Start a training and the periodic collection of its events."""
-        with self.state.reporting():
+        """Start a training and the periodic collection of its events; the page's resets (status,
+        figures, selectors) go out in one batch: one by one they held the server 0.3-1.3 s per
+        page when four pages started together."""
+        with self.state.reporting(), pn.io.hold():
             self.state.start()
             self.figures.clear()
             self.stale.clear()
@@ -168,7 +179,7 @@ class LiveView(Viewer):
 
     def _on_status(self, *_):
         status = self.state.status
-        self.buttons["Start"].disabled = status in ACTIVE
+        self.buttons["Start"].disabled = status in STARTING
         self.buttons["Pause"].disabled = status != "running"
         self.buttons["Resume"].disabled = status not in ("pausing", "paused")
         self.buttons["Stop"].disabled = status not in ACTIVE

@@ -255,6 +255,19 @@ def test_a_transform_that_does_not_fit_is_refused_at_start(session):
         session.preview("pt")
 
 
+def test_start_answers_starting_at_once_and_a_refused_start_goes_back(session):
+    """The page's Start says "starting" before any preparation (the load test's click answer);
+    a start refused there restores the status, says why and leaves Start enabled."""
+    view = TrainingView(state=session)
+    seen = []
+    view.prepare = lambda: seen.append((session.status, view.buttons["Start"].disabled))
+    session.choose_transform("pt", "arccos")
+    asyncio.run(view.press_start())
+    assert seen == [("starting", True)]
+    assert session.status == "idle" and not view.buttons["Start"].disabled
+    assert session.notice_level == "danger" and "column 'pt'" in session.notice
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
 def test_a_training_that_fails_says_why_and_leaves_no_run_folder(session, tiny_config):
     shrink(session, tiny_config, max_epochs=1, device="cuda")  # the worker finds no GPU
