@@ -40,7 +40,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests" / "ui"))
-from browser import ARGS, CHROMIUM, STATUS_JS, fill, open_tab, served, status, wait_for  # noqa: E402
+from browser import ARGS, CHROMIUM, STATUS_JS, fill, open_tab, served, small_training, status, wait_for  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 CLICK_JS = f"""(button, [line, answers, reached, key]) => {{
@@ -117,13 +117,7 @@ def open_page(browser, url: str):
 def prepare(page, rows: int) -> None:
     """Small, endless settings (Stop ends them) on ``rows`` rows of the toy."""
     fill(open_tab(page, "Data"), "Rows to train on (0: all)", rows)
-    training = open_tab(page, "Training")
-    training.get_by_text("Optimiser", exact=True).click()
-    fill(training, "Batch size", 256)
-    training.get_by_text("Schedule", exact=True).click()
-    fill(training, "Max epochs", 10_000)
-    fill(training, "Snapshot rows", 300)
-    fill(training, "Patience", 10_000)
+    small_training(page, max_epochs=10_000, snapshot_rows=300)
 
 
 def warm_up(page) -> None:

@@ -129,6 +129,8 @@ class DataView(Viewer):
         """Read the chosen source in a thread, then use it on the UI thread."""
         self.layout.loading = True
         try:
+            if self.source.value != self.state.source:  # picked a moment ago: its trees are still being listed
+                await self._choose(self.source.value)
             with self.state.reporting():
                 self.state.use(await asyncio.to_thread(self.state.read))
         finally:

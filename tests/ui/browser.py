@@ -81,3 +81,16 @@ def fill(tab, label: str, value) -> None:
     field = tab.get_by_label(label, exact=True)
     field.fill(str(value))
     field.press("Enter")
+
+
+def small_training(page, *, max_epochs: int, snapshot_rows: int):
+    """Open the Training tab and set small settings that do not stop early (Patience 10,000);
+    returns the tab's content."""
+    training = open_tab(page, "Training")
+    training.get_by_text("Optimiser", exact=True).click()
+    fill(training, "Batch size", 256)
+    training.get_by_text("Schedule", exact=True).click()
+    fill(training, "Max epochs", max_epochs)
+    fill(training, "Snapshot rows", snapshot_rows)
+    fill(training, "Patience", 10_000)
+    return training

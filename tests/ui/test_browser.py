@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from browser import ARGS, CHROMIUM, STATUS_JS, fill, open_tab, served, status, wait_for
+from browser import ARGS, CHROMIUM, STATUS_JS, fill, open_tab, served, small_training, status, wait_for
 
 SCREENSHOT = Path(__file__).parents[2] / "assets" / "dashboard_training.png"
 ZDC_SCREENSHOT = Path(__file__).parents[2] / "assets" / "dashboard_zdc.png"
@@ -174,13 +174,7 @@ def drive(page, server) -> None:
     fill(data, "Rows to train on (0: all)", 3000)
 
     # Training: small settings, then Start
-    training = open_tab(page, "Training")
-    training.get_by_text("Optimiser", exact=True).click()
-    fill(training, "Batch size", 256)
-    training.get_by_text("Schedule", exact=True).click()
-    fill(training, "Max epochs", 500)
-    fill(training, "Snapshot rows", 500)
-    fill(training, "Patience", 10_000)  # no early stop before the test stops it
+    training = small_training(page, max_epochs=500, snapshot_rows=500)  # no early stop before the test stops it
 
     # after another tab, the settings cards still open (they opened empty once the tab had been redrawn)
     open_tab(page, "Data")

@@ -17,6 +17,7 @@ import holoviews as hv
 import numpy as np
 import pandas as pd
 import panel as pn
+import param
 import pytest
 import torch
 from bokeh.document import Document
@@ -190,6 +191,10 @@ def test_data_view_loads_in_a_thread_and_lists_features(root, tmp_path):
     session.source = "broken.parquet"  # a failed load: the previous sample stays, and the page says which
     asyncio.run(view.load())
     assert session.notice_level == "danger" and "small.parquet" in shown(view.loaded())
+    with param.discard_events(view.source):  # picked, its trees not listed yet: Load clicked at once
+        view.source.value = "small.parquet"
+    asyncio.run(view.load())
+    assert session.source == "small.parquet" and session.notice_level != "danger"
     render(view)
 
 
