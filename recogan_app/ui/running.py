@@ -3,13 +3,13 @@ Stop button, whichever page started it (one kept training after its page closed 
 
 from __future__ import annotations
 
-import html
 import time
 
 import panel as pn
 import param
 from panel.viewable import Viewer
 
+from recogan_app.markup import escape_html
 from recogan_app.ui.server import SERVER_OWNER, TRAININGS, Training
 
 REFRESH_MS = 1000
@@ -43,7 +43,7 @@ class RunningTrainings(Viewer):
 
     def _row(self, training: Training) -> pn.Row:
         stopping = training.job.control.stop_requested
-        text = (f"{html.escape(training.label)}<br><small><code>{html.escape(str(training.folder))}</code>, "
+        text = (f"{escape_html(training.label)}<br><small><code>{escape_html(training.folder)}</code>, "
                 f"since {time.strftime('%H:%M:%S', time.localtime(training.started))}"
                 f"{' · stopping' if stopping else ''}</small>")
         stop = pn.widgets.Button(label="Stop", color="danger", disabled=stopping, width=80,

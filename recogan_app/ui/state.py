@@ -29,10 +29,11 @@ from recogan_app.export import export
 from recogan_app.report import write_report
 from recogan_app.preprocessing import TRANSFORMS, FeaturePipeline, suggest_transform
 from recogan_app.run import Run
+from recogan_app.splits import split_mc
 from recogan_app.training.background import BackgroundTraining
 from recogan_app.training.device import describe_device, page_training_threads, resolve_device
 from recogan_app.training.events import FitResult, Message, Snapshot, StatusChange, StepEnd
-from recogan_app.training.tabular import split_mc, train_tabular
+from recogan_app.training.tabular import train_tabular
 from recogan_app.ui.server import SERVER_OWNER, TRAININGS, Limits, Training
 from recogan_app.validation import Validation
 
