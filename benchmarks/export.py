@@ -46,7 +46,7 @@ import pyarrow.parquet as pq
 import torch
 
 from recogan_app.export import dictionary_columns
-from recogan_app.run import Run
+from recogan_app.families.tabular import TabularRun
 
 RESULTS = Path(__file__).parent / "results"
 N_FEATURES = 12
@@ -56,11 +56,11 @@ CHILD = """
 import json, resource, sys, time
 import pyarrow, torch
 from recogan_app.export import export
-from recogan_app.run import Run
+from recogan_app.families.tabular import TabularRun
 from recogan_app.training.device import resolve_device
 run_dir, out, rows, chunk_rows, device, threads = sys.argv[1:]
 torch.set_num_threads(int(threads)); pyarrow.set_cpu_count(int(threads))
-run = Run.load(run_dir, device=resolve_device(device))
+run = TabularRun.load(run_dir, device=resolve_device(device))
 start = time.perf_counter()
 provenance = export(run, out, int(rows), require="none", seed=1, chunk_rows=int(chunk_rows))
 print(json.dumps({"export_s": time.perf_counter() - start, "device": next(run.module.parameters()).device.type,
@@ -74,7 +74,7 @@ def train_run(directory: Path, time_limit: float, device: str) -> Path:
     from recogan_app.config import TabularConfig
     from recogan_app.data import toy_xic
     from recogan_app.data.sources import MCSample
-    from recogan_app.training.tabular import train_tabular
+    from recogan_app.families.tabular import train_tabular
 
     frame = toy_xic.generate(n=100_000, seed=0, n_features=N_FEATURES)
     config = TabularConfig(time_limit=time_limit, device=device, seed=0)
@@ -93,7 +93,7 @@ def measure_export(run: Path, out: Path, args) -> dict:
 def measure_generator(run: Path, args) -> dict:
     """Noise and network alone, as the export's workers run them (one core each): the compute
     that no writer or preprocessing change can remove."""
-    rows = Run.load(run).module.generator.sampler()
+    rows = TabularRun.load(run).module.generator.sampler()
 
     def chunk(start: int) -> None:
         torch.set_num_threads(1)

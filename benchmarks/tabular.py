@@ -40,9 +40,8 @@ from recogan_app.config import TabularConfig
 from recogan_app.data import toy_xic
 from recogan_app.data.sources import MCSample
 from recogan_app.metrics.c2st import classifier_two_sample_test
-from recogan_app.splits import split_mc
 from recogan_app.training.callbacks import Callback
-from recogan_app.training.tabular import compare, train_tabular
+from recogan_app.families.tabular import compare, train_tabular
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -129,7 +128,7 @@ def bench(name: str, mc: pd.DataFrame, independent: pd.DataFrame, args) -> dict:
                         "--seed", "3", "--device", args.device]) == 0
         gen_rate = n_gen / (time.perf_counter() - start)
 
-    train, _, _ = split_mc(mc, config.validation_fraction, config.seed)
+    train, _ = run.training_rows(mc)
     start = time.perf_counter()
     copula = GaussianCopula(random_state=args.seed).fit(train)
     copula_fit_s = time.perf_counter() - start

@@ -1,7 +1,7 @@
 """Ablation of seed 001's Table 1 on the embedded ZP toy (a benchmark, not a test).
 
-Four models, each trained with three seeds on the same toy sample (a seed fixes the 80/20 split,
-the initialisation and the noise, so the four models of one seed share their test split):
+Four models, each trained with three seeds on the same toy sample (a seed fixes the split, 20 % test
+and 10 % monitor, the initialisation and the noise, so the four models of one seed share their test split):
 
 - GAN                       adversarial loss only
 - + diversity (SDI-GAN)     λ_div = 0.1, per-event form
@@ -43,7 +43,7 @@ import torch
 from recogan_app.config import ZDCConfig
 from recogan_app.data import toy_zdc
 from recogan_app.files import write_json
-from recogan_app.training.zdc import compare_zdc, train_zdc
+from recogan_app.families.zdc import compare_zdc, train_zdc
 
 RESULTS = Path(__file__).parent / "results"
 VARIANTS = {

@@ -22,7 +22,7 @@ The names below are imported on first use, so ``import recogan_app`` stays light
 
 from importlib import import_module
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 from recogan_app.errors import InputError
 
@@ -30,9 +30,13 @@ _LAZY = {
     "load_mc": "recogan_app.data.sources",
     "TabularConfig": "recogan_app.config",
     "FeaturePipeline": "recogan_app.preprocessing",
-    "train_tabular": "recogan_app.training.tabular",
+    "train_tabular": "recogan_app.families.tabular",
+    "train_zdc": "recogan_app.families.zdc",
+    "load_run": "recogan_app.families",
+    "TabularRun": "recogan_app.families.tabular",
+    "ZDCRun": "recogan_app.families.zdc",
+    "ZDCConfig": "recogan_app.config",
     "BackgroundTraining": "recogan_app.training.background",
-    "Run": "recogan_app.run",
     "GaussianCopula": "recogan_app.baseline",
     "validate": "recogan_app.validation",
     "validate_run": "recogan_app.validation",

@@ -1,4 +1,4 @@
-"""One typed configuration per engine: :class:`TabularConfig` and :class:`ZDCConfig`.
+"""One typed configuration per model family (:class:`TabularConfig`, :class:`ZDCConfig`) on a shared base.
 
 The same configuration object feeds config files (JSON or TOML), CLI flags and, later, dashboard
 widgets (``pn.Param``): a setting exists once, with its bounds and documentation, here.
@@ -72,7 +72,59 @@ class Settings(param.Parameterized):
         return type(self).from_dict(values)
 
 
-class TabularConfig(Settings):
+class TrainingSettings(Settings):
+    """What every model family's training shares: the split, the schedule, reproducibility, hardware.
+
+    A family's config declares only its own settings and, where its defaults differ, redeclares a
+    shared one with its default (bounds and documentation are inherited).
+    """
+
+    # -- data -------------------------------------------------------------------------------------
+    monitor_fraction = param.Number(default=0.1, bounds=(0.005, 0.5),
+                                    doc="Share of the MC held out for the per-epoch snapshots (curves, best "
+                                        "checkpoint, early stopping); never trained on.")
+    test_fraction = param.Number(default=0.1, bounds=(0.005, 0.5),
+                                 doc="Share of the MC held out for the final figures; never trained on and never "
+                                     "used for a choice.")
+
+    # -- optimisation -----------------------------------------------------------------------------
+    latent_dim = param.Integer(default=32, bounds=(1, 1024), doc="Size of the generator's noise vector.")
+    batch_size = param.Integer(default=2048, bounds=(8, 1_000_000))
+    lr_generator = param.Number(default=2e-4, bounds=(0, 1))
+    lr_discriminator = param.Number(default=2e-4, bounds=(0, 1))
+    discriminator_steps = param.Integer(default=1, bounds=(1, 20), doc="Discriminator updates per generator update.")
+
+    # -- schedule ---------------------------------------------------------------------------------
+    max_epochs = param.Integer(default=1000, bounds=(1, None), doc="Passes over the training split at most.")
+    time_limit = param.Number(default=None, allow_None=True, bounds=(0, None), inclusive_bounds=(False, True),
+                              doc="Wall-clock seconds of the whole training at most: preparation, fit, "
+                                  "held-out evaluation and writing the run.")
+    patience = param.Integer(default=30, bounds=(1, None),
+                             doc="Stop after this many snapshots without a better validation score.")
+    snapshot_rows = param.Integer(default=50_000, bounds=(50, None),
+                                  doc="Monitor rows compared at each per-epoch snapshot, on which the best "
+                                      "checkpoint is picked.")
+
+    # -- reproducibility and hardware -------------------------------------------------------------
+    seed = param.Integer(default=0, bounds=(0, SEED_MAX),
+                         doc="Fixes every random choice, each through its own stream (recogan_app.streams).")
+    device = param.Selector(default="auto", objects=list(DEVICES))
+
+    RENAMED = {"validation_fraction": lambda share: {"monitor_fraction": share / 2, "test_fraction": share / 2}}
+    """Settings of runs written by recogan 0.1 and what they mean now (0.1 split its one held-out
+    share equally between monitor and test)."""
+
+    @classmethod
+    def from_dict(cls, values: dict, *, source: str | None = None) -> "TrainingSettings":
+        if isinstance(values, dict):
+            values = dict(values)
+            for old, new in cls.RENAMED.items():
+                if old in values and old not in cls.param:
+                    values.update(new(values.pop(old)))
+        return super().from_dict(values, source=source)
+
+
+class TabularConfig(TrainingSettings):
     """Settings of one tabular GAN training (architecture, losses, schedule, reproducibility)."""
 
     # -- data ---------------------------------------------------------------------------------
@@ -81,11 +133,8 @@ class TabularConfig(Settings):
     transforms = param.Dict(default={},
                             doc="Per-feature preprocessing spec overriding the suggestion, "
                                 "e.g. {'cos_pa': 'arccos+quantile'}.")
-    validation_fraction = param.Number(default=0.2, bounds=(0.01, 0.5),
-                                       doc="Share of the MC held out for validation; never trained on.")
 
     # -- architecture (seed 000: 3 dense layers in G, 2 in D) -----------------------------------
-    latent_dim = param.Integer(default=32, bounds=(1, 1024), doc="Size of the generator's noise vector.")
     generator_widths = param.List(default=[96, 96, 96], item_type=int, bounds=(1, 16),
                                   doc="Hidden widths of the generator's dense layers.")
     discriminator_widths = param.List(default=[256, 256], item_type=int, bounds=(1, 16),
@@ -94,11 +143,6 @@ class TabularConfig(Settings):
     # -- optimisation ---------------------------------------------------------------------------
     adversarial = param.Selector(default="bce", objects=["bce", "wgan-gp", "hinge"],
                                  doc="Adversarial loss: BCE with label smoothing, WGAN-GP or hinge.")
-    batch_size = param.Integer(default=2048, bounds=(8, 1_000_000))
-    lr_generator = param.Number(default=2e-4, bounds=(0, 1))
-    lr_discriminator = param.Number(default=2e-4, bounds=(0, 1))
-    discriminator_steps = param.Integer(default=1, bounds=(1, 20),
-                                        doc="Discriminator updates per generator update.")
     label_smoothing = param.Number(default=0.1, bounds=(0, 0.5),
                                    doc="Real-label target is 1 - label_smoothing (BCE only).")
     gradient_penalty = param.Number(default=10.0, bounds=(0, None), doc="λ of WGAN-GP's penalty.")
@@ -113,25 +157,14 @@ class TabularConfig(Settings):
                                    "12-feature toy it took max |Δρ| from 0.071 at 1 to 0.053, same KS).")
 
     # -- schedule -------------------------------------------------------------------------------
-    max_epochs = param.Integer(default=1000, bounds=(1, None),
-                               doc="Passes over the training split at most.")
-    time_limit = param.Number(default=None, allow_None=True, bounds=(0, None), inclusive_bounds=(False, True),
-                              doc="Wall-clock seconds of the whole training at most: fit, held-out "
-                                  "evaluation and writing the run.")
-    patience = param.Integer(default=30, bounds=(1, None),
-                             doc="Stop after this many snapshots without a better validation score.")
     snapshot_rows = param.Integer(default=50_000, bounds=(100, None),
                                   doc="Rows compared at each per-epoch validation snapshot, on which the best "
                                       "checkpoint is picked. The toy's tail-dominated Pearson coefficients "
                                       "scatter by up to 0.048 (std) on 20k rows, 0.038 on 50k; 50k cost "
                                       "0.4 CPU-s per snapshot.")
 
-    # -- reproducibility and hardware -----------------------------------------------------------
-    seed = param.Integer(default=0, bounds=(0, SEED_MAX), doc="Fixes the split, the initialisation and the sampling.")
-    device = param.Selector(default="auto", objects=list(DEVICES))
 
-
-class ZDCConfig(Settings):
+class ZDCConfig(TrainingSettings):
     """Settings of one ZDC (proton ZP) GAN training: seed 001's model, losses and schedule.
 
     Defaults are seed 001's published choices; every λ switches its penalty off at 0.
@@ -140,22 +173,19 @@ class ZDCConfig(Settings):
     # -- data ---------------------------------------------------------------------------------
     min_photon_sum = param.Integer(default=1, bounds=(0, None),
                                    doc="Keep events with at least this many photons (seed 001: 1, 5 or 18).")
-    test_fraction = param.Number(default=0.2, bounds=(0.05, 0.5),
-                                 doc="Share of events held out for the final metrics (seed 001: 80/20).")
+    test_fraction = param.Number(default=0.2, doc="Share of events held out for the final metrics (seed 001: 80/20).")
     channels = param.Selector(default="published", objects=["published", "jax"],
                               doc="Channel convention of the five-channel metric (see metrics.zdc).")
 
     # -- architecture -------------------------------------------------------------------------
-    latent_dim = param.Integer(default=10, bounds=(1, 512), doc="Size of the generator's noise vector.")
+    latent_dim = param.Integer(default=10, bounds=(1, 512))
     generator_channels = param.Integer(default=128, bounds=(4, 1024),
                                        doc="Feature maps of the generator's first conv stage (seed 001: 128).")
 
     # -- optimisation ---------------------------------------------------------------------------
     batch_size = param.Integer(default=128, bounds=(8, 100_000))
-    lr_generator = param.Number(default=1e-4, bounds=(0, 1))
-    lr_discriminator = param.Number(default=1e-5, bounds=(0, 1))
-    discriminator_steps = param.Integer(default=1, bounds=(1, 20),
-                                        doc="Discriminator updates per generator update.")
+    lr_generator = param.Number(default=1e-4)
+    lr_discriminator = param.Number(default=1e-5)
 
     # -- generator penalties, each with its λ (0 = off) -----------------------------------------
     lambda_diversity = param.Number(default=0.1, bounds=(0, None),
@@ -169,17 +199,8 @@ class ZDCConfig(Settings):
     aux_lr = param.Number(default=1e-3, bounds=(0, 1), doc="Learning rate of the aux-regressor pretraining.")
 
     # -- schedule -------------------------------------------------------------------------------
-    max_epochs = param.Integer(default=100, bounds=(1, None), doc="Passes over the training split at most.")
-    time_limit = param.Number(default=None, allow_None=True, bounds=(0, None), inclusive_bounds=(False, True),
-                              doc="Wall-clock seconds of the whole training at most: aux pretraining (a "
-                                  "quarter at most), GAN fit, held-out evaluation and writing the run.")
-    patience = param.Integer(default=20, bounds=(1, None),
-                             doc="Stop after this many snapshots without a better five-channel WS.")
-    snapshot_rows = param.Integer(default=2000, bounds=(50, None),
-                                  doc="Training events compared at each per-epoch snapshot.")
+    max_epochs = param.Integer(default=100)
+    patience = param.Integer(default=20, doc="Stop after this many snapshots without a better five-channel WS.")
+    snapshot_rows = param.Integer(default=2000, doc="Monitor events compared at each per-epoch snapshot.")
     eval_draws = param.Integer(default=5, bounds=(1, 50),
                                doc="Noise draws the final five-channel WS is averaged over.")
-
-    # -- reproducibility and hardware -----------------------------------------------------------
-    seed = param.Integer(default=0, bounds=(0, SEED_MAX), doc="Fixes the split, the initialisation and the sampling.")
-    device = param.Selector(default="auto", objects=list(DEVICES))

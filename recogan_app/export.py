@@ -23,7 +23,7 @@ good the model was, and never pass for more MC statistics than it holds (seed 00
 
 Example
 -------
->>> run = Run.load("runs/xic", device=resolve_device("auto"))          # doctest: +SKIP
+>>> run = TabularRun.load("runs/xic", device=resolve_device("auto"))          # doctest: +SKIP
 >>> provenance = export(run, "xic_86M.parquet", 86_000_000, seed=1, progress=True)  # doctest: +SKIP
 """
 
@@ -45,18 +45,15 @@ from recogan_app.errors import ExportRefused, InputError
 from recogan_app.files import check_writable, write_atomic, write_json
 from recogan_app.metrics.distributions import check_reference_rows, feature_metrics, ks_floor, ks_summary
 from recogan_app.metrics.verdict import BARS, RANK
-from recogan_app.run import Run
+from recogan_app.families.tabular import TabularRun
 
-__all__ = ["PROVENANCE_KEY", "SAMPLE_NAME", "WRITERS", "GateResult", "export", "gate", "gate_seed", "provenance_path",
+__all__ = ["PROVENANCE_KEY", "SAMPLE_NAME", "WRITERS", "GateResult", "export", "gate", "provenance_path",
            "validation_summary", "write_hdf5", "write_parquet", "write_root"]
 
 PROVENANCE_KEY = "recogan_provenance"
 """Name of the provenance JSON inside every exported file (metadata key, attribute, TObjString)."""
 SAMPLE_NAME = "synthetic"
 """HDF5 key and ROOT tree name of the exported sample."""
-
-GATE_STREAM = 0x6A7E
-"""Mixed with the run's seed into :func:`gate_seed`."""
 
 Progress = Callable[[int], None]
 
@@ -243,20 +240,13 @@ class GateResult:
             failing=self.failing)
 
 
-def gate_seed(run: Run) -> int:
-    """The seed of the gate's generated sample: a stream of its own derived from the run's seed, so
-    that the verdict does not change from one export (or click) to the next, and the validation
-    rows are not the exported ones."""
-    return int(np.random.SeedSequence([run.config.seed, GATE_STREAM]).generate_state(1)[0] >> 1)
-
-
-def gate(run: Run, reference: pd.DataFrame, require: str = "good", *, seed: int,
+def gate(run: TabularRun, reference: pd.DataFrame, require: str = "good", *, seed: int,
          description: str = "the reference") -> GateResult:
     """Validate ``run`` against ``reference`` with a generated sample of the same size.
 
     Parameters
     ----------
-    run : Run
+    run : TabularRun
     reference : DataFrame
         MC never used in training (the run's held-out split, or an independent file); needs the
         run's feature columns.
@@ -303,14 +293,14 @@ def _statement(n_rows: int, n_train: int, data: dict) -> str:
     )
 
 
-def export(run: Run, out, n: int, *, reference: pd.DataFrame | MCSample | None = None, require: str = "good",
+def export(run: TabularRun, out, n: int, *, reference: pd.DataFrame | MCSample | None = None, require: str = "good",
            force: bool = False, seed: int | None = None, chunk_rows: int = 1_000_000, overwrite: bool = False,
            progress: bool | Progress | None = None) -> dict:
     """Validate ``run``, then stream ``n`` synthetic rows to ``out`` with their provenance.
 
     Parameters
     ----------
-    run : Run
+    run : TabularRun
         The trained run (load it on a GPU to generate faster).
     out : str or Path
         ``.parquet``, ``.h5``/``.hdf5`` or ``.root``; ``FILE.provenance.json`` is written beside it.
@@ -325,7 +315,7 @@ def export(run: Run, out, n: int, *, reference: pd.DataFrame | MCSample | None =
         Export below the required level anyway; the provenance records ``"forced": true``.
     seed : int, optional
         Seed of the exported sample (fresh by default, and recorded). The validation sample has a
-        seed of its own, fixed by the run (:func:`gate_seed`): one run and reference always get the
+        seed of its own, the run's "gate" stream (:mod:`recogan_app.streams`): one run and reference always get the
         same verdict, whatever is exported.
     chunk_rows : int
         Rows generated and written at a time: bounds memory whatever ``n``.
@@ -370,7 +360,7 @@ def export(run: Run, out, n: int, *, reference: pd.DataFrame | MCSample | None =
         frame, description = reference, "the given reference sample"
         source = description
     check_reference_rows(len(frame), source)
-    result = gate(run, frame, require, seed=gate_seed(run), description=description)
+    result = gate(run, frame, require, seed=run.stream_seed("gate"), description=description)
     if not result.passed and not force:
         raise result.refusal()
 
@@ -383,7 +373,7 @@ def export(run: Run, out, n: int, *, reference: pd.DataFrame | MCSample | None =
         "statement": _statement(n, data["n_train"], data),
         "training_data": {key: data.get(key) for key in ("source", "tree", "sha256", "n_rows", "n_train",
                                                          "n_monitor", "n_test")},
-        "seeds": {"training": run.config.seed, "sample": seed, "validation": gate_seed(run)},
+        "seeds": {"training": run.config.seed, "sample": seed, "validation": run.stream_seed("gate")},
         "validation": {**asdict(result), "passed": result.passed, "reference_sha256": digest},
         "forced": not result.passed,
         "run": {"path": str(run.path), "fit": run.info.get("fit"), "heldout_metrics": run.metrics()},

@@ -1,17 +1,18 @@
-"""The run directory: the unit of persistence and exchange.
+"""The run directory: the unit of persistence and exchange, the same for every model family.
 
 ::
 
     RUN_DIR/
-      run.json            what was trained on what: data source, SHA-256, rows, device, how the fit ended
-      config.json         the TabularConfig, complete (re-usable as --config)
-      preprocessing.json  the fitted FeaturePipeline
-      generator.pt        best-by-validation generator weights (loads with weights_only=True)
+      run.json            what was trained on what: family (kind), data source, SHA-256, rows, the split
+                          (seed, sizes, SHA-256 of the row positions), the random streams, device, the fit
+      config.json         the family's config, complete (re-usable as --config)
+      generator.pt        best-by-monitor generator weights (loads with weights_only=True)
       checkpoints/        best.pt (best weights) and last.pt (everything a resumed training needs)
-      history.parquet     one row per epoch snapshot (score, mean/max KS, per-feature KS and WS…)
+      history.parquet     one row per epoch snapshot (score and the family's figures)
       steps.parquet       averaged losses every few steps
-      heldout.parquet     the test split of the MC, never used for training or model selection
-      metrics.json        the final figures on that test split
+      metrics.json        the final figures on the test split
+      …                   the family's own files: its fitted preprocessing and its test split
+                          (recogan_app.families.tabular, recogan_app.families.zdc)
 
 Every file is written atomically (temporary name, fsync, then rename), so a crash never leaves a
 file that looks complete. The directory itself is built in a folder of the training process
@@ -28,30 +29,16 @@ import json
 import pickle
 import shutil
 import tempfile
-from collections import deque
-from contextlib import contextmanager
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from itertools import islice
+from contextlib import contextmanager
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 
-from recogan_app import __version__
-from recogan_app.config import TabularConfig, ZDCConfig
-from recogan_app.data.zdc import (CONDITIONS, IMAGE_SHAPE, ConditionScaler, ZDCSample, counts_from_log1p,
-                                  load_zdc)
+from recogan_app import __version__, streams
 from recogan_app.errors import InputError
-from recogan_app.files import file_sha256, fsync_path, is_stale, process_tag, write_atomic, write_json
-from recogan_app.losses import MarginalTargets
-from recogan_app.models.tabular import TabularGAN
-from recogan_app.models.zdc import Generator as ZDCGenerator
-from recogan_app.preprocessing import FeaturePipeline
-
-REQUIRED = ("run.json", "config.json", "preprocessing.json", "generator.pt")
-
+from recogan_app.files import fsync_path, is_stale, process_tag, write_atomic, write_json
 
 def complete_run_dir(path, required, what: str) -> Path:
     """``path`` as a Path, refused unless it is a directory holding every ``required`` file."""
@@ -66,12 +53,12 @@ def complete_run_dir(path, required, what: str) -> Path:
 
 _INFO = {"recogan_version": str, "kind": str, "data": dict, "device": str, "fit": dict}
 _DATA = {"source": (str, type(None)), "n_train": int, "sha256": (str, type(None))}
-_TABULAR_DATA = {"tree": (str, type(None)), "features": list, "n_rows": int, "n_dropped_invalid": int}
 
 
-def read_info(path) -> dict:
-    """The run's run.json, checked: an object with the entries a run needs, each of its type
-    (an edited or damaged file is one InputError, never a crash later)."""
+def read_info(path, data_schema: dict | None = None, kinds=None) -> dict:
+    """The run's run.json, checked: an object of one of ``kinds`` (when given) with the entries a
+    run needs (and ``data_schema``'s entries under ``data``), each of its type: an edited or
+    damaged file is one InputError, never a crash later."""
     info_path = Path(path) / "run.json"
     try:
         info = json.loads(info_path.read_text())
@@ -79,20 +66,17 @@ def read_info(path) -> dict:
         raise InputError(f"could not be read: {exc}", path=info_path) from None
     if not isinstance(info, dict):
         raise InputError(f"holds {type(info).__name__}, not the object a run writes", path=info_path)
-    kind = info.get("kind")
-    if kind not in ("tabular", "zdc"):
-        raise InputError(f"unknown run kind {kind!r}", path=info_path, hint="one of 'tabular', 'zdc'")
-    data = info.get("data")
-    for where, values, types in (("", info, _INFO), ("data.", data, _DATA),
-                                 ("data.", data, _TABULAR_DATA if kind == "tabular" else {})):
+    if kinds is not None and info.get("kind") not in kinds:
+        raise InputError(f"unknown run kind {info.get('kind')!r}", path=info_path,
+                         hint=f"one of {', '.join(map(repr, kinds))}")
+    for where, types in (("", _INFO), ("data.", {**_DATA, **(data_schema or {})})):
+        values = info if not where else info["data"]
         for key, expected in types.items():
             if key not in values:
                 raise InputError(f"has no '{where}{key}' entry", path=info_path)
             if not isinstance(values[key], expected) or isinstance(values[key], bool):
                 raise InputError(f"entry '{where}{key}' has the wrong type ({type(values[key]).__name__})",
                                  path=info_path)
-    if kind == "tabular" and not all(isinstance(name, str) for name in data["features"]):
-        raise InputError("entry 'data.features' is not a list of column names", path=info_path)
     return info
 
 
@@ -268,137 +252,58 @@ def take_over(out) -> tuple[Path, dict] | None:
     return mine, record
 
 
-def write_run(directory: Path, *, config: TabularConfig, info: dict, pipeline: FeaturePipeline,
-              generator: torch.nn.Module, history: pd.DataFrame, steps: pd.DataFrame,
-              heldout: pd.DataFrame) -> None:
-    """Write every file of a run directory (metrics.json comes later, from the written run)."""
+def write_run(directory: Path, *, config, info: dict, generator: torch.nn.Module, history: pd.DataFrame,
+              steps: pd.DataFrame) -> None:
+    """Write the files every run has (its family writes its own beside them; metrics.json comes
+    later, from the written run)."""
     directory.mkdir(parents=True, exist_ok=True)
     write_json(directory / "run.json", {"recogan_version": __version__, **info})
     write_json(directory / "config.json", config.to_dict())
-    pipeline.save(directory / "preprocessing.json")
     state = {k: v.detach().cpu() for k, v in generator.state_dict().items()}
     write_atomic(directory / "generator.pt", lambda tmp: torch.save(state, tmp))
-    for name, frame in (("history", history), ("steps", steps), ("heldout", heldout)):
+    for name, frame in (("history", history), ("steps", steps)):
         write_atomic(directory / f"{name}.parquet", lambda tmp, f=frame: f.to_parquet(tmp, index=False))
 
 
-MAX_WORKERS = 8
-"""Most generation threads by default: each holds a chunk in memory."""
-
-
 class Run:
-    """A trained run, loaded from its directory: generate samples, read its history and metrics.
+    """A trained run, loaded from its directory: what every family's run shares.
 
-    Example
-    -------
-    >>> run = Run.load("runs/xic")                     # doctest: +SKIP
-    >>> synthetic = run.generate(1_000_000, seed=1)    # doctest: +SKIP
+    A family's run class (:class:`~recogan_app.families.tabular.TabularRun`,
+    :class:`~recogan_app.families.zdc.ZDCRun`) names its ``kind``, config class and files, loads
+    its generator in :meth:`_load`, and adds what it can do (generate, heldout, validate).
+    :func:`recogan_app.families.load_run` loads a run of any family.
     """
 
-    def __init__(self, path: Path, info: dict, config: TabularConfig, pipeline: FeaturePipeline,
-                 module: TabularGAN):
-        self.path, self.info, self.config, self.pipeline, self.module = path, info, config, pipeline, module
+    kind: str = ""
+    config_class: type = None
+    files: tuple[str, ...] = ()
+    """The family's files besides run.json, config.json and generator.pt."""
+    data_schema: dict = {}
+    """Entries of run.json's ``data`` the family needs, with their types."""
+
+    def __init__(self, path: Path, info: dict, config):
+        self.path, self.info, self.config = path, info, config
 
     @classmethod
     def load(cls, path, *, device: str | torch.device = "cpu") -> "Run":
-        path = complete_run_dir(path, REQUIRED, "run directory")
-        info = read_info(path)
+        path = complete_run_dir(path, ("run.json", "config.json", *cls.files, "generator.pt"), f"{cls.kind} run directory")
+        info = read_info(path, cls.data_schema)
+        if info["kind"] != cls.kind:
+            raise InputError(f"is a {info['kind']} run, not a {cls.kind} run", path=path)
         with unreadable_as_input_error(path):
-            config = TabularConfig.from_dict(json.loads((path / "config.json").read_text()),
-                                             source=str(path / "config.json"))
-            pipeline = FeaturePipeline.load(path / "preprocessing.json")
-            state = load_weights(path / "generator.pt", device)
-            n = len(pipeline.columns_)
-            placeholder = MarginalTargets.from_data(torch.zeros(2, n), n_knots=2)  # penalties unused for sampling
-            module = TabularGAN(n, config, placeholder)
-            module.generator.load_state_dict(state)  # config.json edited: the shapes differ
-        module.to(device).eval()
-        return cls(path, info, config, pipeline, module)
+            config = cls.config_class.from_dict(json.loads((path / "config.json").read_text()),
+                                                source=str(path / "config.json"))
+            run = cls(path, info, config)
+            run._load(load_weights(path / "generator.pt", device), device)
+        return run
 
-    @property
-    def features(self) -> list[str]:
-        return list(self.pipeline.columns_)
+    def _load(self, weights: dict, device) -> None:
+        """Build the family's generator from ``weights`` (and its own files) on ``device``."""
+        raise NotImplementedError
 
-    def iter_generate(self, n: int, *, seed: int | None = None, chunk_rows: int = 500_000,
-                      workers: int | None = None) -> Iterator[pd.DataFrame]:
-        """Synthetic rows in chunks of at most ``chunk_rows``, in physical units with the MC's
-        column names and dtypes; memory bounded whatever ``n``.
-
-        ``workers`` threads (default: one per core torch may use, at most :data:`MAX_WORKERS`,
-        and no more than there are chunks) each sample a chunk and map it back to physical units
-        while the caller consumes (writes) the previous ones: torch and numpy release the GIL.
-        The cores are shared out between the workers (one each when there are as many workers
-        as cores): several workers each spreading small matrix products over every core
-        oversubscribe the cores, and idle OpenMP threads spin. Row i depends only on ``seed``
-        and i (see :data:`~recogan_app.models.tabular.NOISE_BLOCK`), never on ``chunk_rows`` or
-        ``workers``.
-
-        Raises ValueError at the call, not at the first chunk, for ``n`` < 0 (it would silently
-        give no rows) or ``chunk_rows`` < 1.
-        """
-        if n < 0 or chunk_rows < 1:
-            raise ValueError(f"n must be at least 0 and chunk_rows at least 1, got n={n}, chunk_rows={chunk_rows}")
-        return self._chunks(n, seed=seed, chunk_rows=chunk_rows, workers=workers)
-
-    def _chunks(self, n: int, *, seed: int | None, chunk_rows: int, workers: int | None) -> Iterator[pd.DataFrame]:
-        seed = seed if seed is not None else int(np.random.SeedSequence().generate_state(1)[0])
-        cores = torch.get_num_threads()
-        chunks = -(-n // chunk_rows)
-        workers = max(1, min(workers if workers is not None else min(cores, MAX_WORKERS), chunks))
-        threads = max(1, cores // workers)
-        rows = self.module.generator.sampler()
-
-        def chunk(start: int) -> pd.DataFrame:
-            torch.set_num_threads(threads)  # this thread's OpenMP team (and the default for new threads)
-            return self.pipeline.inverse_transform(rows(seed, start, min(start + chunk_rows, n)).cpu().numpy())
-
-        try:
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                starts = iter(range(0, n, chunk_rows))
-                pending = deque(pool.submit(chunk, start) for start in islice(starts, workers))
-                while pending:
-                    done = pending.popleft().result()
-                    pending.extend(pool.submit(chunk, start) for start in islice(starts, 1))
-                    yield done
-        finally:
-            torch.set_num_threads(cores)  # the default restored
-
-    def generate(self, n: int, *, seed: int | None = None) -> pd.DataFrame:
-        """``n`` synthetic rows at once (see :meth:`iter_generate` for large ``n``)."""
-        chunks = list(self.iter_generate(n, seed=seed))
-        return pd.concat(chunks, ignore_index=True) if chunks else self.pipeline.inverse_transform(
-            np.empty((0, len(self.features)), dtype=np.float32))
-
-    def validate(self, rows: int = 0, *, training: pd.DataFrame | None = None, **options):
-        """:func:`recogan_app.validation.validate_run` of this run. Validation builds on runs, never the
-        reverse (no cycle); the import stays inside so that loading a run does not load xgboost."""
-        from recogan_app.validation import validate_run
-
-        return validate_run(self, rows, training=training, **options)
-
-    def heldout(self) -> pd.DataFrame:
-        """The test split of the MC: never trained on, never used to pick a checkpoint."""
-        path = self.path / "heldout.parquet"
-        if not path.is_file():
-            raise InputError("is missing: the run's held-out MC test split is gone", path=path,
-                             hint="pass --reference with an independent MC file to validate against")
-        with unreadable_as_input_error(path):
-            return pd.read_parquet(path)
-
-    def independent_reference(self, path) -> str | None:
-        """The SHA-256 of the reference file ``path``, refused when it is the run's training file:
-        most of that file is the training split, so the model would be judged on the events it
-        learnt and look better than it is. None when ``path`` is not a file (an embedded toy)."""
-        if not Path(path).is_file():
-            return None
-        digest = file_sha256(path)
-        data = self.info.get("data", {})
-        if digest == data.get("sha256"):
-            share = f"{data['n_train'] / data['n_rows']:.0%}" if data.get("n_rows") else "most"
-            raise InputError(f"is the file this run was trained on ({share} of its rows are the training split), "
-                             f"so a comparison with it is biased in the model's favour", path=path,
-                             hint="omit --reference to use the run's held-out split, or give an independent MC file")
-        return digest
+    def stream_seed(self, name: str) -> int:
+        """A seed from the run's random stream ``name`` (:mod:`recogan_app.streams`)."""
+        return streams.stream_seed(self.config.seed, name)
 
     def history(self) -> pd.DataFrame:
         return pd.read_parquet(self.path / "history.parquet")
@@ -409,94 +314,3 @@ class Run:
 
     def write_metrics(self, metrics: dict) -> None:
         write_json(self.path / "metrics.json", metrics)
-
-
-# --- ZDC runs ------------------------------------------------------------------------------------
-#
-# RUN_DIR/ (kind "zdc")
-#   run.json, config.json (ZDCConfig), generator.pt, checkpoints/, history.parquet, steps.parquet,
-#   metrics.json   as for tabular runs
-#   conditions.json  the fitted ConditionScaler (how the 9 conditions are standardised)
-#   heldout.npz      the test split (images, conditions): never trained on, never used for a choice
-
-ZDC_REQUIRED = ("run.json", "config.json", "conditions.json", "generator.pt")
-
-
-def write_zdc_run(directory: Path, *, config: ZDCConfig, info: dict, scaler: ConditionScaler,
-                  generator: torch.nn.Module, history: pd.DataFrame, steps: pd.DataFrame,
-                  heldout: ZDCSample) -> None:
-    """Write every file of a ZDC run directory (metrics.json comes later, from the written run)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    write_json(directory / "run.json", {"recogan_version": __version__, **info})
-    write_json(directory / "config.json", config.to_dict())
-    write_json(directory / "conditions.json", scaler.to_dict())
-    state = {k: v.detach().cpu() for k, v in generator.state_dict().items()}
-    write_atomic(directory / "generator.pt", lambda tmp: torch.save(state, tmp))
-    for name, frame in (("history", history), ("steps", steps)):
-        write_atomic(directory / f"{name}.parquet", lambda tmp, f=frame: f.to_parquet(tmp, index=False))
-    heldout.save(directory / "heldout.npz")
-
-
-class ZDCRun(Run):
-    """A trained ZDC run: one generated ZP response per row of conditions.
-
-    Shares the run directory's history and metrics with :class:`Run`; generation takes the
-    conditions to respond to instead of a number of rows.
-
-    Example
-    -------
-    >>> run = ZDCRun.load("runs/zdc")                                  # doctest: +SKIP
-    >>> images = run.generate(run.heldout().conditions, seed=1)        # doctest: +SKIP
-    """
-
-    def __init__(self, path: Path, info: dict, config: ZDCConfig, scaler: ConditionScaler,
-                 generator: ZDCGenerator):
-        self.path, self.info, self.config, self.scaler, self.module = path, info, config, scaler, generator
-
-    @classmethod
-    def load(cls, path, *, device: str | torch.device = "cpu") -> "ZDCRun":
-        path = complete_run_dir(path, ZDC_REQUIRED, "ZDC run directory")
-        info = read_info(path)
-        with unreadable_as_input_error(path):
-            config = ZDCConfig.from_dict(json.loads((path / "config.json").read_text()),
-                                         source=str(path / "config.json"))
-            scaler = ConditionScaler.from_dict(json.loads((path / "conditions.json").read_text()))
-            state = load_weights(path / "generator.pt", device)
-            generator = ZDCGenerator(config.latent_dim, config.generator_channels)
-            generator.load_state_dict(state)
-        return cls(path, info, config, scaler, generator.to(device).eval())
-
-    @property
-    def features(self) -> list[str]:
-        """The conditions a generation needs, in order."""
-        return list(CONDITIONS)
-
-    def iter_generate(self, conditions, *, seed: int | None = None,
-                      chunk_rows: int = 4096) -> Iterator[np.ndarray]:
-        """Photon-count images (int32, (rows, 56, 30)) for consecutive chunks of ``conditions`` (N, 9)."""
-        device = next(self.module.parameters()).device
-        noise = torch.Generator(device=device)
-        noise.manual_seed(seed if seed is not None else int(np.random.SeedSequence().generate_state(1)[0]))
-        standard = torch.from_numpy(self.scaler.transform(conditions)).to(device)
-        for chunk in standard.split(chunk_rows):
-            yield counts_from_log1p(self.module.sample(chunk, generator=noise).cpu().numpy()[:, 0])
-
-    def generate(self, conditions, *, seed: int | None = None) -> np.ndarray:
-        """One photon-count image per row of ``conditions`` (N, 9): (N, 56, 30) int32."""
-        chunks = list(self.iter_generate(conditions, seed=seed))
-        return np.concatenate(chunks) if chunks else np.zeros((0, *IMAGE_SHAPE), np.int32)
-
-    def heldout(self) -> ZDCSample:
-        """The test split: never trained on, never used to pick a checkpoint."""
-        return load_zdc(self.path / "heldout.npz")
-
-
-def run_kind(path) -> str:
-    """"tabular" or "zdc", from the run's run.json (a folder without one counts as tabular, whose
-    loading then says what is missing)."""
-    return read_info(path)["kind"] if (Path(path) / "run.json").is_file() else "tabular"
-
-
-def load_run(path, *, device: str | torch.device = "cpu") -> Run:
-    """The run at ``path`` as :class:`Run` or :class:`ZDCRun`, from the ``kind`` in its run.json."""
-    return (ZDCRun if run_kind(path) == "zdc" else Run).load(path, device=device)

@@ -1,63 +1,80 @@
 """How a run's MC is split into training, monitor and test rows, and how that split is rebuilt.
 
-Every consumer of a split goes through this module, so a run's training rows are the same ones
-whoever asks: training draws the split, and validation rebuilds it from what the run recorded.
+Every family splits through :func:`draw_split`: the *training* rows fit the preprocessing and the
+networks, the *monitor* rows give the per-epoch snapshots (curves, best checkpoint, early
+stopping), and the *test* rows, never used for a choice, give the final figures. The run records
+the split (:meth:`Split.record`: seed, sizes and a SHA-256 of the row positions), so anyone
+rebuilding it gets exactly the rows the run trained on, or a refusal saying why not.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
-from recogan_app.data.sources import load_mc
+from recogan_app import streams
 from recogan_app.errors import InputError
-from recogan_app.files import file_sha256
 
-__all__ = ["split_mc", "training_split"]
-
-
-def split_mc(frame: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """(train, monitor, test): a seeded random split; monitor and test share ``fraction`` equally."""
-    order = np.random.default_rng(seed).permutation(len(frame))
-    n_held = max(4, math.ceil(fraction * len(frame)))
-    n_monitor = n_held // 2
-    take = lambda idx: frame.iloc[np.sort(idx)].reset_index(drop=True)  # noqa: E731
-    return take(order[n_held:]), take(order[:n_monitor]), take(order[n_monitor:n_held])
+__all__ = ["Split", "draw_split", "subsample"]
 
 
-def training_split(run) -> tuple[pd.DataFrame | None, str]:
-    """The MC a run was trained on, rebuilt from its source exactly as training split it.
+@dataclass(frozen=True)
+class Split:
+    """Sorted row positions of the three parts; ``seed`` is the run's seed (stream "split")."""
 
-    The copula baseline must learn from the same events as the model. The source is re-read
-    and re-split with the run's seed; it is refused (None) when it cannot be read, or when its
-    checksum or row count no longer match what the run recorded.
+    train: np.ndarray
+    monitor: np.ndarray
+    test: np.ndarray
+    seed: int
 
-    Parameters
-    ----------
-    run : recogan_app.run.Run
+    @property
+    def n_rows(self) -> int:
+        return len(self.train) + len(self.monitor) + len(self.test)
 
-    Returns
-    -------
-    frame : DataFrame or None
-        The training split, or None when it cannot be rebuilt.
-    note : str
-        What was used, or why nothing could be.
-    """
-    data = run.info.get("data", {})
-    source = data.get("source")
-    if not source:
-        return None, "the run records no data source"
-    try:
-        sample = load_mc(source, tree=data.get("tree"), features=data.get("features"),
-                         drop_invalid=bool(data.get("n_dropped_invalid")))
-    except InputError as exc:
-        return None, f"the run's training MC could not be read ({exc})"
-    if data.get("sha256") and Path(source).is_file() and file_sha256(source) != data["sha256"]:
-        return None, f"{source} has changed since training (SHA-256 differs)"
-    if data.get("n_rows") not in (None, len(sample.frame)):
-        return None, f"{source} has {len(sample.frame):,} rows, the run trained on {data['n_rows']:,}"
-    train, _, _ = split_mc(sample.frame, run.config.validation_fraction, run.config.seed)
-    return train, f"the training split of {source} ({len(train):,} rows)"
+    def digest(self) -> str:
+        h = hashlib.sha256()
+        for part in (self.train, self.monitor, self.test):
+            h.update(np.asarray(part, dtype="<i8").tobytes())
+            h.update(b"|")
+        return h.hexdigest()
+
+    def record(self) -> dict:
+        """What ``run.json`` keeps under ``split``."""
+        return {"seed": self.seed, "stream": "split", "n_rows": self.n_rows, "n_train": len(self.train),
+                "n_monitor": len(self.monitor), "n_test": len(self.test), "sha256": self.digest()}
+
+    @classmethod
+    def rebuild(cls, record: dict, n_rows: int, where: str) -> "Split":
+        """The split ``record`` describes, drawn again for ``n_rows`` rows; refused (naming ``where``)
+        when the rows or the drawn positions differ from what was recorded."""
+        if n_rows != record["n_rows"]:
+            raise InputError(f"has {n_rows:,} usable rows, the run split {record['n_rows']:,}", path=where)
+        split = draw_split(n_rows, record["n_monitor"], record["n_test"], record["seed"])
+        if split.digest() != record["sha256"]:
+            raise InputError("the split drawn again differs from the one the run recorded (another recogan "
+                             "version drew it)", path=where)
+        return split
+
+
+def heldout_sizes(n_rows: int, monitor_fraction: float, test_fraction: float) -> tuple[int, int]:
+    """(monitor, test) row counts for the fractions: at least 2 each, rounded up."""
+    return max(2, math.ceil(monitor_fraction * n_rows)), max(2, math.ceil(test_fraction * n_rows))
+
+
+def draw_split(n_rows: int, n_monitor: int, n_test: int, seed: int) -> Split:
+    """A seeded random split of ``n_rows`` rows (stream "split" of ``seed``)."""
+    order = streams.rng(seed, "split").permutation(n_rows)
+    held = n_monitor + n_test
+    return Split(train=np.sort(order[held:]), monitor=np.sort(order[:n_monitor]),
+                 test=np.sort(order[n_monitor:held]), seed=seed)
+
+
+def subsample(n_rows: int, size: int, seed: int) -> np.ndarray:
+    """Sorted positions of a seeded random subset of ``size`` rows (all of them when ``size`` is 0
+    or at least ``n_rows``): a quick look at a large MC (stream "subsample")."""
+    if not 0 < size < n_rows:
+        return np.arange(n_rows)
+    return np.sort(streams.rng(seed, "subsample").choice(n_rows, size, replace=False))

@@ -43,7 +43,6 @@ from recogan_app.metrics import (
     residual_floor,
 )
 from recogan_app.metrics.correlations import METHODS
-from recogan_app.splits import training_split
 
 __all__ = ["INDISTINGUISHABLE", "SCORE_EDGES", "Comparison", "Histogram", "Validation", "compare_histograms",
            "ks_interval", "validate", "validate_run"]
@@ -516,17 +515,20 @@ def validate(reference: pd.DataFrame, synthetic: pd.DataFrame, *, baseline_train
     )
 
 
-def validate_run(run, rows: int = 0, *, training: pd.DataFrame | None = None, **options) -> Validation:
-    """The full validation of a run: its held-out split against ``rows`` generated rows (0: as
-    many), the copula baseline fitted on the training split.
+def validate_run(run, rows: int = 0, *, reference: pd.DataFrame | None = None, training: pd.DataFrame | None = None,
+                 seed: int | None = None, **options) -> Validation:
+    """The full validation of a tabular run: ``reference`` (default: its held-out test split)
+    against ``rows`` generated rows (0: as many), the copula baseline fitted on the training split.
 
-    ``training`` is that split when the caller holds it; by default it is rebuilt from the run's
-    source (:func:`~recogan_app.splits.training_split`), and when that fails the copula is fitted
-    on the held-out split, which the result says. ``options`` go to :func:`validate` (``seed``
-    defaults to the run's).
+    One seed gives one sample wherever it is asked for (CLI, notebook, dashboard): ``seed`` fixes
+    the generated rows and every random choice of :func:`validate`; by default it is the run's
+    "validation" stream (:mod:`recogan_app.streams`). ``training`` is the training split when the
+    caller holds it; by default it is rebuilt from the run's source and recorded split
+    (:meth:`~recogan_app.families.tabular.TabularRun.training_rows`), and when that fails the
+    copula is fitted on the reference, which the result says. ``options`` go to :func:`validate`.
     """
-    seed = options.pop("seed", run.config.seed)
-    reference = run.heldout()
-    synthetic = run.generate(rows or len(reference), seed=seed + 1)
-    training = training if training is not None else training_split(run)[0]
+    seed = run.stream_seed("validation") if seed is None else seed
+    reference = run.heldout() if reference is None else reference
+    synthetic = run.generate(rows or len(reference), seed=seed)
+    training = training if training is not None else run.training_rows()[0]
     return validate(reference, synthetic, baseline_train=training, seed=seed, **options)

@@ -199,8 +199,7 @@ def test_a_checkpoint_carrying_code_is_refused_unread(trained, tmp_path, capsys,
 @pytest.mark.filterwarnings("ignore::pandas.errors.PerformanceWarning")  # "PyTables will pickle"
 def test_validate_rereads_the_training_file_without_unpickling(trained, tmp_path, payload):
     """``validate --run`` re-reads the file named in run.json: a pickled object column there stays unread."""
-    from recogan_app.run import Run
-    from recogan_app.splits import training_split
+    from recogan_app.families.tabular import TabularRun
 
     run = shutil.copytree(trained, tmp_path / "run")
     evil = tmp_path / "mc.h5"
@@ -210,7 +209,7 @@ def test_validate_rereads_the_training_file_without_unpickling(trained, tmp_path
     info = json.loads((run / "run.json").read_text())
     info["data"].update(source=str(evil), tree="events")
     (run / "run.json").write_text(json.dumps(info))
-    train, note = training_split(Run.load(run))
+    train, note = TabularRun.load(run).training_rows()
     assert train is None and "mc.h5 has changed since training" in note
 
 

@@ -96,6 +96,12 @@ def test_validate_a_run_fits_the_copula_on_its_training_split(tmp_path, toy_parq
     metrics = json.loads(out.read_text())
     assert metrics["n_synthetic"] == 700 and metrics["integer_features"] == ["n_its_clusters_pi"]
     assert metrics["baseline_fitted_on"] == "the training MC (2,400 rows)"
+    # one seed, one sample: the library's default validation of the run is the command's, number for number
+    from recogan_app.families.tabular import TabularRun
+
+    loaded = TabularRun.load(run)
+    library = loaded.validate(700, reference=loaded.heldout(), features=["pt", "decay_length", "n_its_clusters_pi"])
+    assert json.loads(library.to_json()) == metrics
     assert main(["validate", "--reference", str(files["reference"]), "--run", str(run),
                  "--features", "pt,nope"]) == 2
     assert "column 'nope': is not a feature of this run" in capsys.readouterr().err

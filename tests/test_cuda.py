@@ -14,9 +14,9 @@ from recogan_app.data import toy_xic, toy_zdc
 from recogan_app.data.sources import MCSample
 from recogan_app.data.zdc import IMAGE_SHAPE
 from recogan_app.export import PROVENANCE_KEY, export
-from recogan_app.run import Run
-from recogan_app.training.tabular import train_tabular
-from recogan_app.training.zdc import train_zdc
+from recogan_app.families.tabular import TabularRun as Run
+from recogan_app.families.tabular import train_tabular
+from recogan_app.families.zdc import train_zdc
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

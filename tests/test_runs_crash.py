@@ -20,8 +20,9 @@ from recogan_app.data import toy_xic, toy_zdc
 from recogan_app.data.sources import load_mc
 from recogan_app.errors import InputError
 from recogan_app.files import HOST, write_atomic
-from recogan_app.run import building, check_destination, clean_stale, load_run
-from recogan_app.training.tabular import train_tabular
+from recogan_app.families import load_run
+from recogan_app.run import building, check_destination, clean_stale
+from recogan_app.families.tabular import train_tabular
 
 TINY = {"max_epochs": 12, "batch_size": 128, "snapshot_rows": 200, "latent_dim": 8, "generator_widths": [16, 16, 16],
         "discriminator_widths": [16, 16], "device": "cpu", "patience": 100}

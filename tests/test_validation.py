@@ -1,7 +1,6 @@
 """validate(): floors, histograms, residuals, C2ST, discrete features and the copula verdict, on tiny seeded data."""
 
 import json
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -10,7 +9,6 @@ from scipy import stats
 
 from recogan_app.errors import InputError
 from recogan_app.metrics import feature_metrics, ks_floor, ks_statistic, noise_floor
-from recogan_app.splits import split_mc, training_split
 from recogan_app.validation import INDISTINGUISHABLE, compare_histograms, ks_interval, validate
 
 ROWS = 2000
@@ -175,18 +173,3 @@ def test_bad_input_names_the_sample_and_column():
         validate(sample(100, 0), sample(100, 1).drop(columns="z"), baseline_train=None, **FAST)
     with pytest.raises(InputError, match="'hits': baseline training MC has no such column"):
         validate(sample(100, 0), sample(100, 1), baseline_train=sample(100, 2).drop(columns="hits"), **FAST)
-
-
-def test_training_split_rebuilds_the_runs_training_mc(tmp_path):
-    frame = sample(300, 6)
-    path = tmp_path / "mc.parquet"
-    frame.to_parquet(path, index=False)
-    run = SimpleNamespace(info={"data": {"source": str(path), "tree": None, "features": ["x", "z"],
-                                         "n_rows": 300, "sha256": None}},
-                          config=SimpleNamespace(validation_fraction=0.2, seed=3))
-    train, note = training_split(run)
-    pd.testing.assert_frame_equal(train, split_mc(frame[["x", "z"]], 0.2, 3)[0], check_dtype=False)
-    assert str(path) in note
-    run.info["data"]["source"] = str(tmp_path / "moved.parquet")
-    train, note = training_split(run)
-    assert train is None and "could not be read" in note

@@ -32,7 +32,8 @@ from functools import partial
 from pathlib import Path
 
 from recogan_app.errors import InputError
-from recogan_app.run import clean_stale, load_run
+from recogan_app.families import load_run
+from recogan_app.run import clean_stale
 from recogan_app.training.callbacks import Callback
 from recogan_app.training.control import TrainingControl
 from recogan_app.training.events import FitResult, Message, Snapshot, StatusChange, StepEnd

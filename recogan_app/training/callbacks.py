@@ -133,3 +133,19 @@ class ProgressBar(Callback):
 
     def on_fit_end(self, trainer, result: FitResult) -> None:
         self.bar.close()
+
+
+class StepLog(Callback):
+    """Collects the averaged step losses for the run's ``steps.parquet``."""
+
+    def __init__(self):
+        self.rows: list[dict] = []
+
+    def on_step_end(self, trainer, event) -> None:
+        self.rows.append({"step": event.step, "epoch": event.epoch, **event.losses})
+
+    def state_dict(self) -> dict:
+        return {"rows": self.rows}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rows = list(state.get("rows", []))

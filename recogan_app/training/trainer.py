@@ -1,6 +1,7 @@
 """The training loop: steps, snapshots, control and recovery; nothing model-specific.
 
-The loop owns the device, the optimisers, the clock and the pause/stop switches. The module
+The loop owns the device (it moves the module and the training tensors there), the batches, the
+optimisers, the clock and the pause/stop switches. The module
 (e.g. :class:`~recogan_app.models.tabular.TabularGAN`) owns the networks and their losses and
 provides ``configure_optimizers``, ``discriminator_loss(*batch)`` and ``generator_loss(*batch)``
 (conditional models take their conditions from the batch; unconditional ones only its size).
@@ -77,8 +78,12 @@ class Trainer:
 
     Parameters
     ----------
+    device : torch.device or str
+        Where the module and its training tensors live while it trains.
     max_epochs : int
         Passes over the training batches at most.
+    batch_size : int
+        Rows per batch (see :class:`ShuffledBatches`).
     time_limit : float, optional
         Seconds of active training at most (paused time does not count), the closing snapshot
         included: the last epoch is cut early enough to leave it the time the previous one took.
@@ -99,10 +104,13 @@ class Trainer:
         first one (a ZDC snapshot generates thousands of images).
     """
 
-    def __init__(self, *, max_epochs: int, time_limit: float | None = None, discriminator_steps: int = 1,
-                 callbacks: Sequence[Callback] = (), control: TrainingControl | None = None,
-                 log_every: int = 10, checkpoints=None, snapshot_s: float = 0.0):
+    def __init__(self, *, device: torch.device | str = "cpu", max_epochs: int, batch_size: int,
+                 time_limit: float | None = None, discriminator_steps: int = 1, callbacks: Sequence[Callback] = (),
+                 control: TrainingControl | None = None, log_every: int = 10, checkpoints=None,
+                 snapshot_s: float = 0.0):
+        self.device = torch.device(device)
         self.max_epochs = max_epochs
+        self.batch_size = batch_size
         self.time_limit = time_limit
         self.discriminator_steps = discriminator_steps
         self.callbacks = list(callbacks)
@@ -129,12 +137,17 @@ class Trainer:
         return {k: v.detach().clone() for k, v in self.module.state_dict().items()}
 
     # -- the loop -------------------------------------------------------------------------------
-    def fit(self, module: torch.nn.Module, batches, validate: Validation, *, announce: str | None = None,
-            resume: bool = False) -> FitResult:
-        """Train ``module`` on ``batches`` until a limit, a stop or divergence; ``announce`` is a first
-        message for the observers (what is trained on what). With ``resume``, start from the
-        checkpoint folder's ``last.pt`` when there is one."""
+    def fit(self, module: torch.nn.Module, data: Sequence[torch.Tensor], validate: Validation, *,
+            shuffle: torch.Generator | None = None, announce: str | None = None, resume: bool = False) -> FitResult:
+        """Train ``module`` on batches of the rows of ``data`` (tensors of equal length, on any
+        device), drawn in the order ``shuffle`` gives (a CPU generator; torch's default seed when
+        None), until a limit, a stop or divergence.
+        ``announce`` is a first message for the observers (what is trained on what). With
+        ``resume``, start from the checkpoint folder's ``last.pt`` when there is one."""
         active, started = 0.0, time.perf_counter()  # the limit counts the setup and observers' start too
+        module = module.to(self.device)
+        batches = ShuffledBatches(*(t.to(self.device) for t in data), batch_size=self.batch_size,
+                                 generator=shuffle or torch.Generator())
         self.module, self.history, self._stop_reason = module, [], None
         self.optimizers = module.configure_optimizers()
         opt_g, opt_d = self.optimizers

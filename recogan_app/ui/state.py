@@ -28,12 +28,11 @@ from recogan_app.errors import ExportRefused, InputError
 from recogan_app.export import export
 from recogan_app.report import write_report
 from recogan_app.preprocessing import TRANSFORMS, FeaturePipeline, suggest_transform
+from recogan_app.families.tabular import TabularRun, train_tabular
 from recogan_app.run import Run
-from recogan_app.splits import split_mc
 from recogan_app.training.background import BackgroundTraining
 from recogan_app.training.device import describe_device, page_training_threads, resolve_device
 from recogan_app.training.events import FitResult, Message, Snapshot, StatusChange, StepEnd
-from recogan_app.training.tabular import train_tabular
 from recogan_app.ui.server import SERVER_OWNER, TRAININGS, Limits, Training
 from recogan_app.validation import Validation
 
@@ -482,7 +481,7 @@ class Session(TrainingState):
                            validation=None, exported=None)
 
     # -- validation and export (slow: safe in a worker thread, they set no parameter) ---------------
-    def _need_run(self) -> Run:
+    def _need_run(self) -> TabularRun:
         if self.run is None:
             raise InputError("no trained run yet", hint="train one on the Training tab")
         return self.run
@@ -494,12 +493,10 @@ class Session(TrainingState):
         if self.limits is not None:
             self.limits.check_rows(rows, "validate_rows", "Generated rows")
         run = self._need_run()
-        config = run.config
         if self.limits is not None and not rows:
             rows = min(run.info["data"]["n_test"], self.limits.validate_rows)
         trained_here = self._trained_on is not None and self.job is not None and self.job.result is run
-        return run.validate(rows, training=split_mc(self._trained_on.frame, config.validation_fraction,
-                                                    config.seed)[0] if trained_here else None)
+        return run.validate(rows, training=run.training_rows(self._trained_on.frame)[0] if trained_here else None)
 
     def save_report(self, validation: Validation) -> Path:
         """Write ``validation`` of the run as a standalone HTML report in ``workdir/reports``."""

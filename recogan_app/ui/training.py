@@ -23,7 +23,7 @@ SETTINGS = {
     "Loss weights (λ)": ["lambda_ks", "lambda_range", "lambda_corr", "gradient_penalty", "label_smoothing"],
     "Architecture": ["adversarial", "latent_dim", "generator_widths", "discriminator_widths"],
     "Optimiser": ["batch_size", "lr_generator", "lr_discriminator", "discriminator_steps"],
-    "Schedule": ["max_epochs", "time_limit", "patience", "snapshot_rows", "validation_fraction", "seed", "device"],
+    "Schedule": ["max_epochs", "time_limit", "patience", "snapshot_rows", "monitor_fraction", "test_fraction", "seed", "device"],
 }
 """The settings shown, grouped; every widget comes from the TabularConfig parameter of that name."""
 

@@ -19,7 +19,7 @@ import panel as pn
 import param
 
 from recogan_app.markup import escape_markdown
-from recogan_app.run import ZDCRun
+from recogan_app.families.zdc import ZDCRun
 from recogan_app.ui.live import PREPARING, LiveView, duration, settings_cards
 from recogan_app.ui.plots import (CHANNELS, WS_CAPTION, Gallery, HistogramComparison, channel_ws_rows, loss_curves,
                                   zdc_ws_curves)

@@ -30,8 +30,8 @@ from recogan_app.data import toy_zdc
 from recogan_app.data.zdc import ZDCSample, load_zdc
 from recogan_app.errors import InputError
 from recogan_app.metrics.zdc import channel_sums, five_channel_ws
-from recogan_app.run import ZDCRun
-from recogan_app.training.zdc import split_events, train_zdc
+from recogan_app.families.zdc import ZDCRun, train_zdc
+from recogan_app.splits import draw_split, heldout_sizes
 from recogan_app.ui.state import TrainingState, file_stamp, files_under, inside
 
 __all__ = ["GALLERY_EVENTS", "QUICK_LOOK", "TOY", "Comparison", "ZDCSession", "toy_noise_floor"]
@@ -86,7 +86,7 @@ class Comparison:
 def toy_noise_floor(sample: ZDCSample, config: ZDCConfig, seed: int = 1) -> np.ndarray:
     """Per-channel WS (photons) between toy events and a new simulation of exactly their conditions.
 
-    No model can be shown to do better than this. Taken on as many training events (photon sum
+    No model can be shown to do better than this. Taken on as many monitor events (photon sum
     ≥ ``config.min_photon_sum``) as the per-epoch snapshot compares, so that it sits at the
     snapshot's sample size (``benchmarks/zdc.py`` does the same on the test split).
 
@@ -95,8 +95,9 @@ def toy_noise_floor(sample: ZDCSample, config: ZDCConfig, seed: int = 1) -> np.n
     ndarray, shape (5,)
     """
     kept = sample.subset(sample.photon_sums >= config.min_photon_sum)
-    train, _ = split_events(len(kept), config.test_fraction, config.seed)
-    events = np.random.default_rng(seed).permutation(train)[:config.snapshot_rows]
+    monitor = draw_split(len(kept), *heldout_sizes(len(kept), config.monitor_fraction, config.test_fraction),
+                         config.seed).monitor
+    events = np.random.default_rng(seed).permutation(monitor)[:config.snapshot_rows]
     again = toy_zdc.simulate(kept.conditions[events], seed=seed)
     return five_channel_ws(kept.images[events], [again], config.channels)["per_channel"]
 

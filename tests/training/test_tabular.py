@@ -1,23 +1,26 @@
 """A few-step training on tiny data, end to end: split, run directory, generation, determinism."""
 
 import json
+import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from functools import partial
+from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
 
 from recogan_app.data.sources import MCSample
-from recogan_app.run import Run
-from recogan_app.splits import split_mc
+from recogan_app.families import load_run
+from recogan_app.families.tabular import TabularRun as Run
+from recogan_app.families.tabular import train_tabular
 from recogan_app.training.background import BackgroundTraining
 from recogan_app.training.events import Snapshot, StatusChange, StepEnd
-from recogan_app.training.tabular import train_tabular
 
 
 def sample_of(frame):
@@ -27,16 +30,6 @@ def sample_of(frame):
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, toy_frame, tiny_config):
     return train_tabular(sample_of(toy_frame), tiny_config(), tmp_path_factory.mktemp("r") / "run")
-
-
-def test_split_is_disjoint_seeded_and_complete(toy_frame):
-    train, monitor, test = split_mc(toy_frame, 0.2, seed=3)
-    assert len(train) + len(monitor) + len(test) == len(toy_frame)
-    assert len(monitor) == 300 and len(test) == 300
-    rows = pd.concat([train, monitor, test]).drop_duplicates()
-    assert len(rows) == len(toy_frame)
-    again = split_mc(toy_frame, 0.2, seed=3)
-    pd.testing.assert_frame_equal(test, again[2])
 
 
 def test_a_failed_training_leaves_no_partial_run(tmp_path, toy_frame, tiny_config):
@@ -65,8 +58,9 @@ def test_a_notebook_trains_on_a_dataframe_and_validates_the_run(tmp_path, toy_pa
 
     on_file = train_tabular(MCSample(pd.read_parquet(toy_parquet), source=str(toy_parquet), tree=None, n_dropped=0,
                                      invalid_counts={}), tiny_config(features=["pt", "cos_pa"]), tmp_path / "file")
-    train = split_mc(pd.read_parquet(toy_parquet)[["pt", "cos_pa"]], 0.2, seed=on_file.config.seed)[0]
-    assert on_file.validate(n_boot=10, c2st_rows=2000).baseline_fitted_on == f"the training MC ({len(train):,} rows)"
+    n = len(toy_frame)
+    n_train = n - 2 * math.ceil(0.1 * n)  # 10 % monitor and 10 % test held out
+    assert on_file.validate(n_boot=10, c2st_rows=2000).baseline_fitted_on == f"the training MC ({n_train:,} rows)"
 
 
 def test_a_training_without_a_finished_epoch_saves_nothing(tmp_path, toy_frame, tiny_config):
@@ -114,6 +108,21 @@ def test_generate_exact_rows_names_dtypes_and_seed(run, toy_frame):
 
 def test_reloaded_run_generates_the_same(run):
     pd.testing.assert_frame_equal(Run.load(run.path).generate(100, seed=1), run.generate(100, seed=1))
+
+
+def test_a_run_written_by_recogan_0_1_still_loads(run, tmp_path):
+    """0.1 wrote one ``validation_fraction`` and no split or random streams in run.json."""
+    old = Path(shutil.copytree(run.path, tmp_path / "old"))
+    config = json.loads((old / "config.json").read_text())
+    del config["monitor_fraction"], config["test_fraction"]
+    (old / "config.json").write_text(json.dumps({**config, "validation_fraction": 0.2}))
+    info = json.loads((old / "run.json").read_text())
+    del info["split"], info["random"]
+    (old / "run.json").write_text(json.dumps({**info, "recogan_version": "0.1.0"}))
+    loaded = load_run(old)
+    assert isinstance(loaded, Run) and loaded.config.test_fraction == 0.1
+    pd.testing.assert_frame_equal(loaded.generate(100, seed=1), run.generate(100, seed=1))
+    assert loaded.training_rows() == (None, "the run was written by recogan 0.1.0, which recorded no split")
 
 
 def test_determinism_under_a_fixed_seed(tmp_path, toy_frame, tiny_config):
@@ -183,7 +192,7 @@ from recogan_app.config import TabularConfig
 from recogan_app.data import toy_xic
 from recogan_app.data.sources import MCSample
 from recogan_app.training.background import BackgroundTraining
-from recogan_app.training.tabular import train_tabular
+from recogan_app.families.tabular import train_tabular
 if __name__ == "__main__":
     sample = MCSample(toy_xic.generate(n=3000, seed=0), source="toy", tree=None, n_dropped=0, invalid_counts={})
     config = TabularConfig(max_epochs=100_000, batch_size=256, snapshot_rows=300, patience=100_000)

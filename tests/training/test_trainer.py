@@ -36,8 +36,9 @@ class Tiny(torch.nn.Module):
         return {"g_loss": ((self.generator(torch.ones_like(x)) - 1) ** 2).mean()}
 
 
-def batches(n=64, batch_size=16):
-    return ShuffledBatches(torch.randn(n, 1), batch_size=batch_size, generator=torch.Generator().manual_seed(0))
+def batches(n=64):
+    """Training data: 64 rows, 4 batches of 16 (the tests' Trainer batch size)."""
+    return (torch.randn(n, 1),)
 
 
 def validate_with(scores):
@@ -70,7 +71,7 @@ class Recorder(Callback):
 
 def test_hook_order():
     rec = Recorder()
-    result = Trainer(max_epochs=2, callbacks=[rec], log_every=2).fit(Tiny(), batches(), validate_with([3, 2]))
+    result = Trainer(batch_size=16, max_epochs=2, callbacks=[rec], log_every=2).fit(Tiny(), batches(), validate_with([3, 2]))
     epoch = ["step", "step", "snapshot"]  # 4 batches per epoch, a StepEnd every 2 steps
     assert rec.calls == ["fit_start", "status:running", *epoch, *epoch, "fit_end", "status:finished"]
     assert result.reason == "max_epochs" and result.steps == 8 and result.best_epoch == 1
@@ -86,7 +87,7 @@ def test_checkpoint_restores_best_weights_and_early_stopping_stops(tmp_path):
         def on_snapshot(self, trainer, snapshot):
             seen.append(module.generator.weight.item())
 
-    result = Trainer(max_epochs=50, callbacks=[checkpoint, EarlyStopping(patience=2), Weights()]).fit(
+    result = Trainer(batch_size=16, max_epochs=50, callbacks=[checkpoint, EarlyStopping(patience=2), Weights()]).fit(
         module, batches(), validate_with([5, 1, 4, 3, 2, 0]))
     assert result.reason == "early_stop" and result.epochs == 4
     assert checkpoint.best_epoch == 1 and module.generator.weight.item() == pytest.approx(seen[1])
@@ -96,25 +97,27 @@ def test_checkpoint_restores_best_weights_and_early_stopping_stops(tmp_path):
 
 def test_nan_loss_rolls_back_with_a_message_and_repeated_nans_diverge():
     rec = Recorder()
-    result = Trainer(max_epochs=1, callbacks=[rec]).fit(Tiny(poison={2}), batches(), validate_with([1.0]))
+    result = Trainer(batch_size=16, max_epochs=1, callbacks=[rec]).fit(Tiny(poison={2}), batches(), validate_with([1.0]))
     assert result.reason == "max_epochs" and result.steps == 3  # the poisoned batch was not applied
     assert "message:warning" in rec.calls
     rec = Recorder()
-    result = Trainer(max_epochs=5, callbacks=[rec]).fit(Tiny(poison=range(1, 100)), batches(), validate_with([1.0] * 5))
+    result = Trainer(batch_size=16, max_epochs=5, callbacks=[rec]).fit(Tiny(poison=range(1, 100)), batches(),
+                                                                validate_with([1.0] * 5))
     assert result.reason == "diverged" and "message:error" in rec.calls and rec.calls[-1] == "status:failed"
 
 
 def test_time_limit():
     module = Tiny()
     module.delay = 0.01
-    result = Trainer(max_epochs=10_000, time_limit=0.3).fit(module, batches(), validate_with([1.0] * 10_000))
+    result = Trainer(batch_size=16, max_epochs=10_000, time_limit=0.3).fit(module, batches(),
+                                                                          validate_with([1.0] * 10_000))
     assert result.reason == "time_limit" and 0.3 <= result.elapsed_s < 1.0
 
 
 def test_pause_resume_stop_from_another_thread():
     module, control, rec = Tiny(), TrainingControl(), Recorder()
     module.delay = 0.002
-    trainer = Trainer(max_epochs=100_000, control=control, callbacks=[rec])
+    trainer = Trainer(batch_size=16, max_epochs=100_000, control=control, callbacks=[rec])
     out = {}
     thread = threading.Thread(target=lambda: out.setdefault("r", trainer.fit(module, batches(), validate_with([1.0] * 100_000))))
     thread.start()
@@ -137,7 +140,7 @@ def test_pause_resume_stop_from_another_thread():
 def test_stop_while_paused_ends_the_fit():
     module, control = Tiny(), TrainingControl()
     module.delay = 0.002
-    trainer = Trainer(max_epochs=100_000, control=control)
+    trainer = Trainer(batch_size=16, max_epochs=100_000, control=control)
     thread = threading.Thread(target=trainer.fit, args=(module, batches(), validate_with([1.0] * 100_000)))
     thread.start()
     time.sleep(0.1)
@@ -183,5 +186,5 @@ def test_time_limit_leaves_room_for_the_closing_snapshot(monkeypatch):
         clock[0] += 0.5
         return 1.0, {"mean_ks": 0.1}, {}, 10
 
-    result = Trainer(max_epochs=10_000, time_limit=2.0).fit(Ticking(), batches(), validation)
+    result = Trainer(batch_size=16, max_epochs=10_000, time_limit=2.0).fit(Ticking(), batches(), validation)
     assert result.reason == "time_limit" and result.epochs == 2 and result.elapsed_s == pytest.approx(1.8)

@@ -12,8 +12,8 @@ from recogan_app.config import ZDCConfig
 from recogan_app.data import toy_zdc
 from recogan_app.data.zdc import IMAGE_SHAPE, load_zdc
 from recogan_app.metrics.zdc import hottest_pixel
-from recogan_app.run import ZDCRun, load_run
-from recogan_app.training.zdc import pretrain_aux_regressor, split_events, train_zdc
+from recogan_app.families import ZDCRun, load_run
+from recogan_app.families.zdc import pretrain_aux_regressor, train_zdc
 
 TINY = {"generator_channels": 4, "batch_size": 32, "max_epochs": 2, "aux_epochs": 1, "snapshot_rows": 50,
         "eval_draws": 2, "device": "cpu"}
@@ -26,7 +26,8 @@ def test_aux_regressor_learns_the_hottest_pixel():
     bright = sample.subset(sample.photon_sums >= 20)
     images = torch.from_numpy(np.log1p(bright.images).astype(np.float32)[:, None])
     target = torch.from_numpy(hottest_pixel(bright.images).astype(np.float32))
-    train, test = split_events(len(bright), 0.25, seed=0)
+    order = np.random.default_rng(0).permutation(len(bright))
+    train, test = order[len(bright) // 4:], order[:len(bright) // 4]
     aux, epochs = pretrain_aux_regressor(images[train], target[train], epochs=4, lr=3e-3, batch_size=64, seed=0)
     assert epochs == 4
     with torch.inference_mode():

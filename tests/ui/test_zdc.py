@@ -18,7 +18,7 @@ from recogan_app.config import ZDCConfig
 from recogan_app.data import toy_zdc
 from recogan_app.data.zdc import IMAGE_SHAPE
 from recogan_app.metrics.zdc import channel_sums
-from recogan_app.run import ZDCRun
+from recogan_app.families.zdc import ZDCRun
 from recogan_app.ui import Dashboard
 from recogan_app.ui.plots import (CHANNEL_COLORS, Gallery, channel_ws_rows, condition_title, gallery_canvas,
                                   zdc_ws_curves)

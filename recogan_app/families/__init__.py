@@ -1,0 +1,36 @@
+"""The model families: each one module fulfilling :class:`~recogan_app.families.recipe.ModelFamily`.
+
+- ``recipe``   the contract and :func:`~recogan_app.families.recipe.fit_to_run`, the one training recipe
+- ``tabular``  the tabular GAN of seed 000 (:func:`train_tabular`, :class:`TabularRun`)
+- ``zdc``      the ZDC image GAN of seed 001 (:func:`train_zdc`, :class:`ZDCRun`)
+
+A new family is one new module here and one line in :data:`FAMILIES` (see docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from recogan_app.families.tabular import TabularFamily, TabularRun, train_tabular
+from recogan_app.families.zdc import ZDCFamily, ZDCRun, train_zdc
+from recogan_app.run import Run, read_info
+
+FAMILIES = {family.kind: family for family in (TabularFamily, ZDCFamily)}
+"""Every family by its run kind."""
+
+__all__ = ["FAMILIES", "TabularRun", "ZDCRun", "load_run", "run_kind", "train_tabular", "train_zdc"]
+
+
+def run_kind(path) -> str:
+    """The family of the run at ``path``, from its run.json (a folder without one counts as
+    tabular, whose loading then says what is missing)."""
+    if not (Path(path) / "run.json").is_file():
+        return "tabular"
+    return read_info(path, kinds=FAMILIES)["kind"]
+
+
+def load_run(path, *, device: str | torch.device = "cpu") -> Run:
+    """The run at ``path``, loaded by its family (from the ``kind`` in its run.json)."""
+    return FAMILIES[run_kind(path)].run_class.load(path, device=device)

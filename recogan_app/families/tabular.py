@@ -1,0 +1,301 @@
+"""The tabular GAN family (seed 000): candidates' features, one row per candidate.
+
+Training (:func:`train_tabular`, the one entry point of the CLI, the dashboard and notebooks)
+goes through :func:`~recogan_app.families.recipe.fit_to_run`: the preprocessing
+(:class:`~recogan_app.preprocessing.FeaturePipeline`) and the marginal targets of the penalties
+are fitted on the training split only; the monitor split scores every epoch; the test split is
+kept in the run as ``heldout.parquet`` for the final figures and validation.
+
+A tabular run directory holds, beside the common files (:mod:`recogan_app.run`),
+``preprocessing.json`` (the fitted pipeline) and ``heldout.parquet`` (the test split).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from itertools import islice
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from recogan_app import streams
+from recogan_app.config import TabularConfig
+from recogan_app.data.sources import MCSample, load_mc
+from recogan_app.errors import InputError
+from recogan_app.files import file_sha256, write_atomic
+from recogan_app.losses import MarginalTargets
+from recogan_app.metrics.c2st import classifier_two_sample_test
+from recogan_app.metrics.correlations import correlation_residual, max_abs_residual
+from recogan_app.metrics.distributions import feature_metrics, ks_summary
+from recogan_app.metrics.verdict import bar_score
+from recogan_app.models.tabular import TabularGAN
+from recogan_app.preprocessing import FeaturePipeline
+from recogan_app.run import Run, unreadable_as_input_error
+from recogan_app.families.recipe import TOO_SHORT, ModelFamily, Prepared, fit_to_run
+from recogan_app.splits import Split
+
+MAX_WORKERS = 8
+"""Most generation threads by default: each holds a chunk in memory."""
+
+
+def compare(reference: pd.DataFrame, synthetic: pd.DataFrame) -> tuple[dict, dict]:
+    """Per-feature KS and Wasserstein plus the Pearson residual: the snapshot metrics.
+
+    Returns flat ``metrics`` (floats, one history row) and ``details`` (tables for plots).
+    """
+    per_feature = feature_metrics(reference, synthetic)
+    residual = correlation_residual(reference, synthetic)
+    metrics = {"mean_ks": float(per_feature["ks"].mean()), "max_ks": float(per_feature["ks"].max()),
+               "max_corr_residual": float(np.nan_to_num(max_abs_residual(residual), nan=0.0))}
+    metrics.update({f"ks_{f}": float(v) for f, v in per_feature["ks"].items()})
+    metrics.update({f"ws_{f}": float(v) for f, v in per_feature["wasserstein"].items()})
+    return metrics, {"per_feature": per_feature, "corr_residual": residual}
+
+
+class SnapshotValidation:
+    """Compares a fixed-noise generated sample with the monitor split after every epoch.
+
+    The same noise is used at every snapshot so that the curves show the generator changing,
+    not the noise; the sample size is stated with every snapshot.
+    """
+
+    def __init__(self, monitor: pd.DataFrame, pipeline: FeaturePipeline, rows: int, seed: int):
+        chosen = streams.rng(seed, "snapshot").permutation(len(monitor))[:rows]
+        self.reference = monitor.iloc[np.sort(chosen)].reset_index(drop=True)
+        self.pipeline = pipeline
+        self.noise_seed = streams.stream_seed(seed, "snapshot")
+
+    def __call__(self, module: TabularGAN):
+        synthetic = self.pipeline.inverse_transform(module.sample(len(self.reference), seed=self.noise_seed).cpu().numpy())
+        metrics, details = compare(self.reference, synthetic)
+        details.update(reference=self.reference, synthetic=synthetic)
+        score = bar_score(metrics["mean_ks"], metrics["max_ks"], metrics["max_corr_residual"])
+        return (score if all(map(math.isfinite, metrics.values())) else math.inf), metrics, details, len(self.reference)
+
+
+class TabularRun(Run):
+    """A trained tabular run: generate any number of rows, validate, read its history and metrics.
+
+    Example
+    -------
+    >>> run = TabularRun.load("runs/xic")              # doctest: +SKIP
+    >>> synthetic = run.generate(1_000_000, seed=1)    # doctest: +SKIP
+    """
+
+    kind = "tabular"
+    config_class = TabularConfig
+    files = ("preprocessing.json",)
+    data_schema = {"tree": (str, type(None)), "features": list, "n_rows": int, "n_dropped_invalid": int}
+
+    def _load(self, weights: dict, device) -> None:
+        if not all(isinstance(name, str) for name in self.info["data"]["features"]):
+            raise InputError("entry 'data.features' is not a list of column names", path=self.path / "run.json")
+        self.pipeline = FeaturePipeline.load(self.path / "preprocessing.json")
+        n = len(self.pipeline.columns_)
+        placeholder = MarginalTargets.from_data(torch.zeros(2, n), n_knots=2)  # penalties unused for sampling
+        self.module = TabularGAN(n, self.config, placeholder)
+        self.module.generator.load_state_dict(weights)  # config.json edited: the shapes differ
+        self.module.to(device).eval()
+
+    @property
+    def features(self) -> list[str]:
+        return list(self.pipeline.columns_)
+
+    def iter_generate(self, n: int, *, seed: int | None = None, chunk_rows: int = 500_000,
+                      workers: int | None = None) -> Iterator[pd.DataFrame]:
+        """Synthetic rows in chunks of at most ``chunk_rows``, in physical units with the MC's
+        column names and dtypes; memory bounded whatever ``n``.
+
+        ``workers`` threads (default: one per core torch may use, at most :data:`MAX_WORKERS`,
+        and no more than there are chunks) each sample a chunk and map it back to physical units
+        while the caller consumes (writes) the previous ones: torch and numpy release the GIL.
+        The cores are shared out between the workers (one each when there are as many workers
+        as cores): several workers each spreading small matrix products over every core
+        oversubscribe the cores, and idle OpenMP threads spin. Row i depends only on ``seed``
+        and i (see :data:`~recogan_app.models.tabular.NOISE_BLOCK`), never on ``chunk_rows`` or
+        ``workers``.
+
+        Raises ValueError at the call, not at the first chunk, for ``n`` < 0 (it would silently
+        give no rows) or ``chunk_rows`` < 1.
+        """
+        if n < 0 or chunk_rows < 1:
+            raise ValueError(f"n must be at least 0 and chunk_rows at least 1, got n={n}, chunk_rows={chunk_rows}")
+        return self._chunks(n, seed=seed, chunk_rows=chunk_rows, workers=workers)
+
+    def _chunks(self, n: int, *, seed: int | None, chunk_rows: int, workers: int | None) -> Iterator[pd.DataFrame]:
+        seed = seed if seed is not None else int(np.random.SeedSequence().generate_state(1)[0])
+        cores = torch.get_num_threads()
+        chunks = -(-n // chunk_rows)
+        workers = max(1, min(workers if workers is not None else min(cores, MAX_WORKERS), chunks))
+        threads = max(1, cores // workers)
+        rows = self.module.generator.sampler()
+
+        def chunk(start: int) -> pd.DataFrame:
+            torch.set_num_threads(threads)  # this thread's OpenMP team (and the default for new threads)
+            return self.pipeline.inverse_transform(rows(seed, start, min(start + chunk_rows, n)).cpu().numpy())
+
+        try:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                starts = iter(range(0, n, chunk_rows))
+                pending = deque(pool.submit(chunk, start) for start in islice(starts, workers))
+                while pending:
+                    done = pending.popleft().result()
+                    pending.extend(pool.submit(chunk, start) for start in islice(starts, 1))
+                    yield done
+        finally:
+            torch.set_num_threads(cores)  # the default restored
+
+    def generate(self, n: int, *, seed: int | None = None) -> pd.DataFrame:
+        """``n`` synthetic rows at once (see :meth:`iter_generate` for large ``n``)."""
+        chunks = list(self.iter_generate(n, seed=seed))
+        return pd.concat(chunks, ignore_index=True) if chunks else self.pipeline.inverse_transform(
+            np.empty((0, len(self.features)), dtype=np.float32))
+
+    def validate(self, rows: int = 0, **options):
+        """:func:`recogan_app.validation.validate_run` of this run. Validation builds on runs, never the
+        reverse (no cycle); the import stays inside so that loading a run does not load xgboost."""
+        from recogan_app.validation import validate_run
+
+        return validate_run(self, rows, **options)
+
+    def heldout(self) -> pd.DataFrame:
+        """The test split of the MC: never trained on, never used to pick a checkpoint."""
+        path = self.path / "heldout.parquet"
+        if not path.is_file():
+            raise InputError("is missing: the run's held-out MC test split is gone", path=path,
+                             hint="pass --reference with an independent MC file to validate against")
+        with unreadable_as_input_error(path):
+            return pd.read_parquet(path)
+
+    def training_rows(self, mc: pd.DataFrame | None = None) -> tuple[pd.DataFrame | None, str]:
+        """The MC this run was trained on: the recorded split applied to ``mc`` (the caller holds
+        the frame it trained on), or by default to the run's source read again.
+
+        The copula baseline must learn from the same events as the model. Refused (None) when
+        the source cannot be read or has changed, when the split drawn again differs from the
+        recorded one, or when the run (written by recogan 0.1) recorded no split.
+
+        Returns
+        -------
+        frame : DataFrame or None
+            The training split, or None when it cannot be rebuilt.
+        note : str
+            What was used, or why nothing could be.
+        """
+        data, record = self.info["data"], self.info.get("split")
+        source = data.get("source")
+        if record is None:
+            return None, f"the run was written by recogan {self.info['recogan_version']}, which recorded no split"
+        if mc is None and not source:
+            return None, "the run records no data source"
+        try:
+            if mc is None:
+                if data.get("sha256") and Path(source).is_file() and file_sha256(source) != data["sha256"]:
+                    return None, f"{source} has changed since training (SHA-256 differs)"
+                mc = load_mc(source, tree=data.get("tree"), features=data.get("features"),
+                             drop_invalid=bool(data.get("n_dropped_invalid"))).frame
+            split = Split.rebuild(record, len(mc), source or "the training MC")
+        except InputError as exc:
+            return None, f"the run's training MC could not be rebuilt ({exc})"
+        train = mc[data["features"]].iloc[split.train].reset_index(drop=True)
+        return train, f"the training split of {source} ({len(train):,} rows)"
+
+    def independent_reference(self, path) -> str | None:
+        """The SHA-256 of the reference file ``path``, refused when it is the run's training file:
+        most of that file is the training split, so the model would be judged on the events it
+        learnt and look better than it is. None when ``path`` is not a file (an embedded toy)."""
+        if not Path(path).is_file():
+            return None
+        digest = file_sha256(path)
+        data = self.info.get("data", {})
+        if digest == data.get("sha256"):
+            share = f"{data['n_train'] / data['n_rows']:.0%}" if data.get("n_rows") else "most"
+            raise InputError(f"is the file this run was trained on ({share} of its rows are the training split), "
+                             f"so a comparison with it is biased in the model's favour", path=path,
+                             hint="omit --reference to use the run's held-out split, or give an independent MC file")
+        return digest
+
+
+class TabularFamily(ModelFamily):
+    """The tabular GAN: a dense generator of the preprocessed features, seed 000's penalties."""
+
+    kind = "tabular"
+    config_class = TabularConfig
+    run_class = TabularRun
+    min_train = 50
+
+    def usable(self, sample: MCSample | pd.DataFrame) -> MCSample:
+        if isinstance(sample, pd.DataFrame):
+            sample = load_mc(sample, features=self.config.features)
+        features = self.config.features or list(sample.frame.columns)
+        missing = [f for f in features if f not in sample.frame.columns]
+        if missing:
+            raise InputError("not among the loaded columns", path=sample.source, column=missing[0])
+        self.source = sample.source
+        return dataclasses.replace(sample, frame=sample.frame[features])
+
+    def size(self, sample: MCSample) -> int:
+        return len(sample.frame)
+
+    def take(self, sample: MCSample, rows) -> pd.DataFrame:
+        return sample.frame.iloc[rows].reset_index(drop=True)
+
+    def prepare(self, train, monitor, test, folder, device, deadline) -> Prepared:
+        config = self.config
+        try:
+            self.pipeline = FeaturePipeline(config.transforms,
+                                            random_state=streams.stream_seed(config.seed, "preprocessing")).fit(train)
+        except InputError as exc:
+            raise exc.in_file(self.source) from None
+        data = torch.from_numpy(self.pipeline.transform(train))
+        targets = MarginalTargets.from_data(data, inverse=self.pipeline.inverse_transform,
+                                            generator=streams.torch_generator(config.seed, "preprocessing"))
+        return Prepared(module=TabularGAN(data.shape[1], config, targets), data=(data,),
+                        snapshot=SnapshotValidation(monitor, self.pipeline, config.snapshot_rows, config.seed),
+                        announce=f"training {len(train):,} rows × {train.shape[1]} features; monitor split "
+                                 f"{len(monitor):,}, test split {len(test):,}")
+
+    def data_info(self, sample: MCSample, usable: MCSample) -> dict:
+        return {"tree": usable.tree, "features": list(usable.frame.columns), "n_rows": len(usable.frame),
+                "n_dropped_invalid": usable.n_dropped}
+
+    def failure_hint(self, result, train: pd.DataFrame, prepared: Prepared) -> str:
+        if result.reason == "time_limit":
+            return TOO_SHORT
+        largest = train.abs().max().idxmax()
+        return (f"after non-finite losses, check the features' scales (largest: column '{largest}', up to "
+                f"{train[largest].abs().max():.3g}) or lower the learning rates")
+
+    def save(self, folder: Path, test: pd.DataFrame) -> None:
+        self.pipeline.save(folder / "preprocessing.json")
+        write_atomic(folder / "heldout.parquet", lambda tmp: test.to_parquet(tmp, index=False))
+
+    def evaluate(self, run: TabularRun, test: pd.DataFrame, deadline) -> dict:
+        """KS/WS per feature, the Pearson residual and a classifier two-sample AUC on the test split,
+        each with the sample size it was measured on. The classifier (the slowest part) is left
+        out, and ``c2st_skipped`` says why, when ``deadline`` has passed."""
+        seed = streams.stream_seed(self.config.seed, "evaluation")
+        synthetic = run.generate(len(test), seed=seed)
+        metrics, details = compare(test, synthetic)
+        summary = ks_summary(details["per_feature"]["ks"].to_numpy())
+        figures = {"sample_size": len(test), "verdict": summary["verdict"], **metrics}
+        if deadline.left() <= 0:
+            return {**figures, "c2st_skipped": f"the time limit ({deadline.seconds:g} s) was reached"}
+        c2st = classifier_two_sample_test(test, synthetic, n_max=50_000, seed=seed)
+        return {**figures, "c2st_auc": c2st.auc, "c2st_auc_interval": list(c2st.auc_interval),
+                "c2st_rows": c2st.n_test}
+
+
+def train_tabular(sample: MCSample | pd.DataFrame, config: TabularConfig, out, **options) -> TabularRun:
+    """Train a tabular GAN on ``sample`` (an MCSample from :func:`~recogan_app.data.sources.load_mc`,
+    or a DataFrame, checked here) and write the run directory ``out``; ``config.features`` (if
+    set) selects and orders the columns. ``options``: see
+    :func:`~recogan_app.families.recipe.fit_to_run` (callbacks, control, overwrite, deadline,
+    origin, resume). Returns the run with its best-by-monitor generator."""
+    return fit_to_run(TabularFamily(config), sample, out, **options)

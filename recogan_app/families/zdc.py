@@ -1,0 +1,269 @@
+"""The ZDC GAN family (seed 001): one proton-ZDC (ZP) response, 56 × 30 photon counts, per
+particle's conditions.
+
+Training (:func:`train_zdc`) goes through :func:`~recogan_app.families.recipe.fit_to_run` on the
+events with at least ``min_photon_sum`` photons: the training split fits the condition
+standardisation, the diversity and hottest-pixel targets, the aux regressor and the GAN; the
+monitor split scores every epoch with a fixed noise; the test split is kept in the run
+(``heldout.npz``) and gives the final figures, averaged over several noise draws.
+
+A ZDC run directory holds, beside the common files (:mod:`recogan_app.run`), ``conditions.json``
+(the fitted :class:`~recogan_app.data.zdc.ConditionScaler`) and ``heldout.npz`` (the test split).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from recogan_app import streams
+from recogan_app.config import ZDCConfig
+from recogan_app.data.zdc import (CONDITIONS, IMAGE_SHAPE, ConditionScaler, ZDCSample, counts_from_log1p,
+                                  diversity_targets, load_zdc)
+from recogan_app.files import write_atomic, write_json
+from recogan_app.metrics.zdc import channel_sums, empty_count, five_channel_ws, hottest_pixel, hottest_pixel_error
+from recogan_app.models.zdc import AuxRegressor, Generator, ZDCGAN
+from recogan_app.run import Run
+from recogan_app.families.recipe import TOO_SHORT, ModelFamily, Prepared, fit_to_run
+from recogan_app.training.control import PRETRAINING_SHARE
+from recogan_app.training.trainer import ShuffledBatches
+
+GALLERY = 8  # real/generated pairs each snapshot carries for the dashboard
+
+
+def compare_zdc(real: np.ndarray, draws: Sequence[np.ndarray], convention: str = "published") -> dict:
+    """The ZDC figures of generated draws against real events with the same conditions.
+
+    Returns a flat dict: ``ws_mean`` and ``ws_ch1``…``ws_ch5`` (five-channel Wasserstein, photons,
+    averaged over draws), ``ws_draw_std`` (spread of the five-channel mean between draws),
+    ``empty_real``, ``empty_generated`` (mean over draws) and ``hottest_pixel_error`` (pixels,
+    mean over draws).
+    """
+    ws = five_channel_ws(real, draws, convention)
+    return {"ws_mean": ws["mean"], **{f"ws_ch{k + 1}": float(v) for k, v in enumerate(ws["per_channel"])},
+            "ws_draw_std": float(np.std(ws["per_draw"])),
+            "empty_real": float(empty_count(real)),
+            "empty_generated": float(np.mean([empty_count(d) for d in draws])),
+            "hottest_pixel_error": float(np.mean([hottest_pixel_error(real, d) for d in draws]))}
+
+
+class ZDCValidation:
+    """Per-epoch snapshot: one image per monitor event, always from the same noise, so that the
+    curves show the generator changing, not the noise.
+
+    ``details`` carries a gallery (the first real/generated pairs, same conditions, and those
+    conditions in their units when given as ``gallery_conditions``) and the channel sums of both,
+    for the dashboard.
+    """
+
+    def __init__(self, images: np.ndarray, conditions: torch.Tensor, convention: str, seed: int,
+                 gallery_conditions: np.ndarray | None = None):
+        self.images, self.conditions, self.convention, self.seed = images, conditions, convention, seed
+        self.gallery_conditions = None if gallery_conditions is None else gallery_conditions[:GALLERY]
+
+    def __call__(self, module: ZDCGAN):
+        device = next(module.parameters()).device
+        noise = torch.Generator(device=device).manual_seed(self.seed)
+        generated = counts_from_log1p(module.generator.sample(self.conditions.to(device), generator=noise)
+                                      .cpu().numpy()[:, 0])
+        metrics = compare_zdc(self.images, [generated], self.convention)
+        details = {"gallery_real": self.images[:GALLERY], "gallery_generated": generated[:GALLERY],
+                   "gallery_conditions": self.gallery_conditions,
+                   "channels_real": channel_sums(self.images, self.convention),
+                   "channels_generated": channel_sums(generated, self.convention)}
+        score = metrics["ws_mean"] if math.isfinite(metrics["ws_mean"]) else math.inf
+        return score, metrics, details, len(self.images)
+
+    def expected_seconds(self, module: ZDCGAN, probe: int = 64) -> float:
+        """A measured guess of one snapshot's time: ``probe`` monitor events generated, scaled to all."""
+        device = next(module.parameters()).device
+        started = time.monotonic()
+        module.generator.sample(self.conditions[:probe].to(device), generator=torch.Generator(device))
+        return (time.monotonic() - started) * len(self.conditions) / min(probe, len(self.conditions))
+
+
+def pretrain_aux_regressor(images: torch.Tensor, hottest: torch.Tensor, *, epochs: int, lr: float,
+                           batch_size: int, seed: int, device="cpu",
+                           seconds: float = math.inf) -> tuple[AuxRegressor, float]:
+    """Fit the aux regressor to the hottest pixel of REAL images (log1p, (N, 1, 56, 30)) on
+    ``device``; returns it with the epochs trained, fewer than ``epochs`` when ``seconds`` ran out
+    first (at least one step).
+
+    Trained on real images only, so that as a frozen penalty it measures where a generated shower
+    sits by the standard of the data (the published TF code trained it on generated images).
+    The loss is the MSE of (row, col) in units of the image size, so both coordinates count alike.
+    """
+    stop_at = time.monotonic() + seconds
+    aux = AuxRegressor().to(device)
+    optimizer = torch.optim.Adam(aux.parameters(), lr=lr)
+    batches = ShuffledBatches(images.to(device), hottest.to(device), batch_size=batch_size,
+                              generator=streams.torch_generator(seed, "batches"))
+    done = 0
+    for _ in range(epochs):
+        for x, target in batches:
+            if done and time.monotonic() >= stop_at:
+                return aux.eval(), done / len(batches)
+            loss = (((aux(x) - target) / aux.scale) ** 2).sum(dim=1).mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            done += 1
+    return aux.eval(), float(epochs)
+
+
+class ZDCRun(Run):
+    """A trained ZDC run: one generated ZP response per row of conditions.
+
+    Example
+    -------
+    >>> run = ZDCRun.load("runs/zdc")                                  # doctest: +SKIP
+    >>> images = run.generate(run.heldout().conditions, seed=1)        # doctest: +SKIP
+    """
+
+    kind = "zdc"
+    config_class = ZDCConfig
+    files = ("conditions.json",)
+
+    def _load(self, weights: dict, device) -> None:
+        import json
+
+        self.scaler = ConditionScaler.from_dict(json.loads((self.path / "conditions.json").read_text()))
+        self.module = Generator(self.config.latent_dim, self.config.generator_channels)
+        self.module.load_state_dict(weights)
+        self.module.to(device).eval()
+
+    @property
+    def features(self) -> list[str]:
+        """The conditions a generation needs, in order."""
+        return list(CONDITIONS)
+
+    def iter_generate(self, conditions, *, seed: int | None = None,
+                      chunk_rows: int = 4096) -> Iterator[np.ndarray]:
+        """Photon-count images (int32, (rows, 56, 30)) for consecutive chunks of ``conditions`` (N, 9)."""
+        device = next(self.module.parameters()).device
+        noise = torch.Generator(device=device)
+        noise.manual_seed(seed if seed is not None else int(np.random.SeedSequence().generate_state(1)[0]))
+        standard = torch.from_numpy(self.scaler.transform(conditions)).to(device)
+        for chunk in standard.split(chunk_rows):
+            yield counts_from_log1p(self.module.sample(chunk, generator=noise).cpu().numpy()[:, 0])
+
+    def generate(self, conditions, *, seed: int | None = None) -> np.ndarray:
+        """One photon-count image per row of ``conditions`` (N, 9): (N, 56, 30) int32."""
+        chunks = list(self.iter_generate(conditions, seed=seed))
+        return np.concatenate(chunks) if chunks else np.zeros((0, *IMAGE_SHAPE), np.int32)
+
+    def heldout(self) -> ZDCSample:
+        """The test split: never trained on, never used to pick a checkpoint."""
+        return load_zdc(self.path / "heldout.npz")
+
+
+class ZDCFamily(ModelFamily):
+    """Seed 001's conditional GAN with its diversity, intensity and aux-regressor penalties."""
+
+    kind = "zdc"
+    config_class = ZDCConfig
+    run_class = ZDCRun
+    min_train = 16
+
+    def usable(self, sample: ZDCSample) -> ZDCSample:
+        return sample.subset(sample.photon_sums >= self.config.min_photon_sum)
+
+    def take(self, sample: ZDCSample, rows) -> ZDCSample:
+        return sample.subset(rows)
+
+    def counted(self, n: int) -> str:
+        return f"{n:,} events with at least {self.config.min_photon_sum} photons"
+
+    def prepare(self, train, monitor, test, folder, device, deadline) -> Prepared:
+        config = self.config
+        self.scaler = ConditionScaler().fit(train.conditions)
+        log_images = np.log1p(train.images).astype(np.float32)
+        data = tuple(torch.from_numpy(a) for a in (
+            log_images[:, None], self.scaler.transform(train.conditions), diversity_targets(train.conditions, log_images),
+            hottest_pixel(train.images).astype(np.float32)))
+        aux = self.aux_info = None
+        if config.lambda_aux > 0:
+            aux, self.aux_info = self._pretrained_aux(folder, data, test, device, deadline.until(PRETRAINING_SHARE))
+        module = ZDCGAN(config, aux).to(device)
+        shown = np.sort(streams.rng(config.seed, "snapshot").permutation(len(monitor))[:config.snapshot_rows])
+        snapshot = ZDCValidation(monitor.images[shown], torch.from_numpy(self.scaler.transform(monitor.conditions[shown])),
+                                 config.channels, streams.stream_seed(config.seed, "snapshot"),
+                                 gallery_conditions=monitor.conditions[shown])
+        self.snapshot_s = snapshot.expected_seconds(module)
+        self.monitor_events = len(shown)
+        aux_text = ""
+        if self.aux_info:
+            cut = " (its share of the time limit ran out)" if self.aux_info["epochs"] < config.aux_epochs else ""
+            aux_text = (f"; aux regressor pretrained {self.aux_info['epochs']:g} of {config.aux_epochs} epochs{cut}, "
+                        f"hottest-pixel error {self.aux_info['test_error_px']:.2f} px on the test split")
+        return Prepared(module=module, data=data, snapshot=snapshot, info={"aux_regressor": self.aux_info},
+                        snapshot_s=self.snapshot_s, evaluation_s=self.snapshot_s * len(test) / len(shown),
+                        announce=f"training on {len(train):,} ZP events (photon sum ≥ {config.min_photon_sum}); "
+                                 f"monitor split {len(monitor):,}, test split {len(test):,}{aux_text}")
+
+    def _pretrained_aux(self, folder: Path, data: tuple, test: ZDCSample, device,
+                        seconds: float) -> tuple[AuxRegressor, dict]:
+        """The aux regressor pretrained within ``seconds`` and what it achieved on the test split,
+        kept in ``folder/aux.pt`` so that a resumed training does not pretrain again."""
+        config, saved = self.config, folder / "aux.pt"
+        if saved.is_file():
+            state = torch.load(saved, map_location=device, weights_only=True)
+            aux = AuxRegressor().to(device)  # built all the same: the same draws of the global RNG
+            aux.load_state_dict(state["model"])
+            return aux.eval(), state["info"]
+        aux, epochs = pretrain_aux_regressor(data[0], data[3], epochs=config.aux_epochs, lr=config.aux_lr,
+                                             batch_size=config.batch_size, seed=config.seed, device=device,
+                                             seconds=seconds)
+        with torch.inference_mode():
+            test_log = torch.from_numpy(np.log1p(test.images).astype(np.float32)[:, None]).to(device)
+            predicted = torch.cat([aux(x) for x in test_log.split(1024)]).cpu().numpy()
+        info = {"epochs": round(epochs, 2), "epochs_requested": config.aux_epochs, "test_error_px": float(
+            np.linalg.norm(predicted - hottest_pixel(test.images), axis=1).mean())}
+        state = {"model": {k: v.detach().cpu() for k, v in aux.state_dict().items()}, "info": info}
+        write_atomic(saved, lambda tmp: torch.save(state, tmp))
+        return aux, info
+
+    def data_info(self, sample: ZDCSample, usable: ZDCSample) -> dict:
+        return {"note": sample.note, "n_events": len(sample), "n_kept": len(usable),
+                "min_photon_sum": self.config.min_photon_sum}
+
+    def failure_hint(self, result, train, prepared: Prepared) -> str | None:
+        if result.reason != "time_limit":
+            return None
+        return (f"{TOO_SHORT}; a snapshot of the {self.monitor_events:,} monitor events takes about "
+                f"{self.snapshot_s:.0f} s here (snapshot_rows sets how many)")
+
+    def save(self, folder: Path, test: ZDCSample) -> None:
+        write_json(folder / "conditions.json", self.scaler.to_dict())
+        test.save(folder / "heldout.npz")
+
+    def evaluate(self, run: ZDCRun, test: ZDCSample, deadline) -> dict:
+        """The figures on the test split, averaged over ``eval_draws`` noise draws, or over as many
+        as fit before ``deadline`` (at least one; ``draws_requested`` says how many were asked)."""
+        generated = []
+        for seed in draw_seeds(self.config.seed, self.config.eval_draws):
+            started = time.monotonic()
+            generated.append(run.generate(test.conditions, seed=seed))
+            if deadline.left() < 2 * (time.monotonic() - started):  # a draw, then its figures
+                break
+        return {"sample_size": len(test), "draws": len(generated), "draws_requested": self.config.eval_draws,
+                "channels": self.config.channels, **compare_zdc(test.images, generated, self.config.channels)}
+
+
+def draw_seeds(seed: int, draws: int, stream: str = "evaluation") -> list[int]:
+    """Seeds of ``draws`` independent noise draws from stream ``stream`` of ``seed``."""
+    return [int(child.generate_state(1)[0]) for child in streams.sequence(seed, stream).spawn(draws)]
+
+
+def train_zdc(sample: ZDCSample, config: ZDCConfig, out, **options) -> ZDCRun:
+    """Train seed 001's conditional GAN on ZP events (:func:`recogan_app.data.zdc.load_zdc` or the
+    toy) and write the run directory ``out``. Under a time limit the aux pretraining takes at
+    most a quarter of it and the held-out evaluation as many noise draws as fit. ``options``: see
+    :func:`~recogan_app.families.recipe.fit_to_run`. Returns the run with its best-by-monitor
+    generator."""
+    return fit_to_run(ZDCFamily(config), sample, out, **options)
