@@ -237,7 +237,7 @@ def read_arrays(path, *, formats=FORMATS) -> Table:
     source = str(path)
     fmt = _format(source, formats)
     if fmt == "npz":
-        return _table({key: values for key, values in read_npz(source).items() if values.ndim}, kind="array")
+        return _table({key: values for key, values in read_npz(source).items() if values.ndim})
     if fmt == "HDF5":
         with open_hdf5(source) as h5:
             data, unusable = hdf5_arrays(h5, source)
