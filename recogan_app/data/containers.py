@@ -24,8 +24,8 @@ import numpy as np
 
 from recogan_app.errors import InputError
 
-__all__ = ["PICKLE_SUFFIXES", "attribute", "check_regular_file", "hdf5_columns", "hdf5_tables", "named_columns",
-           "open_hdf5", "pickled_literal", "read_dataset", "read_npz", "refuse_pickle"]
+__all__ = ["PICKLE_SUFFIXES", "attribute", "check_regular_file", "hdf5_arrays", "hdf5_columns", "hdf5_tables",
+           "named_columns", "open_hdf5", "pickled_literal", "read_dataset", "read_npz", "refuse_pickle"]
 
 PICKLE_SUFFIXES = (".pkl", ".pickle")
 _NEVER_READ = "which is never read: unpickling can run code"
@@ -229,17 +229,42 @@ def hdf5_tables(group, found: dict | None = None, seen: set | None = None) -> di
     if "pandas_type" in group.attrs:
         found[key] = group
         return found
-    children = [group[name] for name in group if isinstance(group.get(name, getlink=True), h5py.HardLink)]
+    children = _children(group).values()
     if any(_is_column(d) and d.dtype.kind in "biuf" for d in children):
         found[key] = group
     for child in children:
         if isinstance(child, h5py.Group) and child.id not in seen:
             hdf5_tables(child, found, seen)
-        elif isinstance(child, h5py.Dataset) and (
-            (child.ndim == 1 and child.dtype.names) or (child.ndim == 2 and "columns" in child.attrs)
-        ):
+        elif _is_table(child):
             found[child.name.strip("/")] = child
     return found
+
+
+def hdf5_arrays(h5: h5py.File, source: str) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """The arrays at the top of the file, of any shape: each table's columns (see :func:`hdf5_columns`,
+    whose reasons come second) and every other dataset as stored. Groups below are not read."""
+    arrays, unusable = {}, {}
+    for name, obj in _children(h5).items():
+        if _is_table(obj):
+            columns, why = hdf5_columns(obj, source)
+            arrays.update(columns)
+            unusable.update(why)
+        elif isinstance(obj, h5py.Dataset) and obj.ndim:
+            arrays[name] = read_dataset(obj, source)
+    return arrays, unusable
+
+
+def _children(group: h5py.Group) -> dict:
+    """Name to node for the nodes hard-linked in ``group`` (a soft link names a node read where it lies)."""
+    return {name: group[name] for name in group if isinstance(group.get(name, getlink=True), h5py.HardLink)}
+
+
+def _is_table(obj) -> bool:
+    """A pandas frame, a compound dataset, or a 2-D dataset whose ``columns`` attribute names its columns."""
+    if isinstance(obj, h5py.Group):
+        return "pandas_type" in obj.attrs
+    return isinstance(obj, h5py.Dataset) and (
+        (obj.ndim == 1 and obj.dtype.names is not None) or (obj.ndim == 2 and "columns" in obj.attrs))
 
 
 def _is_column(obj) -> bool:
@@ -268,8 +293,7 @@ def hdf5_columns(obj, source: str) -> tuple[dict[str, np.ndarray], dict[str, str
     if isinstance(obj, h5py.Group) and "pandas_type" in obj.attrs:
         return _pandas_columns(obj, source)
     if isinstance(obj, h5py.Group):
-        return {name: read_dataset(d, source) for name, d in obj.items()
-                if isinstance(obj.get(name, getlink=True), h5py.HardLink) and _is_column(d)}, {}
+        return {name: read_dataset(d, source) for name, d in _children(obj).items() if _is_column(d)}, {}
     values = read_dataset(obj, source)
     if values.dtype.names:
         return {name: values[name] for name in values.dtype.names}, {}

@@ -3,6 +3,8 @@
 :func:`load_mc` reads a file (ROOT, Parquet, CSV, HDF5, npz) or an embedded toy, keeps the numeric
 feature columns and checks them: a problem is one :class:`~recogan_app.errors.InputError` naming the
 file and the column. :func:`list_keys` lists the trees, keys or arrays a file offers as ``tree``.
+:func:`read_arrays` reads arrays of any shape (ZDC images and conditions) through the same checks:
+every file is read here.
 
 Example
 -------
@@ -29,11 +31,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import uproot
 
-from recogan_app.data.containers import (PICKLE_SUFFIXES, check_regular_file, hdf5_columns, hdf5_tables,
-                                         named_columns, open_hdf5, read_npz, refuse_pickle)
+from recogan_app.data.containers import (PICKLE_SUFFIXES, check_regular_file, hdf5_arrays, hdf5_columns,
+                                         hdf5_tables, named_columns, open_hdf5, read_npz, refuse_pickle)
 from recogan_app.errors import InputError, closest
 
-__all__ = ["EMBEDDED", "FORMATS", "MCSample", "list_keys", "load_mc"]
+__all__ = ["EMBEDDED", "FORMATS", "IMAGE_FORMATS", "MCSample", "Table", "list_keys", "load_mc", "read_arrays"]
 
 EMBEDDED = ("toy-xic", "toy-xic-12")
 """Names that load an embedded toy sample instead of a file."""
@@ -48,7 +50,9 @@ FORMATS = {
     ".hdf": "HDF5",
     ".npz": "npz",
 }
-"""File extension (lower case) to format name."""
+"""File extension (lower case) to format name: the files a table (MC sample, ZDC conditions) is read from."""
+IMAGE_FORMATS = {suffix: fmt for suffix, fmt in FORMATS.items() if fmt in ("HDF5", "npz")}
+"""The formats that hold arrays of any shape (ZDC images)."""
 
 _NPZ_NAMES = ("columns", "feature_names")
 _ROOT_TREES = {"TTree", "TNtuple", "TNtupleD"}
@@ -103,8 +107,9 @@ class MCSample:
 
 
 @dataclass(frozen=True)
-class _Table:
-    """What a reader found: the columns (name to the reason it is unusable, None if numeric)."""
+class Table:
+    """What a reader found: the columns (name to the reason it is not a flat numeric column, None if
+    it is; an image column has a shape per row), read by ``read(names)``."""
 
     columns: dict[str, str | None]
     n_rows: int
@@ -213,7 +218,7 @@ def list_keys(path) -> list[str]:
     source = str(path)
     if source in EMBEDDED:
         return []
-    fmt = _format(source)
+    fmt = _format(source, FORMATS, EMBEDDED)
     if fmt == "ROOT":
         with _reading(source, fmt), uproot.open(source) as file:
             return _root_trees(file)
@@ -223,6 +228,21 @@ def list_keys(path) -> list[str]:
     if fmt == "npz":
         return _npz_tables(read_npz(source))
     return []
+
+
+def read_arrays(path, *, formats=FORMATS) -> Table:
+    """Every named array at the top of a file (extension among ``formats``), of any shape, as one table
+    read through the checks and messages of :func:`load_mc`: an npz's arrays; an HDF5 file's top-level
+    datasets, its top-level tables split into columns; a CSV, Parquet or ROOT file's one table."""
+    source = str(path)
+    fmt = _format(source, formats)
+    if fmt == "npz":
+        return _table({key: values for key, values in read_npz(source).items() if values.ndim})
+    if fmt == "HDF5":
+        with open_hdf5(source) as h5:
+            data, unusable = hdf5_arrays(h5, source)
+        return _table(data, unusable=unusable)
+    return _OPENERS[fmt](source, None)
 
 
 # --- the checks shared by every format ------------------------------------------------------------
@@ -242,7 +262,7 @@ def _parse_features(features, path) -> list[str] | None:
     return names
 
 
-def _select(table: _Table, wanted: list[str] | None, path: str) -> list[str]:
+def _select(table: Table, wanted: list[str] | None, path: str) -> list[str]:
     """The columns to read: ``wanted`` after checking it, or every numeric column."""
     if table.n_rows == 0:
         raise InputError(f"is empty (0 rows{table.where})", path=path)
@@ -311,7 +331,7 @@ def _native(values) -> np.ndarray:
 
 
 def _table(data: Mapping[str, np.ndarray], tree: str | None = None, kind: str = "key",
-           unusable: Mapping[str, str] | None = None) -> _Table:
+           unusable: Mapping[str, str] | None = None) -> Table:
     """A table over in-memory columns; those whose length differs from the most common are unusable,
     and so are those ``unusable`` names (with its reason)."""
     lengths = {name: len(values) for name, values in data.items()}
@@ -322,7 +342,7 @@ def _table(data: Mapping[str, np.ndarray], tree: str | None = None, kind: str = 
                if lengths[name] != n_rows else unusable.get(name) or _unusable(name, values))
         for name, values in data.items()
     }
-    return _Table(columns, n_rows, lambda names: {n: np.asarray(data[n]) for n in names}, tree, kind)
+    return Table(columns, n_rows, lambda names: {n: np.asarray(data[n]) for n in names}, tree, kind)
 
 
 def _frame_columns(frame: pd.DataFrame) -> dict[str, pd.Series]:
@@ -364,44 +384,42 @@ def _reading(path: str, fmt: str, column: str | None = None):
 # --- formats ---------------------------------------------------------------------------------------
 
 
-def _open(source: str, tree: str | None) -> _Table:
+def _open(source: str, tree: str | None) -> Table:
     if source in EMBEDDED:
         return _open_embedded(source, tree)
-    fmt = _format(source)
-    return {"ROOT": _open_root, "Parquet": _open_parquet, "CSV": _open_csv,
-            "HDF5": _open_hdf5, "npz": _open_npz}[fmt](source, tree)
+    return _OPENERS[_format(source, FORMATS, EMBEDDED)](source, tree)
 
 
-def _format(source: str) -> str:
-    """The format of an existing, non-empty regular file, from its extension."""
+def _format(source: str, formats: Mapping[str, str], embedded: tuple[str, ...] = ()) -> str:
+    """The format of an existing, non-empty regular file, from its extension among ``formats``;
+    the ``embedded`` names are offered too when a file is not found."""
     path = Path(source)
     if not path.exists() and not path.is_symlink():
         siblings = path.parent.glob("*") if path.parent.is_dir() else []
-        options = [p.name for p in siblings if p.suffix.lower() in FORMATS] + ([] if path.suffix else list(EMBEDDED))
+        options = [p.name for p in siblings if p.suffix.lower() in formats] + ([] if path.suffix else list(embedded))
         raise InputError("does not exist", path=source, hint=closest(path.name, options) if options else None)
     check_regular_file(path, source)
-    fmt = FORMATS.get(path.suffix.lower())
+    fmt = formats.get(path.suffix.lower())
     if path.suffix.lower() in PICKLE_SUFFIXES:
         refuse_pickle(source)
     if fmt is None:
-        known = ", ".join(sorted(set(FORMATS.values())))
-        raise InputError(
-            f"has an unsupported extension '{path.suffix}'", path=source,
-            hint=f"supported: {known} ({', '.join(FORMATS)}), or an embedded toy: {', '.join(EMBEDDED)}",
-        )
+        known = ", ".join(sorted(set(formats.values())))
+        toys = f", or an embedded toy: {', '.join(embedded)}" if embedded else ""
+        raise InputError(f"has an unsupported extension '{path.suffix}'", path=source,
+                         hint=f"supported: {known} ({', '.join(formats)}){toys}")
     if path.stat().st_size == 0:
         raise InputError("is empty (0 bytes)", path=source)
     return fmt
 
 
-def _open_embedded(name: str, tree: str | None) -> _Table:
+def _open_embedded(name: str, tree: str | None) -> Table:
     from recogan_app.data.toy_xic import generate
 
     _no_tree(name, tree, "embedded")
     return _table(_frame_columns(generate(n_features=12 if name == "toy-xic-12" else 8)))
 
 
-def _open_csv(path: str, tree: str | None) -> _Table:
+def _open_csv(path: str, tree: str | None) -> Table:
     _no_tree(path, tree, "CSV")
     with open(path, "rb") as handle:
         start = handle.read(2)
@@ -421,7 +439,7 @@ def _open_csv(path: str, tree: str | None) -> _Table:
     return _table(_frame_columns(frame))
 
 
-def _open_parquet(path: str, tree: str | None) -> _Table:
+def _open_parquet(path: str, tree: str | None) -> Table:
     _no_tree(path, tree, "Parquet")
     with _reading(path, "Parquet"):
         meta = pq.read_metadata(path)
@@ -432,7 +450,7 @@ def _open_parquet(path: str, tree: str | None) -> _Table:
         else None if any(is_(f.type) for is_ in numeric) else f"is not numeric (dtype {f.type})"
         for f in schema
     }
-    return _Table(columns, meta.num_rows, partial(_read_parquet, path))
+    return Table(columns, meta.num_rows, partial(_read_parquet, path))
 
 
 def _read_parquet(path: str, names: list[str]) -> dict[str, np.ndarray]:
@@ -445,7 +463,7 @@ def _read_parquet(path: str, names: list[str]) -> dict[str, np.ndarray]:
     return {name: frame[name].to_numpy() for name in names}
 
 
-def _open_hdf5(path: str, tree: str | None) -> _Table:
+def _open_hdf5(path: str, tree: str | None) -> Table:
     with open_hdf5(path) as h5:
         tables = hdf5_tables(h5)
         key = _choose(path, None if tree is None else tree.strip("/") or "/", list(tables), "key",
@@ -455,7 +473,7 @@ def _open_hdf5(path: str, tree: str | None) -> _Table:
     return _table(data, key, "key", unusable)
 
 
-def _open_npz(path: str, tree: str | None) -> _Table:
+def _open_npz(path: str, tree: str | None) -> Table:
     arrays = read_npz(path)
     tables = _npz_tables(arrays)
     if tree is None and not tables:
@@ -475,14 +493,14 @@ def _npz_tables(arrays: Mapping[str, np.ndarray]) -> list[str]:
     return [k for k, a in arrays.items() if k not in _NPZ_NAMES and (a.dtype.names or a.ndim == 2)]
 
 
-def _open_root(path: str, tree: str | None) -> _Table:
+def _open_root(path: str, tree: str | None) -> Table:
     with _reading(path, "ROOT"), uproot.open(path) as file:
         wanted = None if tree is None else tree.strip("/").split(";")[0]
         name = _choose(path, wanted, _root_trees(file), "tree", "expected a TTree or RNTuple")
         ttree = file[name]
         columns = {key: _root_unusable(branch) for key, branch in ttree.iteritems(recursive=False)}
         n_rows = ttree.num_entries
-    return _Table(columns, n_rows, partial(_read_root, path, name), name, "tree")
+    return Table(columns, n_rows, partial(_read_root, path, name), name, "tree")
 
 
 def _read_root(path: str, name: str, names: list[str]) -> dict[str, np.ndarray]:
@@ -515,3 +533,5 @@ def _root_unusable(branch) -> str | None:
         return None
     return f"is not a flat numeric branch (type {branch.typename})"
 
+
+_OPENERS = {"ROOT": _open_root, "Parquet": _open_parquet, "CSV": _open_csv, "HDF5": _open_hdf5, "npz": _open_npz}

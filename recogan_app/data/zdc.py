@@ -14,8 +14,11 @@ images
     counts; which one is detected from the values and said in :attr:`ZDCSample.note`.
 conditions
     The 9 columns of :data:`CONDITIONS`: named arrays or table columns (pandas HDF5 key,
-    DataFrame, CSV, Parquet), or a 2-D array ``conditions`` (N, 9) whose columns are named by
-    ``condition_names`` (the standard order when that is absent).
+    DataFrame, CSV, Parquet, ROOT tree), or a 2-D array ``conditions`` (N, 9) whose columns are
+    named by ``condition_names`` (the standard order when that is absent).
+
+Files are read by :func:`recogan_app.data.sources.read_arrays`, through the same checks and
+messages as an MC sample; this module knows the layout.
 
 Example
 -------
@@ -27,14 +30,11 @@ Example
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
-import h5py
 import numpy as np
-import pandas as pd
 
-from recogan_app.data.containers import (PICKLE_SUFFIXES, attribute, check_regular_file, hdf5_columns,
-                                         open_hdf5, read_dataset, read_npz, refuse_pickle)
+from recogan_app.data.containers import named_columns
+from recogan_app.data.sources import IMAGE_FORMATS, Table, read_arrays
 from recogan_app.errors import InputError, NotFittedError, closest
 from recogan_app.files import write_atomic
 
@@ -47,8 +47,6 @@ IMAGE_SHAPE = (56, 30)
 """Rows × columns of a ZP response."""
 LOG1P_MAX = float(np.log1p(1e6))
 """Largest value a log1p image may hold (10⁶ photons in a pixel); non-integers above are neither form."""
-_HDF5 = (".h5", ".hdf5", ".hdf")
-_TABLES = (".npz", *_HDF5, ".csv", ".parquet")
 
 
 @dataclass(frozen=True, eq=False)
@@ -131,7 +129,7 @@ def load_zdc(path, *, conditions=None) -> ZDCSample:
         ``.npz`` or HDF5 (``.h5``, ``.hdf5``, ``.hdf``) file with the images, and the conditions
         too unless ``conditions`` is given.
     conditions : str or Path, optional
-        A separate conditions table (``.npz``, HDF5, ``.csv``, ``.parquet``).
+        A separate conditions table, in any format of :data:`~recogan_app.data.sources.FORMATS`.
 
     Returns
     -------
@@ -145,16 +143,13 @@ def load_zdc(path, *, conditions=None) -> ZDCSample:
         that differ, no events.
     """
     source = str(path)
-    arrays = _read(source, (".npz", *_HDF5))
-    images, note = _images(arrays, source)
-    if conditions is None:
-        table = _conditions(arrays, source)
-    else:
-        table = load_conditions(conditions)
-    if table.shape[0] != images.shape[0]:
-        raise InputError(f"has {images.shape[0]} images but the conditions have {table.shape[0]} rows",
+    table = read_arrays(source, formats=IMAGE_FORMATS)
+    images, note = _images(table.read(list(table.columns)), source)
+    matrix = _conditions(table, source) if conditions is None else load_conditions(conditions)
+    if matrix.shape[0] != images.shape[0]:
+        raise InputError(f"has {images.shape[0]} images but the conditions have {matrix.shape[0]} rows",
                          path=source)
-    return ZDCSample(images, table, source, note)
+    return ZDCSample(images, matrix, source, note)
 
 
 def load_conditions(path) -> np.ndarray:
@@ -162,7 +157,7 @@ def load_conditions(path) -> np.ndarray:
 
     Parameters and errors as for :func:`load_zdc`; a file holding images too is fine.
     """
-    return _conditions(_read(str(path), _TABLES), str(path))
+    return _conditions(read_arrays(path), str(path))
 
 
 def counts_from_log1p(values) -> np.ndarray:
@@ -208,54 +203,7 @@ def diversity_targets(conditions: np.ndarray, images: np.ndarray) -> np.ndarray:
     return targets.astype(np.float32)
 
 
-# --- reading ---------------------------------------------------------------------------------------
-
-
-def _read(source: str, suffixes: tuple[str, ...]) -> dict:
-    """Name → array (or table column) for every top-level entry of the file."""
-    path = Path(source)
-    suffix = path.suffix.lower()
-    check_regular_file(path, source)
-    if suffix in PICKLE_SUFFIXES:
-        refuse_pickle(source)
-    if suffix not in suffixes:
-        raise InputError(f"has an unsupported extension '{path.suffix}'", path=source,
-                         hint=f"supported: {', '.join(suffixes)}")
-    if suffix == ".npz":
-        return read_npz(source)
-    if suffix in _HDF5:
-        return _read_hdf5(source)
-    try:
-        return _columns(pd.read_csv(source) if suffix == ".csv" else pd.read_parquet(source))
-    except Exception as exc:
-        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
-        raise InputError(f"could not be read: {reason}", path=source) from None
-
-
-def _read_hdf5(source: str) -> dict:
-    """Top-level datasets and the columns of top-level pandas frames; a frame's column that cannot
-    be read (stored pickled, text) is refused when it is a condition."""
-    out = {}
-    with open_hdf5(source) as h5:
-        for key in h5:
-            if not isinstance(h5.get(key, getlink=True), h5py.HardLink):
-                continue
-            obj = h5[key]
-            if isinstance(obj, h5py.Dataset):
-                out[key] = read_dataset(obj, source)
-            elif "pandas_type" in obj.attrs:
-                columns, unusable = hdf5_columns(obj, source)
-                for name, why in unusable.items():
-                    if name in CONDITIONS:
-                        raise InputError(f"condition {why}", path=source, column=name)
-                out.update(columns)
-        if "conditions" in h5 and "columns" in h5["conditions"].attrs:  # names of a 2-D conditions array
-            out.setdefault("condition_names", attribute(h5["conditions"], "columns", source))
-    return out
-
-
-def _columns(frame: pd.DataFrame) -> dict:
-    return {str(name): frame[name].to_numpy() for name in frame.columns}
+# --- reading: the files through recogan_app.data.sources, the layout here -----------------------------
 
 
 def _images(arrays: dict, source: str) -> tuple[np.ndarray, str]:
@@ -289,31 +237,28 @@ def _images(arrays: dict, source: str) -> tuple[np.ndarray, str]:
             f"images are log1p(photon counts) (non-integer values, max {high:.3g}): converted back with expm1")
 
 
-def _conditions(arrays: dict, source: str) -> np.ndarray:
-    """The (N, 9) conditions in the order of :data:`CONDITIONS`."""
-    if "conditions" in arrays and np.ndim(arrays["conditions"]) == 2:
-        matrix = np.asarray(arrays["conditions"])
-        names = [n.decode() if isinstance(n, bytes) else str(n)
-                 for n in np.asarray(arrays.get("condition_names", CONDITIONS)).tolist()]
-        if matrix.shape[1] != len(names):
-            raise InputError(f"conditions have {matrix.shape[1]} columns but {len(names)} names", path=source,
-                             column="conditions")
-        arrays = {**arrays, **{name: matrix[:, j] for j, name in enumerate(names)}}
-    columns = []
+def _conditions(table: Table, source: str) -> np.ndarray:
+    """The (N, 9) conditions in the order of :data:`CONDITIONS`: columns by those names, or a 2-D
+    array ``conditions`` whose columns ``condition_names`` names (the standard order without it)."""
+    named = {}
+    if "conditions" in table.columns and (matrix := np.asarray(table.read(["conditions"])["conditions"])).ndim == 2:
+        if matrix.dtype.kind not in "biuf":
+            raise InputError(f"conditions are not numbers (dtype {matrix.dtype})", path=source, column="conditions")
+        names = table.read(["condition_names"])["condition_names"] if "condition_names" in table.columns else CONDITIONS
+        named = named_columns(names, list(matrix.T), source, "conditions")
     for name in CONDITIONS:
-        if name not in arrays:
+        if name not in named and name not in table.columns:
             raise InputError("condition not found", path=source, column=name,
-                             hint=closest(name, [k for k in arrays if k != "images"]))
-        values = np.asarray(arrays[name])
-        if values.ndim != 1 or values.dtype.kind not in "biuf":
-            raise InputError(f"condition is not a numeric column (shape {values.shape}, dtype {values.dtype})",
-                             path=source, column=name)
-        bad = np.count_nonzero(~np.isfinite(values))
+                             hint=closest(name, [k for k in [*table.columns, *named] if k != "images"]))
+        if name not in named and table.columns[name] is not None:
+            raise InputError(f"condition {table.columns[name]}", path=source, column=name)
+    values = {**table.read([name for name in CONDITIONS if name not in named]), **named}
+    for name in CONDITIONS:
+        bad = np.count_nonzero(~np.isfinite(values[name]))
         if bad:
             raise InputError(f"condition has {bad} NaN or infinite values", path=source, column=name)
-        columns.append(values.astype(np.float64))
-    if len({len(c) for c in columns}) > 1:
+    if len({len(values[name]) for name in CONDITIONS}) > 1:
         raise InputError("condition columns have different lengths", path=source)
-    if len(columns[0]) == 0:
+    if len(values["Energy"]) == 0:
         raise InputError("holds 0 condition rows", path=source)
-    return np.column_stack(columns)
+    return np.column_stack([np.asarray(values[name], dtype=np.float64) for name in CONDITIONS])

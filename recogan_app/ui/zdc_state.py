@@ -27,6 +27,7 @@ import param
 
 from recogan_app.config import ZDCConfig
 from recogan_app.data import toy_zdc
+from recogan_app.data.sources import IMAGE_FORMATS
 from recogan_app.data.zdc import ZDCSample, load_zdc
 from recogan_app.errors import InputError
 from recogan_app.metrics.zdc import channel_sums, five_channel_ws
@@ -38,7 +39,7 @@ __all__ = ["GALLERY_EVENTS", "QUICK_LOOK", "TOY", "Comparison", "ZDCSession", "t
 
 TOY = "toy-zdc"
 SOURCES = {"ZP toy (embedded)": TOY}
-FILE_FORMATS = (".npz", ".h5", ".hdf5", ".hdf")
+FILE_FORMATS = IMAGE_FORMATS
 """ZP files offered under the data root (pickles are never read by the dashboard: they run code)."""
 GALLERY_EVENTS = 6
 HELDOUT_DRAWS = 2

@@ -1,12 +1,18 @@
 """Readers of ZP samples (npz, HDF5; pickle refused), raw/log1p detection, clear refusals, and the
-diversity targets."""
+diversity targets. The files are read by the MC sample's reader layer: a file's problem reads the same."""
+
+import gzip
+import os
+import pickle
 
 import h5py
 import numpy as np
 import pandas as pd
 import pytest
+import uproot
 
 from recogan_app.data import toy_zdc
+from recogan_app.data.sources import load_mc
 from recogan_app.data.zdc import (CONDITIONS, ConditionScaler, counts_from_log1p, diversity_targets,
                                   load_conditions, load_zdc)
 from recogan_app.errors import InputError, NotFittedError
@@ -99,6 +105,87 @@ def test_bad_conditions_refused(sample, tmp_path):
     (tmp_path / "c.txt").write_text("Energy\n1\n")
     with pytest.raises(InputError, match="unsupported extension"):
         load_conditions(tmp_path / "c.txt")
+
+
+def conditions_frame(sample):
+    return pd.DataFrame(sample.conditions, columns=CONDITIONS)
+
+
+def write_root(sample, path):
+    with uproot.recreate(path) as file:
+        file["conditions"] = {name: sample.conditions[:, j] for j, name in enumerate(CONDITIONS)}
+
+
+@pytest.mark.parametrize("suffix, write", [
+    (".npz", lambda sample, path: np.savez(path, **dict(zip(CONDITIONS, sample.conditions.T)))),
+    (".h5", lambda sample, path: conditions_frame(sample).to_hdf(path, key="conditions", format="table")),
+    (".parquet", lambda sample, path: conditions_frame(sample).to_parquet(path)),
+    (".csv", lambda sample, path: conditions_frame(sample).to_csv(path, index=False)),
+    (".root", write_root),
+], ids=["npz", "h5", "parquet", "csv", "root"])
+def test_conditions_round_trip_in_every_table_format(sample, tmp_path, suffix, write):
+    path = tmp_path / f"conditions{suffix}"
+    write(sample, path)
+    np.savez(tmp_path / "images.npz", images=sample.images)
+    assert same(load_zdc(tmp_path / "images.npz", conditions=path), sample)
+    assert np.array_equal(load_conditions(path), sample.conditions)
+
+
+def test_images_beside_condition_columns_in_hdf5(sample, tmp_path):
+    with h5py.File(tmp_path / "z.h5", "w") as h5:
+        h5["images"] = np.log1p(sample.images).astype(np.float32)
+        for j, name in enumerate(CONDITIONS):
+            h5[name] = sample.conditions[:, j]
+    loaded = load_zdc(tmp_path / "z.h5")
+    assert same(loaded, sample) and loaded.note.startswith("images are log1p")
+
+
+def pickled_attribute(path, payload):
+    with h5py.File(path, "w") as h5:
+        h5["images"], h5["Energy"] = np.zeros((3, 56, 30)), np.ones(3)
+        h5["Energy"].attrs["units"] = np.bytes_(pickle.dumps(payload, protocol=0))
+
+
+def external_link(path, payload):
+    with h5py.File(path, "w") as h5:
+        h5["images"], h5["Energy"] = np.zeros((3, 56, 30)), np.ones(3)
+        h5["conditions"] = h5py.ExternalLink("elsewhere.h5", "/conditions")
+
+
+def object_array(path, payload):
+    np.savez(path, images=np.zeros((3, 56, 30)), Energy=np.array([payload], dtype=object))
+
+
+def fifo(path, payload):
+    os.mkfifo(path)
+
+
+TRAPS = [
+    ("pickled-attribute.h5", pickled_attribute, "node '/Energy' attribute 'units' is a pickled Python object"),
+    ("external-link.h5", external_link, "node '/conditions' is an external link to 'elsewhere.h5'"),
+    ("object-array.npz", object_array, "array 'Energy' holds pickled Python objects"),
+    ("fifo.npz", fifo, "is a FIFO (named pipe), not a regular file"),
+    ("empty.npz", lambda path, payload: path.write_bytes(b""), "is empty (0 bytes)"),
+    ("gzip.csv", lambda path, payload: path.write_bytes(gzip.compress(b"Energy,Vx\n1,2\n")), "is gzip-compressed"),
+    ("semicolons.csv", lambda path, payload: path.write_text("Energy;Vx\n1;2\n"), "is separated by ';'"),
+    ("twice.csv", lambda path, payload: path.write_text("Energy,Energy\n1,2\n"), "column 'Energy': appears twice"),
+    ("text.parquet", lambda path, payload: path.write_text("Energy\n1\n"), "could not be read as Parquet"),
+    ("text.root", lambda path, payload: path.write_text("Energy\n1\n"), "could not be read as ROOT"),
+]
+
+
+@pytest.mark.parametrize("name, write, message", TRAPS, ids=[name for name, _, _ in TRAPS])
+def test_a_bad_file_gets_the_mc_samples_message(tmp_path, payload, name, write, message):
+    """One reader layer: each refusal of a ZDC file is word for word the MC sample's, naming file and node."""
+    path = tmp_path / name
+    write(path, payload)
+    with pytest.raises(InputError) as mc:
+        load_mc(path)
+    assert str(mc.value).startswith(f"{path}: ") and message in str(mc.value)
+    for read in (load_conditions, load_zdc) if path.suffix in (".h5", ".npz") else (load_conditions,):
+        with pytest.raises(InputError) as zdc:
+            read(path)
+        assert str(zdc.value) == str(mc.value)
 
 
 def test_diversity_targets_by_hand():
