@@ -7,6 +7,7 @@ import asyncio
 from functools import partial
 
 import holoviews as hv
+import numpy as np
 from bokeh.document import Document
 import panel as pn
 import param
@@ -14,6 +15,7 @@ from panel.viewable import Viewer
 
 from recogan_app.data.sources import FORMATS
 from recogan_app.markup import escape_html, escape_markdown
+from recogan_app.preprocessing import preview_rows
 from recogan_app.ui.plots import density_histogram
 from recogan_app.ui.state import Session
 
@@ -160,7 +162,8 @@ class DataView(Viewer):
         """Small normalised histograms of the chosen features."""
         if self.state.sample is None or not self.state.features:
             return hv.Layout([hv.Histogram([])]).opts(title="no data loaded")
-        plots = [density_histogram(self.state.histogram_values(f), label=f).opts(width=230, height=150, toolbar=None,
+        frame = self.state.sample.frame
+        plots = [density_histogram(preview_rows(frame[f]).to_numpy(np.float64), label=f).opts(width=230, height=150, toolbar=None,
                                                                                xticks=4, yticks=4)
                  for f in self.state.features]
         return hv.Layout(plots).cols(4).opts(shared_axes=False)
