@@ -1049,21 +1049,13 @@ def suggest_transforms(frame: pd.DataFrame) -> dict[str, str]:
 
 
 def check_transforms(frame: pd.DataFrame, transforms: dict[str, str]) -> FeaturePipeline:
-    """``FeaturePipeline(transforms)`` fitted on a fixed subset of :data:`PREVIEW_ROWS` rows of ``frame``.
-
-    A spec that does not fit its column (``arccos`` of a momentum) is refused here in a moment,
-    naming the column, instead of seconds into a training.
-    """
+    """``FeaturePipeline(transforms)`` fitted on the :func:`preview_rows` of ``frame``: a spec that does
+    not fit its column (``arccos`` of a momentum) is refused in a moment, naming the column, not
+    seconds into a training."""
     return FeaturePipeline(transforms).fit(preview_rows(frame))
 
 
 def preview_transform(column: pd.Series, spec: str) -> tuple[np.ndarray, np.ndarray]:
-    """(raw, transformed) values of the :func:`preview_rows` of ``column``, ``spec`` fitted on them
-    as :func:`check_transforms` fits it.
-
-    Example
-    -------
-    >>> raw, z = preview_transform(load_mc("toy-xic").frame["pt"], "log1p+quantile")  # doctest: +SKIP
-    """
+    """(raw, transformed) values of the :func:`preview_rows` of ``column``, ``spec`` fitted on them."""
     rows = preview_rows(column).to_frame()
     return rows.iloc[:, 0].to_numpy(np.float64), check_transforms(rows, {column.name: spec}).transform(rows)[:, 0]

@@ -64,22 +64,12 @@ def training_split(run) -> tuple[pd.DataFrame | None, str]:
 
 
 def subsample(data, size: int, seed):
-    """A seeded random subset of ``size`` rows or events of ``data``, kept in their original order.
-
-    Quick looks train on a subset, previews and spec checks fit on one, the ZDC noise floor and
-    gallery look at one: one function, so that one seed picks the same rows everywhere. ``data``
+    """A seeded random subset of ``size`` rows or events of ``data``, in their original order; ``data``
     itself (no copy) when ``size`` is 0 or not below its length.
 
-    Parameters
-    ----------
-    data : DataFrame, Series, ndarray, or events with a ``subset(positions)`` method (ZDCSample)
-        Frames and series come back with a fresh 0…n-1 index.
-    size : int
-    seed : int or numpy.random.Generator
-
-    Example
-    -------
-    >>> quick = subsample(load_mc("toy-xic").frame, 5000, seed=0)      # doctest: +SKIP
+    One function for quick looks, previews and the ZDC gallery and floor: one seed, the same rows.
+    ``data``: a DataFrame or Series (returned with a fresh index), an array, or events with a
+    ``subset(positions)`` method (ZDCSample); ``seed``: an int or a numpy Generator.
     """
     if not 0 < size < len(data):
         return data

@@ -1,18 +1,7 @@
 """What a ZDC run is compared with: real responses to the same conditions, and the toy's own noise.
 
-- :func:`compare_heldout`: held-out events (never trained on) beside the run's generated responses
-  to exactly their conditions, and the channel photon sums of both (:class:`Comparison`);
-- :meth:`Comparison.of_snapshot`: the same for a training snapshot's events;
-- :func:`toy_noise_floor`: the five-channel WS between toy events and a new simulation of their
-  conditions, the figure no model can be shown to beat.
-
-Example
--------
->>> run = ZDCRun.load("runs/zdc")                                    # doctest: +SKIP
->>> compare_heldout(run, seed=0).generated.shape                     # doctest: +SKIP
+>>> compare_heldout(ZDCRun.load("runs/zdc"), seed=0).generated.shape      # doctest: +SKIP
 (6, 2, 56, 30)
->>> toy_noise_floor(toy_zdc.generate(2000), run.config).shape      # doctest: +SKIP
-(5,)
 """
 
 from __future__ import annotations
@@ -33,11 +22,10 @@ from recogan_app.training.zdc import split_events
 __all__ = ["GALLERY_EVENTS", "HELDOUT_DRAWS", "HISTOGRAM_EVENTS", "Comparison", "compare_heldout", "toy_noise_floor"]
 
 GALLERY_EVENTS = 6
-"""Events a gallery shows, real beside generated."""
 HELDOUT_DRAWS = 2
 """Generated responses per held-out gallery event: two draws show the spread for one condition."""
 HISTOGRAM_EVENTS = 2000
-"""Held-out events whose channel sums are compared (generation costs time)."""
+"""Held-out events whose channel sums are compared (generating costs time)."""
 
 
 @dataclass(frozen=True, eq=False)
