@@ -26,6 +26,8 @@ hard edges or long tails. This module maps each MC column to such a feature and 
 - **Pipeline**: :class:`FeaturePipeline` maps a whole MC :class:`pandas.DataFrame` to a
   float32 matrix for the networks and generated matrices back to a frame with the original
   column names and dtypes; it saves to / loads from JSON.
+- **Before a training**: :func:`suggest_transforms`, :func:`preview_transform` and
+  :func:`check_transforms` on a fixed subset (:func:`preview_rows`), as the Preprocessing tab does.
 
 Example
 -------
