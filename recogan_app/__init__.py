@@ -9,6 +9,7 @@
 - ``baseline``       the Gaussian copula every model must beat
 - ``splits``         the MC's training / monitor / test split, and its rebuild for a run
 - ``validation``     every metric with error bars and noise floors, beside the copula's
+- ``zdc_validation`` a ZDC run's held-out gallery and channel sums, and the toy's noise floor
 - ``report``         the standalone HTML validation report
 - ``run``            the run directory: the unit of persistence and exchange
 - ``export``         streamed, gated, atomic export with provenance

@@ -26,6 +26,8 @@ hard edges or long tails. This module maps each MC column to such a feature and 
 - **Pipeline**: :class:`FeaturePipeline` maps a whole MC :class:`pandas.DataFrame` to a
   float32 matrix for the networks and generated matrices back to a frame with the original
   column names and dtypes; it saves to / loads from JSON.
+- **Before a training**: :func:`suggest_transforms`, :func:`preview_transform` and
+  :func:`check_transforms` on a fixed subset (:func:`preview_rows`), as the Preprocessing tab does.
 
 Example
 -------
@@ -55,8 +57,10 @@ from scipy import special, stats
 
 from recogan_app.errors import InputError, NotFittedError, closest
 from recogan_app.files import write_atomic
+from recogan_app.splits import subsample
 
 __all__ = [
+    "PREVIEW_ROWS",
     "TRANSFORMS",
     "Arccos",
     "Chain",
@@ -68,8 +72,12 @@ __all__ = [
     "Quantile",
     "Standardise",
     "Transform",
+    "check_transforms",
     "parse_spec",
+    "preview_rows",
+    "preview_transform",
     "suggest_transform",
+    "suggest_transforms",
 ]
 
 
@@ -1021,3 +1029,35 @@ class FeaturePipeline:
         if isinstance(target, np.dtype):
             return x.astype(target, copy=False)
         return pd.array(x, dtype=target)
+
+
+# --------------------------------------------------------------------------------------------
+# Choosing specs before a training
+# --------------------------------------------------------------------------------------------
+
+PREVIEW_ROWS = 20_000
+"""Rows that previews and spec checks look at: enough for a column's shape, fitted in a moment."""
+
+
+def preview_rows(data):
+    """A fixed seeded subset of :data:`PREVIEW_ROWS` rows of a frame or column (all when fewer):
+    what the page's histograms and previews show, and what spec checks fit on."""
+    return subsample(data, PREVIEW_ROWS, seed=0)
+
+
+def suggest_transforms(frame: pd.DataFrame) -> dict[str, str]:
+    """:func:`suggest_transform` for every column of ``frame``, in column order."""
+    return {name: suggest_transform(name, frame[name].to_numpy()) for name in frame.columns}
+
+
+def check_transforms(frame: pd.DataFrame, transforms: dict[str, str]) -> FeaturePipeline:
+    """``FeaturePipeline(transforms)`` fitted on the :func:`preview_rows` of ``frame``: a spec that does
+    not fit its column (``arccos`` of a momentum) is refused in a moment, naming the column, not
+    seconds into a training."""
+    return FeaturePipeline(transforms).fit(preview_rows(frame))
+
+
+def preview_transform(column: pd.Series, spec: str) -> tuple[np.ndarray, np.ndarray]:
+    """(raw, transformed) values of the :func:`preview_rows` of ``column``, ``spec`` fitted on them."""
+    rows = preview_rows(column).to_frame()
+    return rows.iloc[:, 0].to_numpy(np.float64), check_transforms(rows, {column.name: spec}).transform(rows)[:, 0]

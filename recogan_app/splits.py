@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from recogan_app import streams
 from recogan_app.errors import InputError
@@ -72,9 +73,19 @@ def draw_split(n_rows: int, n_monitor: int, n_test: int, seed: int) -> Split:
                  test=np.sort(order[n_monitor:held]), seed=seed)
 
 
-def subsample(n_rows: int, size: int, seed: int) -> np.ndarray:
-    """Sorted positions of a seeded random subset of ``size`` rows (all of them when ``size`` is 0
-    or at least ``n_rows``): a quick look at a large MC (stream "subsample")."""
-    if not 0 < size < n_rows:
-        return np.arange(n_rows)
-    return np.sort(streams.rng(seed, "subsample").choice(n_rows, size, replace=False))
+def subsample(data, size: int, seed):
+    """A seeded random subset of ``size`` rows or events of ``data``, in their original order; ``data``
+    itself (no copy) when ``size`` is 0 or not below its length.
+
+    One function for quick looks, previews and the ZDC gallery and floor: one seed, the same rows.
+    ``data``: a DataFrame or Series (returned with a fresh index), an array, or events with a
+    ``subset(positions)`` method (ZDCSample); ``seed``: an int or a numpy Generator.
+    """
+    if not 0 < size < len(data):
+        return data
+    rows = np.sort(np.random.default_rng(seed).choice(len(data), size, replace=False))
+    if hasattr(data, "subset"):
+        return data.subset(rows)
+    if isinstance(data, (pd.DataFrame, pd.Series)):
+        return data.iloc[rows].reset_index(drop=True)
+    return np.asarray(data)[rows]

@@ -525,3 +525,34 @@ def test_unfitted_pipeline_json_round_trip():
     pipe = FeaturePipeline({"a": "quantile"}, random_state=9)
     again = FeaturePipeline.from_json(pipe.to_json())
     assert again.transforms == {"a": "quantile"} and again.random_state == 9 and not again.is_fitted()
+
+
+# ------------------------------------------------------------------------------------------
+# Choosing specs before a training (the Preprocessing tab's engine, callable from a notebook)
+# ------------------------------------------------------------------------------------------
+
+
+def test_suggest_transforms_covers_every_column_in_order(mc_frame):
+    assert list(preprocessing.suggest_transforms(mc_frame).items()) == [
+        ("pt", "quantile"), ("cos_pa", "arccos+quantile"), ("decay_length", "log1p+quantile"),
+        ("n_its_clusters", "integer+quantile"), ("eta", "quantile")]
+
+
+def test_check_transforms_fits_on_the_preview_rows_and_names_a_misfit_column(monkeypatch):
+    monkeypatch.setattr(preprocessing, "PREVIEW_ROWS", 1000)
+    x = np.arange(4000.0)
+    frame = pd.DataFrame({"pt": x, "cos_pa": np.cos(x)})
+    rows = preprocessing.preview_rows(frame)
+    assert len(rows) == 1000 and rows["pt"].isin(x).all() and rows.equals(preprocessing.preview_rows(frame))
+    step = preprocessing.check_transforms(frame, {"pt": "standardise", "cos_pa": "arccos"}).steps_["pt"].steps[0]
+    assert step.mean_ == pytest.approx(rows["pt"].mean()) and step.mean_ != pytest.approx(x.mean())
+    with pytest.raises(InputError, match="column 'pt'.*arccos"):  # a momentum is no cosine
+        preprocessing.check_transforms(frame, {"pt": "arccos"})
+
+
+def test_preview_transform_shows_the_spec_fitted_on_the_column(mc_frame):
+    raw, z = preprocessing.preview_transform(mc_frame["eta"], "standardise")
+    np.testing.assert_array_equal(raw, mc_frame["eta"].to_numpy())  # fewer rows than a preview: all of them
+    np.testing.assert_allclose(z, (raw - raw.mean()) / raw.std(), atol=1e-6)
+    with pytest.raises(InputError, match="column 'eta'"):
+        preprocessing.preview_transform(mc_frame["eta"], "arccos")

@@ -105,6 +105,14 @@ class MCSample:
         """The skipped columns and why, in one line ('' when none)."""
         return "; ".join(f"column '{name}' {why}" for name, why in self.skipped.items())
 
+    def describe(self) -> pd.DataFrame:
+        """One row per feature: its ``dtype``, ``min``, ``max`` and ``invalid`` (NaN/inf values in
+        the file, before any were dropped): what to look at before choosing transforms."""
+        frame = self.frame
+        invalid = pd.Series([self.invalid_counts.get(name, 0) for name in frame.columns], index=frame.columns)
+        return pd.DataFrame({"dtype": frame.dtypes.astype(str), "min": frame.min(), "max": frame.max(),
+                             "invalid": invalid}).rename_axis("feature")
+
 
 @dataclass(frozen=True)
 class Table:

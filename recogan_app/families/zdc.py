@@ -190,7 +190,7 @@ class ZDCFamily(ModelFamily):
         if config.lambda_aux > 0:
             aux, self.aux_info = self._pretrained_aux(folder, data, test, device, deadline.until(PRETRAINING_SHARE))
         module = ZDCGAN(config, aux).to(device)
-        shown = np.sort(streams.rng(config.seed, "snapshot").permutation(len(monitor))[:config.snapshot_rows])
+        shown = snapshot_events(len(monitor), config)
         snapshot = ZDCValidation(monitor.images[shown], torch.from_numpy(self.scaler.transform(monitor.conditions[shown])),
                                  config.channels, streams.stream_seed(config.seed, "snapshot"),
                                  gallery_conditions=monitor.conditions[shown])
@@ -253,6 +253,11 @@ class ZDCFamily(ModelFamily):
                 break
         return {"sample_size": len(test), "draws": len(generated), "draws_requested": self.config.eval_draws,
                 "channels": self.config.channels, **compare_zdc(test.images, generated, self.config.channels)}
+
+
+def snapshot_events(n_monitor: int, config: ZDCConfig) -> np.ndarray:
+    """Sorted positions, among the monitor events, of the ``snapshot_rows`` the snapshot compares."""
+    return np.sort(streams.rng(config.seed, "snapshot").permutation(n_monitor)[:config.snapshot_rows])
 
 
 def draw_seeds(seed: int, draws: int, stream: str = "evaluation") -> list[int]:

@@ -7,6 +7,7 @@ import asyncio
 from functools import partial
 
 import holoviews as hv
+import numpy as np
 from bokeh.document import Document
 import panel as pn
 import param
@@ -14,6 +15,7 @@ from panel.viewable import Viewer
 
 from recogan_app.data.sources import FORMATS
 from recogan_app.markup import escape_html, escape_markdown
+from recogan_app.preprocessing import preview_rows
 from recogan_app.ui.plots import density_histogram
 from recogan_app.ui.state import Session
 
@@ -156,25 +158,32 @@ class DataView(Viewer):
         tree = f" (tree {escape_markdown(sample.tree)})" if sample.tree else ""
         return f"**Loaded:** {escape_markdown(sample.source)}{tree}, {len(sample.frame):,} rows"
 
-    def histograms(self):
-        """Small normalised histograms of the chosen features."""
-        if self.state.sample is None or not self.state.features:
-            return hv.Layout([hv.Histogram([])]).opts(title="no data loaded")
-        plots = [density_histogram(self.state.histogram_values(f), label=f).opts(width=230, height=150, toolbar=None,
-                                                                               xticks=4, yticks=4)
-                 for f in self.state.features]
-        return hv.Layout(plots).cols(4).opts(shared_axes=False)
+    def histograms(self) -> list[hv.Histogram]:
+        """Small normalised histograms of the chosen features (numbers only: safe in a worker thread)."""
+        frame = self.state.sample.frame
+        return [density_histogram(preview_rows(frame[f]).to_numpy(np.float64), label=f).opts(
+            width=230, height=150, toolbar=None, xticks=4, yticks=4) for f in self.state.features]
 
     async def draw_histograms(self) -> None:
-        """Build :meth:`histograms` and their Bokeh figure in a thread, then show them (the latest
-        request wins when features change faster than they draw). The figure is built for a
-        document of its own: HoloViews would otherwise theme the current one, a page's, without
-        its lock."""
+        """Show :meth:`histograms`, computed in a thread, then drawn one figure at a time with a pause
+        between (~50 ms each), the latest request winning when features change faster than they draw.
+
+        Bokeh figures are built on this thread only: one built in a worker missed Bokeh's conversions
+        whenever HoloViews turned property validation off here meanwhile (a traceback in the served
+        log). Each is built for a document of its own: HoloViews would theme the page's otherwise.
+        """
         self._drawn += 1
         request = self._drawn
-        figure = await asyncio.to_thread(lambda: hv.renderer("bokeh").get_plot(self.histograms(), doc=Document()).state)
-        if request == self._drawn:
-            self.histogram_slot[:] = [pn.pane.Bokeh(figure, sizing_mode="stretch_width")]
+        if self.state.sample is None or not self.state.features:
+            self.histogram_slot[:] = [pn.pane.Markdown("No data loaded")]
+            return
+        figures = []
+        for element in await asyncio.to_thread(self.histograms):
+            await asyncio.sleep(0)
+            if request != self._drawn:
+                return
+            figures.append(pn.pane.Bokeh(hv.renderer("bokeh").get_plot(element, doc=Document()).state))
+        self.histogram_slot[:] = [pn.GridBox(*figures, ncols=4)]
 
     def __panel__(self):
         return self.layout

@@ -3,8 +3,10 @@
 :class:`Session` is a plain :class:`param.Parameterized` without Panel: every view reads it and
 calls its methods; only :meth:`Session.poll` (called on the UI's own thread) turns the training
 worker's queued events into parameter changes, so views never race the worker. A notebook can
-drive the same object without any view. :class:`TrainingState` is what it shares with the ZDC
-tab's state (:class:`~recogan_app.ui.zdc_state.ZDCSession`): notices and one background training.
+drive the same object without any view, or call the engine functions it calls (``MCSample.describe``,
+``preprocessing.suggest_transforms`` / ``preview_transform`` / ``check_transforms``, ``splits.subsample``)
+directly. :class:`TrainingState` is what it shares with the ZDC tab's state
+(:class:`~recogan_app.ui.zdc_state.ZDCSession`): notices and one background training.
 """
 
 from __future__ import annotations
@@ -19,17 +21,18 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import param
 
 from recogan_app.config import Settings, TabularConfig
+from recogan_app import streams
 from recogan_app.data.sources import EMBEDDED, FORMATS, MCSample, list_keys, load_mc
 from recogan_app.errors import ExportRefused, InputError
 from recogan_app.export import export
 from recogan_app.report import write_report
-from recogan_app.preprocessing import TRANSFORMS, FeaturePipeline, suggest_transform
+from recogan_app.preprocessing import TRANSFORMS, check_transforms, preview_transform, suggest_transforms
 from recogan_app.families.tabular import TabularRun, train_tabular
 from recogan_app.run import Run
+from recogan_app.splits import subsample
 from recogan_app.training.background import BackgroundTraining
 from recogan_app.training.device import describe_device, page_training_threads, resolve_device
 from recogan_app.training.events import FitResult, Message, Snapshot, StatusChange, StepEnd
@@ -44,8 +47,6 @@ SPECS = ("quantile", *(f"{name}+quantile" for name in TRANSFORMS
 ACTIVE = ("running", "pausing", "paused", "stopping")
 """Statuses in which a training process exists."""
 EMBEDDED_LABELS = {"Ξc+ toy, 8 features (embedded)": "toy-xic", "Ξc+ toy, 12 features (embedded)": "toy-xic-12"}
-PREVIEW_ROWS = 20_000
-"""Rows used for histograms and transform previews: enough for the shape, fast to redraw."""
 MAX_LISTED_FILES = 1000
 
 
@@ -410,17 +411,12 @@ class Session(TrainingState):
     def use(self, sample: MCSample) -> None:
         """Make ``sample`` the session's MC: every numeric column chosen, transforms suggested."""
         frame = sample.frame
-        suggested = {name: suggest_transform(name, frame[name].to_numpy()) for name in frame.columns}
-        summary = pd.DataFrame({
-            "dtype": frame.dtypes.astype(str),
-            "min": frame.min(), "max": frame.max(),
-            "invalid": pd.Series(sample.invalid_counts, index=frame.columns, dtype=float).fillna(0).astype(int),
-        }).rename_axis("feature")
+        suggested = suggest_transforms(frame)
         columns = list(frame.columns)
         # in this order: a page's selectors answer each change at once (a new list of columns picks its
         # first), and no column may be chosen while another sample is loaded (KeyError, the load lost)
         self.param.update(features=[], preview_feature=None)
-        self.param.update(sample=sample, summary=summary, suggested=suggested, transforms=dict(suggested))
+        self.param.update(sample=sample, summary=sample.describe(), suggested=suggested, transforms=dict(suggested))
         self.param.features.objects = columns
         self.param.preview_feature.objects = columns
         self.param.update(features=columns, preview_feature=columns[0])
@@ -437,24 +433,16 @@ class Session(TrainingState):
         self.use(sample)
         return sample
 
-    def histogram_values(self, feature: str) -> np.ndarray:
-        """A fixed random subset of one column, for quick histograms."""
-        column = self.sample.frame[feature]
-        if len(column) > PREVIEW_ROWS:
-            column = column.sample(n=PREVIEW_ROWS, random_state=0)
-        return column.to_numpy(dtype=np.float64)
-
     # -- preprocessing -------------------------------------------------------------------------
     def choose_transform(self, feature: str, spec: str) -> None:
         self.transforms = {**self.transforms, feature: spec}
         self.preview_feature = feature
 
     def preview(self, feature: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(raw, transformed) values of a feature under its chosen spec, fitted on the subset as
-        training will fit it (a spec that does not fit names the feature)."""
+        """:func:`~recogan_app.preprocessing.preview_transform` of a feature (default: the previewed
+        one) under its chosen spec."""
         feature = feature or self.preview_feature
-        raw = self.histogram_values(feature)
-        return raw, FeaturePipeline({feature: self.transforms[feature]}).fit_transform(pd.DataFrame({feature: raw}))[:, 0]
+        return preview_transform(self.sample.frame[feature], self.transforms[feature])
 
     # -- training ------------------------------------------------------------------------------
     def training_sample(self) -> MCSample:
@@ -463,10 +451,8 @@ class Session(TrainingState):
             raise InputError("no MC loaded", hint="load one on the Data tab")
         if not self.features:
             raise InputError("no features chosen", hint="choose some on the Data tab")
-        frame = self.sample.frame[self.features]
-        if 0 < self.max_rows < len(frame):
-            frame = frame.sample(n=self.max_rows, random_state=self.config.seed).reset_index(drop=True)
-        return dataclasses.replace(self.sample, frame=frame)
+        return dataclasses.replace(self.sample, frame=subsample(self.sample.frame[self.features], self.max_rows,
+                                                                 streams.rng(self.config.seed, "subsample")))
 
     def start(self) -> Path:
         """Start a training of the chosen features with the current settings; returns its run folder."""
@@ -474,8 +460,7 @@ class Session(TrainingState):
         sample = self._trained_on = self.training_sample()
         config = self.bounded(self.config.updated(
             features=list(self.features), transforms={f: self.transforms[f] for f in self.features}))
-        frame = sample.frame  # a spec that does not fit the data fails here, not seconds later in the worker
-        FeaturePipeline(config.transforms).fit(frame.sample(n=min(PREVIEW_ROWS, len(frame)), random_state=0))
+        check_transforms(sample.frame, config.transforms)
         return self.launch(partial(train_tabular, sample, config), config,
                            f"training {len(sample.frame):,} rows × {len(self.features)} features on {self.device_label}",
                            validation=None, exported=None)

@@ -3,7 +3,8 @@ five-channel WS history, and real versus generated responses for the same condit
 
 :class:`ZDCSession` is a plain :class:`param.Parameterized` without Panel, like
 :class:`~recogan_app.ui.state.Session` (whose notices and training control it shares): the ZDC
-view only reads it and calls its methods, and a notebook can drive it alone.
+view only reads it and calls its methods, and a notebook can drive it alone. The comparisons it
+shows are :mod:`recogan_app.zdc_validation`'s.
 
 Example
 -------
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import functools
 import json
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -25,27 +25,23 @@ import numpy as np
 import pandas as pd
 import param
 
+from recogan_app import streams
 from recogan_app.config import ZDCConfig
 from recogan_app.data import toy_zdc
 from recogan_app.data.sources import IMAGE_FORMATS
 from recogan_app.data.zdc import ZDCSample, load_zdc
 from recogan_app.errors import InputError
-from recogan_app.metrics.zdc import channel_sums, five_channel_ws
 from recogan_app.families.zdc import ZDCRun, train_zdc
-from recogan_app.splits import draw_split, heldout_sizes
+from recogan_app.splits import subsample
 from recogan_app.ui.state import TrainingState, file_stamp, files_under, inside
+from recogan_app.zdc_validation import Comparison, compare_heldout, toy_noise_floor
 
-__all__ = ["GALLERY_EVENTS", "QUICK_LOOK", "TOY", "Comparison", "ZDCSession", "toy_noise_floor"]
+__all__ = ["QUICK_LOOK", "TOY", "ZDCSession"]
 
 TOY = "toy-zdc"
 SOURCES = {"ZP toy (embedded)": TOY}
 FILE_FORMATS = IMAGE_FORMATS
 """ZP files offered under the data root (pickles are never read by the dashboard: they run code)."""
-GALLERY_EVENTS = 6
-HELDOUT_DRAWS = 2
-"""Generated responses per held-out gallery event: two draws show the spread for one condition."""
-HISTOGRAM_EVENTS = 2000
-"""Held-out events whose channel sums the histograms compare after training (generation costs time)."""
 QUICK_LOOK = dict(generator_channels=16, batch_size=32, lr_generator=1e-3, lr_discriminator=1e-4, aux_epochs=2,
                   snapshot_rows=300, eval_draws=3, time_limit=120.0)
 """The tab's starting settings: the README's ZDC-ablation sizing (a generator of 16 channels,
@@ -55,52 +51,6 @@ SWITCHES = {"lambda_diversity": "use_diversity", "lambda_intensity": "use_intens
 """Each penalty's λ and the switch that turns it on."""
 HISTORY = ["epoch", "elapsed_s", "sample_size", "ws_mean", "ws_ch1", "ws_ch2", "ws_ch3", "ws_ch4", "ws_ch5",
            "ws_draw_std", "empty_real", "empty_generated", "hottest_pixel_error"]
-
-
-@dataclass(frozen=True, eq=False)
-class Comparison:
-    """Real ZP events and generated responses to exactly their conditions.
-
-    Attributes
-    ----------
-    real : ndarray, shape (N, 56, 30)
-        The gallery's real responses (photon counts).
-    generated : ndarray, shape (N, D, 56, 30)
-        ``D`` generated responses to each gallery event's conditions.
-    conditions : ndarray, shape (N, 9)
-        The gallery events' conditions, in their units.
-    channels_real, channels_generated : ndarray, shape (M, 5)
-        Channel photon sums of the compared events (more than the gallery) and of the generated
-        responses to their conditions.
-    label : str
-        Which events these are and where the generated ones come from.
-    """
-
-    real: np.ndarray
-    generated: np.ndarray
-    conditions: np.ndarray
-    channels_real: np.ndarray
-    channels_generated: np.ndarray
-    label: str
-
-
-def toy_noise_floor(sample: ZDCSample, config: ZDCConfig, seed: int = 1) -> np.ndarray:
-    """Per-channel WS (photons) between toy events and a new simulation of exactly their conditions.
-
-    No model can be shown to do better than this. Taken on as many monitor events (photon sum
-    ≥ ``config.min_photon_sum``) as the per-epoch snapshot compares, so that it sits at the
-    snapshot's sample size (``benchmarks/zdc.py`` does the same on the test split).
-
-    Returns
-    -------
-    ndarray, shape (5,)
-    """
-    kept = sample.subset(sample.photon_sums >= config.min_photon_sum)
-    monitor = draw_split(len(kept), *heldout_sizes(len(kept), config.monitor_fraction, config.test_fraction),
-                         config.seed).monitor
-    events = np.random.default_rng(seed).permutation(monitor)[:config.snapshot_rows]
-    again = toy_zdc.simulate(kept.conditions[events], seed=seed)
-    return five_channel_ws(kept.images[events], [again], config.channels)["per_channel"]
 
 
 @functools.lru_cache(maxsize=2)
@@ -195,10 +145,7 @@ class ZDCSession(TrainingState):
         """The loaded events, or a seeded random subset of :attr:`max_events` of them."""
         if self.sample is None:
             raise InputError("no ZP events loaded", hint="press Load")
-        if 0 < self.max_events < len(self.sample):
-            rng = np.random.default_rng(self.config.seed)
-            return self.sample.subset(np.sort(rng.choice(len(self.sample), self.max_events, replace=False)))
-        return self.sample
+        return subsample(self.sample, self.max_events, streams.rng(self.config.seed, "subsample"))
 
     def job_settings(self) -> ZDCConfig:
         """The settings with every switched-off penalty's λ set to 0."""
@@ -238,39 +185,15 @@ class ZDCSession(TrainingState):
                               **s.metrics} for s in self.snapshots])
         self.history = rows[HISTORY] if self.history is None or self.history.empty else pd.concat(
             [self.history, rows[HISTORY]], ignore_index=True)
-        latest = self.snapshots[-1]
-        details = latest.details
-        self.comparison = Comparison(
-            real=details["gallery_real"][:GALLERY_EVENTS], generated=details["gallery_generated"][:GALLERY_EVENTS, None],
-            conditions=details["gallery_conditions"][:GALLERY_EVENTS], channels_real=details["channels_real"],
-            channels_generated=details["channels_generated"],
-            label=f"epoch {latest.epoch + 1}: training events, the snapshot's fixed noise")
+        self.comparison = Comparison.of_snapshot(self.snapshots[-1])
 
     # -- after training (slow: safe in a worker thread, sets no parameter) -------------------------
     def compare_heldout(self, seed: int | None = None) -> Comparison:
-        """Held-out events (never trained on) and the run's responses to their conditions.
-
-        The gallery shows :data:`GALLERY_EVENTS` events chosen by ``seed`` (default
-        :attr:`gallery_seed`) with :data:`HELDOUT_DRAWS` generated responses each; the channel sums
-        compare up to :data:`HISTOGRAM_EVENTS` held-out events with one response each.
-        """
-        run = self.run
-        if not isinstance(run, ZDCRun):
+        """:func:`~recogan_app.zdc_validation.compare_heldout` of the run, the gallery chosen by
+        ``seed`` (default :attr:`gallery_seed`)."""
+        if not isinstance(self.run, ZDCRun):
             raise InputError("no trained ZDC run yet", hint="press Start")
-        seed = self.gallery_seed if seed is None else seed
-        test = run.heldout()
-        rng = np.random.default_rng(seed)
-        shown = rng.choice(len(test), min(GALLERY_EVENTS, len(test)), replace=False)
-        compared = np.sort(rng.permutation(len(test))[:HISTOGRAM_EVENTS])
-        generated = np.stack([run.generate(test.conditions[shown], seed=seed + 1 + k) for k in range(HELDOUT_DRAWS)],
-                             axis=1)
-        convention = run.config.channels
-        return Comparison(real=test.images[shown], generated=generated, conditions=test.conditions[shown],
-                          channels_real=channel_sums(test.images[compared], convention),
-                          channels_generated=channel_sums(run.generate(test.conditions[compared], seed=seed),
-                                                          convention),
-                          label=f"held-out events (never trained on), {HELDOUT_DRAWS} generated responses each; "
-                                f"histograms: {len(compared):,} held-out events")
+        return compare_heldout(self.run, self.gallery_seed if seed is None else seed)
 
     def show_heldout(self, seed: int | None = None) -> Comparison | None:
         """:meth:`compare_heldout` and show it (on the calling thread: notebooks, scripts)."""

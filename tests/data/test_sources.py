@@ -408,3 +408,12 @@ def test_repeated_csv_header_names_and_a_saved_index_column(tmp_path):
     assert list(sample.frame.columns) == ["pt", "eta"] and set(sample.skipped) == {"Unnamed: 0", "index"}
     counts = pd.DataFrame({"index": [3, 1, 2], "pt": [1.5, 2.5, 0.5]})  # not 0, 1, 2…: a feature like any other
     assert list(load_mc(counts).frame.columns) == ["index", "pt"]
+
+
+def test_describe_gives_dtype_range_and_invalid_count_per_feature(tmp_path):
+    path = tmp_path / "mc.csv"
+    path.write_text("pt,n_hits\n1.5,4\nnan,7\n0.5,3\ninf,5\n2.0,6\n")
+    summary = load_mc(path, drop_invalid=True).describe()
+    assert list(summary.index) == ["pt", "n_hits"] and summary.index.name == "feature"
+    assert summary.loc["pt"].tolist() == ["float64", 0.5, 2.0, 2]
+    assert summary.loc["n_hits"].tolist() == ["int64", 3, 6, 0]  # rows 2 and 4 dropped with pt's NaN/inf

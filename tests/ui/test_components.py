@@ -188,6 +188,14 @@ def test_data_view_loads_in_a_thread_and_lists_features(root, tmp_path):
     assert list(view.features.options) == FEATURES
     assert view.loaded().startswith("**Loaded:**")
     assert "small.parquet" in shown(view.loaded()) and "1,500 rows" in view.loaded()
+    asyncio.run(view.draw_histograms())  # one figure per feature, drawn from all its rows (fewer than a preview)
+    figures = [pane.object for pane in view.histogram_slot[0]]
+    assert [figure.title.text for figure in figures] == FEATURES
+    for feature, figure in zip(FEATURES, figures):
+        bars = figure.renderers[0].data_source.data
+        edges = np.append(bars["left"], bars["right"][-1])
+        counts, _ = np.histogram(session.sample.frame[feature], edges)
+        np.testing.assert_allclose(bars["top"], counts / counts.sum() / np.diff(edges))
     session.source = "broken.parquet"  # a failed load: the previous sample stays, and the page says which
     asyncio.run(view.load())
     assert session.notice_level == "danger" and "small.parquet" in shown(view.loaded())

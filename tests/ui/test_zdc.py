@@ -14,17 +14,15 @@ import pytest
 from bokeh.document import Document
 from pyviz_comms import Comm
 
-from recogan_app.config import ZDCConfig
 from recogan_app.data import toy_zdc
-from recogan_app.data.zdc import IMAGE_SHAPE
-from recogan_app.metrics.zdc import channel_sums
 from recogan_app.families.zdc import ZDCRun
 from recogan_app.ui import Dashboard
 from recogan_app.ui.plots import (CHANNEL_COLORS, Gallery, channel_ws_rows, condition_title, gallery_canvas,
                                   zdc_ws_curves)
 from recogan_app.ui.zdc import ZDCView
-from recogan_app.ui.zdc_state import GALLERY_EVENTS, TOY, ZDCSession, toy_noise_floor
+from recogan_app.ui.zdc_state import TOY, ZDCSession
 from recogan_app.validation import compare_histograms
+from recogan_app.zdc_validation import GALLERY_EVENTS, compare_heldout
 
 TINY = dict(generator_channels=4, batch_size=32, snapshot_rows=50, aux_epochs=1, eval_draws=2, max_epochs=3,
             time_limit=None, device="cpu")
@@ -95,21 +93,15 @@ def test_snapshot_gallery_pairs_real_and_generated_for_the_same_conditions(follo
     assert comparison is not None
 
 
-def test_heldout_gallery_generates_for_the_shown_events_conditions(followed):
+def test_the_saved_run_switches_the_gallery_to_heldout_events(followed):
+    """The engine's comparison (tests/test_zdc_validation.py) of the run, for the gallery's seed."""
     session = followed.state
     comparison = session.comparison  # switched to held-out events when the run was saved
-    assert comparison.label.startswith("held-out events")
-    test = session.run.heldout()
-    assert comparison.real.shape == (min(GALLERY_EVENTS, len(test)), *IMAGE_SHAPE)
-    assert comparison.generated.shape == (len(comparison.real), 2, *IMAGE_SHAPE)
-    for image, conditions in zip(comparison.real, comparison.conditions):
-        match = np.flatnonzero((test.conditions == conditions).all(axis=1))
-        assert any(np.array_equal(test.images[i], image) for i in match)
     seed = session.gallery_seed
-    for k in range(2):  # each draw is the run's response to exactly the shown conditions
-        assert np.array_equal(comparison.generated[:, k], session.run.generate(comparison.conditions, seed=seed + 1 + k))
-    assert comparison.channels_real.shape == comparison.channels_generated.shape == (len(test), 5)
-    assert np.array_equal(comparison.channels_real, channel_sums(test.images))  # every held-out event
+    expected = compare_heldout(session.run, seed)
+    assert comparison.label == expected.label and comparison.label.startswith("held-out events")
+    for name in ("real", "generated", "conditions", "channels_real", "channels_generated"):
+        assert np.array_equal(getattr(comparison, name), getattr(expected, name)), name
 
     asyncio.run(followed.other_events())
     assert session.gallery_seed == seed + 1 and session.comparison is not comparison
@@ -220,13 +212,6 @@ def test_the_dashboard_has_a_zdc_tab_and_one_notice_line(tmp_path):
 
 
 # -- plots ------------------------------------------------------------------------------------------------
-
-
-def test_noise_floor_is_a_resimulation_of_the_same_conditions():
-    sample = toy_zdc.generate(600, seed=0)
-    floor = toy_noise_floor(sample, ZDCConfig(snapshot_rows=200))
-    assert floor.shape == (5,) and (floor > 0).all()
-    assert np.array_equal(floor, toy_noise_floor(sample, ZDCConfig(snapshot_rows=200)))  # seeded
 
 
 def test_ws_curves_sit_over_their_floors_in_their_colours(followed):
