@@ -1,10 +1,12 @@
 """The training loop: steps, snapshots, control and recovery; nothing model-specific.
 
 The loop owns the device (it moves the module and the training tensors there), the batches, the
-optimisers, the clock and the pause/stop switches. The module
-(e.g. :class:`~recogan_app.models.tabular.TabularGAN`) owns the networks and their losses and
-provides ``configure_optimizers``, ``discriminator_loss(*batch)`` and ``generator_loss(*batch)``
-(conditional models take their conditions from the batch; unconditional ones only its size).
+optimisers, the clock and the pause/stop switches. The module owns the networks and their losses:
+an adversarial one (e.g. :class:`~recogan_app.models.tabular.TabularGAN`) returns the generator's
+and the discriminator's optimisers from ``configure_optimizers`` and provides
+``discriminator_loss(*batch)`` and ``generator_loss(*batch)``; a likelihood one returns a single
+optimiser and provides ``loss(*batch)``; each returns named terms with the total under ``d_loss``,
+``g_loss`` or ``loss`` (conditional models take their conditions from the batch).
 A validation function turns the module into a :class:`Snapshot` at the end of every epoch.
 The loop never prints or plots: it emits events to its callbacks.
 
@@ -149,8 +151,8 @@ class Trainer:
         batches = ShuffledBatches(*(t.to(self.device) for t in data), batch_size=self.batch_size,
                                  generator=shuffle or torch.Generator())
         self.module, self.history, self._stop_reason = module, [], None
-        self.optimizers = module.configure_optimizers()
-        opt_g, opt_d = self.optimizers
+        optimizers = module.configure_optimizers()
+        self.optimizers = tuple(optimizers) if isinstance(optimizers, tuple | list) else (optimizers,)
         self._batches = batches
         self._emit("on_fit_start")
         if announce:
@@ -184,10 +186,7 @@ class Trainer:
                     self.request_stop("time_limit")
                 if self._stop_reason:
                     break
-                values = self._optimise(opt_d, module.discriminator_loss(*batch), "d_loss")
-                if values is not None and (step + 1) % self.discriminator_steps == 0:
-                    g_values = self._optimise(opt_g, module.generator_loss(*batch), "g_loss")
-                    values = None if g_values is None else {**values, **g_values}
+                values = self._update(module, batch, step)
                 if values is None:
                     rollbacks += 1
                     self._restore(last_good)
@@ -234,6 +233,18 @@ class Trainer:
         self.history.append({"epoch": epoch, "step": step, "elapsed_s": elapsed, "score": score, **metrics})
         self._emit("on_snapshot", snapshot)
         return self._full_state() if math.isfinite(score) else None
+
+    def _update(self, module, batch, step: int) -> dict[str, float] | None:
+        """One training step: a discriminator update (and every ``discriminator_steps`` a generator
+        update) for an adversarial module, one update of ``module.loss`` for a likelihood one."""
+        if len(self.optimizers) == 1:
+            return self._optimise(self.optimizers[0], module.loss(*batch), "loss")
+        opt_g, opt_d = self.optimizers
+        values = self._optimise(opt_d, module.discriminator_loss(*batch), "d_loss")
+        if values is not None and (step + 1) % self.discriminator_steps == 0:
+            g_values = self._optimise(opt_g, module.generator_loss(*batch), "g_loss")
+            values = None if g_values is None else {**values, **g_values}
+        return values
 
     def _optimise(self, optimizer, terms: dict[str, torch.Tensor], total: str) -> dict[str, float] | None:
         """One update on ``terms[total]``; None (and a message, no update) if any term is not finite."""

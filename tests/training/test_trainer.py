@@ -188,3 +188,24 @@ def test_time_limit_leaves_room_for_the_closing_snapshot(monkeypatch):
 
     result = Trainer(batch_size=16, max_epochs=10_000, time_limit=2.0).fit(Ticking(), batches(), validation)
     assert result.reason == "time_limit" and result.epochs == 2 and result.elapsed_s == pytest.approx(1.8)
+
+
+def test_a_likelihood_module_trains_with_one_optimiser_to_the_maximum_likelihood():
+    """A unit-variance Gaussian's mean by maximum likelihood: the closed form is the sample mean."""
+
+    class GaussianMean(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.generator = torch.nn.Linear(1, 1, bias=False)  # holds the mean (the run keeps `generator`)
+
+        def configure_optimizers(self):
+            return torch.optim.Adam(self.parameters(), lr=0.05)
+
+        def loss(self, x):
+            return {"loss": 0.5 * ((x - self.generator.weight[0]) ** 2).mean()}
+
+    data = torch.randn(256, 1, generator=torch.Generator().manual_seed(1)) + 3.0
+    module = GaussianMean()
+    result = Trainer(batch_size=256, max_epochs=400, log_every=1000).fit(module, (data,), validate_with([1.0] * 400))
+    assert result.reason == "max_epochs" and result.steps == 400
+    assert module.generator.weight.item() == pytest.approx(data.mean().item(), abs=1e-3)
