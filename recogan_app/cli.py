@@ -15,6 +15,7 @@ from pathlib import Path
 from recogan_app import __version__
 from recogan_app.config import DEVICES, SEED_MAX
 from recogan_app.errors import ExportRefused, InputError
+from recogan_app.metrics.verdict import REQUIRABLE
 
 EXAMPLES = """examples:
   recogan data toy-xic --out xic.parquet                 # the embedded Ξc+ toy, 531,548 candidates
@@ -569,7 +570,7 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--tree", help="ROOT TTree / HDF5 key of --reference")
     exp.add_argument("--drop-invalid", action="store_true",
                      help="drop --reference rows with NaN/inf instead of refusing")
-    exp.add_argument("--require", default="good", choices=["excellent", "good", "none"],
+    exp.add_argument("--require", default="good", choices=REQUIRABLE,
                      help="validation verdict needed to export (default: good)")
     exp.add_argument("--force", action="store_true", help="export below --require; recorded as forced")
     exp.add_argument("--seed", type=_seed, help="fixes the sample (default: fresh randomness, recorded)")

@@ -44,7 +44,7 @@ from recogan_app.data.sources import MCSample
 from recogan_app.errors import ExportRefused, InputError
 from recogan_app.files import check_writable, write_atomic, write_json
 from recogan_app.metrics.distributions import check_reference_rows, feature_metrics, ks_floor, ks_summary
-from recogan_app.metrics.verdict import BARS, RANK
+from recogan_app.metrics.verdict import BARS, RANK, REQUIRABLE
 from recogan_app.families.tabular import TabularRun
 
 __all__ = ["PROVENANCE_KEY", "SAMPLE_NAME", "WRITERS", "GateResult", "export", "gate", "provenance_path",
@@ -261,8 +261,8 @@ def gate(run: TabularRun, reference: pd.DataFrame, require: str = "good", *, see
     -------
     GateResult
     """
-    if require not in ("excellent", "good", "none"):
-        raise InputError(f"unknown validation level '{require}'", hint="one of excellent, good, none")
+    if require not in REQUIRABLE:
+        raise InputError(f"unknown validation level '{require}'", hint=f"one of {', '.join(REQUIRABLE)}")
     synthetic = run.generate(len(reference), seed=seed)
     ks = feature_metrics(reference, synthetic, run.features)["ks"]
     summary = ks_summary(ks.to_numpy())

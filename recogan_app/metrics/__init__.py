@@ -4,53 +4,27 @@
 - ``correlations``   Pearson/Spearman matrices, the residual synthetic − MC and its noise floor
 - ``c2st``           classifier two-sample test: an xgboost BDT asked to tell MC from synthetic
 - ``verdict``        seed 000's quality bars and the verdicts read off them
+
+The names below are imported on first use, so that importing one submodule (the command line
+needs only ``verdict``) does not load xgboost and scipy.
 """
 
-from recogan_app.metrics.c2st import C2STResult, classifier_two_sample_test
-from recogan_app.metrics.correlations import (
-    correlation_matrix,
-    correlation_residual,
-    flagged_pairs,
-    max_abs_residual,
-    residual_floor,
-)
-from recogan_app.metrics.distributions import (
-    bootstrap_interval,
-    feature_matrix,
-    feature_metrics,
-    iqr,
-    is_discrete,
-    ks_floor,
-    ks_statistic,
-    ks_summary,
-    ks_test,
-    noise_floor,
-    split_halves,
-    wasserstein,
-)
-from recogan_app.metrics.verdict import EXCELLENT, GOOD, RESIDUAL_TOLERANCE
+from importlib import import_module
 
-__all__ = [
-    "EXCELLENT",
-    "GOOD",
-    "RESIDUAL_TOLERANCE",
-    "C2STResult",
-    "bootstrap_interval",
-    "classifier_two_sample_test",
-    "correlation_matrix",
-    "correlation_residual",
-    "feature_matrix",
-    "feature_metrics",
-    "flagged_pairs",
-    "iqr",
-    "is_discrete",
-    "ks_floor",
-    "ks_statistic",
-    "ks_summary",
-    "ks_test",
-    "max_abs_residual",
-    "noise_floor",
-    "residual_floor",
-    "split_halves",
-    "wasserstein",
-]
+_HOMES = {
+    "c2st": ("C2STResult", "classifier_two_sample_test"),
+    "correlations": ("correlation_matrix", "correlation_residual", "flagged_pairs", "max_abs_residual",
+                     "residual_floor"),
+    "distributions": ("bootstrap_interval", "feature_matrix", "feature_metrics", "iqr", "is_discrete", "ks_floor",
+                      "ks_statistic", "ks_summary", "ks_test", "noise_floor", "split_halves", "wasserstein"),
+    "verdict": ("EXCELLENT", "GOOD", "RESIDUAL_TOLERANCE"),
+}
+_LAZY = {name: f"recogan_app.metrics.{module}" for module, names in _HOMES.items() for name in names}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'recogan_app.metrics' has no attribute {name!r}")

@@ -16,10 +16,12 @@ RESIDUAL_TOLERANCE = 0.05
 """Seed 000's criterion: |synthetic − MC| correlation coefficients within this bound."""
 BARS = {"excellent": EXCELLENT, "good": GOOD}
 """The (mean KS, max KS) bar of each level an export may require."""
+REQUIRABLE = ("excellent", "good", "none")
+"""The levels an export may require ("none": no gate)."""
 RANK = {"none": 0, "poor": 0, "good": 1, "excellent": 2}
 """Order of verdicts and required levels: a verdict passes a level of equal or lower rank."""
 
-__all__ = ["BARS", "EXCELLENT", "GOOD", "RANK", "RESIDUAL_TOLERANCE", "bar_score", "ks_verdict"]
+__all__ = ["BARS", "EXCELLENT", "GOOD", "RANK", "REQUIRABLE", "RESIDUAL_TOLERANCE", "bar_score", "ks_verdict"]
 
 
 def ks_verdict(mean_ks: float, max_ks: float) -> str:
