@@ -4,6 +4,7 @@ features and pick the ones to model."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from functools import partial
 
 import holoviews as hv
@@ -16,6 +17,18 @@ from recogan_app.data.sources import FORMATS
 from recogan_app.markup import escape_html, escape_markdown
 from recogan_app.ui.plots import density_histogram
 from recogan_app.ui.state import Session
+
+_RENDERING = threading.Lock()
+"""HoloViews' Bokeh renderer is one object per process, not safe in two threads at once: when four
+pages opened together and drew their histograms in threads, Bokeh raised AttributeError and
+RuntimeError ("we should have the lock when the document changes") in one of them (load test)."""
+
+
+def _bokeh_figure(element):
+    """The Bokeh figure of a HoloViews element, for a document of its own: HoloViews would
+    otherwise theme the current one, a page's, without its lock."""
+    with _RENDERING:
+        return hv.renderer("bokeh").get_plot(element, doc=Document()).state
 
 
 class CappedFileDropper(pn.widgets.FileDropper):
@@ -167,12 +180,11 @@ class DataView(Viewer):
 
     async def draw_histograms(self) -> None:
         """Build :meth:`histograms` and their Bokeh figure in a thread, then show them (the latest
-        request wins when features change faster than they draw). The figure is built for a
-        document of its own: HoloViews would otherwise theme the current one, a page's, without
-        its lock."""
+        request wins when features change faster than they draw). ``run_in_executor``, not
+        ``to_thread``: the thread does not inherit this page as Panel's current document."""
         self._drawn += 1
         request = self._drawn
-        figure = await asyncio.to_thread(lambda: hv.renderer("bokeh").get_plot(self.histograms(), doc=Document()).state)
+        figure = await asyncio.get_running_loop().run_in_executor(None, lambda: _bokeh_figure(self.histograms()))
         if request == self._drawn:
             self.histogram_slot[:] = [pn.pane.Bokeh(figure, sizing_mode="stretch_width")]
 
