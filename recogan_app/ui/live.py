@@ -118,11 +118,15 @@ class LiveView(Viewer):
     async def press_start(self, *_) -> None:
         """Start pressed in the page: the status line says "starting" at once (four pages pressing
         together queue on one server thread), then :meth:`prepare` runs in a worker thread and
-        :meth:`start` launches; a refused start puts the status back and says why in the notice."""
+        :meth:`start` launches; a refused start puts the status back and says why in the notice.
+
+        "starting" is sent inside ``pn.io.unlocked()``: otherwise Panel queued it behind this
+        callback, and the page saw it together with "running", after the launch (load test)."""
         state = self.state
         if state.status in STARTING:
             return
-        before, state.status = state.status, "starting"
+        with pn.io.unlocked():
+            before, state.status = state.status, "starting"
         try:
             with state.reporting():
                 await asyncio.to_thread(self.prepare)

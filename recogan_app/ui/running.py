@@ -21,9 +21,10 @@ class RunningTrainings(Viewer):
     :data:`REFRESH_MS` on a served page and by :meth:`refresh` elsewhere.
 
     The rows are built once (``rows``: the server's limit of trainings) and then only change their
-    text, button and visibility: when four pages each rebuilt their list as four trainings
-    started, Bokeh models were built and the page's model graph recomputed for every row of every
-    page, on the server's one thread, while those pages' clicks waited (load test)."""
+    text, button and visibility, under a fixed title: when four pages each rebuilt their list (or
+    retitled its card) as four trainings started, Bokeh models were built and the page's model
+    graph recomputed for every row of every page, on the server's one thread, while those pages'
+    clicks waited (load test)."""
 
     owner = param.String(default=SERVER_OWNER, constant=True, doc="Whose trainings are listed.")
 
@@ -49,7 +50,6 @@ class RunningTrainings(Viewer):
         with pn.io.hold():
             if len(trainings) >= len(self.rows):  # more than ever before on this page (a notebook has no limit)
                 self.rows.extend(self._row(i) for i in range(len(self.rows) - 1, len(trainings)))
-            self.card.title = f"Trainings on this server ({len(trainings)})"
             self._none.visible = not trainings
             for i, row in enumerate(self.rows[1:]):
                 row.visible = i < len(trainings)

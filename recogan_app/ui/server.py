@@ -9,6 +9,7 @@ closing another page ("Keep training when this page closes").
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import ctypes.util
 import dataclasses
@@ -25,7 +26,8 @@ from panel.io.callbacks import PeriodicCallback
 from recogan_app.errors import InputError
 from recogan_app.training.background import STOP_GRACE_S, BackgroundTraining
 
-__all__ = ["ENV", "OPTIONS", "SERVER_OWNER", "TRAININGS", "Limits", "Training", "Trainings", "every", "in_served_page"]
+__all__ = ["ENV", "OPTIONS", "SERVER_OWNER", "TRAININGS", "Limits", "Training", "Trainings", "every", "in_served_page",
+           "release_memory", "release_memory_later"]
 
 SERVER_OWNER = "everyone on this server"
 """The owner of every training when the server has no authentication: all pages are one user's."""
@@ -178,6 +180,22 @@ class Trainings:
 
 TRAININGS = Trainings()
 """Every training this server process runs."""
+
+
+RELEASE_AFTER_S = 2.0
+"""How long after a page's session is destroyed :func:`release_memory` runs: Bokeh calls the page's
+destroy callbacks while it still holds the session, whose memory is only free after."""
+_release_pending: asyncio.TimerHandle | None = None
+
+
+def release_memory_later() -> None:
+    """:func:`release_memory` in :data:`RELEASE_AFTER_S` on this event loop, once for pages that
+    close together. Called at once, it ran before the closed page was freed and handed nothing
+    back (server RSS 552 MB after a warm-up page, 613 then 632 MB after two rounds of 4 pages)."""
+    global _release_pending
+    if _release_pending is not None:
+        _release_pending.cancel()
+    _release_pending = asyncio.get_running_loop().call_later(RELEASE_AFTER_S, release_memory)
 
 
 def release_memory() -> int:

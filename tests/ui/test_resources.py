@@ -78,7 +78,7 @@ def test_trainings_beyond_the_server_limit_are_refused_and_listed_for_the_owner(
     first.wait(timeout=30)
     assert first.status == "failed" and TRAININGS.of("alice") == []
     listing.refresh()
-    assert listing.card.title == "Trainings on this server (0)" and not row.visible and listing.rows[0].visible
+    assert not row.visible and listing.rows[0].visible
 
 
 def test_time_limit_above_the_server_limit_is_refused_and_none_gets_it(tmp_path):
