@@ -26,9 +26,13 @@ RuntimeError ("we should have the lock when the document changes") in one of the
 
 def _bokeh_figure(element):
     """The Bokeh figure of a HoloViews element, for a document of its own: HoloViews would
-    otherwise theme the current one, a page's, without its lock."""
+    otherwise theme the current one, a page's, without its lock. The plot is cleaned up at once:
+    HoloViews keeps every plot it made, and so its Bokeh models, until then (one draw of the 8
+    toy features: 8 data sources kept for ever, which a closed page never gave back)."""
     with _RENDERING:
-        return hv.renderer("bokeh").get_plot(element, doc=Document()).state
+        plot = hv.renderer("bokeh").get_plot(element, doc=Document())
+        plot.cleanup()
+        return plot.state
 
 
 class CappedFileDropper(pn.widgets.FileDropper):
