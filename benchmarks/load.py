@@ -22,8 +22,9 @@ Usage::
 
     python benchmarks/load.py                       # 4 sessions, 3 Pause/Resume cycles
 
-Writes ``benchmarks/results/load.json`` and prints a Markdown table. On a shared 2-core machine
-the numbers are pessimistic: the browser's 4 pages, the server and 4 trainings share the cores.
+Writes ``benchmarks/results/load.json`` (``--out``) with the load average before and after, and
+prints Markdown tables: per kind of click, per page. On a shared 2-core machine the numbers are
+pessimistic: the browser's 4 pages, the server and 4 trainings share the cores.
 """
 
 from __future__ import annotations
