@@ -190,8 +190,8 @@ _release_pending: asyncio.TimerHandle | None = None
 
 def release_memory_later() -> None:
     """:func:`release_memory` in :data:`RELEASE_AFTER_S` on this event loop, once for pages that
-    close together. Called at once, it ran before the closed page was freed and handed nothing
-    back (server RSS 552 MB after a warm-up page, 613 then 632 MB after two rounds of 4 pages)."""
+    close together. Called at once, it ran before the closed page could be freed (server RSS 552 MB
+    after a warm-up page, 613 then 632 MB after two rounds of 4 pages; load test)."""
     global _release_pending
     if _release_pending is not None:
         _release_pending.cancel()
