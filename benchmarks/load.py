@@ -22,8 +22,9 @@ Usage::
 
     python benchmarks/load.py                       # 4 sessions, 3 Pause/Resume cycles
 
-Writes ``benchmarks/results/load.json`` and prints a Markdown table. On a shared 2-core machine
-the numbers are pessimistic: the browser's 4 pages, the server and 4 trainings share the cores.
+Writes ``benchmarks/results/load.json`` (``--out``) with the load average before and after, and
+prints Markdown tables: per kind of click, per page. On a shared 2-core machine the numbers are
+pessimistic: the browser's 4 pages, the server and 4 trainings share the cores.
 """
 
 from __future__ import annotations
@@ -229,11 +230,17 @@ def measure(args, server) -> dict:
         sessions.append({"rows_asked": rows[i], "runs": shown[i::len(rows)], "own_runs": all(own[i::len(rows)]),
                          "clicks_ms": by_button,
                          "median_ms": round(1000 * statistics.median(seconds)), "worst_ms": round(1000 * max(seconds))})
+    by_click = {}
+    for clicked in latencies:
+        for name, took in clicked:
+            by_click.setdefault(name, []).append(1000 * took)
+    clicks = {name: {"n": len(ms), "median_ms": round(statistics.median(ms)), "worst_ms": round(max(ms))}
+              for name, ms in by_click.items()}
     log = server.log.read_text()
     ours = "/recogan_app/" in log  # tornado's "WebSocketClosedError" of a page closed mid-write names no file of ours
     if "Traceback" in log:
         print(f"the server logged a traceback:\n{log}", file=sys.stderr)
-    return {"sessions": sessions, "distinct_runs": len(set(shown)) == len(shown), "memory_mb": memory,
+    return {"clicks": clicks, "sessions": sessions, "distinct_runs": len(set(shown)) == len(shown), "memory_mb": memory,
             "clicks_per_session": len(latencies[0]), "target_ms": 500, "server_cpu_share": server_cpu,
             "traceback_from_recogan": ours, "load_average_before": load_before}
 
@@ -247,13 +254,18 @@ def main() -> None:
     parser.add_argument("--linger", type=float, default=45,
                         help="seconds to wait after pages close, for the server to discard their sessions")
     parser.add_argument("--back-mb", type=float, default=50, help="how close to the starting RSS counts as back")
+    parser.add_argument("--out", type=Path, default=RESULTS / "load.json", help="where the results go")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         with served(Path(tmp), "--max-trainings", str(args.sessions)) as server:
             result = measure(args, server)
     result |= {"cpus": os.cpu_count(), "load_average_after": os.getloadavg(), "args": vars(args)}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "load.json").write_text(json.dumps(result, indent=2))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2, default=str))
+    print("| click | clicks | median | worst |\n|---|---|---|---|")
+    for name, c in result["clicks"].items():
+        print(f"| {name} | {c['n']} | {c['median_ms']} ms | {c['worst_ms']} ms |")
+    print()
     print("| session | rows | own runs | click median | click worst | Start to running |\n|---|---|---|---|---|---|")
     for i, s in enumerate(result["sessions"]):
         print(f"| {i + 1} | {s['rows_asked']:,} | {'yes' if s['own_runs'] else 'NO'} | {s['median_ms']} ms | "

@@ -20,7 +20,7 @@ import panel as pn
 
 from recogan_app.data.sources import EMBEDDED
 from recogan_app.ui.dashboard import Dashboard
-from recogan_app.ui.server import SERVER_OWNER, Limits, release_memory
+from recogan_app.ui.server import SERVER_OWNER, Limits, in_served_page, release_memory_later
 from recogan_app.ui.wire import guard_decoder
 
 TITLE = "recogan: synthetic MC you can check"
@@ -32,9 +32,9 @@ ENV = {"data": "RECOGAN_DATA", "data_root": "RECOGAN_DATA_ROOT", "workdir": "REC
 
 def closed(dashboard: Dashboard) -> None:
     """A page went away: its trainings stop (unless kept), and the memory its session held goes
-    back to the system."""
+    back to the system once Bokeh has let go of the session."""
     dashboard.close()
-    release_memory()
+    release_memory_later()
 
 
 def create_app(data=None, data_root=None, workdir=None, max_upload_mb=None,
@@ -58,7 +58,7 @@ def create_app(data=None, data_root=None, workdir=None, max_upload_mb=None,
     options = {"max_upload_mb": int(max_upload_mb)} if max_upload_mb else {}
     dashboard = Dashboard(data or EMBEDDED[0], data_root=data_root, workdir=workdir, downloads=workdir is not None,
                           limits=limits or Limits.from_env(), owner=pn.state.user or SERVER_OWNER, **options)
-    if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+    if in_served_page():
         pn.state.on_session_destroyed(lambda _context: closed(dashboard))
     return pn.template.FastListTemplate(title=TITLE, main=[dashboard], main_max_width="1800px")
 

@@ -13,7 +13,7 @@ from recogan_app.ui.data import DataView
 from recogan_app.ui.export import ExportView
 from recogan_app.ui.preprocessing import PreprocessingView
 from recogan_app.ui.running import RunningTrainings
-from recogan_app.ui.server import SERVER_OWNER
+from recogan_app.ui.server import SERVER_OWNER, in_served_page
 from recogan_app.ui.state import Session
 from recogan_app.ui.training import TrainingView
 from recogan_app.ui.validation import ValidationView
@@ -87,7 +87,7 @@ class Dashboard(Viewer):
         self.tabs = pn.Tabs(*((name, pn.Column(view, css_classes=[f"recogan-tab-{name.lower()}"],
                                                sizing_mode="stretch_width"))
                               for name, view in self.views.items()), sizing_mode="stretch_width")
-        self.trainings = RunningTrainings(owner=owner)
+        self.trainings = RunningTrainings(rows=limits.trainings if limits else 1, owner=owner)
         self.layout = pn.Column(
             pn.pane.Alert(state.param.notice.rx().rx.pipe(escape_markdown), alert_type=state.param.notice_level,
                           disable_math=True, css_classes=["recogan-notice"],
@@ -97,7 +97,7 @@ class Dashboard(Viewer):
     def _load_first(self) -> None:
         """Served, load after the page shows (with a spinner); in a notebook, before the cell
         returns, so that the next cell can use the data."""
-        if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+        if in_served_page():
             pn.state.onload(self.views["Data"].load)
         else:
             with self.state.reporting():

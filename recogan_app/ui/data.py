@@ -19,7 +19,6 @@ from recogan_app.preprocessing import preview_rows
 from recogan_app.ui.plots import density_histogram
 from recogan_app.ui.state import Session
 
-
 class CappedFileDropper(pn.widgets.FileDropper):
     """Panel's FileDropper with its size cap kept on the server too: the browser checks
     ``max_file_size`` before sending, but a client that skips that check can send chunks without end,
@@ -171,6 +170,8 @@ class DataView(Viewer):
         Bokeh figures are built on this thread only: one built in a worker missed Bokeh's conversions
         whenever HoloViews turned property validation off here meanwhile (a traceback in the served
         log). Each is built for a document of its own: HoloViews would theme the page's otherwise.
+        Each plot is cleaned up at once: HoloViews keeps every plot it made, and so its Bokeh models,
+        until then (8 data sources per draw of the 8 toy features, a closed page's included).
         """
         self._drawn += 1
         request = self._drawn
@@ -182,7 +183,9 @@ class DataView(Viewer):
             await asyncio.sleep(0)
             if request != self._drawn:
                 return
-            figures.append(pn.pane.Bokeh(hv.renderer("bokeh").get_plot(element, doc=Document()).state))
+            plot = hv.renderer("bokeh").get_plot(element, doc=Document())
+            plot.cleanup()
+            figures.append(pn.pane.Bokeh(plot.state))
         self.histogram_slot[:] = [pn.GridBox(*figures, ncols=4)]
 
     def __panel__(self):

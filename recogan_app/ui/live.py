@@ -25,6 +25,7 @@ from panel.viewable import Viewer
 
 from recogan_app.markup import escape_markdown
 from recogan_app.ui.plots import loss_rows
+from recogan_app.ui.server import every, in_served_page
 from recogan_app.ui.state import ACTIVE, TrainingState
 
 __all__ = ["POLL_MS", "PREPARING", "REDRAW_S", "WAITING", "LiveView", "duration", "settings_cards"]
@@ -89,8 +90,9 @@ class LiveView(Viewer):
         self.stale: dict[str, object] = {}
         self.drawn_at: dict[str, float] = {}
         self._poller = None
-        self.slots = {name: pn.Column(WAITING, sizing_mode="stretch_width", css_classes=[f"{self.CSS}-{name}"])
-                      for name in self.LIVE}
+        self.waiting = {name: pn.pane.Markdown(WAITING) for name in self.LIVE}
+        self.slots = {name: pn.Column(self.waiting[name], sizing_mode="stretch_width",
+                                      css_classes=[f"{self.CSS}-{name}"]) for name in self.LIVE}
         self.buttons = {name: pn.widgets.Button(label=name, color=kind, css_classes=[f"{self.CSS}-{name.lower()}"])
                         for name, kind in (("Start", "primary"), ("Pause", "warning"), ("Resume", "success"),
                                            ("Stop", "danger"))}
@@ -116,11 +118,15 @@ class LiveView(Viewer):
     async def press_start(self, *_) -> None:
         """Start pressed in the page: the status line says "starting" at once (four pages pressing
         together queue on one server thread), then :meth:`prepare` runs in a worker thread and
-        :meth:`start` launches; a refused start puts the status back and says why in the notice."""
+        :meth:`start` launches; a refused start puts the status back and says why in the notice.
+
+        "starting" is sent inside ``pn.io.unlocked()``: otherwise Panel queued it behind this
+        callback, and the page saw it together with "running", after the launch (load test)."""
         state = self.state
         if state.status in STARTING:
             return
-        before, state.status = state.status, "starting"
+        with pn.io.unlocked():
+            before, state.status = state.status, "starting"
         try:
             with state.reporting():
                 await asyncio.to_thread(self.prepare)
@@ -135,15 +141,17 @@ class LiveView(Viewer):
 
     def start(self) -> None:
         """Start a training and the periodic collection of its events; the page's resets (status,
-        figures, selectors) go out in one batch: one by one they held the server 0.3-1.3 s per
-        page when four pages started together."""
-        with self.state.reporting(), pn.io.hold():
+        figures, selectors) go out in one batch, and Bokeh recomputes the page's model graph once
+        (``freeze``), not once per emptied slot: one by one they held the server 0.3-1.3 s per
+        page when four pages started together. A slot that still waits is left as it is."""
+        with self.state.reporting(), pn.io.hold(freeze=True):
             self.state.start()
             self.figures.clear()
             self.stale.clear()
             self.drawn_at.clear()
-            for slot in self.slots.values():
-                slot[:] = [WAITING]
+            for name, slot in self.slots.items():
+                if slot.objects != [self.waiting[name]]:
+                    slot[:] = [self.waiting[name]]
             self.on_start()
             self.follow()
 
@@ -153,7 +161,7 @@ class LiveView(Viewer):
     def follow(self) -> None:
         """Collect the state's events every :data:`POLL_MS` until nothing more can come."""
         if not self.polling:
-            self._poller = pn.state.add_periodic_callback(self.poll, period=POLL_MS)
+            self._poller = every(POLL_MS, self.poll)
 
     @property
     def polling(self) -> bool:
@@ -163,15 +171,21 @@ class LiveView(Viewer):
         """Collect the worker's events and draw what is due (each figure at most every
         :data:`REDRAW_S`), in one batch of page updates; stop once nothing more can come.
 
-        ``freeze`` (Bokeh recomputes the document's model graph once, at the end) only when a
-        figure is new: updating a figure's data adds no model, and the recomputation grows with
-        the page.
+        At most one figure is built per poll: a build (Bokeh models, then the page's model graph
+        recomputed) held the server's thread 0.2-1 s per figure when four pages were training, and
+        building a page's five figures at its first epoch made every page's click wait behind them
+        (load test). Updating a built figure's data adds no model.
         """
-        with pn.io.hold(freeze=any(name not in self.figures for name in self.stale)):
+        with pn.io.hold():
             self.state.poll()
             now = time.monotonic()
             finishing = not self.state.polling
+            built = False
             for name in [name for name in self.stale if finishing or now - self.drawn_at.get(name, 0) >= REDRAW_S]:
+                if name not in self.figures:
+                    if built:
+                        continue
+                    built = True
                 self.feed(name, self.stale.pop(name))
                 self.drawn_at[name] = now
         if not (self.state.polling or self.stale) and self.polling:
@@ -218,7 +232,7 @@ class LiveView(Viewer):
             live = self.figures[name] = self.LIVE[name](data)
             options = self.PANES.get(name, {"sizing_mode": "stretch_width"})
             self.slots[name][:] = [pn.pane.Bokeh(live.figure, **options)]
-        if not pn.state.served:  # a notebook: changed Bokeh models are sent explicitly
+        if not in_served_page():  # a notebook: changed Bokeh models are sent explicitly
             pn.io.push_notebook(self.slots[name])
 
     def _on_losses(self, event):

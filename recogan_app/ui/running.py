@@ -10,7 +10,7 @@ import param
 from panel.viewable import Viewer
 
 from recogan_app.markup import escape_html
-from recogan_app.ui.server import SERVER_OWNER, TRAININGS, Training
+from recogan_app.ui.server import SERVER_OWNER, TRAININGS, Training, every, in_served_page
 
 REFRESH_MS = 1000
 """How often a served page looks for trainings started or ended elsewhere."""
@@ -18,38 +18,56 @@ REFRESH_MS = 1000
 
 class RunningTrainings(Viewer):
     """The owner's running trainings (:data:`~recogan_app.ui.server.TRAININGS`), refreshed every
-    :data:`REFRESH_MS` on a served page and by :meth:`refresh` elsewhere."""
+    :data:`REFRESH_MS` on a served page and by :meth:`refresh` elsewhere.
+
+    The rows are built once (``rows``: the server's limit of trainings) and then only change their
+    text, button and visibility, under a fixed title: when four pages each rebuilt their list (or
+    retitled its card) as four trainings started, Bokeh models were built and the page's model
+    graph recomputed for every row of every page, on the server's one thread, while those pages'
+    clicks waited (load test)."""
 
     owner = param.String(default=SERVER_OWNER, constant=True, doc="Whose trainings are listed.")
 
-    def __init__(self, **params):
+    def __init__(self, rows: int = 1, **params):
         super().__init__(**params)
-        self.rows = pn.Column(sizing_mode="stretch_width", css_classes=["recogan-trainings"])
+        self._none = pn.pane.HTML("<i>none running</i>")
+        self._shown: list[Training] = []
+        self.rows = pn.Column(self._none, *(self._row(i) for i in range(rows)), sizing_mode="stretch_width",
+                              css_classes=["recogan-trainings"])
         self.card = pn.Card(self.rows, title="Trainings on this server", collapsed=False, sizing_mode="stretch_width")
         self._listed: list[tuple] | None = None
         self.refresh()
-        if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
-            pn.state.add_periodic_callback(self.refresh, period=REFRESH_MS)
+        if in_served_page():
+            every(REFRESH_MS, self.refresh)
 
     def refresh(self) -> None:
-        """Redraw the list when trainings started, ended or were asked to stop since the last look."""
+        """Update the list when trainings started, ended or were asked to stop since the last look."""
         trainings = TRAININGS.of(self.owner)
         listed = [(id(t), t.job.control.stop_requested) for t in trainings]
         if listed == self._listed:
             return
-        self._listed = listed
-        self.card.title = f"Trainings on this server ({len(trainings)})"
-        self.rows[:] = [self._row(t) for t in trainings] or [pn.pane.HTML("<i>none running</i>")]
+        self._listed, self._shown = listed, trainings
+        with pn.io.hold():
+            if len(trainings) >= len(self.rows):  # more than ever before on this page (a notebook has no limit)
+                self.rows.extend(self._row(i) for i in range(len(self.rows) - 1, len(trainings)))
+            self._none.visible = not trainings
+            for i, row in enumerate(self.rows[1:]):
+                row.visible = i < len(trainings)
+                if row.visible:
+                    stopping = trainings[i].job.control.stop_requested
+                    row[0].object, row[1].disabled = self._text(trainings[i], stopping), stopping
 
-    def _row(self, training: Training) -> pn.Row:
-        stopping = training.job.control.stop_requested
-        text = (f"{escape_html(training.label)}<br><small><code>{escape_html(training.folder)}</code>, "
+    @staticmethod
+    def _text(training: Training, stopping: bool) -> str:
+        return (f"{escape_html(training.label)}<br><small><code>{escape_html(training.folder)}</code>, "
                 f"since {time.strftime('%H:%M:%S', time.localtime(training.started))}"
                 f"{' · stopping' if stopping else ''}</small>")
-        stop = pn.widgets.Button(label="Stop", color="danger", disabled=stopping, width=80,
-                                 css_classes=["recogan-trainings-stop"])
-        stop.on_click(lambda _: self.stop(training))
-        return pn.Row(pn.pane.HTML(text, sizing_mode="stretch_width"), stop, sizing_mode="stretch_width")
+
+    def _row(self, i: int) -> pn.Row:
+        """Row ``i`` of the list (hidden), whose Stop stops the ``i``-th training listed."""
+        stop = pn.widgets.Button(label="Stop", color="danger", width=80, css_classes=["recogan-trainings-stop"])
+        stop.on_click(lambda _: self.stop(self._shown[i]))
+        return pn.Row(pn.pane.HTML("", sizing_mode="stretch_width"), stop, visible=False, sizing_mode="stretch_width")
 
     def stop(self, training: Training) -> None:
         """Stop ``training`` (killed when it has not stopped after its grace period)."""
