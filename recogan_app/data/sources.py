@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import glob
+import itertools
 import re
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -467,23 +468,35 @@ def _sources(path) -> tuple[str, tuple[str, ...]]:
         return entries[0], ()
     files: list[str] = []
     for entry in entries:
-        where = Path(entry)
         if entry in EMBEDDED:
             raise InputError("is an embedded toy: it cannot be read together with files", path=entry)
-        if where.is_dir():
-            found = sorted(str(p) for p in where.iterdir() if p.suffix.lower() in FORMATS and not p.name.startswith("."))
-            if not found:
-                raise InputError("is a folder without MC files", path=entry, hint=f"expected {', '.join(FORMATS)}")
-        elif not where.exists() and _GLOB.search(entry):
-            found = sorted(glob.glob(entry))
-            if not found:
-                raise InputError("matches no file", path=entry)
-        else:
-            found = [entry]
-        files += [name for name in found if name not in files]
+        files += [name for name in _expanded(entry) if name not in files]
     n = len(files)
     source = ", ".join(entries) + (f" ({n} file{'s' * (n > 1)})" if entries != files else "")
     return source, tuple(files)
+
+
+def _expanded(entry: str) -> list[str]:
+    """The files of one entry. What a glob or a folder finds is refused where a symbolic link
+    leads to it: only a path named in full may (the dashboard checks those against its data root)."""
+    where = Path(entry)
+    if where.is_dir():
+        fixed = where
+        found = sorted(str(p) for p in where.iterdir() if p.suffix.lower() in FORMATS and not p.name.startswith("."))
+        if not found:
+            raise InputError("is a folder without MC files", path=entry, hint=f"expected {', '.join(FORMATS)}")
+    elif not where.exists() and _GLOB.search(entry):
+        fixed = Path(*itertools.takewhile(lambda part: not _GLOB.search(part), where.parts))
+        found = sorted(glob.glob(entry))
+        if not found:
+            raise InputError("matches no file", path=entry)
+    else:
+        return [entry]
+    for name in found:
+        if Path(name).resolve() != fixed.resolve() / Path(name).relative_to(fixed):
+            raise InputError(f"is reached through a symbolic link, which {entry} does not follow", path=name,
+                             hint="name the file itself")
+    return found
 
 
 def _open_all(source: str, files: tuple[str, ...], tree: str | None) -> list[tuple[str, Table]]:

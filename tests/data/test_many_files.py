@@ -106,3 +106,21 @@ def test_identifier_columns_are_left_out_unless_named(tmp_path):
         "block": "looks like an identifier (integers in sorted order)"}
     named = load_mc(path, features=["pt", "candidate", "eventNumber"])
     pd.testing.assert_frame_equal(named.frame, frame[["pt", "candidate", "eventNumber"]])
+
+
+def test_a_glob_or_a_folder_follows_no_symbolic_link(tmp_path, productions):
+    """What a pattern finds stays where the pattern points: the dashboard checks only the pattern
+    against its data root."""
+    folder, _ = productions
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.root").write_bytes((folder / "mc_0.root").read_bytes())
+    (folder / "linked.root").symlink_to(outside / "secret.root")
+    (folder / "sub").symlink_to(outside)
+    for entry, found in ((folder, "linked.root"), (folder / "*.root", "linked.root"), (folder / "*" / "*.root",
+                                                                                       "sub/secret.root")):
+        with pytest.raises(InputError) as info:
+            load_mc(str(entry))
+        assert str(info.value).startswith(f"{folder / found}: is reached through a symbolic link, which {entry} "
+                                          "does not follow")
+    assert len(load_mc(folder / "linked.root").frame) == SIZES[0]  # named in full: read
