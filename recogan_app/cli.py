@@ -293,9 +293,10 @@ def cmd_validate(args) -> int:
     if run:
         for path in reference.files:
             run.independent_reference(path)
-        heldout = (run.path / "heldout.parquet").resolve()  # selected already
-        if run.info["data"].get("cut") != reference.cut and [Path(f).resolve() for f in reference.files] != [heldout]:
-            print(f"note: the run was trained on {_selection(run.info['data'].get('cut'))}, the reference holds "
+        trained_on = run.info["data"].get("cut")
+        heldout = [Path(f).resolve() for f in reference.files] == [(run.path / "heldout.parquet").resolve()]
+        if trained_on != reference.cut and not heldout:  # the held-out split is selected already
+            print(f"note: the run was trained on {_selection(trained_on)}, the reference holds "
                   f"{_selection(reference.cut)}: --cut selects the reference as the training MC was, to compare "
                   "like with like", file=sys.stderr)
     if reference.cut is not None:

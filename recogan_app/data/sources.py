@@ -2,7 +2,8 @@
 
 :func:`load_mc` reads files (ROOT, Parquet, CSV, HDF5, npz; one, several, a glob or a folder) or an
 embedded toy, applies the selection (``cut``), keeps the numeric feature columns and checks them: a
-problem is one :class:`~recogan_app.errors.InputError` naming the file and the column. :func:`list_keys` lists the trees, keys or arrays a file offers as ``tree``.
+problem is one :class:`~recogan_app.errors.InputError` naming the file and the column.
+:func:`list_keys` lists the trees, keys or arrays a file offers as ``tree``.
 :func:`read_arrays` reads arrays of any shape (ZDC images and conditions) through the same checks:
 every file is read here.
 
@@ -482,7 +483,8 @@ def _expanded(entry: str) -> list[str]:
     where = Path(entry)
     if where.is_dir():
         fixed = where
-        found = sorted(str(p) for p in where.iterdir() if p.suffix.lower() in FORMATS and not p.name.startswith("."))
+        found = sorted(str(p) for p in where.iterdir()
+                       if p.suffix.lower() in FORMATS and not p.name.startswith("."))
         if not found:
             raise InputError("is a folder without MC files", path=entry, hint=f"expected {', '.join(FORMATS)}")
     elif not where.exists() and _GLOB.search(entry):
@@ -514,10 +516,10 @@ def _open_all(source: str, files: tuple[str, ...], tree: str | None) -> list[tup
 
 
 def _same_columns(first: Table, table: Table, first_path: str, path: str) -> None:
-    usable = {name for name, why in first.columns.items() if why is None}
     missing = [name for name in first.columns if name not in table.columns]
     extra = [name for name in table.columns if name not in first.columns]
-    differs = [name for name in first.columns if name in table.columns and (table.columns[name] is None) != (name in usable)]
+    differs = [name for name, why in first.columns.items()
+               if name in table.columns and (why is None) != (table.columns[name] is None)]
     if missing:
         how = f"has no column '{missing[0]}'" + (f" (nor {len(missing) - 1} more)" if len(missing) > 1 else "")
     elif extra:

@@ -195,7 +195,7 @@ class TabularRun(Run):
             return None, f"the run was written by recogan {self.info['recogan_version']}, which recorded no split"
         if mc is None and not source:
             return None, "the run records no data source"
-        files = data.get("sources") or [{"path": source, "sha256": data.get("sha256")}]  # a run that recorded no "sources"
+        files = data.get("sources") or [{"path": source, "sha256": data.get("sha256")}]  # runs before "sources"
         if not (isinstance(files, list) and all(isinstance(f, dict) and isinstance(f.get("path"), str) for f in files)):
             return None, "run.json's 'data.sources' is not a list of files"
         try:
@@ -220,7 +220,8 @@ class TabularRun(Run):
             return None
         digest = file_sha256(path)
         data = self.info.get("data", {})
-        if digest in {data.get("sha256"), *(f.get("sha256") for f in data.get("sources") or [])} - {None}:
+        trained = {data.get("sha256"), *(f.get("sha256") for f in data.get("sources") or [] if isinstance(f, dict))}
+        if digest in trained - {None}:
             share = f"{data['n_train'] / data['n_rows']:.0%}" if data.get("n_rows") else "most"
             raise InputError(f"is the file this run was trained on ({share} of its rows are the training split), "
                              f"so a comparison with it is biased in the model's favour", path=path,
