@@ -355,7 +355,8 @@ def export(run: TabularRun, out, n: int, *, reference: pd.DataFrame | MCSample |
     elif isinstance(reference, MCSample):
         frame, source = reference.frame, reference.source
         description = source + (f" (tree {reference.tree})" if reference.tree else "")
-        digest = run.independent_reference(source)
+        digests = [run.independent_reference(path) for path in reference.files]  # every file of it
+        digest = digests[0] if len(digests) == 1 else digests or None
     else:
         frame, description = reference, "the given reference sample"
         source = description

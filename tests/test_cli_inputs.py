@@ -121,3 +121,10 @@ def test_validate_applies_the_cut_to_both_files(production, tmp_path, capsys):
         assert f"{path}: the cut '{CUT}' kept {kept:,} of 600 rows" in err
     assert main(["train", "--resume", str(tmp_path), "--cut", CUT]) == 2
     assert "--cut cannot go with --resume" in capsys.readouterr().err
+
+
+def test_zdc_training_takes_one_file_and_no_cut(tmp_path, capsys):
+    for extra, words in ((["--data", "b.npz"], "--kind zdc reads one --data file"),
+                         (["--cut", "pt > 1"], "--cut is an option of tabular training, not of --kind zdc")):
+        assert main(["train", "--kind", "zdc", "--data", "a.npz", *extra, "--out", str(tmp_path / "r")]) == 2
+        assert words in capsys.readouterr().err

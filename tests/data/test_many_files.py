@@ -20,14 +20,14 @@ def _events(n: int, seed: int) -> dict[str, np.ndarray]:
 
 @pytest.fixture
 def productions(tmp_path):
-    """Three ROOT files of one tree (plus a file the glob must not match), and what each holds."""
+    """Three ROOT files of one TTree (plus a file the glob must not match), and what each holds."""
     folder = tmp_path / "mc"
     folder.mkdir()
     parts = []
     for k, n in enumerate(SIZES):
         columns = _events(n, k)
         with uproot.recreate(folder / f"mc_{k}.root") as file:
-            file["events"] = columns
+            file.mktree("events", {name: values.dtype for name, values in columns.items()}).extend(columns)  # TTree
         parts.append(pd.DataFrame(columns))
     (folder / "notes.txt").write_text("not MC")
     return folder, parts
@@ -124,3 +124,17 @@ def test_a_glob_or_a_folder_follows_no_symbolic_link(tmp_path, productions):
         assert str(info.value).startswith(f"{folder / found}: is reached through a symbolic link, which {entry} "
                                           "does not follow")
     assert len(load_mc(folder / "linked.root").frame) == SIZES[0]  # named in full: read
+
+
+def test_only_the_features_and_the_cut_columns_are_read(productions, monkeypatch):
+    folder, _ = productions
+    read = []
+    original = uproot.behaviors.TBranch.TBranch.array
+
+    def array(branch, *args, **kwargs):
+        read.append(branch.name)
+        return original(branch, *args, **kwargs)
+
+    monkeypatch.setattr(uproot.behaviors.TBranch.TBranch, "array", array)
+    sample = load_mc(str(folder / "mc_*.root"), features="pt", cut="abs(eta) < 1")
+    assert read == ["pt", "eta"] * 3 and list(sample.frame.columns) == ["pt"]
