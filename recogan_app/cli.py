@@ -192,6 +192,8 @@ def cmd_train(args) -> int:
         resume, record, args = found
     elif not (args.data and args.out):
         raise InputError("train needs --data and --out (or --resume RUN_DIR to continue a killed training)")
+    else:
+        _check_cut(args.cut)
     if args.kind == "zdc":
         return _train_zdc(args, started, resume, record)
     from recogan_app.config import TabularConfig
@@ -265,7 +267,16 @@ def _tabular_run(path, command: str, device: str = "cpu"):
     return run
 
 
+def _check_cut(cut: str | None) -> None:
+    """A bad ``--cut`` refused at once: before the slow imports and before any file is opened."""
+    from recogan_app.data.selection import Selection
+
+    if cut is not None:
+        Selection(cut)
+
+
 def cmd_validate(args) -> int:
+    _check_cut(args.cut)
     from datetime import datetime, timezone
 
     from recogan_app.files import write_atomic
