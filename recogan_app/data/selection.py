@@ -4,7 +4,8 @@ A cut comes from the user (the command line, a config file, later the dashboard)
 given to ``eval``, ``DataFrame.query``/``eval`` or uproot's expression language: it is parsed with
 :mod:`ast` and only a whitelist is evaluated, on numpy columns: column names, numbers,
 comparisons (chained too), ``and``/``or``/``not`` (and pandas' ``&``/``|``/``~``), ``+ - * / // % **``,
-unary minus and the numpy functions of :data:`FUNCTIONS`. Anything else (attribute access,
+unary minus and the numpy functions of :data:`FUNCTIONS`; a column whose name is no Python name
+(``Jet.pt``, ``d/fD64``) is quoted in backticks, as in pandas. Anything else (attribute access,
 subscripts, calls of other names, strings, lambdas…) is refused before any file is read.
 
 Example
@@ -19,6 +20,7 @@ Example
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Mapping
 
 import numpy as np
@@ -44,6 +46,7 @@ _LOGICAL = {ast.And: np.logical_and, ast.Or: np.logical_or, ast.BitAnd: np.logic
 _COMPARE = {ast.Lt: np.less, ast.LtE: np.less_equal, ast.Gt: np.greater, ast.GtE: np.greater_equal,
             ast.Eq: np.equal, ast.NotEq: np.not_equal}
 _SYMBOL = {ast.And: "and", ast.Or: "or", ast.BitAnd: "&", ast.BitOr: "|", ast.Not: "not", ast.Invert: "~"}
+_BACKTICKS = re.compile(r"`([^`]+)`")
 MAX_LENGTH = 2000
 """Longest cut accepted, in characters: a selection, not a program."""
 
@@ -64,7 +67,8 @@ class Selection:
         if len(expression) > MAX_LENGTH:
             raise self._refused(f"is {len(expression):,} characters long; a cut takes at most {MAX_LENGTH:,}")
         try:
-            self._tree = ast.parse(expression, mode="eval").body
+            self._quoted: dict[str, str] = {}  # placeholder name -> the column quoted in backticks
+            self._tree = ast.parse(_BACKTICKS.sub(self._placeholder, expression), mode="eval").body
         except SyntaxError as exc:
             where = f" at character {exc.offset}" if exc.offset else ""
             raise self._refused(f"is not a valid expression ({exc.msg}{where})") from None
@@ -79,6 +83,15 @@ class Selection:
     def __repr__(self) -> str:
         return f"Selection({self.expression!r})"
 
+    def _placeholder(self, quoted: re.Match) -> str:
+        name = f"_quoted_column_{len(self._quoted)}"
+        self._quoted[name] = quoted.group(1)
+        return name
+
+    def _column(self, node: ast.Name) -> str | None:
+        """The column a name stands for; None for a constant such as ``pi``."""
+        return self._quoted.get(node.id, None if node.id in CONSTANTS else node.id)
+
     def _refused(self, problem: str, hint: str | None = None) -> InputError:
         return InputError(f"the cut '{self.shown}' {problem}", hint=hint)
 
@@ -92,8 +105,8 @@ class Selection:
     def _check(self, node: ast.AST) -> None:
         """Refuse any node outside the whitelist; collect the column names."""
         if isinstance(node, ast.Name):
-            if node.id not in CONSTANTS and node.id not in self.columns:
-                self.columns.append(node.id)
+            if (column := self._column(node)) is not None and column not in self.columns:
+                self.columns.append(column)
             return
         if isinstance(node, ast.Constant):
             if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
@@ -143,7 +156,8 @@ class Selection:
 
     def _value(self, node: ast.AST, columns: Mapping[str, np.ndarray]):
         if isinstance(node, ast.Name):
-            return CONSTANTS[node.id] if node.id in CONSTANTS else np.asarray(columns[node.id])
+            column = self._column(node)
+            return CONSTANTS[node.id] if column is None else np.asarray(columns[column])
         if isinstance(node, ast.Constant):
             return np.float64(node.value)  # never a Python int: 10**10**10 would take forever
         if isinstance(node, ast.Call):

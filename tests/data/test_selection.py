@@ -21,9 +21,10 @@ pt, eta, px, py, q = (COLUMNS[k] for k in ("pt", "eta", "px", "py", "q"))
     ("log(pt) / 2 > arctan2(py, px) * pi / 10", np.log(pt) / 2 > np.arctan2(py, px) * np.pi / 10),
     ("sqrt(eta) > 0.5", np.sqrt(np.where(eta >= 0, eta, np.nan)) > 0.5),  # NaN (eta < 0) fails the comparison
     ("10 ** 10 ** 10 > pt", np.ones(500, bool)),  # float power: inf at once, never a huge integer
+    ("`Jet.pt` > 2 and `pi` < pi", (pt > 2) & (eta < np.pi)),  # backticks quote any column name
 ])
 def test_a_cut_keeps_what_numpy_keeps(expression, expected):
-    np.testing.assert_array_equal(Selection(expression).mask(COLUMNS), expected)
+    np.testing.assert_array_equal(Selection(expression).mask({**COLUMNS, "Jet.pt": pt, "pi": eta}), expected)
 
 
 @pytest.mark.parametrize(("expression", "words"), [
