@@ -101,7 +101,6 @@ class Selection:
         text = self.expression
         return text if len(text) <= 120 else f"{text[:117]}..."
 
-
     def _check(self, node: ast.AST) -> None:
         """Refuse any node outside the whitelist; collect the column names."""
         if isinstance(node, ast.Name):
