@@ -21,6 +21,7 @@ EXAMPLES = """examples:
   recogan data toy-xic --out xic.parquet                 # the embedded Ξc+ toy, 531,548 candidates
   recogan train --data xic.parquet --out runs/xic --time-limit 300
   recogan train --data mc.root --tree Candidates --features pt,decay_length,cos_pa --out runs/a
+  recogan train --data "mc/*.root" --data extra.root --cut "pt > 2 and abs(eta) < 0.8" --out runs/b
   recogan train --resume runs/a                          # continue a killed training from its last epoch
   recogan generate --run runs/xic --n 10000000 --out synthetic.parquet --seed 1
   recogan validate --reference runs/xic/heldout.parquet --run runs/xic --report report.html
@@ -30,6 +31,8 @@ EXAMPLES = """examples:
   recogan generate --run runs/zdc --conditions zdc.npz --out zdc-generated.npz --seed 1
   recogan serve --data-root ~/mc --port 5006             # the dashboard, opened on the embedded Ξc+ toy
 """
+CUT_HELP = ("selection applied before anything else, e.g. \"pt > 2 and abs(eta) < 0.8\": columns, numbers, "
+            "comparisons, and/or/not, + - * / ** %%, abs sqrt log exp hypot arctan2…")
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 """Addresses that only this machine reaches."""
 
@@ -95,12 +98,15 @@ def _check_output(path: Path, overwrite: bool, suffixes: tuple[str, ...]) -> Non
     check_writable(path)
 
 
-def _load_mc(path, *, tree=None, features=None, drop_invalid=False):
-    """:func:`~recogan_app.data.sources.load_mc`, saying on stderr which columns it left out and
-    what ``--drop-invalid`` dropped."""
+def _load_mc(path, *, tree=None, features=None, cut=None, drop_invalid=False):
+    """:func:`~recogan_app.data.sources.load_mc`, saying on stderr what the cut kept, which columns
+    it left out and what ``--drop-invalid`` dropped."""
     from recogan_app.data.sources import load_mc
 
-    sample = load_mc(path, tree=tree, features=features, drop_invalid=drop_invalid)
+    sample = load_mc(path, tree=tree, features=features, cut=cut, drop_invalid=drop_invalid)
+    path = sample.source
+    if sample.cut is not None:
+        print(f"{path}: {sample.selected()}", file=sys.stderr)
     if sample.skipped:
         print(f"{path}: left out {sample.left_out()} (--features names the columns to use)", file=sys.stderr)
     if sample.n_dropped:
@@ -127,19 +133,24 @@ def cmd_data(args) -> int:
     return 0
 
 
-RESUMED_KEEP = ("data", "out", "tree", "features", "conditions", "config", "transform", "set", "time_limit",
+RESUMED_KEEP = ("data", "out", "tree", "features", "cut", "conditions", "config", "transform", "set", "time_limit",
                 "device", "seed", "drop_invalid", "overwrite")
 """``train`` options a resumed training takes from the interrupted one, never from the command line."""
 
 
-def _origin(args, kind: str) -> dict:
-    """What ``--resume`` needs to read the same data again: the options, absolute paths, SHA-256s."""
+def _origin(args, kind: str, data_files) -> dict:
+    """What ``--resume`` needs to read the same data again: the options, the files read (absolute
+    paths: a glob or a folder is not expanded again) and each file's SHA-256."""
     from recogan_app.files import file_sha256
 
-    files = {name: getattr(args, name) for name in ("data", "conditions") if getattr(args, name)}
-    return {"kind": kind, "tree": args.tree, "drop_invalid": args.drop_invalid,
-            **{name: str(Path(path).resolve()) if Path(path).is_file() else path for name, path in files.items()},
-            "sha256": {name: file_sha256(path) for name, path in files.items() if Path(path).is_file()}}
+    def absolute(path) -> str:
+        return str(Path(path).resolve()) if Path(path).is_file() else str(path)
+
+    data = [absolute(path) for path in data_files or args.data]
+    conditions = args.conditions and absolute(args.conditions)
+    read = [path for path in (*data, conditions) if path and Path(path).is_file()]
+    return {"kind": kind, "tree": args.tree, "drop_invalid": args.drop_invalid, "data": data,
+            "conditions": conditions, "sha256": {path: file_sha256(path) for path in read}}
 
 
 def _take_over(args):
@@ -157,8 +168,8 @@ def _take_over(args):
         return None
     partial, record = found
     origin = record["origin"]
-    for name, digest in origin["sha256"].items():
-        path = Path(origin[name])
+    for path, digest in origin["sha256"].items():
+        path = Path(path)
         if not path.is_file():
             raise InputError("is gone: the interrupted training read its data from it", path=path)
         if file_sha256(path) != digest:
@@ -182,6 +193,8 @@ def cmd_train(args) -> int:
         resume, record, args = found
     elif not (args.data and args.out):
         raise InputError("train needs --data and --out (or --resume RUN_DIR to continue a killed training)")
+    else:
+        _check_cut(args.cut)
     if args.kind == "zdc":
         return _train_zdc(args, started, resume, record)
     from recogan_app.config import TabularConfig
@@ -194,13 +207,14 @@ def cmd_train(args) -> int:
     else:
         config = TabularConfig.from_file(args.config) if args.config else TabularConfig()
         transforms = {**config.transforms, **_settings(args.transform, "--transform")}
-        config = config.updated(**_parsed_settings(args, features=_features(args.features),
+        config = config.updated(**_parsed_settings(args, features=_features(args.features), cut=args.cut,
                                                    transforms=transforms if args.transform else None))
-    sample = _load_mc(args.data, tree=args.tree, features=config.features, drop_invalid=args.drop_invalid)
+    sample = _load_mc(args.data, tree=args.tree, features=config.features, cut=config.cut,
+                      drop_invalid=args.drop_invalid)
     progress = ProgressBar(config.max_epochs, config.time_limit, file=sys.stderr)
     run = train_tabular(sample, config, args.out, callbacks=[progress], overwrite=args.overwrite,
                         deadline=Deadline(config.time_limit, start=started),
-                        origin=record["origin"] if record else _origin(args, "tabular"), resume=resume)
+                        origin=record["origin"] if record else _origin(args, "tabular", sample.files), resume=resume)
     metrics, fit = run.metrics(), run.info["fit"]
     print(f"run written to {run.path}: stopped by {fit['reason']} after {fit['epochs']} epochs "
           f"({fit['elapsed_s']:.0f} s, {run.info['device']}); best epoch {fit['best_epoch']}")
@@ -254,7 +268,16 @@ def _tabular_run(path, command: str, device: str = "cpu"):
     return run
 
 
+def _check_cut(cut: str | None) -> None:
+    """A bad ``--cut`` refused at once: before the slow imports and before any file is opened."""
+    from recogan_app.data.selection import Selection
+
+    if cut is not None:
+        Selection(cut)
+
+
 def cmd_validate(args) -> int:
+    _check_cut(args.cut)
     from datetime import datetime, timezone
 
     from recogan_app.files import write_atomic
@@ -277,8 +300,20 @@ def cmd_validate(args) -> int:
             if name not in run.features:
                 raise InputError("is not a feature of this run", path=args.run, column=name,
                                  hint=f"it generates {', '.join(run.features)}")
-        run.independent_reference(args.reference)
-    reference = _load_mc(args.reference, tree=args.tree, features=features, drop_invalid=args.drop_invalid).frame
+    reference = _load_mc(args.reference, tree=args.tree, features=features, cut=args.cut,
+                         drop_invalid=args.drop_invalid)
+    if run:
+        for path in reference.files:
+            run.independent_reference(path)
+        trained_on = run.info["data"].get("cut")
+        heldout = [Path(f).resolve() for f in reference.files] == [(run.path / "heldout.parquet").resolve()]
+        if trained_on != reference.cut and not heldout:  # the held-out split is selected already
+            print(f"note: the run was trained on {_selection(trained_on)}, the reference holds "
+                  f"{_selection(reference.cut)}: --cut selects the reference as the training MC was, to compare "
+                  "like with like", file=sys.stderr)
+    if reference.cut is not None:
+        provenance["selection (--cut)"] = reference.cut
+    reference = reference.frame
     check_reference_rows(len(reference), args.reference)
     if run:
         n = args.n or len(reference)
@@ -288,7 +323,8 @@ def cmd_validate(args) -> int:
                            "MC events the model was trained on": run.info["data"]["n_train"]})
     else:
         seed = args.seed or 0
-        synthetic = _load_mc(args.synthetic, features=list(reference.columns), drop_invalid=args.drop_invalid).frame
+        synthetic = _load_mc(args.synthetic, features=list(reference.columns), cut=args.cut,
+                             drop_invalid=args.drop_invalid).frame
         baseline_train, note = None, "a synthetic file does not say which MC trained it"
         provenance["synthetic"] = args.synthetic
     if baseline_train is None:
@@ -313,6 +349,10 @@ def cmd_validate(args) -> int:
         write_report(validation, args.report, title=f"Validation of {provenance['synthetic']}", provenance=provenance)
         print(f"wrote {args.report}")
     return 0
+
+
+def _selection(cut: str | None) -> str:
+    return "every event (no cut)" if cut is None else f"the events passing the cut '{cut}'"
 
 
 def cmd_export(args) -> int:
@@ -430,20 +470,22 @@ def _train_zdc(args, started: float, resume=None, record=None) -> int:
     from recogan_app.families.zdc import train_zdc
 
     for flag, value in (("--tree", args.tree), ("--features", args.features), ("--transform", args.transform),
-                        ("--drop-invalid", args.drop_invalid)):
+                        ("--drop-invalid", args.drop_invalid), ("--cut", args.cut)):
         if value:
             raise InputError(f"{flag} is an option of tabular training, not of --kind zdc")
+    if len(args.data) > 1:
+        raise InputError("--kind zdc reads one --data file (images and conditions)")
     if resume is not None:
         config = ZDCConfig.from_dict(record["config"], source=str(resume / "resume.json"))
     else:
         config = ZDCConfig.from_file(args.config) if args.config else ZDCConfig()
         config = config.updated(**_parsed_settings(args))
-    sample = load_zdc(args.data, conditions=args.conditions)
-    print(f"{args.data}: {len(sample):,} events; {sample.note}", file=sys.stderr)
+    sample = load_zdc(args.data[0], conditions=args.conditions)
+    print(f"{args.data[0]}: {len(sample):,} events; {sample.note}", file=sys.stderr)
     progress = ProgressBar(config.max_epochs, config.time_limit, file=sys.stderr)
     run = train_zdc(sample, config, args.out, callbacks=[progress], overwrite=args.overwrite,
                     deadline=Deadline(config.time_limit, start=started),
-                    origin=record["origin"] if record else _origin(args, "zdc"), resume=resume)
+                    origin=record["origin"] if record else _origin(args, "zdc", args.data), resume=resume)
     m, fit = run.metrics(), run.info["fit"]
     print(f"run written to {run.path}: stopped by {fit['reason']} after {fit['epochs']} epochs "
           f"({fit['elapsed_s']:.0f} s, {run.info['device']}); best epoch {fit['best_epoch']}")
@@ -502,10 +544,14 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train a generator on an MC file; writes a run directory",
                                 epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     source = train.add_argument_group("data")
-    source.add_argument("--data",
-                        help="MC file (.root .parquet .csv .h5 .npz) or an embedded toy: toy-xic, toy-xic-12")
+    source.add_argument("--data", action="append", metavar="FILE|GLOB|DIR",
+                        help="MC file (.root .parquet .csv .h5 .npz), a quoted glob (\"mc/*.root\") or a folder; "
+                             "repeatable: the files are read as one sample and must hold the same columns. "
+                             "Or an embedded toy: toy-xic, toy-xic-12")
     source.add_argument("--tree", help="ROOT TTree / HDF5 key / npz array to read")
-    source.add_argument("--features", help="comma-separated columns to model (default: all numeric)")
+    source.add_argument("--features", help="comma-separated columns to model (default: all numeric, "
+                                           "identifiers such as event numbers left out)")
+    source.add_argument("--cut", metavar="EXPR", help=CUT_HELP)
     source.add_argument("--drop-invalid", action="store_true", help="drop rows with NaN/inf instead of refusing")
     source.add_argument("--kind", choices=["tabular", "zdc"], default="tabular",
                         help="tabular features (default) or proton-ZDC images (.npz .h5 with "
@@ -548,6 +594,7 @@ def build_parser() -> argparse.ArgumentParser:
                               epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     val.add_argument("--reference", required=True, help="MC file to compare with (ideally a run's heldout.parquet)")
     val.add_argument("--tree", help="ROOT TTree / HDF5 key of --reference")
+    val.add_argument("--cut", metavar="EXPR", help=CUT_HELP + "; applied to --reference and --synthetic")
     synthetic = val.add_mutually_exclusive_group(required=True)
     synthetic.add_argument("--synthetic", help="file of synthetic rows (.parquet .root .csv .h5 .npz)")
     synthetic.add_argument("--run", help="run directory to generate the synthetic rows from")

@@ -130,6 +130,9 @@ class TabularConfig(TrainingSettings):
     # -- data ---------------------------------------------------------------------------------
     features = param.List(default=None, allow_None=True, item_type=str,
                           doc="Columns to model, in order; None = every numeric column.")
+    cut = param.String(default=None, allow_None=True,
+                       doc="Selection applied to the MC before the split, e.g. 'pt > 2 and abs(eta) < 0.8' "
+                           "(recogan_app.data.selection: parsed, never run as code).")
     transforms = param.Dict(default={},
                             doc="Per-feature preprocessing spec overriding the suggestion, "
                                 "e.g. {'cos_pa': 'arccos+quantile'}.")

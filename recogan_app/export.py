@@ -355,7 +355,8 @@ def export(run: TabularRun, out, n: int, *, reference: pd.DataFrame | MCSample |
     elif isinstance(reference, MCSample):
         frame, source = reference.frame, reference.source
         description = source + (f" (tree {reference.tree})" if reference.tree else "")
-        digest = run.independent_reference(source)
+        digests = [run.independent_reference(path) for path in reference.files]  # every file of it
+        digest = digests[0] if len(digests) == 1 else digests or None
     else:
         frame, description = reference, "the given reference sample"
         source = description
@@ -371,8 +372,8 @@ def export(run: TabularRun, out, n: int, *, reference: pd.DataFrame | MCSample |
         "rows": n,
         "features": run.features,
         "statement": _statement(n, data["n_train"], data),
-        "training_data": {key: data.get(key) for key in ("source", "tree", "sha256", "n_rows", "n_train",
-                                                         "n_monitor", "n_test")},
+        "training_data": {key: data.get(key) for key in ("source", "tree", "sha256", "sources", "cut", "n_rows",
+                                                         "n_train", "n_monitor", "n_test")},
         "seeds": {"training": run.config.seed, "sample": seed, "validation": run.stream_seed("gate")},
         "validation": {**asdict(result), "passed": result.passed, "reference_sha256": digest},
         "forced": not result.passed,

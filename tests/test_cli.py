@@ -207,7 +207,8 @@ def test_validate_rereads_the_training_file_without_unpickling(trained, tmp_path
     frame["obj"] = [payload] * len(frame)
     frame.to_hdf(evil, key="events", format="fixed")
     info = json.loads((run / "run.json").read_text())
-    info["data"].update(source=str(evil), tree="events")
+    info["data"].update(source=str(evil), tree="events",
+                        sources=[{"path": str(evil), "sha256": info["data"]["sha256"]}])
     (run / "run.json").write_text(json.dumps(info))
     train, note = TabularRun.load(run).training_rows()
     assert train is None and "mc.h5 has changed since training" in note

@@ -201,7 +201,7 @@ bad("names-mismatch.npz", "'X' has 2 columns but 3 column names")(
 bad("pickle.pkl", "is a pickle file, which is never read")(
     lambda d: GOOD.to_pickle(d / "pickle.pkl") or d / "pickle.pkl")
 bad("fifo.csv", "is a FIFO (named pipe), not a regular file")(lambda d: os.mkfifo(d / "fifo.csv") or d / "fifo.csv")
-bad("folder.parquet", "is a directory, not a file")(lambda d: (d / "folder.parquet").mkdir() or d / "folder.parquet")
+bad("folder.parquet", "is a folder without MC files")(lambda d: (d / "folder.parquet").mkdir() or d / "folder.parquet")
 bad("loop.csv", "is a symbolic link that leads nowhere")(lambda d: os.symlink(d / "loop.csv", d / "loop.csv") or d / "loop.csv")
 bad("broken-link.csv", "is a symbolic link that leads nowhere")(
     lambda d: os.symlink(d / "gone.csv", d / "broken-link.csv") or d / "broken-link.csv")

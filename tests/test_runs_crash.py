@@ -259,8 +259,8 @@ def test_resume_refuses_changed_data_and_new_settings(mc, tmp_path, capsys):
     data, out = tmp_path / "mc.parquet", tmp_path / "run"
     data.write_bytes((mc / "mc.parquet").read_bytes())
     record = {"kind": "tabular", "config": TabularConfig(**TINY).to_dict(), "overwrite": False,
-              "origin": {"kind": "tabular", "data": str(data), "tree": None, "drop_invalid": False,
-                         "allow_pickle": False, "sha256": {"data": "0" * 64}}}
+              "origin": {"kind": "tabular", "data": [str(data)], "conditions": None, "tree": None,
+                         "drop_invalid": False, "sha256": {str(data): "0" * 64}}}
     partial = tmp_path / f".run.partial-{HOST}-{dead_pid()}-00000000"  # as a training killed early leaves it
     partial.mkdir()
     (partial / "resume.json").write_text(json.dumps(record))

@@ -1,14 +1,16 @@
 """Read a Monte Carlo sample for training, refusing bad input with one clear message.
 
-:func:`load_mc` reads a file (ROOT, Parquet, CSV, HDF5, npz) or an embedded toy, keeps the numeric
-feature columns and checks them: a problem is one :class:`~recogan_app.errors.InputError` naming the
-file and the column. :func:`list_keys` lists the trees, keys or arrays a file offers as ``tree``.
+:func:`load_mc` reads files (ROOT, Parquet, CSV, HDF5, npz; one, several, a glob or a folder) or an
+embedded toy, applies the selection (``cut``), keeps the numeric feature columns and checks them: a
+problem is one :class:`~recogan_app.errors.InputError` naming the file and the column.
+:func:`list_keys` lists the trees, keys or arrays a file offers as ``tree``.
 :func:`read_arrays` reads arrays of any shape (ZDC images and conditions) through the same checks:
 every file is read here.
 
 Example
 -------
 >>> sample = load_mc("xic.root", tree="events", features="pt,eta,decay_length")  # doctest: +SKIP
+>>> sample = load_mc(["mc/*.root", "extra.root"], cut="pt > 2 and abs(eta) < 0.8")  # doctest: +SKIP
 >>> sample.frame.shape  # doctest: +SKIP
 (531548, 3)
 """
@@ -16,6 +18,8 @@ Example
 from __future__ import annotations
 
 import csv
+import glob
+import itertools
 import re
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -33,6 +37,7 @@ import uproot
 
 from recogan_app.data.containers import (PICKLE_SUFFIXES, check_regular_file, hdf5_arrays, hdf5_columns,
                                          hdf5_tables, named_columns, open_hdf5, read_npz, refuse_pickle)
+from recogan_app.data.selection import Selection
 from recogan_app.errors import InputError, closest
 
 __all__ = ["EMBEDDED", "FORMATS", "IMAGE_FORMATS", "MCSample", "Table", "list_keys", "load_mc", "read_arrays"]
@@ -61,6 +66,12 @@ _INDEX_WHY = "looks like a saved row index, not a feature"
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 _INDEX_NAMES = ("index", "level_0")
 """What ``reset_index`` names a frame's index: a saved index when it counts the rows 0, 1, 2…"""
+_GLOB = re.compile(r"[*?[]")
+_IDENTIFIER_NAME = re.compile(r"(run|event|evt|lumi|luminosity)[ _]?(number|num|nr|no|id|block|blk|section)?s?",
+                              re.IGNORECASE)
+"""Names of bookkeeping numbers: run, event, luminosity block (``runNumber``, ``evtNum``, ``lumiBlock``…)."""
+_IDENTIFIER_ROWS = 50
+"""Fewest rows on which unique or sorted integers say "identifier" rather than chance."""
 
 
 def _counts_rows(values) -> bool:
@@ -90,8 +101,15 @@ class MCSample:
         NaN/inf count per column before dropping; only columns that had some.
     skipped : dict of str to str
         Columns left out when no features were named, each with the reason (text, jagged, a
-        saved index, constant, beyond float32's range): said to the user, so that no column
-        disappears unnoticed.
+        saved index, constant, an identifier such as an event number, beyond float32's range):
+        said to the user, so that no column disappears unnoticed.
+    files : tuple of str
+        The files read, in order (several for a glob, a folder or a list); empty for an embedded
+        toy or a DataFrame.
+    cut : str or None
+        The selection applied (see :class:`~recogan_app.data.selection.Selection`).
+    n_before_cut, n_after_cut : int
+        Rows read, and rows the cut kept (before any NaN/inf row was dropped).
     """
 
     frame: pd.DataFrame = field(repr=False)
@@ -100,10 +118,21 @@ class MCSample:
     n_dropped: int
     invalid_counts: dict[str, int]
     skipped: dict[str, str] = field(default_factory=dict)
+    files: tuple[str, ...] = ()
+    cut: str | None = None
+    n_before_cut: int = 0
+    n_after_cut: int = 0
 
     def left_out(self) -> str:
         """The skipped columns and why, in one line ('' when none)."""
         return "; ".join(f"column '{name}' {why}" for name, why in self.skipped.items())
+
+    def selected(self) -> str:
+        """What the cut kept, in words ('' without a cut)."""
+        if self.cut is None:
+            return ""
+        share = f" ({self.n_after_cut / self.n_before_cut:.1%})" if self.n_before_cut else ""
+        return f"the cut '{self.cut}' kept {self.n_after_cut:,} of {self.n_before_cut:,} rows{share}"
 
     def describe(self) -> pd.DataFrame:
         """One row per feature: its ``dtype``, ``min``, ``max`` and ``invalid`` (NaN/inf values in
@@ -130,20 +159,28 @@ class Table:
         return f" in {self.kind} '{self.tree}'" if self.tree else ""
 
 
-def load_mc(path, *, tree=None, features=None, drop_invalid=False, min_rows=2) -> MCSample:
+def load_mc(path, *, tree=None, features=None, cut=None, drop_invalid=False, min_rows=2) -> MCSample:
     """Read and check an MC sample.
 
     Parameters
     ----------
-    path : str, pathlib.Path or pandas.DataFrame
-        A ``.root``, ``.parquet``/``.pq``, ``.csv``, ``.h5``/``.hdf5``/``.hdf`` or ``.npz`` file, one
-        of :data:`EMBEDDED`, or a frame already in memory (its source is then "a DataFrame").
+    path : str, pathlib.Path, list of them, or pandas.DataFrame
+        A ``.root``, ``.parquet``/``.pq``, ``.csv``, ``.h5``/``.hdf5``/``.hdf`` or ``.npz`` file, a
+        glob pattern (``"mc/*.root"``, matches sorted), a folder (its files of those formats, sorted)
+        or a list of these, read one file at a time into one sample (every file must hold the same
+        columns); one of :data:`EMBEDDED`; or a frame already in memory (its source is then "a DataFrame").
     tree : str, optional
         The ROOT tree (TTree or RNTuple), HDF5 key/group/dataset or npz array to read; needed only
         when the file holds more than one (see :func:`list_keys`).
     features : list of str or str, optional
         Columns to keep, in this order (a string is split at commas). Default: every numeric
-        top-level column; text, jagged, saved-index and constant columns are skipped (see ``MCSample.skipped``).
+        top-level column; text, jagged, saved-index, constant and identifier columns (integers unique
+        or nearly, sorted, or named like run/event/luminosity-block numbers) are skipped (see
+        ``MCSample.skipped``).
+    cut : str, optional
+        A selection such as ``"pt > 2 and abs(eta) < 0.8"``, applied to each file as it is read,
+        before anything else (:class:`~recogan_app.data.selection.Selection`: no code is run). The
+        columns it reads need not be features.
     drop_invalid : bool
         Drop rows with NaN/inf values instead of refusing the file.
     min_rows : int
@@ -156,21 +193,30 @@ def load_mc(path, *, tree=None, features=None, drop_invalid=False, min_rows=2) -
     Raises
     ------
     InputError
-        Missing, unreadable or empty file; unknown tree or column; a non-numeric or constant
-        column; NaN/inf values (unless ``drop_invalid``); too few rows.
+        Missing, unreadable or empty file; files that differ in their columns; a bad cut or one that
+        reads an unknown column; unknown tree or column; a non-numeric or constant column; NaN/inf
+        values (unless ``drop_invalid``); too few rows.
     """
+    selection = None if cut is None else Selection(cut)  # refused before any file is opened
     in_memory = isinstance(path, pd.DataFrame)  # a notebook's frame gets the same checks as a file
-    source = "a DataFrame" if in_memory else str(path)
+    source, files = ("a DataFrame", ()) if in_memory else _sources(path)
     wanted = _parse_features(features, source)
     if in_memory:
         _no_tree(source, tree, "DataFrame")
-    table = _table(_frame_columns(path)) if in_memory else _open(source, tree)
-    names = _select(table, wanted, source)
-    data = table.read(names)
-    for name in names:
-        if (why := _unusable(name, data[name])) is not None:
-            raise InputError(why, path=source, column=name)
+    tables = [(source, _table(_frame_columns(path)))] if in_memory else _open_all(source, files, tree)
+    table = tables[0][1]
+    names = _select(table, wanted, source, n_rows=sum(t.n_rows for _, t in tables))
+    extra = []
+    if selection is not None:
+        selection.check_columns(table.columns, path=source)
+        extra = [name for name in selection.columns if name not in names]
+        for name in extra:
+            if table.columns[name] is not None:
+                raise InputError(f"{table.columns[name]}: the cut '{selection.shown}' cannot read it", path=source,
+                                 column=name)
+    data, n_before_cut = _read_selected(tables, names + extra, selection)
     frame = pd.DataFrame({name: _native(data[name]) for name in names})
+    n_after_cut = len(frame)
 
     floats = frame.select_dtypes("floating")
     invalid = ~np.isfinite(floats.to_numpy())
@@ -190,7 +236,9 @@ def load_mc(path, *, tree=None, features=None, drop_invalid=False, min_rows=2) -
         frame = frame[~bad_rows].reset_index(drop=True)
 
     if len(frame) < min_rows:
-        after = f" after dropping {n_dropped} with NaN/inf" if n_dropped else ""
+        after = [f"the cut '{selection.shown}' (it kept {n_after_cut:,} of {n_before_cut:,})"] if selection else []
+        after += [f"dropping {n_dropped} with NaN/inf"] if n_dropped else []
+        after = f" after {' and '.join(after)}" if after else ""
         raise InputError(f"has {len(frame)} rows{after}; training needs at least {min_rows}", path=source)
     skipped = {} if wanted else {name: why for name, why in table.columns.items() if why is not None}
     if len(frame) > 1:
@@ -198,13 +246,14 @@ def load_mc(path, *, tree=None, features=None, drop_invalid=False, min_rows=2) -
             why, hint = _unlearnable(frame[name].to_numpy())
             if why and wanted:
                 raise InputError(why, path=source, column=name, hint=hint)
-            if why:
+            if why or (not wanted and (why := _identifier(name, frame[name].to_numpy()))):
                 skipped[name] = why
         if len(skipped) == len(table.columns):
             raise InputError(f"has no usable columns{table.where}", path=source,
                              hint="; ".join(f"'{name}' {why}" for name, why in list(skipped.items())[:3]))
         frame = frame.drop(columns=[name for name in names if name in skipped])
-    return MCSample(frame, source, table.tree, n_dropped, counts, skipped)
+    return MCSample(frame, source, table.tree, n_dropped, counts, skipped, files=files,
+                    cut=selection and selection.expression, n_before_cut=n_before_cut, n_after_cut=n_after_cut)
 
 
 def list_keys(path) -> list[str]:
@@ -270,9 +319,10 @@ def _parse_features(features, path) -> list[str] | None:
     return names
 
 
-def _select(table: Table, wanted: list[str] | None, path: str) -> list[str]:
-    """The columns to read: ``wanted`` after checking it, or every numeric column."""
-    if table.n_rows == 0:
+def _select(table: Table, wanted: list[str] | None, path: str, n_rows: int) -> list[str]:
+    """The columns to read: ``wanted`` after checking it, or every numeric column (``n_rows``: in
+    every file together)."""
+    if n_rows == 0:
         raise InputError(f"is empty (0 rows{table.where})", path=path)
     stripped = [name.strip() for name in table.columns]
     alike = next((name for i, name in enumerate(table.columns) if stripped[i] in stripped[:i]), None)
@@ -304,6 +354,22 @@ def _unusable(name: str, values) -> str | None:
     if isinstance(values.dtype, np.dtype) and values.dtype.kind in "biuf":
         return None
     return f"is not numeric (dtype {values.dtype}{_first_non_number(values)})"
+
+
+def _identifier(name: str, values: np.ndarray) -> str | None:
+    """Why an integer column looks like bookkeeping (run, event, luminosity block), not physics; or None."""
+    if values.dtype.kind not in "iu":
+        return None
+    if _IDENTIFIER_NAME.fullmatch(name):
+        return "looks like an identifier (integers named like a run, event or luminosity-block number)"
+    if len(values) < _IDENTIFIER_ROWS:
+        return None
+    distinct = len(np.unique(values))
+    if distinct >= 0.99 * len(values):
+        return f"looks like an identifier ({distinct:,} distinct integers in {len(values):,} rows)"
+    if distinct >= 3 and ((values[1:] >= values[:-1]).all() or (values[1:] <= values[:-1]).all()):
+        return "looks like an identifier (integers in sorted order)"
+    return None
 
 
 def _unlearnable(values: np.ndarray) -> tuple[str, str] | tuple[None, None]:
@@ -387,6 +453,106 @@ def _reading(path: str, fmt: str, column: str | None = None):
     except Exception as exc:
         reason = " ".join(str(exc).split())[:200] or type(exc).__name__
         raise InputError(f"could not be read as {fmt}: {reason}", path=path, column=column) from exc
+
+
+# --- many files ------------------------------------------------------------------------------------
+
+
+def _sources(path) -> tuple[str, tuple[str, ...]]:
+    """The source as messages name it, and the files it stands for: each entry a file, a glob
+    pattern (its matches, sorted) or a folder (its files of a known format, sorted). An embedded
+    toy stands alone and is no file."""
+    entries = [str(p) for p in path] if isinstance(path, (list, tuple)) else [str(path)]
+    if not entries:
+        raise InputError("no MC file given")
+    if len(entries) == 1 and entries[0] in EMBEDDED:
+        return entries[0], ()
+    files: list[str] = []
+    for entry in entries:
+        if entry in EMBEDDED:
+            raise InputError("is an embedded toy: it cannot be read together with files", path=entry)
+        files += [name for name in _expanded(entry) if name not in files]
+    n = len(files)
+    source = ", ".join(entries) + (f" ({n} file{'s' * (n > 1)})" if entries != files else "")
+    return source, tuple(files)
+
+
+def _expanded(entry: str) -> list[str]:
+    """The files of one entry. What a glob or a folder finds is refused where a symbolic link
+    leads to it: only a path named in full may (the dashboard checks those against its data root)."""
+    where = Path(entry)
+    if where.is_dir():
+        fixed = where
+        found = sorted(str(p) for p in where.iterdir()
+                       if p.suffix.lower() in FORMATS and not p.name.startswith("."))
+        if not found:
+            raise InputError("is a folder without MC files", path=entry, hint=f"expected {', '.join(FORMATS)}")
+    elif not where.exists() and _GLOB.search(entry):
+        fixed = Path(*itertools.takewhile(lambda part: not _GLOB.search(part), where.parts))
+        found = sorted(glob.glob(entry))
+        if not found:
+            raise InputError("matches no file", path=entry)
+    else:
+        return [entry]
+    for name in found:
+        if Path(name).resolve() != fixed.resolve() / Path(name).relative_to(fixed):
+            raise InputError(f"is reached through a symbolic link, which {entry} does not follow", path=name,
+                             hint="name the file itself")
+    return found
+
+
+def _open_all(source: str, files: tuple[str, ...], tree: str | None) -> list[tuple[str, Table]]:
+    """Each file's table (the embedded toy's when there is no file), refusing a file whose columns
+    differ from the first one's; every file is read from the tree the first one was."""
+    if not files:
+        return [(source, _open(source, tree))]
+    first = _open(files[0], tree)
+    tables = [(files[0], first)]
+    for path in files[1:]:
+        table = _open(path, first.tree if tree is None else tree)
+        _same_columns(first, table, files[0], path)
+        tables.append((path, table))
+    return tables
+
+
+def _same_columns(first: Table, table: Table, first_path: str, path: str) -> None:
+    missing = [name for name in first.columns if name not in table.columns]
+    extra = [name for name in table.columns if name not in first.columns]
+    differs = [name for name, why in first.columns.items()
+               if name in table.columns and (why is None) != (table.columns[name] is None)]
+    if missing:
+        how = f"has no column '{missing[0]}'" + (f" (nor {len(missing) - 1} more)" if len(missing) > 1 else "")
+    elif extra:
+        how = f"has a column '{extra[0]}' that {first_path} has not" + (
+            f" (and {len(extra) - 1} more)" if len(extra) > 1 else "")
+    elif differs:
+        name = differs[0]
+        how = (f"column '{name}' {table.columns[name] or 'is a flat numeric column'} here, but "
+               f"{first.columns[name] or 'is a flat numeric column'} in {first_path}")
+    else:
+        return
+    raise InputError(f"differs from {first_path}: {how}", path=path,
+                     hint="the files of one sample must hold the same columns")
+
+
+def _read_selected(tables: list[tuple[str, Table]], names: list[str],
+                   selection: Selection | None) -> tuple[dict[str, np.ndarray], int]:
+    """The columns ``names`` of every table, one file at a time, each cut by ``selection`` as it is
+    read (only the kept rows are held); and the number of rows before the cut."""
+    parts, n_read = [], 0
+    for path, table in tables:
+        data = table.read(names)
+        for name in names:
+            if (why := _unusable(name, data[name])) is not None:
+                raise InputError(why, path=path, column=name)
+        n_read += len(data[names[0]])
+        if selection is not None:
+            kept = selection.mask(data)
+            data = {name: np.asarray(values)[kept] for name, values in data.items()}
+        parts.append(data)
+    if len(parts) == 1:
+        return parts[0], n_read
+    return {name: np.concatenate([part.pop(name) for part in parts]) for name in names}, n_read
 
 
 # --- formats ---------------------------------------------------------------------------------------

@@ -75,7 +75,9 @@ class ModelFamily:
         self.config = config
 
     def usable(self, sample):
-        """The part of ``sample`` this family trains on (columns chosen, events selected), checked."""
+        """The part of ``sample`` this family trains on (columns chosen, events selected), checked:
+        its ``source`` names it in messages, its ``files`` (if any) are the files read, each
+        recorded in run.json with its SHA-256."""
         raise NotImplementedError
 
     def size(self, sample) -> int:
@@ -170,11 +172,13 @@ def fit_to_run(family: ModelFamily, sample, out, *, callbacks: Sequence[Callback
             when = "its first epoch" if not result.epochs else "any epoch gave finite figures"
             raise InputError(f"training ended ({result.reason}) before {when}: nothing to save", path=source,
                              hint=family.failure_hint(result, train, prepared))
+        sources = [{"path": str(Path(path).resolve()), "sha256": file_sha256(path)}
+                   for path in getattr(usable, "files", None) or [source] if path and Path(path).is_file()]
         info = {
             "kind": family.kind,
             "data": {"source": source, "n_train": len(split.train), "n_monitor": len(split.monitor),
                      "n_test": len(split.test),
-                     "sha256": file_sha256(source) if source and Path(source).is_file() else None,
+                     "sha256": sources[0]["sha256"] if len(sources) == 1 else None, "sources": sources,
                      **family.data_info(sample, usable)},
             "split": split.record(),
             "random": streams.record(config.seed),

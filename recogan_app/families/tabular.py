@@ -177,9 +177,10 @@ class TabularRun(Run):
         """The MC this run was trained on: the recorded split applied to ``mc`` (the caller holds
         the frame it trained on), or by default to the run's source read again.
 
-        The copula baseline must learn from the same events as the model. Refused (None) when
-        the source cannot be read or has changed, when the split drawn again differs from the
-        recorded one, or when the run (written by recogan 0.1) recorded no split.
+        The copula baseline must learn from the same events as the model: every file read again,
+        with the same cut. Refused (None) when a source file cannot be read or has changed, when
+        the split drawn again differs from the recorded one, or when the run (written by recogan
+        0.1) recorded no split.
 
         Returns
         -------
@@ -194,12 +195,17 @@ class TabularRun(Run):
             return None, f"the run was written by recogan {self.info['recogan_version']}, which recorded no split"
         if mc is None and not source:
             return None, "the run records no data source"
+        files = data.get("sources") or [{"path": source, "sha256": data.get("sha256")}]  # runs before "sources"
+        if not (isinstance(files, list) and all(isinstance(f, dict) and isinstance(f.get("path"), str) for f in files)):
+            return None, "run.json's 'data.sources' is not a list of files"
         try:
             if mc is None:
-                if data.get("sha256") and Path(source).is_file() and file_sha256(source) != data["sha256"]:
-                    return None, f"{source} has changed since training (SHA-256 differs)"
-                mc = load_mc(source, tree=data.get("tree"), features=data.get("features"),
-                             drop_invalid=bool(data.get("n_dropped_invalid"))).frame
+                changed = [f["path"] for f in files if f["sha256"] and Path(f["path"]).is_file()
+                           and file_sha256(f["path"]) != f["sha256"]]
+                if changed:
+                    return None, f"{changed[0]} has changed since training (SHA-256 differs)"
+                mc = load_mc([f["path"] for f in files], tree=data.get("tree"), features=data.get("features"),
+                             cut=data.get("cut"), drop_invalid=bool(data.get("n_dropped_invalid"))).frame
             split = Split.rebuild(record, len(mc), source or "the training MC")
         except InputError as exc:
             return None, f"the run's training MC could not be rebuilt ({exc})"
@@ -214,7 +220,8 @@ class TabularRun(Run):
             return None
         digest = file_sha256(path)
         data = self.info.get("data", {})
-        if digest == data.get("sha256"):
+        trained = {data.get("sha256"), *(f.get("sha256") for f in data.get("sources") or [] if isinstance(f, dict))}
+        if digest in trained - {None}:
             share = f"{data['n_train'] / data['n_rows']:.0%}" if data.get("n_rows") else "most"
             raise InputError(f"is the file this run was trained on ({share} of its rows are the training split), "
                              f"so a comparison with it is biased in the model's favour", path=path,
@@ -231,17 +238,24 @@ class TabularFamily(ModelFamily):
     min_train = 50
 
     def usable(self, sample: MCSample | pd.DataFrame) -> MCSample:
+        cut = self.config.cut
         if isinstance(sample, pd.DataFrame):
-            sample = load_mc(sample, features=self.config.features)
+            sample = load_mc(sample, features=self.config.features, cut=cut)
+        elif cut is not None and sample.cut != cut:
+            raise InputError(f"was read with the cut {sample.cut!r}, but the settings ask for the cut {cut!r}",
+                             path=sample.source, hint="read it with load_mc(..., cut=...) as the settings say")
         features = self.config.features or list(sample.frame.columns)
         missing = [f for f in features if f not in sample.frame.columns]
         if missing:
             raise InputError("not among the loaded columns", path=sample.source, column=missing[0])
-        self.source = sample.source
+        self.source, self.selected = sample.source, sample.selected()
         return dataclasses.replace(sample, frame=sample.frame[features])
 
     def size(self, sample: MCSample) -> int:
         return len(sample.frame)
+
+    def counted(self, n: int) -> str:
+        return f"{n:,} rows" + (f"; {self.selected}" if self.selected else "")
 
     def take(self, sample: MCSample, rows) -> pd.DataFrame:
         return sample.frame.iloc[rows].reset_index(drop=True)
@@ -263,7 +277,8 @@ class TabularFamily(ModelFamily):
 
     def data_info(self, sample: MCSample, usable: MCSample) -> dict:
         return {"tree": usable.tree, "features": list(usable.frame.columns), "n_rows": len(usable.frame),
-                "n_dropped_invalid": usable.n_dropped}
+                "n_dropped_invalid": usable.n_dropped, "cut": usable.cut, "n_before_cut": usable.n_before_cut,
+                "n_after_cut": usable.n_after_cut}
 
     def failure_hint(self, result, train: pd.DataFrame, prepared: Prepared) -> str:
         if result.reason == "time_limit":

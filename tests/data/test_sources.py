@@ -168,7 +168,8 @@ def test_bool_becomes_int8_and_big_endian_becomes_native(tmp_path):
 def test_pandas_hdf5_frames_are_read_by_h5py_with_pandas_dtypes(tmp_path, fmt):
     """Both pandas layouts, read without pandas: booleans, small integers, dates, categories, text,
     and an empty "fixed" frame (stored as a placeholder element)."""
-    frame = _frame(flag=np.arange(N) % 3 == 0, small=np.arange(N, dtype=np.int8), wide=np.arange(N, dtype=np.uint32),
+    cycle = np.arange(N) * 7 % 11  # not sorted, not unique: sorted integers would be left out as identifiers
+    frame = _frame(flag=np.arange(N) % 3 == 0, small=cycle.astype(np.int8), wide=cycle.astype(np.uint32),
                    when=pd.date_range("2024-01-01", periods=N, freq="h"), name=NAMES)
     if fmt == "table":
         frame["kind"] = pd.Categorical(["sig", "bkg"] * (N // 2))
@@ -247,8 +248,8 @@ def test_missing_file_hints_closest(tmp_path):
         load_mc("toy_xic")
 
 
-def test_directory_and_unknown_extension(tmp_path):
-    _refused(tmp_path, match="is a directory")
+def test_empty_folder_and_unknown_extension(tmp_path):
+    _refused(tmp_path, match="is a folder without MC files")
     _refused(_csv(tmp_path, "a\n1\n", name="mc.txt"), match="unsupported extension '.txt'")
 
 
