@@ -281,9 +281,10 @@ def summary(table: pd.DataFrame, axes: Sequence[str], headline: Sequence[str] = 
 def connect(scheduler: str = "local", *, workers: int | None = None, cluster: str | None = None,
             gpu: bool = False) -> Iterator:
     """A ``distributed.Client``: on a new LocalCluster of ``workers`` single-threaded processes
-    (``local``: one per core by default), on the scheduler at an address (``tcp://host:8786``),
-    or on a new ``dask_jobqueue.HTCondorCluster`` of ``workers`` jobs (``cluster='htcondor'``).
-    A cluster started here is closed on exit, its workers and running trainings with it."""
+    (``local``: one per core by default; with ``gpu`` one, on the first GPU), on the scheduler at
+    an address (``tcp://host:8786``), or on a new ``dask_jobqueue.HTCondorCluster`` of ``workers``
+    jobs (``cluster='htcondor'``). A cluster started here is closed on exit, its workers and
+    running trainings with it."""
     dask = distributed()
     if cluster is not None and scheduler != "local":
         raise InputError("--cluster starts a new cluster: it cannot go with a --scheduler address")
@@ -311,7 +312,7 @@ def connect(scheduler: str = "local", *, workers: int | None = None, cluster: st
 
         from dask.system import CPU_COUNT  # the cores this process may use (cgroup quotas included)
 
-        started = dask.LocalCluster(n_workers=workers or CPU_COUNT, threads_per_worker=1,
+        started = dask.LocalCluster(n_workers=workers or (1 if gpu else CPU_COUNT), threads_per_worker=1,
                                     resources=resources, silence_logs=logging.CRITICAL, dashboard_address=None)
     else:
         started = None
