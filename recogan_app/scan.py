@@ -97,7 +97,8 @@ def plan(grid: dict[str, Sequence], *, kind: str = "tabular", base: dict | None 
     ``grid`` maps a setting to its values; the axis ``model`` picks the family (``gan``: the GAN of
     ``kind``'s data; otherwise a key of :data:`~recogan_app.families.FAMILIES`). ``base`` holds the
     settings every training shares. The seed of repeat ``r`` of a point is drawn from
-    ``SeedSequence(seed, spawn_key=(*digest words of the point, r))``.
+    ``SeedSequence(seed, spawn_key=(w0, w1, w2, w3, r))``, the ``w`` the first four little-endian
+    32-bit words of :func:`point_digest`: the point's values, not its place in the grid, choose it.
     """
     from recogan_app.families import FAMILIES
 
@@ -116,7 +117,7 @@ def plan(grid: dict[str, Sequence], *, kind: str = "tabular", base: dict | None 
         family = kind if model == "gan" else model
         if family not in FAMILIES:
             raise InputError(f"unknown model '{model}'", hint=f"one of gan, {', '.join(FAMILIES)}")
-        key = np.frombuffer(bytes.fromhex(point_digest(point))[:16], dtype=np.uint32)
+        key = np.frombuffer(bytes.fromhex(point_digest(point))[:16], dtype="<u4")  # little-endian on any machine
         settings = {**(base or {}), **{a: v for a, v in point.items() if a != "model"}}
         for repeat in range(repeats):
             settings["seed"] = streams.spawned_seed(seed, (*map(int, key), repeat))
@@ -232,6 +233,7 @@ def run_scan(client, load: Callable[[], object], trainings: Sequence[Training], 
 
 
 def describe(row: dict) -> str:
+    """A finished training's row in one line, for the progress report."""
     if row["status"] == "failed":
         return f"failed: {row['error']}"
     return f"{row['status']} in {row['wall_s']:.1f} s on {row['device']}, monitor score {row['score']:.4g}"
@@ -251,7 +253,7 @@ def best(table: pd.DataFrame, axes: Sequence[str]) -> tuple[dict, pd.DataFrame] 
         return None
     keys = [a for a in axes if a in done]
     groups = done.groupby([done[a].map(str) for a in keys]) if keys else [((), done)]
-    label, repeats = min(groups, key=lambda group: group[1]["score"].mean())
+    _, repeats = min(groups, key=lambda group: group[1]["score"].mean())
     numeric = repeats.select_dtypes("number").drop(columns=["repeat", "seed"], errors="ignore")
     point = {a: repeats[a].iloc[0] for a in keys}
     return point, numeric.agg(["mean", "std", "count"]).T
@@ -303,7 +305,7 @@ def connect(scheduler: str = "local", *, workers: int | None = None, cluster: st
                                   "the Dask panel and pass its --scheduler address")
         try:
             started = HTCondorCluster(cores=1, processes=1, memory="4 GiB", disk="4 GiB",
-                                      worker_extra_args=[f"--resources GPU={1}"] if gpu else [])
+                                      worker_extra_args=["--resources GPU=1"] if gpu else [])
             started.scale(workers or 1)
         except Exception as exc:  # noqa: BLE001 - no condor_submit, no schedd, a bad jobqueue.yaml
             raise InputError(f"could not start an HTCondor cluster: {' '.join(str(exc).split())[:300]}") from None

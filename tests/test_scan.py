@@ -3,9 +3,11 @@ the command line, a rerun that trains nothing, a failing point recorded, a worke
 mid-training whose task is retried; bad grids and a missing Dask refused with exit 2."""
 
 import functools
+import hashlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,6 +15,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -128,6 +131,27 @@ def test_an_unreadable_file_exits_2_before_any_training(client, tmp_path, capsys
     error = capsys.readouterr().err.splitlines()
     assert error[-1] == f"recogan: error: {bad}: has 1 rows; training needs at least 2" and len(error) == 2
     assert not list((tmp_path / "s").iterdir())
+
+
+def test_each_training_is_seeded_from_the_scan_seed_and_its_grid_point():
+    trainings = scan.plan({"lambda_ks": [0.5, 2], "adversarial": ["bce", "hinge"]}, base=BASE, repeats=3, seed=11)
+    for t in trainings:
+        digest = hashlib.sha256(json.dumps(t.point, sort_keys=True).encode()).digest()
+        words = [int.from_bytes(digest[i:i + 4], "little") for i in range(0, 16, 4)]
+        assert t.settings["seed"] == np.random.SeedSequence(11, spawn_key=(*words, t.repeat)).generate_state(1)[0]
+    assert len({t.settings["seed"] for t in trainings}) == 12 and trainings[5].name == "lambda_ks=0.5+adversarial=hinge+r2"
+    reordered = scan.plan({"adversarial": ["hinge", "bce"], "lambda_ks": [2, 0.5]}, base=BASE, repeats=3, seed=11)
+    assert {json.dumps(t.point, sort_keys=True): t.settings["seed"] for t in reordered} == {
+        json.dumps(t.point, sort_keys=True): t.settings["seed"] for t in trainings}
+    assert not {t.settings["seed"] for t in trainings} & {t.settings["seed"] for t in scan.plan(
+        {"lambda_ks": [0.5, 2], "adversarial": ["bce", "hinge"]}, base=BASE, repeats=3, seed=12)}
+
+
+@pytest.mark.skipif(shutil.which("condor_submit") is not None, reason="would submit HTCondor jobs")
+def test_htcondor_without_condor_submit_exits_2(mc, tmp_path, capsys):
+    assert main(["scan", "--data", str(mc), "--grid", "lambda_ks=1", "--cluster", "htcondor",
+                 "--out", str(tmp_path / "s")]) == 2
+    assert "--cluster htcondor submits jobs with condor_submit, which is not on this machine" in capsys.readouterr().err
 
 
 def test_without_dask_the_command_says_how_to_install_it(mc, tmp_path):
