@@ -275,7 +275,8 @@ def summary(table: pd.DataFrame, axes: Sequence[str], headline: Sequence[str] = 
     for column in ("score", *headline, "fit_s"):
         if column in spread.index:
             mean, std, n = spread.loc[column]
-            lines.append(f"  {column:<18} {mean:.4g} ± {0 if n < 2 else std:.2g} (std over {n:.0f} repeats)")
+            spread_text = f"± {std:.2g} (std over {n:.0f} repeats)" if n > 1 else "(one run: no spread)"
+            lines.append(f"  {column:<20} {mean:.4g} {spread_text}")
     return "\n".join(lines)
 
 
