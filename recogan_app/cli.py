@@ -29,6 +29,7 @@ EXAMPLES = """examples:
   recogan data toy-zdc --n 20000 --out zdc.npz           # the embedded proton-ZDC toy (seed 001)
   recogan train --kind zdc --data zdc.npz --out runs/zdc --time-limit 600
   recogan generate --run runs/zdc --conditions zdc.npz --out zdc-generated.npz --seed 1
+  recogan scan --data xic.parquet --grid lambda_ks=0.5,1 --repeats 3 --out scans/ks   # on Dask
   recogan serve --data-root ~/mc --port 5006             # the dashboard, opened on the embedded Ξc+ toy
 """
 CUT_HELP = ("selection applied before anything else, e.g. \"pt > 2 and abs(eta) < 0.8\": columns, numbers, "
@@ -223,6 +224,64 @@ def cmd_train(args) -> int:
     print(f"held-out test ({metrics['sample_size']:,} rows): mean KS {metrics['mean_ks']:.4f}, "
           f"max KS {metrics['max_ks']:.4f} ({metrics['verdict']}), max |Pearson residual| "
           f"{metrics['max_corr_residual']:.3f}, {c2st}")
+    return 0
+
+
+def _grid(pairs: list[str]) -> dict[str, list]:
+    """``--grid NAME=v1,v2`` axes: values are JSON (numbers, lists…) or plain text; a JSON list
+    after ``=`` lists values that hold commas themselves (``generator_widths=[[32,32],[64,64]]``)."""
+    import json
+
+    grid = {}
+    for pair in pairs:
+        (name, text), = _settings([pair], "--grid").items()
+        try:
+            values = json.loads(text)
+        except json.JSONDecodeError:
+            values = None
+        if not isinstance(values, list):
+            values = []
+            for item in text.split(","):
+                try:
+                    values.append(json.loads(item))
+                except json.JSONDecodeError:
+                    values.append(item.strip())
+        if name in grid:
+            raise InputError(f"--grid {name} is given twice: list its values once, comma-separated")
+        grid[name] = values
+    return grid
+
+
+def cmd_scan(args) -> int:
+    import functools
+
+    from recogan_app import scan
+    from recogan_app.families import FAMILIES
+
+    grid = _grid(args.grid)
+    settings = _parsed_settings(args)
+    seed = settings.pop("seed", 0)
+    if not (isinstance(seed, int) and 0 <= seed <= SEED_MAX):
+        raise InputError(f"a seed is a whole number from 0 to {SEED_MAX}, not {seed!r}")
+    family = FAMILIES[args.kind]
+    base = {**(family.config_class.from_file(args.config).to_dict() if args.config else {}), **settings}
+    trainings = scan.plan(grid, kind=args.kind, base=base, repeats=args.repeats, seed=seed)
+    data = str(Path(args.data).absolute())  # the workers may start elsewhere
+    if args.kind == "zdc":
+        from recogan_app.data.zdc import load_zdc as load
+    else:
+        from recogan_app.data.sources import load_mc
+
+        load = functools.partial(load_mc, features=None if "features" in grid else base.get("features"))
+    gpu = base.get("device") == "cuda"
+    with scan.connect(args.scheduler, workers=args.workers, cluster=args.cluster, gpu=gpu) as client:
+        print(f"{len(trainings)} trainings ({len(trainings) // args.repeats} grid points × {args.repeats} repeats) "
+              f"on {client.scheduler.address}; runs in {args.out}", file=sys.stderr, flush=True)
+        table = scan.run_scan(client, functools.partial(load, data), trainings, args.out,
+                              resources={"GPU": 1} if gpu else None,
+                              report=lambda line: print(line, file=sys.stderr, flush=True))
+    print(scan.summary(table, list(grid), family.headline))
+    print(f"results table: {Path(args.out) / scan.RESULTS}")
     return 0
 
 
@@ -576,6 +635,32 @@ def build_parser() -> argparse.ArgumentParser:
                         help="continue the killed training of RUN_DIR from its last checkpoint, "
                              "with the data and settings it was started with")
     train.set_defaults(func=cmd_train)
+
+    sc = commands.add_parser("scan", help="many trainings on Dask: a grid of settings × repeated seeds",
+                             epilog="examples:\n  recogan scan --data xic.parquet --grid lambda_ks=0.5,1,2 --grid "
+                                    "lambda_corr=1,3 --repeats 3 --time-limit 600 --out scans/lambda\n"
+                                    "  recogan scan --data zdc.npz --kind zdc --grid lambda_diversity=0.01,0.1,1 "
+                                    "--scheduler tcp://10.0.0.5:8786 --out scans/div",
+                             formatter_class=argparse.RawDescriptionHelpFormatter)
+    sc.add_argument("--data", required=True, help="MC file the workers can read at this path (a shared disk)")
+    sc.add_argument("--kind", choices=["tabular", "zdc"], default="tabular", help="what the data holds")
+    sc.add_argument("--grid", action="append", required=True, metavar="NAME=V1,V2",
+                    help="a setting and its values, one axis of the grid (repeatable; model=gan,... picks the family)")
+    sc.add_argument("--set", action="append", metavar="NAME=VALUE", help="a setting every training shares (repeatable)")
+    sc.add_argument("--config", help="JSON or TOML file of the settings every training shares")
+    sc.add_argument("--repeats", type=int, default=1, help="trainings per grid point, each with its own seed")
+    sc.add_argument("--time-limit", type=float, metavar="SEC", help="seconds each training may take")
+    sc.add_argument("--device", choices=DEVICES, help="cuda: each training asks its worker for a GPU")
+    sc.add_argument("--seed", type=_seed, help="the scan's seed, from which each training's derives (default 0)")
+    sc.add_argument("--scheduler", default="local", metavar="local|ADDRESS",
+                    help="local: a new cluster of --workers processes on this machine (default); or the address "
+                         "of a running Dask scheduler, e.g. tcp://host:8786")
+    sc.add_argument("--workers", type=int, help="processes of a local cluster (default: one per core) or jobs of "
+                                                "--cluster htcondor (default 1)")
+    sc.add_argument("--cluster", choices=["htcondor"], help="submit the workers as HTCondor jobs (dask-jobqueue)")
+    sc.add_argument("--out", required=True, help="scan directory: one run directory per training and "
+                                                 "results.parquet; rerun the command to finish an interrupted scan")
+    sc.set_defaults(func=cmd_scan)
 
     gen = commands.add_parser("generate", help="sample a trained run to a Parquet file")
     gen.add_argument("--run", required=True, help="run directory")

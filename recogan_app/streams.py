@@ -32,7 +32,7 @@ def sequence(seed: int, name: str) -> np.random.SeedSequence:
 
 def stream_seed(seed: int, name: str) -> int:
     """A 32-bit seed drawn from stream ``name`` (for torch generators and APIs taking an int)."""
-    return int(sequence(seed, name).generate_state(1)[0])
+    return spawned_seed(seed, (STREAMS[name],))
 
 
 def rng(seed: int, name: str) -> np.random.Generator:
@@ -48,3 +48,9 @@ def torch_generator(seed: int, name: str, device="cpu") -> torch.Generator:
 def record(seed: int) -> dict:
     """What ``run.json`` keeps: the seed and each stream's spawn key, enough to redraw any of them."""
     return {"seed": seed, "scheme": "numpy SeedSequence(seed, spawn_key=(index,))", "streams": dict(STREAMS)}
+
+
+def spawned_seed(seed: int, key: tuple[int, ...]) -> int:
+    """A 32-bit seed of the child ``spawn_key=key`` of ``seed``: one training of a scan (its grid
+    point and repeat, :func:`recogan_app.scan.plan`), independent of every other."""
+    return int(np.random.SeedSequence(seed, spawn_key=key).generate_state(1)[0])

@@ -70,6 +70,8 @@ class ModelFamily:
     run_class: ClassVar[type[Run]]
     min_train: ClassVar[int]
     """Fewest training rows the family can learn anything from."""
+    headline: ClassVar[tuple[str, ...]] = ()
+    """Final figures (metrics.json) a scan's summary shows beside the monitor score."""
 
     def __init__(self, config):
         self.config = config

@@ -236,6 +236,7 @@ class TabularFamily(ModelFamily):
     config_class = TabularConfig
     run_class = TabularRun
     min_train = 50
+    headline = ("mean_ks", "max_ks", "max_corr_residual", "c2st_auc")
 
     def usable(self, sample: MCSample | pd.DataFrame) -> MCSample:
         cut = self.config.cut

@@ -169,6 +169,7 @@ class ZDCFamily(ModelFamily):
     config_class = ZDCConfig
     run_class = ZDCRun
     min_train = 16
+    headline = ("ws_mean", "hottest_pixel_error")
 
     def usable(self, sample: ZDCSample) -> ZDCSample:
         return sample.subset(sample.photon_sums >= self.config.min_photon_sum)
