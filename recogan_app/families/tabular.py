@@ -118,7 +118,7 @@ class TabularRun(Run):
         The cores are shared out between the workers (one each when there are as many workers
         as cores): several workers each spreading small matrix products over every core
         oversubscribe the cores, and idle OpenMP threads spin. Row i depends only on ``seed``
-        and i (see :data:`~recogan_app.models.tabular.NOISE_BLOCK`), never on ``chunk_rows`` or
+        and i (see :data:`~recogan_app.models.latent.NOISE_BLOCK`), never on ``chunk_rows`` or
         ``workers``.
 
         Raises ValueError at the call, not at the first chunk, for ``n`` < 0 (it would silently
