@@ -163,7 +163,8 @@ def table(results: list[dict]) -> str:
         g, c, f = r["gan"], r["copula"], r["mc_floor"]
         reached = f"{r['time_to_excellent_ks_s']:.0f} s" if r["time_to_excellent_ks_s"] is not None else "not reached"
         lines.append(
-            f"| {r['dataset']} ({r['features']}) {r.get('model', 'gan')} seed {r.get('seed', 0)} | {r['device']} | {r['trained_s']:.0f} s | {reached} | "
+            f"| {r['dataset']} ({r['features']}) {r.get('model', 'gan')} seed {r.get('seed', 0)} | {r['device']} | "
+            f"{r['trained_s']:.0f} s | {reached} | "
             f"{g['mean_ks']:.4f} | {g['max_ks']:.4f} | {g['max_corr_residual']:.3f} | {g['auc']:.3f} | "
             f"{c['mean_ks']:.4f} | {c['max_ks']:.4f} | {c['max_corr_residual']:.3f} | {c['auc']:.3f} | "
             f"{f['max_ks']:.4f} / {f['max_corr_residual']:.3f} / {f['auc']:.3f} | "
@@ -177,12 +178,14 @@ def summary(results: list[dict]) -> str:
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for (name, model), group in pd.DataFrame(results).groupby(["dataset", "model"], sort=False):
         def stat(values, fmt):
-            values = np.asarray([v for v in values if v is not None], dtype=float)
-            return "–" if not len(values) else f"{values.mean():{fmt}} ± {values.std(ddof=1) if len(values) > 1 else 0:{fmt}}"
-        model_figures = pd.DataFrame(list(group["gan"]))
-        loads = [float(x[0]) for x in group["loadavg_before"] if x] + [float(x[0]) for x in group["loadavg_after"] if x]
-        lines.append(f"| {name} | {model} | {', '.join(map(str, group['seed']))} | {stat(model_figures['mean_ks'], '.4f')} | "
-                     f"{stat(model_figures['max_ks'], '.4f')} | {stat(model_figures['max_corr_residual'], '.3f')} | "
+            values = pd.Series(list(values), dtype=float).dropna().to_numpy()
+            spread = values.std(ddof=1) if len(values) > 1 else 0.0
+            return f"{values.mean():{fmt}} ± {spread:{fmt}}" if len(values) else "–"
+        model_figures = pd.DataFrame(list(group["gan"]))  # "gan": the model's figures, whichever family
+        loads = [float(x[0]) for key in ("loadavg_before", "loadavg_after") for x in group[key] if x]
+        lines.append(f"| {name} | {model} | {', '.join(map(str, group['seed']))} | "
+                     f"{stat(model_figures['mean_ks'], '.4f')} | {stat(model_figures['max_ks'], '.4f')} | "
+                     f"{stat(model_figures['max_corr_residual'], '.3f')} | "
                      f"{stat(model_figures['auc'], '.3f')} | {stat(group['test_nll'], '.3f')} | "
                      f"{stat(group['generate_rows_per_s'] / 1e3, '.0f')} k | "
                      f"{min(loads, default=float('nan')):.1f}–{max(loads, default=float('nan')):.1f} |")
