@@ -226,6 +226,7 @@ def main() -> None:
     tag = "".join(f"-{k}={v}" for k, v in args.overrides.items()).replace(" ", "")
     model = "" if args.model == "gan" else f"-{args.model}"
     size = "" if args.rows == toy_xic.DEFAULT_N else f"-{args.rows}rows-{args.time_limit:g}s"
+    size += "" if args.threads == 2 else f"-{args.threads}threads"
     path = RESULTS / f"tabular{model}-{args.device}-{'-'.join(args.datasets)}{size}{tag}.json"
     path.write_text(json.dumps(results, indent=2))
     print(table(results))
