@@ -130,3 +130,13 @@ def test_last_checkpoint_restores_the_flow(flow_run):
     assert optimizer.param_groups[0]["initial_lr"] == run.config.learning_rate
     assert optimizer.param_groups[0]["lr"] < run.config.learning_rate  # on its cosine
     assert state["callbacks"]["CosineSchedule"]["trained_s"] > 0
+
+
+@pytest.mark.parametrize("options, words", [
+    (["--kind", "zdc", "--model", "flow", "--data", "zdc.npz", "--out", "run"], "--kind zdc has one model"),
+    (["--resume", "run", "--model", "flow"], "--model cannot go with --resume"),
+])
+def test_model_options_that_cannot_apply_exit_2(options, words, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert recogan(["train", *options]) == 2
+    assert words in capsys.readouterr().err and not any(tmp_path.iterdir())
