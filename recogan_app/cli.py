@@ -211,6 +211,8 @@ def cmd_train(args) -> int:
           f"({fit['elapsed_s']:.0f} s, {run.info['device']}); best epoch {fit['best_epoch']}")
     c2st = (f"classifier AUC {metrics['c2st_auc']:.3f}" if "c2st_auc" in metrics
             else f"classifier AUC not measured: {metrics['c2st_skipped']}")
+    if "test_nll" in metrics:  # a likelihood model's exact held-out figure
+        c2st += f", log-likelihood {-metrics['test_nll']:.3f} nats per row (preprocessed space)"
     print(f"held-out test ({metrics['sample_size']:,} rows): mean KS {metrics['mean_ks']:.4f}, "
           f"max KS {metrics['max_ks']:.4f} ({metrics['verdict']}), max |Pearson residual| "
           f"{metrics['max_corr_residual']:.3f}, {c2st}")

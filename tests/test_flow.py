@@ -3,6 +3,8 @@ tiny training through the CLI whose run generates, validates and resumes like a 
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 
 import numpy as np
@@ -87,9 +89,12 @@ def flow_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("flow")
     mc = _mc(1500, 0)
     mc.to_parquet(folder / "mc.parquet", index=False)
-    assert recogan(["train", "--model", "flow", "--data", str(folder / "mc.parquet"), "--out", str(folder / "run"),
-                    "--time-limit", "15", "--set", "batch_size=256", "--set", "snapshot_rows=300",
-                    "--set", "max_epochs=4", "--set", "hidden_widths=[16]", "--set", "coupling_transforms=2"]) == 0
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        done = recogan(["train", "--model", "flow", "--data", str(folder / "mc.parquet"), "--out", str(folder / "run"),
+                        "--time-limit", "15", "--set", "batch_size=256", "--set", "snapshot_rows=300",
+                        "--set", "max_epochs=4", "--set", "hidden_widths=[16]", "--set", "coupling_transforms=2"])
+    assert done == 0 and "nats per row" in printed.getvalue()  # the held-out log-likelihood, said
     return folder, mc
 
 
