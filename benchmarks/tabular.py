@@ -1,4 +1,5 @@
-"""Benchmark of the tabular GAN (not a test): quality versus training time, and generation speed.
+"""Benchmark of the tabular families, the GAN and the normalizing flow (not a test): quality
+versus training time, and generation speed.
 
 For each data set, trains with a wall-clock limit and reports, against an independent sample
 of the same size (a toy of another seed, or the untouched half of an external file):
@@ -8,7 +9,10 @@ of the same size (a toy of another seed, or the untouched half of an external fi
 - final mean / max KS, max |Pearson residual|, classifier two-sample AUC (xgboost),
 - the same figures for the Gaussian copula baseline fitted on the same training split,
 - the MC's own noise floor: the same figures for the training MC against the independent one,
-- generation speed to Parquet (rows/s, through the same code as ``recogan generate``).
+- generation speed to Parquet (rows/s, through the same code as ``recogan generate``),
+- for the flow, the test split's negative log-likelihood (nats per row, preprocessed space).
+
+With several ``--seeds``, a second table gives each figure's mean ± standard deviation over them.
 
 Usage::
 
@@ -17,6 +21,7 @@ Usage::
     python benchmarks/tabular.py --datasets other --time-limit 300  # the unseen-style stress set
     python benchmarks/tabular.py --device cuda                       # on a GPU
     python benchmarks/tabular.py --datasets toy-xic-12 --set lambda_corr=3   # a λ or architecture variant
+    python benchmarks/tabular.py --model flow --datasets toy-xic --rows 100000 --time-limit 60 --seeds 0 1 2
 
 Results go to ``benchmarks/results/tabular-<device>.json`` and a Markdown table on stdout.
 """
@@ -36,12 +41,15 @@ import torch
 
 from recogan_app.baseline import GaussianCopula
 from recogan_app.cli import main as recogan
-from recogan_app.config import TabularConfig
+from recogan_app.config import FlowConfig, TabularConfig
 from recogan_app.data import toy_xic
 from recogan_app.data.sources import MCSample
 from recogan_app.metrics.c2st import classifier_two_sample_test
 from recogan_app.training.callbacks import Callback
+from recogan_app.families.flow import train_flow
 from recogan_app.families.tabular import compare, train_tabular
+
+MODELS = {"gan": (TabularConfig, train_tabular), "flow": (FlowConfig, train_flow)}
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -103,15 +111,17 @@ def figures(reference: pd.DataFrame, synthetic: pd.DataFrame, seed: int, c2st_ro
             "auc": auc.auc, "auc_interval": list(auc.auc_interval)}
 
 
-def bench(name: str, mc: pd.DataFrame, independent: pd.DataFrame, args) -> dict:
-    print(f"\n== {name}: {len(mc):,} rows × {mc.shape[1]} features", file=sys.stderr)
-    config = TabularConfig(time_limit=args.time_limit, device=args.device, seed=args.seed, **args.overrides)
+def bench(name: str, mc: pd.DataFrame, independent: pd.DataFrame, seed: int, args) -> dict:
+    print(f"\n== {name}: {len(mc):,} rows × {mc.shape[1]} features, {args.model}, seed {seed}", file=sys.stderr)
+    config_class, train = MODELS[args.model]
+    config = config_class(time_limit=args.time_limit, device=args.device, seed=seed, **args.overrides)
     history = GeneratorHistory()
+    load = Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").is_file() else None
     with tempfile.TemporaryDirectory() as tmp:
-        run = train_tabular(MCSample(mc, source=name, tree=None, n_dropped=0, invalid_counts={}),
-                            config, Path(tmp) / "run", callbacks=[history])
-        fit = run.info["fit"]
-        final = figures(independent, run.generate(len(independent), seed=7), args.seed, args.c2st_rows)
+        run = train(MCSample(mc, source=name, tree=None, n_dropped=0, invalid_counts={}),
+                    config, Path(tmp) / "run", callbacks=[history])
+        fit, test_nll = run.info["fit"], run.metrics().get("test_nll")
+        final = figures(independent, run.generate(len(independent), seed=7), seed, args.c2st_rows)
 
         reached = None
         for elapsed, state in history.states:  # first snapshot meeting seed 000's 'excellent' KS bar
@@ -128,17 +138,20 @@ def bench(name: str, mc: pd.DataFrame, independent: pd.DataFrame, args) -> dict:
                         "--seed", "3", "--device", args.device]) == 0
         gen_rate = n_gen / (time.perf_counter() - start)
 
-    train, _ = run.training_rows(mc)
+    train_split, _ = run.training_rows(mc)
     start = time.perf_counter()
-    copula = GaussianCopula(random_state=args.seed).fit(train)
+    copula = GaussianCopula(random_state=seed).fit(train_split)
     copula_fit_s = time.perf_counter() - start
-    baseline = figures(independent, copula.sample(len(independent), seed=7), args.seed, args.c2st_rows)
-    return {"dataset": name, "rows": len(mc), "features": mc.shape[1], "device": run.info["device"],
+    baseline = figures(independent, copula.sample(len(independent), seed=7), seed, args.c2st_rows)
+    return {"dataset": name, "model": args.model, "seed": seed, "rows": len(mc), "features": mc.shape[1],
+            "device": run.info["device"], "loadavg_before": load,
+            "loadavg_after": Path("/proc/loadavg").read_text().split()[:3] if load else None,
             "time_limit_s": args.time_limit, "trained_s": fit["elapsed_s"], "epochs": fit["epochs"],
             "stop_reason": fit["reason"], "time_to_excellent_ks_s": reached, "gan": final,
+            "test_nll": test_nll,
             "copula": {**baseline, "fit_s": copula_fit_s}, "generate_rows_per_s": gen_rate,
             "generate_rows": n_gen, "overrides": args.overrides,
-            "mc_floor": figures(independent, mc, args.seed, args.c2st_rows)}
+            "mc_floor": figures(independent, mc, seed, args.c2st_rows)}
 
 
 def table(results: list[dict]) -> str:
@@ -150,11 +163,32 @@ def table(results: list[dict]) -> str:
         g, c, f = r["gan"], r["copula"], r["mc_floor"]
         reached = f"{r['time_to_excellent_ks_s']:.0f} s" if r["time_to_excellent_ks_s"] is not None else "not reached"
         lines.append(
-            f"| {r['dataset']} ({r['features']}) | {r['device']} | {r['trained_s']:.0f} s | {reached} | "
+            f"| {r['dataset']} ({r['features']}) {r.get('model', 'gan')} seed {r.get('seed', 0)} | {r['device']} | "
+            f"{r['trained_s']:.0f} s | {reached} | "
             f"{g['mean_ks']:.4f} | {g['max_ks']:.4f} | {g['max_corr_residual']:.3f} | {g['auc']:.3f} | "
             f"{c['mean_ks']:.4f} | {c['max_ks']:.4f} | {c['max_corr_residual']:.3f} | {c['auc']:.3f} | "
             f"{f['max_ks']:.4f} / {f['max_corr_residual']:.3f} / {f['auc']:.3f} | "
             f"{r['generate_rows_per_s'] / 1e6:.2f} M |")
+    return "\n".join(lines)
+
+
+def summary(results: list[dict]) -> str:
+    """Mean ± standard deviation over the seeds of each (data set, model)."""
+    head = "| data | model | seeds | mean KS | max KS | max Δρ | AUC | test NLL | generate rows/s | load avg |"
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for (name, model), group in pd.DataFrame(results).groupby(["dataset", "model"], sort=False):
+        def stat(values, fmt):
+            values = pd.Series(list(values), dtype=float).dropna().to_numpy()
+            spread = values.std(ddof=1) if len(values) > 1 else 0.0
+            return f"{values.mean():{fmt}} ± {spread:{fmt}}" if len(values) else "–"
+        model_figures = pd.DataFrame(list(group["gan"]))  # "gan": the model's figures, whichever family
+        loads = [float(x[0]) for key in ("loadavg_before", "loadavg_after") for x in group[key] if x]
+        lines.append(f"| {name} | {model} | {', '.join(map(str, group['seed']))} | "
+                     f"{stat(model_figures['mean_ks'], '.4f')} | {stat(model_figures['max_ks'], '.4f')} | "
+                     f"{stat(model_figures['max_corr_residual'], '.3f')} | "
+                     f"{stat(model_figures['auc'], '.3f')} | {stat(group['test_nll'], '.3f')} | "
+                     f"{stat(group['generate_rows_per_s'] / 1e3, '.0f')} k | "
+                     f"{min(loads, default=float('nan')):.1f}–{max(loads, default=float('nan')):.1f} |")
     return "\n".join(lines)
 
 
@@ -177,20 +211,27 @@ def main() -> None:
     parser.add_argument("--time-limit", type=float, default=300.0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--model", choices=list(MODELS), default="gan", help="the GAN or the normalizing flow")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--c2st-rows", type=int, default=200_000)
     parser.add_argument("--generate-rows", type=int, default=5_000_000)
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", dest="overrides",
-                        help="a TabularConfig setting, e.g. --set lambda_corr=3 (repeatable; values as JSON)")
+                        help="a setting of the model's config, e.g. --set lambda_corr=3 (repeatable; values as JSON)")
     args = parser.parse_args()
     args.overrides = dict(parse_override(item) for item in args.overrides)
     torch.set_num_threads(args.threads)
-    results = [bench(name, mc, independent, args) for name, (mc, independent) in datasets(args.datasets, args.rows).items()]
+    results = [bench(name, mc, independent, seed, args) for name, (mc, independent) in
+               datasets(args.datasets, args.rows).items() for seed in args.seeds]
     RESULTS.mkdir(exist_ok=True)
     tag = "".join(f"-{k}={v}" for k, v in args.overrides.items()).replace(" ", "")
-    path = RESULTS / f"tabular-{args.device}-{'-'.join(args.datasets)}{tag}.json"
+    model = "" if args.model == "gan" else f"-{args.model}"
+    size = "" if args.rows == toy_xic.DEFAULT_N else f"-{args.rows}rows-{args.time_limit:g}s"
+    size += "" if args.threads == 2 else f"-{args.threads}threads"
+    path = RESULTS / f"tabular{model}-{args.device}-{'-'.join(args.datasets)}{size}{tag}.json"
     path.write_text(json.dumps(results, indent=2))
     print(table(results))
+    if len(args.seeds) > 1:
+        print("\n" + summary(results))
     print(f"\n(results: {path})")
 
 

@@ -2,7 +2,7 @@
 
 - ``data``           readers of MC files (ROOT, Parquet, CSV, HDF5, npz) and the embedded toys
 - ``preprocessing``  per-feature invertible transforms and the fitted pipeline
-- ``models``         generator and discriminator networks
+- ``models``         generator and discriminator networks, the normalizing flow
 - ``losses``         adversarial losses and generator penalties
 - ``training``       the trainer: loop, events, pause/resume/stop, checkpoints, device choice
 - ``metrics``        KS, Wasserstein, correlations, classifier two-sample test, seed 000's quality bars
@@ -33,6 +33,9 @@ _LAZY = {
     "FeaturePipeline": "recogan_app.preprocessing",
     "train_tabular": "recogan_app.families.tabular",
     "train_zdc": "recogan_app.families.zdc",
+    "FlowConfig": "recogan_app.config",
+    "train_flow": "recogan_app.families.flow",
+    "FlowRun": "recogan_app.families.flow",
     "load_run": "recogan_app.families",
     "TabularRun": "recogan_app.families.tabular",
     "ZDCRun": "recogan_app.families.zdc",

@@ -22,6 +22,7 @@ EXAMPLES = """examples:
   recogan train --data xic.parquet --out runs/xic --time-limit 300
   recogan train --data mc.root --tree Candidates --features pt,decay_length,cos_pa --out runs/a
   recogan train --data "mc/*.root" --data extra.root --cut "pt > 2 and abs(eta) < 0.8" --out runs/b
+  recogan train --data xic.parquet --out runs/xic-flow --model flow --time-limit 300
   recogan train --resume runs/a                          # continue a killed training from its last epoch
   recogan generate --run runs/xic --n 10000000 --out synthetic.parquet --seed 1
   recogan validate --reference runs/xic/heldout.parquet --run runs/xic --report report.html
@@ -34,6 +35,8 @@ EXAMPLES = """examples:
 """
 CUT_HELP = ("selection applied before anything else, e.g. \"pt > 2 and abs(eta) < 0.8\": columns, numbers, "
             "comparisons, and/or/not, + - * / ** %%, abs sqrt log exp hypot arctan2…")
+MODELS = {"gan": "tabular", "flow": "flow"}
+"""``train --model`` choices and the family (run kind) each trains."""
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 """Addresses that only this machine reaches."""
 
@@ -134,8 +137,8 @@ def cmd_data(args) -> int:
     return 0
 
 
-RESUMED_KEEP = ("data", "out", "tree", "features", "cut", "conditions", "config", "transform", "set", "time_limit",
-                "device", "seed", "drop_invalid", "overwrite")
+RESUMED_KEEP = ("data", "out", "tree", "features", "cut", "conditions", "model", "config", "transform", "set",
+                "time_limit", "device", "seed", "drop_invalid", "overwrite")
 """``train`` options a resumed training takes from the interrupted one, never from the command line."""
 
 
@@ -197,30 +200,35 @@ def cmd_train(args) -> int:
     else:
         _check_cut(args.cut)
     if args.kind == "zdc":
+        if args.model:
+            raise InputError("--model chooses the family of tabular data; --kind zdc has one model")
         return _train_zdc(args, started, resume, record)
-    from recogan_app.config import TabularConfig
+    from recogan_app.families import FAMILIES
+    from recogan_app.families.recipe import fit_to_run
     from recogan_app.training.callbacks import ProgressBar
     from recogan_app.training.control import Deadline
-    from recogan_app.families.tabular import train_tabular
 
+    family = FAMILIES[record["kind"] if record else MODELS[args.model or "gan"]]
     if resume is not None:
-        config = TabularConfig.from_dict(record["config"], source=str(resume / "resume.json"))
+        config = family.config_class.from_dict(record["config"], source=str(resume / "resume.json"))
     else:
-        config = TabularConfig.from_file(args.config) if args.config else TabularConfig()
+        config = family.config_class.from_file(args.config) if args.config else family.config_class()
         transforms = {**config.transforms, **_settings(args.transform, "--transform")}
         config = config.updated(**_parsed_settings(args, features=_features(args.features), cut=args.cut,
                                                    transforms=transforms if args.transform else None))
     sample = _load_mc(args.data, tree=args.tree, features=config.features, cut=config.cut,
                       drop_invalid=args.drop_invalid)
     progress = ProgressBar(config.max_epochs, config.time_limit, file=sys.stderr)
-    run = train_tabular(sample, config, args.out, callbacks=[progress], overwrite=args.overwrite,
-                        deadline=Deadline(config.time_limit, start=started),
-                        origin=record["origin"] if record else _origin(args, "tabular", sample.files), resume=resume)
+    run = fit_to_run(family(config), sample, args.out, callbacks=[progress], overwrite=args.overwrite,
+                     deadline=Deadline(config.time_limit, start=started),
+                     origin=record["origin"] if record else _origin(args, "tabular", sample.files), resume=resume)
     metrics, fit = run.metrics(), run.info["fit"]
     print(f"run written to {run.path}: stopped by {fit['reason']} after {fit['epochs']} epochs "
           f"({fit['elapsed_s']:.0f} s, {run.info['device']}); best epoch {fit['best_epoch']}")
     c2st = (f"classifier AUC {metrics['c2st_auc']:.3f}" if "c2st_auc" in metrics
             else f"classifier AUC not measured: {metrics['c2st_skipped']}")
+    if "test_nll" in metrics:  # a likelihood model's exact held-out figure
+        c2st += f", log-likelihood {-metrics['test_nll']:.3f} nats per row (preprocessed space)"
     print(f"held-out test ({metrics['sample_size']:,} rows): mean KS {metrics['mean_ks']:.4f}, "
           f"max KS {metrics['max_ks']:.4f} ({metrics['verdict']}), max |Pearson residual| "
           f"{metrics['max_corr_residual']:.3f}, {c2st}")
@@ -290,7 +298,7 @@ def cmd_generate(args) -> int:
 
     from recogan_app.export import write_parquet
     from recogan_app.files import write_atomic
-    from recogan_app.families import TabularRun, run_kind
+    from recogan_app.families import run_kind
 
     if run_kind(args.run) == "zdc":  # what the run is decides which options are wrong
         return _generate_zdc(args)
@@ -301,9 +309,7 @@ def cmd_generate(args) -> int:
     out = Path(args.out)
     _check_output(out, args.overwrite, (".parquet",))
     _at_least_one(args, "n", "chunk_rows")
-    from recogan_app.training.device import resolve_device
-
-    run = TabularRun.load(args.run, device=resolve_device(args.device))
+    run = _tabular_run(args.run, "generate", args.device)
 
     def write(tmp: str) -> None:
         with tqdm(total=args.n, unit="row", unit_scale=True, desc="generating", file=sys.stderr) as bar:
@@ -316,7 +322,7 @@ def cmd_generate(args) -> int:
 
 
 def _tabular_run(path, command: str, device: str = "cpu"):
-    """The tabular run at ``path`` (``command`` takes no other family's run)."""
+    """The run of tabular data (GAN or flow) at ``path`` (``command`` takes no other family's run)."""
     from recogan_app.families import load_run
     from recogan_app.families.tabular import TabularRun
     from recogan_app.training.device import resolve_device
@@ -618,6 +624,8 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--conditions", help="zdc: conditions table, when not inside --data "
                                              "(.npz .h5 .csv .parquet)")
     model = train.add_argument_group("settings")
+    model.add_argument("--model", choices=list(MODELS),
+                       help="tabular data: the GAN (default) or a normalizing flow (maximum likelihood)")
     model.add_argument("--config", help="JSON or TOML file of settings (see config.json in any run)")
     model.add_argument("--transform", action="append", metavar="FEATURE=SPEC",
                        help="preprocessing of one feature, e.g. cos_pa=arccos+quantile (repeatable)")

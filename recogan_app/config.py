@@ -1,4 +1,5 @@
-"""One typed configuration per model family (:class:`TabularConfig`, :class:`ZDCConfig`) on a shared base.
+"""One typed configuration per model family (:class:`TabularConfig`, :class:`FlowConfig`,
+:class:`ZDCConfig`) on a shared base.
 
 The same configuration object feeds config files (JSON or TOML), CLI flags and, later, dashboard
 widgets (``pn.Param``): a setting exists once, with its bounds and documentation, here.
@@ -124,10 +125,10 @@ class TrainingSettings(Settings):
         return super().from_dict(values, source=source)
 
 
-class TabularConfig(TrainingSettings):
-    """Settings of one tabular GAN training (architecture, losses, schedule, reproducibility)."""
+class TabularSettings(TrainingSettings):
+    """What every family of tabular data (one row per candidate) shares: its columns and their
+    preprocessing (:class:`~recogan_app.preprocessing.FeaturePipeline`)."""
 
-    # -- data ---------------------------------------------------------------------------------
     features = param.List(default=None, allow_None=True, item_type=str,
                           doc="Columns to model, in order; None = every numeric column.")
     cut = param.String(default=None, allow_None=True,
@@ -136,6 +137,10 @@ class TabularConfig(TrainingSettings):
     transforms = param.Dict(default={},
                             doc="Per-feature preprocessing spec overriding the suggestion, "
                                 "e.g. {'cos_pa': 'arccos+quantile'}.")
+
+
+class TabularConfig(TabularSettings):
+    """Settings of one tabular GAN training (architecture, losses, schedule, reproducibility)."""
 
     # -- architecture (seed 000: 3 dense layers in G, 2 in D) -----------------------------------
     generator_widths = param.List(default=[96, 96, 96], item_type=int, bounds=(1, 16),
@@ -165,6 +170,31 @@ class TabularConfig(TrainingSettings):
                                       "checkpoint is picked. The toy's tail-dominated Pearson coefficients "
                                       "scatter by up to 0.048 (std) on 20k rows, 0.038 on 50k; 50k cost "
                                       "0.4 CPU-s per snapshot.")
+
+
+class FlowConfig(TabularSettings):
+    """Settings of one normalizing-flow training (:mod:`recogan_app.models.flow`): maximum
+    likelihood, the best checkpoint by the monitor split's log-likelihood, the learning rate on a
+    cosine down to the end of the time limit."""
+
+    # -- architecture ---------------------------------------------------------------------------
+    coupling_transforms = param.Integer(default=4, bounds=(1, 32),
+                                        doc="Spline coupling transforms; each moves half of the features.")
+    hidden_widths = param.List(default=[64, 64], item_type=int, bounds=(1, 8),
+                               doc="Hidden widths of each coupling's network (which computes the spline knots).")
+    spline_bins = param.Integer(default=8, bounds=(2, 64), doc="Bins of each rational-quadratic spline.")
+
+    # -- optimisation ---------------------------------------------------------------------------
+    learning_rate = param.Number(default=1e-3, bounds=(0, 1), inclusive_bounds=(False, True),
+                                 doc="AdamW's learning rate at the start, then on a cosine to 0 at the end of "
+                                     "the time limit (or of max_epochs without one).")
+    weight_decay = param.Number(default=1e-5, bounds=(0, 1), doc="AdamW's decoupled weight decay.")
+    batch_size = param.Integer(default=1024)
+    patience = param.Integer(default=20, doc="Stop after this many snapshots without a better monitor "
+                                             "log-likelihood.")
+    snapshot_rows = param.Integer(default=20_000, bounds=(100, None),
+                                  doc="Monitor rows whose log-likelihood picks the best checkpoint, and "
+                                      "compared (KS, WS, correlations) with as many generated rows.")
 
 
 class ZDCConfig(TrainingSettings):

@@ -38,8 +38,9 @@ TOO_SHORT = "allow more time: --time-limit counts the whole command, reading and
 class Prepared:
     """What a family hands the training loop.
 
-    ``module`` provides ``configure_optimizers``, ``discriminator_loss(*batch)``,
-    ``generator_loss(*batch)`` and ``generator`` (the network the run keeps); ``data`` are the
+    ``module`` provides ``configure_optimizers``, ``discriminator_loss(*batch)`` and
+    ``generator_loss(*batch)`` (adversarial) or ``loss(*batch)`` (likelihood), and ``generator``
+    (the network the run keeps); ``data`` are the
     training tensors a batch is cut from (on any device: the Trainer moves them and the module);
     ``snapshot`` scores the module on the monitor rows after every epoch.
     """
@@ -55,6 +56,8 @@ class Prepared:
     """Expected seconds of one snapshot before one is measured."""
     evaluation_s: float = 0.0
     """Seconds the final evaluation needs at least: the fit leaves them."""
+    callbacks: list[Callback] = field(default_factory=list)
+    """The family's own callbacks of the fit (a learning-rate schedule…), before the observers."""
 
 
 class ModelFamily:
@@ -166,7 +169,7 @@ def fit_to_run(family: ModelFamily, sample, out, *, callbacks: Sequence[Callback
                           time_limit=deadline.fit_seconds(prepared.evaluation_s),
                           discriminator_steps=config.discriminator_steps, checkpoints=partial / "checkpoints",
                           callbacks=[Checkpoint(partial / "checkpoints"), EarlyStopping(config.patience), deadline,
-                                     *callbacks, steps], control=control, snapshot_s=prepared.snapshot_s)
+                                     *prepared.callbacks, *callbacks, steps], control=control, snapshot_s=prepared.snapshot_s)
         result = trainer.fit(prepared.module, prepared.data, prepared.snapshot,
                              shuffle=streams.torch_generator(config.seed, "batches"),
                              announce=f"{prepared.announce} on {describe_device(device)}", resume=resume is not None)

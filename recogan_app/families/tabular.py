@@ -97,11 +97,14 @@ class TabularRun(Run):
         if not all(isinstance(name, str) for name in self.info["data"]["features"]):
             raise InputError("entry 'data.features' is not a list of column names", path=self.path / "run.json")
         self.pipeline = FeaturePipeline.load(self.path / "preprocessing.json")
-        n = len(self.pipeline.columns_)
-        placeholder = MarginalTargets.from_data(torch.zeros(2, n), n_knots=2)  # penalties unused for sampling
-        self.module = TabularGAN(n, self.config, placeholder)
+        self.module = self._module(len(self.pipeline.columns_))
         self.module.generator.load_state_dict(weights)  # config.json edited: the shapes differ
         self.module.to(device).eval()
+
+    def _module(self, n_features: int) -> torch.nn.Module:
+        """The family's module of ``n_features`` from the run's config, its generator to be loaded."""
+        placeholder = MarginalTargets.from_data(torch.zeros(2, n_features), n_knots=2)  # penalties unused for sampling
+        return TabularGAN(n_features, self.config, placeholder)
 
     @property
     def features(self) -> list[str]:
@@ -118,7 +121,7 @@ class TabularRun(Run):
         The cores are shared out between the workers (one each when there are as many workers
         as cores): several workers each spreading small matrix products over every core
         oversubscribe the cores, and idle OpenMP threads spin. Row i depends only on ``seed``
-        and i (see :data:`~recogan_app.models.tabular.NOISE_BLOCK`), never on ``chunk_rows`` or
+        and i (see :data:`~recogan_app.models.latent.NOISE_BLOCK`), never on ``chunk_rows`` or
         ``workers``.
 
         Raises ValueError at the call, not at the first chunk, for ``n`` < 0 (it would silently
@@ -261,20 +264,28 @@ class TabularFamily(ModelFamily):
     def take(self, sample: MCSample, rows) -> pd.DataFrame:
         return sample.frame.iloc[rows].reset_index(drop=True)
 
-    def prepare(self, train, monitor, test, folder, device, deadline) -> Prepared:
-        config = self.config
+    def fit_pipeline(self, train: pd.DataFrame) -> torch.Tensor:
+        """Fit the preprocessing on the training split; returns the split preprocessed."""
         try:
-            self.pipeline = FeaturePipeline(config.transforms,
-                                            random_state=streams.stream_seed(config.seed, "preprocessing")).fit(train)
+            self.pipeline = FeaturePipeline(self.config.transforms, random_state=streams.stream_seed(
+                self.config.seed, "preprocessing")).fit(train)
         except InputError as exc:
             raise exc.in_file(self.source) from None
-        data = torch.from_numpy(self.pipeline.transform(train))
+        return torch.from_numpy(self.pipeline.transform(train))
+
+    @staticmethod
+    def announce(train, monitor, test) -> str:
+        return (f"training {len(train):,} rows × {train.shape[1]} features; monitor split {len(monitor):,}, "
+                f"test split {len(test):,}")
+
+    def prepare(self, train, monitor, test, folder, device, deadline) -> Prepared:
+        config = self.config
+        data = self.fit_pipeline(train)
         targets = MarginalTargets.from_data(data, inverse=self.pipeline.inverse_transform,
                                             generator=streams.torch_generator(config.seed, "preprocessing"))
         return Prepared(module=TabularGAN(data.shape[1], config, targets), data=(data,),
                         snapshot=SnapshotValidation(monitor, self.pipeline, config.snapshot_rows, config.seed),
-                        announce=f"training {len(train):,} rows × {train.shape[1]} features; monitor split "
-                                 f"{len(monitor):,}, test split {len(test):,}")
+                        announce=self.announce(train, monitor, test))
 
     def data_info(self, sample: MCSample, usable: MCSample) -> dict:
         return {"tree": usable.tree, "features": list(usable.frame.columns), "n_rows": len(usable.frame),

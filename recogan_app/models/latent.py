@@ -2,8 +2,43 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+
+import numpy as np
 import torch
 from torch import nn
+
+NOISE_BLOCK = 16_384
+"""Rows per block of generator noise. Each block draws from its own seed, so row i of a sample
+depends only on (seed, i): the same whatever the chunking or the number of threads."""
+
+Rows = Callable[[int, int, int], torch.Tensor]
+"""``rows(seed, start, stop)``: rows start…stop of the generated stream for ``seed``."""
+
+
+def block_seed(seed: int, block: int) -> int:
+    """An independent 63-bit seed for noise block ``block`` of the stream ``seed``."""
+    return int(np.random.SeedSequence([seed, block]).generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
+def noise_passes(seed: int, start: int, stop: int, z: torch.Tensor,
+                 pass_rows: int) -> Iterator[tuple[torch.Tensor, slice, int]]:
+    """The noise of rows start…stop of stream ``seed``, in passes of ``pass_rows`` rows at fixed
+    offsets within each :data:`NOISE_BLOCK`, so that a row's pass (hence its float rounding)
+    never depends on where a request starts or stops.
+
+    ``z`` is a (NOISE_BLOCK, latent) buffer refilled block by block. Yields ``(noise, keep,
+    at)``: a pass's noise rows, the slice of them requested, and where that slice goes in the
+    output (row ``at`` of rows start…stop).
+    """
+    for block in range(start // NOISE_BLOCK, -(-stop // NOISE_BLOCK)):
+        z.normal_(generator=torch.Generator(device=z.device).manual_seed(block_seed(seed, block)))
+        first = block * NOISE_BLOCK
+        lo, hi = max(start - first, 0), min(stop - first, NOISE_BLOCK)
+        for a in range(lo - lo % pass_rows, hi, pass_rows):
+            noise = z[a:a + pass_rows]
+            keep = slice(max(lo - a, 0), min(hi - a, len(noise)))
+            yield noise, keep, first + a + keep.start - start
 
 
 class LatentGenerator(nn.Module):

@@ -9,35 +9,20 @@ sample's output depends on the rest of its batch.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_linear_bn_eval
 
 from recogan_app import losses
 from recogan_app.losses import MarginalTargets
-from recogan_app.models.latent import LatentGenerator
+from recogan_app.models.latent import NOISE_BLOCK, LatentGenerator, Rows, noise_passes
 
 LEAKY_SLOPE = 0.2
-NOISE_BLOCK = 16_384
-"""Rows per block of generator noise. Each block draws from its own seed, so row i of a sample
-depends only on (seed, i): the same whatever the chunking or the number of threads."""
-
 PASS_ROWS = 4096
 """Rows per pass through the network on a CPU: a pass's activations (2048 × a hidden width)
 stay in a core's cache (4096 × a hidden width of 96 is 1.5 MB), where whole 16k-row blocks are
 memory-bound."""
-
-Rows = Callable[[int, int, int], torch.Tensor]
-"""``rows(seed, start, stop)``: rows start…stop of the generated stream for ``seed``."""
-
-
-def block_seed(seed: int, block: int) -> int:
-    """An independent 63-bit seed for noise block ``block`` of the stream ``seed``."""
-    return int(np.random.SeedSequence([seed, block]).generate_state(1, np.uint64)[0] >> np.uint64(1))
-
 
 class Generator(LatentGenerator):
     """Noise → dense layers (Linear, BatchNorm, LeakyReLU) → one value per feature.
@@ -86,9 +71,9 @@ class Generator(LatentGenerator):
 
         Training goes on undisturbed (the copy is taken in eval mode; this network is not
         touched), and several threads may call the function at once. Each call reuses a few
-        preallocated buffers and walks every noise block in passes of :data:`PASS_ROWS` rows
-        at fixed offsets: activations stay in cache, no per-layer allocation, and a row's
-        pass (hence its float rounding) never depends on where a request starts or stops.
+        preallocated buffers and walks the noise in passes of :data:`PASS_ROWS` rows
+        (:func:`~recogan_app.models.latent.noise_passes`): activations stay in cache, no
+        per-layer allocation.
         The output layer is computed transposed (features × rows: a matrix product with a
         handful of output columns runs at half speed the other way round), so the rows come
         back as a column-major (Fortran-ordered) view whose columns, one per feature, are
@@ -106,18 +91,12 @@ class Generator(LatentGenerator):
             z = torch.empty(NOISE_BLOCK, self.latent_dim, device=device)
             buffers = [torch.empty(pass_rows, m.out_features, device=device) for m in hidden]
             features = torch.empty(final.out_features, pass_rows, device=device)
-            for block in range(start // NOISE_BLOCK, -(-stop // NOISE_BLOCK)):
-                z.normal_(generator=torch.Generator(device=device).manual_seed(block_seed(seed, block)))
-                first = block * NOISE_BLOCK
-                lo, hi = max(start - first, 0), min(stop - first, NOISE_BLOCK)
-                for a in range(lo - lo % pass_rows, hi, pass_rows):
-                    x = z[a:a + pass_rows]
-                    for linear, buffer in zip(hidden, buffers):
-                        x = torch.addmm(linear.bias, x, linear.weight.t(), out=buffer[:len(x)])
-                        nn.functional.leaky_relu_(x, LEAKY_SLOPE)
-                    y = torch.addmm(bias, final.weight, x.t(), out=features[:, :len(x)])
-                    keep = slice(max(lo - a, 0), min(hi - a, len(x)))
-                    out[:, first + a + keep.start - start:first + a + keep.stop - start] = y[:, keep]
+            for x, keep, at in noise_passes(seed, start, stop, z, pass_rows):
+                for linear, buffer in zip(hidden, buffers):
+                    x = torch.addmm(linear.bias, x, linear.weight.t(), out=buffer[:len(x)])
+                    nn.functional.leaky_relu_(x, LEAKY_SLOPE)
+                y = torch.addmm(bias, final.weight, x.t(), out=features[:, :len(x)])
+                out[:, at:at + keep.stop - keep.start] = y[:, keep]
             return out.t()
 
         return rows

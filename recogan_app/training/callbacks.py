@@ -10,6 +10,7 @@ returns it from ``state_dict`` (tensors and plain values) and takes it back in `
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 
 import torch
@@ -102,6 +103,43 @@ class EarlyStopping(Callback):
 
     def load_state_dict(self, state: dict) -> None:
         self.best, self.waited = state.get("best", self.best), state.get("waited", self.waited)
+
+
+class CosineSchedule(Callback):
+    """Every optimiser's learning rate from its initial value down a half cosine to 0 at the end
+    of the fit: of its time limit (the schedule knows the budget, so the rate is low when the time
+    is up whatever the machine's speed) or of ``total_steps``, whichever comes first. Set at every
+    logged step; paused time does not count, a resumed fit goes on from the seconds trained."""
+
+    def __init__(self, total_steps: int):
+        self.total_steps = max(total_steps, 1)
+        self.before = 0.0  # seconds trained by the interrupted fit this one resumes
+        self.active, self.since = 0.0, None
+
+    def on_status(self, trainer, status) -> None:
+        if status.status == "running":
+            self.since = time.perf_counter()
+        elif self.since is not None:
+            self.active, self.since = self.active + time.perf_counter() - self.since, None
+
+    def trained_s(self) -> float:
+        return self.before + self.active + (0.0 if self.since is None else time.perf_counter() - self.since)
+
+    def on_step_end(self, trainer, event: StepEnd) -> None:
+        progress = event.step / self.total_steps
+        if trainer.time_limit:
+            progress = max(progress, self.trained_s() / (self.before + trainer.time_limit))
+        factor = 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+        for optimizer in trainer.optimizers:
+            for group in optimizer.param_groups:
+                group.setdefault("initial_lr", group["lr"])  # kept in the optimiser's state: a resume finds it
+                group["lr"] = group["initial_lr"] * factor
+
+    def state_dict(self) -> dict:
+        return {"trained_s": self.trained_s()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.before = state.get("trained_s", 0.0)
 
 
 class ProgressBar(Callback):

@@ -11,6 +11,7 @@ from panel.viewable import Viewer
 
 from recogan_app.export import provenance_path, validation_summary
 from recogan_app.markup import escape_markdown
+from recogan_app.metrics.verdict import REQUIRABLE
 from recogan_app.ui.downloads import served_link
 from recogan_app.ui.state import Session
 
@@ -25,7 +26,7 @@ class ExportView(Viewer):
     downloads = param.Boolean(default=False, constant=True, doc="The server serves the exports folder.")
     rows = param.Integer(default=100_000, doc="Synthetic rows to export (checked at Export: a typed 0 gets a notice).")
     suffix = param.Selector(default=".parquet", objects=FORMATS, doc="File format.")
-    require = param.Selector(default="good", objects=["good", "excellent", "none"],
+    require = param.Selector(default="good", objects=list(REQUIRABLE),
                              doc="Validation verdict the run must reach (seed 000's bars on KS).")
     force = param.Boolean(default=False, doc="Export below the required level; the provenance records it.")
     percent = param.Integer(default=0, bounds=(0, 100), doc="Share of the running export's rows written.")

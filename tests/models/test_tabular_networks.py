@@ -2,7 +2,8 @@ import torch
 
 from recogan_app.config import TabularConfig
 from recogan_app.losses import MarginalTargets
-from recogan_app.models.tabular import NOISE_BLOCK, Discriminator, Generator, TabularGAN, block_seed
+from recogan_app.models.latent import NOISE_BLOCK, block_seed
+from recogan_app.models.tabular import Discriminator, Generator, TabularGAN
 
 
 def test_shapes_and_architecture_follow_the_config():

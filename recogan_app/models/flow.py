@@ -1,0 +1,158 @@
+"""A neural spline flow of the preprocessed features, trained by maximum likelihood.
+
+The flow (zuko) maps a row x to noise z ~ N(0, 1) through coupling transforms: each keeps half
+of the features and moves the other half through monotonic rational-quadratic splines whose
+knots a small network computes from the kept half. The density is exact (log p(x) = log N(z) +
+log |det ∂z/∂x|), so training minimises the negative log-likelihood and checkpoints are picked
+by the monitor split's; sampling runs each transform backwards once (coupling: one pass of each
+network), on noise drawn block by block like every generator's
+(:func:`~recogan_app.models.latent.noise_passes`).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+from torch import nn
+from zuko.distributions import DiagNormal
+from zuko.flows import Flow
+from zuko.flows.coupling import GeneralCouplingTransform
+from zuko.lazy import UnconditionalDistribution
+from zuko.transforms import MonotonicRQSTransform
+
+from recogan_app.models.latent import NOISE_BLOCK, Rows, noise_passes
+
+BOUND = 5.0
+"""The splines act on [-BOUND, BOUND] (zuko's default) and are the identity outside: the
+quantile preprocessing keeps every feature within ±5.2."""
+SLOPE = 1e-3
+"""zuko's least spline slope: bounds the unconstrained knot parameters."""
+PASS_ROWS = 2048
+"""Rows per pass through the transforms when sampling on a CPU: the spline's (rows × features ×
+bins) intermediates stay in a core's cache."""
+
+
+def rqs_inverse(y: torch.Tensor, params: torch.Tensor, bins: int) -> torch.Tensor:
+    """The inverse of zuko's :class:`~zuko.transforms.MonotonicRQSTransform` with the unconstrained
+    ``params`` (rows × features × (3 bins - 1): widths, heights, inner derivatives) at ``y``
+    (rows × features); ``params`` is overwritten.
+
+    The same arithmetic as zuko's, rearranged for sampling speed (a third of zuko's time on a
+    CPU): zuko's soft bound and exp of all parameters in one contiguous pass, the softmax
+    without its max (the bound keeps widths and heights within ±|log SLOPE| / 2: exp cannot
+    overflow) and unnormalised (a value's bin is found by comparing the cumulative heights with
+    the scaled ``y``), and only the two knots of each value's bin gathered, in one gather.
+    Values outside ±BOUND pass unchanged, as in zuko.
+    """
+    n, m, _ = params.shape
+    scale = params.new_full((3 * bins - 1,), 2.0 / -math.log(SLOPE))
+    scale[2 * bins:] = 1.0 / -math.log(SLOPE)
+    params.div_(params.abs().mul_(scale).add_(1.0)).exp_()
+    knots = params.new_empty(n, m, 3, bins + 1)  # cumulative widths, cumulative heights, derivatives
+    knots[:, :, :2, 0] = 0.0
+    torch.cumsum(params[..., :bins], -1, out=knots[:, :, 0, 1:])
+    torch.cumsum(params[..., bins:2 * bins], -1, out=knots[:, :, 1, 1:])
+    knots[:, :, 2, 1:-1] = params[..., 2 * bins:]
+    knots[:, :, 2, 0::bins] = 1.0  # zuko's end derivatives: exp(0)
+    total_w, total_h = knots[:, :, 0, -1], knots[:, :, 1, -1]
+    level = (y + BOUND).mul_(total_h / (2 * BOUND))  # y on the cumulative heights' scale
+    k = (knots[:, :, 1, 1:-1] < level.unsqueeze(-1)).sum(-1)
+    ends = knots.gather(-1, torch.stack((k, k + 1), -1).unsqueeze(2).expand(n, m, 3, 2))
+    # back to zuko's coordinates: knots in [-BOUND, BOUND]
+    x0, x1 = (ends[..., 0, :] * ((2 * BOUND) / total_w).unsqueeze(-1) - BOUND).unbind(-1)
+    y0, y1 = (ends[..., 1, :] * ((2 * BOUND) / total_h).unsqueeze(-1) - BOUND).unbind(-1)
+    d0, d1 = ends[..., 2, :].unbind(-1)
+    s = (y1 - y0) / (x1 - x0)
+    dy = y - y0
+    curve = d0 + d1 - 2 * s
+    a = (y1 - y0) * (s - d0) + dy * curve
+    b = (y1 - y0) * d0 - dy * curve
+    c = -s * dy
+    z = 2 * c / (-b - (b * b - 4 * a * c).sqrt())
+    return torch.where(y.abs() < BOUND, x0 + z * (x1 - x0), y)
+
+
+class FlowGenerator(nn.Module):
+    """The flow: ``transforms`` spline couplings of ``n_features`` (at least 2) on a standard normal.
+
+    Each coupling keeps a different half of the features (a fixed permutation per transform,
+    stored with the weights), so after a few transforms every feature has depended on every
+    other. ``widths`` are the hidden layers of each coupling's network, ``bins`` the spline's.
+    """
+
+    def __init__(self, n_features: int, transforms: int = 4, widths=(64, 64), bins: int = 8):
+        super().__init__()
+        self.n_features, self.bins = n_features, bins
+        couplings = [GeneralCouplingTransform(
+            n_features, mask=torch.randperm(n_features, generator=torch.Generator().manual_seed(i)) % 2 == i % 2,
+            univariate=MonotonicRQSTransform, shapes=[(bins,), (bins,), (bins - 1,)], hidden_features=tuple(widths))
+            for i in range(transforms)]
+        base = UnconditionalDistribution(DiagNormal, torch.zeros(n_features), torch.ones(n_features), buffer=True)
+        self.flow = Flow(couplings, base)
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """log p(x) of each row (nats, in the preprocessed space)."""
+        return self.flow().log_prob(x)
+
+    def sampler(self) -> Rows:
+        """A frozen copy of this flow as a thread-safe :data:`~recogan_app.models.latent.Rows`
+        function: noise blocks through the couplings backwards (:func:`rqs_inverse`), in passes
+        of :data:`PASS_ROWS` rows. Rows come back column-major like the GAN's (each feature's
+        column contiguous, what the inverse preprocessing reads)."""
+        flow = copy.deepcopy(self.flow).eval()
+        couplings = [(t.hyper, t.mask.nonzero().squeeze(-1), (~t.mask).nonzero().squeeze(-1))
+                     for t in reversed(flow.transform.transforms)]
+        device = next(flow.buffers()).device
+        pass_rows = PASS_ROWS if device.type == "cpu" else NOISE_BLOCK
+        bins, n = self.bins, self.n_features
+
+        @torch.inference_mode()
+        def rows(seed: int, start: int, stop: int) -> torch.Tensor:
+            out = torch.empty(n, max(stop - start, 0), device=device)
+            z = torch.empty(NOISE_BLOCK, n, device=device)
+            for x, keep, at in noise_passes(seed, start, stop, z, pass_rows):
+                for hyper, kept, moved in couplings:
+                    params = hyper(x[:, kept]).unflatten(-1, (len(moved), -1))
+                    x[:, moved] = rqs_inverse(x[:, moved], params, bins)  # the noise buffer: each pass is used once
+                out[:, at:at + keep.stop - keep.start] = x[keep].t()
+            return out.t()
+
+        return rows
+
+
+class SplineFlow(nn.Module):
+    """The flow with its likelihood loss and optimiser: what the trainer steps.
+
+    Parameters
+    ----------
+    n_features : int
+        Number of (preprocessed) features, at least 2.
+    config : FlowConfig
+        Architecture and optimiser settings.
+    """
+
+    def __init__(self, n_features: int, config):
+        super().__init__()
+        self.config = config
+        self.generator = FlowGenerator(n_features, config.coupling_transforms, config.hidden_widths,
+                                       config.spline_bins)
+
+    def configure_optimizers(self):
+        return torch.optim.AdamW(self.generator.parameters(), lr=self.config.learning_rate,
+                                 weight_decay=self.config.weight_decay)
+
+    def loss(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"loss": -self.generator.log_prob(x).mean()}
+
+    @torch.inference_mode()
+    def nll(self, x: torch.Tensor, rows: int = 65_536) -> float:
+        """Mean negative log-likelihood of the rows of ``x`` (nats per row, preprocessed space)."""
+        device = next(self.generator.buffers()).device
+        total = sum(float(self.generator.log_prob(x[a:a + rows].to(device)).sum()) for a in range(0, len(x), rows))
+        return -total / max(len(x), 1)
+
+    def sample(self, n: int, *, seed: int) -> torch.Tensor:
+        """The first ``n`` rows of the generated stream for ``seed``, in the preprocessed space."""
+        return self.generator.sampler()(seed, 0, n)
