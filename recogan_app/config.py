@@ -89,11 +89,7 @@ class TrainingSettings(Settings):
                                      "used for a choice.")
 
     # -- optimisation -----------------------------------------------------------------------------
-    latent_dim = param.Integer(default=32, bounds=(1, 1024), doc="Size of the generator's noise vector.")
     batch_size = param.Integer(default=2048, bounds=(8, 1_000_000))
-    lr_generator = param.Number(default=2e-4, bounds=(0, 1))
-    lr_discriminator = param.Number(default=2e-4, bounds=(0, 1))
-    discriminator_steps = param.Integer(default=1, bounds=(1, 20), doc="Discriminator updates per generator update.")
 
     # -- schedule ---------------------------------------------------------------------------------
     max_epochs = param.Integer(default=1000, bounds=(1, None), doc="Passes over the training split at most.")
@@ -125,6 +121,16 @@ class TrainingSettings(Settings):
         return super().from_dict(values, source=source)
 
 
+class AdversarialSettings(param.Parameterized):
+    """What the GAN families add to :class:`TrainingSettings`: a noise-driven generator and a
+    discriminator, each with its optimiser (a likelihood family has neither)."""
+
+    latent_dim = param.Integer(default=32, bounds=(1, 1024), doc="Size of the generator's noise vector.")
+    lr_generator = param.Number(default=2e-4, bounds=(0, 1))
+    lr_discriminator = param.Number(default=2e-4, bounds=(0, 1))
+    discriminator_steps = param.Integer(default=1, bounds=(1, 20), doc="Discriminator updates per generator update.")
+
+
 class TabularSettings(TrainingSettings):
     """What every family of tabular data (one row per candidate) shares: its columns and their
     preprocessing (:class:`~recogan_app.preprocessing.FeaturePipeline`)."""
@@ -139,7 +145,7 @@ class TabularSettings(TrainingSettings):
                                 "e.g. {'cos_pa': 'arccos+quantile'}.")
 
 
-class TabularConfig(TabularSettings):
+class TabularConfig(TabularSettings, AdversarialSettings):
     """Settings of one tabular GAN training (architecture, losses, schedule, reproducibility)."""
 
     # -- architecture (seed 000: 3 dense layers in G, 2 in D) -----------------------------------
@@ -197,7 +203,7 @@ class FlowConfig(TabularSettings):
                                       "compared (KS, WS, correlations) with as many generated rows.")
 
 
-class ZDCConfig(TrainingSettings):
+class ZDCConfig(TrainingSettings, AdversarialSettings):
     """Settings of one ZDC (proton ZP) GAN training: seed 001's model, losses and schedule.
 
     Defaults are seed 001's published choices; every λ switches its penalty off at 0.

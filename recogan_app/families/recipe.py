@@ -167,7 +167,8 @@ def fit_to_run(family: ModelFamily, sample, out, *, callbacks: Sequence[Callback
         steps = StepLog()
         trainer = Trainer(device=device, max_epochs=config.max_epochs, batch_size=config.batch_size,
                           time_limit=deadline.fit_seconds(prepared.evaluation_s),
-                          discriminator_steps=config.discriminator_steps, checkpoints=partial / "checkpoints",
+                          discriminator_steps=getattr(config, "discriminator_steps", 1),  # a likelihood family has none
+                          checkpoints=partial / "checkpoints",
                           callbacks=[Checkpoint(partial / "checkpoints"), EarlyStopping(config.patience), deadline,
                                      *prepared.callbacks, *callbacks, steps], control=control, snapshot_s=prepared.snapshot_s)
         result = trainer.fit(prepared.module, prepared.data, prepared.snapshot,
