@@ -480,7 +480,8 @@ def validate(reference: pd.DataFrame, synthetic: pd.DataFrame, *, baseline_train
     rng = np.random.default_rng(seed)
 
     copula = GaussianCopula(random_state=seed).fit(reference if baseline_train is None else baseline_train[names])
-    baseline_sample = _rounded(copula.sample(len(synthetic), seed=seed + 1), integer_features)
+    copula_seed = int(np.random.SeedSequence(seed, spawn_key=(1,)).generate_state(1)[0])  # its own stream
+    baseline_sample = _rounded(copula.sample(len(synthetic), seed=copula_seed), integer_features)
     reference_correlation = {method: correlation_matrix(reference, method) for method in METHODS}
     settings = dict(seed=seed, c2st_options={"n_max": c2st_rows, **(c2st_options or {})})
     model = _comparison(reference, reference_correlation, synthetic, **settings)

@@ -123,9 +123,11 @@ class ZDCView(LiveView):
         sample = self.state.sample
         if sample is None:
             return "Nothing loaded yet: Start loads the toy."
-        sums, cut = sample.photon_sums, self.state.config.min_photon_sum
+        config = self.state.config
+        sums, cut = sample.photon_sums, config.min_photon_sum
         return (f"{len(sample):,} events, {int((sums == 0).sum()):,} empty; {int((sums >= cut).sum()):,} with at "
-                f"least {cut} photon(s) are split 80/20 into training and held-out test events.")
+                f"least {cut} photon(s) are split into training, monitor ({config.monitor_fraction:.0%}: the "
+                f"per-epoch snapshots) and held-out test ({config.test_fraction:.0%}) events.")
 
     # -- after training ------------------------------------------------------------------------
     async def show_heldout(self, *_):
