@@ -55,12 +55,13 @@ class Comparison:
 
     @classmethod
     def of_snapshot(cls, snapshot: Snapshot, events: int = GALLERY_EVENTS) -> Comparison:
-        """What a ZDC training snapshot compared: training events, one response each from its fixed noise."""
+        """What a ZDC training snapshot compared: monitor events (held out from training), one response
+        each from its fixed noise."""
         details = snapshot.details
         return cls(real=details["gallery_real"][:events], generated=details["gallery_generated"][:events, None],
                    conditions=details["gallery_conditions"][:events], channels_real=details["channels_real"],
                    channels_generated=details["channels_generated"],
-                   label=f"epoch {snapshot.epoch + 1}: training events, the snapshot's fixed noise")
+                   label=f"epoch {snapshot.epoch + 1}: monitor events, the snapshot's fixed noise")
 
 
 def compare_heldout(run: ZDCRun, seed: int = 0) -> Comparison:

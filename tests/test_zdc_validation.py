@@ -80,4 +80,4 @@ def test_a_snapshot_comparison_is_its_gallery_with_one_response_each(toy):
     assert comparison.generated.shape == (GALLERY_EVENTS, 1, *IMAGE_SHAPE)
     assert np.array_equal(comparison.generated[:, 0], images[::-1][:GALLERY_EVENTS])
     assert np.array_equal(comparison.conditions, conditions[:GALLERY_EVENTS])
-    assert comparison.channels_real.shape == (8, 5) and comparison.label.startswith("epoch 3: training events")
+    assert comparison.channels_real.shape == (8, 5) and comparison.label.startswith("epoch 3: monitor events")

@@ -88,8 +88,8 @@ CHANNELS = ("ch1", "ch2", "ch3", "ch4", "ch5")
 CHANNEL_COLORS = {"ch1": "#1f77b4", "ch2": "#ff7f0e", "ch3": "#2ca02c", "ch4": "#d62728", "ch5": "#9467bd",
                   "mean": "black"}
 """One colour per channel, shared by its WS curve and its noise-floor line; black: the five-channel mean."""
-WS_CAPTION = ("Five-channel Wasserstein distance (photons) between the snapshot's real training events and "
-              "generated responses to their conditions (one fixed noise draw); dashed, same colour (embedded toy "
+WS_CAPTION = ("Five-channel Wasserstein distance (photons) between the snapshot's real monitor events (held out "
+              "from training) and generated responses to their conditions (one fixed noise draw); dashed, same colour (embedded toy "
               "only): the noise floor, a second simulation of the same conditions, below which a model cannot "
               "be shown to do better.")
 PARTICLES = {"proton": "p", "neutron": "n", "pi+": "π⁺", "pi-": "π⁻", "K0L": "K⁰L", "gamma": "γ"}

@@ -180,7 +180,8 @@ class ZDCView(LiveView):
     def gallery_text(self) -> str:
         comparison = self.state.comparison
         if comparison is None:
-            return "*The first epoch's snapshot shows real training events and the generated responses to them.*"
+            return ("*The first epoch's snapshot shows real monitor events (held out from training) and the "
+                    "generated responses to them.*")
         return (f"{comparison.label}. Each frame: one event, its real response on the left, the generated "
                 f"response(s) to the same conditions on the right, on one colour scale: the share of the frame's "
                 f"brightest pixel, whose photon count the title gives.")

@@ -270,10 +270,10 @@ def drive_zdc(page, server) -> None:
     wait_for(lambda: epoch(page, "recogan-zdc") >= 1, what="the first ZDC epoch")
     assert "toy floor" in status(page, "recogan-zdc")
 
-    # the WS curves and the gallery of the snapshot's training events are drawn, and the curves grow
+    # the WS curves and the gallery of the snapshot's monitor events are drawn, and the curves grow
     for plot in ("ws", "gallery"):
         page.locator(f".recogan-zdc-{plot} canvas").first.wait_for(timeout=30_000)
-    page.get_by_text("training events, the snapshot's fixed noise").wait_for()
+    page.get_by_text("monitor events, the snapshot's fixed noise").wait_for()
     wait_for(lambda: points(page, "epoch", "ws") >= 2, what="a second epoch in the WS curves")
     wait_for(lambda: points(page, "step", "value") >= 2, what="a second point in the loss curves")
 
