@@ -178,7 +178,8 @@ def fit_to_run(family: ModelFamily, sample, out, *, callbacks: Sequence[Callback
             when = "its first epoch" if not result.epochs else "any epoch gave finite figures"
             raise InputError(f"training ended ({result.reason}) before {when}: nothing to save", path=source,
                              hint=family.failure_hint(result, train, prepared))
-        sources = [{"path": str(Path(path).resolve()), "sha256": file_sha256(path)}
+        known = (origin or {}).get("sha256", {})  # the CLI hashed the files it read for --resume: once is enough
+        sources = [{"path": (where := str(Path(path).resolve())), "sha256": known.get(where) or file_sha256(path)}
                    for path in getattr(usable, "files", None) or [source] if path and Path(path).is_file()]
         info = {
             "kind": family.kind,

@@ -13,6 +13,7 @@ A ZDC run directory holds, beside the common files (:mod:`recogan_app.run`), ``c
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Iterator, Sequence
@@ -130,8 +131,6 @@ class ZDCRun(Run):
     files = ("conditions.json",)
 
     def _load(self, weights: dict, device) -> None:
-        import json
-
         self.scaler = ConditionScaler.from_dict(json.loads((self.path / "conditions.json").read_text()))
         self.module = Generator(self.config.latent_dim, self.config.generator_channels)
         self.module.load_state_dict(weights)
