@@ -13,7 +13,7 @@ import traceback
 from pathlib import Path
 
 from recogan_app import __version__
-from recogan_app.config import DEVICES, SEED_MAX
+from recogan_app.config import DEVICES, MODELS, SEED_MAX
 from recogan_app.errors import ExportRefused, InputError
 from recogan_app.metrics.verdict import REQUIRABLE
 
@@ -35,8 +35,6 @@ EXAMPLES = """examples:
 """
 CUT_HELP = ("selection applied before anything else, e.g. \"pt > 2 and abs(eta) < 0.8\": columns, numbers, "
             "comparisons, and/or/not, + - * / ** %%, abs sqrt log exp hypot arctan2…")
-MODELS = {"gan": "tabular", "flow": "flow"}
-"""``train --model`` choices and the family (run kind) each trains."""
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 """Addresses that only this machine reaches."""
 

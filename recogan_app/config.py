@@ -21,6 +21,9 @@ SEED_MAX = 2**32 - 1
 """Largest seed: numpy's and torch's generators both take 0 … 2**32 - 1."""
 DEVICES = ("auto", "cpu", "cuda", "mps")
 """Device names a setting or ``--device`` takes (:func:`~recogan_app.training.device.resolve_device`)."""
+MODELS = {"gan": "tabular", "flow": "flow"}
+"""The models of tabular data a user chooses from (``train --model``, the Training tab) and the
+family (run kind, :data:`recogan_app.families.FAMILIES`) each trains."""
 
 
 class Settings(param.Parameterized):

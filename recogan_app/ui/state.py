@@ -23,14 +23,16 @@ from pathlib import Path
 import numpy as np
 import param
 
-from recogan_app.config import Settings, TabularConfig
+from recogan_app.config import MODELS, Settings, TabularSettings
 from recogan_app import streams
 from recogan_app.data.sources import EMBEDDED, FORMATS, MCSample, list_keys, load_mc
 from recogan_app.errors import ExportRefused, InputError
 from recogan_app.export import export
 from recogan_app.report import write_report
 from recogan_app.preprocessing import TRANSFORMS, check_transforms, preview_transform, suggest_transforms
-from recogan_app.families.tabular import TabularRun, train_tabular
+from recogan_app.families import FAMILIES
+from recogan_app.families.recipe import fit_to_run
+from recogan_app.families.tabular import TabularRun
 from recogan_app.run import Run
 from recogan_app.splits import subsample
 from recogan_app.training.background import BackgroundTraining
@@ -138,6 +140,10 @@ class TrainingState(param.Parameterized):
         self.job: BackgroundTraining | None = None
         self.training: Training | None = None
         self.job_config: Settings | None = None
+        self._follow_config()
+        self.param.watch(self._follow_config, "config")
+
+    def _follow_config(self, *_) -> None:
         self.config.param.watch(self._describe_device, "device")
         self._describe_device()
 
@@ -332,7 +338,8 @@ class Session(TrainingState):
                                      doc="Feature whose transform is previewed.")
 
     # -- training ------------------------------------------------------------------------------
-    config = param.ClassSelector(class_=TabularConfig, doc="Settings of the next training.")
+    model = param.Selector(default="gan", objects=list(MODELS), doc="The model of the next training (its family).")
+    config = param.ClassSelector(class_=TabularSettings, doc="Settings of the next training (the model's).")
 
     # -- results -------------------------------------------------------------------------------
     validation = param.ClassSelector(class_=Validation, default=None, allow_None=True,
@@ -340,8 +347,13 @@ class Session(TrainingState):
     exported = param.Path(default=None, allow_None=True, check_exists=False, doc="The last exported file.")
 
     def __init__(self, **params):
-        params["config"] = params.get("config") or TabularConfig()
+        model = params.get("model", "gan")
+        self._configs = {name: FAMILIES[kind].config_class() for name, kind in MODELS.items()}
+        if params.get("config") is not None:
+            self._configs[model] = params["config"]
+        params["config"] = self._configs[model]
         super().__init__(**params)
+        self.param.watch(lambda event: setattr(self, "config", self._configs[event.new]), "model")
         self._trusted: set[str] = set()
         self._trained_on: MCSample | None = None
         self.refresh_sources()
@@ -461,8 +473,10 @@ class Session(TrainingState):
         config = self.bounded(self.config.updated(
             features=list(self.features), transforms={f: self.transforms[f] for f in self.features}))
         check_transforms(sample.frame, config.transforms)
-        return self.launch(partial(train_tabular, sample, config), config,
-                           f"training {len(sample.frame):,} rows × {len(self.features)} features on {self.device_label}",
+        family = FAMILIES[MODELS[self.model]](config)
+        return self.launch(partial(fit_to_run, family, sample), config,
+                           f"training the {self.model} on {len(sample.frame):,} rows × {len(self.features)} features "
+                           f"on {self.device_label}",
                            validation=None, exported=None)
 
     # -- validation and export (slow: safe in a worker thread, they set no parameter) ---------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import html
+import json
 import queue
 import re
 from types import SimpleNamespace
@@ -557,3 +558,25 @@ def test_a_loaded_page_changes_its_texts_without_walking_its_model_graph(monkeyp
         dashboard.trainings.refresh()
         assert walks == [1]
         assert "**running**" in view.status_text()
+
+
+def test_the_training_tab_trains_the_chosen_model_with_its_own_settings(session):
+    view = TrainingView(state=session)
+    shown = lambda: {name for card in view.settings if isinstance(card, pn.Card) for name in card[0].parameters}  # noqa: E731
+    assert "lr_generator" in shown() and "coupling_transforms" not in shown()
+    session.config.lambda_corr = 5.0
+    session.model = "flow"
+    assert "coupling_transforms" in shown() and "lr_generator" not in shown()
+    session.config.param.update(max_epochs=2, batch_size=256, snapshot_rows=200, coupling_transforms=2,
+                                hidden_widths=[16], device="auto")
+    session.device_label = ""
+    session.config.device = "cpu"  # the device line follows the flow's own settings
+    assert session.device_label.startswith("CPU")
+    view.start()
+    session.wait(timeout=300)
+    assert session.run is not None, session.notice
+    assert session.run.kind == "flow" and json.loads((session.run.path / "run.json").read_text())["kind"] == "flow"
+    assert session.training.label.startswith("training the flow on 1,500 rows × 3 features")
+    assert set(session.run.generate(50).columns) == set(FEATURES)
+    session.model = "gan"
+    assert session.config.lambda_corr == 5.0  # each model keeps what was typed for it
