@@ -152,16 +152,11 @@ class ProgressBar(Callback):
     def on_fit_start(self, trainer) -> None:
         from tqdm.auto import tqdm
 
-        if self.time_limit:
-            self.bar = tqdm(total=round(self.time_limit), unit="s", desc="training", file=self.file)
-        else:
-            self.bar = tqdm(total=self.total_epochs, unit="epoch", desc="training", file=self.file)
+        total, unit = (round(self.time_limit), "s") if self.time_limit else (self.total_epochs, "epoch")
+        self.bar = tqdm(total=total, unit=unit, desc="training", file=self.file)
 
     def on_snapshot(self, trainer, snapshot: Snapshot) -> None:
-        if self.time_limit:
-            self.bar.n = min(round(snapshot.elapsed_s), self.bar.total)
-        else:
-            self.bar.n = snapshot.epoch + 1
+        self.bar.n = min(round(snapshot.elapsed_s), self.bar.total) if self.time_limit else snapshot.epoch + 1
         self.bar.set_postfix({k: f"{v:.4f}" for k, v in snapshot.metrics.items()
                               if k in ("mean_ks", "max_ks", "max_corr_residual")}, refresh=False)
         self.bar.refresh()
