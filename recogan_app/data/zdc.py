@@ -106,8 +106,7 @@ class ConditionScaler:
 
     def transform(self, conditions: np.ndarray) -> np.ndarray:
         """(N, 9) float32 standardised conditions."""
-        if not hasattr(self, "mean_"):
-            raise NotFittedError("this ConditionScaler is not fitted yet; call fit() first")
+        NotFittedError.check(self, hasattr(self, "mean_"))
         return ((np.asarray(conditions, dtype=np.float64) - self.mean_) / self.scale_).astype(np.float32)
 
     def to_dict(self) -> dict:
