@@ -419,7 +419,7 @@ class Quantile(Transform):
     def _prepare(self):
         q = self.quantiles_
         n = q.size
-        self._single_tables = None  # look-up tables of _inverse_single, built on first use
+        self._tables = None  # look-up tables of _inverse, built on first use
         self.references_ = np.linspace(0.0, 1.0, n)
         # runs of equal quantiles: knot values with the first and last level of each run
         starts = np.flatnonzero(np.r_[True, q[1:] != q[:-1]])
@@ -478,43 +478,27 @@ class Quantile(Transform):
         return special.ndtri(level)
 
     def _inverse(self, y):
-        if y.dtype == np.float32:
-            return self._inverse_single(y)
-        u = special.ndtr(y)
-        q = self.quantiles_
-        last = q.size - 1
-        # references_ are evenly spaced: interpolate without a search
-        pos = u * last
-        k = np.clip(pos.astype(np.intp), 0, last - 1)
-        frac = pos - k
-        out = q[k] + (q[k + 1] - q[k]) * frac
-        edge = self.bound * (1.0 + 1e-6)  # ndtr(ndtri(bound)) is bound to ~1e-16
-        out[u <= edge] = q[0]
-        out[u >= 1.0 - edge] = q[-1]
-        return np.clip(out, q[0], q[-1], out=out)
+        """Levels back to values, in the precision of ``y`` (float32 on the export's hot path, several
+        times faster than float64), the interpolation between quantiles always in float64, so the
+        training minimum and maximum come back exactly.
 
-    def _inverse_single(self, y):
-        """:meth:`_inverse` for float32 input (the export's hot path), several times faster.
-
-        The level and its bin are found in float32 (torch), the interpolation between quantiles
-        in float64, so the training minimum and maximum come back exactly. Each value is placed
-        from its nearer end, ``a = ndtr(-|y|) × (n - 1)`` levels from the minimum (y < 0) or
-        from the maximum (y > 0): a small tail probability keeps float32's relative precision,
-        so the outermost bins resolve as finely as the central ones (``ndtr(y)`` near 1 would
-        leave float32 only ~8000 steps per top bin).
+        Each value is placed from its nearer end, ``a = ndtr(-|y|) × (n - 1)`` levels from the
+        minimum (y < 0) or from the maximum (y > 0): a small tail probability keeps the float's
+        relative precision, so the outermost bins resolve as finely as the central ones
+        (``ndtr(y)`` near 1 would leave float32 only ~8000 steps per top bin).
         """
         import torch
         from torch import nn
 
-        if self._single_tables is None:
+        if self._tables is None:
             q = self.quantiles_
             step = np.r_[np.diff(q), 0.0]
             # rows 0…n-1 from the minimum up, rows n…2n-1 from the maximum down
-            self._single_tables = (torch.from_numpy(np.r_[q, q[::-1]]),
-                                   torch.from_numpy(np.r_[step, -np.r_[0.0, step[:-1]][::-1]]))
-        base, slope = self._single_tables
+            self._tables = (torch.from_numpy(np.r_[q, q[::-1]]),
+                            torch.from_numpy(np.r_[step, -np.r_[0.0, step[:-1]][::-1]]))
+        base, slope = self._tables
         last = self.quantiles_.size - 1
-        t = torch.from_numpy(y)
+        t = torch.from_numpy(np.require(y, requirements="CW"))
         # ndtr(-|y|) through erfc: torch.special.ndtr loses the lower tail in float32 (9e-8 for 1.03e-7)
         a = torch.erfc(t.abs().mul_(0.5 ** 0.5)).mul_(0.5 * last)  # a ≤ last / 2: bin k + 1 always exists
         nn.functional.threshold_(a, self.bound * (1.0 + 1e-6) * last, 0.0)  # clipped levels: the extreme
