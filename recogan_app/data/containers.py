@@ -304,27 +304,26 @@ def _pandas_columns(group: h5py.Group, source: str) -> tuple[dict, dict]:
     """A DataFrame written by pandas (``to_hdf``, format "fixed" or "table"), read with h5py."""
     kind = attribute(group, "pandas_type", source)
     names, columns, why = [], [], {}
+
+    def add(items: list[str], values: np.ndarray, reason: str | None) -> None:
+        """The columns of ``values`` (rows × columns) named by ``items``, each unusable for ``reason`` if any."""
+        names.extend(items)
+        columns.extend(values.T)
+        why.update(dict.fromkeys(items, reason) if reason else {})
+
     if kind == "frame":  # fixed: blockN_items names the columns of blockN_values, rows × columns
         for i in range(int(attribute(group, "nblocks", source))):
             block = group[f"block{i}_values"]
             items = _texts(read_dataset(group[f"block{i}_items"], source))
             if _pickled(block):  # object columns (text too): left out unread, each with the reason
-                n_rows = len(_fixed_array(group["axis1"], source))
-                for name in items:
-                    names.append(name)
-                    columns.append(np.zeros(n_rows, dtype=object))
-                    why[name] = (f"is a pandas object column, stored pickled in node '{block.name}', "
-                                 f"{_NEVER_READ} (to_hdf(..., format='table') stores text as text)")
+                add(items, np.zeros((len(_fixed_array(group["axis1"], source)), len(items)), dtype=object),
+                    f"is a pandas object column, stored pickled in node '{block.name}', {_NEVER_READ} "
+                    f"(to_hdf(..., format='table') stores text as text)")
                 continue
             values = _fixed_array(block, source)
-            values = values if attribute(block, "transposed", source) else values.T
             dtype = attribute(block, "value_type", source) if "value_type" in block.attrs else None
-            dtype = None if _numeric(dtype) else dtype
-            for j, name in enumerate(items):
-                names.append(name)
-                columns.append(values[:, j])
-                if dtype is not None:
-                    why[name] = f"is not numeric (dtype {dtype})"
+            add(items, values if attribute(block, "transposed", source) else values.T,
+                None if dtype is None or _numeric(dtype) else f"is not numeric (dtype {dtype})")
     elif kind == "frame_table":  # table: one compound dataset, a field per block or data column
         table = group["table"]
         records = read_dataset(table, source)
@@ -336,12 +335,7 @@ def _pandas_columns(group: h5py.Group, source: str) -> tuple[dict, dict]:
             dtype = attribute(table, f"{field}_dtype", source)
             values = values.astype(bool) if dtype == "bool" else values
             meta = attribute(table, f"{field}_meta", source) if f"{field}_meta" in table.attrs else None
-            numeric = meta is None and _numeric(dtype)
-            for j, name in enumerate(items):
-                names.append(name)
-                columns.append(values[:, j])
-                if not numeric:
-                    why[name] = f"is not numeric (dtype {meta or dtype})"
+            add(items, values, None if meta is None and _numeric(dtype) else f"is not numeric (dtype {meta or dtype})")
     else:
         raise InputError(f"node '{group.name}' is a pandas '{kind}', not a DataFrame", path=source,
                          hint="write a DataFrame with to_hdf")

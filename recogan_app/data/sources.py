@@ -203,7 +203,7 @@ def load_mc(path, *, tree=None, features=None, cut=None, drop_invalid=False, min
     wanted = _parse_features(features, source)
     if in_memory:
         _no_tree(source, tree, "DataFrame")
-    tables = [(source, _table(_frame_columns(path)))] if in_memory else _open_all(source, files, tree)
+    tables = [(source, _table(path))] if in_memory else _open_all(source, files, tree)
     table = tables[0][1]
     names = _select(table, wanted, source, n_rows=sum(t.n_rows for _, t in tables))
     extra = []
@@ -404,10 +404,12 @@ def _native(values) -> np.ndarray:
     return values.astype(values.dtype.newbyteorder("="), copy=False)
 
 
-def _table(data: Mapping[str, np.ndarray], tree: str | None = None, kind: str = "key",
+def _table(data: Mapping[str, np.ndarray] | pd.DataFrame, tree: str | None = None, kind: str = "key",
            unusable: Mapping[str, str] | None = None) -> Table:
-    """A table over in-memory columns; those whose length differs from the most common are unusable,
-    and so are those ``unusable`` names (with its reason)."""
+    """A table over in-memory columns (a frame's too); those whose length differs from the most common
+    are unusable, and so are those ``unusable`` names (with its reason)."""
+    if isinstance(data, pd.DataFrame):
+        data = {str(name): data[name] for name in data.columns}
     lengths = {name: len(values) for name, values in data.items()}
     n_rows = Counter(lengths.values()).most_common(1)[0][0] if lengths else 0
     unusable = unusable or {}
@@ -417,10 +419,6 @@ def _table(data: Mapping[str, np.ndarray], tree: str | None = None, kind: str = 
         for name, values in data.items()
     }
     return Table(columns, n_rows, lambda names: {n: np.asarray(data[n]) for n in names}, tree, kind)
-
-
-def _frame_columns(frame: pd.DataFrame) -> dict[str, pd.Series]:
-    return {str(name): frame[name] for name in frame.columns}
 
 
 def _choose(path: str, tree: str | None, keys: list[str], kind: str, expected: str | None = None) -> str:
@@ -590,7 +588,7 @@ def _open_embedded(name: str, tree: str | None) -> Table:
     from recogan_app.data.toy_xic import generate
 
     _no_tree(name, tree, "embedded")
-    return _table(_frame_columns(generate(n_features=12 if name == "toy-xic-12" else 8)))
+    return _table(generate(n_features=12 if name == "toy-xic-12" else 8))
 
 
 def _open_csv(path: str, tree: str | None) -> Table:
@@ -610,7 +608,7 @@ def _open_csv(path: str, tree: str | None) -> Table:
     if len(header) == 1 and (separator := next((c for c in ";\t|" if c in header[0]), None)):
         raise InputError(f"is separated by {separator!r}, not by commas (one column '{header[0]}')", path=path,
                          hint="save it comma-separated")
-    return _table(_frame_columns(frame))
+    return _table(frame)
 
 
 def _open_parquet(path: str, tree: str | None) -> Table:
