@@ -27,26 +27,20 @@ __version__ = "0.2.0"
 
 from recogan_app.errors import InputError
 
-_LAZY = {
-    "load_mc": "recogan_app.data.sources",
-    "TabularConfig": "recogan_app.config",
-    "FeaturePipeline": "recogan_app.preprocessing",
-    "train_tabular": "recogan_app.families.tabular",
-    "train_zdc": "recogan_app.families.zdc",
-    "FlowConfig": "recogan_app.config",
-    "train_flow": "recogan_app.families.flow",
-    "FlowRun": "recogan_app.families.flow",
-    "load_run": "recogan_app.families",
-    "TabularRun": "recogan_app.families.tabular",
-    "ZDCRun": "recogan_app.families.zdc",
-    "ZDCConfig": "recogan_app.config",
-    "BackgroundTraining": "recogan_app.training.background",
-    "GaussianCopula": "recogan_app.baseline",
-    "validate": "recogan_app.validation",
-    "validate_run": "recogan_app.validation",
-    "write_report": "recogan_app.report",
+_HOMES = {
+    "recogan_app.data.sources": ("load_mc",),
+    "recogan_app.config": ("TabularConfig", "FlowConfig", "ZDCConfig"),
+    "recogan_app.preprocessing": ("FeaturePipeline",),
+    "recogan_app.families": ("load_run",),
+    "recogan_app.families.tabular": ("train_tabular", "TabularRun"),
+    "recogan_app.families.flow": ("train_flow", "FlowRun"),
+    "recogan_app.families.zdc": ("train_zdc", "ZDCRun"),
+    "recogan_app.training.background": ("BackgroundTraining",),
+    "recogan_app.baseline": ("GaussianCopula",),
+    "recogan_app.validation": ("validate", "validate_run"),
+    "recogan_app.report": ("write_report",),
 }
-
+_LAZY = {name: module for module, names in _HOMES.items() for name in names}
 __all__ = ["InputError", "__version__", *_LAZY]
 
 

@@ -129,11 +129,6 @@ class Histogram:
                 "integer": self.integer}
 
 
-def _is_integer(values: np.ndarray) -> bool:
-    """Whether every value is a whole number, however many distinct values there are."""
-    return is_discrete(values, max_values=values.size)
-
-
 def compare_histograms(reference, synthetic, *, integer: bool = False, max_bins: int = MAX_BINS) -> Histogram:
     """Histogram both samples in shared bins and compute the χ² of their difference.
 
@@ -475,7 +470,8 @@ def validate(reference: pd.DataFrame, synthetic: pd.DataFrame, *, baseline_train
     if baseline_train is not None:
         feature_matrix(baseline_train, names, role="baseline training MC", min_rows=2)
     reference = reference[names].reset_index(drop=True)
-    integer_features = [name for name in names if _is_integer(reference[name].to_numpy())]
+    integer_features = [name for name in names  # whole numbers, however many distinct values
+                        if is_discrete(reference[name].to_numpy(), max_values=len(reference))]
     synthetic = _rounded(synthetic[names].reset_index(drop=True), integer_features)
     rng = np.random.default_rng(seed)
 

@@ -168,8 +168,7 @@ class Trainer:
         before, limit = progress["elapsed_s"], progress["time_limit_s"]
         step, rollbacks, since_snapshot = progress["step"], 0, 0
         closing = self.snapshot_s  # seconds the last snapshot and checkpoint took: the limit keeps room for the next
-        sums: dict[str, float] = progress["sums"]
-        counts: dict[str, int] = progress["counts"]
+        sums, counts = progress["sums"], progress["counts"]  # losses since the last StepEnd, and their counts
         for epoch in range(progress["epoch"] + 1, self.max_epochs):
             if self._stop_reason:  # a resumed fit that had already decided to stop
                 break
