@@ -40,11 +40,20 @@ _HOMES = {
     "recogan_app.validation": ("validate", "validate_run"),
     "recogan_app.report": ("write_report",),
 }
-_LAZY = {name: module for module, names in _HOMES.items() for name in names}
-__all__ = ["InputError", "__version__", *_LAZY]
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'recogan_app' has no attribute {name!r}")
+def lazy_names(package: str, homes: dict[str, tuple[str, ...]]):
+    """The names of ``homes`` (module → names) and a module ``__getattr__`` that imports each on first
+    use: a package's light import (this one's, :mod:`recogan_app.metrics`')."""
+    where = {name: module for module, names in homes.items() for name in names}
+
+    def __getattr__(name: str):
+        if name in where:
+            return getattr(import_module(where[name]), name)
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    return sorted(where), __getattr__
+
+
+_names, __getattr__ = lazy_names(__name__, _HOMES)
+__all__ = ["InputError", "__version__", *_names]

@@ -44,9 +44,10 @@ from recogan_app import __version__
 from recogan_app.data.sources import MCSample
 from recogan_app.errors import ExportRefused, InputError
 from recogan_app.files import check_writable, write_atomic, write_json
-from recogan_app.metrics.distributions import check_reference_rows, feature_metrics, ks_floor, ks_summary
+from recogan_app.metrics.distributions import check_reference_rows, ks_floor
 from recogan_app.metrics.verdict import BARS, RANK, REQUIRABLE
 from recogan_app.families.tabular import TabularRun
+from recogan_app.validation import ks_comparison
 
 __all__ = ["PROVENANCE_KEY", "SAMPLE_NAME", "WRITERS", "GateResult", "export", "gate", "provenance_path",
            "validation_summary", "write_hdf5", "write_parquet", "write_root"]
@@ -264,9 +265,8 @@ def gate(run: TabularRun, reference: pd.DataFrame, require: str = "good", *, see
     """
     if require not in REQUIRABLE:
         raise InputError(f"unknown validation level '{require}'", hint=f"one of {', '.join(REQUIRABLE)}")
-    synthetic = run.generate(len(reference), seed=seed)
-    ks = feature_metrics(reference, synthetic, run.features)["ks"]
-    summary = ks_summary(ks.to_numpy())
+    metrics, summary = ks_comparison(reference, run.generate(len(reference), seed=seed), run.features)
+    ks = metrics["ks"]
     failing = {}
     if require != "none":
         mean_bar, max_bar = BARS[require]

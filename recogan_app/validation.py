@@ -45,7 +45,7 @@ from recogan_app.metrics import (
 from recogan_app.metrics.correlations import METHODS
 
 __all__ = ["INDISTINGUISHABLE", "SCORE_EDGES", "Comparison", "Histogram", "Validation", "compare_histograms",
-           "ks_interval", "validate", "validate_run"]
+           "ks_comparison", "ks_interval", "validate", "validate_run"]
 
 INDISTINGUISHABLE = "indistinguishable from MC fluctuations"
 """Label of a feature whose KS and WS both lie within the MC's noise floor."""
@@ -365,13 +365,22 @@ def _jsonable(value):
     return value
 
 
+def ks_comparison(reference: pd.DataFrame, synthetic: pd.DataFrame,
+                  features: Sequence[str] | None = None) -> tuple[pd.DataFrame, dict]:
+    """:func:`~recogan_app.metrics.feature_metrics` of ``synthetic`` against ``reference`` and their
+    :func:`~recogan_app.metrics.ks_summary` (mean, max, seed 000's verdict): the one code path of the
+    verdict, for this validation, a training's snapshots and final figures, and the export gate."""
+    metrics = feature_metrics(reference, synthetic, features)
+    return metrics, ks_summary(metrics["ks"].to_numpy())
+
+
 def _comparison(reference: pd.DataFrame, reference_correlation: dict[str, pd.DataFrame], sample: pd.DataFrame,
                 *, seed: int, c2st_options: dict) -> Comparison:
     """Score one sample against the MC; the MC's correlation matrices are passed in, computed once."""
-    metrics = feature_metrics(reference, sample)
+    metrics, ks = ks_comparison(reference, sample)
     correlation = {method: correlation_matrix(sample, method) for method in METHODS}
     return Comparison(
-        metrics=metrics, ks=ks_summary(metrics["ks"].to_numpy()), correlation=correlation,
+        metrics=metrics, ks=ks, correlation=correlation,
         residual={method: correlation[method] - reference_correlation[method] for method in METHODS},
         c2st=classifier_two_sample_test(reference, sample, seed=seed, **c2st_options),
     )
