@@ -122,11 +122,9 @@ class Histogram:
         return self.chi2 / self.ndf if self.ndf > 0 else math.nan
 
     def to_dict(self) -> dict:
-        return {"edges": self.edges, "reference": self.reference, "synthetic": self.synthetic,
-                "synthetic_scaled": self.synthetic_scaled, "reference_error": self.reference_error,
-                "synthetic_error": self.synthetic_error, "ratio": self.ratio, "ratio_error": self.ratio_error,
-                "scale": self.scale, "chi2": self.chi2, "ndf": self.ndf, "chi2_ndf": self.chi2_ndf,
-                "integer": self.integer}
+        return {name: getattr(self, name) for name in (
+            "edges", "reference", "synthetic", "synthetic_scaled", "reference_error", "synthetic_error", "ratio",
+            "ratio_error", "scale", "chi2", "ndf", "chi2_ndf", "integer")}
 
 
 def compare_histograms(reference, synthetic, *, integer: bool = False, max_bins: int = MAX_BINS) -> Histogram:
