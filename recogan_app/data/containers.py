@@ -25,7 +25,7 @@ import numpy as np
 from recogan_app.errors import InputError
 
 __all__ = ["PICKLE_SUFFIXES", "attribute", "check_regular_file", "hdf5_arrays", "hdf5_columns", "hdf5_tables",
-           "named_columns", "open_hdf5", "pickled_literal", "read_dataset", "read_npz", "refuse_pickle"]
+           "named_columns", "open_hdf5", "pickled_literal", "read_dataset", "read_npz", "reading", "refuse_pickle"]
 
 PICKLE_SUFFIXES = (".pkl", ".pickle")
 _NEVER_READ = "which is never read: unpickling can run code"
@@ -71,21 +71,28 @@ def read_npz(source: str) -> dict[str, np.ndarray]:
     if not zipfile.is_zipfile(source):
         raise InputError("could not be read as npz: not a zip archive of named arrays", path=source)
     arrays = {}
+    with reading(source, "npz"), np.load(source, allow_pickle=False) as loaded:
+        for key in loaded.files:
+            try:
+                arrays[key] = loaded[key]
+            except ValueError as exc:
+                if "allow_pickle" not in str(exc):
+                    raise
+                raise InputError(f"array '{key}' holds pickled Python objects, {_NEVER_READ}", path=source,
+                                 hint="save text as a fixed-width string array (dtype 'U'), numbers as numbers")
+    return arrays
+
+
+@contextmanager
+def reading(path: str, fmt: str):
+    """Turn a reader's exception into ``InputError("could not be read as <fmt>: ...")``."""
     try:
-        with np.load(source, allow_pickle=False) as loaded:
-            for key in loaded.files:
-                try:
-                    arrays[key] = loaded[key]
-                except ValueError as exc:
-                    if "allow_pickle" not in str(exc):
-                        raise
-                    raise InputError(f"array '{key}' holds pickled Python objects, {_NEVER_READ}", path=source,
-                                     hint="save text as a fixed-width string array (dtype 'U'), numbers as numbers")
+        yield
     except InputError:
         raise
     except Exception as exc:
-        raise InputError(f"could not be read as npz: {_reason(exc)}", path=source) from None
-    return arrays
+        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise InputError(f"could not be read as {fmt}: {reason}", path=path) from None
 
 
 # --- HDF5 ------------------------------------------------------------------------------------------
@@ -95,18 +102,9 @@ def read_npz(source: str) -> dict[str, np.ndarray]:
 def open_hdf5(source: str) -> Iterator[h5py.File]:
     """The file opened with h5py, refused first if any node leads outside it or holds a pickle
     attribute that would run code."""
-    try:
-        h5 = h5py.File(source, "r")
-    except Exception as exc:
-        raise InputError(f"could not be read as HDF5: {_reason(exc)}", path=source) from None
-    with h5:
-        try:
-            _refuse_traps(h5, source)
-            yield h5
-        except InputError:
-            raise
-        except Exception as exc:
-            raise InputError(f"could not be read as HDF5: {_reason(exc)}", path=source) from None
+    with reading(source, "HDF5"), h5py.File(source, "r") as h5:
+        _refuse_traps(h5, source)
+        yield h5
 
 
 def _refuse_traps(h5: h5py.File, source: str) -> None:
@@ -377,7 +375,3 @@ def named_columns(names, columns: list[np.ndarray], source: str, table: str) -> 
     if twice is not None:
         raise InputError(f"is named twice in the column names of '{table}'", path=source, column=twice)
     return dict(zip(names, columns))
-
-
-def _reason(exc: Exception) -> str:
-    return " ".join(str(exc).split())[:200] or type(exc).__name__

@@ -23,7 +23,6 @@ import itertools
 import re
 from collections import Counter
 from collections.abc import Callable, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -36,7 +35,7 @@ import pyarrow.parquet as pq
 import uproot
 
 from recogan_app.data.containers import (PICKLE_SUFFIXES, check_regular_file, hdf5_arrays, hdf5_columns,
-                                         hdf5_tables, named_columns, open_hdf5, read_npz, refuse_pickle)
+                                         hdf5_tables, named_columns, open_hdf5, read_npz, reading, refuse_pickle)
 from recogan_app.data.selection import Selection
 from recogan_app.errors import InputError, closest
 
@@ -277,7 +276,7 @@ def list_keys(path) -> list[str]:
         return []
     fmt = _format(source, FORMATS, EMBEDDED)
     if fmt == "ROOT":
-        with _reading(source, fmt), uproot.open(source) as file:
+        with reading(source, fmt), uproot.open(source) as file:
             return _root_trees(file)
     if fmt == "HDF5":
         with open_hdf5(source) as h5:
@@ -441,18 +440,6 @@ def _no_tree(path: str, tree: str | None, fmt: str) -> None:
         raise InputError(f"is a {fmt} source with a single table; there is no tree '{tree}' to choose", path=path)
 
 
-@contextmanager
-def _reading(path: str, fmt: str, column: str | None = None):
-    """Turn a reader's exception into ``InputError("could not be read as <fmt>: ...")``."""
-    try:
-        yield
-    except InputError:
-        raise
-    except Exception as exc:
-        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
-        raise InputError(f"could not be read as {fmt}: {reason}", path=path, column=column) from exc
-
-
 # --- many files ------------------------------------------------------------------------------------
 
 
@@ -597,7 +584,7 @@ def _open_csv(path: str, tree: str | None) -> Table:
         start = handle.read(2)
     if start == b"\x1f\x8b":
         raise InputError("is gzip-compressed, not plain CSV text", path=path, hint=f"decompress it first: gunzip -c {path}")
-    with _reading(path, "CSV"):
+    with reading(path, "CSV"):
         frame = pd.read_csv(path, low_memory=False)
         with open(path, newline="", encoding="utf-8-sig", errors="replace") as handle:
             header = next(csv.reader(handle), [])  # pandas renames a repeated name 'x' to 'x.1' silently
@@ -613,7 +600,7 @@ def _open_csv(path: str, tree: str | None) -> Table:
 
 def _open_parquet(path: str, tree: str | None) -> Table:
     _no_tree(path, tree, "Parquet")
-    with _reading(path, "Parquet"):
+    with reading(path, "Parquet"):
         meta = pq.read_metadata(path)
         schema = meta.schema.to_arrow_schema()
     numeric = (pa.types.is_integer, pa.types.is_floating, pa.types.is_boolean)
@@ -627,7 +614,7 @@ def _open_parquet(path: str, tree: str | None) -> Table:
 
 def _read_parquet(path: str, names: list[str]) -> dict[str, np.ndarray]:
     """The columns; a nullable boolean's nulls become NaN, as a nullable integer's do."""
-    with _reading(path, "Parquet"):
+    with reading(path, "Parquet"):
         table = pq.read_table(path, columns=names)
         table = table.cast(pa.schema([pa.field(f.name, pa.float64()) if pa.types.is_boolean(f.type)
                                       and table.column(f.name).null_count else f for f in table.schema]))
@@ -666,7 +653,7 @@ def _npz_tables(arrays: Mapping[str, np.ndarray]) -> list[str]:
 
 
 def _open_root(path: str, tree: str | None) -> Table:
-    with _reading(path, "ROOT"), uproot.open(path) as file:
+    with reading(path, "ROOT"), uproot.open(path) as file:
         wanted = None if tree is None else tree.strip("/").split(";")[0]
         name = _choose(path, wanted, _root_trees(file), "tree", "expected a TTree or RNTuple")
         ttree = file[name]
@@ -679,7 +666,7 @@ def _read_root(path: str, name: str, names: list[str]) -> dict[str, np.ndarray]:
     """Each wanted branch read on its own: ``tree.arrays`` goes through uproot's expression language,
     which evaluates the tree's aliases (Python written in the file, whose sandbox attribute access escapes)."""
     wanted = set(names)
-    with _reading(path, "ROOT"), uproot.open(path) as file:
+    with reading(path, "ROOT"), uproot.open(path) as file:
         return {key: branch.array(library="np") for key, branch in file[name].iteritems(recursive=False)
                 if key in wanted}
 
