@@ -219,8 +219,7 @@ def load_mc(path, *, tree=None, features=None, cut=None, drop_invalid=False, min
 
     floats = frame.select_dtypes("floating")
     invalid = ~np.isfinite(floats.to_numpy())
-    counts = dict(zip(floats.columns, invalid.sum(axis=0).tolist()))
-    counts = {name: n for name, n in counts.items() if n}
+    counts = {name: n for name, n in zip(floats.columns, invalid.sum(axis=0).tolist()) if n}
     bad_rows = invalid.any(axis=1)
     if counts and not drop_invalid:
         worst = max(counts, key=counts.get)

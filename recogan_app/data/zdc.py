@@ -99,8 +99,8 @@ class ConditionScaler:
     """
 
     def fit(self, conditions: np.ndarray) -> "ConditionScaler":
-        self.mean_ = np.asarray(conditions, dtype=np.float64).mean(axis=0)
-        std = np.asarray(conditions, dtype=np.float64).std(axis=0)
+        values = np.asarray(conditions, dtype=np.float64)
+        self.mean_, std = values.mean(axis=0), values.std(axis=0)
         self.scale_ = np.where(std > 0, std, 1.0)
         return self
 

@@ -145,8 +145,8 @@ class ZDCRun(Run):
                       chunk_rows: int = 4096) -> Iterator[np.ndarray]:
         """Photon-count images (int32, (rows, 56, 30)) for consecutive chunks of ``conditions`` (N, 9)."""
         device = next(self.module.parameters()).device
-        noise = torch.Generator(device=device)
-        noise.manual_seed(seed if seed is not None else int(np.random.SeedSequence().generate_state(1)[0]))
+        noise = torch.Generator(device=device).manual_seed(
+            seed if seed is not None else int(np.random.SeedSequence().generate_state(1)[0]))
         standard = torch.from_numpy(self.scaler.transform(conditions)).to(device)
         for chunk in standard.split(chunk_rows):
             yield counts_from_log1p(self.module.sample(chunk, generator=noise).cpu().numpy()[:, 0])
