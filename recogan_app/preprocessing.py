@@ -59,26 +59,9 @@ from recogan_app.errors import InputError, NotFittedError, closest
 from recogan_app.files import write_atomic
 from recogan_app.splits import subsample
 
-__all__ = [
-    "PREVIEW_ROWS",
-    "TRANSFORMS",
-    "Arccos",
-    "Chain",
-    "FeaturePipeline",
-    "Identity",
-    "Integer",
-    "Log1p",
-    "Logit",
-    "Quantile",
-    "Standardise",
-    "Transform",
-    "check_transforms",
-    "parse_spec",
-    "preview_rows",
-    "preview_transform",
-    "suggest_transform",
-    "suggest_transforms",
-]
+__all__ = ["PREVIEW_ROWS", "TRANSFORMS", "Arccos", "Chain", "FeaturePipeline", "Identity", "Integer", "Log1p",
+           "Logit", "Quantile", "Standardise", "Transform", "check_transforms", "parse_spec", "preview_rows",
+           "preview_transform", "suggest_transform", "suggest_transforms"]
 
 
 # --------------------------------------------------------------------------------------------

@@ -25,23 +25,9 @@ import numpy as np
 import pandas as pd
 
 from recogan_app.baseline import GaussianCopula
-from recogan_app.metrics import (
-    RESIDUAL_TOLERANCE,
-    C2STResult,
-    bootstrap_interval,
-    classifier_two_sample_test,
-    correlation_matrix,
-    feature_matrix,
-    feature_metrics,
-    flagged_pairs,
-    is_discrete,
-    ks_floor,
-    ks_statistic,
-    ks_summary,
-    max_abs_residual,
-    noise_floor,
-    residual_floor,
-)
+from recogan_app.metrics import (RESIDUAL_TOLERANCE, C2STResult, bootstrap_interval, classifier_two_sample_test,
+                                 correlation_matrix, feature_matrix, feature_metrics, flagged_pairs, is_discrete,
+                                 ks_floor, ks_statistic, ks_summary, max_abs_residual, noise_floor, residual_floor)
 from recogan_app.metrics.correlations import METHODS
 
 __all__ = ["INDISTINGUISHABLE", "SCORE_EDGES", "Comparison", "Histogram", "Validation", "compare_histograms",

@@ -44,16 +44,8 @@ __all__ = ["EMBEDDED", "FORMATS", "IMAGE_FORMATS", "MCSample", "Table", "list_ke
 EMBEDDED = ("toy-xic", "toy-xic-12")
 """Names that load an embedded toy sample instead of a file."""
 
-FORMATS = {
-    ".root": "ROOT",
-    ".parquet": "Parquet",
-    ".pq": "Parquet",
-    ".csv": "CSV",
-    ".h5": "HDF5",
-    ".hdf5": "HDF5",
-    ".hdf": "HDF5",
-    ".npz": "npz",
-}
+FORMATS = {".root": "ROOT", ".parquet": "Parquet", ".pq": "Parquet", ".csv": "CSV", ".h5": "HDF5", ".hdf5": "HDF5",
+           ".hdf": "HDF5", ".npz": "npz"}
 """File extension (lower case) to format name: the files a table (MC sample, ZDC conditions) is read from."""
 IMAGE_FORMATS = {suffix: fmt for suffix, fmt in FORMATS.items() if fmt in ("HDF5", "npz")}
 """The formats that hold arrays of any shape (ZDC images)."""
