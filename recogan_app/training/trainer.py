@@ -267,7 +267,6 @@ class Trainer:
         """``last.pt``: everything :meth:`_load_checkpoint` needs to go on from here (fsynced, renamed)."""
         if self.checkpoints is None:
             return
-        generator = getattr(self._batches, "generator", None)
         numpy_state = np.random.get_state()
         state = {
             "format": 2, **plain(progress), "stop_reason": self._stop_reason, "history": plain(self.history),
@@ -275,7 +274,7 @@ class Trainer:
             "callbacks": {type(c).__name__: plain(c.state_dict()) for c in self.callbacks},
             "rng": {"torch": torch.get_rng_state(),
                     "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
-                    "batches": None if generator is None else generator.get_state(),
+                    "batches": self._batches.generator.get_state(),
                     "numpy": [numpy_state[0], torch.from_numpy(numpy_state[1].astype(np.int64)),
                               *numpy_state[2:]],
                     "python": [random.getstate()[0], list(random.getstate()[1]), random.getstate()[2]]},
