@@ -491,10 +491,8 @@ def validate(reference: pd.DataFrame, synthetic: pd.DataFrame, *, baseline_train
     )
     table["label"] = [_label(row.ks <= row.ks_floor, row.wasserstein <= row.ws_floor) for row in table.itertuples()]
 
-    if baseline_train is None:
-        fitted_on = f"the reference itself ({n:,} rows; no training MC given, which favours the copula)"
-    else:
-        fitted_on = f"the training MC ({len(baseline_train):,} rows)"
+    fitted_on = (f"the reference itself ({n:,} rows; no training MC given, which favours the copula)"
+                 if baseline_train is None else f"the training MC ({len(baseline_train):,} rows)")
     return Validation(
         features=names, n_reference=n, n_synthetic=m, integer_features=integer_features, table=table,
         model=model, baseline=baseline, baseline_fitted_on=fitted_on, reference_correlation=reference_correlation,

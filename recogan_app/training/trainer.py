@@ -150,10 +150,9 @@ class Trainer:
         module = module.to(self.device)
         batches = ShuffledBatches(*(t.to(self.device) for t in data), batch_size=self.batch_size,
                                  generator=shuffle or torch.Generator())
-        self.module, self.history, self._stop_reason = module, [], None
+        self.module, self._batches, self.history, self._stop_reason = module, batches, [], None
         optimizers = module.configure_optimizers()
         self.optimizers = tuple(optimizers) if isinstance(optimizers, tuple | list) else (optimizers,)
-        self._batches = batches
         self._emit("on_fit_start")
         if announce:
             self._emit("on_message", Message(announce))
