@@ -27,30 +27,33 @@ __version__ = "0.2.0"
 
 from recogan_app.errors import InputError
 
-_LAZY = {
-    "load_mc": "recogan_app.data.sources",
-    "TabularConfig": "recogan_app.config",
-    "FeaturePipeline": "recogan_app.preprocessing",
-    "train_tabular": "recogan_app.families.tabular",
-    "train_zdc": "recogan_app.families.zdc",
-    "FlowConfig": "recogan_app.config",
-    "train_flow": "recogan_app.families.flow",
-    "FlowRun": "recogan_app.families.flow",
-    "load_run": "recogan_app.families",
-    "TabularRun": "recogan_app.families.tabular",
-    "ZDCRun": "recogan_app.families.zdc",
-    "ZDCConfig": "recogan_app.config",
-    "BackgroundTraining": "recogan_app.training.background",
-    "GaussianCopula": "recogan_app.baseline",
-    "validate": "recogan_app.validation",
-    "validate_run": "recogan_app.validation",
-    "write_report": "recogan_app.report",
+_HOMES = {
+    "recogan_app.data.sources": ("load_mc",),
+    "recogan_app.config": ("TabularConfig", "FlowConfig", "ZDCConfig"),
+    "recogan_app.preprocessing": ("FeaturePipeline",),
+    "recogan_app.families": ("load_run",),
+    "recogan_app.families.tabular": ("train_tabular", "TabularRun"),
+    "recogan_app.families.flow": ("train_flow", "FlowRun"),
+    "recogan_app.families.zdc": ("train_zdc", "ZDCRun"),
+    "recogan_app.training.background": ("BackgroundTraining",),
+    "recogan_app.baseline": ("GaussianCopula",),
+    "recogan_app.validation": ("validate", "validate_run"),
+    "recogan_app.report": ("write_report",),
 }
 
-__all__ = ["InputError", "__version__", *_LAZY]
+
+def lazy_names(package: str, homes: dict[str, tuple[str, ...]]):
+    """The names of ``homes`` (module → names) and a module ``__getattr__`` that imports each on first
+    use: a package's light import (this one's, :mod:`recogan_app.metrics`')."""
+    where = {name: module for module, names in homes.items() for name in names}
+
+    def __getattr__(name: str):
+        if name in where:
+            return getattr(import_module(where[name]), name)
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    return sorted(where), __getattr__
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'recogan_app' has no attribute {name!r}")
+_names, __getattr__ = lazy_names(__name__, _HOMES)
+__all__ = ["InputError", "__version__", *_names]

@@ -105,8 +105,7 @@ class GaussianCopula:
         -------
         DataFrame, shape (n, n_features)
         """
-        if not hasattr(self, "correlation_"):
-            raise NotFittedError("this GaussianCopula is not fitted yet; call fit(frame) first")
+        NotFittedError.check(self, hasattr(self, "correlation_"), "fit(frame)")
         if n < 1:
             raise ValueError(f"n must be positive, got {n}")
         rng = np.random.default_rng(self.random_state if seed is None else seed)

@@ -55,6 +55,12 @@ class NotFittedError(ValueError, AttributeError):
     """A fitted object (preprocessing, condition scaler, copula baseline) used before ``fit``: a
     programming error, not bad input. A ValueError and an AttributeError, as scikit-learn's."""
 
+    @classmethod
+    def check(cls, obj, fitted: bool, call: str = "fit()") -> None:
+        """Raise for ``obj`` unless ``fitted``: the one wording of every fitted object."""
+        if not fitted:
+            raise cls(f"this {type(obj).__name__} is not fitted yet; call {call} first")
+
 
 class ExportRefused(Exception):
     """A run below the required validation level was asked to export (CLI exit 3).

@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -43,9 +44,10 @@ from recogan_app import __version__
 from recogan_app.data.sources import MCSample
 from recogan_app.errors import ExportRefused, InputError
 from recogan_app.files import check_writable, write_atomic, write_json
-from recogan_app.metrics.distributions import check_reference_rows, feature_metrics, ks_floor, ks_summary
+from recogan_app.metrics.distributions import check_reference_rows, ks_floor
 from recogan_app.metrics.verdict import BARS, RANK, REQUIRABLE
 from recogan_app.families.tabular import TabularRun
+from recogan_app.validation import ks_comparison
 
 __all__ = ["PROVENANCE_KEY", "SAMPLE_NAME", "WRITERS", "GateResult", "export", "gate", "provenance_path",
            "validation_summary", "write_hdf5", "write_parquet", "write_root"]
@@ -263,9 +265,8 @@ def gate(run: TabularRun, reference: pd.DataFrame, require: str = "good", *, see
     """
     if require not in REQUIRABLE:
         raise InputError(f"unknown validation level '{require}'", hint=f"one of {', '.join(REQUIRABLE)}")
-    synthetic = run.generate(len(reference), seed=seed)
-    ks = feature_metrics(reference, synthetic, run.features)["ks"]
-    summary = ks_summary(ks.to_numpy())
+    metrics, summary = ks_comparison(reference, run.generate(len(reference), seed=seed), run.features)
+    ks = metrics["ks"]
     failing = {}
     if require != "none":
         mean_bar, max_bar = BARS[require]
@@ -385,22 +386,16 @@ def export(run: TabularRun, out, n: int, *, reference: pd.DataFrame | MCSample |
         provenance["stored_as_float32"] = {"columns": widened, "why": "ROOT has no half-precision (float16) type"}
     chunks = run.iter_generate(n, seed=seed, chunk_rows=chunk_rows)  # sampling overlaps writing
     sidecar = provenance_path(out)
-    bar = None
-    if progress is True:
-        from tqdm.auto import tqdm
+    from tqdm.auto import tqdm
 
-        bar = tqdm(total=n, unit="row", unit_scale=True, desc="exporting", file=sys.stderr)
-        progress = bar.update
+    bar = tqdm(total=n, unit="row", unit_scale=True, desc="exporting", file=sys.stderr) if progress is True else None
 
     def write(tmp: str) -> None:
-        writer(tmp, chunks, provenance, progress or None)
+        writer(tmp, chunks, provenance, bar.update if bar is not None else progress or None)
         if overwrite:  # an old sidecar must never sit beside the new file (without overwrite, it may be
             sidecar.unlink(missing_ok=True)  # the sidecar of another job's file, put in place meanwhile)
 
-    try:
+    with bar if bar is not None else nullcontext():
         write_atomic(out, write, overwrite=overwrite)
-    finally:
-        if bar is not None:
-            bar.close()
     write_json(sidecar, provenance)
     return provenance

@@ -91,11 +91,8 @@ def write_atomic(path, write: Callable[[str], None], *, overwrite: bool = True) 
         else:
             try:
                 os.link(tmp, path)
-            except FileExistsError:
-                raise InputError("exists already: another job wrote it meanwhile", path=path,
-                                 hint="pass --overwrite to replace it") from None
-            except OSError:  # a filesystem without hard links: check, then rename (a narrow race)
-                if path.exists():
+            except OSError as exc:  # taken, or a filesystem without hard links: check, then rename (a narrow race)
+                if isinstance(exc, FileExistsError) or path.exists():
                     raise InputError("exists already: another job wrote it meanwhile", path=path,
                                      hint="pass --overwrite to replace it") from None
                 os.replace(tmp, path)

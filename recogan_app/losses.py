@@ -7,7 +7,7 @@ so they carry no batch-to-batch noise of the real sample.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -125,9 +125,7 @@ class MarginalTargets:
                    correlation=correlation, temperature=temperature, knots=knots)
 
     def to(self, device) -> "MarginalTargets":
-        return MarginalTargets(self.grid.to(device), self.cdf.to(device), self.low.to(device),
-                               self.high.to(device), self.correlation.to(device), self.temperature,
-                               self.knots.to(device))
+        return replace(self, **{k: v.to(device) for k, v in vars(self).items() if isinstance(v, torch.Tensor)})
 
 
 def to_physical(z: torch.Tensor, knots: torch.Tensor) -> torch.Tensor:

@@ -59,26 +59,9 @@ from recogan_app.errors import InputError, NotFittedError, closest
 from recogan_app.files import write_atomic
 from recogan_app.splits import subsample
 
-__all__ = [
-    "PREVIEW_ROWS",
-    "TRANSFORMS",
-    "Arccos",
-    "Chain",
-    "FeaturePipeline",
-    "Identity",
-    "Integer",
-    "Log1p",
-    "Logit",
-    "Quantile",
-    "Standardise",
-    "Transform",
-    "check_transforms",
-    "parse_spec",
-    "preview_rows",
-    "preview_transform",
-    "suggest_transform",
-    "suggest_transforms",
-]
+__all__ = ["PREVIEW_ROWS", "TRANSFORMS", "Arccos", "Chain", "FeaturePipeline", "Identity", "Integer", "Log1p",
+           "Logit", "Quantile", "Standardise", "Transform", "check_transforms", "parse_spec", "preview_rows",
+           "preview_transform", "suggest_transform", "suggest_transforms"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -141,12 +124,12 @@ class Transform:
 
     def transform(self, x) -> np.ndarray:
         """Map values to the network's space; 1-D float64 out."""
-        self._check_fitted()
+        NotFittedError.check(self, self.is_fitted())
         return self._transform(_as_float_1d(x, fitting=False))
 
     def inverse_transform(self, y) -> np.ndarray:
         """Map network-space values back to the feature's space; 1-D float64 out."""
-        self._check_fitted()
+        NotFittedError.check(self, self.is_fitted())
         return self._inverse(_as_float_1d(y, fitting=False, what="transformed values"))
 
     def fit_transform(self, x) -> np.ndarray:
@@ -155,17 +138,11 @@ class Transform:
 
     # -- hooks ----------------------------------------------------------------------------
 
-    def _fit(self, x: np.ndarray) -> None:  # pragma: no cover - overridden
-        pass
+    def _fit(self, x: np.ndarray) -> None:
+        """Learn the state (none by default)."""
 
     def _prepare(self) -> None:
-        pass
-
-    def _transform(self, x: np.ndarray) -> np.ndarray:  # pragma: no cover - overridden
-        raise NotImplementedError
-
-    def _inverse(self, y: np.ndarray) -> np.ndarray:  # pragma: no cover - overridden
-        raise NotImplementedError
+        """Rebuild derived look-up arrays from the state (none by default)."""
 
     # -- bookkeeping ------------------------------------------------------------------------
 
@@ -176,10 +153,6 @@ class Transform:
 
     def is_fitted(self) -> bool:
         return hasattr(self, "n_samples_")
-
-    def _check_fitted(self) -> None:
-        if not self.is_fitted():
-            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit() first")
 
     def get_params(self) -> dict[str, Any]:
         return {p: getattr(self, p) for p in self._params}
@@ -236,9 +209,6 @@ class Identity(Transform):
     """``x -> x`` (a copy)."""
 
     name = "identity"
-
-    def _fit(self, x):
-        pass
 
     def _transform(self, x):
         return x.copy()
@@ -432,7 +402,7 @@ class Quantile(Transform):
     def _prepare(self):
         q = self.quantiles_
         n = q.size
-        self._single_tables = None  # look-up tables of _inverse_single, built on first use
+        self._tables = None  # look-up tables of _inverse, built on first use
         self.references_ = np.linspace(0.0, 1.0, n)
         # runs of equal quantiles: knot values with the first and last level of each run
         starts = np.flatnonzero(np.r_[True, q[1:] != q[:-1]])
@@ -491,43 +461,27 @@ class Quantile(Transform):
         return special.ndtri(level)
 
     def _inverse(self, y):
-        if y.dtype == np.float32:
-            return self._inverse_single(y)
-        u = special.ndtr(y)
-        q = self.quantiles_
-        last = q.size - 1
-        # references_ are evenly spaced: interpolate without a search
-        pos = u * last
-        k = np.clip(pos.astype(np.intp), 0, last - 1)
-        frac = pos - k
-        out = q[k] + (q[k + 1] - q[k]) * frac
-        edge = self.bound * (1.0 + 1e-6)  # ndtr(ndtri(bound)) is bound to ~1e-16
-        out[u <= edge] = q[0]
-        out[u >= 1.0 - edge] = q[-1]
-        return np.clip(out, q[0], q[-1], out=out)
+        """Levels back to values, in the precision of ``y`` (float32 on the export's hot path, several
+        times faster than float64), the interpolation between quantiles always in float64, so the
+        training minimum and maximum come back exactly.
 
-    def _inverse_single(self, y):
-        """:meth:`_inverse` for float32 input (the export's hot path), several times faster.
-
-        The level and its bin are found in float32 (torch), the interpolation between quantiles
-        in float64, so the training minimum and maximum come back exactly. Each value is placed
-        from its nearer end, ``a = ndtr(-|y|) × (n - 1)`` levels from the minimum (y < 0) or
-        from the maximum (y > 0): a small tail probability keeps float32's relative precision,
-        so the outermost bins resolve as finely as the central ones (``ndtr(y)`` near 1 would
-        leave float32 only ~8000 steps per top bin).
+        Each value is placed from its nearer end, ``a = ndtr(-|y|) × (n - 1)`` levels from the
+        minimum (y < 0) or from the maximum (y > 0): a small tail probability keeps the float's
+        relative precision, so the outermost bins resolve as finely as the central ones
+        (``ndtr(y)`` near 1 would leave float32 only ~8000 steps per top bin).
         """
         import torch
         from torch import nn
 
-        if self._single_tables is None:
+        if self._tables is None:
             q = self.quantiles_
             step = np.r_[np.diff(q), 0.0]
             # rows 0…n-1 from the minimum up, rows n…2n-1 from the maximum down
-            self._single_tables = (torch.from_numpy(np.r_[q, q[::-1]]),
-                                   torch.from_numpy(np.r_[step, -np.r_[0.0, step[:-1]][::-1]]))
-        base, slope = self._single_tables
+            self._tables = (torch.from_numpy(np.r_[q, q[::-1]]),
+                            torch.from_numpy(np.r_[step, -np.r_[0.0, step[:-1]][::-1]]))
+        base, slope = self._tables
         last = self.quantiles_.size - 1
-        t = torch.from_numpy(y)
+        t = torch.from_numpy(np.require(y, requirements="CW"))
         # ndtr(-|y|) through erfc: torch.special.ndtr loses the lower tail in float32 (9e-8 for 1.03e-7)
         a = torch.erfc(t.abs().mul_(0.5 ** 0.5)).mul_(0.5 * last)  # a ≤ last / 2: bin k + 1 always exists
         nn.functional.threshold_(a, self.bound * (1.0 + 1e-6) * last, 0.0)  # clipped levels: the extreme
@@ -617,16 +571,13 @@ class Chain(Transform):
     def is_fitted(self) -> bool:
         return bool(self.steps) and all(s.is_fitted() for s in self.steps)
 
-    def fit(self, x) -> Chain:
-        x = _as_float_1d(x, fitting=True)
+    def _fit(self, x):
         if not self.steps:
             raise InputError("an empty chain of transforms cannot be fitted")
         for i, step in enumerate(self.steps):
             step.fit(x)
             if i < len(self.steps) - 1:
                 x = step._transform(x)
-        self.n_samples_ = int(x.size)
-        return self
 
     def _transform(self, x):
         for step in self.steps:
@@ -766,10 +717,6 @@ def _column_seed(random_state: int, column: str) -> int:
     return int(seq.generate_state(1)[0])
 
 
-def _integer_like(dtype) -> bool:
-    return pd.api.types.is_bool_dtype(dtype) or pd.api.types.is_integer_dtype(dtype)
-
-
 class FeaturePipeline:
     """Per-column transforms that map an MC frame to a float32 matrix and back.
 
@@ -825,9 +772,9 @@ class FeaturePipeline:
             values = self._column_values(series, col)
             dtypes[col] = str(series.dtype)
             try:
+                integer = pd.api.types.is_bool_dtype(series.dtype) or pd.api.types.is_integer_dtype(series.dtype)
                 spec = given[col] if col in given else suggest_transform(
-                    col, values.astype(bool) if pd.api.types.is_bool_dtype(series.dtype)
-                    else (values.astype(np.int64) if _integer_like(series.dtype) else values))
+                    col, values.astype(np.int64) if integer else values)
                 chain = parse_spec(spec, column=col, random_state=_column_seed(self.random_state, col))
                 chain.fit(values)
             except InputError as err:
@@ -849,7 +796,7 @@ class FeaturePipeline:
 
         Extra columns in ``frame`` are ignored; a missing one is an :class:`InputError`.
         """
-        self._check_fitted()
+        NotFittedError.check(self, self.is_fitted())
         frame = self._check_frame(frame)
         for col in self.columns_:
             if col not in frame.columns:
@@ -869,7 +816,7 @@ class FeaturePipeline:
         float32 arithmetic: the result has the column's precision, at a fraction of the cost.
         NaN in ``array`` (a diverged generator) is an :class:`InputError`.
         """
-        self._check_fitted()
+        NotFittedError.check(self, self.is_fitted())
         arr = np.asarray(array)
         d = len(self.columns_)
         if arr.ndim != 2 or arr.shape[1] != d:
@@ -936,7 +883,7 @@ class FeaturePipeline:
                 pipe.steps_ = {c["name"]: Chain.from_dict(c["transform"]) for c in cols}
         except (KeyError, TypeError, ValueError) as err:
             if isinstance(err, InputError):
-                raise InputError(err.problem, path=path, column=err.column, hint=err.hint) from None
+                raise err.in_file(path) from None
             raise InputError(f"is a damaged feature pipeline ({type(err).__name__}: {err})", path=path) from None
         return pipe
 
@@ -975,10 +922,6 @@ class FeaturePipeline:
 
     def is_fitted(self) -> bool:
         return hasattr(self, "steps_")
-
-    def _check_fitted(self) -> None:
-        if not self.is_fitted():
-            raise NotFittedError("this FeaturePipeline is not fitted yet; call fit() first")
 
     def __repr__(self) -> str:
         if self.is_fitted():
@@ -1019,16 +962,12 @@ class FeaturePipeline:
     def _restore_dtype(x: np.ndarray, dtype: str):
         target = pd.api.types.pandas_dtype(dtype)
         if pd.api.types.is_bool_dtype(target):
-            return pd.array(np.rint(x) > 0.5, dtype=target) if not isinstance(target, np.dtype) \
-                else np.rint(x) > 0.5
-        if pd.api.types.is_integer_dtype(target):
-            np_int = np.dtype(target.numpy_dtype if hasattr(target, "numpy_dtype") else target)
+            x = np.rint(x) > 0.5
+        elif pd.api.types.is_integer_dtype(target):
+            np_int = np.dtype(getattr(target, "numpy_dtype", target))
             info = np.iinfo(np_int)
-            ints = np.clip(np.rint(x), info.min, info.max).astype(np_int)
-            return ints if isinstance(target, np.dtype) else pd.array(ints, dtype=target)
-        if isinstance(target, np.dtype):
-            return x.astype(target, copy=False)
-        return pd.array(x, dtype=target)
+            x = np.clip(np.rint(x), info.min, info.max).astype(np_int)
+        return x.astype(target, copy=False) if isinstance(target, np.dtype) else pd.array(x, dtype=target)
 
 
 # --------------------------------------------------------------------------------------------

@@ -40,16 +40,6 @@ from recogan_app import __version__, streams
 from recogan_app.errors import InputError
 from recogan_app.files import fsync_path, is_stale, process_tag, write_atomic, write_json
 
-def complete_run_dir(path, required, what: str) -> Path:
-    """``path`` as a Path, refused unless it is a directory holding every ``required`` file."""
-    path = Path(path)
-    if not path.is_dir():
-        raise InputError("run directory not found", path=path)
-    for name in required:
-        if not (path / name).is_file():
-            raise InputError(f"is not a complete {what}: {name} is missing", path=path)
-    return path
-
 
 _INFO = {"recogan_version": str, "kind": str, "data": dict, "device": str, "fit": dict}
 _DATA = {"source": (str, type(None)), "n_train": int, "sha256": (str, type(None))}
@@ -286,7 +276,13 @@ class Run:
 
     @classmethod
     def load(cls, path, *, device: str | torch.device = "cpu") -> "Run":
-        path = complete_run_dir(path, ("run.json", "config.json", *cls.files, "generator.pt"), f"{cls.kind} run directory")
+        """The run at ``path``, refused unless it is a directory holding every file of the family's runs."""
+        path = Path(path)
+        if not path.is_dir():
+            raise InputError("run directory not found", path=path)
+        for name in ("run.json", "config.json", *cls.files, "generator.pt"):
+            if not (path / name).is_file():
+                raise InputError(f"is not a complete {cls.kind} run directory: {name} is missing", path=path)
         info = read_info(path, cls.data_schema)
         if info["kind"] != cls.kind:
             raise InputError(f"is a {info['kind']} run, not a {cls.kind} run", path=path)

@@ -25,27 +25,13 @@ import numpy as np
 import pandas as pd
 
 from recogan_app.baseline import GaussianCopula
-from recogan_app.metrics import (
-    RESIDUAL_TOLERANCE,
-    C2STResult,
-    bootstrap_interval,
-    classifier_two_sample_test,
-    correlation_matrix,
-    feature_matrix,
-    feature_metrics,
-    flagged_pairs,
-    is_discrete,
-    ks_floor,
-    ks_statistic,
-    ks_summary,
-    max_abs_residual,
-    noise_floor,
-    residual_floor,
-)
+from recogan_app.metrics import (RESIDUAL_TOLERANCE, C2STResult, bootstrap_interval, classifier_two_sample_test,
+                                 correlation_matrix, feature_matrix, feature_metrics, flagged_pairs, is_discrete,
+                                 ks_floor, ks_statistic, ks_summary, max_abs_residual, noise_floor, residual_floor)
 from recogan_app.metrics.correlations import METHODS
 
 __all__ = ["INDISTINGUISHABLE", "SCORE_EDGES", "Comparison", "Histogram", "Validation", "compare_histograms",
-           "ks_interval", "validate", "validate_run"]
+           "ks_comparison", "ks_interval", "validate", "validate_run"]
 
 INDISTINGUISHABLE = "indistinguishable from MC fluctuations"
 """Label of a feature whose KS and WS both lie within the MC's noise floor."""
@@ -122,16 +108,9 @@ class Histogram:
         return self.chi2 / self.ndf if self.ndf > 0 else math.nan
 
     def to_dict(self) -> dict:
-        return {"edges": self.edges, "reference": self.reference, "synthetic": self.synthetic,
-                "synthetic_scaled": self.synthetic_scaled, "reference_error": self.reference_error,
-                "synthetic_error": self.synthetic_error, "ratio": self.ratio, "ratio_error": self.ratio_error,
-                "scale": self.scale, "chi2": self.chi2, "ndf": self.ndf, "chi2_ndf": self.chi2_ndf,
-                "integer": self.integer}
-
-
-def _is_integer(values: np.ndarray) -> bool:
-    """Whether every value is a whole number, however many distinct values there are."""
-    return is_discrete(values, max_values=values.size)
+        return {name: getattr(self, name) for name in (
+            "edges", "reference", "synthetic", "synthetic_scaled", "reference_error", "synthetic_error", "ratio",
+            "ratio_error", "scale", "chi2", "ndf", "chi2_ndf", "integer")}
 
 
 def compare_histograms(reference, synthetic, *, integer: bool = False, max_bins: int = MAX_BINS) -> Histogram:
@@ -370,13 +349,22 @@ def _jsonable(value):
     return value
 
 
+def ks_comparison(reference: pd.DataFrame, synthetic: pd.DataFrame,
+                  features: Sequence[str] | None = None) -> tuple[pd.DataFrame, dict]:
+    """:func:`~recogan_app.metrics.feature_metrics` of ``synthetic`` against ``reference`` and their
+    :func:`~recogan_app.metrics.ks_summary` (mean, max, seed 000's verdict): the one code path of the
+    verdict, for this validation, a training's snapshots and final figures, and the export gate."""
+    metrics = feature_metrics(reference, synthetic, features)
+    return metrics, ks_summary(metrics["ks"].to_numpy())
+
+
 def _comparison(reference: pd.DataFrame, reference_correlation: dict[str, pd.DataFrame], sample: pd.DataFrame,
                 *, seed: int, c2st_options: dict) -> Comparison:
     """Score one sample against the MC; the MC's correlation matrices are passed in, computed once."""
-    metrics = feature_metrics(reference, sample)
+    metrics, ks = ks_comparison(reference, sample)
     correlation = {method: correlation_matrix(sample, method) for method in METHODS}
     return Comparison(
-        metrics=metrics, ks=ks_summary(metrics["ks"].to_numpy()), correlation=correlation,
+        metrics=metrics, ks=ks, correlation=correlation,
         residual={method: correlation[method] - reference_correlation[method] for method in METHODS},
         c2st=classifier_two_sample_test(reference, sample, seed=seed, **c2st_options),
     )
@@ -475,7 +463,8 @@ def validate(reference: pd.DataFrame, synthetic: pd.DataFrame, *, baseline_train
     if baseline_train is not None:
         feature_matrix(baseline_train, names, role="baseline training MC", min_rows=2)
     reference = reference[names].reset_index(drop=True)
-    integer_features = [name for name in names if _is_integer(reference[name].to_numpy())]
+    integer_features = [name for name in names  # whole numbers, however many distinct values
+                        if is_discrete(reference[name].to_numpy(), max_values=len(reference))]
     synthetic = _rounded(synthetic[names].reset_index(drop=True), integer_features)
     rng = np.random.default_rng(seed)
 
@@ -502,10 +491,8 @@ def validate(reference: pd.DataFrame, synthetic: pd.DataFrame, *, baseline_train
     )
     table["label"] = [_label(row.ks <= row.ks_floor, row.wasserstein <= row.ws_floor) for row in table.itertuples()]
 
-    if baseline_train is None:
-        fitted_on = f"the reference itself ({n:,} rows; no training MC given, which favours the copula)"
-    else:
-        fitted_on = f"the training MC ({len(baseline_train):,} rows)"
+    fitted_on = (f"the reference itself ({n:,} rows; no training MC given, which favours the copula)"
+                 if baseline_train is None else f"the training MC ({len(baseline_train):,} rows)")
     return Validation(
         features=names, n_reference=n, n_synthetic=m, integer_features=integer_features, table=table,
         model=model, baseline=baseline, baseline_fitted_on=fitted_on, reference_correlation=reference_correlation,

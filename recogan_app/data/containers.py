@@ -25,7 +25,7 @@ import numpy as np
 from recogan_app.errors import InputError
 
 __all__ = ["PICKLE_SUFFIXES", "attribute", "check_regular_file", "hdf5_arrays", "hdf5_columns", "hdf5_tables",
-           "named_columns", "open_hdf5", "pickled_literal", "read_dataset", "read_npz", "refuse_pickle"]
+           "named_columns", "open_hdf5", "pickled_literal", "read_dataset", "read_npz", "reading", "refuse_pickle"]
 
 PICKLE_SUFFIXES = (".pkl", ".pickle")
 _NEVER_READ = "which is never read: unpickling can run code"
@@ -71,21 +71,28 @@ def read_npz(source: str) -> dict[str, np.ndarray]:
     if not zipfile.is_zipfile(source):
         raise InputError("could not be read as npz: not a zip archive of named arrays", path=source)
     arrays = {}
+    with reading(source, "npz"), np.load(source, allow_pickle=False) as loaded:
+        for key in loaded.files:
+            try:
+                arrays[key] = loaded[key]
+            except ValueError as exc:
+                if "allow_pickle" not in str(exc):
+                    raise
+                raise InputError(f"array '{key}' holds pickled Python objects, {_NEVER_READ}", path=source,
+                                 hint="save text as a fixed-width string array (dtype 'U'), numbers as numbers")
+    return arrays
+
+
+@contextmanager
+def reading(path: str, fmt: str):
+    """Turn a reader's exception into ``InputError("could not be read as <fmt>: ...")``."""
     try:
-        with np.load(source, allow_pickle=False) as loaded:
-            for key in loaded.files:
-                try:
-                    arrays[key] = loaded[key]
-                except ValueError as exc:
-                    if "allow_pickle" not in str(exc):
-                        raise
-                    raise InputError(f"array '{key}' holds pickled Python objects, {_NEVER_READ}", path=source,
-                                     hint="save text as a fixed-width string array (dtype 'U'), numbers as numbers")
+        yield
     except InputError:
         raise
     except Exception as exc:
-        raise InputError(f"could not be read as npz: {_reason(exc)}", path=source) from None
-    return arrays
+        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise InputError(f"could not be read as {fmt}: {reason}", path=path) from None
 
 
 # --- HDF5 ------------------------------------------------------------------------------------------
@@ -95,18 +102,9 @@ def read_npz(source: str) -> dict[str, np.ndarray]:
 def open_hdf5(source: str) -> Iterator[h5py.File]:
     """The file opened with h5py, refused first if any node leads outside it or holds a pickle
     attribute that would run code."""
-    try:
-        h5 = h5py.File(source, "r")
-    except Exception as exc:
-        raise InputError(f"could not be read as HDF5: {_reason(exc)}", path=source) from None
-    with h5:
-        try:
-            _refuse_traps(h5, source)
-            yield h5
-        except InputError:
-            raise
-        except Exception as exc:
-            raise InputError(f"could not be read as HDF5: {_reason(exc)}", path=source) from None
+    with reading(source, "HDF5"), h5py.File(source, "r") as h5:
+        _refuse_traps(h5, source)
+        yield h5
 
 
 def _refuse_traps(h5: h5py.File, source: str) -> None:
@@ -304,27 +302,26 @@ def _pandas_columns(group: h5py.Group, source: str) -> tuple[dict, dict]:
     """A DataFrame written by pandas (``to_hdf``, format "fixed" or "table"), read with h5py."""
     kind = attribute(group, "pandas_type", source)
     names, columns, why = [], [], {}
+
+    def add(items: list[str], values: np.ndarray, reason: str | None) -> None:
+        """The columns of ``values`` (rows × columns) named by ``items``, each unusable for ``reason`` if any."""
+        names.extend(items)
+        columns.extend(values.T)
+        why.update(dict.fromkeys(items, reason) if reason else {})
+
     if kind == "frame":  # fixed: blockN_items names the columns of blockN_values, rows × columns
         for i in range(int(attribute(group, "nblocks", source))):
             block = group[f"block{i}_values"]
             items = _texts(read_dataset(group[f"block{i}_items"], source))
             if _pickled(block):  # object columns (text too): left out unread, each with the reason
-                n_rows = len(_fixed_array(group["axis1"], source))
-                for name in items:
-                    names.append(name)
-                    columns.append(np.zeros(n_rows, dtype=object))
-                    why[name] = (f"is a pandas object column, stored pickled in node '{block.name}', "
-                                 f"{_NEVER_READ} (to_hdf(..., format='table') stores text as text)")
+                add(items, np.zeros((len(_fixed_array(group["axis1"], source)), len(items)), dtype=object),
+                    f"is a pandas object column, stored pickled in node '{block.name}', {_NEVER_READ} "
+                    f"(to_hdf(..., format='table') stores text as text)")
                 continue
             values = _fixed_array(block, source)
-            values = values if attribute(block, "transposed", source) else values.T
             dtype = attribute(block, "value_type", source) if "value_type" in block.attrs else None
-            dtype = None if _numeric(dtype) else dtype
-            for j, name in enumerate(items):
-                names.append(name)
-                columns.append(values[:, j])
-                if dtype is not None:
-                    why[name] = f"is not numeric (dtype {dtype})"
+            add(items, values if attribute(block, "transposed", source) else values.T,
+                None if dtype is None or _numeric(dtype) else f"is not numeric (dtype {dtype})")
     elif kind == "frame_table":  # table: one compound dataset, a field per block or data column
         table = group["table"]
         records = read_dataset(table, source)
@@ -336,12 +333,7 @@ def _pandas_columns(group: h5py.Group, source: str) -> tuple[dict, dict]:
             dtype = attribute(table, f"{field}_dtype", source)
             values = values.astype(bool) if dtype == "bool" else values
             meta = attribute(table, f"{field}_meta", source) if f"{field}_meta" in table.attrs else None
-            numeric = meta is None and _numeric(dtype)
-            for j, name in enumerate(items):
-                names.append(name)
-                columns.append(values[:, j])
-                if not numeric:
-                    why[name] = f"is not numeric (dtype {meta or dtype})"
+            add(items, values, None if meta is None and _numeric(dtype) else f"is not numeric (dtype {meta or dtype})")
     else:
         raise InputError(f"node '{group.name}' is a pandas '{kind}', not a DataFrame", path=source,
                          hint="write a DataFrame with to_hdf")
@@ -383,7 +375,3 @@ def named_columns(names, columns: list[np.ndarray], source: str, table: str) -> 
     if twice is not None:
         raise InputError(f"is named twice in the column names of '{table}'", path=source, column=twice)
     return dict(zip(names, columns))
-
-
-def _reason(exc: Exception) -> str:
-    return " ".join(str(exc).split())[:200] or type(exc).__name__

@@ -23,7 +23,6 @@ import itertools
 import re
 from collections import Counter
 from collections.abc import Callable, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -36,7 +35,7 @@ import pyarrow.parquet as pq
 import uproot
 
 from recogan_app.data.containers import (PICKLE_SUFFIXES, check_regular_file, hdf5_arrays, hdf5_columns,
-                                         hdf5_tables, named_columns, open_hdf5, read_npz, refuse_pickle)
+                                         hdf5_tables, named_columns, open_hdf5, read_npz, reading, refuse_pickle)
 from recogan_app.data.selection import Selection
 from recogan_app.errors import InputError, closest
 
@@ -45,16 +44,8 @@ __all__ = ["EMBEDDED", "FORMATS", "IMAGE_FORMATS", "MCSample", "Table", "list_ke
 EMBEDDED = ("toy-xic", "toy-xic-12")
 """Names that load an embedded toy sample instead of a file."""
 
-FORMATS = {
-    ".root": "ROOT",
-    ".parquet": "Parquet",
-    ".pq": "Parquet",
-    ".csv": "CSV",
-    ".h5": "HDF5",
-    ".hdf5": "HDF5",
-    ".hdf": "HDF5",
-    ".npz": "npz",
-}
+FORMATS = {".root": "ROOT", ".parquet": "Parquet", ".pq": "Parquet", ".csv": "CSV", ".h5": "HDF5", ".hdf5": "HDF5",
+           ".hdf": "HDF5", ".npz": "npz"}
 """File extension (lower case) to format name: the files a table (MC sample, ZDC conditions) is read from."""
 IMAGE_FORMATS = {suffix: fmt for suffix, fmt in FORMATS.items() if fmt in ("HDF5", "npz")}
 """The formats that hold arrays of any shape (ZDC images)."""
@@ -203,7 +194,7 @@ def load_mc(path, *, tree=None, features=None, cut=None, drop_invalid=False, min
     wanted = _parse_features(features, source)
     if in_memory:
         _no_tree(source, tree, "DataFrame")
-    tables = [(source, _table(_frame_columns(path)))] if in_memory else _open_all(source, files, tree)
+    tables = [(source, _table(path))] if in_memory else _open_all(source, files, tree)
     table = tables[0][1]
     names = _select(table, wanted, source, n_rows=sum(t.n_rows for _, t in tables))
     extra = []
@@ -220,8 +211,7 @@ def load_mc(path, *, tree=None, features=None, cut=None, drop_invalid=False, min
 
     floats = frame.select_dtypes("floating")
     invalid = ~np.isfinite(floats.to_numpy())
-    counts = dict(zip(floats.columns, invalid.sum(axis=0).tolist()))
-    counts = {name: n for name, n in counts.items() if n}
+    counts = {name: n for name, n in zip(floats.columns, invalid.sum(axis=0).tolist()) if n}
     bad_rows = invalid.any(axis=1)
     if counts and not drop_invalid:
         worst = max(counts, key=counts.get)
@@ -277,7 +267,7 @@ def list_keys(path) -> list[str]:
         return []
     fmt = _format(source, FORMATS, EMBEDDED)
     if fmt == "ROOT":
-        with _reading(source, fmt), uproot.open(source) as file:
+        with reading(source, fmt), uproot.open(source) as file:
             return _root_trees(file)
     if fmt == "HDF5":
         with open_hdf5(source) as h5:
@@ -404,10 +394,12 @@ def _native(values) -> np.ndarray:
     return values.astype(values.dtype.newbyteorder("="), copy=False)
 
 
-def _table(data: Mapping[str, np.ndarray], tree: str | None = None, kind: str = "key",
+def _table(data: Mapping[str, np.ndarray] | pd.DataFrame, tree: str | None = None, kind: str = "key",
            unusable: Mapping[str, str] | None = None) -> Table:
-    """A table over in-memory columns; those whose length differs from the most common are unusable,
-    and so are those ``unusable`` names (with its reason)."""
+    """A table over in-memory columns (a frame's too); those whose length differs from the most common
+    are unusable, and so are those ``unusable`` names (with its reason)."""
+    if isinstance(data, pd.DataFrame):
+        data = {str(name): data[name] for name in data.columns}
     lengths = {name: len(values) for name, values in data.items()}
     n_rows = Counter(lengths.values()).most_common(1)[0][0] if lengths else 0
     unusable = unusable or {}
@@ -417,10 +409,6 @@ def _table(data: Mapping[str, np.ndarray], tree: str | None = None, kind: str = 
         for name, values in data.items()
     }
     return Table(columns, n_rows, lambda names: {n: np.asarray(data[n]) for n in names}, tree, kind)
-
-
-def _frame_columns(frame: pd.DataFrame) -> dict[str, pd.Series]:
-    return {str(name): frame[name] for name in frame.columns}
 
 
 def _choose(path: str, tree: str | None, keys: list[str], kind: str, expected: str | None = None) -> str:
@@ -441,18 +429,6 @@ def _choose(path: str, tree: str | None, keys: list[str], kind: str, expected: s
 def _no_tree(path: str, tree: str | None, fmt: str) -> None:
     if tree is not None:
         raise InputError(f"is a {fmt} source with a single table; there is no tree '{tree}' to choose", path=path)
-
-
-@contextmanager
-def _reading(path: str, fmt: str, column: str | None = None):
-    """Turn a reader's exception into ``InputError("could not be read as <fmt>: ...")``."""
-    try:
-        yield
-    except InputError:
-        raise
-    except Exception as exc:
-        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
-        raise InputError(f"could not be read as {fmt}: {reason}", path=path, column=column) from exc
 
 
 # --- many files ------------------------------------------------------------------------------------
@@ -590,7 +566,7 @@ def _open_embedded(name: str, tree: str | None) -> Table:
     from recogan_app.data.toy_xic import generate
 
     _no_tree(name, tree, "embedded")
-    return _table(_frame_columns(generate(n_features=12 if name == "toy-xic-12" else 8)))
+    return _table(generate(n_features=12 if name == "toy-xic-12" else 8))
 
 
 def _open_csv(path: str, tree: str | None) -> Table:
@@ -599,7 +575,7 @@ def _open_csv(path: str, tree: str | None) -> Table:
         start = handle.read(2)
     if start == b"\x1f\x8b":
         raise InputError("is gzip-compressed, not plain CSV text", path=path, hint=f"decompress it first: gunzip -c {path}")
-    with _reading(path, "CSV"):
+    with reading(path, "CSV"):
         frame = pd.read_csv(path, low_memory=False)
         with open(path, newline="", encoding="utf-8-sig", errors="replace") as handle:
             header = next(csv.reader(handle), [])  # pandas renames a repeated name 'x' to 'x.1' silently
@@ -610,12 +586,12 @@ def _open_csv(path: str, tree: str | None) -> Table:
     if len(header) == 1 and (separator := next((c for c in ";\t|" if c in header[0]), None)):
         raise InputError(f"is separated by {separator!r}, not by commas (one column '{header[0]}')", path=path,
                          hint="save it comma-separated")
-    return _table(_frame_columns(frame))
+    return _table(frame)
 
 
 def _open_parquet(path: str, tree: str | None) -> Table:
     _no_tree(path, tree, "Parquet")
-    with _reading(path, "Parquet"):
+    with reading(path, "Parquet"):
         meta = pq.read_metadata(path)
         schema = meta.schema.to_arrow_schema()
     numeric = (pa.types.is_integer, pa.types.is_floating, pa.types.is_boolean)
@@ -629,7 +605,7 @@ def _open_parquet(path: str, tree: str | None) -> Table:
 
 def _read_parquet(path: str, names: list[str]) -> dict[str, np.ndarray]:
     """The columns; a nullable boolean's nulls become NaN, as a nullable integer's do."""
-    with _reading(path, "Parquet"):
+    with reading(path, "Parquet"):
         table = pq.read_table(path, columns=names)
         table = table.cast(pa.schema([pa.field(f.name, pa.float64()) if pa.types.is_boolean(f.type)
                                       and table.column(f.name).null_count else f for f in table.schema]))
@@ -668,7 +644,7 @@ def _npz_tables(arrays: Mapping[str, np.ndarray]) -> list[str]:
 
 
 def _open_root(path: str, tree: str | None) -> Table:
-    with _reading(path, "ROOT"), uproot.open(path) as file:
+    with reading(path, "ROOT"), uproot.open(path) as file:
         wanted = None if tree is None else tree.strip("/").split(";")[0]
         name = _choose(path, wanted, _root_trees(file), "tree", "expected a TTree or RNTuple")
         ttree = file[name]
@@ -681,7 +657,7 @@ def _read_root(path: str, name: str, names: list[str]) -> dict[str, np.ndarray]:
     """Each wanted branch read on its own: ``tree.arrays`` goes through uproot's expression language,
     which evaluates the tree's aliases (Python written in the file, whose sandbox attribute access escapes)."""
     wanted = set(names)
-    with _reading(path, "ROOT"), uproot.open(path) as file:
+    with reading(path, "ROOT"), uproot.open(path) as file:
         return {key: branch.array(library="np") for key, branch in file[name].iteritems(recursive=False)
                 if key in wanted}
 

@@ -82,32 +82,12 @@ from recogan_app.errors import InputError
 
 DEFAULT_N = 531_548
 
-FEATURES_8 = [
-    "pt",
-    "decay_length",
-    "cos_pa",
-    "dca_daughters",
-    "xi_radius",
-    "xi_cos_pa",
-    "pi_impact_parameter",
-    "inv_mass",
-]
-FEATURES_12 = FEATURES_8 + ["ct", "lambda_radius", "pi_pt_min", "n_its_clusters_pi"]
-
-UNITS = {
-    "pt": "GeV/c",
-    "decay_length": "cm",
-    "cos_pa": "1",
-    "dca_daughters": "cm",
-    "xi_radius": "cm",
-    "xi_cos_pa": "1",
-    "pi_impact_parameter": "cm",
-    "inv_mass": "GeV/c^2",
-    "ct": "cm",
-    "lambda_radius": "cm",
-    "pi_pt_min": "GeV/c",
-    "n_its_clusters_pi": "1",
-}
+UNITS = {"pt": "GeV/c", "decay_length": "cm", "cos_pa": "1", "dca_daughters": "cm", "xi_radius": "cm",
+         "xi_cos_pa": "1", "pi_impact_parameter": "cm", "inv_mass": "GeV/c^2", "ct": "cm", "lambda_radius": "cm",
+         "pi_pt_min": "GeV/c", "n_its_clusters_pi": "1"}
+"""Every feature's unit, in the column order of the twelve-feature set."""
+FEATURES_12 = list(UNITS)
+FEATURES_8 = FEATURES_12[:8]
 
 # PDG masses [GeV/c^2] and proper decay lengths [cm].
 M_XIC, CTAU_XIC = 2.46771, 135.8e-4
@@ -138,10 +118,8 @@ def _inverse_cdf_table(x: np.ndarray, pdf: np.ndarray, size: int = 4096) -> np.n
 
 # Flat three-body phase space: dΦ3 ∝ p*(Ξc → (Ξπ) π) · p*((Ξπ) → Ξ π) d m(Ξπ).
 _M12_GRID = np.linspace(M_XI + M_PI, M_XIC - M_PI, 4097)
-_M12_TABLE = _inverse_cdf_table(
-    _M12_GRID,
-    _two_body_momentum(M_XIC, _M12_GRID, M_PI) * _two_body_momentum(_M12_GRID, M_XI, M_PI),
-)
+_M12_TABLE = _inverse_cdf_table(_M12_GRID, _two_body_momentum(M_XIC, _M12_GRID, M_PI)
+                                 * _two_body_momentum(_M12_GRID, M_XI, M_PI))
 
 # Vectors are (3, n) arrays: one contiguous row per Cartesian component.
 
@@ -298,13 +276,9 @@ def _fit_vertex(lines, near: np.ndarray) -> np.ndarray:
         m[3:] -= weight * np.stack([d[0] * d[1], d[0] * d[2], d[1] * d[2]])
         rhs += weight * (rel - _dot(d, rel) * d)
     xx, yy, zz, xy, xz, yz = m
-    adj = np.stack(
-        [
-            [yy * zz - yz * yz, xz * yz - xy * zz, xy * yz - xz * yy],
-            [xz * yz - xy * zz, xx * zz - xz * xz, xy * xz - xx * yz],
-            [xy * yz - xz * yy, xy * xz - xx * yz, xx * yy - xy * xy],
-        ]
-    )
+    adj = np.stack([[yy * zz - yz * yz, xz * yz - xy * zz, xy * yz - xz * yy],
+                    [xz * yz - xy * zz, xx * zz - xz * xz, xy * xz - xx * yz],
+                    [xy * yz - xz * yy, xy * xz - xx * yz, xx * yy - xy * xy]])
     det = xx * adj[0, 0] + xy * adj[0, 1] + xz * adj[0, 2]
     return near + np.einsum("ijn,jn->in", adj, rhs) / det
 
@@ -343,14 +317,12 @@ def _simulate_batch(rng: np.random.Generator) -> dict[str, np.ndarray]:
     # Ξ− → Λ π−, Λ → p π−: TPC tracks, so a lower pT threshold.
     e_lam, p_lam, _, p_bach = _decay(rng, e_xi, p_xi, M_XI, M_LAMBDA, M_PI)
     k = _found(rng, p_bach, 0.1)
-    p_c, p_pi1, p_pi2, p_xi, p_bach, e_lam, p_lam = (
-        v[..., k] for v in (p_c, p_pi1, p_pi2, p_xi, p_bach, e_lam, p_lam)
-    )
+    p_c, p_pi1, p_pi2, p_xi, p_bach, e_lam, p_lam = (v[..., k] for v in (p_c, p_pi1, p_pi2, p_xi, p_bach, e_lam,
+                                                                         p_lam))
     _, p_prot, _, p_pim = _decay(rng, e_lam, p_lam, M_LAMBDA, M_P, M_PI)
     k = np.intersect1d(_found(rng, p_prot, 0.1), _found(rng, p_pim, 0.1), assume_unique=True)
-    p_c, p_pi1, p_pi2, p_xi, p_bach, p_lam, p_prot, p_pim = (
-        v[:, k] for v in (p_c, p_pi1, p_pi2, p_xi, p_bach, p_lam, p_prot, p_pim)
-    )
+    p_c, p_pi1, p_pi2, p_xi, p_bach, p_lam, p_prot, p_pim = (v[:, k] for v in (p_c, p_pi1, p_pi2, p_xi, p_bach,
+                                                                                p_lam, p_prot, p_pim))
 
     # Flights: every daughter of the cascade must be born inside the TPC tracking volume.
     m = k.size
@@ -369,27 +341,16 @@ def _simulate_batch(rng: np.random.Generator) -> dict[str, np.ndarray]:
 
     (pi1, p1, n1), (pi2, p2, n2), (bach, pb, _), (prot, pp, _), (pim, pm, _) = (
         _track(rng, origin[:, k], p[:, k])
-        for origin, p in (
-            (sv_true, p_pi1),
-            (sv_true, p_pi2),
-            (xi_true, p_bach),
-            (lam_true, p_prot),
-            (lam_true, p_pim),
-        )
-    )
+        for origin, p in ((sv_true, p_pi1), (sv_true, p_pi2), (xi_true, p_bach), (lam_true, p_prot), (lam_true, p_pim)))
     v0, _, s_v0 = _closest_approach(prot, pim)
     lam_line, _ = _combined_line(v0, s_v0, [pp, pm], [prot, pim])
     casc, _, s_casc = _closest_approach(lam_line, bach)
     xi_line, p_xi_rec = _combined_line(casc, s_casc, [pp + pm, pb], [lam_line, bach])
     sv = _fit_vertex([xi_line, pi1, pi2], pv)
-    dca = np.maximum.reduce(
-        [_closest_approach(*pair)[1] for pair in ((xi_line, pi1), (xi_line, pi2), (pi1, pi2))]
-    )
+    dca = np.maximum.reduce([_closest_approach(*pair)[1] for pair in ((xi_line, pi1), (xi_line, pi2), (pi1, pi2))])
 
     p_cand = p_xi_rec + p1 + p2
-    e_cand = sum(
-        np.sqrt(_dot(q, q) + mass**2) for q, mass in ((p_xi_rec, M_XI), (p1, M_PI), (p2, M_PI))
-    )
+    e_cand = sum(np.sqrt(_dot(q, q) + mass**2) for q, mass in ((p_xi_rec, M_XI), (p1, M_PI), (p2, M_PI)))
     p_abs = _norm(p_cand)
     flight = sv - pv
     decay_length = _norm(flight)
@@ -403,14 +364,8 @@ def _simulate_batch(rng: np.random.Generator) -> dict[str, np.ndarray]:
     xi_radius, lambda_radius = _pt(casc), _pt(v0)
     cos_pa = _dot(p_cand, flight) / (p_abs * decay_length)
     casc_cos_pv = _dot(p_xi_rec, casc - pv) / (_norm(p_xi_rec) * _norm(casc - pv))
-    selected = (
-        (n1 >= 4)
-        & (n2 >= 4)
-        & (xi_radius > 0.5)
-        & (lambda_radius > 1.1)
-        & (casc_cos_pv > 0.95)
-        & (cos_pa > 0.9)
-    )
+    selected = ((n1 >= 4) & (n2 >= 4) & (xi_radius > 0.5) & (lambda_radius > 1.1) & (casc_cos_pv > 0.95)
+                & (cos_pa > 0.9))
 
     features = {
         "pt": _pt(p_cand),
@@ -462,11 +417,5 @@ def generate(n: int = DEFAULT_N, seed: int = 0, n_features: int = 8) -> pd.DataF
     while total < n:
         batches.append(_simulate_batch(rng))
         total += batches[-1]["pt"].size
-    return pd.DataFrame(
-        {
-            name: np.concatenate([b[name] for b in batches])[:n].astype(
-                np.int8 if name == "n_its_clusters_pi" else np.float32
-            )
-            for name in names
-        }
-    )
+    return pd.DataFrame({name: np.concatenate([b[name] for b in batches])[:n].astype(
+        np.int8 if name == "n_its_clusters_pi" else np.float32) for name in names})

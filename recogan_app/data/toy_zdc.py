@@ -64,14 +64,8 @@ PHOTONS_PER_GEV = 0.2
 CHUNK = 4096            # events simulated at a time (bounds memory at ~60 MB)
 
 # mass [MeV], charge, light-yield factor
-SPECIES = {
-    "proton": (938.272, 1, 1.00),
-    "neutron": (939.565, 0, 0.95),
-    "pi+": (139.570, 1, 1.05),
-    "pi-": (139.570, -1, 1.05),
-    "K0L": (497.611, 0, 1.00),
-    "gamma": (0.0, 0, 1.00),
-}
+SPECIES = {"proton": (938.272, 1, 1.00), "neutron": (939.565, 0, 0.95), "pi+": (139.570, 1, 1.05),
+           "pi-": (139.570, -1, 1.05), "K0L": (497.611, 0, 1.00), "gamma": (0.0, 0, 1.00)}
 _MASSES = np.array([m for m, _, _ in SPECIES.values()])
 _YIELDS = np.array([y for _, _, y in SPECIES.values()])
 

@@ -99,15 +99,14 @@ class ConditionScaler:
     """
 
     def fit(self, conditions: np.ndarray) -> "ConditionScaler":
-        self.mean_ = np.asarray(conditions, dtype=np.float64).mean(axis=0)
-        std = np.asarray(conditions, dtype=np.float64).std(axis=0)
+        values = np.asarray(conditions, dtype=np.float64)
+        self.mean_, std = values.mean(axis=0), values.std(axis=0)
         self.scale_ = np.where(std > 0, std, 1.0)
         return self
 
     def transform(self, conditions: np.ndarray) -> np.ndarray:
         """(N, 9) float32 standardised conditions."""
-        if not hasattr(self, "mean_"):
-            raise NotFittedError("this ConditionScaler is not fitted yet; call fit() first")
+        NotFittedError.check(self, hasattr(self, "mean_"))
         return ((np.asarray(conditions, dtype=np.float64) - self.mean_) / self.scale_).astype(np.float32)
 
     def to_dict(self) -> dict:

@@ -32,13 +32,13 @@ from recogan_app.files import file_sha256, write_atomic
 from recogan_app.losses import MarginalTargets
 from recogan_app.metrics.c2st import classifier_two_sample_test
 from recogan_app.metrics.correlations import correlation_residual, max_abs_residual
-from recogan_app.metrics.distributions import feature_metrics, ks_summary
 from recogan_app.metrics.verdict import bar_score
 from recogan_app.models.tabular import TabularGAN
 from recogan_app.preprocessing import FeaturePipeline
 from recogan_app.run import Run, unreadable_as_input_error
 from recogan_app.families.recipe import TOO_SHORT, ModelFamily, Prepared, fit_to_run
 from recogan_app.splits import Split
+from recogan_app.validation import ks_comparison, validate_run
 
 MAX_WORKERS = 8
 """Most generation threads by default: each holds a chunk in memory."""
@@ -47,15 +47,16 @@ MAX_WORKERS = 8
 def compare(reference: pd.DataFrame, synthetic: pd.DataFrame) -> tuple[dict, dict]:
     """Per-feature KS and Wasserstein plus the Pearson residual: the snapshot metrics.
 
-    Returns flat ``metrics`` (floats, one history row) and ``details`` (tables for plots).
+    Returns flat ``metrics`` (floats, one history row) and ``details`` (tables for plots, and seed
+    000's ``verdict``).
     """
-    per_feature = feature_metrics(reference, synthetic)
+    per_feature, ks = ks_comparison(reference, synthetic)
     residual = correlation_residual(reference, synthetic)
-    metrics = {"mean_ks": float(per_feature["ks"].mean()), "max_ks": float(per_feature["ks"].max()),
+    metrics = {"mean_ks": ks["mean"], "max_ks": ks["max"],
                "max_corr_residual": float(np.nan_to_num(max_abs_residual(residual), nan=0.0))}
     metrics.update({f"ks_{f}": float(v) for f, v in per_feature["ks"].items()})
     metrics.update({f"ws_{f}": float(v) for f, v in per_feature["wasserstein"].items()})
-    return metrics, {"per_feature": per_feature, "corr_residual": residual}
+    return metrics, {"per_feature": per_feature, "corr_residual": residual, "verdict": ks["verdict"]}
 
 
 class SnapshotValidation:
@@ -161,10 +162,7 @@ class TabularRun(Run):
             np.empty((0, len(self.features)), dtype=np.float32))
 
     def validate(self, rows: int = 0, **options):
-        """:func:`recogan_app.validation.validate_run` of this run. Validation builds on runs, never the
-        reverse (no cycle); the import stays inside so that loading a run does not load xgboost."""
-        from recogan_app.validation import validate_run
-
+        """:func:`recogan_app.validation.validate_run` of this run (validation takes any run: no cycle)."""
         return validate_run(self, rows, **options)
 
     def heldout(self) -> pd.DataFrame:
@@ -310,8 +308,7 @@ class TabularFamily(ModelFamily):
         seed = streams.stream_seed(self.config.seed, "evaluation")
         synthetic = run.generate(len(test), seed=seed)
         metrics, details = compare(test, synthetic)
-        summary = ks_summary(details["per_feature"]["ks"].to_numpy())
-        figures = {"sample_size": len(test), "verdict": summary["verdict"], **metrics}
+        figures = {"sample_size": len(test), "verdict": details["verdict"], **metrics}
         if deadline.left() <= 0:
             return {**figures, "c2st_skipped": f"the time limit ({deadline.seconds:g} s) was reached"}
         c2st = classifier_two_sample_test(test, synthetic, n_max=50_000, seed=seed)

@@ -29,7 +29,7 @@ from recogan_app.data.zdc import (CONDITIONS, IMAGE_SHAPE, ConditionScaler, ZDCS
 from recogan_app.files import write_atomic, write_json
 from recogan_app.metrics.zdc import channel_sums, empty_count, five_channel_ws, hottest_pixel, hottest_pixel_error
 from recogan_app.models.zdc import AuxRegressor, Generator, ZDCGAN
-from recogan_app.run import Run
+from recogan_app.run import Run, load_weights
 from recogan_app.families.recipe import TOO_SHORT, ModelFamily, Prepared, fit_to_run
 from recogan_app.training.control import PRETRAINING_SHARE
 from recogan_app.training.trainer import ShuffledBatches
@@ -145,8 +145,8 @@ class ZDCRun(Run):
                       chunk_rows: int = 4096) -> Iterator[np.ndarray]:
         """Photon-count images (int32, (rows, 56, 30)) for consecutive chunks of ``conditions`` (N, 9)."""
         device = next(self.module.parameters()).device
-        noise = torch.Generator(device=device)
-        noise.manual_seed(seed if seed is not None else int(np.random.SeedSequence().generate_state(1)[0]))
+        noise = torch.Generator(device=device).manual_seed(
+            seed if seed is not None else int(np.random.SeedSequence().generate_state(1)[0]))
         standard = torch.from_numpy(self.scaler.transform(conditions)).to(device)
         for chunk in standard.split(chunk_rows):
             yield counts_from_log1p(self.module.sample(chunk, generator=noise).cpu().numpy()[:, 0])
@@ -212,7 +212,7 @@ class ZDCFamily(ModelFamily):
         kept in ``folder/aux.pt`` so that a resumed training does not pretrain again."""
         config, saved = self.config, folder / "aux.pt"
         if saved.is_file():
-            state = torch.load(saved, map_location=device, weights_only=True)
+            state = load_weights(saved, device)
             aux = AuxRegressor().to(device)  # built all the same: the same draws of the global RNG
             aux.load_state_dict(state["model"])
             return aux.eval(), state["info"]

@@ -9,7 +9,7 @@ The names below are imported on first use, so that importing one submodule (the 
 needs only ``verdict``) does not load xgboost and scipy.
 """
 
-from importlib import import_module
+from recogan_app import lazy_names
 
 _HOMES = {
     "c2st": ("C2STResult", "classifier_two_sample_test"),
@@ -19,12 +19,4 @@ _HOMES = {
                       "ks_statistic", "ks_summary", "ks_test", "noise_floor", "split_halves", "wasserstein"),
     "verdict": ("EXCELLENT", "GOOD", "RESIDUAL_TOLERANCE"),
 }
-_LAZY = {name: f"recogan_app.metrics.{module}" for module, names in _HOMES.items() for name in names}
-
-__all__ = sorted(_LAZY)
-
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'recogan_app.metrics' has no attribute {name!r}")
+__all__, __getattr__ = lazy_names(__name__, {f"{__name__}.{module}": names for module, names in _HOMES.items()})

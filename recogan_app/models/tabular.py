@@ -24,6 +24,16 @@ PASS_ROWS = 4096
 stay in a core's cache (4096 × a hidden width of 96 is 1.5 MB), where whole 16k-row blocks are
 memory-bound."""
 
+
+def _dense(size: int, widths, out: int, *norm) -> nn.Sequential:
+    """Linear layers of ``widths`` (each followed by the ``norm`` layers and a LeakyReLU), then a
+    linear map to ``out`` values."""
+    layers = []
+    for width in widths:
+        layers += [nn.Linear(size, width), *(layer(width) for layer in norm), nn.LeakyReLU(LEAKY_SLOPE)]
+        size = width
+    return nn.Sequential(*layers, nn.Linear(size, out))
+
 class Generator(LatentGenerator):
     """Noise → dense layers (Linear, BatchNorm, LeakyReLU) → one value per feature.
 
@@ -39,12 +49,7 @@ class Generator(LatentGenerator):
 
     def __init__(self, latent_dim: int, n_features: int, widths=(128, 128, 128)):
         super().__init__(latent_dim)
-        layers, size = [], latent_dim
-        for width in widths:
-            layers += [nn.Linear(size, width), nn.BatchNorm1d(width), nn.LeakyReLU(LEAKY_SLOPE)]
-            size = width
-        layers.append(nn.Linear(size, n_features))
-        self.net = nn.Sequential(*layers)
+        self.net = _dense(latent_dim, widths, n_features, nn.BatchNorm1d)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z)
@@ -107,12 +112,7 @@ class Discriminator(nn.Module):
 
     def __init__(self, n_features: int, widths=(256, 256)):
         super().__init__()
-        layers, size = [], n_features
-        for width in widths:
-            layers += [nn.Linear(size, width), nn.LeakyReLU(LEAKY_SLOPE)]
-            size = width
-        layers.append(nn.Linear(size, 1))
-        self.net = nn.Sequential(*layers)
+        self.net = _dense(n_features, widths, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x).squeeze(-1)

@@ -60,20 +60,10 @@ class EventQueue(Callback):
     def __init__(self, events):
         self.events = events
 
-    def on_step_end(self, trainer, event: StepEnd) -> None:
+    def _put(self, trainer, event: StepEnd | Snapshot | Message | StatusChange | FitResult) -> None:
         self.events.put(event)
 
-    def on_snapshot(self, trainer, snapshot: Snapshot) -> None:
-        self.events.put(snapshot)
-
-    def on_message(self, trainer, message: Message) -> None:
-        self.events.put(message)
-
-    def on_status(self, trainer, status: StatusChange) -> None:
-        self.events.put(status)
-
-    def on_fit_end(self, trainer, result: FitResult) -> None:
-        self.events.put(result)
+    on_step_end = on_snapshot = on_message = on_status = on_fit_end = _put
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,9 @@ from recogan_app.training.events import FitResult, Message, Snapshot, StatusChan
 
 
 class Callback:
-    """Base class: override the hooks you need."""
+    """Base class: override the hooks you need; ``resumable`` names the attributes a resumed fit needs back."""
+
+    resumable: tuple[str, ...] = ()
 
     def on_fit_start(self, trainer) -> None: ...
 
@@ -35,9 +37,11 @@ class Callback:
     def on_fit_end(self, trainer, result: FitResult) -> None: ...
 
     def state_dict(self) -> dict:
-        return {}
+        return {name: getattr(self, name) for name in self.resumable}
 
-    def load_state_dict(self, state: dict) -> None: ...
+    def load_state_dict(self, state: dict) -> None:
+        for name in self.resumable:
+            setattr(self, name, state.get(name, getattr(self, name)))
 
 
 class Checkpoint(Callback):
@@ -46,6 +50,8 @@ class Checkpoint(Callback):
     At the end of the fit the module gets the best weights back, so whatever is saved or sampled
     afterwards is the best generator seen, not the last one. (The trainer writes ``last.pt``.)
     """
+
+    resumable = ("best_score", "best_epoch", "best_step", "best_state")
 
     def __init__(self, directory=None):
         self.directory = None if directory is None else Path(directory)
@@ -66,15 +72,9 @@ class Checkpoint(Callback):
                        "model": self.best_state}
             write_atomic(self.directory / "best.pt", lambda tmp: torch.save(payload, tmp))
 
-    def state_dict(self) -> dict:
-        return {"best_score": self.best_score, "best_epoch": self.best_epoch, "best_step": self.best_step,
-                "best_state": self.best_state}
-
     def load_state_dict(self, state: dict) -> None:
-        if state:
-            self.best_score, self.best_epoch = state["best_score"], state["best_epoch"]
-            self.best_step, self.best_state = state["best_step"], state["best_state"]
-            self._save()  # best.pt may be of the epoch the interruption lost
+        super().load_state_dict(state)
+        self._save()  # best.pt may be of the epoch the interruption lost
 
     def on_fit_end(self, trainer, result: FitResult) -> None:
         if self.best_state is not None:
@@ -83,6 +83,8 @@ class Checkpoint(Callback):
 
 class EarlyStopping(Callback):
     """Stops when the validation score has not improved by ``min_delta`` for ``patience`` snapshots."""
+
+    resumable = ("best", "waited")
 
     def __init__(self, patience: int, min_delta: float = 0.0):
         self.patience = patience
@@ -97,12 +99,6 @@ class EarlyStopping(Callback):
         self.waited += 1
         if self.waited >= self.patience:
             trainer.request_stop("early_stop", f"no better validation score for {self.patience} epochs")
-
-    def state_dict(self) -> dict:
-        return {"best": self.best, "waited": self.waited}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.best, self.waited = state.get("best", self.best), state.get("waited", self.waited)
 
 
 class CosineSchedule(Callback):
@@ -152,16 +148,11 @@ class ProgressBar(Callback):
     def on_fit_start(self, trainer) -> None:
         from tqdm.auto import tqdm
 
-        if self.time_limit:
-            self.bar = tqdm(total=round(self.time_limit), unit="s", desc="training", file=self.file)
-        else:
-            self.bar = tqdm(total=self.total_epochs, unit="epoch", desc="training", file=self.file)
+        total, unit = (round(self.time_limit), "s") if self.time_limit else (self.total_epochs, "epoch")
+        self.bar = tqdm(total=total, unit=unit, desc="training", file=self.file)
 
     def on_snapshot(self, trainer, snapshot: Snapshot) -> None:
-        if self.time_limit:
-            self.bar.n = min(round(snapshot.elapsed_s), self.bar.total)
-        else:
-            self.bar.n = snapshot.epoch + 1
+        self.bar.n = min(round(snapshot.elapsed_s), self.bar.total) if self.time_limit else snapshot.epoch + 1
         self.bar.set_postfix({k: f"{v:.4f}" for k, v in snapshot.metrics.items()
                               if k in ("mean_ks", "max_ks", "max_corr_residual")}, refresh=False)
         self.bar.refresh()
@@ -176,14 +167,10 @@ class ProgressBar(Callback):
 class StepLog(Callback):
     """Collects the averaged step losses for the run's ``steps.parquet``."""
 
+    resumable = ("rows",)
+
     def __init__(self):
         self.rows: list[dict] = []
 
     def on_step_end(self, trainer, event) -> None:
         self.rows.append({"step": event.step, "epoch": event.epoch, **event.losses})
-
-    def state_dict(self) -> dict:
-        return {"rows": self.rows}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.rows = list(state.get("rows", []))

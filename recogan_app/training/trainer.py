@@ -150,10 +150,9 @@ class Trainer:
         module = module.to(self.device)
         batches = ShuffledBatches(*(t.to(self.device) for t in data), batch_size=self.batch_size,
                                  generator=shuffle or torch.Generator())
-        self.module, self.history, self._stop_reason = module, [], None
+        self.module, self._batches, self.history, self._stop_reason = module, batches, [], None
         optimizers = module.configure_optimizers()
         self.optimizers = tuple(optimizers) if isinstance(optimizers, tuple | list) else (optimizers,)
-        self._batches = batches
         self._emit("on_fit_start")
         if announce:
             self._emit("on_message", Message(announce))
@@ -168,8 +167,7 @@ class Trainer:
         before, limit = progress["elapsed_s"], progress["time_limit_s"]
         step, rollbacks, since_snapshot = progress["step"], 0, 0
         closing = self.snapshot_s  # seconds the last snapshot and checkpoint took: the limit keeps room for the next
-        sums: dict[str, float] = progress["sums"]
-        counts: dict[str, int] = progress["counts"]
+        sums, counts = progress["sums"], progress["counts"]  # losses since the last StepEnd, and their counts
         for epoch in range(progress["epoch"] + 1, self.max_epochs):
             if self._stop_reason:  # a resumed fit that had already decided to stop
                 break
@@ -268,7 +266,6 @@ class Trainer:
         """``last.pt``: everything :meth:`_load_checkpoint` needs to go on from here (fsynced, renamed)."""
         if self.checkpoints is None:
             return
-        generator = getattr(self._batches, "generator", None)
         numpy_state = np.random.get_state()
         state = {
             "format": 2, **plain(progress), "stop_reason": self._stop_reason, "history": plain(self.history),
@@ -276,7 +273,7 @@ class Trainer:
             "callbacks": {type(c).__name__: plain(c.state_dict()) for c in self.callbacks},
             "rng": {"torch": torch.get_rng_state(),
                     "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
-                    "batches": None if generator is None else generator.get_state(),
+                    "batches": self._batches.generator.get_state(),
                     "numpy": [numpy_state[0], torch.from_numpy(numpy_state[1].astype(np.int64)),
                               *numpy_state[2:]],
                     "python": [random.getstate()[0], list(random.getstate()[1]), random.getstate()[2]]},
