@@ -36,7 +36,8 @@ def describe_device(device: torch.device, threads: int | None = None) -> str:
         return f"{torch.cuda.get_device_name(device)} (CUDA)"
     if device.type == "mps":
         return "Apple GPU (MPS)"
-    return f"CPU ({threads or torch.get_num_threads()} threads)"
+    threads = threads or torch.get_num_threads()
+    return f"CPU ({threads} thread{'s' if threads > 1 else ''})"
 
 
 def page_training_threads() -> int | None:

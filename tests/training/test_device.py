@@ -10,8 +10,9 @@ from recogan_app.training.device import describe_device, page_training_threads, 
 
 
 def test_cpu_is_named_with_its_threads():
-    assert describe_device(torch.device("cpu")) == f"CPU ({torch.get_num_threads()} threads)"
+    assert describe_device(torch.device("cpu")) == describe_device(torch.device("cpu"), torch.get_num_threads())
     assert describe_device(torch.device("cpu"), 3) == "CPU (3 threads)"
+    assert describe_device(torch.device("cpu"), 1) == "CPU (1 thread)"
     assert resolve_device("cpu") == torch.device("cpu")
     with pytest.raises(InputError, match="unknown device"):
         resolve_device("tpu")
