@@ -233,38 +233,13 @@ def cmd_train(args) -> int:
     return 0
 
 
-def _grid(pairs: list[str]) -> dict[str, list]:
-    """``--grid NAME=v1,v2`` axes: values are JSON (numbers, lists…) or plain text; a JSON list
-    after ``=`` lists values that hold commas themselves (``generator_widths=[[32,32],[64,64]]``)."""
-    import json
-
-    grid = {}
-    for pair in pairs:
-        (name, text), = _settings([pair], "--grid").items()
-        try:
-            values = json.loads(text)
-        except json.JSONDecodeError:
-            values = None
-        if not isinstance(values, list):
-            values = []
-            for item in text.split(","):
-                try:
-                    values.append(json.loads(item))
-                except json.JSONDecodeError:
-                    values.append(item.strip())
-        if name in grid:
-            raise InputError(f"--grid {name} is given twice: list its values once, comma-separated")
-        grid[name] = values
-    return grid
-
-
 def cmd_scan(args) -> int:
     import functools
 
     from recogan_app import scan
     from recogan_app.families import FAMILIES
 
-    grid = _grid(args.grid)
+    grid = scan.parse_grid(args.grid)
     settings = _parsed_settings(args)
     seed = settings.pop("seed", 0)
     if not (isinstance(seed, int) and 0 <= seed <= SEED_MAX):

@@ -31,6 +31,7 @@ import math
 import os
 import re
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -44,6 +45,7 @@ import pandas as pd
 from recogan_app import streams
 from recogan_app.errors import InputError
 from recogan_app.files import write_atomic
+from recogan_app.markup import escape_html
 
 INSTALL = "pip install 'recogan_app[dask]'"
 """What to run when Dask is missing."""
@@ -87,6 +89,32 @@ class Training:
 def point_digest(point: dict) -> str:
     """SHA-256 of the point's canonical JSON: the same values give the same digest in any order."""
     return hashlib.sha256(json.dumps(point, sort_keys=True).encode()).hexdigest()
+
+
+def parse_grid(lines: Sequence[str], flag: str = "--grid") -> dict[str, list]:
+    """Grid axes from ``NAME=v1,v2`` lines (``recogan scan --grid``, the dashboard's Scan tab):
+    values are JSON (numbers, lists…) or plain text; a JSON list after ``=`` lists values that hold
+    commas themselves (``generator_widths=[[32,32],[64,64]]``)."""
+    grid = {}
+    for line in lines:
+        name, sep, text = (part.strip() for part in line.partition("="))
+        if not sep or not name:
+            raise InputError(f"{flag} takes NAME=VALUE, got '{line}'")
+        try:
+            values = json.loads(text)
+        except json.JSONDecodeError:
+            values = None
+        if not isinstance(values, list):
+            values = []
+            for item in text.split(","):
+                try:
+                    values.append(json.loads(item))
+                except json.JSONDecodeError:
+                    values.append(item.strip())
+        if name in grid:
+            raise InputError(f"{flag} {name} is given twice: list its values once, comma-separated")
+        grid[name] = values
+    return grid
 
 
 def plan(grid: dict[str, Sequence], *, kind: str = "tabular", base: dict | None = None, repeats: int = 1,
@@ -181,16 +209,18 @@ def result_row(folder: Path, training: Training, outcome: dict) -> dict:
 
 
 def run_scan(client, load: Callable[[], object], trainings: Sequence[Training], out, *,
-             resources: dict | None = None, report: Callable[[str], None] | None = None) -> pd.DataFrame:
+             resources: dict | None = None, report: Callable[[str], None] | None = None,
+             stop: threading.Event | None = None) -> pd.DataFrame:
     """Train every one of ``trainings`` on the data ``load()`` returns, as Dask tasks of ``client``;
-    the results table (also written to ``out/results.parquet``).
+    the results table (also written to ``out/results.parquet`` and ``results.html``, rewritten as
+    each training ends, so that a long scan can be followed).
 
     ``load`` runs once, as a task (a picklable function of no arguments, e.g.
     ``functools.partial(load_mc, "/eos/.../mc.parquet")``: the workers must see the path and
     ``out``). ``resources`` is asked by each training (``{"GPU": 1}`` on a GPU cluster).
     ``report`` receives one line per finished training. A bad file raises its InputError before
-    any training starts. On Ctrl-C the pending trainings are cancelled, the table is written with
-    them as ``cancelled``, and KeyboardInterrupt is raised again.
+    any training starts. On Ctrl-C, or once ``stop`` is set (a dashboard's Stop), the pending
+    trainings are cancelled and written as ``cancelled``; Ctrl-C is raised again.
     """
     dask = distributed()
     out = Path(out).absolute()
@@ -210,26 +240,37 @@ def run_scan(client, load: Callable[[], object], trainings: Sequence[Training], 
         data.result()  # raises the reader's InputError here, before any training
     futures = {client.submit(train_one, t, data, str(out), key=f"recogan-{t.name}-{os.urandom(4).hex()}",
                              pure=False, resources=resources): t for t in todo}
+    completed = dask.as_completed(futures)
     try:
-        for i, future in enumerate(dask.as_completed(futures), len(rows) + 1):
-            training = futures[future]
-            try:
-                outcome = future.result()
-            except Exception as exc:  # noqa: BLE001 - lost workers past the allowed failures, a task cancelled
-                outcome = {"status": "failed", "error": f"{type(exc).__name__}: {exc}", "wall_s": math.nan}
-            rows[training.name] = result_row(out / training.name, training, outcome)
-            if report:
-                report(f"[{i}/{len(trainings)}] {training.name}: {describe(rows[training.name])}")
+        while not completed.is_empty() and not (stop is not None and stop.is_set()):
+            for future in completed.next_batch(block=stop is None):  # with a stop to watch: look every 0.2 s
+                training = futures[future]
+                try:
+                    outcome = future.result()
+                except Exception as exc:  # noqa: BLE001 - lost workers past the allowed failures, a task cancelled
+                    outcome = {"status": "failed", "error": f"{type(exc).__name__}: {exc}", "wall_s": math.nan}
+                rows[training.name] = result_row(out / training.name, training, outcome)
+                _write(out, rows, trainings)
+                if report:
+                    report(f"[{len(rows)}/{len(trainings)}] {training.name}: {describe(rows[training.name])}")
+            if stop is not None:
+                time.sleep(0.2)
     except KeyboardInterrupt:
-        client.cancel(list(futures))
-        for training in todo:
-            rows.setdefault(training.name, result_row(out / training.name, training,
-                                                      {"status": "cancelled", "error": "interrupted"}))
+        _cancel(client, futures, rows, out)
         _write(out, rows, trainings)
         raise
     finally:
         client.cancel([data])
+    _cancel(client, futures, rows, out)
     return _write(out, rows, trainings)
+
+
+def _cancel(client, futures: dict, rows: dict[str, dict], out: Path) -> None:
+    """Cancel the trainings not finished yet and record them as ``cancelled``."""
+    client.cancel([future for future, training in futures.items() if training.name not in rows])
+    for training in futures.values():
+        rows.setdefault(training.name, result_row(out / training.name, training,
+                                                  {"status": "cancelled", "error": "interrupted"}))
 
 
 def describe(row: dict) -> str:
@@ -240,9 +281,30 @@ def describe(row: dict) -> str:
 
 
 def _write(out: Path, rows: dict[str, dict], trainings: Sequence[Training]) -> pd.DataFrame:
-    table = pd.DataFrame([rows[t.name] for t in trainings])
+    """The table of the trainings ended so far, in plan order, as Parquet and as an HTML page
+    (every value escaped: grid values and errors are the user's and the data's text)."""
+    table = pd.DataFrame([rows[t.name] for t in trainings if t.name in rows])
     write_atomic(out / RESULTS, lambda tmp: table.to_parquet(tmp, index=False))
+    page = (f"<!doctype html><meta charset='utf-8'><title>recogan scan {escape_html(out.name)}</title>"
+            f"<h1>Scan {escape_html(out.name)}</h1><pre>{escape_html(summary(table, axes(trainings)))}</pre>"
+            + table.to_html(index=False, escape=True, na_rep="", float_format="{:.4g}".format))
+    write_atomic(out / "results.html", lambda tmp: Path(tmp).write_text(page, encoding="utf-8"))
     return table
+
+
+def axes(trainings: Sequence[Training]) -> list[str]:
+    """The grid's axes, in the order given."""
+    return list(dict.fromkeys(axis for t in trainings for axis in t.point))
+
+
+def along(table: pd.DataFrame, axis: str, column: str) -> pd.DataFrame:
+    """``column`` of the finished trainings against each value of ``axis``: mean, standard
+    deviation (ddof 1; NaN for one repeat) and count over the repeats and the other axes' values,
+    one row per value in increasing order (what the dashboard draws with error bars)."""
+    done = table[table["status"].isin(["done", "done earlier"])]
+    if done.empty or axis not in done or column not in done:
+        return pd.DataFrame(columns=["mean", "std", "count"])
+    return done.groupby(axis)[column].agg(["mean", "std", "count"]).sort_index()
 
 
 def best(table: pd.DataFrame, axes: Sequence[str]) -> tuple[dict, pd.DataFrame] | None:

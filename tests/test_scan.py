@@ -176,3 +176,36 @@ def test_ctrl_c_cancels_the_scan_and_writes_what_finished(client, mc, tmp_path):
     assert process.wait(timeout=30) == 130 and process.stderr.read().splitlines()[-1] == "recogan: interrupted"
     statuses = pd.read_parquet(out / "results.parquet")["status"].value_counts()
     assert statuses["done"] >= 1 and statuses["cancelled"] >= 1 and statuses.sum() == 4
+
+
+def test_a_stop_event_cancels_the_pending_trainings_and_the_table_grows_as_they_end(client, mc, tmp_path):
+    trainings = scan.plan({"lambda_ks": [1.0, 2.0, 3.0, 4.0]}, base={**BASE, "max_epochs": 30}, seed=5)
+    stop, seen = threading.Event(), []
+
+    def report(line):
+        seen.append(len(pd.read_parquet(tmp_path / "results.parquet")))  # written before the line is reported
+        stop.set()
+
+    table = scan.run_scan(client, functools.partial(load_mc, str(mc)), trainings, tmp_path, report=report, stop=stop)
+    assert seen[0] == 1 and len(table) == 4
+    assert (table["status"] == "cancelled").sum() >= 1 and (table["status"] == "done").sum() >= 1
+    assert list(table["run"]) == [t.name for t in trainings]  # plan order
+
+
+def test_along_an_axis_gives_mean_spread_and_count_over_repeats(tmp_path):
+    table = pd.DataFrame({"run": list("abcdef"), "status": ["done", "done", "done earlier", "done", "failed", "done"],
+                          "lambda_ks": [0.5, 0.5, 2.0, 2.0, 2.0, 4.0], "mean_ks": [0.1, 0.3, 0.2, 0.6, np.nan, 0.05]})
+    found = scan.along(table, "lambda_ks", "mean_ks")
+    assert list(found.index) == [0.5, 2.0, 4.0] and list(found["count"]) == [2, 2, 1]
+    assert np.allclose(found["mean"], [0.2, 0.4, 0.05])
+    assert np.allclose(found["std"].iloc[:2], [np.sqrt(0.02), np.sqrt(0.08)]) and np.isnan(found["std"].iloc[2])
+
+
+def test_the_results_page_escapes_what_the_user_and_the_data_wrote(tmp_path):
+    trainings = scan.plan({"lambda_ks": [1.0]}, base=BASE)
+    rows = {trainings[0].name: {"run": trainings[0].name, "kind": "tabular", "lambda_ks": 1.0, "repeat": 0, "seed": 1,
+                                "status": "failed", "error": "column '<img src=x onerror=alert(1)>' is bad"}}
+    (tmp_path / "scan<b>").mkdir()
+    scan._write(tmp_path / "scan<b>", rows, trainings)
+    page = (tmp_path / "scan<b>" / "results.html").read_text()
+    assert "<img" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page and "Scan scan&lt;b&gt;" in page

@@ -13,6 +13,7 @@ from recogan_app.ui.data import DataView
 from recogan_app.ui.export import ExportView
 from recogan_app.ui.preprocessing import PreprocessingView
 from recogan_app.ui.running import RunningTrainings
+from recogan_app.ui.scan import ScanView
 from recogan_app.ui.server import SERVER_OWNER, in_served_page
 from recogan_app.ui.state import Session
 from recogan_app.ui.training import TrainingView
@@ -21,7 +22,7 @@ from recogan_app.ui.zdc import ZDCView
 from recogan_app.ui.zdc_state import ZDCSession
 
 TABS = {"Data": DataView, "Preprocessing": PreprocessingView, "Training": TrainingView,
-        "Validation": ValidationView, "Export": ExportView, "ZDC": ZDCView}
+        "Validation": ValidationView, "Export": ExportView, "Scan": ScanView, "ZDC": ZDCView}
 """Tab name: view; each view gets the state its ``state`` parameter asks for."""
 SERVER_OPTIONS = ("downloads", "max_upload_mb")
 """The server's settings, handed to every view that has a parameter of that name."""

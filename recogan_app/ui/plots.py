@@ -33,7 +33,7 @@ from recogan_app.validation import compare_histograms
 
 __all__ = ["BINS", "CHANNELS", "KS_CAPTION", "SIZE", "Curves", "Gallery", "Heatmap", "HistogramComparison",
            "channel_ws_rows", "condition_title", "density_histogram", "edges_for", "gallery_canvas", "ks_curves",
-           "literal_title", "loss_curves", "loss_rows", "snapshot_rows", "ws_curves", "zdc_ws_curves"]
+           "literal_title", "loss_curves", "loss_rows", "slot_figure", "snapshot_rows", "ws_curves", "zdc_ws_curves"]
 
 BINS = 40
 SIZE = dict(width=560, height=300)
@@ -144,7 +144,7 @@ def gallery_canvas(real: np.ndarray, generated: np.ndarray, cols: int = 3) -> tu
 # -- live figures ----------------------------------------------------------------------------------
 
 
-def _figure(title: str, **options):
+def slot_figure(title: str, **options):
     """A figure as wide as its slot, :data:`SIZE`'s height."""
     return figure(title=title, height=SIZE["height"], sizing_mode="stretch_width", tools=TOOLS, **options)
 
@@ -177,8 +177,9 @@ class Curves:
         self.columns = {key: f"{y}:{key}" for key in keys}  # never the abscissa's name
         colors = colors or dict(zip(keys, cycle(Category10_10 if len(keys) <= 10 else Category20_20)))
         self.source = ColumnDataSource({x: [], **{column: [] for column in self.columns.values()}})
-        fig = self.figure = _figure(title, x_axis_label=x, y_axis_label=y_label, y_axis_type="log" if log_y else "linear",
-                                    tooltips=[("", "$name"), (x, "@" + x), (y, "$y{0.0000}")])
+        fig = self.figure = slot_figure(title, x_axis_label=x, y_axis_label=y_label,
+                                        y_axis_type="log" if log_y else "linear",
+                                        tooltips=[("", "$name"), (x, "@" + x), (y, "$y{0.0000}")])
         for low, high, color in bands:
             fig.add_layout(BoxAnnotation(bottom=low, top=high, fill_color=color, fill_alpha=0.12, level="underlay"))
         for key, column in self.columns.items():  # dots too: a curve of one point (a first epoch) shows
@@ -272,8 +273,8 @@ class Heatmap:
         residual, _ = data
         names = [str(name) for name in residual.columns]
         self.source = ColumnDataSource({"x": [], "y": [], "residual": []})
-        fig = self.figure = _figure("Correlation residual", x_range=names, y_range=names[::-1],
-                                    tooltips=[("pair", "@x – @y"), ("residual", "@residual{+0.000}")])
+        fig = self.figure = slot_figure("Correlation residual", x_range=names, y_range=names[::-1],
+                                        tooltips=[("pair", "@x – @y"), ("residual", "@residual{+0.000}")])
         mapper = LinearColorMapper(palette=RdBu11, low=-RESIDUAL_TOLERANCE, high=RESIDUAL_TOLERANCE)  # red: positive
         fig.rect("x", "y", 1, 1, source=self.source, fill_color={"field": "residual", "transform": mapper},
                  line_color=None)
@@ -303,8 +304,8 @@ class HistogramComparison:
         self.title, self.x_label = title, x_label
         self.sources = {name: ColumnDataSource({"left": [], "right": [], "centre": [], "top": [], "low": [], "high": []})
                         for name in ("reference", "generated")}
-        fig = self.figure = _figure("", y_axis_label="entries",
-                                    tooltips=[("bin", "@left{0.000g} – @right{0.000g}"), ("entries", "@top{0.0}")])
+        fig = self.figure = slot_figure("", y_axis_label="entries",
+                                        tooltips=[("bin", "@left{0.000g} – @right{0.000g}"), ("entries", "@top{0.0}")])
         fig.quad(left="left", right="right", top="top", bottom=0, source=self.sources["reference"], fill_color="grey",
                  fill_alpha=0.35, line_alpha=0, legend_label=reference_label)
         fig.quad(left="left", right="right", top="top", bottom=0, source=self.sources["generated"], fill_alpha=0,

@@ -295,3 +295,28 @@ def drive_zdc(page, server) -> None:
     page.locator(".recogan-zdc-other button").click()
     wait_for(lambda: page.evaluate(GALLERY_TITLES_JS) not in ([], shown), timeout=30, what="other held-out events")
     print(f"ZDC part {time.monotonic() - started:.0f} s")
+
+
+def test_scan_tab_trains_a_grid_on_dask_and_draws_a_result_against_its_axis(server, page, tmp_path):
+    pytest.importorskip("distributed")
+    run_or_report(lambda page, url: drive_scan(page, url, server), page, server, tmp_path)
+
+
+def drive_scan(page, url, server) -> None:
+    page.goto(url)
+    page.locator(".recogan-summary table").wait_for(timeout=90_000)
+    fill(open_tab(page, "Data"), "Rows to train on (0: all)", 1500)
+    small_training(page, max_epochs=2, snapshot_rows=200)
+    tab = open_tab(page, "Scan")
+    grid = tab.get_by_label("Grid (one axis per line)", exact=True)
+    grid.fill("lambda_ks=0.5,2")
+    grid.blur()
+    fill(tab, "Repeats", 1)
+    page.locator(".recogan-scan-start button").click()
+    wait_for(lambda: status(page, "recogan-scan").startswith("finished"), timeout=240, what="the scan to finish")
+    assert "2 done" in status(page, "recogan-scan")
+    results = page.locator(".recogan-scan-results table")
+    assert results.locator("tbody tr").count() == 2 and results.get_by_text("done", exact=True).count() == 2
+    page.locator(".recogan-scan-plot canvas").first.wait_for(timeout=30_000)
+    scans = list((server.workdir / "scans").glob("scan-*/results.html"))
+    assert len(scans) == 1 and "lambda_ks" in scans[0].read_text()
