@@ -145,3 +145,40 @@ def test_model_options_that_cannot_apply_exit_2(options, words, tmp_path, monkey
     monkeypatch.chdir(tmp_path)
     assert recogan(["train", *options]) == 2
     assert words in capsys.readouterr().err and not any(tmp_path.iterdir())
+
+
+AUTO = ["--model", "auto", "--time-limit", "20", "--set", "max_epochs=3", "--set", "batch_size=128",
+        "--set", "snapshot_rows=200", "--set", "hidden_widths=[16]", "--set", "coupling_transforms=2"]
+
+
+@pytest.mark.parametrize("features", [None, "p"])
+def test_model_auto_trains_the_family_a_classifier_tells_least_from_the_monitor_rows(features, tmp_path, capsys):
+    """A few hundred rows: both families tried (a flow's own settings go to the flow only), the
+    lower monitor AUC trained, the choice said and kept in run.json; on one feature the flow
+    refuses and the GAN is trained."""
+    _mc(400, 3).to_parquet(tmp_path / "mc.parquet", index=False)
+    chosen = ["--features", features] if features else []
+    assert recogan(["train", "--data", str(tmp_path / "mc.parquet"), "--out", str(tmp_path / "run"), *AUTO, *chosen]) == 0
+    said = capsys.readouterr().out
+    run = load_run(tmp_path / "run")
+    choice = run.info["model_choice"]
+    scored = {kind: auc for kind, auc in choice["monitor_auc"].items() if auc is not None}
+    assert choice["chosen"] == run.kind == min(scored, key=scored.get)
+    assert all(0 <= auc <= 1 for auc in scored.values()) and choice["monitor_rows"] == run.info["data"]["n_monitor"]
+    assert f"gan {scored['tabular']:.3f}" in said
+    if features:
+        assert run.kind == "tabular" and "a coupling flow needs at least 2" in choice["refused"]["flow"]
+        assert "flow refused" in said
+    else:
+        assert set(scored) == {"tabular", "flow"} and f"flow {scored['flow']:.3f}" in said
+
+
+@pytest.mark.parametrize("options, words", [
+    (["--set", "spline_binz=4"], "unknown setting 'spline_binz'"),
+    (["--config", "config.json"], "--model auto trains both families"),
+])
+def test_model_auto_refuses_what_no_family_takes(options, words, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    _mc(400, 3).to_parquet("mc.parquet", index=False)
+    assert recogan(["train", "--data", "mc.parquet", "--out", "run", "--model", "auto", *options]) == 2
+    assert words in capsys.readouterr().err and not (tmp_path / "run").exists()
