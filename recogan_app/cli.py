@@ -23,6 +23,7 @@ EXAMPLES = """examples:
   recogan train --data mc.root --tree Candidates --features pt,decay_length,cos_pa --out runs/a
   recogan train --data "mc/*.root" --data extra.root --cut "pt > 2 and abs(eta) < 0.8" --out runs/b
   recogan train --data xic.parquet --out runs/xic-flow --model flow --time-limit 300
+  recogan train --data xic.parquet --out runs/xic-auto --model auto --time-limit 300   # the family a short trial picks
   recogan train --resume runs/a                          # continue a killed training from its last epoch
   recogan generate --run runs/xic --n 10000000 --out synthetic.parquet --seed 1
   recogan validate --reference runs/xic/heldout.parquet --run runs/xic --report report.html
