@@ -147,8 +147,9 @@ def test_model_options_that_cannot_apply_exit_2(options, words, tmp_path, monkey
     assert words in capsys.readouterr().err and not any(tmp_path.iterdir())
 
 
-AUTO = ["--model", "auto", "--time-limit", "20", "--set", "max_epochs=3", "--set", "batch_size=128",
+AUTO = ["--model", "auto", "--time-limit", "120", "--set", "max_epochs=3", "--set", "batch_size=128",
         "--set", "snapshot_rows=200", "--set", "hidden_widths=[16]", "--set", "coupling_transforms=2"]
+"""Epochs end the trials (20 s each at most), not the machine's load."""
 
 
 @pytest.mark.parametrize("features", [None, "p"])
