@@ -2,7 +2,9 @@
 (``FlowGenerator.sampler``, what ``recogan generate`` runs before the inverse preprocessing) and
 of zuko's generic inverse, for a few numbers of transforms, network widths and spline bins.
 
-Untrained flows: the speed does not depend on the weights. One thread, best of 5 (3 for zuko).
+Untrained flows: the speed does not depend on the weights. One thread, best of 5 (3 for zuko),
+in rows per second of the process's CPU time: what one core of its own gives, whatever other
+jobs load the machine with (wall-clock rates on a shared machine measure the other jobs).
 Results go to ``benchmarks/results/flow-sampler.json`` with the load average.
 
 Usage::
@@ -28,9 +30,9 @@ SIZES = [(3, (32, 32), 8), (4, (64, 64), 4), (4, (64, 64), 8), (6, (128, 128), 8
 def best_seconds(call, repeats: int) -> float:
     times = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = time.process_time()
         call()
-        times.append(time.perf_counter() - start)
+        times.append(time.process_time() - start)
     return min(times)
 
 

@@ -23,6 +23,7 @@ EXAMPLES = """examples:
   recogan train --data mc.root --tree Candidates --features pt,decay_length,cos_pa --out runs/a
   recogan train --data "mc/*.root" --data extra.root --cut "pt > 2 and abs(eta) < 0.8" --out runs/b
   recogan train --data xic.parquet --out runs/xic-flow --model flow --time-limit 300
+  recogan train --data xic.parquet --out runs/xic-auto --model auto --time-limit 300   # the family a short trial picks
   recogan train --resume runs/a                          # continue a killed training from its last epoch
   recogan generate --run runs/xic --n 10000000 --out synthetic.parquet --seed 1
   recogan validate --reference runs/xic/heldout.parquet --run runs/xic --report report.html
@@ -206,20 +207,37 @@ def cmd_train(args) -> int:
     from recogan_app.training.callbacks import ProgressBar
     from recogan_app.training.control import Deadline
 
-    family = FAMILIES[record["kind"] if record else MODELS[args.model or "gan"]]
     if resume is not None:
-        config = family.config_class.from_dict(record["config"], source=str(resume / "resume.json"))
+        family = FAMILIES[record["kind"]]
+        candidates = [family(family.config_class.from_dict(record["config"], source=str(resume / "resume.json")))]
     else:
-        config = family.config_class.from_file(args.config) if args.config else family.config_class()
-        transforms = {**config.transforms, **_settings(args.transform, "--transform")}
-        config = config.updated(**_parsed_settings(args, features=_features(args.features), cut=args.cut,
-                                                   transforms=transforms if args.transform else None))
+        kinds = list(MODELS.values()) if args.model == "auto" else [MODELS[args.model or "gan"]]
+        candidates = [FAMILIES[kind](_tabular_config(FAMILIES[kind].config_class, args, auto=len(kinds) > 1))
+                      for kind in kinds]
+    config = candidates[0].config  # the candidates differ in their own settings only, not in the data's
     sample = _load_mc(args.data, tree=args.tree, features=config.features, cut=config.cut,
                       drop_invalid=args.drop_invalid)
+    family, choice = candidates[0], record.get("model_choice") if record else None
+    if len(candidates) > 1:
+        from recogan_app.families.choice import choose_family, trial_seconds
+        from recogan_app.run import check_destination
+
+        check_destination(args.out, args.overwrite)  # refused now, not after the trials
+        picked = choose_family(sample, candidates, trial_seconds(config.time_limit))
+        names = {kind: model for model, kind in MODELS.items()}
+        scores = ", ".join(f"{names[kind]} {auc:.3f}" if auc is not None else f"{names[kind]} refused "
+                           f"({picked.refused[kind]})" for kind, auc in picked.auc.items())
+        took = " and ".join(f"{seconds:.0f}" for seconds in picked.elapsed_s.values())
+        print(f"--model auto: {scores} (classifier AUC against {picked.monitor_rows:,} monitor rows, lower wins, "
+              f"after a {picked.trial_s:.0f} s trial of each: {took} s with the test); training the "
+              f"{names[picked.kind]}")
+        family, choice = next(c for c in candidates if c.kind == picked.kind), picked.record()
+    config = family.config
     progress = ProgressBar(config.max_epochs, config.time_limit, file=sys.stderr)
-    run = fit_to_run(family(config), sample, args.out, callbacks=[progress], overwrite=args.overwrite,
+    run = fit_to_run(family, sample, args.out, callbacks=[progress], overwrite=args.overwrite,
                      deadline=Deadline(config.time_limit, start=started),
-                     origin=record["origin"] if record else _origin(args, "tabular", sample.files), resume=resume)
+                     origin=record["origin"] if record else _origin(args, "tabular", sample.files), resume=resume,
+                     choice=choice)
     metrics, fit = run.metrics(), run.info["fit"]
     print(f"run written to {run.path}: stopped by {fit['reason']} after {fit['epochs']} epochs "
           f"({fit['elapsed_s']:.0f} s, {run.info['device']}); best epoch {fit['best_epoch']}")
@@ -231,6 +249,27 @@ def cmd_train(args) -> int:
           f"max KS {metrics['max_ks']:.4f} ({metrics['verdict']}), max |Pearson residual| "
           f"{metrics['max_corr_residual']:.3f}, {c2st}")
     return 0
+
+
+def _tabular_config(config_class, args, *, auto: bool):
+    """The config of ``train``'s options for one family. With ``--model auto`` (``auto``) each
+    candidate takes the ``--set`` settings it has (a flow's ``spline_bins`` is not the GAN's);
+    one that no candidate has is refused, and a config file, which belongs to one family, too."""
+    from recogan_app.config import TabularSettings
+    from recogan_app.families import FAMILIES
+
+    if auto and args.config:
+        raise InputError("--config goes with --model gan or flow: --model auto trains both families",
+                         hint="give the settings with --set NAME=VALUE")
+    config = config_class.from_file(args.config) if args.config else config_class()
+    transforms = {**config.transforms, **_settings(args.transform, "--transform")}
+    settings = _parsed_settings(args, features=_features(args.features), cut=args.cut,
+                                transforms=transforms if args.transform else None)
+    if auto:
+        known = {name for kind in MODELS.values() for name in FAMILIES[kind].config_class.param}
+        TabularSettings.from_dict({k: v for k, v in settings.items() if k not in known})  # refuses the unknown
+        settings = {k: v for k, v in settings.items() if k in config_class.param}
+    return config.updated(**settings)
 
 
 def cmd_scan(args) -> int:
@@ -597,8 +636,9 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--conditions", help="zdc: conditions table, when not inside --data "
                                              "(.npz .h5 .csv .parquet)")
     model = train.add_argument_group("settings")
-    model.add_argument("--model", choices=list(MODELS),
-                       help="tabular data: the GAN (default) or a normalizing flow (maximum likelihood)")
+    model.add_argument("--model", choices=[*MODELS, "auto"],
+                       help="tabular data: the GAN (default), a normalizing flow (maximum likelihood), or auto: "
+                            "the one a classifier tells least from the monitor split after a short trial of each")
     model.add_argument("--config", help="JSON or TOML file of settings (see config.json in any run)")
     model.add_argument("--transform", action="append", metavar="FEATURE=SPEC",
                        help="preprocessing of one feature, e.g. cos_pa=arccos+quantile (repeatable)")

@@ -18,7 +18,7 @@ from recogan_app.cli import main as recogan
 from recogan_app.config import FlowConfig
 from recogan_app.families import load_run
 from recogan_app.families.flow import FlowRun
-from recogan_app.models.flow import SplineFlow, rqs_inverse
+from recogan_app.models.flow import SplineFlow, rqs_inverse, with_end_derivatives
 from recogan_app.models.latent import NOISE_BLOCK, noise_passes
 
 COVARIANCE = np.array([[1.0, 0.8], [0.8, 1.0]])
@@ -70,7 +70,7 @@ def test_spline_inverse_matches_zuko():
     params = 2 * torch.randn(1000, 3, 3 * bins - 1)
     y = 3 * torch.randn(1000, 3)  # some beyond ±5: the identity there
     spline = MonotonicRQSTransform(*params.split((bins, bins, bins - 1), -1))
-    x = rqs_inverse(y, params.clone(), bins)
+    x = rqs_inverse(y, with_end_derivatives(params, bins), bins)
     assert (x - spline.inv(y)).abs().max() < 1e-4
     assert (spline(x) - y).abs().max() < 5e-4  # float32 on steep splines (zuko's own inverse: 4e-5 here)
 
@@ -145,3 +145,41 @@ def test_model_options_that_cannot_apply_exit_2(options, words, tmp_path, monkey
     monkeypatch.chdir(tmp_path)
     assert recogan(["train", *options]) == 2
     assert words in capsys.readouterr().err and not any(tmp_path.iterdir())
+
+
+AUTO = ["--model", "auto", "--time-limit", "120", "--set", "max_epochs=3", "--set", "batch_size=128",
+        "--set", "snapshot_rows=200", "--set", "hidden_widths=[16]", "--set", "coupling_transforms=2"]
+"""Epochs end the trials (20 s each at most), not the machine's load."""
+
+
+@pytest.mark.parametrize("features", [None, "p"])
+def test_model_auto_trains_the_family_a_classifier_tells_least_from_the_monitor_rows(features, tmp_path, capsys):
+    """A few hundred rows: both families tried (a flow's own settings go to the flow only), the
+    lower monitor AUC trained, the choice said and kept in run.json; on one feature the flow
+    refuses and the GAN is trained."""
+    _mc(400, 3).to_parquet(tmp_path / "mc.parquet", index=False)
+    chosen = ["--features", features] if features else []
+    assert recogan(["train", "--data", str(tmp_path / "mc.parquet"), "--out", str(tmp_path / "run"), *AUTO, *chosen]) == 0
+    said = capsys.readouterr().out
+    run = load_run(tmp_path / "run")
+    choice = run.info["model_choice"]
+    scored = {kind: auc for kind, auc in choice["monitor_auc"].items() if auc is not None}
+    assert choice["chosen"] == run.kind == min(scored, key=scored.get)
+    assert all(0 <= auc <= 1 for auc in scored.values()) and choice["monitor_rows"] == run.info["data"]["n_monitor"]
+    assert f"gan {scored['tabular']:.3f}" in said
+    if features:
+        assert run.kind == "tabular" and "a coupling flow needs at least 2" in choice["refused"]["flow"]
+        assert "flow refused" in said
+    else:
+        assert set(scored) == {"tabular", "flow"} and f"flow {scored['flow']:.3f}" in said
+
+
+@pytest.mark.parametrize("options, words", [
+    (["--set", "spline_binz=4"], "unknown setting 'spline_binz'"),
+    (["--config", "config.json"], "--model auto trains both families"),
+])
+def test_model_auto_refuses_what_no_family_takes(options, words, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    _mc(400, 3).to_parquet("mc.parquet", index=False)
+    assert recogan(["train", "--data", "mc.parquet", "--out", "run", "--model", "auto", *options]) == 2
+    assert words in capsys.readouterr().err and not (tmp_path / "run").exists()

@@ -120,7 +120,7 @@ class ModelFamily:
 
 def fit_to_run(family: ModelFamily, sample, out, *, callbacks: Sequence[Callback] = (),
                control: TrainingControl | None = None, overwrite: bool = False, deadline: Deadline | None = None,
-               origin: dict | None = None, resume: Path | None = None) -> Run:
+               origin: dict | None = None, resume: Path | None = None, choice: dict | None = None) -> Run:
     """Train ``family`` on ``sample`` and write the run directory ``out``; returns the loaded run.
 
     The run is built in a partial folder of this process beside ``out`` (checkpoints land there
@@ -146,6 +146,9 @@ def fit_to_run(family: ModelFamily, sample, out, *, callbacks: Sequence[Callback
         How to read the data again (the CLI's options and the files' SHA-256), for ``--resume``.
     resume : path, optional
         A killed training's partial folder to continue (:func:`~recogan_app.run.take_over`).
+    choice : dict, optional
+        How the family was chosen (:meth:`~recogan_app.families.choice.Choice.record`), kept in
+        run.json as ``model_choice``.
     """
     config = family.config
     deadline = deadline or Deadline(config.time_limit)
@@ -161,7 +164,8 @@ def fit_to_run(family: ModelFamily, sample, out, *, callbacks: Sequence[Callback
 
     torch.manual_seed(streams.stream_seed(config.seed, "training"))  # initial weights, then the training noise
     device = resolve_device(config.device)
-    record = {"kind": family.kind, "config": config.to_dict(), "overwrite": overwrite, "origin": origin}
+    record = {"kind": family.kind, "config": config.to_dict(), "overwrite": overwrite, "origin": origin,
+              "model_choice": choice}
     with building(out, overwrite=overwrite, record=record, resume=resume) as partial:
         prepared = family.prepare(train, monitor, test, partial, device, deadline)
         steps = StepLog()
@@ -191,6 +195,7 @@ def fit_to_run(family: ModelFamily, sample, out, *, callbacks: Sequence[Callback
             "random": streams.record(config.seed),
             "device": describe_device(device),
             **prepared.info,
+            **({"model_choice": choice} if choice else {}),
             "fit": {"reason": result.reason, "epochs": result.epochs, "steps": result.steps,
                     "elapsed_s": result.elapsed_s, "best_epoch": result.best_epoch, "best_score": result.best_score},
         }
