@@ -34,6 +34,9 @@ POLL_MS = 1000
 """How often the page looks for trainings of the scan that ended."""
 MAX_TRAININGS = 64
 """Trainings one scan of a page may ask for (grid points × repeats); larger scans: ``recogan scan``."""
+SCORE_CAPTION = ("*score*: the monitor figure each training picked its best epoch by (the GAN's snapshot score, a "
+                 "flow's monitor negative log-likelihood), lower is better; the held-out test split chooses "
+                 "nothing. Bars: standard deviation over the repeats (none for one repeat).")
 SHOWN = ["run", "repeat", "status", "score", "mean_ks", "max_ks", "max_corr_residual", "fit_s", "error"]
 """The results table's columns (with the grid's axes after ``run``)."""
 
@@ -167,8 +170,8 @@ class ScanView(Viewer):
         if self.results is None:
             return pn.pane.Markdown("*no training of the scan ended yet*")
         columns = [c for c in [SHOWN[0], *self.param.axis.objects, *SHOWN[1:]] if c in self.results]
-        return pn.pane.DataFrame(self.results[columns], index=False, escape=True, float_format="{:.4g}".format,
-                                 sizing_mode="stretch_width")
+        return pn.pane.DataFrame(self.results[columns], index=False, escape=True, na_rep="",
+                                 float_format="{:.4g}".format, sizing_mode="stretch_width")
 
     def __panel__(self):
         settings = pn.Column(
@@ -185,6 +188,7 @@ class ScanView(Viewer):
                                  pn.widgets.Select.from_param(self.param.metric, name="Result")),
                           pn.Column(pn.pane.Bokeh(self.figure, sizing_mode="stretch_width"),
                                     css_classes=["recogan-scan-plot"], sizing_mode="stretch_width"),
+                          pn.pane.Markdown(SCORE_CAPTION, styles={"font-size": "small"}),
                           pn.Column(self.table, css_classes=["recogan-scan-results"], sizing_mode="stretch_width"),
                           sizing_mode="stretch_width")
         return pn.Row(settings, shown, sizing_mode="stretch_width")
