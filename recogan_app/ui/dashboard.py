@@ -119,10 +119,11 @@ class Dashboard(Viewer):
         return self.state.run
 
     def close(self) -> None:
-        """The page went away: stop the trainings that were not detached; the others go on,
-        listed under "Trainings on this server"."""
+        """The page went away: stop the trainings that were not detached (the others go on,
+        listed under "Trainings on this server") and cancel its scan's pending trainings."""
         self.state.close()
         self.zdc.close()
+        self.views["Scan"].stop()
 
     def __panel__(self):
         return self.layout
