@@ -14,6 +14,12 @@ from recogan_app.ui.server import SERVER_OWNER, TRAININGS, Training, every, in_s
 
 REFRESH_MS = 1000
 """How often a served page looks for trainings started or ended elsewhere."""
+SHOWN, HIDDEN = {"display": "flex"}, {"display": "none"}
+"""A row's styles when listed and when not. Not ``visible``: a change of a model's visibility
+makes the browser's Bokeh lay the whole page out again (0.1-2.5 s of its main thread per page
+under the load test, once per row as four trainings started on every page); a style is the
+browser's own (cheap) reflow."""
+NONE = "<i>none running</i>"
 
 
 class RunningTrainings(Viewer):
@@ -24,13 +30,13 @@ class RunningTrainings(Viewer):
     text, button and visibility, under a fixed title: when four pages each rebuilt their list (or
     retitled its card) as four trainings started, Bokeh models were built and the page's model
     graph recomputed for every row of every page, on the server's one thread, while those pages'
-    clicks waited (load test)."""
+    clicks waited (load test). Rows are shown and hidden by their style (see :data:`SHOWN`)."""
 
     owner = param.String(default=SERVER_OWNER, constant=True, doc="Whose trainings are listed.")
 
     def __init__(self, rows: int = 1, **params):
         super().__init__(**params)
-        self._none = pn.pane.HTML("<i>none running</i>")
+        self._none = pn.pane.HTML(NONE)
         self._shown: list[Training] = []
         self.rows = pn.Column(self._none, *(self._row(i) for i in range(rows)), sizing_mode="stretch_width",
                               css_classes=["recogan-trainings"])
@@ -50,10 +56,10 @@ class RunningTrainings(Viewer):
         with pn.io.hold():
             if len(trainings) >= len(self.rows):  # more than ever before on this page (a notebook has no limit)
                 self.rows.extend(self._row(i) for i in range(len(self.rows) - 1, len(trainings)))
-            self._none.visible = not trainings
+            self._none.object = "" if trainings else NONE
             for i, row in enumerate(self.rows[1:]):
-                row.visible = i < len(trainings)
-                if row.visible:
+                row.styles = SHOWN if i < len(trainings) else HIDDEN
+                if i < len(trainings):
                     stopping = trainings[i].job.control.stop_requested
                     row[0].object, row[1].disabled = self._text(trainings[i], stopping), stopping
 
@@ -67,7 +73,7 @@ class RunningTrainings(Viewer):
         """Row ``i`` of the list (hidden), whose Stop stops the ``i``-th training listed."""
         stop = pn.widgets.Button(label="Stop", color="danger", width=80, css_classes=["recogan-trainings-stop"])
         stop.on_click(lambda _: self.stop(self._shown[i]))
-        return pn.Row(pn.pane.HTML("", sizing_mode="stretch_width"), stop, visible=False, sizing_mode="stretch_width")
+        return pn.Row(pn.pane.HTML("", sizing_mode="stretch_width"), stop, styles=HIDDEN, sizing_mode="stretch_width")
 
     def stop(self, training: Training) -> None:
         """Stop ``training`` (killed when it has not stopped after its grace period)."""

@@ -22,7 +22,7 @@ from recogan_app.training.background import KILL_AFTER_S, BackgroundTraining
 from recogan_app.ui import Dashboard, Session, ZDCSession
 from recogan_app.ui import state as state_module
 from recogan_app.ui.data import DataView
-from recogan_app.ui.running import RunningTrainings
+from recogan_app.ui.running import HIDDEN, SHOWN, RunningTrainings
 from recogan_app.ui.server import TRAININGS, Limits
 from recogan_app.ui.validation import ValidationView
 from recogan_app.ui.zdc import ZDCView
@@ -72,13 +72,13 @@ def test_trainings_beyond_the_server_limit_are_refused_and_listed_for_the_owner(
     assert list((tmp_path / "b" / "runs").iterdir()) == []  # the refused training made no folder
     listing, empty = RunningTrainings(owner="alice", rows=0), RunningTrainings(owner="bob", rows=1)
     _, row = listing.rows  # a row is added when more trainings run than the page has rows for
-    assert row.visible and "waiting for Stop" in row[0].object and not listing.rows[0].visible
-    assert empty.rows[0].visible and empty.rows[0].object.startswith("<i>none") and not empty.rows[1].visible
+    assert row.styles == SHOWN and "waiting for Stop" in row[0].object and listing.rows[0].object == ""
+    assert empty.rows[0].object.startswith("<i>none") and empty.rows[1].styles == HIDDEN
     row[1].clicks += 1  # the list's Stop button, as on another page
     first.wait(timeout=30)
     assert first.status == "failed" and TRAININGS.of("alice") == []
     listing.refresh()
-    assert not row.visible and listing.rows[0].visible
+    assert row.styles == HIDDEN and listing.rows[0].object.startswith("<i>none")
 
 
 def test_time_limit_above_the_server_limit_is_refused_and_none_gets_it(tmp_path):
