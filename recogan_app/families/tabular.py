@@ -37,7 +37,7 @@ from recogan_app.models.tabular import TabularGAN
 from recogan_app.preprocessing import FeaturePipeline
 from recogan_app.run import Run, unreadable_as_input_error
 from recogan_app.families.recipe import TOO_SHORT, ModelFamily, Prepared, fit_to_run
-from recogan_app.splits import Split
+from recogan_app.splits import Split, snapshot_positions
 from recogan_app.validation import ks_comparison, validate_run
 
 MAX_WORKERS = 8
@@ -67,8 +67,7 @@ class SnapshotValidation:
     """
 
     def __init__(self, monitor: pd.DataFrame, pipeline: FeaturePipeline, rows: int, seed: int):
-        chosen = streams.rng(seed, "snapshot").permutation(len(monitor))[:rows]
-        self.reference = monitor.iloc[np.sort(chosen)].reset_index(drop=True)
+        self.reference = monitor.iloc[snapshot_positions(len(monitor), rows, seed)].reset_index(drop=True)
         self.pipeline = pipeline
         self.noise_seed = streams.stream_seed(seed, "snapshot")
 

@@ -31,6 +31,7 @@ from recogan_app.metrics.zdc import channel_sums, empty_count, five_channel_ws, 
 from recogan_app.models.zdc import AuxRegressor, Generator, ZDCGAN
 from recogan_app.run import Run, load_weights
 from recogan_app.families.recipe import TOO_SHORT, ModelFamily, Prepared, fit_to_run
+from recogan_app.splits import snapshot_positions
 from recogan_app.training.control import PRETRAINING_SHARE
 from recogan_app.training.trainer import ShuffledBatches
 
@@ -58,14 +59,13 @@ class ZDCValidation:
     curves show the generator changing, not the noise.
 
     ``details`` carries a gallery (the first real/generated pairs, same conditions, and those
-    conditions in their units when given as ``gallery_conditions``) and the channel sums of both,
-    for the dashboard.
+    conditions in their units) and the channel sums of both, for the dashboard.
     """
 
-    def __init__(self, images: np.ndarray, conditions: torch.Tensor, convention: str, seed: int,
-                 gallery_conditions: np.ndarray | None = None):
-        self.images, self.conditions, self.convention, self.seed = images, conditions, convention, seed
-        self.gallery_conditions = None if gallery_conditions is None else gallery_conditions[:GALLERY]
+    def __init__(self, events: ZDCSample, scaler: ConditionScaler, config: ZDCConfig):
+        self.images, self.conditions = events.images, torch.from_numpy(scaler.transform(events.conditions))
+        self.gallery_conditions, self.convention = events.conditions[:GALLERY], config.channels
+        self.seed = streams.stream_seed(config.seed, "snapshot")
 
     def __call__(self, module: ZDCGAN):
         device = next(module.parameters()).device
@@ -190,10 +190,8 @@ class ZDCFamily(ModelFamily):
         if config.lambda_aux > 0:
             aux, self.aux_info = self._pretrained_aux(folder, data, test, device, deadline.until(PRETRAINING_SHARE))
         module = ZDCGAN(config, aux).to(device)
-        shown = snapshot_events(len(monitor), config)
-        snapshot = ZDCValidation(monitor.images[shown], torch.from_numpy(self.scaler.transform(monitor.conditions[shown])),
-                                 config.channels, streams.stream_seed(config.seed, "snapshot"),
-                                 gallery_conditions=monitor.conditions[shown])
+        shown = monitor.subset(snapshot_positions(len(monitor), config.snapshot_rows, config.seed))
+        snapshot = ZDCValidation(shown, self.scaler, config)
         self.snapshot_s = snapshot.expected_seconds(module)
         self.monitor_events = len(shown)
         aux_text = ""
@@ -253,11 +251,6 @@ class ZDCFamily(ModelFamily):
                 break
         return {"sample_size": len(test), "draws": len(generated), "draws_requested": self.config.eval_draws,
                 "channels": self.config.channels, **compare_zdc(test.images, generated, self.config.channels)}
-
-
-def snapshot_events(n_monitor: int, config: ZDCConfig) -> np.ndarray:
-    """Sorted positions, among the monitor events, of the ``snapshot_rows`` the snapshot compares."""
-    return np.sort(streams.rng(config.seed, "snapshot").permutation(n_monitor)[:config.snapshot_rows])
 
 
 def draw_seeds(seed: int, draws: int, stream: str = "evaluation") -> list[int]:
