@@ -33,7 +33,7 @@ from recogan_app.run import Run, load_weights
 from recogan_app.families.recipe import TOO_SHORT, ModelFamily, Prepared, fit_to_run
 from recogan_app.splits import snapshot_positions
 from recogan_app.training.control import PRETRAINING_SHARE
-from recogan_app.training.trainer import ShuffledBatches
+from recogan_app.training.trainer import Trainer
 
 GALLERY = 8  # real/generated pairs each snapshot carries for the dashboard
 
@@ -88,33 +88,35 @@ class ZDCValidation:
         return (time.monotonic() - started) * len(self.conditions) / min(probe, len(self.conditions))
 
 
+class HottestPixelFit(torch.nn.Module):
+    """The aux regressor as a module the Trainer steps: one optimiser, and the MSE of (row, col) in
+    units of the image size as its loss, so both coordinates count alike."""
+
+    def __init__(self, lr: float):
+        super().__init__()
+        self.aux, self.lr = AuxRegressor(), lr
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.aux.parameters(), lr=self.lr)
+
+    def loss(self, images, hottest) -> dict[str, torch.Tensor]:
+        return {"loss": (((self.aux(images) - hottest) / self.aux.scale) ** 2).sum(dim=1).mean()}
+
+
 def pretrain_aux_regressor(images: torch.Tensor, hottest: torch.Tensor, *, epochs: int, lr: float,
                            batch_size: int, seed: int, device="cpu",
                            seconds: float = math.inf) -> tuple[AuxRegressor, float]:
     """Fit the aux regressor to the hottest pixel of REAL images (log1p, (N, 1, 56, 30)) on
-    ``device``; returns it with the epochs trained, fewer than ``epochs`` when ``seconds`` ran out
-    first (at least one step).
+    ``device`` with the Trainer; returns it with the epochs trained, fewer than ``epochs`` when
+    ``seconds`` ran out first.
 
     Trained on real images only, so that as a frozen penalty it measures where a generated shower
     sits by the standard of the data (the published TF code trained it on generated images).
-    The loss is the MSE of (row, col) in units of the image size, so both coordinates count alike.
     """
-    stop_at = time.monotonic() + seconds
-    aux = AuxRegressor().to(device)
-    optimizer = torch.optim.Adam(aux.parameters(), lr=lr)
-    batches = ShuffledBatches(images.to(device), hottest.to(device), batch_size=batch_size,
-                              generator=streams.torch_generator(seed, "batches"))
-    done = 0
-    for _ in range(epochs):
-        for x, target in batches:
-            if done and time.monotonic() >= stop_at:
-                return aux.eval(), done / len(batches)
-            loss = (((aux(x) - target) / aux.scale) ** 2).sum(dim=1).mean()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            done += 1
-    return aux.eval(), float(epochs)
+    fit = HottestPixelFit(lr)
+    result = Trainer(device=device, max_epochs=epochs, batch_size=batch_size, time_limit=seconds).fit(
+        fit, (images, hottest), lambda module: (0.0, {}, {}, 0), shuffle=streams.torch_generator(seed, "batches"))
+    return fit.aux.eval(), result.steps / (len(images) // min(batch_size, len(images)))
 
 
 class ZDCRun(Run):
