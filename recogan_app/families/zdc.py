@@ -175,9 +175,6 @@ class ZDCFamily(ModelFamily):
     def usable(self, sample: ZDCSample) -> ZDCSample:
         return sample.subset(sample.photon_sums >= self.config.min_photon_sum)
 
-    def take(self, sample: ZDCSample, rows) -> ZDCSample:
-        return sample.subset(rows)
-
     def counted(self, n: int) -> str:
         return f"{n:,} events with at least {self.config.min_photon_sum} photons"
 
