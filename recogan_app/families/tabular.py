@@ -93,13 +93,12 @@ class TabularRun(Run):
     files = ("preprocessing.json",)
     data_schema = {"tree": (str, type(None)), "features": list, "n_rows": int, "n_dropped_invalid": int}
 
-    def _load(self, weights: dict, device) -> None:
+    def _load(self, weights: dict) -> None:
         if not all(isinstance(name, str) for name in self.info["data"]["features"]):
             raise InputError("entry 'data.features' is not a list of column names", path=self.path / "run.json")
         self.pipeline = FeaturePipeline.load(self.path / "preprocessing.json")
         self.module = self._module(len(self.pipeline.columns_))
         self.module.generator.load_state_dict(weights)  # config.json edited: the shapes differ
-        self.module.to(device).eval()
 
     def _module(self, n_features: int) -> torch.nn.Module:
         """The family's module of ``n_features`` from the run's config, its generator to be loaded."""

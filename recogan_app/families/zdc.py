@@ -132,11 +132,10 @@ class ZDCRun(Run):
     config_class = ZDCConfig
     files = ("conditions.json",)
 
-    def _load(self, weights: dict, device) -> None:
+    def _load(self, weights: dict) -> None:
         self.scaler = ConditionScaler.from_dict(json.loads((self.path / "conditions.json").read_text()))
         self.module = Generator(self.config.latent_dim, self.config.generator_channels)
         self.module.load_state_dict(weights)
-        self.module.to(device).eval()
 
     @property
     def features(self) -> list[str]:
