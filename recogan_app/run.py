@@ -290,11 +290,12 @@ class Run:
             config = cls.config_class.from_dict(json.loads((path / "config.json").read_text()),
                                                 source=str(path / "config.json"))
             run = cls(path, info, config)
-            run._load(load_weights(path / "generator.pt", device), device)
+            run._load(load_weights(path / "generator.pt", device))
+            run.module.to(device).eval()
         return run
 
-    def _load(self, weights: dict, device) -> None:
-        """Build the family's generator from ``weights`` (and its own files) on ``device``."""
+    def _load(self, weights: dict) -> None:
+        """Build the family's generator, ``self.module``, from ``weights`` (and its own files)."""
         raise NotImplementedError
 
     def stream_seed(self, name: str) -> int:

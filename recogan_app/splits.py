@@ -19,7 +19,7 @@ import pandas as pd
 from recogan_app import streams
 from recogan_app.errors import InputError
 
-__all__ = ["Split", "draw_split", "subsample"]
+__all__ = ["Split", "draw_split", "snapshot_positions", "subsample"]
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,12 @@ def draw_split(n_rows: int, n_monitor: int, n_test: int, seed: int) -> Split:
     held = n_monitor + n_test
     return Split(train=np.sort(order[held:]), monitor=np.sort(order[:n_monitor]),
                  test=np.sort(order[n_monitor:held]), seed=seed)
+
+
+def snapshot_positions(n_monitor: int, rows: int, seed: int) -> np.ndarray:
+    """Sorted positions, among ``n_monitor`` monitor rows, of the ``rows`` that every per-epoch
+    snapshot of a training with ``seed`` compares (stream "snapshot")."""
+    return np.sort(streams.rng(seed, "snapshot").permutation(n_monitor)[:rows])
 
 
 def subsample(data, size: int, seed):

@@ -14,8 +14,8 @@ from recogan_app.config import ZDCConfig
 from recogan_app.data import toy_zdc
 from recogan_app.data.zdc import ZDCSample
 from recogan_app.metrics.zdc import channel_sums, five_channel_ws
-from recogan_app.families.zdc import ZDCRun, draw_seeds, snapshot_events
-from recogan_app.splits import draw_split, heldout_sizes, subsample
+from recogan_app.families.zdc import ZDCFamily, ZDCRun, draw_seeds
+from recogan_app.splits import draw_split, heldout_sizes, snapshot_positions, subsample
 from recogan_app.training.events import Snapshot
 
 __all__ = ["GALLERY_EVENTS", "HELDOUT_DRAWS", "HISTOGRAM_EVENTS", "Comparison", "compare_heldout", "toy_noise_floor"]
@@ -97,9 +97,9 @@ def toy_noise_floor(sample: ZDCSample, config: ZDCConfig, seed: int = 1) -> np.n
     -------
     ndarray, shape (5,)
     """
-    kept = sample.subset(sample.photon_sums >= config.min_photon_sum)
+    kept = ZDCFamily(config).usable(sample)  # the events a training with config keeps
     monitor = draw_split(len(kept), *heldout_sizes(len(kept), config.monitor_fraction, config.test_fraction),
                          config.seed).monitor
-    events = kept.subset(monitor[snapshot_events(len(monitor), config)])
+    events = kept.subset(monitor[snapshot_positions(len(monitor), config.snapshot_rows, config.seed)])
     again = toy_zdc.simulate(events.conditions, seed=seed)
     return five_channel_ws(events.images, [again], config.channels)["per_channel"]

@@ -37,7 +37,7 @@ from recogan_app.models.tabular import TabularGAN
 from recogan_app.preprocessing import FeaturePipeline
 from recogan_app.run import Run, unreadable_as_input_error
 from recogan_app.families.recipe import TOO_SHORT, ModelFamily, Prepared, fit_to_run
-from recogan_app.splits import Split
+from recogan_app.splits import Split, snapshot_positions
 from recogan_app.validation import ks_comparison, validate_run
 
 MAX_WORKERS = 8
@@ -67,8 +67,7 @@ class SnapshotValidation:
     """
 
     def __init__(self, monitor: pd.DataFrame, pipeline: FeaturePipeline, rows: int, seed: int):
-        chosen = streams.rng(seed, "snapshot").permutation(len(monitor))[:rows]
-        self.reference = monitor.iloc[np.sort(chosen)].reset_index(drop=True)
+        self.reference = monitor.iloc[snapshot_positions(len(monitor), rows, seed)].reset_index(drop=True)
         self.pipeline = pipeline
         self.noise_seed = streams.stream_seed(seed, "snapshot")
 
@@ -94,13 +93,12 @@ class TabularRun(Run):
     files = ("preprocessing.json",)
     data_schema = {"tree": (str, type(None)), "features": list, "n_rows": int, "n_dropped_invalid": int}
 
-    def _load(self, weights: dict, device) -> None:
+    def _load(self, weights: dict) -> None:
         if not all(isinstance(name, str) for name in self.info["data"]["features"]):
             raise InputError("entry 'data.features' is not a list of column names", path=self.path / "run.json")
         self.pipeline = FeaturePipeline.load(self.path / "preprocessing.json")
         self.module = self._module(len(self.pipeline.columns_))
         self.module.generator.load_state_dict(weights)  # config.json edited: the shapes differ
-        self.module.to(device).eval()
 
     def _module(self, n_features: int) -> torch.nn.Module:
         """The family's module of ``n_features`` from the run's config, its generator to be loaded."""

@@ -31,8 +31,9 @@ from recogan_app.metrics.zdc import channel_sums, empty_count, five_channel_ws, 
 from recogan_app.models.zdc import AuxRegressor, Generator, ZDCGAN
 from recogan_app.run import Run, load_weights
 from recogan_app.families.recipe import TOO_SHORT, ModelFamily, Prepared, fit_to_run
+from recogan_app.splits import snapshot_positions
 from recogan_app.training.control import PRETRAINING_SHARE
-from recogan_app.training.trainer import ShuffledBatches
+from recogan_app.training.trainer import Trainer
 
 GALLERY = 8  # real/generated pairs each snapshot carries for the dashboard
 
@@ -58,14 +59,13 @@ class ZDCValidation:
     curves show the generator changing, not the noise.
 
     ``details`` carries a gallery (the first real/generated pairs, same conditions, and those
-    conditions in their units when given as ``gallery_conditions``) and the channel sums of both,
-    for the dashboard.
+    conditions in their units) and the channel sums of both, for the dashboard.
     """
 
-    def __init__(self, images: np.ndarray, conditions: torch.Tensor, convention: str, seed: int,
-                 gallery_conditions: np.ndarray | None = None):
-        self.images, self.conditions, self.convention, self.seed = images, conditions, convention, seed
-        self.gallery_conditions = None if gallery_conditions is None else gallery_conditions[:GALLERY]
+    def __init__(self, events: ZDCSample, scaler: ConditionScaler, config: ZDCConfig):
+        self.images, self.conditions = events.images, torch.from_numpy(scaler.transform(events.conditions))
+        self.gallery_conditions, self.convention = events.conditions[:GALLERY], config.channels
+        self.seed = streams.stream_seed(config.seed, "snapshot")
 
     def __call__(self, module: ZDCGAN):
         device = next(module.parameters()).device
@@ -88,33 +88,35 @@ class ZDCValidation:
         return (time.monotonic() - started) * len(self.conditions) / min(probe, len(self.conditions))
 
 
+class HottestPixelFit(torch.nn.Module):
+    """The aux regressor as a module the Trainer steps: one optimiser, and the MSE of (row, col) in
+    units of the image size as its loss, so both coordinates count alike."""
+
+    def __init__(self, lr: float):
+        super().__init__()
+        self.aux, self.lr = AuxRegressor(), lr
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.aux.parameters(), lr=self.lr)
+
+    def loss(self, images, hottest) -> dict[str, torch.Tensor]:
+        return {"loss": (((self.aux(images) - hottest) / self.aux.scale) ** 2).sum(dim=1).mean()}
+
+
 def pretrain_aux_regressor(images: torch.Tensor, hottest: torch.Tensor, *, epochs: int, lr: float,
                            batch_size: int, seed: int, device="cpu",
                            seconds: float = math.inf) -> tuple[AuxRegressor, float]:
     """Fit the aux regressor to the hottest pixel of REAL images (log1p, (N, 1, 56, 30)) on
-    ``device``; returns it with the epochs trained, fewer than ``epochs`` when ``seconds`` ran out
-    first (at least one step).
+    ``device`` with the Trainer; returns it with the epochs trained, fewer than ``epochs`` when
+    ``seconds`` ran out first.
 
     Trained on real images only, so that as a frozen penalty it measures where a generated shower
     sits by the standard of the data (the published TF code trained it on generated images).
-    The loss is the MSE of (row, col) in units of the image size, so both coordinates count alike.
     """
-    stop_at = time.monotonic() + seconds
-    aux = AuxRegressor().to(device)
-    optimizer = torch.optim.Adam(aux.parameters(), lr=lr)
-    batches = ShuffledBatches(images.to(device), hottest.to(device), batch_size=batch_size,
-                              generator=streams.torch_generator(seed, "batches"))
-    done = 0
-    for _ in range(epochs):
-        for x, target in batches:
-            if done and time.monotonic() >= stop_at:
-                return aux.eval(), done / len(batches)
-            loss = (((aux(x) - target) / aux.scale) ** 2).sum(dim=1).mean()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            done += 1
-    return aux.eval(), float(epochs)
+    fit = HottestPixelFit(lr)
+    result = Trainer(device=device, max_epochs=epochs, batch_size=batch_size, time_limit=seconds).fit(
+        fit, (images, hottest), lambda module: (0.0, {}, {}, 0), shuffle=streams.torch_generator(seed, "batches"))
+    return fit.aux.eval(), result.steps / (len(images) // min(batch_size, len(images)))
 
 
 class ZDCRun(Run):
@@ -130,11 +132,10 @@ class ZDCRun(Run):
     config_class = ZDCConfig
     files = ("conditions.json",)
 
-    def _load(self, weights: dict, device) -> None:
+    def _load(self, weights: dict) -> None:
         self.scaler = ConditionScaler.from_dict(json.loads((self.path / "conditions.json").read_text()))
         self.module = Generator(self.config.latent_dim, self.config.generator_channels)
         self.module.load_state_dict(weights)
-        self.module.to(device).eval()
 
     @property
     def features(self) -> list[str]:
@@ -173,9 +174,6 @@ class ZDCFamily(ModelFamily):
     def usable(self, sample: ZDCSample) -> ZDCSample:
         return sample.subset(sample.photon_sums >= self.config.min_photon_sum)
 
-    def take(self, sample: ZDCSample, rows) -> ZDCSample:
-        return sample.subset(rows)
-
     def counted(self, n: int) -> str:
         return f"{n:,} events with at least {self.config.min_photon_sum} photons"
 
@@ -190,10 +188,8 @@ class ZDCFamily(ModelFamily):
         if config.lambda_aux > 0:
             aux, self.aux_info = self._pretrained_aux(folder, data, test, device, deadline.until(PRETRAINING_SHARE))
         module = ZDCGAN(config, aux).to(device)
-        shown = snapshot_events(len(monitor), config)
-        snapshot = ZDCValidation(monitor.images[shown], torch.from_numpy(self.scaler.transform(monitor.conditions[shown])),
-                                 config.channels, streams.stream_seed(config.seed, "snapshot"),
-                                 gallery_conditions=monitor.conditions[shown])
+        shown = monitor.subset(snapshot_positions(len(monitor), config.snapshot_rows, config.seed))
+        snapshot = ZDCValidation(shown, self.scaler, config)
         self.snapshot_s = snapshot.expected_seconds(module)
         self.monitor_events = len(shown)
         aux_text = ""
@@ -253,11 +249,6 @@ class ZDCFamily(ModelFamily):
                 break
         return {"sample_size": len(test), "draws": len(generated), "draws_requested": self.config.eval_draws,
                 "channels": self.config.channels, **compare_zdc(test.images, generated, self.config.channels)}
-
-
-def snapshot_events(n_monitor: int, config: ZDCConfig) -> np.ndarray:
-    """Sorted positions, among the monitor events, of the ``snapshot_rows`` the snapshot compares."""
-    return np.sort(streams.rng(config.seed, "snapshot").permutation(n_monitor)[:config.snapshot_rows])
 
 
 def draw_seeds(seed: int, draws: int, stream: str = "evaluation") -> list[int]:

@@ -29,16 +29,13 @@ def _average_ranks(x: np.ndarray) -> np.ndarray:
 
 
 def _correlation(values: np.ndarray, names: list[str], method: str) -> pd.DataFrame:
+    if method not in METHODS:
+        raise InputError(f"unknown correlation method '{method}'", hint=closest(method, METHODS))
     if method == "spearman":
         values = np.column_stack([_average_ranks(column) for column in values.T])
     with np.errstate(invalid="ignore", divide="ignore"):  # a constant feature has NaN coefficients
         matrix = np.atleast_2d(np.corrcoef(values, rowvar=False))
     return pd.DataFrame(matrix, index=pd.Index(names, name="feature"), columns=pd.Index(names, name="feature"))
-
-
-def _check_method(method: str) -> None:
-    if method not in METHODS:
-        raise InputError(f"unknown correlation method '{method}'", hint=closest(method, METHODS))
 
 
 def correlation_matrix(frame: pd.DataFrame, method: str = "pearson",
@@ -59,7 +56,6 @@ def correlation_matrix(frame: pd.DataFrame, method: str = "pearson",
     DataFrame, shape (n_features, n_features)
         Symmetric, unit diagonal; NaN rows/columns for a constant feature.
     """
-    _check_method(method)
     return _correlation(*feature_matrix(frame, features, role="sample", min_rows=2), method)
 
 
@@ -69,7 +65,6 @@ def correlation_residual(reference: pd.DataFrame, synthetic: pd.DataFrame, metho
 
     Features default to all columns of ``reference``; ``synthetic`` must hold them.
     """
-    _check_method(method)
     ref_values, names = feature_matrix(reference, features, role="reference", min_rows=2)
     syn_values, _ = feature_matrix(synthetic, names, role="synthetic sample", min_rows=2)
     return _correlation(syn_values, names, method) - _correlation(ref_values, names, method)

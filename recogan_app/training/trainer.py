@@ -260,7 +260,7 @@ class Trainer:
         return values
 
     def _full_state(self) -> dict:
-        return {"module": self.module_state(), "optimizers": [copy.deepcopy(o.state_dict()) for o in self.optimizers]}
+        return {"model": self.module_state(), "optimizers": [copy.deepcopy(o.state_dict()) for o in self.optimizers]}
 
     def _save_checkpoint(self, progress: dict) -> None:
         """``last.pt``: everything :meth:`_load_checkpoint` needs to go on from here (fsynced, renamed)."""
@@ -283,9 +283,7 @@ class Trainer:
     def _load_checkpoint(self, progress: dict) -> dict:
         """Restore what :meth:`_save_checkpoint` wrote; returns the loop's progress."""
         state = torch.load(self.checkpoints / "last.pt", map_location="cpu", weights_only=True)
-        self.module.load_state_dict(state["model"])
-        for optimizer, saved in zip(self.optimizers, state["optimizers"]):
-            optimizer.load_state_dict(saved)
+        self._restore(state)
         for callback in self.callbacks:
             callback.load_state_dict(state["callbacks"].get(type(callback).__name__, {}))
         self.history, self._stop_reason = list(state["history"]), state["stop_reason"]
@@ -306,7 +304,9 @@ class Trainer:
         return {key: state[key] for key in progress} | {"time_limit_s": saved_limit}
 
     def _restore(self, state: dict) -> None:
-        self.module.load_state_dict(state["module"])
+        """Weights and optimiser states back from :meth:`_full_state` or a checkpoint (copied: the
+        optimisers would otherwise update the kept state in place)."""
+        self.module.load_state_dict(state["model"])
         for opt, opt_state in zip(self.optimizers, state["optimizers"]):
             opt.load_state_dict(copy.deepcopy(opt_state))
 
