@@ -153,10 +153,20 @@ class LiveView(Viewer):
             for name, slot in replaced.items():
                 slot[:] = [self.waiting[name]]
             self.on_start()
+            self.stale.update(self.blank_figures())
             self.follow()
 
     def on_start(self) -> None:
         """Called when a training has just started (its streams are cleared)."""
+
+    def blank_figures(self) -> dict:
+        """Plot name: data that builds the plot's figure, empty, at the first poll after Start,
+        for the plots whose curves and axes are known then (the features). Built then, not at the
+        first epoch, they make no page-wide work (a model graph walk on the server, a page layout
+        in the browser) when the first epoch's figures come, which is when users (and the load
+        test) click Pause: the first Pause of a round waited 1-3 s behind them. Later data for the
+        plot extends what is queued (curve rows) or replaces it."""
+        return {}
 
     def follow(self) -> None:
         """Collect the state's events every :data:`POLL_MS` until nothing more can come."""
@@ -179,13 +189,13 @@ class LiveView(Viewer):
         """
         with pn.io.hold():
             self.state.poll()
-        now = time.monotonic()
-        finishing = not self.state.polling
-        due = [name for name in self.stale if finishing or now - self.drawn_at.get(name, 0) >= REDRAW_S]
-        with pn.io.hold(freeze=any(name not in self.figures for name in due)):
-            for name in due:
-                self.feed(name, self.stale.pop(name))
-                self.drawn_at[name] = now
+            now = time.monotonic()
+            finishing = not self.state.polling
+            due = [name for name in self.stale if finishing or now - self.drawn_at.get(name, 0) >= REDRAW_S]
+            with pn.io.hold(freeze=any(name not in self.figures for name in due)):
+                for name in due:
+                    self.feed(name, self.stale.pop(name))
+                    self.drawn_at[name] = now
         if not (self.state.polling or self.stale) and self.polling:
             self._poller.stop()
 

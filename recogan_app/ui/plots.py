@@ -203,7 +203,8 @@ class Curves:
         self.update(rows)
 
     def update(self, rows: pd.DataFrame) -> None:
-        wide = rows.pivot_table(index=self.x, columns=self.by, values=self.y, aggfunc="last", dropna=False)
+        """Stream the rows' points (rows without an abscissa only name curves: a blank figure's)."""
+        wide = rows.dropna(subset=[self.x]).pivot_table(index=self.x, columns=self.by, values=self.y, aggfunc="last", dropna=False)
         new = {self.x: wide.index.to_numpy()}
         for key, column in self.columns.items():
             new[column] = wide[key].to_numpy(np.float64) if key in wide else np.full(len(wide), np.nan)
@@ -294,7 +295,8 @@ class Heatmap:
 class HistogramComparison:
     """Reference (filled) and generated entries scaled to the reference's area (outline) on the
     validation's shared bins (:func:`~recogan_app.validation.compare_histograms`), each with its
-    Poisson error bars, and their χ²/ndf in the title; data: (reference, synthetic, feature).
+    Poisson error bars, and their χ²/ndf in the title; data: (reference, synthetic, feature), or
+    None for an empty figure.
 
     ``reference_label``, ``title`` and ``x_label`` are formatted with the feature.
     """
@@ -314,7 +316,8 @@ class HistogramComparison:
             fig.add_layout(Whisker(base="centre", lower="low", upper="high", source=self.sources[name],
                                    line_color=color))
         fig.y_range.start = 0
-        self.update(data)
+        if data is not None:  # None: an empty figure, filled by the first update
+            self.update(data)
 
     def update(self, data) -> None:
         reference, synthetic, feature = data

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import partial
 
+import numpy as np
 import pandas as pd
 import panel as pn
 import param
@@ -71,6 +72,12 @@ class TrainingView(LiveView):
         model = self.state.model
         self.settings[:] = [pn.pane.Markdown(MODEL_NOTES[model], styles={"font-size": "small"}),
                             *settings_cards(self.state.config, SETTINGS[model])]
+
+    def blank_figures(self) -> dict:
+        features = list(self.state.features)
+        rows = pd.DataFrame({"epoch": np.nan, "feature": features, "ks": np.nan, "ws": np.nan, "floor": np.nan})
+        return {"ks": rows, "ws": rows, "heatmap": (pd.DataFrame(np.nan, index=features, columns=features), None),
+                "histogram": None}
 
     def on_start(self) -> None:
         self.param.feature.objects = list(self.state.features)

@@ -493,7 +493,7 @@ def test_export_view_writes_a_file_and_refuses_below_the_gate(trained):
 def test_dashboard_renders_trains_and_exposes_the_run(root, tmp_path, tiny_config):
     dashboard = Dashboard(str(root / "small.parquet"), workdir=tmp_path)
     assert dashboard.state.features == FEATURES and dashboard.run is None
-    assert list(dashboard.views) == ["Data", "Preprocessing", "Training", "Validation", "Export", "ZDC"]
+    assert list(dashboard.views) == ["Data", "Preprocessing", "Training", "Validation", "Export", "Scan", "ZDC"]
     render(dashboard)
     shrink(dashboard.state, tiny_config, max_epochs=1)
     run = dashboard.train()
@@ -580,3 +580,26 @@ def test_the_training_tab_trains_the_chosen_model_with_its_own_settings(session)
     assert set(session.run.generate(50).columns) == set(FEATURES)
     session.model = "gan"
     assert session.config.lambda_corr == 5.0  # each model keeps what was typed for it
+
+
+def test_figures_whose_axes_are_known_at_start_are_built_empty_at_the_first_poll(session, monkeypatch):
+    view = TrainingView(state=session)
+    monkeypatch.setattr(session, "start", lambda: session.param.update(status="running"))
+    view.start()
+    view._poller = SimpleNamespace(running=True, stop=lambda: None)
+    session.job = SimpleNamespace(running=True, events=queue.Queue(), result=None, drain=list)
+    assert view.figures == {}
+    view.poll()  # before any epoch: the features fix the KS / WS curves and the heatmap
+    assert set(view.figures) == {"ks", "ws", "heatmap", "histogram"}
+    built = dict(view.figures)
+    assert list(built["ks"].columns) == FEATURES and len(built["ks"].source.data["epoch"]) == 0
+    assert np.isnan(built["heatmap"].source.data["residual"]).all()
+    assert all(isinstance(slot[0], pn.pane.Bokeh) for name, slot in view.slots.items() if name != "losses")
+    view.feature = "pt"
+    session.param.update(snapshots=[fake_snapshot(0)], snapshot=fake_snapshot(0))
+    view.drawn_at = {name: at - REDRAW_S for name, at in view.drawn_at.items()}
+    view.poll()  # the first epoch only fills them: no new figure, no new model in the page
+    assert {name: view.figures[name] for name in built} == built
+    assert list(built["ks"].source.data["epoch"]) == [1]
+    assert built["ks"].source.data[built["ks"].columns["pt"]][0] == fake_snapshot(0).details["per_feature"].loc["pt", "ks"]
+    assert built["histogram"].figure.title.text.startswith("pt: MC vs generated")
