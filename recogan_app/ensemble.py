@@ -312,18 +312,18 @@ def table(summary: dict) -> str:
 def write_results(out, summary: dict, bins: pd.DataFrame) -> None:
     """``ensemble.json``, ``ensemble.parquet`` and ``ensemble.png`` into ``out``."""
     out = Path(out)
-    write_json(out / RESULTS, _finite(summary))
+    write_json(out / RESULTS, without_nan(summary))
     write_atomic(out / TABLE, lambda tmp: bins.to_parquet(tmp, index=False))
     figure = band_figure(summary, bins)
     write_atomic(out / FIGURE, lambda tmp: figure.savefig(tmp, format="png", dpi=90, metadata={"Software": None}))
 
 
-def _finite(value):
+def without_nan(value):
     """``value`` with NaN (a coverage of no bins) as None: JSON has no NaN."""
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {k: without_nan(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_finite(v) for v in value]
+        return [without_nan(v) for v in value]
     return None if isinstance(value, float) and math.isnan(value) else value
 
 
