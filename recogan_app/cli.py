@@ -310,13 +310,18 @@ def cmd_ensemble(args) -> int:
     _at_least_one(args, "generate_rows", "bins")
     base, seed = _shared_settings(args, FAMILIES[MODELS[args.model]])
     trainings = ensemble.plan(args.members, kind=MODELS[args.model], settings=base, seed=seed)
-    load = functools.partial(load_mc, str(Path(args.data).absolute()), features=base.get("features"))
+    load = functools.partial(load_mc, str(Path(args.data).absolute()), features=base.get("features"),
+                             cut=base.get("cut"))
     gpu = base.get("device") == "cuda"
     with scan.connect(args.scheduler, workers=args.workers, cluster=args.cluster, gpu=gpu) as client:
         print(f"{args.members} members on bootstrap resamples on {client.scheduler.address}; runs in {args.out}",
               file=sys.stderr, flush=True)
-        scan.run_scan(client, load, trainings, args.out, resources={"GPU": 1} if gpu else None,
-                      report=lambda line: print(line, file=sys.stderr, flush=True))
+        table = scan.run_scan(client, load, trainings, args.out, resources={"GPU": 1} if gpu else None,
+                              report=lambda line: print(line, file=sys.stderr, flush=True))
+    failed = table["status"].isin(["failed", "cancelled"]).sum()
+    if failed:
+        print(f"{failed} of {args.members} members did not finish (see {Path(args.out) / scan.RESULTS}); "
+              "the ensemble is the others", file=sys.stderr)
     summary, bins = ensemble.Ensemble.load(args.out).assess(args.generate_rows, args.bins)
     ensemble.write_results(args.out, summary, bins)
     print(ensemble.table(summary))

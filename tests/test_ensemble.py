@@ -162,6 +162,14 @@ def test_recogan_ensemble_on_a_local_cluster_writes_its_results(client, tmp_path
     assert ("WARNING" in printed) == bool(summary["warnings"])
 
 
+def test_a_missing_data_file_exits_2_before_any_training(client, tmp_path, capsys):
+    missing = tmp_path / "nowhere.parquet"
+    assert main(["ensemble", "--data", str(missing), "--members", "2", "--scheduler", client.scheduler.address,
+                 "--out", str(tmp_path / "e")]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert error[-1].startswith(f"recogan: error: {missing}") and not list((tmp_path / "e").glob("r*"))
+
+
 @pytest.mark.parametrize("options, message", [
     (["--members", "1"], "--members must be at least 2"),
     (["--members", "3", "--generate-rows", "0"], "--generate-rows must be at least 1"),
