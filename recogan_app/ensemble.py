@@ -194,6 +194,7 @@ class Ensemble:
 
     def __init__(self, path: Path, runs: list):
         self.path, self.runs = path, runs
+        self._generated: dict[int, list[pd.DataFrame]] = {}
 
     @classmethod
     def load(cls, path, *, device: str = "cpu") -> "Ensemble":
@@ -234,10 +235,9 @@ class Ensemble:
 
     def generated(self, rows: int) -> list[pd.DataFrame]:
         """``rows`` events of each member, drawn from its stream "validation" (the same on every call)."""
-        if getattr(self, "_rows", None) != rows:
-            self._rows, self._generated = rows, [run.generate(rows, seed=run.stream_seed("validation"))
-                                                 for run in self.runs]
-        return self._generated
+        if rows not in self._generated:
+            self._generated = {rows: [run.generate(rows, seed=run.stream_seed("validation")) for run in self.runs]}
+        return self._generated[rows]
 
     def default_edges(self, feature: str, rows: int, bins: int) -> np.ndarray:
         """``bins`` bins holding equal shares of the members' pooled generated values (never the held-out
@@ -249,7 +249,11 @@ class Ensemble:
         """The prediction for the histogram of ``feature`` with ``edges`` from ``rows`` generated per member."""
         if feature not in self.features:
             raise InputError("is not a feature of the ensemble", column=feature, path=self.path)
-        return histogram([g[feature].to_numpy(float) for g in self.generated(rows)], np.asarray(edges, float))
+        edges = np.asarray(edges, float)
+        if edges.ndim != 1 or len(edges) < 2 or not np.all(np.diff(edges) > 0) or not np.isfinite(edges).all():
+            raise InputError(f"bin edges must be at least two finite, increasing numbers, got {edges.tolist()}",
+                             column=feature)
+        return histogram([g[feature].to_numpy(float) for g in self.generated(rows)], edges)
 
     def assess(self, rows: int, bins: int = 20, edges: dict | None = None) -> tuple[dict, pd.DataFrame]:
         """Predict, validate and count effective statistics for every feature: the summary (as in

@@ -3,6 +3,7 @@ answers (no training), then one real ``recogan ensemble`` on a 2-worker LocalClu
 
 import json
 import math
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -12,6 +13,7 @@ from scipy import stats
 from recogan_app import ensemble, scan
 from recogan_app.cli import main
 from recogan_app.data import toy_xic
+from recogan_app.errors import InputError
 from recogan_app.splits import draw_split
 
 N_TRUE = 100
@@ -160,6 +162,16 @@ def test_recogan_ensemble_on_a_local_cluster_writes_its_results(client, tmp_path
         assert f"{r['coverage']:.0%}" in line and f"{r['n_effective']:,.0f}" in line and r["verdict"] in line
     assert summary["n_train"] == runs[0]["data"]["n_train"] and (out / ensemble.FIGURE).read_bytes()[:4] == b"\x89PNG"
     assert ("WARNING" in printed) == bool(summary["warnings"])
+
+    members = ensemble.Ensemble.load(out)  # any binning the user picks
+    prediction = members.histogram("pt", [0, 2, 4, 8, 30], rows=500)
+    pooled = np.concatenate([g["pt"] for g in members.generated(500)])
+    assert prediction.central == pytest.approx(np.histogram(pooled, [0, 2, 4, 8, 30])[0] / len(pooled))
+    with pytest.raises(InputError, match="bin edges must be at least two finite, increasing numbers"):
+        members.histogram("pt", [0, 4, 2], rows=500)
+    shutil.copytree(out / "r0", tmp_path / "alone" / "r0")
+    with pytest.raises(InputError, match="holds 1 finished member"):
+        ensemble.Ensemble.load(tmp_path / "alone")
 
 
 def test_a_missing_data_file_exits_2_before_any_training(client, tmp_path, capsys):
