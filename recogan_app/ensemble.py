@@ -262,7 +262,8 @@ class Ensemble:
         test = self.heldout
         per_feature, tables, pulls = {}, [], []
         for feature in self.features:
-            cuts = np.asarray((edges or {}).get(feature, self.default_edges(feature, rows, bins)), float)
+            chosen = (edges or {}).get(feature)
+            cuts = np.asarray(self.default_edges(feature, rows, bins) if chosen is None else chosen, float)
             prediction = self.histogram(feature, cuts, rows)
             observed = fractions(test[feature].to_numpy(float), cuts)
             result = check(prediction, observed, len(test))
