@@ -40,8 +40,8 @@ COVERAGE = (0.60, 0.76)
 undercover; above, they are larger than needed."""
 OVERSOLD = 2.0
 """N_generated above this many times the upper end of N_eff's interval draws a warning."""
-INTERVAL = 0.6827
-"""Probability content of N_eff's interval."""
+ONE_SIGMA = INTERVAL = 0.6827
+"""Probability content of ±1σ, and of N_eff's interval."""
 RESULTS, TABLE, FIGURE = "ensemble.json", "ensemble.parquet", "ensemble.png"
 
 
@@ -145,6 +145,12 @@ class Check:
     def coverage(self) -> float:
         """Share of the compared bins whose MC value lies within ±1σ."""
         return float(np.mean(np.abs(self.compared) <= 1)) if self.ndf else math.nan
+
+    @property
+    def chance(self) -> float:
+        """Probability that right-sized errors leave as few bins within ±1σ (binomial, 68.27 %):
+        with 20 bins the coverage scatters by ±10 % by chance alone."""
+        return float(stats.binom.cdf(round(self.coverage * self.ndf), self.ndf, ONE_SIGMA)) if self.ndf else math.nan
 
     @property
     def verdict(self) -> str:
@@ -270,7 +276,8 @@ class Ensemble:
             pulls.append(result.compared)
             low, high = prediction.n_effective_interval
             per_feature[feature] = {
-                "coverage": result.coverage, "chi2": result.chi2, "ndf": result.ndf, "verdict": result.verdict,
+                "coverage": result.coverage, "chance": result.chance, "chi2": result.chi2, "ndf": result.ndf,
+                "verdict": result.verdict,
                 "n_effective": prediction.n_effective, "n_effective_interval": [low, high]}
             tables.append(pd.DataFrame({"feature": feature, "low": cuts[:-1], "high": cuts[1:],
                                         "central": prediction.central, "sigma": prediction.sigma,
@@ -279,8 +286,8 @@ class Ensemble:
         summary = {"members": len(self.runs), "runs": [r.path.name for r in self.runs], "n_train": self.n_train,
                    "n_test": len(test), "n_generated": rows, "bins": bins, "coverage_band": list(COVERAGE),
                    "features": per_feature,
-                   "overall": {"coverage": overall.coverage, "chi2": overall.chi2, "ndf": overall.ndf,
-                               "verdict": overall.verdict}}
+                   "overall": {"coverage": overall.coverage, "chance": overall.chance, "chi2": overall.chi2,
+                               "ndf": overall.ndf, "verdict": overall.verdict}}
         summary["warnings"] = warnings(summary)
         return summary, pd.concat(tables, ignore_index=True)
 
@@ -291,13 +298,15 @@ def warnings(summary: dict) -> list[str]:
     for feature, r in summary["features"].items():
         if r["verdict"] == "undercovers":
             lines.append(f"{feature}: the quoted errors UNDERCOVER: {r['coverage']:.0%} of {r['ndf']} bins within "
-                         f"±1σ (expected 68%, accepted {COVERAGE[0]:.0%}-{COVERAGE[1]:.0%}); do not trust them")
+                         f"±1σ (expected 68%, accepted {COVERAGE[0]:.0%}-{COVERAGE[1]:.0%}; as few by chance: "
+                         f"p = {r['chance']:.2g}); do not trust them")
         if summary["n_generated"] > OVERSOLD * r["n_effective_interval"][1]:
             lines.append(f"{feature}: {summary['n_generated']:,} generated events carry the information of only "
                          f"~{r['n_effective']:,.0f} MC events (N_train {summary['n_train']:,}): generating "
                          "more does not make the sample more precise")
     if summary["overall"]["verdict"] == "undercovers":
-        lines.append(f"over all bins the quoted errors UNDERCOVER ({summary['overall']['coverage']:.0%} within ±1σ)")
+        lines.append(f"over all bins the quoted errors UNDERCOVER ({summary['overall']['coverage']:.0%} within ±1σ, "
+                     f"as few by chance: p = {summary['overall']['chance']:.2g})")
     return lines
 
 

@@ -96,6 +96,7 @@ def test_coverage_on_a_constructed_case_matches_the_normal_probability(scale):
     expected = 2 * stats.norm.cdf(quoted[0] / observed_sigma[0]) - 1
     assert result.ndf == bins and abs(result.coverage - expected) < 3 * math.sqrt(expected * (1 - expected) / bins)
     assert result.verdict == {1.0: "covers", 0.5: "undercovers", 2.0: "overcovers"}[scale]
+    assert (result.chance < 1e-6) == (scale == 0.5)  # so few within ±1σ: not by chance
     assert result.chi2 / result.ndf == pytest.approx(np.mean((observed_sigma / quoted) ** 2), rel=0.1)
 
 
