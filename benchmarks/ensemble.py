@@ -35,8 +35,8 @@ from recogan_app.data.sources import load_mc
 
 RESULTS = Path(__file__).parent / "results"
 FAMILIES = {"gan": ("tabular", TabularConfig), "flow": ("flow", FlowConfig)}
-TRAIN_SHARE = 0.8
-"""The training split's share at the default monitor and test fractions (0.1 each)."""
+MONITOR = 0.1
+"""The monitor split's share (the default)."""
 
 
 def main() -> None:
@@ -48,6 +48,9 @@ def main() -> None:
     parser.add_argument("--generate-rows", type=int, default=100_000, help="events each member generates")
     parser.add_argument("--bins", type=int, default=20)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--test-fraction", type=float, default=0.1,
+                        help="held-out share: the larger, the more the coverage tests the errors rather than the "
+                             "held-out MC's own fluctuation")
     parser.add_argument("--work", default="/tmp/recogan-ensemble-benchmark", help="ensemble directories")
     args = parser.parse_args()
 
@@ -55,24 +58,27 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     out = RESULTS / "ensemble.json"
     results = json.loads(out.read_text()) if out.is_file() else {}
+    tag = "" if args.test_fraction == 0.1 else f"-test{args.test_fraction:g}"
     with scan.connect(workers=args.workers) as client:
         for size in args.sizes:
-            data = work / f"xic-{size}.parquet"
+            data = work / f"xic-{size}{tag}.parquet"
             if not data.is_file():
-                toy_xic.generate(n=math.ceil(size / TRAIN_SHARE), seed=0).to_parquet(data, index=False)
+                rows = math.ceil(size / (1 - MONITOR - args.test_fraction))
+                toy_xic.generate(n=rows, seed=0).to_parquet(data, index=False)
             for model in args.models:
                 kind, config = FAMILIES[model]
+                name = f"{model}-{size}{tag}"
                 epochs = max(1, round(args.steps / math.ceil(size / config.param.batch_size.default)))
                 started = time.monotonic()
+                settings = {"max_epochs": epochs, "patience": epochs, "device": "cpu",
+                            "monitor_fraction": MONITOR, "test_fraction": args.test_fraction}
                 table = ensemble.train_ensemble(client, functools.partial(load_mc, str(data)), args.members,
-                                                work / f"{model}-{size}", kind=kind, seed=0,
-                                                settings={"max_epochs": epochs, "patience": epochs, "device": "cpu"},
-                                                report=print)
+                                                work / name, kind=kind, seed=0, settings=settings, report=print)
                 train_s = time.monotonic() - started
                 started = time.monotonic()
-                summary, _ = ensemble.Ensemble.load(work / f"{model}-{size}").assess(args.generate_rows, args.bins)
-                results[f"{model}-{size}"] = {
-                    "model": model, "n_train": summary["n_train"], "members": summary["members"], "epochs": epochs,
+                summary, _ = ensemble.Ensemble.load(work / name).assess(args.generate_rows, args.bins)
+                results[name] = {
+                    "model": model, "test_fraction": args.test_fraction, "n_train": summary["n_train"], "members": summary["members"], "epochs": epochs,
                     "train_s": train_s, "assess_s": time.monotonic() - started,
                     "statuses": table["status"].value_counts().to_dict(), **summary}
                 RESULTS.mkdir(exist_ok=True)
@@ -84,25 +90,28 @@ def main() -> None:
 
 
 def markdown(results: dict) -> str:
-    lines = ["| model | N_train | epochs | coverage (all bins) | χ²/ndf | median N_eff over features [range] | N_gen |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| model | N_train | n_test | epochs | coverage (all bins) | χ²/ndf | σ² share | median N_eff over "
+             "features [range] | N_gen |", "|---|---|---|---|---|---|---|---|---|"]
     for r in results.values():
         n_eff = [f["n_effective"] for f in r["features"].values()]
         o = r["overall"]
-        lines.append(f"| {r['model']} | {r['n_train']:,} | {r['epochs']} | {o['coverage']:.0%} | "
-                     f"{o['chi2'] / o['ndf']:.2f} | {np.median(n_eff):,.0f} [{min(n_eff):,.0f}–{max(n_eff):,.0f}] | "
+        lines.append(f"| {r['model']} | {r['n_train']:,} | {r['n_test']:,} | {r['epochs']} | {o['coverage']:.0%} | "
+                     f"{o['chi2'] / o['ndf']:.2f} | {o['tested']:.2f} | "
+                     f"{np.median(n_eff):,.0f} [{min(n_eff):,.0f}–{max(n_eff):,.0f}] | "
                      f"{r['n_generated']:,} |")
     return "\n".join(lines)
 
 
 def plot(results: dict, path: Path) -> None:
-    """N_eff (median over features, the band their range) against N_train, per family."""
+    """N_eff (median over features, the band their range) against N_train, per family, at the
+    default test fraction."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(5, 3.6), layout="constrained")
     FigureCanvasAgg(figure)
     axis = figure.subplots()
+    results = {k: r for k, r in results.items() if r.get("test_fraction", 0.1) == 0.1}
     for model in FAMILIES:
         rows = sorted((r for r in results.values() if r["model"] == model), key=lambda r: r["n_train"])
         if not rows:

@@ -38,6 +38,9 @@ from recogan_app.run import is_run_dir
 COVERAGE = (0.60, 0.76)
 """Share of bins within ±1σ that a right-sized error gives (68.3 % expected): below, the errors
 undercover; above, they are larger than needed."""
+UNTESTED = 0.2
+"""Below this share of σ² in the compared variance (:attr:`Check.tested`) a warning says the held-out
+MC is too small to test the errors."""
 OVERSOLD = 2.0
 """N_generated above this many times the upper end of N_eff's interval draws a warning."""
 ONE_SIGMA = INTERVAL = 0.6827
@@ -128,6 +131,9 @@ class Check:
 
     pulls: np.ndarray
     """(MC − central) / √(σ² + the MC's own variance), per compared bin (NaN: not compared)."""
+    tested: float = math.nan
+    """Mean share of σ² in each compared bin's variance: near 0 the MC's own fluctuation makes
+    every pull, and the coverage cannot tell right errors from none (too few held-out events)."""
 
     @property
     def compared(self) -> np.ndarray:
@@ -172,7 +178,7 @@ def check(prediction: Prediction, observed: np.ndarray, n_observed: int) -> Chec
     variance = prediction.sigma ** 2 + p * (1 - p) / n_observed
     pulls = (np.asarray(observed, dtype=float) - prediction.central) / np.sqrt(variance)
     empty = (prediction.central == 0) & (np.asarray(observed) == 0)
-    return Check(np.where(empty, np.nan, pulls))
+    return Check(np.where(empty, np.nan, pulls), float(np.mean((prediction.sigma ** 2 / variance)[~empty])))
 
 
 def plan(members: int, *, kind: str = "tabular", settings: dict | None = None, seed: int = 0) -> list[scan.Training]:
@@ -266,7 +272,7 @@ class Ensemble:
         ``ensemble.json``) and the per-bin table. ``edges`` maps a feature to its bin edges
         (default: :meth:`default_edges`)."""
         test = self.heldout
-        per_feature, tables, pulls = {}, [], []
+        per_feature, tables, pulls, tested = {}, [], [], []
         for feature in self.features:
             chosen = (edges or {}).get(feature)
             cuts = np.asarray(self.default_edges(feature, rows, bins) if chosen is None else chosen, float)
@@ -275,19 +281,20 @@ class Ensemble:
             result = check(prediction, observed, len(test))
             pulls.append(result.compared)
             low, high = prediction.n_effective_interval
+            tested.append(result.tested)
             per_feature[feature] = {
                 "coverage": result.coverage, "chance": result.chance, "chi2": result.chi2, "ndf": result.ndf,
-                "verdict": result.verdict,
+                "verdict": result.verdict, "tested": result.tested,
                 "n_effective": prediction.n_effective, "n_effective_interval": [low, high]}
             tables.append(pd.DataFrame({"feature": feature, "low": cuts[:-1], "high": cuts[1:],
                                         "central": prediction.central, "sigma": prediction.sigma,
                                         "heldout": observed, "pull": result.pulls}))
-        overall = Check(np.concatenate(pulls))
+        overall = Check(np.concatenate(pulls), float(np.mean(tested)))
         summary = {"members": len(self.runs), "runs": [r.path.name for r in self.runs], "n_train": self.n_train,
                    "n_test": len(test), "n_generated": rows, "bins": bins, "coverage_band": list(COVERAGE),
                    "features": per_feature,
                    "overall": {"coverage": overall.coverage, "chance": overall.chance, "chi2": overall.chi2,
-                               "ndf": overall.ndf, "verdict": overall.verdict}}
+                               "ndf": overall.ndf, "verdict": overall.verdict, "tested": overall.tested}}
         summary["warnings"] = warnings(summary)
         return summary, pd.concat(tables, ignore_index=True)
 
@@ -304,6 +311,10 @@ def warnings(summary: dict) -> list[str]:
             lines.append(f"{feature}: {summary['n_generated']:,} generated events carry the information of only "
                          f"~{r['n_effective']:,.0f} MC events (N_train {summary['n_train']:,}): generating "
                          "more does not make the sample more precise")
+    if summary["overall"]["tested"] < UNTESTED:
+        lines.append(f"the {summary['n_test']:,} held-out MC events test the quoted errors weakly: their own "
+                     f"fluctuation is {1 - summary['overall']['tested']:.0%} of each bin's variance, so even "
+                     "errors of 0 would seem to cover; hold out more MC (--set test_fraction=…)")
     if summary["overall"]["verdict"] == "undercovers":
         lines.append(f"over all bins the quoted errors UNDERCOVER ({summary['overall']['coverage']:.0%} within ±1σ, "
                      f"as few by chance: p = {summary['overall']['chance']:.2g})")

@@ -97,7 +97,22 @@ def test_coverage_on_a_constructed_case_matches_the_normal_probability(scale):
     assert result.ndf == bins and abs(result.coverage - expected) < 3 * math.sqrt(expected * (1 - expected) / bins)
     assert result.verdict == {1.0: "covers", 0.5: "undercovers", 2.0: "overcovers"}[scale]
     assert (result.chance < 1e-6) == (scale == 0.5)  # so few within ±1σ: not by chance
+    assert result.tested == pytest.approx((scale * true_sigma[0] / quoted[0]) ** 2)  # σ²'s share of the variance
     assert result.chi2 / result.ndf == pytest.approx(np.mean((observed_sigma / quoted) ** 2), rel=0.1)
+
+
+def test_warnings_name_undercoverage_oversold_samples_and_a_held_out_split_too_small():
+    feature = {"coverage": 0.4, "chance": 0.01, "chi2": 40.0, "ndf": 20, "verdict": "undercovers", "tested": 0.1,
+               "n_effective": 900.0, "n_effective_interval": [500.0, 1300.0]}
+    summary = {"n_generated": 100_000, "n_train": 1_000, "n_test": 125, "features": {"pt": feature},
+               "overall": {**feature, "tested": 0.1}}
+    lines = ensemble.warnings(summary)
+    assert lines[0].startswith("pt: the quoted errors UNDERCOVER: 40% of 20 bins within ±1σ") and "p = 0.01" in lines[0]
+    assert lines[1] == ("pt: 100,000 generated events carry the information of only ~900 MC events (N_train 1,000): "
+                        "generating more does not make the sample more precise")
+    assert lines[2].startswith("the 125 held-out MC events test the quoted errors weakly: their own fluctuation is 90%")
+    fine = {**feature, "verdict": "covers", "tested": 0.5}
+    assert ensemble.warnings({**summary, "n_generated": 2_000, "features": {"pt": fine}, "overall": fine}) == []
 
 
 def test_a_histogram_prediction_subtracts_the_generation_noise_from_the_spread():
