@@ -32,6 +32,7 @@ EXAMPLES = """examples:
   recogan train --kind zdc --data zdc.npz --out runs/zdc --time-limit 600
   recogan generate --run runs/zdc --conditions zdc.npz --out zdc-generated.npz --seed 1
   recogan scan --data xic.parquet --grid lambda_ks=0.5,1 --repeats 3 --out scans/ks   # on Dask
+  recogan ensemble --data xic.parquet --members 10 --out ensembles/xic   # error bars and N_eff
   recogan serve --data-root ~/mc --port 5006             # the dashboard, opened on the embedded Ξc+ toy
 """
 CUT_HELP = ("selection applied before anything else, e.g. \"pt > 2 and abs(eta) < 0.8\": columns, numbers, "
@@ -272,6 +273,16 @@ def _tabular_config(config_class, args, *, auto: bool):
     return config.updated(**settings)
 
 
+def _shared_settings(args, family) -> tuple[dict, int]:
+    """The settings every training of a scan or ensemble shares (``--config``, then ``--set`` and the
+    options), and the seed from which each training's derives."""
+    settings = _parsed_settings(args)
+    seed = settings.pop("seed", 0)
+    if not (isinstance(seed, int) and 0 <= seed <= SEED_MAX):
+        raise InputError(f"a seed is a whole number from 0 to {SEED_MAX}, not {seed!r}")
+    return {**(family.config_class.from_file(args.config).to_dict() if args.config else {}), **settings}, seed
+
+
 def cmd_scan(args) -> int:
     import functools
 
@@ -279,12 +290,8 @@ def cmd_scan(args) -> int:
     from recogan_app.families import FAMILIES
 
     grid = scan.parse_grid(args.grid)
-    settings = _parsed_settings(args)
-    seed = settings.pop("seed", 0)
-    if not (isinstance(seed, int) and 0 <= seed <= SEED_MAX):
-        raise InputError(f"a seed is a whole number from 0 to {SEED_MAX}, not {seed!r}")
     family = FAMILIES[args.kind]
-    base = {**(family.config_class.from_file(args.config).to_dict() if args.config else {}), **settings}
+    base, seed = _shared_settings(args, family)
     trainings = scan.plan(grid, kind=args.kind, base=base, repeats=args.repeats, seed=seed)
     data = str(Path(args.data).absolute())  # the workers may start elsewhere
     if args.kind == "zdc":
@@ -302,6 +309,37 @@ def cmd_scan(args) -> int:
                               report=lambda line: print(line, file=sys.stderr, flush=True))
     print(scan.summary(table, list(grid), family.headline))
     print(f"results table: {Path(args.out) / scan.RESULTS}")
+    return 0
+
+
+def cmd_ensemble(args) -> int:
+    import functools
+
+    from recogan_app import ensemble, scan
+    from recogan_app.data.sources import load_mc
+    from recogan_app.families import FAMILIES
+
+    _at_least_one(args, "generate_rows", "bins")
+    base, seed = _shared_settings(args, FAMILIES[MODELS[args.model]])
+    trainings = ensemble.plan(args.members, kind=MODELS[args.model], settings=base, seed=seed)
+    load = functools.partial(load_mc, str(Path(args.data).absolute()), features=base.get("features"),
+                             cut=base.get("cut"))
+    gpu = base.get("device") == "cuda"
+    with scan.connect(args.scheduler, workers=args.workers, cluster=args.cluster, gpu=gpu) as client:
+        print(f"{args.members} members on bootstrap resamples on {client.scheduler.address}; runs in {args.out}",
+              file=sys.stderr, flush=True)
+        table = scan.run_scan(client, load, trainings, args.out, resources={"GPU": 1} if gpu else None,
+                              report=lambda line: print(line, file=sys.stderr, flush=True))
+    failed = table["status"].isin(["failed", "cancelled"]).sum()
+    if failed:
+        print(f"{failed} of {args.members} members did not finish (see {Path(args.out) / scan.RESULTS}); "
+              "the ensemble is the others", file=sys.stderr)
+    summary, bins = ensemble.Ensemble.load(args.out).assess(args.generate_rows, args.bins)
+    ensemble.write_results(args.out, summary, bins)
+    print(ensemble.table(summary))
+    for line in summary["warnings"]:
+        print(f"WARNING: {line}")
+    print(f"results: {Path(args.out) / ensemble.RESULTS}, per bin {ensemble.TABLE}, figure {ensemble.FIGURE}")
     return 0
 
 
@@ -599,6 +637,23 @@ def _generate_zdc(args) -> int:
     return 0
 
 
+def _many_trainings(parser, what: str) -> None:
+    """The options of a command training many times on Dask (scan, ensemble)."""
+    parser.add_argument("--data", required=True, help="MC file the workers can read at this path (a shared disk)")
+    parser.add_argument("--set", action="append", metavar="NAME=VALUE",
+                        help="a setting every training shares (repeatable)")
+    parser.add_argument("--config", help="JSON or TOML file of the settings every training shares")
+    parser.add_argument("--time-limit", type=float, metavar="SEC", help="seconds each training may take")
+    parser.add_argument("--device", choices=DEVICES, help="cuda: each training asks its worker for a GPU")
+    parser.add_argument("--seed", type=_seed, help=f"the {what}'s seed, from which each training's derives (default 0)")
+    parser.add_argument("--scheduler", default="local", metavar="local|ADDRESS",
+                        help="local: a new cluster of --workers processes on this machine (default); or the address "
+                             "of a running Dask scheduler, e.g. tcp://host:8786")
+    parser.add_argument("--workers", type=int, help="processes of a local cluster (default: one per core) or jobs of "
+                                                    "--cluster htcondor (default 1)")
+    parser.add_argument("--cluster", choices=["htcondor"], help="submit the workers as HTCondor jobs (dask-jobqueue)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="recogan", description=__doc__.splitlines()[0].replace("``", ""),
                                      epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -663,25 +718,30 @@ def build_parser() -> argparse.ArgumentParser:
                                     "  recogan scan --data zdc.npz --kind zdc --grid lambda_diversity=0.01,0.1,1 "
                                     "--scheduler tcp://10.0.0.5:8786 --out scans/div",
                              formatter_class=argparse.RawDescriptionHelpFormatter)
-    sc.add_argument("--data", required=True, help="MC file the workers can read at this path (a shared disk)")
     sc.add_argument("--kind", choices=["tabular", "zdc"], default="tabular", help="what the data holds")
     sc.add_argument("--grid", action="append", required=True, metavar="NAME=V1,V2",
                     help="a setting and its values, one axis of the grid (repeatable; model=gan,... picks the family)")
-    sc.add_argument("--set", action="append", metavar="NAME=VALUE", help="a setting every training shares (repeatable)")
-    sc.add_argument("--config", help="JSON or TOML file of the settings every training shares")
     sc.add_argument("--repeats", type=int, default=1, help="trainings per grid point, each with its own seed")
-    sc.add_argument("--time-limit", type=float, metavar="SEC", help="seconds each training may take")
-    sc.add_argument("--device", choices=DEVICES, help="cuda: each training asks its worker for a GPU")
-    sc.add_argument("--seed", type=_seed, help="the scan's seed, from which each training's derives (default 0)")
-    sc.add_argument("--scheduler", default="local", metavar="local|ADDRESS",
-                    help="local: a new cluster of --workers processes on this machine (default); or the address "
-                         "of a running Dask scheduler, e.g. tcp://host:8786")
-    sc.add_argument("--workers", type=int, help="processes of a local cluster (default: one per core) or jobs of "
-                                                "--cluster htcondor (default 1)")
-    sc.add_argument("--cluster", choices=["htcondor"], help="submit the workers as HTCondor jobs (dask-jobqueue)")
+    _many_trainings(sc, "scan")
     sc.add_argument("--out", required=True, help="scan directory: one run directory per training and "
                                                  "results.parquet; rerun the command to finish an interrupted scan")
     sc.set_defaults(func=cmd_scan)
+
+    ens = commands.add_parser("ensemble", help="train K generators on bootstrap resamples: error bars validated on "
+                                               "held-out MC and the effective statistics of a synthetic sample",
+                              epilog="example:\n  recogan ensemble --data xic.parquet --members 10 --time-limit 600 "
+                                     "--generate-rows 100000 --out ensembles/xic",
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    ens.add_argument("--members", type=int, required=True, metavar="K", help="generators to train (at least 2)")
+    ens.add_argument("--model", choices=list(MODELS), default="gan", help="the model family of every member")
+    ens.add_argument("--generate-rows", type=int, default=100_000, metavar="N",
+                     help="events each member generates for the prediction (default 100000)")
+    ens.add_argument("--bins", type=int, default=20, help="bins per feature, each holding an equal share of the "
+                                                         "generated events (default 20)")
+    _many_trainings(ens, "ensemble")
+    ens.add_argument("--out", required=True, help="ensemble directory: one run directory per member, results.parquet, "
+                                                  "ensemble.json, ensemble.parquet and ensemble.png; rerun to finish")
+    ens.set_defaults(func=cmd_ensemble)
 
     gen = commands.add_parser("generate", help="sample a trained run to a Parquet file")
     gen.add_argument("--run", required=True, help="run directory")

@@ -109,6 +109,10 @@ class TrainingSettings(Settings):
     seed = param.Integer(default=0, bounds=(0, SEED_MAX),
                          doc="Fixes every random choice, each through its own stream (recogan_app.streams).")
     device = param.Selector(default="auto", objects=list(DEVICES))
+    bootstrap_of = param.Integer(default=None, allow_None=True, bounds=(0, SEED_MAX),
+                                 doc="None: train on the split drawn by seed. A seed S: the split drawn by S "
+                                     "(the same for every member of an ensemble), training on a resample with "
+                                     "replacement of its training rows drawn by seed (stream 'resample').")
 
     RENAMED = {"validation_fraction": lambda share: {"monitor_fraction": share / 2, "test_fraction": share / 2}}
     """Settings of runs written by recogan 0.1 and what they mean now (0.1 split its one held-out

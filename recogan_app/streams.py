@@ -22,6 +22,7 @@ STREAMS = {
     "validation": 6,   # the default sample, floors and bootstraps of a run's validation
     "gate": 7,         # the export gate's validation sample
     "subsample": 8,    # a quick look's random subset of the loaded MC
+    "resample": 9,     # an ensemble member's bootstrap of the training rows
 }
 
 

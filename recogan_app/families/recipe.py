@@ -159,7 +159,9 @@ def fit_to_run(family: ModelFamily, sample, out, *, callbacks: Sequence[Callback
     if n - n_monitor - n_test < family.min_train:
         needed = math.ceil(family.min_train / (1 - config.monitor_fraction - config.test_fraction)) + 4
         raise InputError(f"has {family.counted(n)}; training needs at least {needed:,}", path=source)
-    split = draw_split(n, n_monitor, n_test, config.seed)
+    bootstrap = config.bootstrap_of is not None  # an ensemble member: its ensemble's split, its own resample
+    split = draw_split(n, n_monitor, n_test, config.bootstrap_of if bootstrap else config.seed,
+                       resample=config.seed if bootstrap else None)
     train, monitor, test = (family.take(usable, rows) for rows in (split.train, split.monitor, split.test))
 
     torch.manual_seed(streams.stream_seed(config.seed, "training"))  # initial weights, then the training noise

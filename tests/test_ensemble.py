@@ -1,0 +1,211 @@
+"""Bootstrap ensembles: the statistics on seed 004's toy and on constructed cases with known
+answers (no training), then one real ``recogan ensemble`` on a 2-worker LocalCluster."""
+
+import json
+import math
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from recogan_app import ensemble, scan
+from recogan_app.cli import main
+from recogan_app.data import toy_xic
+from recogan_app.errors import InputError
+from recogan_app.splits import draw_split
+
+N_TRUE = 100
+"""Seed 004's toy: the "perfect GAN" is a Gaussian fitted to this many events of the truth N(0, 1)."""
+MEMBERS = 10
+
+
+def fitted_gaussians(truth: np.ndarray, members: int, rng) -> list[tuple[float, float]]:
+    """One "perfect GAN" per member: a Gaussian fitted to a bootstrap resample of ``truth``."""
+    resamples = [truth[rng.integers(0, len(truth), len(truth))] for _ in range(members)]
+    return [(r.mean(), r.std(ddof=1)) for r in resamples]
+
+
+def mean_prediction(models, n_generated: int, rng) -> ensemble.Prediction:
+    """The ensemble's prediction of the mean, each member's measured on its own generated sample."""
+    samples = [rng.normal(mu, sigma, n_generated) for mu, sigma in models]
+    return ensemble.predict(np.array([[s.mean()] for s in samples]), [np.mean([s.var() for s in samples])],
+                            n_generated)
+
+
+def test_seed_004_toy_n_eff_of_the_mean_is_the_training_size_not_the_generated_size():
+    rng = np.random.default_rng(4)
+    inverse, pulls = [], []
+    for _ in range(200):  # pseudo-experiments
+        prediction = mean_prediction(fitted_gaussians(rng.normal(0, 1, N_TRUE), MEMBERS, rng), 10_000, rng)
+        inverse.append(1 / prediction.n_effective)
+        pulls.append(prediction.central[0] / prediction.sigma[0])  # the truth's mean is 0
+    n_eff = 1 / np.mean(inverse)  # from the mean variance: unbiased where N_eff itself is not
+    assert abs(n_eff - N_TRUE) < 0.25 * N_TRUE, n_eff
+    assert n_eff < 0.01 * MEMBERS * 10_000
+    assert 0.60 < np.mean(np.abs(pulls) <= 1) < 0.76  # the quoted σ of the mean covers the truth
+
+
+def test_seed_004_toy_the_generated_mean_spread_stalls_at_one_over_root_n():
+    rng = np.random.default_rng(40)
+    spread = {}
+    for n_generated in (100, 1_000, 10_000):
+        means = []
+        for _ in range(400):
+            truth = rng.normal(0, 1, N_TRUE)  # one pseudo-experiment, its "perfect GAN" fitted to it
+            means.append(rng.normal(truth.mean(), truth.std(ddof=1), n_generated).mean())
+        spread[n_generated] = np.std(means)
+    for n_generated, measured in spread.items():  # √(1/n + 1/N_gen), never below 1/√n
+        assert measured == pytest.approx(math.sqrt(1 / N_TRUE + 1 / n_generated), rel=0.15)
+    assert spread[10_000] == pytest.approx(1 / math.sqrt(N_TRUE), rel=0.15)
+
+
+def test_n_eff_of_an_exact_model_grows_with_the_generated_size_a_fitted_one_stays_near_n():
+    rng = np.random.default_rng(7)
+    exact, fitted = {}, {}
+    for n_generated in (1_000, 10_000):
+        exact_inverse, fitted_inverse = [], []
+        for _ in range(100):
+            truth = rng.normal(0, 1, N_TRUE)
+            exact_inverse.append(1 / mean_prediction([(0.0, 1.0)] * MEMBERS, n_generated, rng).n_effective)
+            fitted_inverse.append(1 / mean_prediction(fitted_gaussians(truth, MEMBERS, rng), n_generated,
+                                                      rng).n_effective)
+        exact[n_generated], fitted[n_generated] = 1 / np.mean(exact_inverse), 1 / np.mean(fitted_inverse)
+    # one value: where the spread is all generation noise, the floor g/K leaves N_eff below K·N_gen
+    assert exact[10_000] > 5 * exact[1_000] and exact[1_000] > 0.25 * MEMBERS * 1_000
+    for n_eff in fitted.values():
+        assert abs(n_eff - N_TRUE) < 0.25 * N_TRUE, fitted
+
+
+@pytest.mark.parametrize("scale", [1.0, 0.5, 2.0])
+def test_coverage_on_a_constructed_case_matches_the_normal_probability(scale):
+    """Bins whose true error is known: quoted right (scale 1), too small or too large."""
+    rng = np.random.default_rng(1)
+    bins, members, n_generated, n_observed = 4000, 10, 10_000, 100_000
+    central = np.full(bins, 0.05)
+    true_sigma = np.full(bins, 0.004)
+    per_event = central * (1 - central)
+    spread = (scale * true_sigma) ** 2 + (1 - 1 / members) * per_event / n_generated  # σ = scale × the truth
+    prediction = ensemble.Prediction(central, spread, per_event, members, n_generated)
+    assert prediction.sigma == pytest.approx(scale * true_sigma)
+    observed_sigma = np.sqrt(true_sigma ** 2 + per_event / n_observed)
+    observed = central + rng.normal(0, 1, bins) * observed_sigma
+    result = ensemble.check(prediction, observed, n_observed)
+    quoted = np.sqrt((scale * true_sigma) ** 2 + per_event / n_observed)
+    expected = 2 * stats.norm.cdf(quoted[0] / observed_sigma[0]) - 1
+    assert result.ndf == bins and abs(result.coverage - expected) < 3 * math.sqrt(expected * (1 - expected) / bins)
+    assert result.verdict == {1.0: "covers", 0.5: "undercovers", 2.0: "overcovers"}[scale]
+    assert (result.chance < 1e-6) == (scale == 0.5)  # so few within ±1σ: not by chance
+    assert result.tested == pytest.approx((scale * true_sigma[0] / quoted[0]) ** 2)  # σ²'s share of the variance
+    assert result.chi2 / result.ndf == pytest.approx(np.mean((observed_sigma / quoted) ** 2), rel=0.1)
+
+
+def test_warnings_name_undercoverage_oversold_samples_and_a_held_out_split_too_small():
+    feature = {"coverage": 0.4, "chance": 0.01, "chi2": 40.0, "ndf": 20, "verdict": "undercovers", "tested": 0.1,
+               "n_effective": 900.0, "n_effective_interval": [500.0, 1300.0]}
+    summary = {"n_generated": 100_000, "n_train": 1_000, "n_test": 125, "features": {"pt": feature},
+               "overall": {**feature, "tested": 0.1}}
+    lines = ensemble.warnings(summary)
+    assert lines[0].startswith("pt: the quoted errors UNDERCOVER: 40% of 20 bins within ±1σ") and "p = 0.01" in lines[0]
+    assert lines[1] == ("pt: 100,000 generated events carry the information of only ~900 MC events (N_train 1,000): "
+                        "generating more does not make the sample more precise")
+    assert lines[2].startswith("the 125 held-out MC events test the quoted errors weakly: their own fluctuation is 90%")
+    fine = {**feature, "verdict": "covers", "tested": 0.5}
+    assert ensemble.warnings({**summary, "n_generated": 2_000, "features": {"pt": fine}, "overall": fine}) == []
+
+
+def test_a_histogram_prediction_subtracts_the_generation_noise_from_the_spread():
+    """Members that all are the truth: their spread is generation noise only, N_eff ≈ K·N_gen."""
+    rng = np.random.default_rng(2)
+    edges = np.linspace(-3, 3, 13)
+    inverse = [1 / ensemble.histogram([rng.normal(0, 1, 5_000) for _ in range(MEMBERS)], edges).n_effective
+               for _ in range(50)]
+    assert 0.4 * MEMBERS * 5_000 < 1 / np.mean(inverse) <= MEMBERS * 5_000
+
+
+def test_a_bootstrap_split_resamples_the_training_rows_only():
+    plain = draw_split(1000, 100, 150, seed=5)
+    members = [draw_split(1000, 100, 150, seed=5, resample=r) for r in (1, 2)]
+    for member in members:
+        assert np.array_equal(member.test, plain.test) and np.array_equal(member.monitor, plain.monitor)
+        assert len(member.train) == len(plain.train) and set(member.train) <= set(plain.train)
+        assert len(np.unique(member.train)) < len(plain.train)  # drawn with replacement
+        assert member.record()["resample"] == {"seed": member.resample, "stream": "resample"}
+    assert not np.array_equal(members[0].train, members[1].train)
+    again = type(plain).rebuild(members[0].record(), 1000, "mc.parquet")
+    assert np.array_equal(again.train, members[0].train)
+
+
+TINY = ["--set", "max_epochs=2", "--set", "batch_size=256", "--set", "snapshot_rows=200", "--set", "latent_dim=8",
+        "--set", "generator_widths=[16,16,16]", "--set", "discriminator_widths=[16,16]", "--device", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def client():
+    pytest.importorskip("distributed")
+    with scan.connect(workers=2) as client:
+        yield client
+
+
+def test_recogan_ensemble_on_a_local_cluster_writes_its_results(client, tmp_path, capsys):
+    data = tmp_path / "xic.parquet"
+    toy_xic.generate(n=1200, seed=0, n_features=8).to_parquet(data, index=False)
+    out = tmp_path / "ens"
+    command = ["ensemble", "--data", str(data), "--members", "3", *TINY, "--generate-rows", "2000", "--bins", "8",
+               "--seed", "3", "--scheduler", client.scheduler.address, "--out", str(out)]
+    assert main(command) == 0
+    printed = capsys.readouterr().out
+    summary = json.loads((out / ensemble.RESULTS).read_text())
+    assert summary["members"] == 3 and summary["n_generated"] == 2000 and summary["runs"] == ["r0", "r1", "r2"]
+    runs = [json.loads((out / f"r{k}" / "run.json").read_text()) for k in range(3)]
+    assert len({r["split"]["sha256"] for r in runs}) == 3  # each its own resample…
+    assert len({json.dumps({k: v for k, v in r["split"].items() if k in ("seed", "n_test", "n_monitor")})
+                for r in runs}) == 1  # …of one split
+    configs = [json.loads((out / f"r{k}" / "config.json").read_text()) for k in range(3)]
+    assert [r["split"]["resample"]["seed"] for r in runs] == [c["seed"] for c in configs]
+    assert {c["bootstrap_of"] for c in configs} == {3} == {r["split"]["seed"] for r in runs}
+    tests = [pd.read_parquet(out / f"r{k}" / "heldout.parquet") for k in range(3)]
+    assert all(t.equals(tests[0]) for t in tests)  # one held-out MC for all members
+    bins = pd.read_parquet(out / ensemble.TABLE)
+    for feature in toy_xic.FEATURES_8:
+        r = summary["features"][feature]
+        rows = bins[bins["feature"] == feature]
+        assert r["ndf"] == rows["pull"].notna().sum() and r["chi2"] == pytest.approx((rows["pull"] ** 2).sum())
+        assert r["coverage"] == pytest.approx((rows["pull"].abs() <= 1).sum() / r["ndf"])
+        assert r["n_effective_interval"][0] < r["n_effective"] < r["n_effective_interval"][1]
+        line = next(line for line in printed.splitlines() if line.startswith(feature))
+        assert f"{r['coverage']:.0%}" in line and f"{r['n_effective']:,.0f}" in line and r["verdict"] in line
+    assert summary["n_train"] == runs[0]["data"]["n_train"] and (out / ensemble.FIGURE).read_bytes()[:4] == b"\x89PNG"
+    assert ("WARNING" in printed) == bool(summary["warnings"])
+
+    members = ensemble.Ensemble.load(out)  # any binning the user picks
+    prediction = members.histogram("pt", [0, 2, 4, 8, 30], rows=500)
+    pooled = np.concatenate([g["pt"] for g in members.generated(500)])
+    assert prediction.central == pytest.approx(np.histogram(pooled, [0, 2, 4, 8, 30])[0] / len(pooled))
+    with pytest.raises(InputError, match="bin edges must be at least two finite, increasing numbers"):
+        members.histogram("pt", [0, 4, 2], rows=500)
+    shutil.copytree(out / "r0", tmp_path / "alone" / "r0")
+    with pytest.raises(InputError, match="holds 1 finished member"):
+        ensemble.Ensemble.load(tmp_path / "alone")
+
+
+def test_a_missing_data_file_exits_2_before_any_training(client, tmp_path, capsys):
+    missing = tmp_path / "nowhere.parquet"
+    assert main(["ensemble", "--data", str(missing), "--members", "2", "--scheduler", client.scheduler.address,
+                 "--out", str(tmp_path / "e")]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert error[-1].startswith(f"recogan: error: {missing}") and not list((tmp_path / "e").glob("r*"))
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--members", "1"], "--members must be at least 2"),
+    (["--members", "3", "--generate-rows", "0"], "--generate-rows must be at least 1"),
+    (["--members", "3", "--set", "lambda_kz=1"], "unknown setting 'lambda_kz'"),
+])
+def test_bad_ensemble_options_exit_2_with_one_line(tmp_path, capsys, options, message):
+    data = tmp_path / "xic.parquet"
+    toy_xic.generate(n=300, seed=0, n_features=8).to_parquet(data, index=False)
+    assert main(["ensemble", "--data", str(data), *options, "--out", str(tmp_path / "e")]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and message in error[0] and not (tmp_path / "e").exists()
