@@ -1,7 +1,7 @@
 """Load test of the served dashboard (not a CI test): several browser sessions training at once.
 
 Serves the app (``recogan serve --max-trainings N``), opens ``--sessions`` pages in headless
-Debian chromium (one browser context each: one server session each), gives each page a
+Debian chromium (one browser each, as each user has: one server session each), gives each page a
 different number of rows to train on, then on every page at once presses Start, and later Pause /
 Resume (``--cycles`` times) and Stop, and measures:
 
@@ -44,6 +44,13 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "tests" / "ui"))
 from browser import ARGS, CHROMIUM, STATUS_JS, fill, open_tab, served, small_training, status, wait_for  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
+FOREGROUND = ["--disable-background-timer-throttling", "--disable-renderer-backgrounding",
+              "--disable-backgrounding-occluded-windows"]
+"""Every page is run as a foreground page, each in a browser of its own: each stands for a user's
+own browser, where the page is the window in front. Four pages of one browser are background pages
+but one, whose timers Chromium slows to one a second and whose renderers it deprioritises and may
+share: a click then took seconds to leave the page (one page's Start reached the server 7 s after
+the click, with the server idle; traced)."""
 CLICK_JS = f"""(button, [line, answers, reached, key]) => {{
   // record in window.__answers[key] the ms from the click to the status line starting with one of
   // `answers`, and in window.__answers[key + '/reached'] the ms to it starting with one of `reached`
@@ -195,15 +202,17 @@ def measure(args, server) -> dict:
     memory = {"idle_mb": settle(pid, 2)}
     sampler = Sampler(pid)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        launch = lambda: p.chromium.launch(executable_path=str(CHROMIUM), args=[*ARGS, *FOREGROUND])  # noqa: E731
+        browser = launch()
         warm_up(open_page(browser, server.url))
         memory["start_mb"] = settle(pid, args.linger)
         sampler.start()
         cpu_before, wall_before = cpu_s(pid), time.monotonic()
         rows = [2000 + 100 * i for i in range(args.sessions)]
         latencies, shown, rounds = [[] for _ in rows], [], []
+        users = [browser, *(launch() for _ in rows[1:])]  # one browser per user, as in life
         for round_ in range(args.rounds):
-            pages = [open_page(browser, server.url) for _ in rows]
+            pages = [open_page(user, server.url) for user in users]
             for page, n in zip(pages, rows):
                 prepare(page, n)
             opened = rss_mb(pid)
@@ -212,7 +221,8 @@ def measure(args, server) -> dict:
                 page.context.close()
             rounds.append({"pages_open_mb": opened, "after_close_mb": settle(pid, args.linger)})
         server_cpu = (cpu_s(pid) - cpu_before) / (time.monotonic() - wall_before)
-        browser.close()
+        for user in users:
+            user.close()
     sampler.running = False
     sampler.join()
     memory |= {"rounds": rounds, "peak_mb": max(s[1] for s in sampler.samples),

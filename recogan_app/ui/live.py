@@ -87,6 +87,7 @@ class LiveView(Viewer):
     def __init__(self, **params):
         super().__init__(**params)
         self.figures: dict[str, object] = {}
+        self._blank_key = object()  # what the blank figures were built for: nothing yet
         self.stale: dict[str, object] = {}
         self.drawn_at: dict[str, float] = {}
         self._poller = None
@@ -141,32 +142,55 @@ class LiveView(Viewer):
 
     def start(self) -> None:
         """Start a training and the periodic collection of its events; the page's resets (status,
-        figures, selectors) go out in one batch. Only when the last training's figures are taken
-        out does Bokeh recompute the page's model graph, once (``freeze``), not once per slot: a
-        freeze recomputes it even when no model came or went (0.1-0.5 s per page, load test)."""
-        replaced = {name: slot for name, slot in self.slots.items() if slot.objects != [self.waiting[name]]}
+        figures, selectors) go out in one batch.
+
+        The blank figures (:meth:`blank_figures`), built before, are emptied in place; only the
+        other figures of the last training are taken out, and only then does Bokeh walk the page's
+        model graph, once (``freeze``): a freeze walks it even when no model came or went, and a
+        figure built at Start or at the first epoch held the server's thread 0.3-1 s per page
+        while the other pages' clicks waited, and the browser's whole page was laid out again
+        (load test)."""
+        blank = self.blank_figures()
+        rebuilt = self._blank_key != self.blank_key()
+        replaced = {name: slot for name, slot in self.slots.items()
+                    if slot.objects != [self.waiting[name]] and (rebuilt or name not in blank)}
         with self.state.reporting(), pn.io.hold(freeze=bool(replaced)):
             self.state.start()
-            self.figures.clear()
+            kept = {} if rebuilt else {name: self.figures[name] for name in blank if name in self.figures}
+            for live in kept.values():
+                live.clear()
+            self.figures = kept
             self.stale.clear()
             self.drawn_at.clear()
             for name, slot in replaced.items():
                 slot[:] = [self.waiting[name]]
             self.on_start()
-            self.stale.update(self.blank_figures())
+            self.stale.update({name: data for name, data in blank.items() if name not in kept})
             self.follow()
 
     def on_start(self) -> None:
         """Called when a training has just started (its streams are cleared)."""
 
     def blank_figures(self) -> dict:
-        """Plot name: data that builds the plot's figure, empty, at the first poll after Start,
-        for the plots whose curves and axes are known then (the features). Built then, not at the
-        first epoch, they make no page-wide work (a model graph walk on the server, a page layout
-        in the browser) when the first epoch's figures come, which is when users (and the load
-        test) click Pause: the first Pause of a round waited 1-3 s behind them. Later data for the
-        plot extends what is queued (curve rows) or replaces it."""
+        """Plot name: data that builds the plot's figure, empty, before any training data, for the
+        plots whose curves and axes are known beforehand (they depend on :meth:`blank_key` only).
+        :meth:`draw_blank` builds them while the page is idle (it loaded, the features changed);
+        a Start empties them; the first epoch only fills them."""
         return {}
+
+    def blank_key(self):
+        """What the blank figures' curves and axes depend on (e.g. the features)."""
+        return None
+
+    def draw_blank(self, *_) -> None:
+        """Build the blank figures now, unless a training is being followed (its figures stay)."""
+        if self.polling or not self.blank_figures():
+            return
+        with pn.io.hold(freeze=True):
+            for name, data in self.blank_figures().items():
+                self.figures.pop(name, None)
+                self.feed(name, data)
+        self._blank_key = self.blank_key()
 
     def follow(self) -> None:
         """Collect the state's events every :data:`POLL_MS` until nothing more can come."""

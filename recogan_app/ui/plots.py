@@ -202,6 +202,14 @@ class Curves:
             fig.scatter("x", "floor", source=self.floor_points, alpha=0)  # invisible: keeps the floors in range
         self.update(rows)
 
+    def clear(self) -> None:
+        """No points (a new training on the same figure): its curves, axes and models stay."""
+        self.source.data = {column: [] for column in self.source.data}
+        for span in self.spans.values():
+            span.visible = False
+        if self.spans:
+            self.floor_points.data = {"x": [], "floor": []}
+
     def update(self, rows: pd.DataFrame) -> None:
         """Stream the rows' points (rows without an abscissa only name curves: a blank figure's)."""
         wide = rows.dropna(subset=[self.x]).pivot_table(index=self.x, columns=self.by, values=self.y, aggfunc="last", dropna=False)
@@ -284,6 +292,11 @@ class Heatmap:
         fig.grid.visible = False
         self.update(data)
 
+    def clear(self) -> None:
+        """Every pair blank (no residual yet), the same axes."""
+        self.source.data = {**self.source.data, "residual": np.full(len(self.source.data["residual"]), np.nan)}
+        self.figure.title.text = "Correlation residual"
+
     def update(self, data) -> None:
         residual, epoch = data
         names = [str(name) for name in residual.columns]
@@ -318,6 +331,12 @@ class HistogramComparison:
         fig.y_range.start = 0
         if data is not None:  # None: an empty figure, filled by the first update
             self.update(data)
+
+    def clear(self) -> None:
+        """No entries (a new training on the same figure)."""
+        for source in self.sources.values():
+            source.data = {column: [] for column in source.data}
+        self.figure.title.text = ""
 
     def update(self, data) -> None:
         reference, synthetic, feature = data

@@ -65,6 +65,8 @@ class TrainingView(LiveView):
         self.state.param.watch(self._show_settings, "model")
         self._floors: dict[tuple, float] = {}
         self.state.param.watch(self._on_snapshots, "snapshots")
+        self.state.param.watch(self.draw_blank, "features")
+        self.draw_blank()
         self.param.watch(self._on_feature, "feature")
 
     def _show_settings(self, *_) -> None:
@@ -73,8 +75,13 @@ class TrainingView(LiveView):
         self.settings[:] = [pn.pane.Markdown(MODEL_NOTES[model], styles={"font-size": "small"}),
                             *settings_cards(self.state.config, SETTINGS[model])]
 
+    def blank_key(self):
+        return tuple(self.state.features)
+
     def blank_figures(self) -> dict:
         features = list(self.state.features)
+        if not features:
+            return {}
         rows = pd.DataFrame({"epoch": np.nan, "feature": features, "ks": np.nan, "ws": np.nan, "floor": np.nan})
         return {"ks": rows, "ws": rows, "heatmap": (pd.DataFrame(np.nan, index=features, columns=features), None),
                 "histogram": None}

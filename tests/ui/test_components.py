@@ -327,7 +327,8 @@ def test_training_view_figures_start_with_the_first_data(session):
     session.status = "idle"
     view.param.feature.objects = FEATURES
     view.feature = "pt"
-    assert view.figures == {}
+    assert set(view.figures) == {"ks", "ws", "heatmap", "histogram"}  # blank: their axes are the features
+    assert len(view.figures["ks"].source.data["epoch"]) == 0
     session.snapshots = [fake_snapshot(0)]
     session.param.update(snapshots=[fake_snapshot(1), fake_snapshot(2)], snapshot=fake_snapshot(2))
     session.losses = [{"step": 10, "epoch": 0, "g_loss": 1.0, "d_loss": 0.5}]
@@ -358,9 +359,10 @@ def test_queued_plots_are_drawn_at_the_next_poll_at_most_every_redraw_s(session)
     session.param.update(snapshots=[fake_snapshot(0)], snapshot=fake_snapshot(0))
     session.param.update(snapshots=[fake_snapshot(1)], snapshot=fake_snapshot(1))
     assert list(view.stale) == ["ks", "ws", "heatmap"] and len(view.stale["ks"]) == 2 * len(FEATURES)
-    assert view.figures == {}
-    view.poll()  # the figures due are built together: the page's model graph is walked once, not per figure
-    assert list(view.figures) == ["ks", "ws", "heatmap"] and not view.stale
+    blank = dict(view.figures)
+    assert len(blank["ks"].source.data["epoch"]) == 0
+    view.poll()  # drawn on the blank figures: no new figure
+    assert view.figures == blank and not view.stale
     assert list(view.figures["ws"].source.data["epoch"]) == [1, 2]
     assert view.figures["heatmap"].figure.title.text.endswith("epoch 2")
     session.param.update(snapshots=[fake_snapshot(2)], snapshot=fake_snapshot(2))
@@ -582,24 +584,34 @@ def test_the_training_tab_trains_the_chosen_model_with_its_own_settings(session)
     assert session.config.lambda_corr == 5.0  # each model keeps what was typed for it
 
 
-def test_figures_whose_axes_are_known_at_start_are_built_empty_at_the_first_poll(session, monkeypatch):
-    view = TrainingView(state=session)
-    monkeypatch.setattr(session, "start", lambda: session.param.update(status="running"))
-    view.start()
-    view._poller = SimpleNamespace(running=True, stop=lambda: None)
-    session.job = SimpleNamespace(running=True, events=queue.Queue(), result=None, drain=list)
-    assert view.figures == {}
-    view.poll()  # before any epoch: the features fix the KS / WS curves and the heatmap
-    assert set(view.figures) == {"ks", "ws", "heatmap", "histogram"}
+def test_blank_figures_are_built_with_the_page_emptied_at_start_and_filled_by_the_first_epoch(session, monkeypatch):
+    view = TrainingView(state=session)  # the features are known: the KS / WS curves and the heatmap's axes too
     built = dict(view.figures)
+    assert set(built) == {"ks", "ws", "heatmap", "histogram"}
     assert list(built["ks"].columns) == FEATURES and len(built["ks"].source.data["epoch"]) == 0
     assert np.isnan(built["heatmap"].source.data["residual"]).all()
-    assert all(isinstance(slot[0], pn.pane.Bokeh) for name, slot in view.slots.items() if name != "losses")
-    view.feature = "pt"
-    session.param.update(snapshots=[fake_snapshot(0)], snapshot=fake_snapshot(0))
-    view.drawn_at = {name: at - REDRAW_S for name, at in view.drawn_at.items()}
-    view.poll()  # the first epoch only fills them: no new figure, no new model in the page
-    assert {name: view.figures[name] for name in built} == built
+    assert all(isinstance(view.slots[name][0], pn.pane.Bokeh) for name in built)
+    monkeypatch.setattr(session, "start", lambda: session.param.update(status="running"))
+    job = SimpleNamespace(running=True, events=queue.Queue(), result=None, drain=list)
+
+    def train():
+        view.start()
+        view._poller = SimpleNamespace(running=True, stop=lambda: None)
+        session.job = job
+        view.feature = "pt"
+        session.param.update(snapshots=[fake_snapshot(0)], snapshot=fake_snapshot(0))
+        session.losses = [{"step": 10, "epoch": 0, "g_loss": 1.0, "d_loss": 0.5}]
+        view.drawn_at = {}
+        view.poll()
+
+    train()  # the first epoch only fills them: no new figure, no new model in the page but the losses'
+    assert {name: view.figures[name] for name in built} == built and "losses" in view.figures
     assert list(built["ks"].source.data["epoch"]) == [1]
     assert built["ks"].source.data[built["ks"].columns["pt"]][0] == fake_snapshot(0).details["per_feature"].loc["pt", "ks"]
     assert built["histogram"].figure.title.text.startswith("pt: MC vs generated")
+    view._poller = None
+    train()  # a second training: the blank figures are emptied in place, the losses' figure is new
+    assert {name: view.figures[name] for name in built} == built and list(built["ks"].source.data["epoch"]) == [1]
+    view._poller = None
+    session.features = FEATURES[:2]  # idle, other features: blank figures of the new features
+    assert list(view.figures["ks"].columns) == FEATURES[:2] and view.figures["ks"] is not built["ks"]
