@@ -24,6 +24,15 @@ from recogan_app.ui.zdc_state import ZDCSession
 TABS = {"Data": DataView, "Preprocessing": PreprocessingView, "Training": TrainingView,
         "Validation": ValidationView, "Export": ExportView, "Scan": ScanView, "ZDC": ZDCView}
 """Tab name: view; each view gets the state its ``state`` parameter asks for."""
+NOTICE_STYLES = {level: {"background-color": back, "color": text, "border": f"1px solid {edge}", "border-radius": "6px",
+                         "padding": "0 12px"}
+                 for level, (back, text, edge) in {"info": ("#cff4fc", "#055160", "#b6effb"),
+                                                   "success": ("#d1e7dd", "#0f5132", "#badbcc"),
+                                                   "warning": ("#fff3cd", "#664d03", "#ffecb5"),
+                                                   "danger": ("#f8d7da", "#842029", "#f5c2c7")}.items()}
+"""The notice line's colours per level, as styles: an Alert's level is a CSS class, and a change
+of a model's classes made the browser's Bokeh lay the whole page out again (0.5-1 s per page at
+each Start under the load test); a style change is the browser's own reflow."""
 SERVER_OPTIONS = ("downloads", "max_upload_mb")
 """The server's settings, handed to every view that has a parameter of that name."""
 
@@ -90,9 +99,10 @@ class Dashboard(Viewer):
                               for name, view in self.views.items()), sizing_mode="stretch_width")
         self.trainings = RunningTrainings(rows=limits.trainings if limits else 1, owner=owner)
         self.layout = pn.Column(
-            pn.pane.Alert(state.param.notice.rx().rx.pipe(escape_markdown), alert_type=state.param.notice_level,
-                          disable_math=True, css_classes=["recogan-notice"],
-                          visible=state.param.notice.rx.pipe(bool), sizing_mode="stretch_width"),
+            pn.pane.Markdown(state.param.notice.rx().rx.pipe(escape_markdown), disable_math=True,
+                             styles=state.param.notice_level.rx().rx.pipe(NOTICE_STYLES.get),
+                             css_classes=["recogan-notice"], visible=state.param.notice.rx.pipe(bool),
+                             sizing_mode="stretch_width"),
             self.tabs, self.trainings, sizing_mode="stretch_width")
 
     def _load_first(self) -> None:
