@@ -516,7 +516,7 @@ def cmd_serve(args) -> int:
 
     from recogan_app.ui.app import TITLE, create_app
     from recogan_app.ui.downloads import static_dirs
-    from recogan_app.ui.server import Limits
+    from recogan_app.ui.server import Limits, share_malloc_arenas
     from recogan_app.ui.wire import WEBSOCKET_MAX_MESSAGE_BYTES, guard_decoder
 
     if args.data_root is not None and not Path(args.data_root).is_dir():
@@ -534,6 +534,7 @@ def cmd_serve(args) -> int:
         auth = dict(basic_auth=args.basic_auth, cookie_secret=args.cookie_secret or secrets.token_urlsafe(32))
 
     guard_decoder()  # before any page can send a message: see recogan_app/ui/wire.py
+    share_malloc_arenas()
 
     def app():  # a function, called once per browser session
         return create_app(data=args.data, data_root=args.data_root, workdir=workdir,

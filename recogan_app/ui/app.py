@@ -22,7 +22,7 @@ from panel.pane.markup import HTMLBasePane
 
 from recogan_app.data.sources import EMBEDDED
 from recogan_app.ui.dashboard import Dashboard
-from recogan_app.ui.server import SERVER_OWNER, Limits, in_served_page, release_memory_later
+from recogan_app.ui.server import SERVER_OWNER, Limits, in_served_page, release_memory_later, share_malloc_arenas
 from recogan_app.ui.wire import guard_decoder
 
 TITLE = "recogan: synthetic MC you can check"
@@ -82,4 +82,5 @@ def create_app(data=None, data_root=None, workdir=None, max_upload_mb=None,
 
 if pn.state.served:
     guard_decoder()  # before this page sends a message: see recogan_app/ui/wire.py
+    share_malloc_arenas()
     create_app(**{key: os.environ.get(name) or None for key, name in ENV.items()}).servable()
