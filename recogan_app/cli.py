@@ -299,7 +299,8 @@ def cmd_scan(args) -> int:
     else:
         from recogan_app.data.sources import load_mc
 
-        load = functools.partial(load_mc, features=None if "features" in grid else base.get("features"))
+        load = functools.partial(load_mc, features=None if "features" in grid else base.get("features"),
+                                 cut=None if "cut" in grid else base.get("cut"))
     gpu = base.get("device") == "cuda"
     with scan.connect(args.scheduler, workers=args.workers, cluster=args.cluster, gpu=gpu) as client:
         print(f"{len(trainings)} trainings ({len(trainings) // args.repeats} grid points × {args.repeats} repeats) "

@@ -209,3 +209,15 @@ def test_the_results_page_escapes_what_the_user_and_the_data_wrote(tmp_path):
     scan._write(tmp_path / "scan<b>", rows, trainings)
     page = (tmp_path / "scan<b>" / "results.html").read_text()
     assert "<img" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page and "Scan scan&lt;b&gt;" in page
+
+
+def test_a_cut_given_to_the_scan_selects_the_rows_of_every_training(client, mc, tmp_path):
+    out = tmp_path / "scan"
+    assert main(["scan", "--data", str(mc), "--grid", "lambda_ks=1,2", *TINY, "--set", "cut=pt > 2",
+                 "--scheduler", client.scheduler.address, "--out", str(out)]) == 0
+    selected = int((pd.read_parquet(mc)["pt"] > 2).sum())
+    table = pd.read_parquet(out / "results.parquet")
+    assert set(table["status"]) == {"done"}
+    for row in table.itertuples():
+        info = json.loads((out / row.run / "run.json").read_text())
+        assert info["data"]["n_train"] + info["data"]["n_monitor"] + info["data"]["n_test"] == selected
