@@ -184,10 +184,11 @@ class LiveView(Viewer):
 
     def draw_blank(self, *_) -> None:
         """Build the blank figures now, unless a training is being followed (its figures stay)."""
-        if self.polling or not self.blank_figures():
+        blank = self.blank_figures()
+        if self.polling or not blank:
             return
         with pn.io.hold(freeze=True):
-            for name, data in self.blank_figures().items():
+            for name, data in blank.items():
                 self.figures.pop(name, None)
                 self.feed(name, data)
         self._blank_key = self.blank_key()
