@@ -22,6 +22,7 @@ Usage::
     python benchmarks/tabular.py --device cuda                       # on a GPU
     python benchmarks/tabular.py --datasets toy-xic-12 --set lambda_corr=3   # a λ or architecture variant
     python benchmarks/tabular.py --model flow --datasets toy-xic --rows 100000 --time-limit 60 --seeds 0 1 2
+    python benchmarks/tabular.py --model flow gan --datasets toy-xic toy-xic-12 other --rows 100000 --seeds 0 1 2
 
 Results go to ``benchmarks/results/tabular-<device>.json`` and a Markdown table on stdout.
 """
@@ -111,9 +112,9 @@ def figures(reference: pd.DataFrame, synthetic: pd.DataFrame, seed: int, c2st_ro
             "auc": auc.auc, "auc_interval": list(auc.auc_interval)}
 
 
-def bench(name: str, mc: pd.DataFrame, independent: pd.DataFrame, seed: int, args) -> dict:
-    print(f"\n== {name}: {len(mc):,} rows × {mc.shape[1]} features, {args.model}, seed {seed}", file=sys.stderr)
-    config_class, train = MODELS[args.model]
+def bench(name: str, mc: pd.DataFrame, independent: pd.DataFrame, seed: int, model: str, args) -> dict:
+    print(f"\n== {name}: {len(mc):,} rows × {mc.shape[1]} features, {model}, seed {seed}", file=sys.stderr)
+    config_class, train = MODELS[model]
     config = config_class(time_limit=args.time_limit, device=args.device, seed=seed, **args.overrides)
     history = GeneratorHistory()
     load = Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").is_file() else None
@@ -143,7 +144,7 @@ def bench(name: str, mc: pd.DataFrame, independent: pd.DataFrame, seed: int, arg
     copula = GaussianCopula(random_state=seed).fit(train_split)
     copula_fit_s = time.perf_counter() - start
     baseline = figures(independent, copula.sample(len(independent), seed=7), seed, args.c2st_rows)
-    return {"dataset": name, "model": args.model, "seed": seed, "rows": len(mc), "features": mc.shape[1],
+    return {"dataset": name, "model": model, "seed": seed, "rows": len(mc), "features": mc.shape[1],
             "device": run.info["device"], "loadavg_before": load,
             "loadavg_after": Path("/proc/loadavg").read_text().split()[:3] if load else None,
             "time_limit_s": args.time_limit, "trained_s": fit["elapsed_s"], "epochs": fit["epochs"],
@@ -211,7 +212,9 @@ def main() -> None:
     parser.add_argument("--time-limit", type=float, default=300.0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--model", choices=list(MODELS), default="gan", help="the GAN or the normalizing flow")
+    parser.add_argument("--model", nargs="+", choices=list(MODELS), default=["gan"],
+                        help="the GAN and/or the normalizing flow: several are interleaved per data set and seed, "
+                             "so that they share the machine's conditions")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--c2st-rows", type=int, default=200_000)
     parser.add_argument("--generate-rows", type=int, default=5_000_000)
@@ -220,15 +223,18 @@ def main() -> None:
     args = parser.parse_args()
     args.overrides = dict(parse_override(item) for item in args.overrides)
     torch.set_num_threads(args.threads)
-    results = [bench(name, mc, independent, seed, args) for name, (mc, independent) in
-               datasets(args.datasets, args.rows).items() for seed in args.seeds]
     RESULTS.mkdir(exist_ok=True)
     tag = "".join(f"-{k}={v}" for k, v in args.overrides.items()).replace(" ", "")
-    model = "" if args.model == "gan" else f"-{args.model}"
+    models = "" if args.model == ["gan"] else "-" + "-".join(args.model)
     size = "" if args.rows == toy_xic.DEFAULT_N else f"-{args.rows}rows-{args.time_limit:g}s"
     size += "" if args.threads == 2 else f"-{args.threads}threads"
-    path = RESULTS / f"tabular{model}-{args.device}-{'-'.join(args.datasets)}{size}{tag}.json"
-    path.write_text(json.dumps(results, indent=2))
+    path = RESULTS / f"tabular{models}-{args.device}-{'-'.join(args.datasets)}{size}{tag}.json"
+    results = []
+    for name, (mc, independent) in datasets(args.datasets, args.rows).items():
+        for seed in args.seeds:
+            for model in args.model:  # written after each training: a long benchmark cut short keeps its runs
+                results.append(bench(name, mc, independent, seed, model, args))
+                path.write_text(json.dumps(results, indent=2))
     print(table(results))
     if len(args.seeds) > 1:
         print("\n" + summary(results))
