@@ -21,6 +21,13 @@ Resume (``--cycles`` times) and Stop, and measures:
 Usage::
 
     python benchmarks/load.py                       # 4 sessions, 3 Pause/Resume cycles
+    python benchmarks/load.py --floor 2             # the machine's floor: a bare page, 2 live figures
+
+``--floor F`` measures what the machine itself allows, without recogan: the same browsers click
+Pause / Resume on a page of two buttons and a status line (and ``F`` live figures streamed every
+2 s, as the Training tab's are), served by ``panel serve``, while as many busy processes at the
+trainings' niceness take the cores as trainings would. Clicks slower than 500 ms there cannot be
+made faster by the dashboard.
 
 Writes ``benchmarks/results/load.json`` (``--out``) with the load average before and after, and
 prints Markdown tables: per kind of click, per page. On a shared 2-core machine the numbers are
@@ -34,6 +41,7 @@ import json
 import os
 import re
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -41,7 +49,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests" / "ui"))
-from browser import ARGS, CHROMIUM, STATUS_JS, fill, open_tab, served, small_training, status, wait_for  # noqa: E402
+from browser import (ARGS, CHROMIUM, STATUS_JS, fill, free_port, open_tab, served, small_training, status,  # noqa: E402
+                     wait_for, wait_until_listening)
 
 RESULTS = Path(__file__).parent / "results"
 FOREGROUND = ["--disable-background-timer-throttling", "--disable-renderer-backgrounding",
@@ -194,6 +203,82 @@ def train_at_once(pages, cycles: int, latencies: list, round_: int, server) -> l
     return [re.search(r"run: (\S+)", status(page)).group(1) for page in pages]
 
 
+FLOOR_APP = """
+import os
+import panel as pn
+from bokeh.models import ColumnDataSource
+from bokeh.plotting import figure
+
+status = pn.pane.Markdown("running", css_classes=["recogan-status"])
+pause = pn.widgets.Button(name="Pause", css_classes=["recogan-pause"])
+resume = pn.widgets.Button(name="Resume", css_classes=["recogan-resume"])
+pause.on_click(lambda _: setattr(status, "object", "paused"))
+resume.on_click(lambda _: setattr(status, "object", "running"))
+sources, figures = [], []
+for k in range(int(os.environ["FLOOR_FIGURES"])):
+    source = ColumnDataSource({"x": [], **{f"y{i}": [] for i in range(4)}})
+    fig = figure(height=300, sizing_mode="stretch_width", title=f"live {k}")
+    for i in range(4):
+        fig.line("x", f"y{i}", source=source, line_width=2)
+        fig.scatter("x", f"y{i}", source=source, size=4)
+    sources.append(source)
+    figures.append(pn.pane.Bokeh(fig, sizing_mode="stretch_width"))
+step = [0]
+
+def stream():
+    step[0] += 1
+    for source in sources:
+        source.stream({"x": [step[0]], **{f"y{i}": [1.0 / (step[0] + i)] for i in range(4)}})
+
+pn.state.add_periodic_callback(stream, 2000)
+pn.Column(status, pn.Row(pause, resume), *figures).servable()
+"""
+"""The floor's page (``--floor``): what a click needs and what the Training tab repaints, nothing else."""
+
+
+def floor(args) -> dict:
+    """Pause / Resume clicks on :data:`FLOOR_APP` in ``args.sessions`` browsers, with as many busy
+    processes at the trainings' niceness: the click latency this machine allows."""
+    from playwright.sync_api import sync_playwright
+
+    from recogan_app.training.background import NICENESS
+
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory() as tmp:
+        app, port = Path(tmp) / "floor.py", free_port()
+        app.write_text(FLOOR_APP)
+        log = Path(tmp) / "server.log"
+        server = subprocess.Popen([sys.executable, "-m", "panel", "serve", str(app), "--port", str(port),
+                                   "--address", "localhost"], stdout=log.open("w"), stderr=subprocess.STDOUT,
+                                  env={**os.environ, "FLOOR_FIGURES": str(args.floor)})
+        busy = [subprocess.Popen([sys.executable, "-c", f"import os\nos.nice({NICENESS})\nwhile True: pass"])
+                for _ in range(args.sessions)]
+        try:
+            wait_until_listening(server, port, log)
+            with sync_playwright() as p:
+                browsers = [p.chromium.launch(executable_path=str(CHROMIUM), args=[*ARGS, *FOREGROUND])
+                            for _ in range(args.sessions)]
+                pages = [b.new_context(viewport={"width": 1600, "height": 1250}).new_page() for b in browsers]
+                for page in pages:
+                    page.goto(f"http://localhost:{port}/floor")
+                    page.locator(".recogan-status").wait_for(timeout=60_000)
+                by_click = {}
+                for round_ in range(args.rounds * args.cycles):
+                    for name in ("pause", "resume"):
+                        for took, _ in click_all(pages, name, str(round_)):
+                            by_click.setdefault(name, []).append(1000 * took)
+                        time.sleep(1.0)
+                for browser in browsers:
+                    browser.close()
+        finally:
+            for process in [*busy, server]:
+                process.terminate()
+                process.wait(timeout=30)
+    clicks = {name: {"n": len(ms), "median_ms": round(statistics.median(ms)), "worst_ms": round(max(ms))}
+              for name, ms in by_click.items()}
+    return {"floor_figures": args.floor, "clicks": clicks, "target_ms": 500, "load_average_before": load_before}
+
+
 def measure(args, server) -> dict:
     from playwright.sync_api import sync_playwright
 
@@ -265,7 +350,16 @@ def main() -> None:
                         help="seconds to wait after pages close, for the server to discard their sessions")
     parser.add_argument("--back-mb", type=float, default=50, help="how close to the starting RSS counts as back")
     parser.add_argument("--out", type=Path, default=RESULTS / "load.json", help="where the results go")
+    parser.add_argument("--floor", type=int, metavar="FIGURES",
+                        help="measure the machine's floor instead: a bare page with FIGURES live figures")
     args = parser.parse_args()
+    if args.floor is not None:
+        result = floor(args) | {"cpus": os.cpu_count(), "load_average_after": os.getloadavg(), "args": vars(args)}
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2, default=str))
+        print(json.dumps(result["clicks"]), f"load average {result['load_average_before'][0]:.1f} → "
+              f"{result['load_average_after'][0]:.1f}")
+        return
     with tempfile.TemporaryDirectory() as tmp:
         with served(Path(tmp), "--max-trainings", str(args.sessions)) as server:
             result = measure(args, server)
