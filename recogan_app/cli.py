@@ -225,13 +225,7 @@ def cmd_train(args) -> int:
 
         check_destination(args.out, args.overwrite)  # refused now, not after the trials
         picked = choose_family(sample, candidates, trial_seconds(config.time_limit))
-        names = {kind: model for model, kind in MODELS.items()}
-        scores = ", ".join(f"{names[kind]} {auc:.3f}" if auc is not None else f"{names[kind]} refused "
-                           f"({picked.refused[kind]})" for kind, auc in picked.auc.items())
-        took = " and ".join(f"{seconds:.0f}" for seconds in picked.elapsed_s.values())
-        print(f"--model auto: {scores} (classifier AUC against {picked.monitor_rows:,} monitor rows, lower wins, "
-              f"after a {picked.trial_s:.0f} s trial of each: {took} s with the test); training the "
-              f"{names[picked.kind]}")
+        print(f"--model auto: {picked.summary()}")
         family, choice = next(c for c in candidates if c.kind == picked.kind), picked.record()
     config = family.config
     progress = ProgressBar(config.max_epochs, config.time_limit, file=sys.stderr)

@@ -18,14 +18,19 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from recogan_app import streams
+from recogan_app.config import MODELS
 from recogan_app.errors import InputError
 from recogan_app.families.recipe import ModelFamily, fit_to_run
 from recogan_app.metrics.c2st import classifier_two_sample_test
-from recogan_app.training.control import Deadline
+from recogan_app.run import Run
+from recogan_app.training.callbacks import Callback
+from recogan_app.training.control import Deadline, TrainingControl
+from recogan_app.training.events import Message
 
 TRIAL_S = 30.0
 """Seconds of each candidate's trial (the whole trial: preparing, fitting, generating)."""
@@ -47,6 +52,15 @@ class Choice:
     trial_s: float
     elapsed_s: dict[str, float]
     monitor_rows: int
+
+    def summary(self) -> str:
+        """One line for a person: each candidate's AUC (or why it refused) and the winner."""
+        names = {kind: model for model, kind in MODELS.items()}
+        scores = ", ".join(f"{names[kind]} {auc:.3f}" if auc is not None else f"{names[kind]} refused "
+                           f"({self.refused[kind]})" for kind, auc in self.auc.items())
+        took = " and ".join(f"{seconds:.0f}" for seconds in self.elapsed_s.values())
+        return (f"{scores} (classifier AUC against {self.monitor_rows:,} monitor rows, lower wins, after a "
+                f"{self.trial_s:.0f} s trial of each: {took} s with the test); training the {names[self.kind]}")
 
     def record(self) -> dict:
         """What run.json keeps under ``model_choice``."""
@@ -78,13 +92,15 @@ def trial(family: ModelFamily, trial_s: float) -> ModelFamily:
     return Trial(family.config.updated(time_limit=trial_s))
 
 
-def choose_family(sample, candidates: list[ModelFamily], trial_s: float) -> Choice:
+def choose_family(sample, candidates: list[ModelFamily], trial_s: float, *,
+                  control: TrainingControl | None = None) -> Choice:
     """Train each of ``candidates`` (families with their configs) on ``sample`` for ``trial_s``
     seconds (:func:`trial`) and pick the one whose rows a classifier tells least from the monitor
     rows.
 
     A candidate that refuses the data (a flow given one feature) scores None with its message;
-    when every candidate refuses, the first one's :class:`InputError` is raised.
+    when every candidate refuses, the first one's :class:`InputError` is raised. ``control``
+    pauses and stops the trials as it does a training.
     """
     auc, refused, elapsed, errors, rows = {}, {}, {}, [], 0
     with tempfile.TemporaryDirectory(prefix="recogan-auto-") as folder:
@@ -92,7 +108,7 @@ def choose_family(sample, candidates: list[ModelFamily], trial_s: float) -> Choi
             start = time.monotonic()
             try:
                 figures = fit_to_run(trial(family, trial_s), sample, Path(folder) / family.kind,
-                                     deadline=Deadline(trial_s)).metrics()
+                                     control=control, deadline=Deadline(trial_s)).metrics()
             except InputError as exc:
                 auc[family.kind], refused[family.kind] = None, exc.problem
                 errors.append(exc)
@@ -105,3 +121,21 @@ def choose_family(sample, candidates: list[ModelFamily], trial_s: float) -> Choi
         raise errors[0]
     return Choice(kind=min(scored, key=scored.get), auc=auc, refused=refused, trial_s=trial_s, elapsed_s=elapsed,
                   monitor_rows=rows)
+
+
+def fit_chosen(candidates: list[ModelFamily], sample, out, *, callbacks: Sequence[Callback] = (),
+               control: TrainingControl | None = None) -> Run:
+    """``--model auto`` in one call (the dashboard's, in its training process): the trials, the
+    choice told to ``callbacks`` as a message, then the winner's training into ``out``, the
+    whole bounded by the candidates' time limit."""
+    time_limit = candidates[0].config.time_limit
+    deadline = Deadline(time_limit)
+    for callback in callbacks:
+        callback.on_message(None, Message(f"choosing the family: a trial of {trial_seconds(time_limit):.0f} s of "
+                                          f"each of {len(candidates)}, scored on the monitor split"))
+    picked = choose_family(sample, candidates, trial_seconds(time_limit), control=control)
+    for callback in callbacks:
+        callback.on_message(None, Message(f"auto: {picked.summary()}"))
+    family = next(c for c in candidates if c.kind == picked.kind)
+    return fit_to_run(family, sample, out, callbacks=callbacks, control=control, deadline=deadline,
+                      choice=picked.record())

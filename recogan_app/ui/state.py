@@ -31,6 +31,7 @@ from recogan_app.export import export
 from recogan_app.report import write_report
 from recogan_app.preprocessing import TRANSFORMS, check_transforms, preview_transform, suggest_transforms
 from recogan_app.families import FAMILIES
+from recogan_app.families.choice import fit_chosen
 from recogan_app.families.recipe import fit_to_run
 from recogan_app.families.tabular import TabularRun
 from recogan_app.run import Run
@@ -41,7 +42,7 @@ from recogan_app.training.events import FitResult, Message, Snapshot, StatusChan
 from recogan_app.ui.server import SERVER_OWNER, TRAININGS, Limits, Training
 from recogan_app.validation import Validation
 
-__all__ = ["ACTIVE", "SPECS", "Session", "TrainingState", "file_stamp", "files_under", "inside"]
+__all__ = ["ACTIVE", "AUTO_SETTINGS", "SPECS", "Session", "TrainingState", "file_stamp", "files_under", "inside"]
 
 SPECS = ("quantile", *(f"{name}+quantile" for name in TRANSFORMS
                        if name not in ("quantile", "identity", "standardise")), "standardise", "identity")
@@ -50,6 +51,10 @@ ACTIVE = ("running", "pausing", "paused", "stopping")
 """Statuses in which a training process exists."""
 EMBEDDED_LABELS = {"Ξc+ toy, 8 features (embedded)": "toy-xic", "Ξc+ toy, 12 features (embedded)": "toy-xic-12"}
 MAX_LISTED_FILES = 1000
+
+AUTO_SETTINGS = ["max_epochs", "time_limit", "monitor_fraction", "test_fraction", "seed", "device"]
+"""The settings of ``model = "auto"``: what both families' trainings share (the split, the schedule's
+bounds, the seed, the device); each candidate keeps its own defaults for the rest."""
 
 
 def inside(root: Path, name: str | Path) -> Path:
@@ -338,7 +343,8 @@ class Session(TrainingState):
                                      doc="Feature whose transform is previewed.")
 
     # -- training ------------------------------------------------------------------------------
-    model = param.Selector(default="gan", objects=list(MODELS), doc="The model of the next training (its family).")
+    model = param.Selector(default="gan", objects=[*MODELS, "auto"],
+                           doc="The model of the next training (its family), or auto: the family a short trial picks.")
     config = param.ClassSelector(class_=TabularSettings, doc="Settings of the next training (the model's).")
 
     # -- results -------------------------------------------------------------------------------
@@ -349,6 +355,7 @@ class Session(TrainingState):
     def __init__(self, **params):
         model = params.get("model", "gan")
         self._configs = {name: FAMILIES[kind].config_class() for name, kind in MODELS.items()}
+        self._configs["auto"] = TabularSettings()
         if params.get("config") is not None:
             self._configs[model] = params["config"]
         params["config"] = self._configs[model]
@@ -473,11 +480,15 @@ class Session(TrainingState):
         config = self.bounded(self.config.updated(
             features=list(self.features), transforms={f: self.transforms[f] for f in self.features}))
         check_transforms(sample.frame, config.transforms)
-        family = FAMILIES[MODELS[self.model]](config)
-        return self.launch(partial(fit_to_run, family, sample), config,
-                           f"training the {self.model} on {len(sample.frame):,} rows × {len(self.features)} features "
-                           f"on {self.device_label}",
-                           validation=None, exported=None)
+        if self.model == "auto":  # each family's own defaults, with the settings the page shows for auto
+            shared = {name: getattr(config, name) for name in [*AUTO_SETTINGS, "features", "transforms"]}
+            train = partial(fit_chosen, [FAMILIES[kind](FAMILIES[kind].config_class().updated(**shared))
+                                         for kind in MODELS.values()], sample)
+            what = f"the family a trial picks ({' or '.join(MODELS)})"
+        else:
+            train, what = partial(fit_to_run, FAMILIES[MODELS[self.model]](config), sample), f"the {self.model}"
+        return self.launch(train, config, f"training {what} on {len(sample.frame):,} rows × {len(self.features)} "
+                           f"features on {self.device_label}", validation=None, exported=None)
 
     # -- validation and export (slow: safe in a worker thread, they set no parameter) ---------------
     def _need_run(self) -> TabularRun:

@@ -18,7 +18,7 @@ from recogan_app.metrics.correlations import max_abs_residual, residual_floor
 from recogan_app.ui.live import PREPARING, LiveView, duration, settings_cards
 from recogan_app.ui.plots import (KS_CAPTION, Heatmap, HistogramComparison, ks_curves, loss_curves, snapshot_rows,
                                   ws_curves)
-from recogan_app.ui.state import ACTIVE, Session
+from recogan_app.ui.state import ACTIVE, AUTO_SETTINGS, Session
 
 SCHEDULE = ["max_epochs", "time_limit", "patience", "snapshot_rows", "monitor_fraction", "test_fraction", "seed", "device"]
 SETTINGS = {
@@ -29,12 +29,16 @@ SETTINGS = {
     "flow": {"Architecture": ["coupling_transforms", "hidden_widths", "spline_bins"],
              "Optimiser": ["batch_size", "learning_rate", "weight_decay"],
              "Schedule": SCHEDULE},
+    "auto": {"Schedule": AUTO_SETTINGS},
 }
 """The settings shown per model, grouped; every widget comes from the model's config parameter of that name."""
 MODEL_NOTES = {
     "gan": "*GAN (seed 000): fast to sample; its classifier AUC plateaus around 0.6–0.67.*",
     "flow": "*Normalizing flow (maximum likelihood, zuko splines): picks its checkpoint by the monitor "
             "log-likelihood; closer joint structure, slower to sample.*",
+    "auto": "*Auto: a short trial of each family on this MC (30 s each, or a sixth of the time limit), "
+            "scored by a classifier against the monitor split; the winner trains with its default "
+            "settings, all within the time limit.*",
 }
 
 

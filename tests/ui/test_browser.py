@@ -8,6 +8,7 @@ skipped, with the reason, where that browser is missing.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from pathlib import Path
@@ -295,6 +296,28 @@ def drive_zdc(page, server) -> None:
     page.locator(".recogan-zdc-other button").click()
     wait_for(lambda: page.evaluate(GALLERY_TITLES_JS) not in ([], shown), timeout=30, what="other held-out events")
     print(f"ZDC part {time.monotonic() - started:.0f} s")
+
+
+def test_auto_model_trains_the_family_its_trial_picks(server, page, tmp_path):
+    run_or_report(drive_auto, page, server, tmp_path)
+
+
+def drive_auto(page, url) -> None:
+    page.goto(url)
+    page.locator(".recogan-summary table").wait_for(timeout=90_000)
+    fill(open_tab(page, "Data"), "Rows to train on (0: all)", 1500)
+    training = open_tab(page, "Training")
+    page.locator(".recogan-model").get_by_text("auto", exact=True).click()
+    training.get_by_text("Auto: a short trial of each family").wait_for(timeout=10_000)
+    fill(training, "Max epochs", 2)  # in its only card, Schedule, open
+    fill(training, "Time limit", 24)
+    assert training.get_by_label("Latent dim", exact=True).count() == 0  # each family's own settings: defaults
+    page.locator(".recogan-start button").click()
+    wait_for(lambda: "run:" in status(page), timeout=240, what="the chosen family's run")
+    run = json.loads((Path(re.search(r"run: (\S+)", status(page)).group(1)) / "run.json").read_text())
+    choice = run["model_choice"]
+    assert set(choice["monitor_auc"]) == {"tabular", "flow"} and choice["trial_s"] == 4.0
+    assert run["kind"] == choice["chosen"] and run["fit"]["epochs"] <= 2
 
 
 def test_scan_tab_trains_a_grid_on_dask_and_draws_a_result_against_its_axis(server, page, tmp_path):

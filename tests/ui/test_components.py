@@ -12,6 +12,7 @@ import html
 import json
 import queue
 import re
+import time
 from types import SimpleNamespace
 from pathlib import Path
 
@@ -42,7 +43,7 @@ from recogan_app.ui.live import REDRAW_S
 from recogan_app.ui.export import ExportView
 from recogan_app.ui.plots import Heatmap, HistogramComparison, ks_curves, log_ticks, loss_curves, snapshot_rows
 from recogan_app.ui.preprocessing import PreprocessingView
-from recogan_app.ui.state import files_under, inside
+from recogan_app.ui.state import AUTO_SETTINGS, files_under, inside
 from recogan_app.ui.training import TrainingView
 from recogan_app.ui.validation import ValidationView
 from recogan_app.validation import compare_histograms, validate
@@ -582,6 +583,26 @@ def test_the_training_tab_trains_the_chosen_model_with_its_own_settings(session)
     assert set(session.run.generate(50).columns) == set(FEATURES)
     session.model = "gan"
     assert session.config.lambda_corr == 5.0  # each model keeps what was typed for it
+
+
+def test_auto_in_the_training_tab_trains_the_family_its_trial_picks_within_the_time_limit(session):
+    view = TrainingView(state=session)
+    session.model = "auto"
+    shown = {name for card in view.settings if isinstance(card, pn.Card) for name in card[0].parameters}
+    assert shown == set(AUTO_SETTINGS)  # what both families share; each keeps its own defaults otherwise
+    session.config.param.update(max_epochs=2, time_limit=24.0, device="cpu")  # trials of 4 s each
+    started = time.monotonic()
+    view.start()
+    session.wait(timeout=300)
+    assert session.run is not None, session.notice
+    choice = session.run.info["model_choice"]
+    assert set(choice["monitor_auc"]) == {"tabular", "flow"} and choice["trial_s"] == 4.0
+    assert session.run.kind == choice["chosen"] == min(choice["monitor_auc"], key=choice["monitor_auc"].get)
+    assert session.run.info["fit"]["epochs"] <= 2 and time.monotonic() - started < 24 + 30  # + starting torch
+    said = [message.text for message in session.log]
+    assert any(re.match(r"auto: gan \d\.\d{3}, flow \d\.\d{3} .*; training the (gan|flow)$", text) for text in said), said
+    assert session.training.label.startswith("training the family a trial picks (gan or flow) on 1,500 rows")
+    assert set(session.run.generate(20).columns) == set(FEATURES)
 
 
 def test_blank_figures_are_built_with_the_page_emptied_at_start_and_filled_by_the_first_epoch(session, monkeypatch):
