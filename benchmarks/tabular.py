@@ -23,6 +23,7 @@ Usage::
     python benchmarks/tabular.py --datasets toy-xic-12 --set lambda_corr=3   # a λ or architecture variant
     python benchmarks/tabular.py --model flow --datasets toy-xic --rows 100000 --time-limit 60 --seeds 0 1 2
     python benchmarks/tabular.py --model flow gan --datasets toy-xic toy-xic-12 other --rows 100000 --seeds 0 1 2
+    python benchmarks/tabular.py --datasets toy-xic toy-xic-12 other --rows 100000 --floor-draws 5  # the MC's scatter
 
 Results go to ``benchmarks/results/tabular-<device>.json`` and a Markdown table on stdout.
 """
@@ -77,18 +78,32 @@ def other_mc(n: int, seed: int) -> pd.DataFrame:
                                        "cos_pa", "pid_prob", "mass")})
 
 
+def simulate(name: str, n: int, seed: int) -> pd.DataFrame:
+    """``n`` rows of the data set ``name`` from the simulation's ``seed``."""
+    if name in ("toy-xic", "toy-xic-12"):
+        return toy_xic.generate(n, seed=seed, n_features=12 if name == "toy-xic-12" else 8)
+    if name == "other":
+        return other_mc(n, seed=seed)
+    raise SystemExit(f"unknown data set {name!r}")
+
+
 def datasets(names: list[str], n: int) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
     """(training MC, independent MC of the same size) per data set."""
+    return {name: (simulate(name, n, 0), simulate(name, n, 1)) for name in names}
+
+
+def floor_draws(names: list[str], n: int, draws: int) -> dict[str, list[dict]]:
+    """Per data set, ``draws`` comparisons of two independent samples of ``n`` rows (seeds 10, 11;
+    12, 13…): how far the MC's own figures scatter, i.e. what no model can be asked to beat. On the
+    Ξc+ toy the heavy tails make the largest Pearson residual jump between draws."""
     out = {}
     for name in names:
-        if name == "toy-xic":
-            out[name] = (toy_xic.generate(n, seed=0, n_features=8), toy_xic.generate(n, seed=1, n_features=8))
-        elif name == "toy-xic-12":
-            out[name] = (toy_xic.generate(n, seed=0, n_features=12), toy_xic.generate(n, seed=1, n_features=12))
-        elif name == "other":
-            out[name] = (other_mc(n, seed=0), other_mc(n, seed=1))
-        else:
-            raise SystemExit(f"unknown data set {name!r}")
+        out[name] = []
+        for k in range(draws):
+            figures_k, _ = compare(simulate(name, n, 10 + 2 * k), simulate(name, n, 11 + 2 * k))
+            out[name].append({key: figures_k[key] for key in ("mean_ks", "max_ks", "max_corr_residual")})
+            print(f"{name}, draw {k}: " + ", ".join(f"{key} {value:.4f}" for key, value in out[name][-1].items()),
+                  file=sys.stderr)
     return out
 
 
@@ -220,7 +235,14 @@ def main() -> None:
     parser.add_argument("--generate-rows", type=int, default=5_000_000)
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", dest="overrides",
                         help="a setting of the model's config, e.g. --set lambda_corr=3 (repeatable; values as JSON)")
+    parser.add_argument("--floor-draws", type=int, metavar="K",
+                        help="instead of training: K pairs of independent samples per data set, the MC's own scatter")
     args = parser.parse_args()
+    if args.floor_draws:
+        path = RESULTS / f"tabular-floors-{'-'.join(args.datasets)}-{args.rows}rows.json"
+        path.write_text(json.dumps(floor_draws(args.datasets, args.rows, args.floor_draws), indent=2))
+        print(f"(results: {path})")
+        return
     args.overrides = dict(parse_override(item) for item in args.overrides)
     torch.set_num_threads(args.threads)
     RESULTS.mkdir(exist_ok=True)
