@@ -366,6 +366,70 @@ def cmd_generate(args) -> int:
     return 0
 
 
+def cmd_hist(args) -> int:
+    import math
+
+    import numpy as np
+
+    from recogan_app import histograms
+    from recogan_app.ensemble import OVERSOLD, Ensemble
+    from recogan_app.files import write_atomic
+
+    out = Path(args.out)
+    _check_output(out, args.overwrite, (".root",))
+    _at_least_one(args, "n", "bins")
+    if args.edges is not None and args.range is not None:
+        raise InputError("--edges gives every bin: --range goes with --bins")
+    if args.scale_to is not None and not (math.isfinite(args.scale_to) and args.scale_to > 0):
+        raise InputError(f"--scale-to must be a positive number of events, got {args.scale_to:g}")
+    edges = None if args.edges is None else [_number(x, "--edges") for x in args.edges.split(",")]
+    if args.ensemble is not None:
+        source = Ensemble.load(args.ensemble, device=args.device)
+        make = lambda feature, feature_edges: histograms.of_ensemble(source, feature, feature_edges, args.n)  # noqa: E731
+    else:
+        source = _tabular_run(args.run, "hist", args.device)
+        make = lambda feature, feature_edges: histograms.of_run(source, feature, feature_edges, args.n,  # noqa: E731
+                                                                seed=args.seed)
+    made, warnings = [], []
+    for feature in args.feature:
+        if feature not in source.features:
+            raise InputError(f"is not a feature of {args.ensemble or args.run} (its features: "
+                             f"{', '.join(source.features)})", column=feature)
+        feature_edges = edges if edges is not None else (
+            np.linspace(*args.range, args.bins + 1) if args.range is not None
+            else histograms.default_edges(source.heldout(), feature, args.bins))
+        h = make(feature, histograms.check_edges(feature_edges, feature))
+        line = (f"{feature}: {len(h.counts)} bins over [{h.edges[0]:g}, {h.edges[-1]:g}], {args.n:,} generated "
+                f"events{' per member' if args.ensemble else ''}, {h.counts.sum():,.0f} inside; errors: {h.errors_from}")
+        if h.n_effective is not None:
+            low, high = h.n_effective_interval
+            line += f"; N_eff {h.n_effective:,.0f} [{low:,.0f}-{high:,.0f}]"
+            if args.n > OVERSOLD * high:
+                warnings.append(f"WARNING {feature}: {args.n:,} generated events carry the information of only "
+                                f"~{h.n_effective:,.0f} MC events (N_eff): the errors say so, the counts do not")
+        print(line)
+        made.append(h if args.scale_to is None else h.scaled(args.scale_to / args.n))
+    if args.ensemble is None:
+        warnings.append("WARNING: one run's errors are " + histograms.ONE_RUN + "; train an ensemble "
+                        "(recogan ensemble) and pass --ensemble for errors that include it (seed 004)")
+    provenance = {"recogan": __version__, "command": "hist", "run": args.run, "ensemble": args.ensemble,
+                  "seed": args.seed, "scale_to": args.scale_to, "histograms": [h.record() for h in made],
+                  "warnings": warnings}
+    write_atomic(out, lambda tmp: histograms.write_root(tmp, made, provenance), overwrite=args.overwrite)
+    for warning in warnings:
+        print(warning, file=sys.stderr)
+    print(f"wrote {len(made)} TH1D histogram(s) ({', '.join(histograms.object_name(h.feature) for h in made)}) and "
+          f"the TObjString {histograms.PROVENANCE_KEY!r} to {out}")
+    return 0
+
+
+def _number(text: str, option: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise InputError(f"{option} takes comma-separated numbers, got {text!r}") from None
+
+
 def _tabular_run(path, command: str, device: str = "cpu"):
     """The run of tabular data (GAN or flow) at ``path`` (``command`` takes no other family's run)."""
     from recogan_app.families import load_run
@@ -751,6 +815,25 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--chunk-rows", type=int, default=500_000, help="rows generated and written at a time")
     gen.add_argument("--overwrite", action="store_true")
     gen.set_defaults(func=cmd_generate)
+
+    hist = commands.add_parser("hist", help="histograms of generated events as ROOT TH1D, with their errors")
+    made_by = hist.add_mutually_exclusive_group(required=True)
+    made_by.add_argument("--run", help="run directory: errors of the generated sample only")
+    made_by.add_argument("--ensemble", metavar="ENS_DIR",
+                         help="ensemble directory (recogan ensemble): errors with the training sample's fluctuation")
+    hist.add_argument("--feature", action="append", required=True, help="feature to histogram (repeatable)")
+    hist.add_argument("--n", type=int, required=True, help="events to generate (per member with --ensemble)")
+    hist.add_argument("--bins", type=int, default=50, help="equal bins over --range (default 50)")
+    hist.add_argument("--range", nargs=2, type=float, metavar=("LOW", "HIGH"),
+                      help="default: the held-out MC's 0.1-99.9 %% range of each feature")
+    hist.add_argument("--edges", metavar="E0,E1,...", help="every bin edge (variable bins), instead of --bins/--range")
+    hist.add_argument("--scale-to", type=float, metavar="EVENTS",
+                      help="scale counts and errors so that the generated events stand for EVENTS (a yield)")
+    hist.add_argument("--out", required=True, help="FILE.root")
+    hist.add_argument("--seed", type=_seed, help="fixes the sample (--run; default: fresh randomness)")
+    hist.add_argument("--device", default="cpu", choices=DEVICES)
+    hist.add_argument("--overwrite", action="store_true")
+    hist.set_defaults(func=cmd_hist)
 
     val = commands.add_parser("validate", help="compare a synthetic sample with the MC; print, JSON and HTML report",
                               epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)

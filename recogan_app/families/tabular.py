@@ -159,6 +159,13 @@ class TabularRun(Run):
         return pd.concat(chunks, ignore_index=True) if chunks else self.pipeline.inverse_transform(
             np.empty((0, len(self.features)), dtype=np.float32))
 
+    def histogram(self, feature: str, edges, n: int, *, seed: int | None = None):
+        """:func:`recogan_app.histograms.of_run`: ``feature``'s histogram in ``n`` generated events,
+        with the generated sample's own errors only."""
+        from recogan_app.histograms import of_run
+
+        return of_run(self, feature, edges, n, seed=seed)
+
     def validate(self, rows: int = 0, **options):
         """:func:`recogan_app.validation.validate_run` of this run (validation takes any run: no cycle)."""
         return validate_run(self, rows, **options)
