@@ -515,8 +515,9 @@ def band_figure(summary: dict, bins: pd.DataFrame):
 
 
 def draw_band(axis, edges: np.ndarray, central: np.ndarray, sigma: np.ndarray, per_unit: float = 1.0) -> None:
-    """The band central ± σ (fractions in bins of ``edges``) on a matplotlib ``axis`` as a density
-    times ``per_unit`` (1: fraction per unit of the feature; n × w: entries of n events in bins of width w)."""
+    """The band central ± σ (fractions in bins of ``edges``, at least 0) on a matplotlib ``axis`` as a
+    density times ``per_unit`` (1: fraction per unit of the feature; n × w: entries of n events in bins of width w)."""
     scale = per_unit / np.diff(edges)
-    axis.stairs((central + sigma) * scale, edges, baseline=(central - sigma) * scale, fill=True, color=BAND_COLOUR,
+    axis.stairs((central + sigma) * scale, edges, baseline=np.maximum(central - sigma, 0) * scale, fill=True,
+                color=BAND_COLOUR,
                 alpha=0.4, lw=0, label="ensemble ±1σ")

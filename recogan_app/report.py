@@ -34,7 +34,8 @@ from recogan_app.metrics import EXCELLENT, GOOD, RESIDUAL_TOLERANCE
 from recogan_app.metrics.correlations import METHODS
 from recogan_app.validation import FLOOR_CL, INDISTINGUISHABLE, SCORE_EDGES, Validation
 
-__all__ = ["MAX_PAIR_FEATURES", "SECTIONS", "default_pair_features", "effective_statistics", "write_report"]
+__all__ = ["MAX_PAIR_FEATURES", "SECTIONS", "default_pair_features", "effective_statistics", "histogram_figure",
+           "write_report"]
 
 SECTIONS = {
     "summary": "Summary",
@@ -164,7 +165,9 @@ N_gen: this sample's events.</p>
 {f'<ul class="bad ensemble-warnings">{warnings}</ul>' if warnings else ""}"""
 
 
-def _histogram_figure(name: str, v: Validation, ensemble: Results | None = None) -> Figure:
+def histogram_figure(name: str, v: Validation, ensemble: Results | None = None) -> Figure:
+    """MC against the synthetic sample in the validation's bins, with their ratio, and the ensemble's
+    ±1σ band (in its own bins, at the MC's size) when one is given (the report's and the Validation tab's)."""
     h = v.histograms[name]
     centres = (h.edges[1:] + h.edges[:-1]) / 2
     figure = _figure(4.2, 3.6)
@@ -338,7 +341,7 @@ def write_report(validation: Validation, path, *, title: str, provenance: dict,
     for name in features:
         if name not in v.features:
             raise InputError("is not a validated feature", column=name, hint=closest(name, v.features))
-    histograms = "".join(_img(_histogram_figure(name, v, ensemble), f"histogram of {name}") for name in v.features)
+    histograms = "".join(_img(histogram_figure(name, v, ensemble), f"histogram of {name}") for name in v.features)
     body = {
         "summary": _summary(v),
         "effective": effective_statistics(ensemble, v.n_synthetic),

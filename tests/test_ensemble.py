@@ -300,14 +300,15 @@ def test_the_histogram_draws_the_ensembles_band_at_the_mcs_size(tiny_ensemble):
     results = ensemble.Results.read(tiny_ensemble.path)
     run = load_run(tiny_ensemble.path / "r0")
     v = run.validate(500, c2st_options={"n_estimators": 5})
-    figure = report._histogram_figure("pt", v, results)
+    figure = report.histogram_figure("pt", v, results)
     band = next(p for p in figure.axes[0].patches if p.get_label() == "ensemble ±1σ")
     edges, central, sigma = results.band("pt")
     scale = v.n_reference * np.diff(v.histograms["pt"].edges).mean() / np.diff(edges)
     drawn = band.get_data()
     assert drawn.values == pytest.approx((central + sigma) * scale)
-    assert drawn.baseline == pytest.approx((central - sigma) * scale) and drawn.edges == pytest.approx(edges)
-    assert not any(p.get_label() == "ensemble ±1σ" for p in report._histogram_figure("pt", v).axes[0].patches)
+    assert drawn.baseline == pytest.approx(np.maximum(central - sigma, 0) * scale)
+    assert drawn.edges == pytest.approx(edges)
+    assert not any(p.get_label() == "ensemble ±1σ" for p in report.histogram_figure("pt", v).axes[0].patches)
 
 
 def test_the_effective_statistics_table_shows_names_as_text():
