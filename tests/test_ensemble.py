@@ -322,3 +322,19 @@ def test_the_effective_statistics_table_shows_names_as_text():
     page = effective_statistics(ensemble.Results(Path("<ens>"), summary, pd.DataFrame()), 10_000)
     assert "<img" not in page and "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in page
     assert "&lt;ens&gt;" in page and page.count("<li>") == 3  # undercovers (the feature, all bins); 10,000 > 2 × 400
+
+
+def test_a_dashboard_session_exports_and_reports_with_its_chosen_ensemble(tiny_ensemble, tmp_path):
+    from recogan_app.export import provenance_path
+    from recogan_app.families import load_run
+    from recogan_app.ui.state import Session
+
+    session = Session(workdir=tmp_path)
+    session.run = load_run(tiny_ensemble.path / "r2")
+    session.ensemble = ensemble.Results.read(tiny_ensemble.path)
+    out = session.export(4000, require="none")
+    assert json.loads(provenance_path(out).read_text())["effective_statistics"] == json.loads(
+        json.dumps(session.ensemble.statistics(4000)))
+    page = session.save_report(session.run.validate(300, c2st_options={"n_estimators": 5})).read_text()
+    warnings = session.ensemble.statistics(300)["warnings"]
+    assert warnings and all(f"<li>{html.escape(line)}</li>" in page for line in warnings)
