@@ -377,7 +377,7 @@ def trained_on(info: dict) -> dict:
 
 UNMEASURED = ("not measured: the statistical power of this sample is unknown, at most that of its N_train training "
               "events; measure it with `recogan ensemble --data MC --members 10 --out ENS_DIR` (the same MC and "
-              "--seed as this run) and export with --ensemble ENS_DIR")
+              "--seed as this run) and pass --ensemble ENS_DIR")
 """What the provenance of an export without an ensemble says of its effective statistics."""
 
 
@@ -407,8 +407,10 @@ class Results:
         except (OSError, ValueError) as exc:
             raise InputError(f"could not be read: {exc}", path=path / RESULTS) from None
         needed = {"members", "runs", "n_train", "n_test", "n_generated", "features", "overall"}
-        if not isinstance(summary, dict) or not needed <= set(summary) or not {
-                "feature", "low", "high", "central", "sigma", "heldout"} <= set(bins.columns):
+        per_feature = {"n_effective", "n_effective_interval", "coverage", "chi2", "ndf", "verdict"}
+        if not (isinstance(summary, dict) and needed <= set(summary) and isinstance(summary["features"], dict)
+                and all(isinstance(r, dict) and per_feature <= set(r) for r in summary["features"].values())
+                and {"feature", "low", "high", "central", "sigma", "heldout"} <= set(bins.columns)):
             raise InputError("is not an ensemble's results file (missing fields)", path=path / RESULTS)
         return cls(path, summary, bins)
 

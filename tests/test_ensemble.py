@@ -272,6 +272,14 @@ def test_export_takes_a_run_on_the_ensembles_split_and_refuses_another(tiny_ense
     assert len(error) == 1 and error[0].startswith(f"recogan: error: {tmp_path / 'run4'}: was not trained like the "
                                                    f"ensemble {ens} (its split differ)")
     assert "--seed 3" in error[0] and not list(tmp_path.glob("other*"))
+    (tmp_path / "empty").mkdir()
+    for where, message in ((tmp_path / "nowhere", "is not an ensemble directory"),
+                           (tmp_path / "empty", "holds no ensemble.json: not an ensemble directory")):
+        command[-1] = str(where)
+        assert main([*command, "--run", str(tmp_path / "run3"), "--out", str(tmp_path / "bad.parquet")]) == 2
+        error = capsys.readouterr().err.strip().splitlines()
+        assert len(error) == 1 and error[0].startswith(f"recogan: error: {where}: {message}"), error
+    assert not list(tmp_path.glob("bad*"))
 
 
 def test_validate_report_and_json_carry_the_ensemble(tiny_ensemble, tmp_path, capsys):
