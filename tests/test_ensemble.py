@@ -336,6 +336,7 @@ def test_a_dashboard_session_exports_and_reports_with_its_chosen_ensemble(tiny_e
     from recogan_app.export import provenance_path
     from recogan_app.families import load_run
     from recogan_app.ui.state import Session
+    from recogan_app.ui.validation import ValidationView
 
     session = Session(workdir=tmp_path)
     session.run = load_run(tiny_ensemble.path / "r2")
@@ -346,3 +347,13 @@ def test_a_dashboard_session_exports_and_reports_with_its_chosen_ensemble(tiny_e
     page = session.save_report(session.run.validate(300, c2st_options={"n_estimators": 5})).read_text()
     warnings = session.ensemble.statistics(300)["warnings"]
     assert warnings and all(f"<li>{html.escape(line)}</li>" in page for line in warnings)
+
+    view = ValidationView(state=session)  # the tab says when the page's run is not the ensemble's
+    assert "Bootstrap ensemble" in view.effective() and "was not trained like" not in view.effective()
+    other = tmp_path / "other"
+    shutil.copytree(tiny_ensemble.path / "r2", other)
+    info = json.loads((other / "run.json").read_text())
+    info["split"]["sha256"] = "0" * 64  # as if drawn otherwise
+    (other / "run.json").write_text(json.dumps(info))
+    session.run = load_run(other)
+    assert f"{other}: was not trained like the ensemble {tiny_ensemble.path} (its split differ)" in view.effective()

@@ -14,6 +14,7 @@ import param
 from panel.viewable import Viewer
 
 from recogan_app.ensemble import RESULTS, Results
+from recogan_app.errors import InputError
 from recogan_app.markup import escape_html
 from recogan_app.report import effective_statistics, histogram_figure
 from recogan_app.ui.downloads import served_link
@@ -149,14 +150,21 @@ class ValidationView(Viewer):
             with self.state.reporting():
                 self.state.ensemble = await asyncio.to_thread(Results.read, inside(Path(root), folder))
 
-    @param.depends("state.ensemble", "state.validation")
+    @param.depends("state.ensemble", "state.validation", "state.run")
     def effective(self) -> str:
-        """The ensemble's N_eff table and warnings, for the validated sample's size (else its members')."""
-        ensemble, validation = self.state.ensemble, self.state.validation
+        """The ensemble's N_eff table and warnings, for the validated sample's size (else its members'),
+        under a warning when the page's run was not trained like the ensemble (its numbers are not the run's)."""
+        ensemble, validation, run = self.state.ensemble, self.state.validation, self.state.run
         if ensemble is None:
             return ""
-        return effective_statistics(ensemble, ensemble.summary["n_generated"] if validation is None
-                                    else validation.n_synthetic)
+        unlike = ""
+        if run is not None:
+            try:
+                ensemble.check_run(run.info, run.path)
+            except InputError as exc:
+                unlike = f'<p class="bad recogan-ensemble-unlike">{escape_html(exc)}</p>'
+        return unlike + effective_statistics(ensemble, ensemble.summary["n_generated"] if validation is None
+                                             else validation.n_synthetic)
 
     @param.depends("state.validation", "state.ensemble", "feature")
     def overlay(self):
