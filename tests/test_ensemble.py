@@ -287,16 +287,16 @@ def test_validate_report_and_json_carry_the_ensemble(tiny_ensemble, tmp_path, ca
     summary = json.loads((ens / ensemble.RESULTS).read_text())
     report, metrics = tmp_path / "r.html", tmp_path / "m.json"
     assert main(["validate", "--reference", str(ens / "r0" / "heldout.parquet"), "--run", str(ens / "r0"), "--n",
-                 "3000", "--ensemble", str(ens), "--report", str(report), "--json", str(metrics)]) == 0
-    assert "recogan: warning: pt: 3,000 generated events carry" in capsys.readouterr().err
+                 "1000", "--ensemble", str(ens), "--report", str(report), "--json", str(metrics)]) == 0
+    assert "recogan: warning: pt: 1,000 generated events carry" in capsys.readouterr().err
     numbers = json.loads(metrics.read_text())["ensemble"]
-    assert numbers == json.loads(json.dumps(ensemble.Results.read(ens).statistics(3000)))
+    assert numbers == json.loads(json.dumps(ensemble.Results.read(ens).statistics(1000)))
     page = report.read_text()
     section = page[page.index('<section id="effective">'):page.index('<section id="features">')]
     for feature, r in summary["features"].items():
         low, high = r["n_effective_interval"]
         assert f"<td>{feature}</td><td>{r['n_effective']:,.0f} [{low:,.0f}, {high:,.0f}]</td><td>" \
-               f"{summary['n_train']:,}</td><td>3,000</td><td>{r['coverage']:.0%}</td>" in section
+               f"{summary['n_train']:,}</td><td>1,000</td><td>{r['coverage']:.0%}</td>" in section
     for line in numbers["warnings"]:
         assert f"<li>{html.escape(line)}</li>" in section
 
