@@ -454,6 +454,7 @@ def cmd_validate(args) -> int:
     _check_cut(args.cut)
     from datetime import datetime, timezone
 
+    from recogan_app.ensemble import Results
     from recogan_app.files import write_atomic
     from recogan_app.metrics.distributions import check_reference_rows
     from recogan_app.report import write_report
@@ -467,6 +468,7 @@ def cmd_validate(args) -> int:
     features = _features(args.features)
     provenance = {"reference": args.reference + (f" (tree {args.tree})" if args.tree else "")}
     run = None
+    ensemble = Results.read(args.ensemble) if args.ensemble else None
     if args.run:
         run = _tabular_run(args.run, "validate")
         features = features or run.features
@@ -474,6 +476,8 @@ def cmd_validate(args) -> int:
             if name not in run.features:
                 raise InputError("is not a feature of this run", path=args.run, column=name,
                                  hint=f"it generates {', '.join(run.features)}")
+        if ensemble is not None:
+            ensemble.check_run(run.info, args.run)
     reference = _load_mc(args.reference, tree=args.tree, features=features, cut=args.cut,
                          drop_invalid=args.drop_invalid)
     if run:
@@ -514,13 +518,19 @@ def cmd_validate(args) -> int:
               f"{reference.shape[1]} features", file=sys.stderr)
         validation = validate(reference, synthetic, baseline_train=baseline_train, seed=seed)
     print(validation.summary())
+    more = {}
+    if ensemble is not None:
+        more["ensemble"] = ensemble.statistics(validation.n_synthetic)
+        provenance["ensemble"] = args.ensemble
+        _effective_statistics(more["ensemble"])
     if args.json:
-        write_atomic(args.json, lambda tmp: Path(tmp).write_text(validation.to_json()))
+        write_atomic(args.json, lambda tmp: Path(tmp).write_text(validation.to_json(**more)))
         print(f"wrote {args.json}")
     if args.report:
         provenance.update({"seed": seed, "recogan": __version__,
                            "written": datetime.now(timezone.utc).isoformat(timespec="seconds")})
-        write_report(validation, args.report, title=f"Validation of {provenance['synthetic']}", provenance=provenance)
+        write_report(validation, args.report, title=f"Validation of {provenance['synthetic']}", provenance=provenance,
+                     ensemble=ensemble)
         print(f"wrote {args.report}")
     return 0
 
@@ -537,12 +547,24 @@ def cmd_export(args) -> int:
     reference = _load_mc(args.reference, tree=args.tree, features=run.features,
                          drop_invalid=args.drop_invalid) if args.reference else None
     provenance = export(run, args.out, args.n, reference=reference, require=args.require, force=args.force,
-                        seed=args.seed, chunk_rows=args.chunk_rows, overwrite=args.overwrite, progress=True)
+                        seed=args.seed, chunk_rows=args.chunk_rows, overwrite=args.overwrite, progress=True,
+                        ensemble=args.ensemble)
     print(f"wrote {args.n:,} synthetic rows × {len(run.features)} features to {args.out} "
           f"(provenance: {provenance_path(args.out)})")
     print(validation_summary(provenance))
     print(provenance["statement"])
+    _effective_statistics(provenance["effective_statistics"])
     return 0
+
+
+def _effective_statistics(statistics: dict | str) -> None:
+    """An ensemble's numbers for a sample (:meth:`~recogan_app.ensemble.Results.statistics`) in one
+    line, its warnings on stderr."""
+    from recogan_app.ensemble import describe
+
+    print(describe(statistics))
+    for line in () if isinstance(statistics, str) else statistics["warnings"]:
+        print(f"recogan: warning: {line}", file=sys.stderr)
 
 
 def _check_logins(value: str) -> None:
@@ -849,6 +871,8 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("--features", help="comma-separated features to compare (default: all of the reference/run)")
     val.add_argument("--json", help="write every number to this FILE.json")
     val.add_argument("--report", help="write the standalone report to this FILE.html")
+    val.add_argument("--ensemble", metavar="ENS_DIR", help="a `recogan ensemble` of the run's MC and split: its N_eff "
+                                                          "table, warnings and ±1σ bands in the report and the JSON")
     val.add_argument("--seed", type=_seed, help="fixes generation, floors, bootstraps and classifier (default: the "
                      "run's validation stream, the dashboard's and run.validate()'s sample; 0 with --synthetic)")
     val.add_argument("--overwrite", action="store_true", help="replace existing --json/--report files")
@@ -865,6 +889,8 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--require", default="good", choices=REQUIRABLE,
                      help="validation verdict needed to export (default: good)")
     exp.add_argument("--force", action="store_true", help="export below --require; recorded as forced")
+    exp.add_argument("--ensemble", metavar="ENS_DIR", help="a `recogan ensemble` of the run's MC and split: its N_eff, "
+                                                          "coverage and warnings go to the provenance")
     exp.add_argument("--seed", type=_seed, help="fixes the sample (default: fresh randomness, recorded)")
     exp.add_argument("--device", default="auto", choices=DEVICES,
                      help="where the generator runs (default: a GPU when present)")

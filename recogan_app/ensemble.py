@@ -20,6 +20,7 @@ The results (:meth:`Ensemble.assess`) are written as ``ensemble.json``, the per-
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from recogan_app import scan
 from recogan_app.errors import InputError
 from recogan_app.files import write_atomic, write_json
 from recogan_app.run import is_run_dir
+from recogan_app.splits import draw_split
 
 COVERAGE = (0.60, 0.76)
 """Share of bins within ±1σ that a right-sized error gives (68.3 % expected): below, the errors
@@ -46,6 +48,7 @@ OVERSOLD = 2.0
 ONE_SIGMA = INTERVAL = 0.6827
 """Probability content of ±1σ, and of N_eff's interval."""
 RESULTS, TABLE, FIGURE = "ensemble.json", "ensemble.parquet", "ensemble.png"
+BAND_COLOUR = "#ff7f0e"
 
 
 @dataclass(frozen=True)
@@ -201,6 +204,23 @@ def train_ensemble(client, load: Callable[[], object], members: int, out, *, kin
     return scan.run_scan(client, load, plan(members, kind=kind, settings=settings, seed=seed), out, **options)
 
 
+def members(path: Path) -> list[str]:
+    """The member run directories the ensemble in ``path`` finished: those of its last scan's
+    results table (:data:`~recogan_app.scan.RESULTS`, the trainings the last ``recogan ensemble``
+    planned), else those ``ensemble.json`` names."""
+    if (path / scan.RESULTS).is_file():
+        table = pd.read_parquet(path / scan.RESULTS, columns=["run", "status"])
+        names = table.loc[table["status"].isin(["done", "done earlier"]), "run"].astype(str).tolist()
+    elif (path / RESULTS).is_file():
+        names = Results.read(path).summary["runs"]
+    else:
+        raise InputError(f"is not an ensemble directory (neither {scan.RESULTS} nor {RESULTS} in it)", path=path)
+    for name in names:
+        if Path(name).name != name:  # a file's text must not lead outside the directory
+            raise InputError(f"names a member '{name}' outside the ensemble directory", path=path)
+    return names
+
+
 class Ensemble:
     """The trained members of an ensemble directory, their generated samples and held-out MC."""
 
@@ -210,14 +230,13 @@ class Ensemble:
 
     @classmethod
     def load(cls, path, *, device: str = "cpu") -> "Ensemble":
-        """The finished members (run directories) under ``path``; refused when fewer than two
-        finished or when they were not split alike (not one ensemble)."""
+        """The finished members of the ensemble in ``path`` (:func:`members`: never a leftover run
+        directory of an earlier, larger ensemble there); refused when fewer than two finished or when
+        they were not split alike (not one ensemble)."""
         from recogan_app.families import load_run
 
         path = Path(path)
-        if not path.is_dir():
-            raise InputError("is not an ensemble directory", path=path)
-        runs = [load_run(folder, device=device) for folder in sorted(path.iterdir()) if is_run_dir(folder)]
+        runs = [load_run(path / name, device=device) for name in members(path) if is_run_dir(path / name)]
         if len(runs) < 2:
             raise InputError(f"holds {len(runs)} finished member(s); an ensemble needs at least 2", path=path,
                              hint=f"see {scan.RESULTS} for the members' errors")
@@ -239,6 +258,17 @@ class Ensemble:
     @property
     def n_train(self) -> int:
         return self.runs[0].info["data"]["n_train"]
+
+    @property
+    def training(self) -> dict:
+        """What a run must share with the members for the ensemble's numbers to describe it (see
+        :func:`check_run`): the MC, the cut, the split, and the split hashes of the members and of
+        the split without resampling (a plain run trained with the ensemble's seed)."""
+        split = self.runs[0].info["split"]
+        shared = {k: split[k] for k in ("seed", "n_rows", "n_monitor", "n_test")}
+        plain = draw_split(shared["n_rows"], shared["n_monitor"], shared["n_test"], shared["seed"]).digest()
+        return {**trained_on(self.runs[0].info), "split": shared,
+                "split_sha256": [r.info["split"]["sha256"] for r in self.runs] + [plain]}
 
     @cached_property
     def heldout(self) -> pd.DataFrame:
@@ -292,23 +322,25 @@ class Ensemble:
         overall = Check(np.concatenate(pulls), float(np.mean(tested)))
         summary = {"members": len(self.runs), "runs": [r.path.name for r in self.runs], "n_train": self.n_train,
                    "n_test": len(test), "n_generated": rows, "bins": bins, "coverage_band": list(COVERAGE),
-                   "features": per_feature,
+                   "training": self.training, "features": per_feature,
                    "overall": {"coverage": overall.coverage, "chance": overall.chance, "chi2": overall.chi2,
                                "ndf": overall.ndf, "verdict": overall.verdict, "tested": overall.tested}}
         summary["warnings"] = warnings(summary)
         return summary, pd.concat(tables, ignore_index=True)
 
 
-def warnings(summary: dict) -> list[str]:
-    """The loud lines: quoted errors that undercover, and generated samples larger than their information."""
+def warnings(summary: dict, n_generated: int | None = None) -> list[str]:
+    """The loud lines: quoted errors that undercover, and a sample of ``n_generated`` events (default:
+    the members' own) larger than twice its information (:data:`OVERSOLD`)."""
+    n = summary["n_generated"] if n_generated is None else n_generated
     lines = []
     for feature, r in summary["features"].items():
         if r["verdict"] == "undercovers":
             lines.append(f"{feature}: the quoted errors UNDERCOVER: {r['coverage']:.0%} of {r['ndf']} bins within "
                          f"±1σ (expected 68%, accepted {COVERAGE[0]:.0%}-{COVERAGE[1]:.0%}; as few by chance: "
                          f"p = {r['chance']:.2g}); do not trust them")
-        if summary["n_generated"] > OVERSOLD * r["n_effective_interval"][1]:
-            lines.append(f"{feature}: {summary['n_generated']:,} generated events carry the information of only "
+        if n > OVERSOLD * r["n_effective_interval"][1]:
+            lines.append(f"{feature}: {n:,} generated events carry the information of only "
                          f"~{r['n_effective']:,.0f} MC events (N_train {summary['n_train']:,}): generating "
                          "more does not make the sample more precise")
     if summary["overall"]["tested"] < UNTESTED:
@@ -332,6 +364,104 @@ def table(summary: dict) -> str:
         lines.append(f"{name[:21]:<22}{r['coverage']:>9.0%}{r['chi2'] / max(r['ndf'], 1):>10.2f} ({r['ndf']:>3})  "
                      f"{n_eff:<28}{summary['n_train']:>9,}{summary['n_generated']:>11,}  {r['verdict']}")
     return "\n".join(lines)
+
+
+def trained_on(info: dict) -> dict:
+    """The MC a run (its ``run.json``) trained on: its files' SHA-256 (the source's name for an
+    embedded toy) and the cut."""
+    data = info["data"]
+    return {"data_sha256": sorted(f["sha256"] for f in data.get("sources") or []) or [data.get("sha256") or
+                                                                                      data["source"]],
+            "cut": data.get("cut")}
+
+
+UNMEASURED = ("not measured: the statistical power of this sample is unknown, at most that of its N_train training "
+              "events; measure it with `recogan ensemble --data MC --members 10 --out ENS_DIR` (the same MC and "
+              "--seed as this run) and pass --ensemble ENS_DIR")
+"""What the provenance of an export without an ensemble says of its effective statistics."""
+
+
+@dataclass(frozen=True)
+class Results:
+    """An ensemble's numbers as :func:`write_results` left them in its directory (``ensemble.json``
+    and ``ensemble.parquet``): what the export, the report and the dashboard show, no model loaded."""
+
+    path: Path
+    summary: dict
+    bins: pd.DataFrame
+
+    @classmethod
+    def read(cls, path) -> "Results":
+        """The :class:`Results` in the ensemble directory ``path``; refused with one line when it holds
+        none (not an ensemble, or one whose ``recogan ensemble`` has not finished)."""
+        path = Path(path)
+        if not path.is_dir():
+            raise InputError("is not an ensemble directory", path=path)
+        for name in (RESULTS, TABLE):
+            if not (path / name).is_file():
+                raise InputError(f"holds no {name}: not an ensemble directory, or its `recogan ensemble` has not "
+                                 "finished", path=path)
+        try:
+            summary = json.loads((path / RESULTS).read_text(encoding="utf-8"))
+            bins = pd.read_parquet(path / TABLE)
+        except (OSError, ValueError) as exc:
+            raise InputError(f"could not be read: {exc}", path=path / RESULTS) from None
+        needed = {"members", "runs", "n_train", "n_test", "n_generated", "features", "overall"}
+        per_feature = {"n_effective", "n_effective_interval", "coverage", "chi2", "ndf", "verdict"}
+        if not (isinstance(summary, dict) and needed <= set(summary) and isinstance(summary["features"], dict)
+                and all(isinstance(r, dict) and per_feature <= set(r) for r in summary["features"].values())
+                and {"feature", "low", "high", "central", "sigma", "heldout"} <= set(bins.columns)):
+            raise InputError("is not an ensemble's results file (missing fields)", path=path / RESULTS)
+        return cls(path, summary, bins)
+
+    @property
+    def features(self) -> list[str]:
+        return list(self.summary["features"])
+
+    def band(self, feature: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``feature``'s bin edges, central fractions and σ."""
+        b = self.bins[self.bins["feature"] == feature]
+        return np.append(b["low"].to_numpy(), b["high"].iloc[-1]), b["central"].to_numpy(), b["sigma"].to_numpy()
+
+    def check_run(self, info: dict, where) -> None:
+        """Refuse a run (its ``run.json`` ``info``, at ``where``) the ensemble's numbers do not describe:
+        one neither a member nor trained on the same MC, cut and split (by their recorded SHA-256)."""
+        training = self.summary.get("training")
+        if training is None:
+            raise InputError("records no training data (written by an earlier recogan)", path=self.path / RESULTS,
+                             hint="run the same `recogan ensemble` command again: it trains nothing again and "
+                                  "records it")
+        mine = trained_on(info)
+        differs = [what for what, same in (
+            ("MC files", mine["data_sha256"] == training["data_sha256"]), ("cut", mine["cut"] == training["cut"]),
+            ("split", info["split"]["sha256"] in training["split_sha256"])) if not same]
+        if differs:
+            split = training["split"]
+            raise InputError(f"was not trained like the ensemble {self.path} (its {' and '.join(differs)} differ): "
+                             "the ensemble's N_eff and errors do not describe it", path=where,
+                             hint=f"use one of its members ({', '.join(self.summary['runs'][:3])}…) or a run "
+                                  f"trained on the same MC with --seed {split['seed']} and its split "
+                                  f"({split['n_monitor']:,} monitor, {split['n_test']:,} test rows)")
+
+    def statistics(self, n: int) -> dict:
+        """The numbers a sample of ``n`` events carries with it (export provenance, the report's JSON):
+        per feature N_eff with its interval, coverage and verdict; N_train; the warnings for ``n``."""
+        s = self.summary
+        keep = ("n_effective", "n_effective_interval", "coverage", "chi2", "ndf", "verdict")
+        return {"ensemble": str(self.path), "members": s["members"], "n_train": s["n_train"], "n_test": s["n_test"],
+                "n_generated_per_member": s["n_generated"], "n_sample": n,
+                "features": {f: {k: r[k] for k in keep} for f, r in s["features"].items()},
+                "overall": {k: s["overall"][k] for k in ("coverage", "chi2", "ndf", "verdict")},
+                "warnings": warnings(s, n)}
+
+
+def describe(statistics: dict | str) -> str:
+    """:meth:`Results.statistics` (or :data:`UNMEASURED`) in one line for a terminal."""
+    if isinstance(statistics, str):
+        return f"effective statistics: {statistics}"
+    return "effective statistics, N_eff [68% interval]: " + ", ".join(
+        f"{f} {r['n_effective']:,.0f} [{r['n_effective_interval'][0]:,.0f}, {r['n_effective_interval'][1]:,.0f}]"
+        for f, r in statistics["features"].items()) + f" (N_train {statistics['n_train']:,}, {statistics['ensemble']})"
 
 
 def write_results(out, summary: dict, bins: pd.DataFrame) -> None:
@@ -369,10 +499,9 @@ def band_figure(summary: dict, bins: pd.DataFrame):
         b = bins[bins["feature"] == feature]
         edges = np.append(b["low"].to_numpy(), b["high"].iloc[-1])
         width = np.diff(edges)  # densities: a histogram's shape whatever the bins' widths
-        central, sigma, mc = (b[c].to_numpy() / width for c in ("central", "sigma", "heldout"))
+        mc = b["heldout"].to_numpy() / width
         mc_error = np.sqrt(b["heldout"].to_numpy() * (1 - b["heldout"].to_numpy()) / n_test) / width
-        axis.stairs(central + sigma, edges, baseline=central - sigma, fill=True, color="#d62728", alpha=0.35,
-                    label="ensemble ±1σ")
+        draw_band(axis, edges, b["central"].to_numpy(), b["sigma"].to_numpy())
         axis.errorbar((edges[1:] + edges[:-1]) / 2, mc, mc_error, fmt="o", ms=2, lw=0.8, color="#444444",
                       label="held-out MC")
         r = summary["features"][feature]
@@ -385,3 +514,12 @@ def band_figure(summary: dict, bins: pd.DataFrame):
         axis.set_visible(False)
     axes[0].legend(fontsize=6)
     return figure
+
+
+def draw_band(axis, edges: np.ndarray, central: np.ndarray, sigma: np.ndarray, per_unit: float = 1.0) -> None:
+    """The band central ± σ (fractions in bins of ``edges``, at least 0) on a matplotlib ``axis`` as a
+    density times ``per_unit`` (1: fraction per unit of the feature; n × w: entries of n events in bins of width w)."""
+    scale = per_unit / np.diff(edges)
+    axis.stairs((central + sigma) * scale, edges, baseline=np.maximum(central - sigma, 0) * scale, fill=True,
+                color=BAND_COLOUR,
+                alpha=0.4, lw=0, label="ensemble ±1σ")

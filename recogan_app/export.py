@@ -42,6 +42,7 @@ import pandas as pd
 
 from recogan_app import __version__
 from recogan_app.data.sources import MCSample
+from recogan_app.ensemble import UNMEASURED, Results
 from recogan_app.errors import ExportRefused, InputError
 from recogan_app.files import check_writable, write_atomic, write_json
 from recogan_app.metrics.distributions import check_reference_rows, ks_floor
@@ -296,7 +297,7 @@ def _statement(n_rows: int, n_train: int, data: dict) -> str:
 
 def export(run: TabularRun, out, n: int, *, reference: pd.DataFrame | MCSample | None = None, require: str = "good",
            force: bool = False, seed: int | None = None, chunk_rows: int = 1_000_000, overwrite: bool = False,
-           progress: bool | Progress | None = None) -> dict:
+           progress: bool | Progress | None = None, ensemble: Results | str | Path | None = None) -> dict:
     """Validate ``run``, then stream ``n`` synthetic rows to ``out`` with their provenance.
 
     Parameters
@@ -324,6 +325,11 @@ def export(run: TabularRun, out, n: int, *, reference: pd.DataFrame | MCSample |
         Replace an existing ``out`` (and its sidecar).
     progress : bool or callable, optional
         True for a tqdm bar on stderr; a callable receives the rows of each written chunk.
+    ensemble : Results or path, optional
+        A bootstrap ensemble of the run (:mod:`recogan_app.ensemble`; the run one of its members or
+        trained on the same MC and split): its per-feature N_eff, coverage and the warning when
+        ``n`` exceeds the information go to the provenance's ``effective_statistics``. Without
+        one, that says the sample's statistical power was not measured, and how to measure it.
 
     Returns
     -------
@@ -334,8 +340,9 @@ def export(run: TabularRun, out, n: int, *, reference: pd.DataFrame | MCSample |
     ------
     InputError
         Unknown format or level, non-positive ``n`` or ``chunk_rows``, an existing or unwritable
-        ``out``, a missing held-out split, or a reference that is the run's training file, has
-        too few rows or lacks the run's features; all checked before anything is generated.
+        ``out``, a missing held-out split, a reference that is the run's training file, has
+        too few rows or lacks the run's features, or an ensemble of other training data; all
+        checked before anything is generated.
     ExportRefused
         The validation is below ``require`` and ``force`` is False; nothing is written.
     """
@@ -349,6 +356,9 @@ def export(run: TabularRun, out, n: int, *, reference: pd.DataFrame | MCSample |
     if out.exists() and not overwrite:
         raise InputError("exists already", path=out, hint="pass --overwrite to replace it")
     check_writable(out)
+    if ensemble is not None:
+        ensemble = ensemble if isinstance(ensemble, Results) else Results.read(ensemble)
+        ensemble.check_run(run.info, run.path)
     seed = int(np.random.SeedSequence().generate_state(1)[0]) if seed is None else seed
     digest = None
     if reference is None:
@@ -373,6 +383,7 @@ def export(run: TabularRun, out, n: int, *, reference: pd.DataFrame | MCSample |
         "rows": n,
         "features": run.features,
         "statement": _statement(n, data["n_train"], data),
+        "effective_statistics": UNMEASURED if ensemble is None else ensemble.statistics(n),
         "training_data": {key: data.get(key) for key in ("source", "tree", "sha256", "sources", "cut", "n_rows",
                                                          "n_train", "n_monitor", "n_test")},
         "seeds": {"training": run.config.seed, "sample": seed, "validation": run.stream_seed("gate")},

@@ -7,8 +7,10 @@ through ``pyplot``, so writing a report changes no global plotting state and is 
 dashboard thread. Names from the data are text everywhere: escaped in the HTML, and drawn without
 matplotlib's TeX parsing (a column named ``$\\foo$`` failed the whole report).
 
-Sections (HTML ids): ``summary``, ``features``, ``histograms``, ``correlations``, ``pairs``,
-``classifier``, ``importance``, ``provenance``.
+Sections (HTML ids): ``summary``, ``effective``, ``features``, ``histograms``, ``correlations``,
+``pairs``, ``classifier``, ``importance``, ``provenance``. Given a bootstrap ensemble
+(:class:`~recogan_app.ensemble.Results`), ``effective`` holds its N_eff table and warnings and the
+histograms its ±1σ band; without one, it says that the sample's statistical power is not measured.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
+from recogan_app.ensemble import UNMEASURED, Results, draw_band
 from recogan_app.errors import InputError, closest
 from recogan_app.files import write_atomic
 from recogan_app.markup import escape_html
@@ -31,10 +34,12 @@ from recogan_app.metrics import EXCELLENT, GOOD, RESIDUAL_TOLERANCE
 from recogan_app.metrics.correlations import METHODS
 from recogan_app.validation import FLOOR_CL, INDISTINGUISHABLE, SCORE_EDGES, Validation
 
-__all__ = ["MAX_PAIR_FEATURES", "SECTIONS", "default_pair_features", "write_report"]
+__all__ = ["MAX_PAIR_FEATURES", "SECTIONS", "default_pair_features", "effective_statistics", "histogram_figure",
+           "write_report"]
 
 SECTIONS = {
     "summary": "Summary",
+    "effective": "Effective statistics",
     "features": "Per-feature KS and Wasserstein distances",
     "histograms": "Histogram overlays",
     "correlations": "Correlation matrices and residuals",
@@ -137,11 +142,38 @@ the floor says.</p>
 <div class="scroll">{_table(header, rows)}</div>"""
 
 
-def _histogram_figure(name: str, v: Validation) -> Figure:
+def effective_statistics(ensemble: Results | None, n: int) -> str:
+    """The ensemble's N_eff table (per feature and over all bins) and its warnings for a sample of
+    ``n`` events, as HTML (the report's section and the dashboard's Validation tab)."""
+    if ensemble is None:
+        return f'<p class="note">{escape_html(UNMEASURED[0].upper() + UNMEASURED[1:])}.</p>'
+    s = ensemble.statistics(n)
+    rows = [[escape_html(name), f"{r['n_effective']:,.0f} [{r['n_effective_interval'][0]:,.0f}, "
+             f"{r['n_effective_interval'][1]:,.0f}]" if "n_effective" in r else "", f"{s['n_train']:,}", f"{n:,}",
+             "" if r["coverage"] is None else f"{r['coverage']:.0%}", f"{r['chi2']:.1f}/{r['ndf']}",
+             f'<span class="{"ok" if r["verdict"] == "covers" else "bad"}">{escape_html(r["verdict"])}</span>']
+            for name, r in [*s["features"].items(), ("all bins", s["overall"])]]
+    warnings = "".join(f"<li>{escape_html(line)}</li>" for line in s["warnings"])
+    return f"""
+<p class="note">Bootstrap ensemble {escape_html(s['ensemble'])}: {s['members']} generators, each trained on a
+resample of the {s['n_train']:,} training events, each generating {s['n_generated_per_member']:,} events. N_eff: the
+true-MC events whose histogram would have the same total uncertainty as the synthetic prediction (68 % interval);
+coverage: share of bins whose held-out MC ({s['n_test']:,} events) lies within the ensemble's ±1σ (68 % expected);
+N_gen: this sample's events.</p>
+<div class="scroll ensemble-table">{_table(["feature", "N_eff [68 % interval]", "N_train", "N_gen", "coverage",
+                                           "χ²/ndf", "verdict"], rows)}</div>
+{f'<ul class="bad ensemble-warnings">{warnings}</ul>' if warnings else ""}"""
+
+
+def histogram_figure(name: str, v: Validation, ensemble: Results | None = None) -> Figure:
+    """MC against the synthetic sample in the validation's bins, with their ratio, and the ensemble's
+    ±1σ band (in its own bins, at the MC's size) when one is given (the report's and the Validation tab's)."""
     h = v.histograms[name]
     centres = (h.edges[1:] + h.edges[:-1]) / 2
     figure = _figure(4.2, 3.6)
     top, bottom = figure.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    if ensemble is not None and name in ensemble.features:  # as entries of the MC's size in these bins
+        draw_band(top, *ensemble.band(name), per_unit=v.n_reference * float(np.mean(np.diff(h.edges))))
     top.stairs(h.reference, h.edges, color=MC_COLOUR, fill=True, alpha=0.25, label="MC")
     top.errorbar(centres, h.reference, h.reference_error, fmt="none", ecolor=MC_COLOUR, lw=1)
     top.stairs(h.synthetic_scaled, h.edges, color=MODEL_COLOUR, lw=1.2, label="synthetic (scaled)")
@@ -273,7 +305,7 @@ def _importance_figure(v: Validation) -> Figure:
 
 
 def write_report(validation: Validation, path, *, title: str, provenance: dict,
-                 pair_features: Sequence[str] | None = None) -> Path:
+                 pair_features: Sequence[str] | None = None, ensemble: Results | None = None) -> Path:
     """Write the validation as one standalone HTML file (atomically).
 
     Parameters
@@ -289,6 +321,8 @@ def write_report(validation: Validation, path, *, title: str, provenance: dict,
     pair_features : sequence of str, optional
         At most :data:`MAX_PAIR_FEATURES` features for the pairwise grid; by default
         :func:`default_pair_features`.
+    ensemble : Results, optional
+        A bootstrap ensemble of the model: its N_eff table and warnings, and its band on the histograms.
 
     Returns
     -------
@@ -307,12 +341,14 @@ def write_report(validation: Validation, path, *, title: str, provenance: dict,
     for name in features:
         if name not in v.features:
             raise InputError("is not a validated feature", column=name, hint=closest(name, v.features))
-    histograms = "".join(_img(_histogram_figure(name, v), f"histogram of {name}") for name in v.features)
+    histograms = "".join(_img(histogram_figure(name, v, ensemble), f"histogram of {name}") for name in v.features)
     body = {
         "summary": _summary(v),
+        "effective": effective_statistics(ensemble, v.n_synthetic),
         "features": _features(v),
         "histograms": f"""<p class="note">Synthetic counts scaled to the MC's area; error bars are each sample's
-Poisson errors; entries beyond the edges are counted in the first and last bins.</p>
+Poisson errors; entries beyond the edges are counted in the first and last bins.{
+            " The band: the ensemble's ±1σ prediction in its own bins, drawn at the MC's size." if ensemble else ""}</p>
 <div class="grid">{histograms}</div>""",
         "correlations": _correlations(v),
         "pairs": f"""<p class="note">Hexbin densities (log colour scale) of {len(v.reference_sample):,} random rows

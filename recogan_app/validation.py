@@ -325,8 +325,9 @@ class Validation:
             "baseline_verdict": self.baseline_verdict,
         })
 
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, allow_nan=False)
+    def to_json(self, **more) -> str:
+        """:meth:`to_dict` as JSON, with ``more`` sections (an ensemble's ``ensemble`` numbers)."""
+        return json.dumps({**self.to_dict(), **_jsonable(more)}, indent=2, allow_nan=False)
 
 
 def _records(frame: pd.DataFrame) -> dict:

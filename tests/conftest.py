@@ -48,3 +48,29 @@ def payload(tmp_path):
     marker = tmp_path / "PAYLOAD_RAN"
     yield Payload(marker)
     assert not marker.exists(), "the payload ran: code from a file was executed"
+
+
+TINY_TRAINING = ["--set", "max_epochs=2", "--set", "batch_size=256", "--set", "snapshot_rows=100",
+                 "--set", "latent_dim=8", "--set", "generator_widths=[16,16,16]",
+                 "--set", "discriminator_widths=[16,16]", "--device", "cpu"]
+"""Settings of the tiniest GAN trainings (ensemble members, runs beside them)."""
+
+
+@pytest.fixture(scope="session")
+def tiny_ensemble(tmp_path_factory):
+    """A real ``recogan ensemble`` of 3 tiny members on 500 Ξc+ toy candidates (split seed 3, 125 held
+    out: enough to validate and export) on a 2-worker LocalCluster, built once per session: its
+    directory, MC file and the settings a run on the same split takes."""
+    pytest.importorskip("distributed")
+    from types import SimpleNamespace
+
+    from recogan_app.cli import main
+
+    folder = tmp_path_factory.mktemp("ensemble")
+    data = folder / "xic.parquet"
+    toy_xic.generate(n=500, seed=0, n_features=8).to_parquet(data, index=False)
+    out = folder / "ens"
+    settings = [*TINY_TRAINING, "--set", "test_fraction=0.25"]
+    assert main(["ensemble", "--data", str(data), "--members", "3", *settings, "--generate-rows", "2000",
+                 "--bins", "6", "--seed", "3", "--workers", "2", "--out", str(out)]) == 0
+    return SimpleNamespace(path=out, data=data, settings=settings)

@@ -1,9 +1,11 @@
 """Bootstrap ensembles: the statistics on seed 004's toy and on constructed cases with known
 answers (no training), then one real ``recogan ensemble`` on a 2-worker LocalCluster."""
 
+import html
 import json
 import math
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -186,6 +188,7 @@ def test_recogan_ensemble_on_a_local_cluster_writes_its_results(client, tmp_path
     with pytest.raises(InputError, match="bin edges must be at least two finite, increasing numbers"):
         members.histogram("pt", [0, 4, 2], rows=500)
     shutil.copytree(out / "r0", tmp_path / "alone" / "r0")
+    shutil.copy(out / scan.RESULTS, tmp_path / "alone")  # r1 and r2 recorded, but gone
     with pytest.raises(InputError, match="holds 1 finished member"):
         ensemble.Ensemble.load(tmp_path / "alone")
 
@@ -209,3 +212,148 @@ def test_bad_ensemble_options_exit_2_with_one_line(tmp_path, capsys, options, me
     assert main(["ensemble", "--data", str(data), *options, "--out", str(tmp_path / "e")]) == 2
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) == 1 and message in error[0] and not (tmp_path / "e").exists()
+
+
+def test_load_takes_only_the_members_the_ensemble_recorded(tiny_ensemble, tmp_path):
+    """A leftover member of an earlier, larger ensemble in the same directory is no member."""
+    ens = tmp_path / "ens"
+    shutil.copytree(tiny_ensemble.path, ens)
+    shutil.copytree(ens / "r0", ens / "r3")  # a finished run directory the last scan did not plan
+    assert [r.path.name for r in ensemble.Ensemble.load(ens).runs] == ["r0", "r1", "r2"]  # by results.parquet
+    (ens / scan.RESULTS).unlink()
+    assert [r.path.name for r in ensemble.Ensemble.load(ens).runs] == ["r0", "r1", "r2"]  # by ensemble.json
+    (ens / ensemble.RESULTS).unlink()
+    with pytest.raises(InputError, match="is not an ensemble directory"):
+        ensemble.Ensemble.load(ens)
+
+
+def test_export_carries_the_ensembles_numbers_and_warns_when_the_sample_exceeds_them(tiny_ensemble, tmp_path,
+                                                                                      capsys):
+    from recogan_app.export import PROVENANCE_KEY, provenance_path
+    import pyarrow.parquet as pq
+
+    ens, out = tiny_ensemble.path, tmp_path / "x.parquet"
+    summary = json.loads((ens / ensemble.RESULTS).read_text())
+    command = ["export", "--run", str(ens / "r1"), "--n", "5000", "--require", "none", "--seed", "1", "--device", "cpu"]
+    assert main([*command, "--out", str(out), "--ensemble", str(ens)]) == 0
+    printed = capsys.readouterr()
+    provenance = json.loads(provenance_path(out).read_text())
+    assert json.loads(pq.read_schema(out).metadata[PROVENANCE_KEY.encode()]) == provenance  # in the file too
+    numbers = provenance["effective_statistics"]
+    assert (numbers["n_train"], numbers["n_sample"], numbers["members"]) == (summary["n_train"], 5000, 3)
+    for feature, r in summary["features"].items():
+        assert {k: numbers["features"][feature][k] for k in ("n_effective", "n_effective_interval", "verdict")} == {
+            k: r[k] for k in ("n_effective", "n_effective_interval", "verdict")}
+    oversold = [f for f, r in summary["features"].items() if 5000 > 2 * r["n_effective_interval"][1]]
+    assert oversold  # 3 tiny members of 325 training events: N_eff far below 5,000
+    for feature in oversold:
+        line = f"{feature}: 5,000 generated events carry the information of only ~"
+        assert sum(w.startswith(line) for w in numbers["warnings"]) == 1
+        assert f"recogan: warning: {line}" in printed.err
+    assert f"{summary['features']['pt']['n_effective']:,.0f}" in printed.out
+
+    assert main([*command, "--out", str(tmp_path / "plain.parquet")]) == 0  # no ensemble: not measured, said so
+    plain = json.loads(provenance_path(tmp_path / "plain.parquet").read_text())
+    assert plain["effective_statistics"] == ensemble.UNMEASURED
+    assert "the statistical power of this sample is unknown" in capsys.readouterr().out
+
+
+def test_export_takes_a_run_on_the_ensembles_split_and_refuses_another(tiny_ensemble, tmp_path, capsys):
+    ens = tiny_ensemble.path
+    for seed in (3, 4):  # 3: the ensemble's split, no resample; 4: another split of the same MC
+        assert main(["train", "--data", str(tiny_ensemble.data), *tiny_ensemble.settings, "--seed", str(seed),
+                     "--out", str(tmp_path / f"run{seed}")]) == 0
+    capsys.readouterr()
+    command = ["export", "--n", "1000", "--require", "none", "--device", "cpu", "--ensemble", str(ens)]
+    assert main([*command, "--run", str(tmp_path / "run3"), "--out", str(tmp_path / "same.parquet")]) == 0
+    capsys.readouterr()
+    assert main([*command, "--run", str(tmp_path / "run4"), "--out", str(tmp_path / "other.parquet")]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and error[0].startswith(f"recogan: error: {tmp_path / 'run4'}: was not trained like the "
+                                                   f"ensemble {ens} (its split differ)")
+    assert "--seed 3" in error[0] and not list(tmp_path.glob("other*"))
+    (tmp_path / "empty").mkdir()
+    for where, message in ((tmp_path / "nowhere", "is not an ensemble directory"),
+                           (tmp_path / "empty", "holds no ensemble.json: not an ensemble directory")):
+        command[-1] = str(where)
+        assert main([*command, "--run", str(tmp_path / "run3"), "--out", str(tmp_path / "bad.parquet")]) == 2
+        error = capsys.readouterr().err.strip().splitlines()
+        assert len(error) == 1 and error[0].startswith(f"recogan: error: {where}: {message}"), error
+    assert not list(tmp_path.glob("bad*"))
+
+
+def test_validate_report_and_json_carry_the_ensemble(tiny_ensemble, tmp_path, capsys):
+    ens = tiny_ensemble.path
+    summary = json.loads((ens / ensemble.RESULTS).read_text())
+    report, metrics = tmp_path / "r.html", tmp_path / "m.json"
+    assert main(["validate", "--reference", str(ens / "r0" / "heldout.parquet"), "--run", str(ens / "r0"), "--n",
+                 "1000", "--ensemble", str(ens), "--report", str(report), "--json", str(metrics)]) == 0
+    assert "recogan: warning: pt: 1,000 generated events carry" in capsys.readouterr().err
+    numbers = json.loads(metrics.read_text())["ensemble"]
+    assert numbers == json.loads(json.dumps(ensemble.Results.read(ens).statistics(1000)))
+    page = report.read_text()
+    section = page[page.index('<section id="effective">'):page.index('<section id="features">')]
+    for feature, r in summary["features"].items():
+        low, high = r["n_effective_interval"]
+        assert f"<td>{feature}</td><td>{r['n_effective']:,.0f} [{low:,.0f}, {high:,.0f}]</td><td>" \
+               f"{summary['n_train']:,}</td><td>1,000</td><td>{r['coverage']:.0%}</td>" in section
+    for line in numbers["warnings"]:
+        assert f"<li>{html.escape(line)}</li>" in section
+
+
+def test_the_histogram_draws_the_ensembles_band_at_the_mcs_size(tiny_ensemble):
+    from recogan_app import report
+    from recogan_app.families import load_run
+
+    results = ensemble.Results.read(tiny_ensemble.path)
+    run = load_run(tiny_ensemble.path / "r0")
+    v = run.validate(500, c2st_options={"n_estimators": 5})
+    figure = report.histogram_figure("pt", v, results)
+    band = next(p for p in figure.axes[0].patches if p.get_label() == "ensemble ±1σ")
+    edges, central, sigma = results.band("pt")
+    scale = v.n_reference * np.diff(v.histograms["pt"].edges).mean() / np.diff(edges)
+    drawn = band.get_data()
+    assert drawn.values == pytest.approx((central + sigma) * scale)
+    assert drawn.baseline == pytest.approx(np.maximum(central - sigma, 0) * scale)
+    assert drawn.edges == pytest.approx(edges)
+    assert not any(p.get_label() == "ensemble ±1σ" for p in report.histogram_figure("pt", v).axes[0].patches)
+
+
+def test_the_effective_statistics_table_shows_names_as_text():
+    name = '<img src=x onerror="alert(1)">'
+    r = {"coverage": 0.5, "chance": 0.1, "chi2": 9.0, "ndf": 6, "verdict": "undercovers", "tested": 0.5,
+         "n_effective": 200.0, "n_effective_interval": [100.0, 400.0]}
+    summary = {"members": 3, "runs": ["r0"], "n_train": 300, "n_test": 125, "n_generated": 2000,
+               "features": {name: r}, "overall": r}
+    from recogan_app.report import effective_statistics
+
+    page = effective_statistics(ensemble.Results(Path("<ens>"), summary, pd.DataFrame()), 10_000)
+    assert "<img" not in page and "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in page
+    assert "&lt;ens&gt;" in page and page.count("<li>") == 3  # undercovers (the feature, all bins); 10,000 > 2 × 400
+
+
+def test_a_dashboard_session_exports_and_reports_with_its_chosen_ensemble(tiny_ensemble, tmp_path):
+    from recogan_app.export import provenance_path
+    from recogan_app.families import load_run
+    from recogan_app.ui.state import Session
+    from recogan_app.ui.validation import ValidationView
+
+    session = Session(workdir=tmp_path)
+    session.run = load_run(tiny_ensemble.path / "r2")
+    session.ensemble = ensemble.Results.read(tiny_ensemble.path)
+    out = session.export(4000, require="none")
+    assert json.loads(provenance_path(out).read_text())["effective_statistics"] == json.loads(
+        json.dumps(session.ensemble.statistics(4000)))
+    page = session.save_report(session.run.validate(300, c2st_options={"n_estimators": 5})).read_text()
+    warnings = session.ensemble.statistics(300)["warnings"]
+    assert warnings and all(f"<li>{html.escape(line)}</li>" in page for line in warnings)
+
+    view = ValidationView(state=session)  # the tab says when the page's run is not the ensemble's
+    assert "Bootstrap ensemble" in view.effective() and "was not trained like" not in view.effective()
+    other = tmp_path / "other"
+    shutil.copytree(tiny_ensemble.path / "r2", other)
+    info = json.loads((other / "run.json").read_text())
+    info["split"]["sha256"] = "0" * 64  # as if drawn otherwise
+    (other / "run.json").write_text(json.dumps(info))
+    session.run = load_run(other)
+    assert f"{other}: was not trained like the ensemble {tiny_ensemble.path} (its split differ)" in view.effective()

@@ -9,6 +9,7 @@ import panel as pn
 import param
 from panel.viewable import Viewer
 
+from recogan_app.ensemble import UNMEASURED
 from recogan_app.export import provenance_path, validation_summary
 from recogan_app.markup import escape_markdown
 from recogan_app.metrics.verdict import REQUIRABLE
@@ -46,6 +47,7 @@ class ExportView(Viewer):
                    pn.widgets.Select.from_param(self.param.suffix, label="Format", width=120),
                    pn.widgets.Select.from_param(self.param.require, label="Required verdict", width=160),
                    pn.widgets.Checkbox.from_param(self.param.force, label="Export even if below")),
+            pn.pane.Markdown(self.effective, disable_math=True, css_classes=["recogan-export-ensemble"]),
             pn.Row(self.export_button, self.download),
             pn.indicators.Progress(value=self.param.percent, max=100, width=400),
             pn.pane.Markdown(self.where, disable_math=True, css_classes=["recogan-exported"]),
@@ -83,6 +85,17 @@ class ExportView(Viewer):
                     if forced else ""), "warning" if forced else "success")
         finally:
             self._enable()
+
+    @param.depends("state.ensemble", "rows")
+    def effective(self) -> str:
+        """The ensemble's warnings (Validation tab) for the rows asked: more than its information, errors that
+        undercover; the export records them. Without an ensemble, that the sample's power is not measured."""
+        ensemble = self.state.ensemble
+        if ensemble is None:
+            return f"Effective statistics {escape_markdown(UNMEASURED)} (or choose it on the Validation tab)."
+        warnings = ensemble.statistics(max(self.rows, 0))["warnings"]
+        return "\n\n".join(f"**Warning**: {escape_markdown(line)}" for line in warnings) or (
+            f"{self.rows:,} rows are within the information of the ensemble {escape_markdown(ensemble.path)}.")
 
     @param.depends("state.exported")
     def where(self) -> str:

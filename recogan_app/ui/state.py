@@ -26,6 +26,7 @@ import param
 from recogan_app.config import MODELS, Settings, TabularSettings
 from recogan_app import streams
 from recogan_app.data.sources import EMBEDDED, FORMATS, MCSample, list_keys, load_mc
+from recogan_app.ensemble import Results
 from recogan_app.errors import ExportRefused, InputError
 from recogan_app.export import export
 from recogan_app.report import write_report
@@ -351,6 +352,9 @@ class Session(TrainingState):
     validation = param.ClassSelector(class_=Validation, default=None, allow_None=True,
                                      doc="The last validation of the run.")
     exported = param.Path(default=None, allow_None=True, check_exists=False, doc="The last exported file.")
+    ensemble = param.ClassSelector(class_=Results, default=None, allow_None=True,
+                                   doc="The bootstrap ensemble whose N_eff the Validation and Export tabs show and "
+                                       "the export records.")
 
     def __init__(self, **params):
         model = params.get("model", "gan")
@@ -518,7 +522,8 @@ class Session(TrainingState):
                       "device": run.info["device"], "seed": run.config.seed,
                       "recogan version": run.info["recogan_version"]}
         path = Path(self.workdir) / "reports" / f"{run.path.name}-validation.html"
-        return write_report(validation, path, title=f"Validation of {run.path.name}", provenance=provenance)
+        return write_report(validation, path, title=f"Validation of {run.path.name}", provenance=provenance,
+                            ensemble=self.ensemble)
 
     def export(self, rows: int, suffix: str = ".parquet", *, require: str = "good", force: bool = False,
                progress=None) -> Path:
@@ -531,5 +536,5 @@ class Session(TrainingState):
             self.limits.check_rows(rows, "export_rows", "Export")
         run = self._need_run()
         out = Path(self.workdir) / "exports" / f"{run.path.name}-{rows}{suffix}"
-        export(run, out, rows, require=require, force=force, overwrite=True, progress=progress)
+        export(run, out, rows, require=require, force=force, overwrite=True, progress=progress, ensemble=self.ensemble)
         return out

@@ -1,8 +1,11 @@
-"""The Validation tab: the full validation of the trained run on demand, and its HTML report."""
+"""The Validation tab: the full validation of the trained run on demand, and its HTML report; a
+bootstrap ensemble's effective statistics and ±1σ bands (:mod:`recogan_app.ensemble`)."""
 
 from __future__ import annotations
 
 import asyncio
+from functools import partial
+from pathlib import Path
 
 import holoviews as hv
 import numpy as np
@@ -10,10 +13,13 @@ import panel as pn
 import param
 from panel.viewable import Viewer
 
+from recogan_app.ensemble import RESULTS, Results
+from recogan_app.errors import InputError
 from recogan_app.markup import escape_html
+from recogan_app.report import effective_statistics, histogram_figure
 from recogan_app.ui.downloads import served_link
 from recogan_app.ui.plots import SIZE, literal_title
-from recogan_app.ui.state import Session
+from recogan_app.ui.state import Session, inside
 from recogan_app.validation import SCORE_EDGES, Validation
 
 TABLE_COLUMNS = ["ks", "ks_lo", "ks_hi", "ks_floor", "wasserstein", "ws_floor", "chi2_ndf", "baseline_ks", "label"]
@@ -50,6 +56,20 @@ def pair_plot(validation: Validation, x: str, y: str) -> hv.Overlay:
         title=literal_title(f"{y} vs {x}"), **SIZE)
 
 
+def ensemble_dirs(state: Session) -> dict[str, tuple[str, str]]:
+    """The ensemble directories (holding ``ensemble.json``) under the data root and the work folder,
+    hidden folders skipped: label → (root, folder relative to it)."""
+    found = {}
+    for root, where in ((state.data_root, "data root"), (state.workdir, "work folder")):
+        if root is None:
+            continue
+        for results in sorted(Path(root).rglob(RESULTS)):
+            folder = results.parent.relative_to(root)
+            if not any(part.startswith(".") for part in folder.parts):
+                found[f"{folder} ({where})"] = (str(root), str(folder))
+    return found
+
+
 class ValidationView(Viewer):
     """Runs :meth:`Session.validate` in a worker thread and shows its tables and plots."""
 
@@ -58,6 +78,7 @@ class ValidationView(Viewer):
     rows = param.Integer(default=0, bounds=(0, None), doc="Generated rows to validate (0: as many as held-out MC).")
     x = param.Selector(default=None, objects=[], allow_None=True, doc="Horizontal feature of the pair plot.")
     y = param.Selector(default=None, objects=[], allow_None=True, doc="Vertical feature of the pair plot.")
+    feature = param.Selector(default=None, objects=[], allow_None=True, doc="Feature of the histogram overlay.")
 
     def __init__(self, **params):
         super().__init__(**params)
@@ -67,14 +88,24 @@ class ValidationView(Viewer):
         self.report_button = pn.widgets.Button(label="Save HTML report", css_classes=["recogan-report"])
         self.report_button.on_click(self.save_report)
         self.report = pn.pane.HTML("", visible=False, css_classes=["recogan-report-download"])
+        self.ensemble = pn.widgets.Select(label="Bootstrap ensemble (recogan ensemble --out DIR)", width=420,
+                                          css_classes=["recogan-ensemble-choice"])
+        self.ensemble.param.watch(lambda event: pn.state.execute(partial(self.choose_ensemble, event.new)), "value")
+        self.refresh = pn.widgets.Button(label="Refresh the ensemble list", css_classes=["recogan-ensemble-refresh"])
+        self.refresh.on_click(lambda _: self._list_ensembles())
+        self._list_ensembles()
+        validated = self.state.param.validation.rx.is_not(None)
         self.layout = pn.Column(
             pn.Row(pn.widgets.IntInput.from_param(self.param.rows, label="Generated rows (0: as many as the held-out "
                                                                       "MC)", width=300),
                    self.validate_button, self.report_button, self.report),
             pn.panel(self.results, sizing_mode="stretch_width"),
+            pn.Row(self.ensemble, self.refresh),
+            pn.pane.HTML(self.effective, css_classes=["recogan-ensemble"], sizing_mode="stretch_width"),
+            pn.Row(pn.widgets.Select.from_param(self.param.feature, label="Histogram of"), visible=validated),
+            pn.panel(self.overlay),
             pn.Row(pn.widgets.Select.from_param(self.param.x, label="x"),
-                   pn.widgets.Select.from_param(self.param.y, label="y"),
-                   visible=self.state.param.validation.rx.is_not(None)),
+                   pn.widgets.Select.from_param(self.param.y, label="y"), visible=validated),
             pn.panel(self.pairs, sizing_mode="stretch_width"), sizing_mode="stretch_width")
         self.state.param.watch(self._on_validation, "validation")
         self.state.param.watch(lambda _: self._enable(), "run")
@@ -102,9 +133,47 @@ class ValidationView(Viewer):
 
     def _on_validation(self, event) -> None:
         features = event.new.features if event.new is not None else []
-        self.param.x.objects = self.param.y.objects = features
-        self.param.update(x=features[0] if features else None, y=features[1 % len(features)] if features else None)
+        self.param.x.objects = self.param.y.objects = self.param.feature.objects = features
+        self.param.update(x=features[0] if features else None, y=features[1 % len(features)] if features else None,
+                          feature=features[0] if features else None)
         self._enable()
+
+    def _list_ensembles(self) -> None:
+        """Offer the ensembles under the data root and the work folder (made after the page opened: Refresh)."""
+        self.ensemble.options = {"none": None, **ensemble_dirs(self.state)}
+
+    async def choose_ensemble(self, chosen: tuple[str, str] | None) -> None:
+        """Read the ``chosen`` ensemble's results (only inside its root: no link leads out) in a thread."""
+        self.state.ensemble = None
+        if chosen is not None:
+            root, folder = chosen
+            with self.state.reporting():
+                self.state.ensemble = await asyncio.to_thread(Results.read, inside(Path(root), folder))
+
+    @param.depends("state.ensemble", "state.validation", "state.run")
+    def effective(self) -> str:
+        """The ensemble's N_eff table and warnings, for the validated sample's size (else its members'),
+        under a warning when the page's run was not trained like the ensemble (its numbers are not the run's)."""
+        ensemble, validation, run = self.state.ensemble, self.state.validation, self.state.run
+        if ensemble is None:
+            return ""
+        unlike = ""
+        if run is not None:
+            try:
+                ensemble.check_run(run.info, run.path)
+            except InputError as exc:
+                unlike = f'<p class="bad recogan-ensemble-unlike">{escape_html(exc)}</p>'
+        return unlike + effective_statistics(ensemble, ensemble.summary["n_generated"] if validation is None
+                                             else validation.n_synthetic)
+
+    @param.depends("state.validation", "state.ensemble", "feature")
+    def overlay(self):
+        """MC against the generated sample for one feature, with the ensemble's band when one is chosen."""
+        validation = self.state.validation
+        if validation is None or self.feature not in validation.features:
+            return pn.Spacer()
+        return pn.pane.Matplotlib(histogram_figure(self.feature, validation, self.state.ensemble), dpi=90, tight=True,
+                                  format="png", css_classes=["recogan-overlay"])
 
     @param.depends("state.validation")
     def results(self):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import time
 from pathlib import Path
 
@@ -343,3 +344,32 @@ def drive_scan(page, url, server) -> None:
     page.locator(".recogan-scan-plot canvas").first.wait_for(timeout=30_000)
     scans = list((server.workdir / "scans").glob("scan-*/results.html"))
     assert len(scans) == 1 and "lambda_ks" in scans[0].read_text()
+
+
+def test_validation_tab_shows_an_ensembles_effective_statistics_and_the_export_tab_its_warning(
+        server, page, tmp_path, tiny_ensemble):
+    shutil.copytree(tiny_ensemble.path, server.data_root / "ens")
+    summary = json.loads((tiny_ensemble.path / "ensemble.json").read_text())
+    run_or_report(lambda page, url: drive_ensemble(page, url, summary), page, server, tmp_path)
+
+
+def drive_ensemble(page, url, summary) -> None:
+    """Choose the ensemble on the Validation tab: its N_eff table and warnings show, for its members'
+    generated size; the Export tab warns that its default 100,000 rows exceed the ensemble's information."""
+    page.goto(url)
+    page.locator(".recogan-summary table").wait_for(timeout=90_000)
+    validation = open_tab(page, "Validation")
+    validation.get_by_label("Bootstrap ensemble (recogan ensemble --out DIR)").select_option(label="ens (data root)")
+    table = page.locator(".recogan-ensemble table")
+    table.wait_for(timeout=30_000)
+    assert table.locator("tr").count() == 1 + len(summary["features"]) + 1  # header, features, all bins
+    for feature, r in summary["features"].items():
+        low, high = r["n_effective_interval"]
+        row = table.locator("tr").filter(has=page.get_by_text(feature, exact=True))
+        assert row.locator("td").nth(1).inner_text() == f"{r['n_effective']:,.0f} [{low:,.0f}, {high:,.0f}]"
+    assert page.locator(".recogan-ensemble li").count() == len(summary["warnings"]) > 0
+    assert page.locator(".recogan-ensemble li").first.inner_text() == summary["warnings"][0]
+    export = open_tab(page, "Export")
+    warning = export.locator(".recogan-export-ensemble").get_by_text("100,000 generated events carry the information "
+                                                                      "of only", exact=False).first
+    warning.wait_for(timeout=10_000)
