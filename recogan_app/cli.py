@@ -385,9 +385,11 @@ def cmd_hist(args) -> int:
     edges = None if args.edges is None else [_number(x, "--edges") for x in args.edges.split(",")]
     if args.ensemble is not None:
         source = Ensemble.load(args.ensemble, device=args.device)
+        heldout = lambda: source.heldout  # noqa: E731
         make = lambda feature, feature_edges: histograms.of_ensemble(source, feature, feature_edges, args.n)  # noqa: E731
     else:
         source = _tabular_run(args.run, "hist", args.device)
+        heldout = source.heldout
         make = lambda feature, feature_edges: histograms.of_run(source, feature, feature_edges, args.n,  # noqa: E731
                                                                 seed=args.seed)
     made, warnings = [], []
@@ -397,7 +399,7 @@ def cmd_hist(args) -> int:
                              f"{', '.join(source.features)})", column=feature)
         feature_edges = edges if edges is not None else (
             np.linspace(*args.range, args.bins + 1) if args.range is not None
-            else histograms.default_edges(source.heldout(), feature, args.bins))
+            else histograms.default_edges(heldout(), feature, args.bins))
         h = make(feature, histograms.check_edges(feature_edges, feature))
         line = (f"{feature}: {len(h.counts)} bins over [{h.edges[0]:g}, {h.edges[-1]:g}], {args.n:,} generated "
                 f"events{' per member' if args.ensemble else ''}, {h.counts.sum():,.0f} inside; errors: {h.errors_from}")

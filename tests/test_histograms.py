@@ -10,7 +10,7 @@ from recogan_app import histograms
 from recogan_app.cli import main
 from recogan_app.data import toy_xic
 from recogan_app.data.sources import MCSample
-from recogan_app.ensemble import Ensemble
+from recogan_app.ensemble import OVERSOLD, Ensemble
 from recogan_app.families.tabular import train_tabular
 
 
@@ -97,3 +97,26 @@ def test_an_ensemble_histogram_carries_its_sigma_and_effective_statistics(tmp_pa
     with uproot.open(tmp_path / "e.root") as file:
         np.testing.assert_allclose(file["pt"].errors(), 2000 * prediction.sigma)
         assert "over 3 members" in file["pt"].title
+
+
+def test_hist_of_a_recorded_ensemble_gives_each_bin_the_ensembles_sigma(tiny_ensemble, tmp_path, capsys):
+    members = Ensemble.load(tiny_ensemble.path).runs
+    samples = [run.generate(3000, seed=run.stream_seed("validation"))["pt"].to_numpy() for run in members]
+    edges = np.quantile(np.concatenate(samples), [0, 0.2, 0.4, 0.6, 0.8, 1])  # populated bins
+    out = tmp_path / "e.root"
+    assert main(["hist", "--ensemble", str(tiny_ensemble.path), "--feature", "pt", "--n", "3000", "--edges",
+                 ",".join(map(repr, edges.tolist())), "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "errors: the ensemble's σ over 3 members" in captured.out and "N_eff" in captured.out
+    # by hand: σ² = max(s² − (1 − 1/K)·g, g/K), g = p̄(1 − p̄)/n, over K = 3 members' bin fractions
+    p = np.array([np.histogram(x, edges)[0] / 3000 for x in samples])
+    g = p.mean(axis=0) * (1 - p.mean(axis=0)) / 3000
+    sigma = np.sqrt(np.maximum(p.var(axis=0, ddof=1) - (2 / 3) * g, g / 3))
+    with uproot.open(out) as file:
+        provenance = json.loads(str(file[histograms.PROVENANCE_KEY]))
+        np.testing.assert_allclose(file["pt"].values(), 3000 * p.mean(axis=0))
+        np.testing.assert_allclose(file["pt"].errors(), 3000 * sigma)
+    record = provenance["histograms"][0]
+    assert record["n_effective"] > 0 and provenance["ensemble"] == str(tiny_ensemble.path)
+    oversold = 3000 > OVERSOLD * record["n_effective_interval"][1]  # the warning's rule, as ensemble.json's
+    assert ("carry the information of only" in captured.err) == oversold
