@@ -39,7 +39,7 @@ from recogan_app.ui import Dashboard, Session
 from recogan_app.ui import app as app_module
 from recogan_app.ui.app import create_app, settle_stylesheets
 from recogan_app.ui.data import DataView
-from recogan_app.ui.live import REDRAW_S
+from recogan_app.ui.live import OFF, ON, REDRAW_S
 from recogan_app.ui.export import ExportView
 from recogan_app.ui.plots import Heatmap, HistogramComparison, ks_curves, log_ticks, loss_curves, snapshot_rows
 from recogan_app.ui.preprocessing import PreprocessingView
@@ -291,11 +291,11 @@ def test_start_answers_starting_at_once_and_a_refused_start_goes_back(session):
     a start refused there restores the status, says why and leaves Start enabled."""
     view = TrainingView(state=session)
     seen = []
-    view.prepare = lambda: seen.append((session.status, view.buttons["Start"].disabled))
+    view.prepare = lambda: seen.append((session.status, view.buttons["Start"].styles == OFF))
     session.choose_transform("pt", "arccos")
     asyncio.run(view.press_start())
     assert seen == [("starting", True)]
-    assert session.status == "idle" and not view.buttons["Start"].disabled
+    assert session.status == "idle" and view.buttons["Start"].styles == ON
     assert session.notice_level == "danger" and "column 'pt'" in session.notice
 
 
@@ -376,7 +376,7 @@ def test_queued_plots_are_drawn_at_the_next_poll_at_most_every_redraw_s(session)
 
 def test_buttons_follow_the_status(session):
     view = TrainingView(state=session)
-    enabled = lambda: {name for name, b in view.buttons.items() if not b.disabled}  # noqa: E731
+    enabled = lambda: {name for name, b in view.buttons.items() if b.styles != OFF}  # noqa: E731
     assert enabled() == {"Start"}
     session.status = "running"
     assert enabled() == {"Pause", "Stop"}
