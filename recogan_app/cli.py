@@ -205,8 +205,10 @@ def cmd_train(args) -> int:
         return _train_zdc(args, started, resume, record)
     from recogan_app.families import FAMILIES
     from recogan_app.families.recipe import fit_to_run
+    from recogan_app.families.tabular import heldout_summary
     from recogan_app.training.callbacks import ProgressBar
     from recogan_app.training.control import Deadline
+    from recogan_app.training.schedule import describe as describe_schedule
 
     if resume is not None:
         family = FAMILIES[record["kind"]]
@@ -240,15 +242,10 @@ def cmd_train(args) -> int:
                      origin=record["origin"] if record else _origin(args, "tabular", sample.files), resume=resume,
                      choice=choice)
     metrics, fit = run.metrics(), run.info["fit"]
-    print(f"run written to {run.path}: stopped by {fit['reason']} after {fit['epochs']} epochs "
-          f"({fit['elapsed_s']:.0f} s, {run.info['device']}); best epoch {fit['best_epoch']}")
-    c2st = (f"classifier AUC {metrics['c2st_auc']:.3f}" if "c2st_auc" in metrics
-            else f"classifier AUC not measured: {metrics['c2st_skipped']}")
-    if "test_nll" in metrics:  # a likelihood model's exact held-out figure
-        c2st += f", log-likelihood {-metrics['test_nll']:.3f} nats per row (preprocessed space)"
-    print(f"held-out test ({metrics['sample_size']:,} rows): mean KS {metrics['mean_ks']:.4f}, "
-          f"max KS {metrics['max_ks']:.4f} ({metrics['verdict']}), max |Pearson residual| "
-          f"{metrics['max_corr_residual']:.3f}, {c2st}")
+    print(f"run written to {run.path}: stopped by {fit['reason']} after {fit['epochs']} epochs, {fit['steps']:,} steps "
+          f"({fit['elapsed_s']:.0f} s, {run.info['device']}); best epoch {fit['best_epoch']}; "
+          f"{describe_schedule(run.info['schedule'])}")
+    print(heldout_summary(metrics))
     return 0
 
 
@@ -604,8 +601,9 @@ def _train_zdc(args, started: float, resume=None, record=None) -> int:
                     deadline=Deadline(config.time_limit, start=started),
                     origin=record["origin"] if record else _origin(args, "zdc", args.data), resume=resume)
     m, fit = run.metrics(), run.info["fit"]
-    print(f"run written to {run.path}: stopped by {fit['reason']} after {fit['epochs']} epochs "
-          f"({fit['elapsed_s']:.0f} s, {run.info['device']}); best epoch {fit['best_epoch']}")
+    print(f"run written to {run.path}: stopped by {fit['reason']} after {fit['epochs']} epochs, {fit['steps']:,} steps "
+          f"({fit['elapsed_s']:.0f} s, {run.info['device']}); best epoch {fit['best_epoch']}; "
+          f"{describe_schedule(run.info['schedule'])}")
     channels = ", ".join(f"{m[f'ws_ch{k}']:.2f}" for k in range(1, 6))
     draws = f"{m['draws']} noise draws" + (f" of {m['draws_requested']}: the time limit cut the rest"
                                            if m.get("draws_requested", m["draws"]) > m["draws"] else "")

@@ -4,17 +4,23 @@ when the test split is too small to judge."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from scipy import stats
 
 from recogan_app import losses
-from recogan_app.data.sources import load_mc
-from recogan_app.families.tabular import train_tabular
+from recogan_app.cli import main as recogan
 from recogan_app.config import TabularConfig
+from recogan_app.data.sources import load_mc
+from recogan_app.families import load_run
+from recogan_app.families.tabular import compare, heldout_summary, noise_floors, train_tabular
+from recogan_app.training.schedule import Schedule
 
 TINY_NETWORKS = dict(latent_dim=8, generator_widths=[32, 32], discriminator_widths=[32, 32], device="cpu")
 
@@ -46,3 +52,68 @@ def test_two_sparse_counts_train_with_finite_losses(tmp_path):
     assert fit["reason"] == "max_epochs" and fit["best_epoch"] is not None
     steps = pd.read_parquet(run.path / "steps.parquet")
     assert len(steps) and np.isfinite(steps.drop(columns=["step", "epoch"]).to_numpy()).all()
+
+
+def toy(n: int, seed: int) -> pd.DataFrame:
+    """A correlated pair and an exponential: a rare channel's few hundred candidates."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=n)
+    return pd.DataFrame({"x": x, "y": 0.6 * x + 0.8 * rng.normal(size=n),
+                         "e": rng.exponential(1.0, n)}).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    """``recogan train`` on 400 rows with the default schedule, bound to 120 epochs (600 steps)."""
+    folder = tmp_path_factory.mktemp("small")
+    toy(400, 0).to_csv(folder / "mc.csv", index=False)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        done = recogan(["train", "--data", str(folder / "mc.csv"), "--out", str(folder / "run"), "--set",
+                        "max_epochs=120", *(f"--set={k}={v}" for k, v in TINY_NETWORKS.items())])
+    assert done == 0
+    return load_run(folder / "run"), printed.getvalue()
+
+
+def test_a_few_hundred_rows_train_for_hundreds_of_steps_with_the_defaults(small_run):
+    """320 training rows: batches of 64 (5 steps an epoch, not 1 of 320) and a patience of
+    1,000 steps (200 epochs, not 30 one-step epochs that stopped it in seconds)."""
+    run, printed = small_run
+    assert run.info["schedule"] == {"batch_size": 64, "steps_per_epoch": 5, "patience": 200, "scaled": True,
+                                    "patience_steps": 1000}
+    assert run.info["fit"]["reason"] == "max_epochs" and run.info["fit"]["steps"] == 600
+    assert "600 steps" in printed and "batches of 64 rows" in printed and "patience 200 epochs = 1,000 steps" in printed
+    truth, generated = toy(20_000, 99), run.generate(20_000, seed=5)
+    ks = np.mean([stats.ks_2samp(truth[c], generated[c]).statistic for c in truth])
+    assert ks < 0.16  # the old defaults stopped after 68 one-row-batch steps: KS 0.24 against the truth
+
+
+def test_a_large_sample_keeps_the_settings_epochs_and_batches():
+    for n_train in (100_000, 425_000):
+        schedule = Schedule.for_rows(n_train, batch_size=2048, patience=30)
+        assert (schedule.batch_size, schedule.patience, schedule.scaled) == (2048, 30, False)
+    assert Schedule.for_rows(1840, batch_size=2048, patience=30).batch_size == 230  # 2,300 events: 8 batches
+
+
+def test_a_small_test_split_says_it_cannot_judge_and_shows_the_noise_beside_each_figure(small_run):
+    run, printed = small_run
+    metrics = run.metrics()
+    assert metrics["sample_size"] == 40 and metrics["generated_rows"] == 20_000
+    noise = metrics["noise"]
+    assert noise["ks"] == pytest.approx(stats.kstwobign.ppf(0.68) * math.sqrt(1 / 40 + 1 / 20_000))
+    assert noise["c2st_auc"] == pytest.approx(math.sqrt(41 / (12 * 20 * 20)))  # 2 × 20 classifier test rows
+    line = next(text for text in printed.splitlines() if text.startswith("held-out test"))
+    assert f"noise {noise['ks']:.4f} a feature" in line and f"chance 0.5 ± {noise['c2st_auc']:.3f}" in line
+    assert "held-out split (40 rows) is too small to judge the model" in printed
+
+
+def test_a_residual_that_cannot_be_computed_is_said_so_not_printed_as_zero():
+    reference = pd.DataFrame({"a": np.arange(50.0), "b": np.r_[np.zeros(49), 1.0]})
+    metrics, details = compare(reference, reference.assign(b=0.0))  # b constant in the generated rows
+    assert math.isnan(metrics["max_corr_residual"]) and "column 'b' is constant" in details["corr_undefined"]
+    one = compare(reference[["a"]], reference[["a"]] + 1)
+    assert math.isnan(one[0]["max_corr_residual"]) and one[1]["corr_undefined"] == "one feature: no pair to correlate"
+    summary = heldout_summary({**metrics, "max_corr_residual": None, "max_corr_residual_undefined":
+                               details["corr_undefined"], "sample_size": 50, "generated_rows": 50,
+                               "verdict": "poor", "noise": noise_floors(50, 50, 50), "c2st_auc": 0.9})
+    assert "max |Pearson residual| not computable (column 'b' is constant" in summary
