@@ -16,10 +16,12 @@ from scipy import stats
 
 from recogan_app import losses
 from recogan_app.cli import main as recogan
-from recogan_app.config import TabularConfig
+from recogan_app.config import FlowConfig, TabularConfig
 from recogan_app.data.sources import load_mc
 from recogan_app.families import load_run
+from recogan_app.families.flow import train_flow
 from recogan_app.families.tabular import compare, heldout_summary, noise_floors, train_tabular
+from recogan_app.training.callbacks import Callback
 from recogan_app.training.schedule import Schedule
 
 TINY_NETWORKS = dict(latent_dim=8, generator_widths=[32, 32], discriminator_widths=[32, 32], device="cpu")
@@ -86,6 +88,21 @@ def test_a_few_hundred_rows_train_for_hundreds_of_steps_with_the_defaults(small_
     truth, generated = toy(20_000, 99), run.generate(20_000, seed=5)
     ks = np.mean([stats.ks_2samp(truth[c], generated[c]).statistic for c in truth])
     assert ks < 0.16  # the old defaults stopped after 68 one-row-batch steps: KS 0.24 against the truth
+
+
+def test_the_flow_takes_the_same_schedule_and_its_learning_rate_ends_with_the_last_epoch(tmp_path):
+    class Rates(Callback):
+        def __init__(self):
+            self.at = {}
+
+        def on_step_end(self, trainer, event):
+            self.at[event.step] = trainer.optimizers[0].param_groups[0]["lr"]
+
+    config, rates = FlowConfig(max_epochs=20, hidden_widths=[16], coupling_transforms=2, device="cpu"), Rates()
+    run = train_flow(toy(400, 0), config, tmp_path / "flow", callbacks=[rates])
+    assert run.info["schedule"]["batch_size"] == 64 and run.info["fit"]["steps"] == 100  # 5 steps an epoch
+    # half-way down the cosine at step 50 of 100 (one 320-row batch an epoch would have ended it at step 20)
+    assert rates.at[50] == pytest.approx(0.5e-3) and rates.at[100] == pytest.approx(0.0, abs=1e-12)
 
 
 def test_a_large_sample_keeps_the_settings_epochs_and_batches():
