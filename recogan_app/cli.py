@@ -205,6 +205,7 @@ def cmd_train(args) -> int:
         return _train_zdc(args, started, resume, record)
     from recogan_app.families import FAMILIES
     from recogan_app.families.recipe import fit_to_run
+    from recogan_app.families.tabular import heldout_summary
     from recogan_app.training.callbacks import ProgressBar
     from recogan_app.training.control import Deadline
 
@@ -233,17 +234,21 @@ def cmd_train(args) -> int:
                      deadline=Deadline(config.time_limit, start=started),
                      origin=record["origin"] if record else _origin(args, "tabular", sample.files), resume=resume,
                      choice=choice)
-    metrics, fit = run.metrics(), run.info["fit"]
-    print(f"run written to {run.path}: stopped by {fit['reason']} after {fit['epochs']} epochs "
-          f"({fit['elapsed_s']:.0f} s, {run.info['device']}); best epoch {fit['best_epoch']}")
-    c2st = (f"classifier AUC {metrics['c2st_auc']:.3f}" if "c2st_auc" in metrics
-            else f"classifier AUC not measured: {metrics['c2st_skipped']}")
-    if "test_nll" in metrics:  # a likelihood model's exact held-out figure
-        c2st += f", log-likelihood {-metrics['test_nll']:.3f} nats per row (preprocessed space)"
-    print(f"held-out test ({metrics['sample_size']:,} rows): mean KS {metrics['mean_ks']:.4f}, "
-          f"max KS {metrics['max_ks']:.4f} ({metrics['verdict']}), max |Pearson residual| "
-          f"{metrics['max_corr_residual']:.3f}, {c2st}")
+    metrics = run.metrics()
+    print(_trained(run))
+    print(heldout_summary(metrics))
     return 0
+
+
+def _trained(run) -> str:
+    """The first summary line of a finished training: why and when it stopped, with the batch size
+    and patience it used (scaled to a small sample)."""
+    from recogan_app.training.schedule import describe
+
+    fit = run.info["fit"]
+    return (f"run written to {run.path}: stopped by {fit['reason']} after {fit['epochs']} epochs, {fit['steps']:,} "
+            f"steps ({fit['elapsed_s']:.0f} s, {run.info['device']}); best epoch {fit['best_epoch']}; "
+            f"{describe(run.info['schedule'])}")
 
 
 def _tabular_config(config_class, args, *, auto: bool):
@@ -685,9 +690,8 @@ def _train_zdc(args, started: float, resume=None, record=None) -> int:
     run = train_zdc(sample, config, args.out, callbacks=[progress], overwrite=args.overwrite,
                     deadline=Deadline(config.time_limit, start=started),
                     origin=record["origin"] if record else _origin(args, "zdc", args.data), resume=resume)
-    m, fit = run.metrics(), run.info["fit"]
-    print(f"run written to {run.path}: stopped by {fit['reason']} after {fit['epochs']} epochs "
-          f"({fit['elapsed_s']:.0f} s, {run.info['device']}); best epoch {fit['best_epoch']}")
+    m = run.metrics()
+    print(_trained(run))
     channels = ", ".join(f"{m[f'ws_ch{k}']:.2f}" for k in range(1, 6))
     draws = f"{m['draws']} noise draws" + (f" of {m['draws_requested']}: the time limit cut the rest"
                                            if m.get("draws_requested", m["draws"]) > m["draws"] else "")

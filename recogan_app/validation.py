@@ -28,7 +28,7 @@ from recogan_app.baseline import GaussianCopula
 from recogan_app.metrics import (RESIDUAL_TOLERANCE, C2STResult, bootstrap_interval, classifier_two_sample_test,
                                  correlation_matrix, feature_matrix, feature_metrics, flagged_pairs, is_discrete,
                                  ks_floor, ks_statistic, ks_summary, max_abs_residual, noise_floor, residual_floor)
-from recogan_app.metrics.correlations import METHODS
+from recogan_app.metrics.correlations import METHODS, residual_undefined
 
 __all__ = ["INDISTINGUISHABLE", "SCORE_EDGES", "Comparison", "Histogram", "Validation", "compare_histograms",
            "ks_comparison", "ks_interval", "validate", "validate_run"]
@@ -303,7 +303,9 @@ class Validation:
             f"(0.5 = indistinguishable)",
             "correlations: " + ", ".join(
                 f"max |Δρ {m}| {self.model.max_residual[m]:.3f} (MC floor {floor[m]:.3f}, "
-                f"{len(self.model.flagged[m])} pairs beyond ±{RESIDUAL_TOLERANCE})" for m in METHODS),
+                f"{len(self.model.flagged[m])} pairs beyond ±{RESIDUAL_TOLERANCE})"
+                if not math.isnan(self.model.max_residual[m])
+                else f"max |Δρ {m}| not computable ({residual_undefined(self.model.residual[m])})" for m in METHODS),
             f"copula baseline: mean KS {self.baseline.ks['mean']:.4f}, max KS {self.baseline.ks['max']:.4f}, "
             f"fitted on {self.baseline_fitted_on}",
             self.baseline_verdict,

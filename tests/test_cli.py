@@ -236,7 +236,10 @@ def test_a_single_feature_trains_validates_and_exports(tmp_path, toy_parquet, ti
     out = tmp_path / "single.parquet"
     assert main(["export", "--run", str(run), "--n", "500", "--out", str(out), "--require", "none"]) == 0
     assert list(pd.read_parquet(out).columns) == ["pt"]
-    assert "Traceback" not in capsys.readouterr().err
+    printed = capsys.readouterr()
+    assert "Traceback" not in printed.err
+    no_pair = "not computable (one feature: no pair to correlate)"  # never a 0.000 that reads as agreement
+    assert f"max |Pearson residual| {no_pair}" in printed.out and f"max |Δρ pearson| {no_pair}" in printed.out
 
 
 def test_references_the_gate_refuses_and_the_one_it_records(trained, toy_parquet, tmp_path, capsys):

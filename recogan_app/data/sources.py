@@ -208,6 +208,16 @@ def load_mc(path, *, tree=None, features=None, cut=None, drop_invalid=False, min
     data, n_before_cut = _read_selected(tables, names + extra, selection)
     frame = pd.DataFrame({name: _native(data[name]) for name in names})
     n_after_cut = len(frame)
+    skipped = {} if wanted else {name: why for name, why in table.columns.items() if why is not None}
+    empty = [name for name, values in frame.items() if len(frame) and values.dtype.kind == "f"
+             and not np.isfinite(values.to_numpy()).any()]  # a NanoAOD branch never filled in this sample
+    if empty and wanted:
+        raise InputError("is NaN/inf in every row: there is nothing to learn", path=source, column=empty[0],
+                         hint="leave it out of the features")
+    if empty:
+        skipped.update(dict.fromkeys(empty, "is NaN/inf in every row (a branch never filled)"))
+        names = [name for name in names if name not in empty]
+        frame = frame[names]
 
     floats = frame.select_dtypes("floating")
     invalid = ~np.isfinite(floats.to_numpy())
@@ -230,7 +240,6 @@ def load_mc(path, *, tree=None, features=None, cut=None, drop_invalid=False, min
         after += [f"dropping {n_dropped} with NaN/inf"] if n_dropped else []
         after = f" after {' and '.join(after)}" if after else ""
         raise InputError(f"has {len(frame)} rows{after}; training needs at least {min_rows}", path=source)
-    skipped = {} if wanted else {name: why for name, why in table.columns.items() if why is not None}
     if len(frame) > 1:
         for name in names:
             why, hint = _unlearnable(frame[name].to_numpy())
@@ -648,9 +657,17 @@ def _open_root(path: str, tree: str | None) -> Table:
         wanted = None if tree is None else tree.strip("/").split(";")[0]
         name = _choose(path, wanted, _root_trees(file), "tree", "expected a TTree or RNTuple")
         ttree = file[name]
-        columns = {key: _root_unusable(branch) for key, branch in ttree.iteritems(recursive=False)}
+        columns = {key: _root_unusable(branch) for key, branch in _root_columns(ttree)}
         n_rows = ttree.num_entries
     return Table(columns, n_rows, partial(_read_root, path, name), name, "tree")
+
+
+def _root_columns(tree):
+    """(name, branch) of each column of a TTree or RNTuple. A split object's members are its
+    columns, named by their path (``d/fD64``, ``evt/P3/P3.Px``): the object itself is no number."""
+    if not isinstance(tree, uproot.behaviors.TTree.TTree):
+        return tree.iteritems(recursive=False)
+    return ((key, branch) for key, branch in tree.iteritems(recursive=True) if not branch.branches)
 
 
 def _read_root(path: str, name: str, names: list[str]) -> dict[str, np.ndarray]:
@@ -658,8 +675,7 @@ def _read_root(path: str, name: str, names: list[str]) -> dict[str, np.ndarray]:
     which evaluates the tree's aliases (Python written in the file, whose sandbox attribute access escapes)."""
     wanted = set(names)
     with reading(path, "ROOT"), uproot.open(path) as file:
-        return {key: branch.array(library="np") for key, branch in file[name].iteritems(recursive=False)
-                if key in wanted}
+        return {key: branch.array(library="np") for key, branch in _root_columns(file[name]) if key in wanted}
 
 
 def _root_trees(file) -> list[str]:

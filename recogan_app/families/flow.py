@@ -71,10 +71,10 @@ class FlowFamily(TabularFamily):
     def prepare(self, train, monitor, test, folder, device, deadline) -> Prepared:
         config = self.config
         data = self.fit_pipeline(train)
-        steps = config.max_epochs * max(len(data) // config.batch_size, 1)
-        return Prepared(module=SplineFlow(data.shape[1], config), data=(data,),
-                        snapshot=LikelihoodSnapshot(monitor, self.pipeline, config.snapshot_rows, config.seed),
-                        announce=self.announce(train, monitor, test), callbacks=[CosineSchedule(steps)])
+        snapshot = LikelihoodSnapshot(monitor, self.pipeline, config.snapshot_rows, config.seed)
+        return Prepared(module=SplineFlow(data.shape[1], config), data=(data,), snapshot=snapshot,
+                        announce=self.announce(train, monitor, test), info={"snapshot": snapshot.record()},
+                        callbacks=[CosineSchedule()])
 
     def evaluate(self, run: FlowRun, test: pd.DataFrame, deadline) -> dict:
         """The tabular figures plus ``test_nll``: the test rows' mean negative log-likelihood

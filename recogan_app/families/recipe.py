@@ -6,7 +6,8 @@ losses, the per-epoch snapshot), which files its run holds beside the common one
 figures on the test split. :func:`fit_to_run` does everything else, the same way for every
 family: the destination checks, the split (:mod:`recogan_app.splits`, recorded in the run), the
 random streams (:mod:`recogan_app.streams`), the time budget, the partial folder and resume, the
-training loop with checkpoints and early stopping, the run directory, the final evaluation.
+training loop with checkpoints and early stopping (batch size and patience scaled to a small
+sample: :mod:`recogan_app.training.schedule`), the run directory, the final evaluation.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from recogan_app.training.callbacks import Callback, Checkpoint, EarlyStopping, 
 from recogan_app.training.control import Deadline, TrainingControl
 from recogan_app.training.device import describe_device, resolve_device
 from recogan_app.training.events import FitResult
+from recogan_app.training.schedule import Schedule
 from recogan_app.training.trainer import Trainer, Validation
 
 TOO_SHORT = "allow more time: --time-limit counts the whole command, reading and preparing the data included"
@@ -166,16 +168,17 @@ def fit_to_run(family: ModelFamily, sample, out, *, callbacks: Sequence[Callback
 
     torch.manual_seed(streams.stream_seed(config.seed, "training"))  # initial weights, then the training noise
     device = resolve_device(config.device)
+    schedule = Schedule.for_rows(len(split.train), config.batch_size, config.patience)
     record = {"kind": family.kind, "config": config.to_dict(), "overwrite": overwrite, "origin": origin,
               "model_choice": choice}
     with building(out, overwrite=overwrite, record=record, resume=resume) as partial:
         prepared = family.prepare(train, monitor, test, partial, device, deadline)
         steps = StepLog()
-        trainer = Trainer(device=device, max_epochs=config.max_epochs, batch_size=config.batch_size,
+        trainer = Trainer(device=device, max_epochs=config.max_epochs, batch_size=schedule.batch_size,
                           time_limit=deadline.fit_seconds(prepared.evaluation_s),
                           discriminator_steps=getattr(config, "discriminator_steps", 1),  # a likelihood family has none
                           checkpoints=partial / "checkpoints",
-                          callbacks=[Checkpoint(partial / "checkpoints"), EarlyStopping(config.patience), deadline,
+                          callbacks=[Checkpoint(partial / "checkpoints"), EarlyStopping(schedule.patience), deadline,
                                      *prepared.callbacks, *callbacks, steps], control=control, snapshot_s=prepared.snapshot_s)
         result = trainer.fit(prepared.module, prepared.data, prepared.snapshot,
                              shuffle=streams.torch_generator(config.seed, "batches"),
@@ -194,6 +197,7 @@ def fit_to_run(family: ModelFamily, sample, out, *, callbacks: Sequence[Callback
                      "sha256": sources[0]["sha256"] if len(sources) == 1 else None, "sources": sources,
                      **family.data_info(sample, usable)},
             "split": split.record(),
+            "schedule": schedule.record(),
             "random": streams.record(config.seed),
             "device": describe_device(device),
             **prepared.info,

@@ -31,8 +31,9 @@ from recogan_app.errors import InputError
 from recogan_app.files import file_sha256, write_atomic
 from recogan_app.losses import MarginalTargets
 from recogan_app.metrics.c2st import classifier_two_sample_test
-from recogan_app.metrics.correlations import correlation_residual, max_abs_residual
-from recogan_app.metrics.verdict import bar_score
+from recogan_app.metrics.correlations import correlation_residual, max_abs_residual, residual_undefined
+from recogan_app.metrics.distributions import ks_floor
+from recogan_app.metrics.verdict import GOOD, bar_score, too_small_to_judge
 from recogan_app.models.tabular import TabularGAN
 from recogan_app.preprocessing import FeaturePipeline
 from recogan_app.run import Run, unreadable_as_input_error
@@ -42,41 +43,91 @@ from recogan_app.validation import ks_comparison, validate_run
 
 MAX_WORKERS = 8
 """Most generation threads by default: each holds a chunk in memory."""
+SNAPSHOT_GENERATED = 2000
+"""Fewest generated rows a snapshot compares with a smaller monitor split (within
+``snapshot_rows``): KS between n monitor and m generated rows scatters as √(1/n + 1/m), so on a
+small sample's monitor split the generated side's share of the noise, half at m = n, nearly goes."""
+HELDOUT_GENERATED = 20_000
+"""Fewest generated rows the final figures compare with the test split, for the same reason."""
 
 
 def compare(reference: pd.DataFrame, synthetic: pd.DataFrame) -> tuple[dict, dict]:
     """Per-feature KS and Wasserstein plus the Pearson residual: the snapshot metrics.
 
-    Returns flat ``metrics`` (floats, one history row) and ``details`` (tables for plots, and seed
-    000's ``verdict``).
+    Returns flat ``metrics`` (floats, one history row; ``max_corr_residual`` NaN when it cannot be
+    computed) and ``details`` (tables for plots, seed 000's ``verdict``, and ``corr_undefined``: why
+    the residual could not be computed, or None).
     """
     per_feature, ks = ks_comparison(reference, synthetic)
     residual = correlation_residual(reference, synthetic)
-    metrics = {"mean_ks": ks["mean"], "max_ks": ks["max"],
-               "max_corr_residual": float(np.nan_to_num(max_abs_residual(residual), nan=0.0))}
+    metrics = {"mean_ks": ks["mean"], "max_ks": ks["max"], "max_corr_residual": max_abs_residual(residual)}
     metrics.update({f"ks_{f}": float(v) for f, v in per_feature["ks"].items()})
     metrics.update({f"ws_{f}": float(v) for f, v in per_feature["wasserstein"].items()})
-    return metrics, {"per_feature": per_feature, "corr_residual": residual, "verdict": ks["verdict"]}
+    return metrics, {"per_feature": per_feature, "corr_residual": residual, "verdict": ks["verdict"],
+                     "corr_undefined": residual_undefined(residual)}
+
+
+def noise_floors(n_test: int, n_generated: int, c2st_rows: int | None = None) -> dict:
+    """What the held-out figures show by chance alone at these sizes: KS between two samples of one
+    distribution (68 % quantile), the 1σ scatter of one Pearson coefficient's residual
+    (uncorrelated pair; (1 − ρ²) times it otherwise) and of the classifier AUC around 0.5
+    (Mann–Whitney, ``c2st_rows`` split between the classes)."""
+    floors = {"ks": ks_floor(n_test, n_generated), "corr": math.sqrt(1 / n_test + 1 / n_generated)}
+    if c2st_rows:
+        half = c2st_rows / 2
+        floors["c2st_auc"] = math.sqrt((c2st_rows + 1) / (12 * half * half))
+    return floors
+
+
+def heldout_summary(metrics: dict) -> str:
+    """The final figures of metrics.json with the noise floor beside each, in one line; a second
+    says when the test split is too small to judge the model. A figure that could not be computed
+    is said so, with the reason, never printed as a number."""
+    noise = metrics["noise"]
+    residual = metrics["max_corr_residual"]
+    residual = (f"{residual:.3f} (noise {noise['corr']:.3f} a pair)" if residual is not None
+                else f"not computable ({metrics['max_corr_residual_undefined']})")
+    c2st = (f"classifier AUC {metrics['c2st_auc']:.3f} (chance 0.5 ± {noise['c2st_auc']:.3f})"
+            if "c2st_auc" in metrics else f"classifier AUC not measured: {metrics['c2st_skipped']}")
+    if "test_nll" in metrics:  # a likelihood model's exact held-out figure
+        c2st += f", log-likelihood {-metrics['test_nll']:.3f} nats per row (preprocessed space)"
+    n = metrics["sample_size"]
+    line = (f"held-out test ({n:,} rows against {metrics['generated_rows']:,} generated): mean KS "
+            f"{metrics['mean_ks']:.4f}, max KS {metrics['max_ks']:.4f} (noise {noise['ks']:.4f} a feature; "
+            f"{metrics['verdict']}), max |Pearson residual| {residual}, {c2st}")
+    if too_small_to_judge(noise["ks"]):
+        line += (f"\nthe held-out split ({n:,} rows) is too small to judge the model: KS {noise['ks']:.3f} comes "
+                 f"by chance at this size, above the 'good' bar's mean KS {GOOD[0]}; validate on an independent MC "
+                 f"sample (recogan validate --reference FILE)")
+    return line
 
 
 class SnapshotValidation:
     """Compares a fixed-noise generated sample with the monitor split after every epoch.
 
     The same noise is used at every snapshot so that the curves show the generator changing,
-    not the noise; the sample size is stated with every snapshot.
+    not the noise; the sample size (monitor rows) is stated with every snapshot. At most ``rows``
+    monitor rows, and as many generated ones, at least :data:`SNAPSHOT_GENERATED` within ``rows``.
     """
 
     def __init__(self, monitor: pd.DataFrame, pipeline: FeaturePipeline, rows: int, seed: int):
         self.reference = monitor.iloc[snapshot_positions(len(monitor), rows, seed)].reset_index(drop=True)
+        self.generated = min(rows, max(len(self.reference), SNAPSHOT_GENERATED))
         self.pipeline = pipeline
         self.noise_seed = streams.stream_seed(seed, "snapshot")
 
+    def record(self) -> dict:
+        """run.json's ``snapshot``: the rows each snapshot compares."""
+        return {"monitor_rows": len(self.reference), "generated_rows": self.generated}
+
     def __call__(self, module: TabularGAN):
-        synthetic = self.pipeline.inverse_transform(module.sample(len(self.reference), seed=self.noise_seed).cpu().numpy())
+        synthetic = self.pipeline.inverse_transform(module.sample(self.generated, seed=self.noise_seed).cpu().numpy())
         metrics, details = compare(self.reference, synthetic)
         details.update(reference=self.reference, synthetic=synthetic)
         score = bar_score(metrics["mean_ks"], metrics["max_ks"], metrics["max_corr_residual"])
-        return (score if all(map(math.isfinite, metrics.values())) else math.inf), metrics, details, len(self.reference)
+        finite = all(math.isfinite(v) for k, v in metrics.items() if k != "max_corr_residual") and (
+            math.isfinite(metrics["max_corr_residual"]) or details["corr_undefined"])
+        return (score if finite else math.inf), metrics, details, len(self.reference)
 
 
 class TabularRun(Run):
@@ -286,9 +337,9 @@ class TabularFamily(ModelFamily):
         data = self.fit_pipeline(train)
         targets = MarginalTargets.from_data(data, inverse=self.pipeline.inverse_transform,
                                             generator=streams.torch_generator(config.seed, "preprocessing"))
-        return Prepared(module=TabularGAN(data.shape[1], config, targets), data=(data,),
-                        snapshot=SnapshotValidation(monitor, self.pipeline, config.snapshot_rows, config.seed),
-                        announce=self.announce(train, monitor, test))
+        snapshot = SnapshotValidation(monitor, self.pipeline, config.snapshot_rows, config.seed)
+        return Prepared(module=TabularGAN(data.shape[1], config, targets), data=(data,), snapshot=snapshot,
+                        announce=self.announce(train, monitor, test), info={"snapshot": snapshot.record()})
 
     def data_info(self, sample: MCSample, usable: MCSample) -> dict:
         return {"tree": usable.tree, "features": list(usable.frame.columns), "n_rows": len(usable.frame),
@@ -308,17 +359,22 @@ class TabularFamily(ModelFamily):
 
     def evaluate(self, run: TabularRun, test: pd.DataFrame, deadline) -> dict:
         """KS/WS per feature, the Pearson residual and a classifier two-sample AUC on the test split,
-        each with the sample size it was measured on. The classifier (the slowest part) is left
-        out, and ``c2st_skipped`` says why, when ``deadline`` has passed."""
+        each with the sample sizes it was measured on and its noise floor (:func:`noise_floors`).
+        A residual that cannot be computed is None, ``max_corr_residual_undefined`` saying why.
+        The classifier (the slowest part) is left out, and ``c2st_skipped`` says why, when
+        ``deadline`` has passed."""
         seed = streams.stream_seed(self.config.seed, "evaluation")
-        synthetic = run.generate(len(test), seed=seed)
+        synthetic = run.generate(max(len(test), HELDOUT_GENERATED), seed=seed)
         metrics, details = compare(test, synthetic)
-        figures = {"sample_size": len(test), "verdict": details["verdict"], **metrics}
+        figures = {"sample_size": len(test), "generated_rows": len(synthetic), "verdict": details["verdict"],
+                   **metrics, "noise": noise_floors(len(test), len(synthetic))}
+        if details["corr_undefined"]:
+            figures.update(max_corr_residual=None, max_corr_residual_undefined=details["corr_undefined"])
         if deadline.left() <= 0:
             return {**figures, "c2st_skipped": f"the time limit ({deadline.seconds:g} s) was reached"}
         c2st = classifier_two_sample_test(test, synthetic, n_max=50_000, seed=seed)
         return {**figures, "c2st_auc": c2st.auc, "c2st_auc_interval": list(c2st.auc_interval),
-                "c2st_rows": c2st.n_test}
+                "c2st_rows": c2st.n_test, "noise": noise_floors(len(test), len(synthetic), c2st.n_test)}
 
 
 def train_tabular(sample: MCSample | pd.DataFrame, config: TabularConfig, out, **options) -> TabularRun:

@@ -7,6 +7,7 @@ against itself, the scale below which a disagreement means nothing.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -19,7 +20,7 @@ from recogan_app.metrics.verdict import RESIDUAL_TOLERANCE
 METHODS = ("pearson", "spearman")
 
 __all__ = ["METHODS", "correlation_matrix", "correlation_residual", "flagged_pairs",
-           "max_abs_residual", "residual_floor"]
+           "max_abs_residual", "residual_floor", "residual_undefined"]
 
 
 def _average_ranks(x: np.ndarray) -> np.ndarray:
@@ -77,9 +78,20 @@ def _pairs(residual: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def max_abs_residual(residual: pd.DataFrame) -> float:
-    """Largest |residual| over distinct feature pairs; 0 for one feature, NaN if a coefficient is undefined."""
+    """Largest |residual| over distinct feature pairs; NaN when it cannot be computed
+    (:func:`residual_undefined` says why): never a 0 that reads as perfect agreement."""
     values = _pairs(residual)[2]
-    return float(np.abs(values).max()) if values.size else 0.0
+    return float(np.abs(values).max()) if values.size else math.nan
+
+
+def residual_undefined(residual: pd.DataFrame) -> str | None:
+    """Why :func:`max_abs_residual` of ``residual`` is not a number, or None when it is one."""
+    if len(residual) < 2:
+        return "one feature: no pair to correlate"
+    constant = residual.columns[np.isnan(np.diag(residual.to_numpy()))]
+    if len(constant):
+        return f"column '{constant[0]}' is constant in one of the samples: its coefficients are 0/0"
+    return None
 
 
 def flagged_pairs(residual: pd.DataFrame, tolerance: float = RESIDUAL_TOLERANCE) -> pd.DataFrame:

@@ -8,6 +8,8 @@ checkpoints by :func:`bar_score`, export gates on :data:`BARS`, and the pages an
 
 from __future__ import annotations
 
+import math
+
 EXCELLENT = (0.035, 0.08)
 """Seed 000's 'excellent' bar: (mean KS, max KS) over features."""
 GOOD = (0.06, 0.15)
@@ -21,7 +23,8 @@ REQUIRABLE = ("excellent", "good", "none")
 RANK = {"none": 0, "poor": 0, "good": 1, "excellent": 2}
 """Order of verdicts and required levels: a verdict passes a level of equal or lower rank."""
 
-__all__ = ["BARS", "EXCELLENT", "GOOD", "RANK", "REQUIRABLE", "RESIDUAL_TOLERANCE", "bar_score", "ks_verdict"]
+__all__ = ["BARS", "EXCELLENT", "GOOD", "RANK", "REQUIRABLE", "RESIDUAL_TOLERANCE", "bar_score", "ks_verdict",
+           "too_small_to_judge"]
 
 
 def ks_verdict(mean_ks: float, max_ks: float) -> str:
@@ -31,5 +34,13 @@ def ks_verdict(mean_ks: float, max_ks: float) -> str:
 
 
 def bar_score(mean_ks: float, max_ks: float, max_corr_residual: float) -> float:
-    """How far from seed 000's 'excellent' bar, worst of the three criteria (≤ 1 meets all)."""
-    return max(mean_ks / EXCELLENT[0], max_ks / EXCELLENT[1], max_corr_residual / RESIDUAL_TOLERANCE)
+    """How far from seed 000's 'excellent' bar, worst of the three criteria (≤ 1 meets all); a
+    residual that could not be computed (NaN: one feature, a constant column) is left out."""
+    ks = max(mean_ks / EXCELLENT[0], max_ks / EXCELLENT[1])
+    return ks if math.isnan(max_corr_residual) else max(ks, max_corr_residual / RESIDUAL_TOLERANCE)
+
+
+def too_small_to_judge(ks_noise: float) -> bool:
+    """Whether a comparison whose KS noise floor is ``ks_noise`` cannot tell a 'good' sample from a
+    'poor' one: two MC samples of its size already differ by the 'good' bar's mean KS by chance."""
+    return ks_noise >= GOOD[0]

@@ -104,13 +104,16 @@ class EarlyStopping(Callback):
 class CosineSchedule(Callback):
     """Every optimiser's learning rate from its initial value down a half cosine to 0 at the end
     of the fit: of its time limit (the schedule knows the budget, so the rate is low when the time
-    is up whatever the machine's speed) or of ``total_steps``, whichever comes first. Set at every
+    is up whatever the machine's speed) or of its last epoch, whichever comes first. Set at every
     logged step; paused time does not count, a resumed fit goes on from the seconds trained."""
 
-    def __init__(self, total_steps: int):
-        self.total_steps = max(total_steps, 1)
+    def __init__(self):
+        self.total_steps = 1
         self.before = 0.0  # seconds trained by the interrupted fit this one resumes
         self.active, self.since = 0.0, None
+
+    def on_fit_start(self, trainer) -> None:
+        self.total_steps = max(trainer.max_epochs * trainer.steps_per_epoch, 1)
 
     def on_status(self, trainer, status) -> None:
         if status.status == "running":

@@ -138,6 +138,11 @@ class Trainer:
         """A detached copy of the module's weights (for checkpoints)."""
         return {k: v.detach().clone() for k, v in self.module.state_dict().items()}
 
+    @property
+    def steps_per_epoch(self) -> int:
+        """Batches of one epoch of the fit in progress."""
+        return len(self._batches)
+
     # -- the loop -------------------------------------------------------------------------------
     def fit(self, module: torch.nn.Module, data: Sequence[torch.Tensor], validate: Validation, *,
             shuffle: torch.Generator | None = None, announce: str | None = None, resume: bool = False) -> FitResult:

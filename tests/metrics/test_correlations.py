@@ -11,6 +11,7 @@ from recogan_app.metrics.correlations import (
     correlation_residual,
     flagged_pairs,
     max_abs_residual,
+    residual_undefined,
     residual_floor,
 )
 from recogan_app.metrics.distributions import split_halves
@@ -51,7 +52,9 @@ def test_max_abs_residual_and_flagged_pairs():
     assert pairs.values.tolist() == [["a", "c", -0.09], ["b", "c", 0.06]]
     assert flagged_pairs(residual, tolerance=0.1).empty
     assert RESIDUAL_TOLERANCE == 0.05
-    assert max_abs_residual(residual.loc[["a"], ["a"]]) == 0.0
+    one = residual.loc[["a"], ["a"]]  # no pair: not computable, never a 0 that reads as agreement
+    assert np.isnan(max_abs_residual(one)) and residual_undefined(one) == "one feature: no pair to correlate"
+    assert residual_undefined(residual) is None
 
 
 def test_residual_floor_matches_the_standard_error_of_pearson():
