@@ -57,6 +57,7 @@ from scipy import special, stats
 
 from recogan_app.errors import InputError, NotFittedError, closest
 from recogan_app.files import write_atomic
+from recogan_app.metrics.distributions import weighted_quantile
 from recogan_app.splits import subsample
 
 __all__ = ["PREVIEW_ROWS", "TRANSFORMS", "Arccos", "Chain", "FeaturePipeline", "Identity", "Integer", "Log1p",
@@ -389,16 +390,12 @@ class Quantile(Transform):
             raise InputError(f"'quantile' needs n_quantiles >= 2, got {self.n_quantiles!r}")
         if not 0 < self.bound < 0.5:
             raise InputError(f"'quantile' bound must be in (0, 0.5), got {self.bound!r}")
-        order = np.argsort(x, kind="stable")
-        xs = x[order]
-        n_levels = max(2, min(int(self.n_quantiles), xs.size))
-        pos = np.linspace(0.0, 1.0, n_levels) * (xs.size - 1)  # fractional positions among the sorted values
-        if weights is not None and xs.size > 1:
-            # value i at level (its cumulative weight's middle, less the ends' halves) / the total of
-            # those: i / (n - 1) when every weight is equal, so the rule below is numpy's linear one
-            w = weights[order]
-            centre = np.cumsum(w) - w / 2 - w[0] / 2
-            pos = np.interp(pos / (xs.size - 1), centre / centre[-1], np.arange(xs.size, dtype=np.float64))
+        n_levels = max(2, min(int(self.n_quantiles), x.size))
+        if weights is not None:  # a weighted MC: its weighted quantiles (the rule below when weights are equal)
+            self.quantiles_ = np.maximum.accumulate(weighted_quantile(x, np.linspace(0.0, 1.0, n_levels), weights))
+            return
+        xs = np.sort(x)
+        pos = np.linspace(0.0, 1.0, n_levels) * (xs.size - 1)
         lo = np.floor(pos).astype(np.intp)
         hi = np.minimum(lo + 1, xs.size - 1)
         frac = pos - lo

@@ -37,6 +37,7 @@ __all__ = [
     "DISCRETE_MAX_VALUES", "EXACT_PVALUE_MAX_N",
     "bootstrap_interval", "effective_size", "feature_matrix", "feature_metrics", "halves", "iqr", "is_discrete",
     "ks_floor", "ks_statistic", "ks_summary", "ks_test", "noise_floor", "split_halves", "wasserstein",
+    "weighted_quantile",
 ]
 
 
@@ -225,14 +226,29 @@ def wasserstein(a, b, a_weights=None, b_weights=None) -> float:
     return _ecdf_distances(a, b, _weights(a_weights, a.size, "a_weights"), _weights(b_weights, b.size, "b_weights"))[1]
 
 
+def weighted_quantile(x: np.ndarray, levels, weights: np.ndarray) -> np.ndarray:
+    """Quantiles of ``x`` at ``levels`` (in [0, 1]), each value counting its weight (negative ones as 0).
+
+    numpy's linear rule generalised: the i-th smallest value sits at the middle of its share of the
+    cumulative weight, less the first and last values' halves, over the total of those, which is
+    i / (n − 1) when the weights are equal: then the result is ``np.quantile(x, levels)``.
+    """
+    order = np.argsort(x, kind="stable")
+    w = np.clip(weights[order], 0, None)
+    centre = np.cumsum(w) - w / 2 - w[0] / 2
+    if x.size < 2 or not centre[-1] > 0:
+        return np.full(np.shape(levels), x[order][-1] if x.size else np.nan)
+    return np.interp(levels, centre / centre[-1], x[order])
+
+
 def iqr(a, weights=None) -> float:
-    """Inter-quartile range (75th − 25th percentile, linear interpolation; the weighted quantiles'
-    inverse CDF, negative weights counted as 0): the robust scale W1 is divided by."""
+    """Inter-quartile range (75th − 25th percentile, linear interpolation; weighted quantiles with
+    ``weights``): the robust scale W1 is divided by."""
     a = _sample(a, "a")
     if weights is None:
         q25, q75 = np.percentile(a, [25, 75])
     else:
-        q25, q75 = np.quantile(a, [0.25, 0.75], weights=np.clip(weights, 0, None), method="inverted_cdf")
+        q25, q75 = weighted_quantile(a, [0.25, 0.75], np.asarray(weights, dtype=np.float64))
     return float(q75 - q25)
 
 
