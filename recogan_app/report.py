@@ -115,9 +115,9 @@ finds no difference.</li>
 <p class="note">Fitted on {escape_html(v.baseline_fitted_on)}, sampled at the synthetic size, tested alike.</p>
 {_table(["figure", "model", "copula"], comparison)}
 <p class="verdict {'ok' if v.beats_baseline else 'bad'}">{escape_html(v.baseline_verdict)}</p>
-<p class="note">Compared: {v.n_reference:,} MC rows{_weighted(v)} and {v.n_synthetic:,} synthetic rows. A generator trained
-on N MC events carries no more information than those N events: the synthetic sample does not have the
-statistical power of an MC sample of its size.</p>
+<p class="note">Compared: {v.n_reference:,} MC rows{_weighted(v)} and {v.n_synthetic:,} synthetic rows.
+A generator trained on N MC events carries no more information than those N events: the synthetic sample
+does not have the statistical power of an MC sample of its size.</p>
 """
 
 

@@ -27,12 +27,12 @@ import numpy as np
 import pandas as pd
 
 from recogan_app.baseline import GaussianCopula
-from recogan_app.errors import InputError
 from recogan_app.metrics import (RESIDUAL_TOLERANCE, C2STResult, bootstrap_interval, classifier_two_sample_test,
                                  correlation_matrix, effective_size, feature_matrix, feature_metrics, flagged_pairs,
                                  is_discrete, ks_floor, ks_statistic, ks_summary, max_abs_residual, noise_floor,
                                  residual_floor)
 from recogan_app.metrics.correlations import METHODS
+from recogan_app.metrics.distributions import checked_weights
 
 __all__ = ["INDISTINGUISHABLE", "SCORE_EDGES", "Comparison", "Histogram", "Validation", "compare_histograms",
            "ks_comparison", "ks_interval", "validate", "validate_run"]
@@ -492,8 +492,8 @@ def validate(reference: pd.DataFrame, synthetic: pd.DataFrame, *, baseline_train
         that are not one finite number per row with a positive sum.
     """
     _, names = feature_matrix(reference, features, role="reference", min_rows=4)
-    weights = _checked_weights(weights, len(reference), "reference")
-    baseline_weights = None if baseline_train is None else _checked_weights(
+    weights = checked_weights(weights, len(reference), "reference")
+    baseline_weights = None if baseline_train is None else checked_weights(
         baseline_weights, len(baseline_train), "baseline training MC")
     feature_matrix(synthetic, names, role="synthetic sample", min_rows=2)
     if baseline_train is not None:
@@ -543,19 +543,6 @@ def validate(reference: pd.DataFrame, synthetic: pd.DataFrame, *, baseline_train
         n_effective=n_effective,
     )
 
-
-def _checked_weights(weights, n: int, role: str) -> np.ndarray | None:
-    """``weights`` as float64, refused (InputError) unless one finite number per row with a positive sum."""
-    if weights is None:
-        return None
-    w = np.asarray(weights, dtype=np.float64)
-    if w.shape != (n,):
-        raise InputError(f"{role} has {n:,} rows but {w.size:,} weights")
-    if not np.isfinite(w).all():
-        raise InputError(f"{role} has {int((~np.isfinite(w)).sum()):,} NaN or infinite weights")
-    if not w.sum() > 0:
-        raise InputError(f"{role}'s weights sum to {w.sum():g}: a weighted sample needs a positive sum")
-    return w
 
 
 def validate_run(run, rows: int = 0, *, reference: pd.DataFrame | None = None, training: pd.DataFrame | None = None,

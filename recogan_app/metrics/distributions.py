@@ -35,8 +35,8 @@ DISCRETE_MAX_VALUES = 50
 
 __all__ = [
     "DISCRETE_MAX_VALUES", "EXACT_PVALUE_MAX_N",
-    "bootstrap_interval", "effective_size", "feature_matrix", "feature_metrics", "halves", "iqr", "is_discrete",
-    "ks_floor", "ks_statistic", "ks_summary", "ks_test", "noise_floor", "split_halves", "wasserstein",
+    "bootstrap_interval", "checked_weights", "effective_size", "feature_matrix", "feature_metrics", "halves", "iqr",
+    "is_discrete", "ks_floor", "ks_statistic", "ks_summary", "ks_test", "noise_floor", "split_halves", "wasserstein",
     "weighted_quantile",
 ]
 
@@ -110,15 +110,18 @@ def effective_size(weights, n: int | None = None) -> float:
     return float(w.sum()) ** 2 / squares if squares > 0 else 0.0
 
 
-def _weights(weights, size: int, name: str) -> np.ndarray | None:
-    """``weights`` as a finite float64 array of ``size`` entries with a positive sum; None stays None."""
+def checked_weights(weights, n: int, role: str) -> np.ndarray | None:
+    """``weights`` as float64, refused (InputError naming ``role``) unless one finite number per row
+    with a positive sum; None stays None."""
     if weights is None:
         return None
     w = np.asarray(weights, dtype=np.float64)
-    if w.shape != (size,):
-        raise ValueError(f"{name} must have one weight per value ({size}), got shape {w.shape}")
-    if not np.isfinite(w).all() or not w.sum() > 0:
-        raise ValueError(f"{name} must be finite with a positive sum")
+    if w.shape != (n,):
+        raise InputError(f"{role} has {n:,} rows but {w.size:,} weights")
+    if not np.isfinite(w).all():
+        raise InputError(f"{role} has {int((~np.isfinite(w)).sum()):,} NaN or infinite weights")
+    if not w.sum() > 0:
+        raise InputError(f"{role}'s weights sum to {w.sum():g}: a weighted sample needs a positive sum")
     return w
 
 
@@ -195,7 +198,7 @@ def ks_statistic(a, b, a_weights=None, b_weights=None) -> float:
     0.5
     """
     a, b = _sample(a, "a"), _sample(b, "b")
-    return _ecdf_distances(a, b, _weights(a_weights, a.size, "a_weights"), _weights(b_weights, b.size, "b_weights"))[0]
+    return _ecdf_distances(a, b, checked_weights(a_weights, a.size, "a"), checked_weights(b_weights, b.size, "b"))[0]
 
 
 def ks_test(a, b) -> tuple[float, float]:
@@ -223,7 +226,7 @@ def wasserstein(a, b, a_weights=None, b_weights=None) -> float:
     how *far* mass is displaced, so it sees tails that KS, capped by the CDF gap, hardly registers.
     """
     a, b = _sample(a, "a"), _sample(b, "b")
-    return _ecdf_distances(a, b, _weights(a_weights, a.size, "a_weights"), _weights(b_weights, b.size, "b_weights"))[1]
+    return _ecdf_distances(a, b, checked_weights(a_weights, a.size, "a"), checked_weights(b_weights, b.size, "b"))[1]
 
 
 def weighted_quantile(x: np.ndarray, levels, weights: np.ndarray) -> np.ndarray:
@@ -295,8 +298,8 @@ def feature_metrics(reference: pd.DataFrame, synthetic: pd.DataFrame, features: 
     """
     ref, names = feature_matrix(reference, features, role="reference")
     syn, _ = feature_matrix(synthetic, names, role="synthetic sample")
-    wa = _weights(weights, len(ref), "the reference's weights")
-    wb = _weights(synthetic_weights, len(syn), "the synthetic sample's weights")
+    wa = checked_weights(weights, len(ref), "reference")
+    wb = checked_weights(synthetic_weights, len(syn), "synthetic sample")
     rows = []
     for j in range(len(names)):
         a, b = ref[:, j], syn[:, j]
@@ -343,7 +346,7 @@ def bootstrap_interval(fn: Callable[..., float], a, b, n_boot: int = 200, cl: fl
         raise ValueError(f"n_boot must be at least 2, got {n_boot}")
     a, b = _sample(a, "a"), _sample(b, "b")
     rng = np.random.default_rng(rng)
-    w = _weights(a_weights, a.size, "a_weights")
+    w = checked_weights(a_weights, a.size, "a")
     replicas = []
     for _ in range(n_boot):
         rows, other = rng.integers(0, a.size, a.size), rng.integers(0, b.size, b.size)

@@ -174,7 +174,7 @@ class SplineFlow(nn.Module):
         """Mean negative log-likelihood of the rows of ``x`` (nats per row, preprocessed space),
         each row counting its event weight (``weights``, an array) when given."""
         device = next(self.generator.buffers()).device
-        w = torch.ones(len(x), dtype=torch.float64) if weights is None else torch.as_tensor(weights, dtype=torch.float64)
+        w = torch.as_tensor(1.0 if weights is None else weights, dtype=torch.float64).expand(len(x))
         total = sum(float(self.generator.log_prob(x[a:a + rows].to(device)).double().cpu() @ w[a:a + rows])
                     for a in range(0, len(x), rows))
         return -total / max(float(w.sum()), 1e-300) if len(x) else 0.0

@@ -66,7 +66,8 @@ def test_non_finite_weights_are_refused_or_dropped(tmp_path):
 
 
 def test_negative_weights_are_refused_for_training_only(tmp_path):
-    frame = pd.DataFrame({"x": np.arange(10.0), "y": np.arange(10.0) ** 2, "sWeight": [1.0, -0.5, 2.0, -1.0] + [1.0] * 6})
+    frame = pd.DataFrame({"x": np.arange(10.0), "y": np.arange(10.0) ** 2,
+                          "sWeight": [1.0, -0.5, 2.0, -1.0] + [1.0] * 6})
     path = tmp_path / "mc.csv"
     frame.to_csv(path, index=False)
     sample = load_mc(path, weights="sWeight")  # validation takes them
