@@ -142,7 +142,8 @@ class MCSample:
                                    weights=None if self.weights is None else self.weights[rows])
 
     def weighting(self) -> dict | None:
-        """What run.json keeps under ``data.weights``: the column, Σw and the effective sample size."""
+        """The column, Σw and the effective sample size (what run.json keeps under ``data.weights``,
+        with the training split's effective size ``n_effective_train``)."""
         if self.weights is None:
             return None
         return {"column": self.weight_column, "sum": float(self.weights.sum()), "n_effective": self.n_effective}
@@ -245,9 +246,10 @@ def load_mc(path, *, tree=None, features=None, cut=None, weights=None, drop_inva
         _no_tree(source, tree, "DataFrame")
     tables = [(source, _table(path))] if in_memory else _open_all(source, files, tree)
     table = tables[0][1]
-    names = _select(table, wanted, source, n_rows=sum(t.n_rows for _, t in tables))
+    n_rows = sum(t.n_rows for _, t in tables)
+    names = _select(table, wanted, source, n_rows=n_rows)
     if weights is not None:
-        _select(table, [weights], source, n_rows=table.n_rows)  # found and numeric
+        _select(table, [weights], source, n_rows=n_rows)  # found and numeric
         if wanted and weights in wanted:
             raise InputError("is both a feature and the weights: a weight is never modelled", path=source,
                              column=weights, hint="leave it out of --features")

@@ -293,6 +293,7 @@ class TabularFamily(ModelFamily):
         except InputError as exc:
             raise exc.in_file(self.source) from None
         data = torch.from_numpy(self.pipeline.transform(train.frame))
+        self.n_effective_train = train.n_effective
         if train.weights is None:
             return (data,)
         return data, torch.from_numpy((train.weights / train.weights.mean()).astype(np.float32))
@@ -315,9 +316,12 @@ class TabularFamily(ModelFamily):
                         announce=self.announce(train, monitor, test))
 
     def data_info(self, sample: MCSample, usable: MCSample) -> dict:
+        weights = usable.weighting()
+        if weights is not None:  # the events the model learnt from
+            weights["n_effective_train"] = self.n_effective_train
         return {"tree": usable.tree, "features": list(usable.frame.columns), "n_rows": len(usable.frame),
                 "n_dropped_invalid": usable.n_dropped, "cut": usable.cut, "n_before_cut": usable.n_before_cut,
-                "n_after_cut": usable.n_after_cut, "weights": usable.weighting()}
+                "n_after_cut": usable.n_after_cut, "weights": weights}
 
     def failure_hint(self, result, train: MCSample, prepared: Prepared) -> str:
         if result.reason == "time_limit":

@@ -51,13 +51,13 @@ def runs(biased, tmp_path_factory):
 def test_weights_undo_the_bias_within_the_noise_floor(runs):
     truth = np.random.default_rng(8).multivariate_normal([0, 0], COVARIANCE, size=GENERATED)
     record = runs["weight"].info["data"]
-    n_effective_train = record["weights"]["n_effective"] * record["n_train"] / record["n_rows"]
-    floor = ks_floor(n_effective_train, GENERATED, cl=0.95)  # two samples of one distribution: 95 % lie below
+    floor = ks_floor(record["weights"]["n_effective_train"], GENERATED, cl=0.95)  # two samples of one distribution: 95 % lie below
     ks = {weights: [ks_statistic(run.generate(GENERATED, seed=3)[c], truth[:, j]) for j, c in enumerate("xy")]
           for weights, run in runs.items()}
     assert max(ks["weight"]) < floor, ks
     assert ks[None][0] > 3 * floor, ks  # unweighted, the generator learns the biased x
     assert record["weights"]["column"] == "weight" and record["weights"]["sum"] > record["n_rows"]
+    assert record["n_train"] > record["weights"]["n_effective_train"] > 0.5 * record["n_train"]
     assert runs[None].info["data"]["weights"] is None
 
 
