@@ -155,18 +155,17 @@ def _ecdf_distances(a: np.ndarray, b: np.ndarray, a_weights: np.ndarray | None =
     return float(gap[run_end].max()), float(np.sum(gap[:-1] * np.diff(pooled)))
 
 
-def _ks_pvalue(statistic: float, a: np.ndarray, b: np.ndarray, a_weights: np.ndarray | None = None) -> float:
+def _ks_pvalue(statistic: float, a: np.ndarray, b: np.ndarray, a_weights: np.ndarray | None = None,
+               b_weights: np.ndarray | None = None) -> float:
     """Two-sided KS p-value: scipy's exact one for small samples, the Kolmogorov limit above and for
-    a weighted ``a`` (at its effective size).
+    weighted samples (at their effective sizes).
 
     Above :data:`EXACT_PVALUE_MAX_N` scipy's own ``asymp`` branch evaluates ``kstwo.sf`` at
     n·m/(n+m), which takes up to a second per call at 10⁶ rows; the Kolmogorov distribution
     ``kstwobign`` at √(n·m/(n+m))·D exceeds it by O(1/√n) relative (1–3 % there) and is instant.
     """
-    n, m = a.size, b.size
-    if a_weights is not None:
-        n = effective_size(a_weights)
-    elif max(n, m) <= EXACT_PVALUE_MAX_N:
+    n, m = effective_size(a_weights, a.size), effective_size(b_weights, b.size)
+    if a_weights is None and b_weights is None and max(n, m) <= EXACT_PVALUE_MAX_N:
         with warnings.catch_warnings():
             # For n == m and tiny D (p ≈ 1) scipy's exact recursion loses precision and it falls
             # back, with a warning, to its asymptotic formula: that p-value is the one wanted.
@@ -305,7 +304,7 @@ def feature_metrics(reference: pd.DataFrame, synthetic: pd.DataFrame, features: 
         a, b = ref[:, j], syn[:, j]
         ks, w1 = _ecdf_distances(a, b, wa, wb)
         spread = _spread(a, wa)
-        rows.append((ks, _ks_pvalue(ks, a, b, wa), w1, w1 / spread if spread else np.nan, is_discrete(a)))
+        rows.append((ks, _ks_pvalue(ks, a, b, wa, wb), w1, w1 / spread if spread else np.nan, is_discrete(a)))
     return pd.DataFrame(rows, index=pd.Index(names, name="feature"),
                         columns=["ks", "ks_pvalue", "wasserstein", "wasserstein_iqr", "discrete"])
 
