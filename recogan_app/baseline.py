@@ -13,6 +13,7 @@ from pandas.api.types import is_bool_dtype, is_integer_dtype
 from scipy import special
 
 from recogan_app.errors import NotFittedError
+from recogan_app.metrics.correlations import correlation_matrix
 from recogan_app.metrics.distributions import feature_matrix
 
 __all__ = ["GaussianCopula"]
@@ -58,8 +59,10 @@ class GaussianCopula:
         self.n_quantiles = n_quantiles
         self.random_state = random_state
 
-    def fit(self, frame: pd.DataFrame) -> GaussianCopula:
-        """Learn the quantile maps and the normal-score correlation of every column of ``frame``.
+    def fit(self, frame: pd.DataFrame, weights=None) -> GaussianCopula:
+        """Learn the quantile maps and the normal-score correlation of every column of ``frame``,
+        each row counting its event weight when ``weights`` are given (negative ones as 0): a
+        row's normal score sits at the middle of its share of the cumulative weight.
 
         Raises
         ------
@@ -75,16 +78,23 @@ class GaussianCopula:
         # Quantiles at linspace(0, 1, k) by np.quantile's linear rule, read off the sorted column.
         positions = np.linspace(0, n - 1, min(self.n_quantiles, n))
         scores, quantiles = np.empty_like(values), np.empty((positions.size, d))
+        w = None if weights is None else np.clip(np.asarray(weights, dtype=np.float64), 0, None)
         for j in range(d):
             # A stable sort after a fresh shuffle breaks ties at random, independently per feature.
             shuffle = rng.permutation(n)
             order = shuffle[np.argsort(values[shuffle, j], kind="stable")]
-            scores[order, j] = normal_scores
-            quantiles[:, j] = np.interp(positions, np.arange(n), values[order, j])
+            if w is None:
+                scores[order, j] = normal_scores
+                quantiles[:, j] = np.interp(positions, np.arange(n), values[order, j])
+            else:
+                mass = np.cumsum(w[order])
+                levels = (mass - w[order] / 2) / mass[-1]
+                scores[order, j] = special.ndtri(np.clip(levels, 0.5 / n, 1 - 0.5 / n))
+                quantiles[:, j] = np.interp(positions / max(n - 1, 1), levels, values[order, j])
         self.columns_ = columns
         self.dtypes_ = frame[columns].dtypes
         self.quantiles_ = quantiles
-        self.correlation_ = np.atleast_2d(np.corrcoef(scores, rowvar=False))
+        self.correlation_ = correlation_matrix(pd.DataFrame(scores), weights=w).to_numpy()
         self.n_samples_ = n
         return self
 

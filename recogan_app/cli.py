@@ -22,6 +22,7 @@ EXAMPLES = """examples:
   recogan train --data xic.parquet --out runs/xic --time-limit 300
   recogan train --data mc.root --tree Candidates --features pt,decay_length,cos_pa --out runs/a
   recogan train --data "mc/*.root" --data extra.root --cut "pt > 2 and abs(eta) < 0.8" --out runs/b
+  recogan train --data mc.root --weights EventWeight --out runs/w   # weighted MC: the weights are never modelled
   recogan train --data xic.parquet --out runs/xic-flow --model flow --time-limit 300
   recogan train --data xic.parquet --out runs/xic-auto --model auto --time-limit 300   # the family a short trial picks
   recogan train --resume runs/a                          # continue a killed training from its last epoch
@@ -37,6 +38,8 @@ EXAMPLES = """examples:
 """
 CUT_HELP = ("selection applied before anything else, e.g. \"pt > 2 and abs(eta) < 0.8\": columns, numbers, "
             "comparisons, and/or/not, + - * / ** %%, abs sqrt log exp hypot arctan2…")
+WEIGHTS_HELP = ("column of event weights (generator, reweighting, sWeights): read beside the features, never "
+                "modelled; without it a column named like a weight is left out of the features")
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 """Addresses that only this machine reaches."""
 
@@ -102,15 +105,18 @@ def _check_output(path: Path, overwrite: bool, suffixes: tuple[str, ...]) -> Non
     check_writable(path)
 
 
-def _load_mc(path, *, tree=None, features=None, cut=None, drop_invalid=False):
-    """:func:`~recogan_app.data.sources.load_mc`, saying on stderr what the cut kept, which columns
-    it left out and what ``--drop-invalid`` dropped."""
+def _load_mc(path, *, tree=None, features=None, cut=None, weights=None, drop_invalid=False):
+    """:func:`~recogan_app.data.sources.load_mc`, saying on stderr what the cut kept, how the
+    events are weighted, which columns it left out and what ``--drop-invalid`` dropped."""
     from recogan_app.data.sources import load_mc
 
-    sample = load_mc(path, tree=tree, features=features, cut=cut, drop_invalid=drop_invalid)
+    sample = load_mc(path, tree=tree, features=features, cut=cut, weights=weights, drop_invalid=drop_invalid)
     path = sample.source
     if sample.cut is not None:
         print(f"{path}: {sample.selected()}", file=sys.stderr)
+    if sample.weights is not None:
+        print(f"{path}: {len(sample):,} rows weighted by '{weights}': Σw {sample.weights.sum():.6g}, effective "
+              f"sample size (Σw)²/Σw² {sample.n_effective:,.0f}", file=sys.stderr)
     if sample.skipped:
         print(f"{path}: left out {sample.left_out()} (--features names the columns to use)", file=sys.stderr)
     if sample.n_dropped:
@@ -137,8 +143,8 @@ def cmd_data(args) -> int:
     return 0
 
 
-RESUMED_KEEP = ("data", "out", "tree", "features", "cut", "conditions", "model", "config", "transform", "set",
-                "time_limit", "device", "seed", "drop_invalid", "overwrite")
+RESUMED_KEEP = ("data", "out", "tree", "features", "cut", "weights", "conditions", "model", "config", "transform",
+                "set", "time_limit", "device", "seed", "drop_invalid", "overwrite")
 """``train`` options a resumed training takes from the interrupted one, never from the command line."""
 
 
@@ -217,7 +223,7 @@ def cmd_train(args) -> int:
         candidates = [FAMILIES[kind](_tabular_config(FAMILIES[kind].config_class, args, auto=len(kinds) > 1))
                       for kind in kinds]
     config = candidates[0].config  # the candidates differ in their own settings only, not in the data's
-    sample = _load_mc(args.data, tree=args.tree, features=config.features, cut=config.cut,
+    sample = _load_mc(args.data, tree=args.tree, features=config.features, cut=config.cut, weights=config.weights,
                       drop_invalid=args.drop_invalid)
     family, choice = candidates[0], record.get("model_choice") if record else None
     if len(candidates) > 1:
@@ -263,7 +269,7 @@ def _tabular_config(config_class, args, *, auto: bool):
                          hint="give the settings with --set NAME=VALUE")
     config = config_class.from_file(args.config) if args.config else config_class()
     transforms = {**config.transforms, **_settings(args.transform, "--transform")}
-    settings = _parsed_settings(args, features=_features(args.features), cut=args.cut,
+    settings = _parsed_settings(args, features=_features(args.features), cut=args.cut, weights=args.weights,
                                 transforms=transforms if args.transform else None)
     if auto:
         known = {name for kind in MODELS.values() for name in FAMILIES[kind].config_class.param}
@@ -299,7 +305,8 @@ def cmd_scan(args) -> int:
         from recogan_app.data.sources import load_mc
 
         load = functools.partial(load_mc, features=None if "features" in grid else base.get("features"),
-                                 cut=None if "cut" in grid else base.get("cut"))
+                                 cut=None if "cut" in grid else base.get("cut"),
+                                 weights=None if "weights" in grid else base.get("weights"))
     gpu = base.get("device") == "cuda"
     with scan.connect(args.scheduler, workers=args.workers, cluster=args.cluster, gpu=gpu) as client:
         print(f"{len(trainings)} trainings ({len(trainings) // args.repeats} grid points × {args.repeats} repeats) "
@@ -323,7 +330,7 @@ def cmd_ensemble(args) -> int:
     base, seed = _shared_settings(args, FAMILIES[MODELS[args.model]])
     trainings = ensemble.plan(args.members, kind=MODELS[args.model], settings=base, seed=seed)
     load = functools.partial(load_mc, str(Path(args.data).absolute()), features=base.get("features"),
-                             cut=base.get("cut"))
+                             cut=base.get("cut"), weights=base.get("weights"))
     gpu = base.get("device") == "cuda"
     with scan.connect(args.scheduler, workers=args.workers, cluster=args.cluster, gpu=gpu) as client:
         print(f"{args.members} members on bootstrap resamples on {client.scheduler.address}; runs in {args.out}",
@@ -485,7 +492,8 @@ def cmd_validate(args) -> int:
                                  hint=f"it generates {', '.join(run.features)}")
         if ensemble is not None:
             ensemble.check_run(run.info, args.run)
-    reference = _load_mc(args.reference, tree=args.tree, features=features, cut=args.cut,
+    weights = args.weights or (run.weight_column if run else None)  # a weighted run: its weighted MC
+    reference = _load_mc(args.reference, tree=args.tree, features=features, cut=args.cut, weights=weights,
                          drop_invalid=args.drop_invalid)
     if run:
         for path in reference.files:
@@ -498,7 +506,9 @@ def cmd_validate(args) -> int:
                   "like with like", file=sys.stderr)
     if reference.cut is not None:
         provenance["selection (--cut)"] = reference.cut
-    reference = reference.frame
+    if weights is not None:
+        provenance["event weights"] = f"column '{weights}' (effective sample size {reference.n_effective:,.0f})"
+    reference, weights = reference.frame, reference.weights
     check_reference_rows(len(reference), args.reference)
     if run:
         n = args.n or len(reference)
@@ -519,11 +529,11 @@ def cmd_validate(args) -> int:
     if run:
         print(f"generating {n:,} rows from {args.run} and validating them against {len(reference):,} MC rows × "
               f"{reference.shape[1]} features", file=sys.stderr)
-        validation = validate_run(run, n, reference=reference, training=baseline_train, seed=seed)
+        validation = validate_run(run, n, reference=reference, weights=weights, training=baseline_train, seed=seed)
     else:
         print(f"validating {len(synthetic):,} synthetic rows against {len(reference):,} MC rows × "
               f"{reference.shape[1]} features", file=sys.stderr)
-        validation = validate(reference, synthetic, baseline_train=baseline_train, seed=seed)
+        validation = validate(reference, synthetic, baseline_train=baseline_train, seed=seed, weights=weights)
     print(validation.summary())
     more = {}
     if ensemble is not None:
@@ -674,7 +684,7 @@ def _train_zdc(args, started: float, resume=None, record=None) -> int:
     from recogan_app.families.zdc import train_zdc
 
     for flag, value in (("--tree", args.tree), ("--features", args.features), ("--transform", args.transform),
-                        ("--drop-invalid", args.drop_invalid), ("--cut", args.cut)):
+                        ("--drop-invalid", args.drop_invalid), ("--cut", args.cut), ("--weights", args.weights)):
         if value:
             raise InputError(f"{flag} is an option of tabular training, not of --kind zdc")
     if len(args.data) > 1:
@@ -772,6 +782,7 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--features", help="comma-separated columns to model (default: all numeric, "
                                            "identifiers such as event numbers left out)")
     source.add_argument("--cut", metavar="EXPR", help=CUT_HELP)
+    source.add_argument("--weights", metavar="COLUMN", help=WEIGHTS_HELP + "; training needs them >= 0")
     source.add_argument("--drop-invalid", action="store_true", help="drop rows with NaN/inf instead of refusing")
     source.add_argument("--kind", choices=["tabular", "zdc"], default="tabular",
                         help="tabular features (default) or proton-ZDC images (.npz .h5 with "
@@ -868,6 +879,8 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("--reference", required=True, help="MC file to compare with (ideally a run's heldout.parquet)")
     val.add_argument("--tree", help="ROOT TTree / HDF5 key of --reference")
     val.add_argument("--cut", metavar="EXPR", help=CUT_HELP + "; applied to --reference and --synthetic")
+    val.add_argument("--weights", metavar="COLUMN", help=WEIGHTS_HELP.replace("column", "column of --reference", 1)
+                     + "; negative weights are accepted (default with --run: the run's weight column)")
     synthetic = val.add_mutually_exclusive_group(required=True)
     synthetic.add_argument("--synthetic", help="file of synthetic rows (.parquet .root .csv .h5 .npz)")
     synthetic.add_argument("--run", help="run directory to generate the synthetic rows from")

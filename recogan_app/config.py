@@ -147,6 +147,9 @@ class TabularSettings(TrainingSettings):
     cut = param.String(default=None, allow_None=True,
                        doc="Selection applied to the MC before the split, e.g. 'pt > 2 and abs(eta) < 0.8' "
                            "(recogan_app.data.selection: parsed, never run as code).")
+    weights = param.String(default=None, allow_None=True,
+                           doc="Column of event weights (generator, reweighting, sWeights): read beside the features, "
+                               "never modelled; training is weighted (weights >= 0).")
     transforms = param.Dict(default={},
                             doc="Per-feature preprocessing spec overriding the suggestion, "
                                 "e.g. {'cos_pa': 'arccos+quantile'}.")

@@ -57,6 +57,7 @@ from scipy import special, stats
 
 from recogan_app.errors import InputError, NotFittedError, closest
 from recogan_app.files import write_atomic
+from recogan_app.metrics.distributions import weighted_quantile
 from recogan_app.splits import subsample
 
 __all__ = ["PREVIEW_ROWS", "TRANSFORMS", "Arccos", "Chain", "FeaturePipeline", "Identity", "Integer", "Log1p",
@@ -114,10 +115,11 @@ class Transform:
 
     # -- sklearn-like API ----------------------------------------------------------------
 
-    def fit(self, x) -> Transform:
-        """Learn the state from a 1-D array of finite values; returns ``self``."""
+    def fit(self, x, weights=None) -> Transform:
+        """Learn the state from a 1-D array of finite values, each counting its event weight
+        (non-negative; None: all alike); returns ``self``."""
         x = _as_float_1d(x, fitting=True)
-        self._fit(x)
+        self._fit(x, None if weights is None else np.asarray(weights, dtype=np.float64))
         self.n_samples_ = int(x.size)
         self._prepare()
         return self
@@ -138,8 +140,8 @@ class Transform:
 
     # -- hooks ----------------------------------------------------------------------------
 
-    def _fit(self, x: np.ndarray) -> None:
-        """Learn the state (none by default)."""
+    def _fit(self, x: np.ndarray, weights: np.ndarray | None = None) -> None:
+        """Learn the state (none by default); transforms fitted on a range, not a distribution, ignore ``weights``."""
 
     def _prepare(self) -> None:
         """Rebuild derived look-up arrays from the state (none by default)."""
@@ -223,9 +225,9 @@ class Standardise(Transform):
     name = "standardise"
     _state = ("mean_", "scale_")
 
-    def _fit(self, x):
-        self.mean_ = float(np.mean(x))
-        scale = float(np.std(x))
+    def _fit(self, x, weights=None):
+        self.mean_ = float(np.average(x, weights=weights))
+        scale = float(np.sqrt(np.average((x - self.mean_) ** 2, weights=weights)))
         self.scale_ = scale if np.isfinite(scale) and scale > 0 else 1.0
 
     def _transform(self, x):
@@ -257,7 +259,7 @@ class Log1p(Transform):
     def __init__(self, negative_tolerance: float = 0.05):
         self.negative_tolerance = negative_tolerance
 
-    def _fit(self, x):
+    def _fit(self, x, weights=None):
         lo, hi = float(x.min()), float(x.max())
         if lo < 0 and -lo > self.negative_tolerance * (hi - lo):
             raise InputError(
@@ -293,7 +295,7 @@ class Arccos(Transform):
     def __init__(self, tolerance: float = 1e-5):
         self.tolerance = tolerance
 
-    def _fit(self, x):
+    def _fit(self, x, weights=None):
         lo, hi = float(x.min()), float(x.max())
         if lo < -1 - self.tolerance or hi > 1 + self.tolerance:
             raise InputError(
@@ -332,7 +334,7 @@ class Logit(Transform):
     def __init__(self, margin: float = 1e-3):
         self.margin = margin
 
-    def _fit(self, x):
+    def _fit(self, x, weights=None):
         if not self.margin > 0:
             raise InputError(f"'logit' margin must be positive, got {self.margin!r}")
         lo, hi = float(x.min()), float(x.max())
@@ -383,13 +385,16 @@ class Quantile(Transform):
         self.n_quantiles = n_quantiles
         self.bound = bound
 
-    def _fit(self, x):
+    def _fit(self, x, weights=None):
         if int(self.n_quantiles) < 2:
             raise InputError(f"'quantile' needs n_quantiles >= 2, got {self.n_quantiles!r}")
         if not 0 < self.bound < 0.5:
             raise InputError(f"'quantile' bound must be in (0, 0.5), got {self.bound!r}")
+        n_levels = max(2, min(int(self.n_quantiles), x.size))
+        if weights is not None:  # a weighted MC: its weighted quantiles (the rule below when weights are equal)
+            self.quantiles_ = np.maximum.accumulate(weighted_quantile(x, np.linspace(0.0, 1.0, n_levels), weights))
+            return
         xs = np.sort(x)
-        n_levels = max(2, min(int(self.n_quantiles), xs.size))
         pos = np.linspace(0.0, 1.0, n_levels) * (xs.size - 1)
         lo = np.floor(pos).astype(np.intp)
         hi = np.minimum(lo + 1, xs.size - 1)
@@ -516,7 +521,7 @@ class Integer(Transform):
     def __init__(self, random_state: int = 0):
         self.random_state = random_state
 
-    def _fit(self, x):
+    def _fit(self, x, weights=None):
         frac = x != np.round(x)
         if frac.any():
             raise InputError(
@@ -571,11 +576,11 @@ class Chain(Transform):
     def is_fitted(self) -> bool:
         return bool(self.steps) and all(s.is_fitted() for s in self.steps)
 
-    def _fit(self, x):
+    def _fit(self, x, weights=None):
         if not self.steps:
             raise InputError("an empty chain of transforms cannot be fitted")
         for i, step in enumerate(self.steps):
-            step.fit(x)
+            step.fit(x, weights)
             if i < len(self.steps) - 1:
                 x = step._transform(x)
 
@@ -753,8 +758,10 @@ class FeaturePipeline:
 
     # -- fitting ----------------------------------------------------------------------------
 
-    def fit(self, frame: pd.DataFrame) -> FeaturePipeline:
-        """Learn one fitted :class:`Chain` per column of ``frame``; returns ``self``."""
+    def fit(self, frame: pd.DataFrame, weights=None) -> FeaturePipeline:
+        """Learn one fitted :class:`Chain` per column of ``frame``, each row counting its event weight
+        (``weights``, non-negative; None: all alike) where a transform fits a distribution (the
+        quantile map: a weighted MC's generated sample follows its weighted distribution); returns ``self``."""
         frame = self._check_frame(frame)
         if len(frame) == 0:
             raise InputError("no rows to fit the feature transforms on")
@@ -776,7 +783,7 @@ class FeaturePipeline:
                 spec = given[col] if col in given else suggest_transform(
                     col, values.astype(np.int64) if integer else values)
                 chain = parse_spec(spec, column=col, random_state=_column_seed(self.random_state, col))
-                chain.fit(values)
+                chain.fit(values, weights)
             except InputError as err:
                 if err.column is not None:
                     raise

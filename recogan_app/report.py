@@ -82,6 +82,11 @@ def _img(figure: Figure, alt: str) -> str:
     return f'<img alt="{escape_html(alt)}" src="data:image/png;base64,{data}">'
 
 
+def _weighted(v: Validation) -> str:
+    """The weighted MC's effective sample size, said beside its rows ('' for an unweighted MC)."""
+    return "" if v.n_effective is None else f" (weighted: effective sample size (Σw)²/Σw² {v.n_effective:,.0f})"
+
+
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """An HTML table; cells are already escaped or built here."""
     head = "".join(f"<th>{h}</th>" for h in header)
@@ -115,9 +120,9 @@ finds no difference.</li>
 <p class="note">Fitted on {escape_html(v.baseline_fitted_on)}, sampled at the synthetic size, tested alike.</p>
 {_table(["figure", "model", "copula"], comparison)}
 <p class="verdict {'ok' if v.beats_baseline else 'bad'}">{escape_html(v.baseline_verdict)}</p>
-<p class="note">Compared: {v.n_reference:,} MC rows and {v.n_synthetic:,} synthetic rows. A generator trained
-on N MC events carries no more information than those N events: the synthetic sample does not have the
-statistical power of an MC sample of its size.</p>
+<p class="note">Compared: {v.n_reference:,} MC rows{_weighted(v)} and {v.n_synthetic:,} synthetic rows.
+A generator trained on N MC events carries no more information than those N events: the synthetic sample
+does not have the statistical power of an MC sample of its size.</p>
 """
 
 

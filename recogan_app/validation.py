@@ -4,7 +4,9 @@
 reviewer asks for in one :class:`Validation`: per-feature KS/WS with bootstrap intervals and
 noise floors, histogram comparisons with Poisson errors, correlation residuals, the classifier
 two-sample test, and the same figures for the Gaussian copula baseline, which a generator must
-beat to have earned its training time. The CLI prints :meth:`Validation.summary`, writes
+beat to have earned its training time. A weighted MC (event weights) is compared through its
+weighted distributions everywhere, its histograms carry Σw² errors and its floors count its
+effective sample size (Σw)²/Σw², shown beside the number of rows. The CLI prints :meth:`Validation.summary`, writes
 :meth:`Validation.to_json` as ``metrics.json`` and hands the object to
 :func:`recogan_app.report.write_report`.
 
@@ -26,9 +28,11 @@ import pandas as pd
 
 from recogan_app.baseline import GaussianCopula
 from recogan_app.metrics import (RESIDUAL_TOLERANCE, C2STResult, bootstrap_interval, classifier_two_sample_test,
-                                 correlation_matrix, feature_matrix, feature_metrics, flagged_pairs, is_discrete,
-                                 ks_floor, ks_statistic, ks_summary, max_abs_residual, noise_floor, residual_floor)
+                                 correlation_matrix, effective_size, feature_matrix, feature_metrics, flagged_pairs,
+                                 is_discrete, ks_floor, ks_statistic, ks_summary, max_abs_residual, noise_floor,
+                                 residual_floor)
 from recogan_app.metrics.correlations import METHODS, residual_undefined
+from recogan_app.metrics.distributions import checked_weights
 
 __all__ = ["INDISTINGUISHABLE", "SCORE_EDGES", "Comparison", "Histogram", "Validation", "compare_histograms",
            "ks_comparison", "ks_interval", "validate", "validate_run"]
@@ -56,11 +60,14 @@ class Histogram:
         that puts mass in the far tails is still seen. Integer-valued features have edges at
         half-integers, whole-number widths, so no bin splits a value.
     reference, synthetic : ndarray, shape (n_bins,)
-        Raw counts of each sample.
+        Raw counts of each sample (sums of weights for a weighted MC).
+    reference_variance : ndarray, shape (n_bins,)
+        Variance of each MC count: the count itself (Poisson), Σw² of the bin's weights for a weighted MC.
     scale : float
-        ``n_reference / n_synthetic``: the synthetic counts times ``scale`` have the MC's area.
+        ``n_reference / n_synthetic`` (Σw / n_synthetic for a weighted MC): the synthetic counts
+        times ``scale`` have the MC's area.
     chi2 : float
-        Σ (r − scale·s)² / (r + scale²·s) over bins with any entry: each sample's Poisson
+        Σ (r − scale·s)² / (σ_r² + scale²·s) over bins with any entry: each sample's Poisson
         error counts, since the synthetic sample is a finite sample too.
     ndf : int
         Bins used minus one (the areas are equal by construction).
@@ -71,6 +78,7 @@ class Histogram:
     edges: np.ndarray
     reference: np.ndarray
     synthetic: np.ndarray
+    reference_variance: np.ndarray
     scale: float
     chi2: float
     ndf: int
@@ -78,8 +86,8 @@ class Histogram:
 
     @property
     def reference_error(self) -> np.ndarray:
-        """Poisson error √r of each MC count."""
-        return np.sqrt(self.reference)
+        """Error of each MC count: Poisson √r, √Σw² for a weighted MC."""
+        return np.sqrt(self.reference_variance)
 
     @property
     def synthetic_scaled(self) -> np.ndarray:
@@ -98,10 +106,10 @@ class Histogram:
 
     @property
     def ratio_error(self) -> np.ndarray:
-        """Both Poisson errors propagated to the ratio: √(σ_s² + ratio²·σ_r²) / r."""
+        """Both errors propagated to the ratio: √(σ_s² + ratio²·σ_r²) / r."""
         ratio = self.ratio
         with np.errstate(invalid="ignore", divide="ignore"):
-            return np.sqrt(self.synthetic_error**2 + ratio**2 * self.reference) / self.reference
+            return np.sqrt(self.synthetic_error**2 + ratio**2 * self.reference_variance) / self.reference
 
     @property
     def chi2_ndf(self) -> float:
@@ -113,7 +121,8 @@ class Histogram:
             "ratio_error", "scale", "chi2", "ndf", "chi2_ndf", "integer")}
 
 
-def compare_histograms(reference, synthetic, *, integer: bool = False, max_bins: int = MAX_BINS) -> Histogram:
+def compare_histograms(reference, synthetic, *, integer: bool = False, max_bins: int = MAX_BINS,
+                       weights=None) -> Histogram:
     """Histogram both samples in shared bins and compute the χ² of their difference.
 
     Continuous features get equal-width bins over the MC's central 99.8 %, about √n of them
@@ -129,6 +138,8 @@ def compare_histograms(reference, synthetic, *, integer: bool = False, max_bins:
         Bin on integer values.
     max_bins : int
         Most bins.
+    weights : array_like, shape (n,), optional
+        Event weights of the MC values: its bins hold Σw with errors √Σw².
 
     Returns
     -------
@@ -150,13 +161,15 @@ def compare_histograms(reference, synthetic, *, integer: bool = False, max_bins:
         if lo == hi:
             lo, hi = a.min(), a.max()
         edges = np.linspace(lo, hi, int(np.clip(np.sqrt(min(a.size, b.size)), 10, max_bins)) + 1)
-    r, _ = np.histogram(np.clip(a, edges[0], edges[-1]), edges)
+    a = np.clip(a, edges[0], edges[-1])
+    r, _ = np.histogram(a, edges, weights=weights)
+    r_variance = r if weights is None else np.histogram(a, edges, weights=np.square(weights))[0]
     s, _ = np.histogram(np.clip(b, edges[0], edges[-1]), edges)
-    scale = a.size / b.size
-    variance = r + scale**2 * s
+    scale = (a.size if weights is None else float(np.sum(weights))) / b.size
+    variance = r_variance + scale**2 * s
     used = variance > 0
     chi2 = float(np.sum((r[used] - scale * s[used]) ** 2 / variance[used]))
-    return Histogram(edges, r, s, scale, chi2, int(used.sum()) - 1, integer)
+    return Histogram(edges, r, s, r_variance, scale, chi2, int(used.sum()) - 1, integer)
 
 
 @dataclass(frozen=True, eq=False)
@@ -222,6 +235,9 @@ class Validation:
         Features compared, in order.
     n_reference, n_synthetic : int
         Rows of the MC and of the synthetic sample.
+    n_effective : float or None
+        The weighted MC's effective sample size (Σw)²/Σw² (None for an unweighted MC): the
+        statistical power of ``n_reference`` weighted rows, which its floors count.
     integer_features : list of str
         Integer-valued MC features: the synthetic values were rounded before any metric, so
         continuous noise on an integer neither helps nor hurts the model by accident.
@@ -258,6 +274,7 @@ class Validation:
     histograms: dict[str, Histogram]
     reference_sample: pd.DataFrame = field(repr=False)
     synthetic_sample: pd.DataFrame = field(repr=False)
+    n_effective: float | None = None
 
     @property
     def max_residual_floor(self) -> dict[str, float]:
@@ -287,7 +304,10 @@ class Validation:
         """A compact text summary for a terminal: per-feature table, AUC, correlations, baseline."""
         t = self.table
         width = max(7, *map(len, self.features))
-        lines = [f"{'feature':<{width}}  {'KS':>7} {'(floor)':>8}  {'WS/IQR':>7} {'(floor)':>8}  "
+        lines = [f"MC reference: {self.n_reference:,} rows" + (
+                     "" if self.n_effective is None else f", weighted: effective size N_eff {self.n_effective:,.0f}")
+                 + f"; synthetic sample: {self.n_synthetic:,} rows", "",
+                 f"{'feature':<{width}}  {'KS':>7} {'(floor)':>8}  {'WS/IQR':>7} {'(floor)':>8}  "
                  f"{'χ²/ndf':>6}  label"]
         for name, row in t.iterrows():
             lines.append(f"{name:<{width}}  {row.ks:7.4f} ({row.ks_floor:6.4f})  {row.wasserstein_iqr:7.4f} "
@@ -316,6 +336,7 @@ class Validation:
         """Every number, JSON-ready (NaN as null)."""
         return _jsonable({
             "features": self.features, "n_reference": self.n_reference, "n_synthetic": self.n_synthetic,
+            "n_effective": self.n_effective,
             "integer_features": self.integer_features, "per_feature": _records(self.table),
             "ks": self.model.ks, "floor_cl": FLOOR_CL,
             "reference_correlation": {m: _matrix(v) for m, v in self.reference_correlation.items()},
@@ -352,24 +373,26 @@ def _jsonable(value):
     return value
 
 
-def ks_comparison(reference: pd.DataFrame, synthetic: pd.DataFrame,
-                  features: Sequence[str] | None = None) -> tuple[pd.DataFrame, dict]:
-    """:func:`~recogan_app.metrics.feature_metrics` of ``synthetic`` against ``reference`` and their
-    :func:`~recogan_app.metrics.ks_summary` (mean, max, seed 000's verdict): the one code path of the
-    verdict, for this validation, a training's snapshots and final figures, and the export gate."""
-    metrics = feature_metrics(reference, synthetic, features)
+def ks_comparison(reference: pd.DataFrame, synthetic: pd.DataFrame, features: Sequence[str] | None = None,
+                  weights=None) -> tuple[pd.DataFrame, dict]:
+    """:func:`~recogan_app.metrics.feature_metrics` of ``synthetic`` against ``reference`` (with its
+    event ``weights``) and their :func:`~recogan_app.metrics.ks_summary` (mean, max, seed 000's
+    verdict): the one code path of the verdict, for this validation, a training's snapshots and
+    final figures, and the export gate."""
+    metrics = feature_metrics(reference, synthetic, features, weights=weights)
     return metrics, ks_summary(metrics["ks"].to_numpy())
 
 
 def _comparison(reference: pd.DataFrame, reference_correlation: dict[str, pd.DataFrame], sample: pd.DataFrame,
-                *, seed: int, c2st_options: dict) -> Comparison:
-    """Score one sample against the MC; the MC's correlation matrices are passed in, computed once."""
-    metrics, ks = ks_comparison(reference, sample)
+                *, seed: int, c2st_options: dict, weights: np.ndarray | None) -> Comparison:
+    """Score one sample against the MC (with its ``weights``); the MC's correlation matrices are
+    passed in, computed once."""
+    metrics, ks = ks_comparison(reference, sample, weights=weights)
     correlation = {method: correlation_matrix(sample, method) for method in METHODS}
     return Comparison(
         metrics=metrics, ks=ks, correlation=correlation,
         residual={method: correlation[method] - reference_correlation[method] for method in METHODS},
-        c2st=classifier_two_sample_test(reference, sample, seed=seed, **c2st_options),
+        c2st=classifier_two_sample_test(reference, sample, seed=seed, weights=weights, **c2st_options),
     )
 
 
@@ -383,7 +406,7 @@ def _effective_size(n: int, m: int) -> float:
 
 
 def ks_interval(a: np.ndarray, b: np.ndarray, ks: float, n_boot: int, rows: int,
-                rng: np.random.Generator) -> tuple[float, float]:
+                rng: np.random.Generator, weights: np.ndarray | None = None) -> tuple[float, float]:
     """68 % bootstrap interval of KS, bootstrapped on at most ``rows`` values of each sample.
 
     Resampling a million rows a hundred times per feature would cost minutes; the spread of an
@@ -403,16 +426,20 @@ def ks_interval(a: np.ndarray, b: np.ndarray, ks: float, n_boot: int, rows: int,
         Most values of each sample resampled.
     rng : Generator
         Draws the subsets and the replicas.
+    weights : ndarray, optional
+        Event weights of ``a`` (resampled with it; sizes count as effective sizes).
 
     Returns
     -------
     lo, hi : float
     """
-    sub_a = a if a.size <= rows else rng.choice(a, rows, replace=False)
+    pick = slice(None) if a.size <= rows else rng.choice(a.size, rows, replace=False)
+    sub_a, sub_w = a[pick], None if weights is None else weights[pick]
     sub_b = b if b.size <= rows else rng.choice(b, rows, replace=False)
-    lo, hi = bootstrap_interval(ks_statistic, sub_a, sub_b, n_boot=n_boot, cl=FLOOR_CL, rng=rng)
-    centre = ks_statistic(sub_a, sub_b)
-    shrink = math.sqrt(_effective_size(sub_a.size, sub_b.size) / _effective_size(a.size, b.size))
+    lo, hi = bootstrap_interval(ks_statistic, sub_a, sub_b, n_boot=n_boot, cl=FLOOR_CL, rng=rng, a_weights=sub_w)
+    centre = ks_statistic(sub_a, sub_b, sub_w)
+    shrink = math.sqrt(_effective_size(effective_size(sub_w, sub_a.size), sub_b.size)
+                       / _effective_size(effective_size(weights, a.size), b.size))
     return ks + (lo - centre) * shrink, ks + (hi - centre) * shrink
 
 
@@ -423,7 +450,8 @@ def _label(ks_within: bool, ws_within: bool) -> str:
 
 def validate(reference: pd.DataFrame, synthetic: pd.DataFrame, *, baseline_train: pd.DataFrame | None,
              features: Sequence[str] | None = None, seed: int = 0, c2st_rows: int = 200_000, n_boot: int = 100,
-             boot_rows: int = 20_000, pair_rows: int = 5_000, c2st_options: dict | None = None) -> Validation:
+             boot_rows: int = 20_000, pair_rows: int = 5_000, c2st_options: dict | None = None, weights=None,
+             baseline_weights=None) -> Validation:
     """Validate a synthetic sample against the MC, beside the MC's noise floor and a copula baseline.
 
     Parameters
@@ -451,6 +479,10 @@ def validate(reference: pd.DataFrame, synthetic: pd.DataFrame, *, baseline_train
     c2st_options : dict, optional
         Further settings of :func:`~recogan_app.metrics.classifier_two_sample_test` (``n_estimators``,
         ``max_depth``, ``nthread``…); model and baseline are always tested alike.
+    weights : array_like, optional
+        Event weights of the reference rows (any sign; finite, with a positive sum).
+    baseline_weights : array_like, optional
+        Event weights of the ``baseline_train`` rows.
 
     Returns
     -------
@@ -459,9 +491,13 @@ def validate(reference: pd.DataFrame, synthetic: pd.DataFrame, *, baseline_train
     Raises
     ------
     InputError
-        A feature missing, non-numeric or non-finite in a sample; fewer than four MC rows.
+        A feature missing, non-numeric or non-finite in a sample; fewer than four MC rows; weights
+        that are not one finite number per row with a positive sum.
     """
     _, names = feature_matrix(reference, features, role="reference", min_rows=4)
+    weights = checked_weights(weights, len(reference), "reference")
+    baseline_weights = None if baseline_train is None else checked_weights(
+        baseline_weights, len(baseline_train), "baseline training MC")
     feature_matrix(synthetic, names, role="synthetic sample", min_rows=2)
     if baseline_train is not None:
         feature_matrix(baseline_train, names, role="baseline training MC", min_rows=2)
@@ -471,45 +507,52 @@ def validate(reference: pd.DataFrame, synthetic: pd.DataFrame, *, baseline_train
     synthetic = _rounded(synthetic[names].reset_index(drop=True), integer_features)
     rng = np.random.default_rng(seed)
 
-    copula = GaussianCopula(random_state=seed).fit(reference if baseline_train is None else baseline_train[names])
+    copula = GaussianCopula(random_state=seed).fit(*(
+        (reference, weights) if baseline_train is None else (baseline_train[names], baseline_weights)))
     copula_seed = int(np.random.SeedSequence(seed, spawn_key=(1,)).generate_state(1)[0])  # its own stream
     baseline_sample = _rounded(copula.sample(len(synthetic), seed=copula_seed), integer_features)
-    reference_correlation = {method: correlation_matrix(reference, method) for method in METHODS}
-    settings = dict(seed=seed, c2st_options={"n_max": c2st_rows, **(c2st_options or {})})
+    reference_correlation = {method: correlation_matrix(reference, method, weights=weights) for method in METHODS}
+    settings = dict(seed=seed, c2st_options={"n_max": c2st_rows, **(c2st_options or {})}, weights=weights)
     model = _comparison(reference, reference_correlation, synthetic, **settings)
     baseline = _comparison(reference, reference_correlation, baseline_sample, **settings)
 
     n, m = len(reference), len(synthetic)
-    halves = noise_floor(reference, m, rng)
+    n_effective = None if weights is None else effective_size(weights)
+    halves = noise_floor(reference, m, rng, weights=weights)
     table = model.metrics.copy()
     intervals = [ks_interval(reference[f].to_numpy(np.float64), synthetic[f].to_numpy(np.float64),
-                              table.at[f, "ks"], n_boot, boot_rows, rng) for f in names]
-    histograms = {f: compare_histograms(reference[f], synthetic[f], integer=f in integer_features) for f in names}
+                              table.at[f, "ks"], n_boot, boot_rows, rng, weights) for f in names]
+    histograms = {f: compare_histograms(reference[f], synthetic[f], integer=f in integer_features, weights=weights)
+                  for f in names}
     table = table.assign(
         ks_lo=[lo for lo, _ in intervals], ks_hi=[hi for _, hi in intervals],
-        ks_floor=ks_floor(n, m, FLOOR_CL), ks_halves=halves["ks"],
+        ks_floor=ks_floor(max(n_effective or n, 1), m, FLOOR_CL), ks_halves=halves["ks"],
         ws_floor=halves["wasserstein"], ws_iqr_floor=halves["wasserstein_iqr"],
         chi2_ndf=[histograms[f].chi2_ndf for f in names],
         baseline_ks=baseline.metrics["ks"], baseline_wasserstein=baseline.metrics["wasserstein"],
     )
     table["label"] = [_label(row.ks <= row.ks_floor, row.wasserstein <= row.ws_floor) for row in table.itertuples()]
 
-    fitted_on = (f"the reference itself ({n:,} rows; no training MC given, which favours the copula)"
-                 if baseline_train is None else f"the training MC ({len(baseline_train):,} rows)")
+    weighted = " weighted" if (weights if baseline_train is None else baseline_weights) is not None else ""
+    fitted_on = (f"the reference itself ({n:,}{weighted} rows; no training MC given, which favours the copula)"
+                 if baseline_train is None else f"the training MC ({len(baseline_train):,}{weighted} rows)")
     return Validation(
         features=names, n_reference=n, n_synthetic=m, integer_features=integer_features, table=table,
         model=model, baseline=baseline, baseline_fitted_on=fitted_on, reference_correlation=reference_correlation,
-        residual_floor={method: residual_floor(reference, method, m, rng) for method in METHODS},
+        residual_floor={method: residual_floor(reference, method, m, rng, weights=weights) for method in METHODS},
         histograms=histograms,
         reference_sample=reference.sample(min(pair_rows, n), random_state=seed).reset_index(drop=True),
         synthetic_sample=synthetic.sample(min(pair_rows, m), random_state=seed).reset_index(drop=True),
+        n_effective=n_effective,
     )
 
 
+
 def validate_run(run, rows: int = 0, *, reference: pd.DataFrame | None = None, training: pd.DataFrame | None = None,
-                 seed: int | None = None, **options) -> Validation:
-    """The full validation of a tabular run: ``reference`` (default: its held-out test split)
-    against ``rows`` generated rows (0: as many), the copula baseline fitted on the training split.
+                 seed: int | None = None, weights=None, **options) -> Validation:
+    """The full validation of a tabular run: ``reference`` (default: its held-out test split, with
+    its event weights for a weighted run; ``weights`` those of a given ``reference``) against
+    ``rows`` generated rows (0: as many), the copula baseline fitted on the training split.
 
     One seed gives one sample wherever it is asked for (CLI, notebook, dashboard): ``seed`` fixes
     the generated rows and every random choice of :func:`validate`; by default it is the run's
@@ -519,7 +562,12 @@ def validate_run(run, rows: int = 0, *, reference: pd.DataFrame | None = None, t
     copula is fitted on the reference, which the result says. ``options`` go to :func:`validate`.
     """
     seed = run.stream_seed("validation") if seed is None else seed
-    reference = run.heldout() if reference is None else reference
+    if reference is None:
+        reference, weights = run.heldout(), run.heldout_weights()
     synthetic = run.generate(rows or len(reference), seed=seed)
     training = training if training is not None else run.training_rows()[0]
-    return validate(reference, synthetic, baseline_train=training, seed=seed, **options)
+    column, baseline_weights = run.weight_column, None
+    if training is not None and column in training:  # a weighted run's training split comes with its weights
+        training, baseline_weights = training.drop(columns=column), training[column].to_numpy()
+    return validate(reference, synthetic, baseline_train=training, seed=seed, weights=weights,
+                    baseline_weights=baseline_weights, **options)

@@ -120,3 +120,23 @@ def test_correlation_and_range_targets_use_every_row():
     np.testing.assert_allclose(targets.correlation.numpy(), np.corrcoef(data.numpy().T.astype(np.float64)),
                                atol=1e-4)
     assert torch.equal(targets.low, data.min(dim=0).values) and torch.equal(targets.high, data.max(dim=0).values)
+
+
+@pytest.mark.parametrize("kind", losses.ADVERSARIAL)
+def test_weighted_real_terms_equal_repeated_rows(kind):
+    """Integer event weights count a real row as often as its weight: the weighted discriminator
+    loss, soft ECDF and correlation target equal those of the rows repeated."""
+    generator = torch.Generator().manual_seed(0)
+    real, fake = torch.randn(50, generator=generator), torch.randn(30, generator=generator)
+    counts = torch.randint(0, 4, (50,), generator=generator).double()
+    repeated = real.repeat_interleave(counts.long())
+    weighted = losses.discriminator_loss(kind, real, fake, label_smoothing=0.1, weights=counts)
+    expected = losses.discriminator_loss(kind, repeated, fake, label_smoothing=0.1)
+    assert float(weighted) == pytest.approx(float(expected), rel=1e-6)
+    rows = torch.randn(50, 3, generator=generator) @ torch.tensor([[1.0, 0.5, 0.0], [0.0, 1.0, 0.3], [0.0, 0.0, 1.0]])
+    grid = torch.linspace(-2, 2, 9).unsqueeze(1).repeat(1, 3)
+    torch.testing.assert_close(losses.soft_ecdf(rows, grid, 0.1, counts.float()),
+                               losses.soft_ecdf(rows.repeat_interleave(counts.long(), 0), grid, 0.1))
+    torch.testing.assert_close(MarginalTargets.from_data(rows, weights=counts.float()).correlation,
+                               MarginalTargets.from_data(rows.repeat_interleave(counts.long(), 0)).correlation,
+                               atol=1e-5, rtol=1e-5)

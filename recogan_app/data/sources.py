@@ -2,7 +2,9 @@
 
 :func:`load_mc` reads files (ROOT, Parquet, CSV, HDF5, npz; one, several, a glob or a folder) or an
 embedded toy, applies the selection (``cut``), keeps the numeric feature columns and checks them: a
-problem is one :class:`~recogan_app.errors.InputError` naming the file and the column.
+problem is one :class:`~recogan_app.errors.InputError` naming the file and the column. An event
+weight (``weights``) is read beside the features and never modelled; without it, a column named
+like a weight is left out of the features and said.
 :func:`list_keys` lists the trees, keys or arrays a file offers as ``tree``.
 :func:`read_arrays` reads arrays of any shape (ZDC images and conditions) through the same checks:
 every file is read here.
@@ -18,6 +20,7 @@ Example
 from __future__ import annotations
 
 import csv
+import dataclasses
 import glob
 import itertools
 import re
@@ -38,6 +41,7 @@ from recogan_app.data.containers import (PICKLE_SUFFIXES, check_regular_file, hd
                                          hdf5_tables, named_columns, open_hdf5, read_npz, reading, refuse_pickle)
 from recogan_app.data.selection import Selection
 from recogan_app.errors import InputError, closest
+from recogan_app.metrics.distributions import effective_size
 
 __all__ = ["EMBEDDED", "FORMATS", "IMAGE_FORMATS", "MCSample", "Table", "list_keys", "load_mc", "read_arrays"]
 
@@ -63,6 +67,8 @@ _IDENTIFIER_NAME = re.compile(r"(run|event|evt|lumi|luminosity)[ _]?(number|num|
 """Names of bookkeeping numbers: run, event, luminosity block (``runNumber``, ``evtNum``, ``lumiBlock``…)."""
 _IDENTIFIER_ROWS = 50
 """Fewest rows on which unique or sorted integers say "identifier" rather than chance."""
+_WEIGHT_NAME = re.compile(r"(?i:.*weight.*|wgt|.*_wgt)|w")
+"""Names of event weights (``weight``, ``EventWeight``, ``sWeight``, ``genWeight``, ``wgt``, ``w``)."""
 
 
 def _counts_rows(values) -> bool:
@@ -101,6 +107,11 @@ class MCSample:
         The selection applied (see :class:`~recogan_app.data.selection.Selection`).
     n_before_cut, n_after_cut : int
         Rows read, and rows the cut kept (before any NaN/inf row was dropped).
+    weights : ndarray or None
+        Each row's event weight (float64, finite, any sign), read from ``weight_column``; None for
+        an unweighted sample. Never a feature: a model learns the weighted distribution of ``frame``.
+    weight_column : str or None
+        The column the weights were read from.
     """
 
     frame: pd.DataFrame = field(repr=False)
@@ -113,6 +124,41 @@ class MCSample:
     cut: str | None = None
     n_before_cut: int = 0
     n_after_cut: int = 0
+    weights: np.ndarray | None = field(default=None, repr=False)
+    weight_column: str | None = None
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    @property
+    def n_effective(self) -> float:
+        """The effective sample size (Σw)²/Σw²: as many unweighted events carry the same statistical
+        power (the number of rows for an unweighted sample)."""
+        return effective_size(self.weights, len(self.frame))
+
+    def subset(self, rows) -> "MCSample":
+        """The sample at row positions ``rows`` (a split's part): frame and weights alike."""
+        return dataclasses.replace(self, frame=self.frame.iloc[rows].reset_index(drop=True),
+                                   weights=None if self.weights is None else self.weights[rows])
+
+    def weighting(self) -> dict | None:
+        """The column, Σw and the effective sample size (what run.json keeps under ``data.weights``,
+        with the training split's effective size ``n_effective_train``)."""
+        if self.weights is None:
+            return None
+        return {"column": self.weight_column, "sum": float(self.weights.sum()), "n_effective": self.n_effective}
+
+    def check_trainable_weights(self) -> None:
+        """Refuse negative weights for training: a likelihood or a sampler cannot represent a
+        negative density (a generated event has no sign)."""
+        if self.weights is not None and (negative := int((self.weights < 0).sum())):
+            raise InputError(f"has {negative:,} rows with negative weights (of {len(self.weights):,}); training needs "
+                             "weights >= 0", path=self.source, column=self.weight_column,
+                             hint="a generator cannot produce negative density: train on the positive part or "
+                                  "reweight first; validation (recogan validate --weights) accepts them")
+        if self.weights is not None and not self.weights.sum() > 0:
+            raise InputError("has no positive weight: the weighted sample is empty", path=self.source,
+                             column=self.weight_column)
 
     def left_out(self) -> str:
         """The skipped columns and why, in one line ('' when none)."""
@@ -150,7 +196,7 @@ class Table:
         return f" in {self.kind} '{self.tree}'" if self.tree else ""
 
 
-def load_mc(path, *, tree=None, features=None, cut=None, drop_invalid=False, min_rows=2) -> MCSample:
+def load_mc(path, *, tree=None, features=None, cut=None, weights=None, drop_invalid=False, min_rows=2) -> MCSample:
     """Read and check an MC sample.
 
     Parameters
@@ -172,8 +218,12 @@ def load_mc(path, *, tree=None, features=None, cut=None, drop_invalid=False, min
         A selection such as ``"pt > 2 and abs(eta) < 0.8"``, applied to each file as it is read,
         before anything else (:class:`~recogan_app.data.selection.Selection`: no code is run). The
         columns it reads need not be features.
+    weights : str, optional
+        The column of event weights (generator, reweighting, sWeights…), read beside the features
+        and never one of them (``MCSample.weights``). Without it, columns named like a weight
+        (``weight``, ``EventWeight``, ``sWeight``, ``w``…) are left out of the default features.
     drop_invalid : bool
-        Drop rows with NaN/inf values instead of refusing the file.
+        Drop rows with NaN/inf values (in a feature or the weight) instead of refusing the file.
     min_rows : int
         Fewest rows (after dropping) a usable sample has.
 
@@ -185,8 +235,8 @@ def load_mc(path, *, tree=None, features=None, cut=None, drop_invalid=False, min
     ------
     InputError
         Missing, unreadable or empty file; files that differ in their columns; a bad cut or one that
-        reads an unknown column; unknown tree or column; a non-numeric or constant column; NaN/inf
-        values (unless ``drop_invalid``); too few rows.
+        reads an unknown column; unknown tree or column; a non-numeric or constant column; a weight
+        column that is also a feature; NaN/inf values (unless ``drop_invalid``); too few rows.
     """
     selection = None if cut is None else Selection(cut)  # refused before any file is opened
     in_memory = isinstance(path, pd.DataFrame)  # a notebook's frame gets the same checks as a file
@@ -196,11 +246,18 @@ def load_mc(path, *, tree=None, features=None, cut=None, drop_invalid=False, min
         _no_tree(source, tree, "DataFrame")
     tables = [(source, _table(path))] if in_memory else _open_all(source, files, tree)
     table = tables[0][1]
-    names = _select(table, wanted, source, n_rows=sum(t.n_rows for _, t in tables))
-    extra = []
+    n_rows = sum(t.n_rows for _, t in tables)
+    names = _select(table, wanted, source, n_rows=n_rows)
+    if weights is not None:
+        _select(table, [weights], source, n_rows=n_rows)  # found and numeric
+        if wanted and weights in wanted:
+            raise InputError("is both a feature and the weights: a weight is never modelled", path=source,
+                             column=weights, hint="leave it out of --features")
+        names = [name for name in names if name != weights]
+    extra = [] if weights is None else [weights]
     if selection is not None:
         selection.check_columns(table.columns, path=source)
-        extra = [name for name in selection.columns if name not in names]
+        extra += [name for name in selection.columns if name not in names + extra]
         for name in extra:
             if table.columns[name] is not None:
                 raise InputError(f"{table.columns[name]}: the cut '{selection.shown}' cannot read it", path=source,
@@ -219,7 +276,10 @@ def load_mc(path, *, tree=None, features=None, cut=None, drop_invalid=False, min
         names = [name for name in names if name not in empty]
         frame = frame[names]
 
+    weight = None if weights is None else np.asarray(data[weights], dtype=np.float64)
     floats = frame.select_dtypes("floating")
+    if weight is not None:
+        floats = floats.assign(**{weights: weight})
     invalid = ~np.isfinite(floats.to_numpy())
     counts = {name: n for name, n in zip(floats.columns, invalid.sum(axis=0).tolist()) if n}
     bad_rows = invalid.any(axis=1)
@@ -234,6 +294,7 @@ def load_mc(path, *, tree=None, features=None, cut=None, drop_invalid=False, min
     n_dropped = int(bad_rows.sum())
     if n_dropped:
         frame = frame[~bad_rows].reset_index(drop=True)
+        weight = None if weight is None else weight[~bad_rows]
 
     if len(frame) < min_rows:
         after = [f"the cut '{selection.shown}' (it kept {n_after_cut:,} of {n_before_cut:,})"] if selection else []
@@ -245,14 +306,17 @@ def load_mc(path, *, tree=None, features=None, cut=None, drop_invalid=False, min
             why, hint = _unlearnable(frame[name].to_numpy())
             if why and wanted:
                 raise InputError(why, path=source, column=name, hint=hint)
-            if why or (not wanted and (why := _identifier(name, frame[name].to_numpy()))):
+            if not (why or wanted):
+                why = _identifier(name, frame[name].to_numpy()) or _weight_like(name, weights)
+            if why:
                 skipped[name] = why
-        if len(skipped) == len(table.columns):
+        if all(name in skipped for name in names):
             raise InputError(f"has no usable columns{table.where}", path=source,
                              hint="; ".join(f"'{name}' {why}" for name, why in list(skipped.items())[:3]))
         frame = frame.drop(columns=[name for name in names if name in skipped])
     return MCSample(frame, source, table.tree, n_dropped, counts, skipped, files=files,
-                    cut=selection and selection.expression, n_before_cut=n_before_cut, n_after_cut=n_after_cut)
+                    cut=selection and selection.expression, n_before_cut=n_before_cut, n_after_cut=n_after_cut,
+                    weights=weight, weight_column=weights)
 
 
 def list_keys(path) -> list[str]:
@@ -369,6 +433,14 @@ def _identifier(name: str, values: np.ndarray) -> str | None:
     if distinct >= 3 and ((values[1:] >= values[:-1]).all() or (values[1:] <= values[:-1]).all()):
         return "looks like an identifier (integers in sorted order)"
     return None
+
+
+def _weight_like(name: str, weights: str | None) -> str | None:
+    """Why a column left out of the default features looks like an event weight (never modelled
+    silently), or None."""
+    if weights is not None or not _WEIGHT_NAME.fullmatch(name):
+        return None
+    return f"looks like an event weight: --weights {name} weights the events by it instead of modelling it"
 
 
 def _unlearnable(values: np.ndarray) -> tuple[str, str] | tuple[None, None]:

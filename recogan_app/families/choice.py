@@ -86,8 +86,9 @@ def trial(family: ModelFamily, trial_s: float) -> ModelFamily:
         def evaluate(self, run, test, deadline) -> dict:
             seed, rows = streams.stream_seed(self.config.seed, "evaluation"), min(len(self.monitor), C2ST_ROWS)
             synthetic = run.generate(rows, seed=seed)
-            return {"monitor_auc": classifier_two_sample_test(self.monitor, synthetic, n_max=rows, seed=seed).auc,
-                    "monitor_rows": rows}
+            auc = classifier_two_sample_test(self.monitor.frame, synthetic, n_max=rows, seed=seed,
+                                             weights=self.monitor.weights).auc
+            return {"monitor_auc": auc, "monitor_rows": rows}
 
     return Trial(family.config.updated(time_limit=trial_s))
 

@@ -32,15 +32,15 @@ from recogan_app.training.callbacks import CosineSchedule
 
 class LikelihoodSnapshot(SnapshotValidation):
     """The tabular snapshot scored by the monitor rows' mean negative log-likelihood (``nll``,
-    nats per row in the preprocessed space; lower is better)."""
+    nats per row in the preprocessed space, weighted for a weighted MC; lower is better)."""
 
-    def __init__(self, monitor: pd.DataFrame, pipeline, rows: int, seed: int):
+    def __init__(self, monitor: MCSample, pipeline, rows: int, seed: int):
         super().__init__(monitor, pipeline, rows, seed)
         self.matrix = torch.from_numpy(pipeline.transform(self.reference))
 
     def __call__(self, module: SplineFlow):
         _, metrics, details, size = super().__call__(module)
-        nll = module.nll(self.matrix)
+        nll = module.nll(self.matrix, weights=self.weights)
         return (nll if math.isfinite(nll) else math.inf), {"nll": nll, **metrics}, details, size
 
 
@@ -72,14 +72,14 @@ class FlowFamily(TabularFamily):
         config = self.config
         data = self.fit_pipeline(train)
         snapshot = LikelihoodSnapshot(monitor, self.pipeline, config.snapshot_rows, config.seed)
-        return Prepared(module=SplineFlow(data.shape[1], config), data=(data,), snapshot=snapshot,
+        return Prepared(module=SplineFlow(data[0].shape[1], config), data=data, snapshot=snapshot,
                         announce=self.announce(train, monitor, test), info={"snapshot": snapshot.record()},
                         callbacks=[CosineSchedule()])
 
-    def evaluate(self, run: FlowRun, test: pd.DataFrame, deadline) -> dict:
+    def evaluate(self, run: FlowRun, test: MCSample, deadline) -> dict:
         """The tabular figures plus ``test_nll``: the test rows' mean negative log-likelihood
-        (nats per row, preprocessed space)."""
-        nll = run.module.nll(torch.from_numpy(run.pipeline.transform(test)))
+        (nats per row, preprocessed space; weighted for a weighted MC)."""
+        nll = run.module.nll(torch.from_numpy(run.pipeline.transform(test.frame)), weights=test.weights)
         return {**super().evaluate(run, test, deadline), "test_nll": nll}
 
 

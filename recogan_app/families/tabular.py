@@ -6,6 +6,13 @@ goes through :func:`~recogan_app.families.recipe.fit_to_run`: the preprocessing
 are fitted on the training split only; the monitor split scores every epoch; the test split is
 kept in the run as ``heldout.parquet`` for the final figures and validation.
 
+A weighted MC (event weights, :attr:`~recogan_app.data.sources.MCSample.weights`) keeps its weights
+through the split. The preprocessing's quantiles, the penalties' targets, the discriminator's real
+terms (the flow: its likelihood), the snapshots' KS and the final figures are weighted; so the
+generator, whose rows are unweighted, learns the weighted distribution. The weights are used as
+they are rather than by drawing batches with probability ∝ w: every row is seen every epoch, the
+loop stays the same for every family, and the weights' column travels in ``heldout.parquet``.
+
 A tabular run directory holds, beside the common files (:mod:`recogan_app.run`),
 ``preprocessing.json`` (the fitted pipeline) and ``heldout.parquet`` (the test split).
 """
@@ -51,15 +58,16 @@ HELDOUT_GENERATED = 20_000
 """Fewest generated rows the final figures compare with the test split, for the same reason."""
 
 
-def compare(reference: pd.DataFrame, synthetic: pd.DataFrame) -> tuple[dict, dict]:
-    """Per-feature KS and Wasserstein plus the Pearson residual: the snapshot metrics.
+def compare(reference: pd.DataFrame, synthetic: pd.DataFrame, weights=None) -> tuple[dict, dict]:
+    """Per-feature KS and Wasserstein plus the Pearson residual (the reference's rows counting their
+    event ``weights``, when given): the snapshot metrics.
 
     Returns flat ``metrics`` (floats, one history row; ``max_corr_residual`` NaN when it cannot be
     computed) and ``details`` (tables for plots, seed 000's ``verdict``, and ``corr_undefined``: why
     the residual could not be computed, or None).
     """
-    per_feature, ks = ks_comparison(reference, synthetic)
-    residual = correlation_residual(reference, synthetic)
+    per_feature, ks = ks_comparison(reference, synthetic, weights=weights)
+    residual = correlation_residual(reference, synthetic, weights=weights)
     metrics = {"mean_ks": ks["mean"], "max_ks": ks["max"], "max_corr_residual": max_abs_residual(residual)}
     metrics.update({f"ks_{f}": float(v) for f, v in per_feature["ks"].items()})
     metrics.update({f"ws_{f}": float(v) for f, v in per_feature["wasserstein"].items()})
@@ -92,7 +100,8 @@ def heldout_summary(metrics: dict) -> str:
     if "test_nll" in metrics:  # a likelihood model's exact held-out figure
         c2st += f", log-likelihood {-metrics['test_nll']:.3f} nats per row (preprocessed space)"
     n = metrics["sample_size"]
-    line = (f"held-out test ({n:,} rows against {metrics['generated_rows']:,} generated): mean KS "
+    weighted = f", effective size {metrics['effective_size']:,.0f}" if "effective_size" in metrics else ""
+    line = (f"held-out test ({n:,} rows{weighted} against {metrics['generated_rows']:,} generated): mean KS "
             f"{metrics['mean_ks']:.4f}, max KS {metrics['max_ks']:.4f} (noise {noise['ks']:.4f} a feature; "
             f"{metrics['verdict']}), max |Pearson residual| {residual}, {c2st}")
     if too_small_to_judge(noise["ks"]):
@@ -110,8 +119,9 @@ class SnapshotValidation:
     monitor rows, and as many generated ones, at least :data:`SNAPSHOT_GENERATED` within ``rows``.
     """
 
-    def __init__(self, monitor: pd.DataFrame, pipeline: FeaturePipeline, rows: int, seed: int):
-        self.reference = monitor.iloc[snapshot_positions(len(monitor), rows, seed)].reset_index(drop=True)
+    def __init__(self, monitor: MCSample, pipeline: FeaturePipeline, rows: int, seed: int):
+        reference = monitor.subset(snapshot_positions(len(monitor), rows, seed))
+        self.reference, self.weights = reference.frame, reference.weights
         self.generated = min(rows, max(len(self.reference), SNAPSHOT_GENERATED))
         self.pipeline = pipeline
         self.noise_seed = streams.stream_seed(seed, "snapshot")
@@ -122,7 +132,7 @@ class SnapshotValidation:
 
     def __call__(self, module: TabularGAN):
         synthetic = self.pipeline.inverse_transform(module.sample(self.generated, seed=self.noise_seed).cpu().numpy())
-        metrics, details = compare(self.reference, synthetic)
+        metrics, details = compare(self.reference, synthetic, self.weights)
         details.update(reference=self.reference, synthetic=synthetic)
         score = bar_score(metrics["mean_ks"], metrics["max_ks"], metrics["max_corr_residual"])
         finite = all(math.isfinite(v) for k, v in metrics.items() if k != "max_corr_residual") and (
@@ -159,6 +169,11 @@ class TabularRun(Run):
     @property
     def features(self) -> list[str]:
         return list(self.pipeline.columns_)
+
+    @property
+    def weight_column(self) -> str | None:
+        """The column of event weights the run was trained with (None: unweighted)."""
+        return (self.info["data"].get("weights") or {}).get("column")
 
     def iter_generate(self, n: int, *, seed: int | None = None, chunk_rows: int = 500_000,
                       workers: int | None = None) -> Iterator[pd.DataFrame]:
@@ -222,22 +237,31 @@ class TabularRun(Run):
         return validate_run(self, rows, **options)
 
     def heldout(self) -> pd.DataFrame:
-        """The test split of the MC: never trained on, never used to pick a checkpoint."""
+        """The test split of the MC: never trained on, never used to pick a checkpoint (its
+        features; a weighted run's weights: :meth:`heldout_weights`)."""
+        return self._heldout(self.features)
+
+    def heldout_weights(self) -> np.ndarray | None:
+        """The event weights of the :meth:`heldout` rows (None for an unweighted run)."""
+        column = self.weight_column
+        return None if column is None else self._heldout([column])[column].to_numpy()
+
+    def _heldout(self, columns: list[str]) -> pd.DataFrame:
         path = self.path / "heldout.parquet"
         if not path.is_file():
             raise InputError("is missing: the run's held-out MC test split is gone", path=path,
                              hint="pass --reference with an independent MC file to validate against")
         with unreadable_as_input_error(path):
-            return pd.read_parquet(path)
+            return pd.read_parquet(path, columns=columns)
 
     def training_rows(self, mc: pd.DataFrame | None = None) -> tuple[pd.DataFrame | None, str]:
         """The MC this run was trained on: the recorded split applied to ``mc`` (the caller holds
         the frame it trained on), or by default to the run's source read again.
 
         The copula baseline must learn from the same events as the model: every file read again,
-        with the same cut. Refused (None) when a source file cannot be read or has changed, when
-        the split drawn again differs from the recorded one, or when the run (written by recogan
-        0.1) recorded no split.
+        with the same cut; a weighted run's frame holds the weight column after the features.
+        Refused (None) when a source file cannot be read or has changed, when the split drawn again
+        differs from the recorded one, or when the run (written by recogan 0.1) recorded no split.
 
         Returns
         -------
@@ -246,7 +270,7 @@ class TabularRun(Run):
         note : str
             What was used, or why nothing could be.
         """
-        data, record = self.info["data"], self.info.get("split")
+        data, record, column = self.info["data"], self.info.get("split"), self.weight_column
         source = data.get("source")
         if record is None:
             return None, f"the run was written by recogan {self.info['recogan_version']}, which recorded no split"
@@ -261,12 +285,14 @@ class TabularRun(Run):
                            and file_sha256(f["path"]) != f["sha256"]]
                 if changed:
                     return None, f"{changed[0]} has changed since training (SHA-256 differs)"
-                mc = load_mc([f["path"] for f in files], tree=data.get("tree"), features=data.get("features"),
-                             cut=data.get("cut"), drop_invalid=bool(data.get("n_dropped_invalid"))).frame
+                sample = load_mc([f["path"] for f in files], tree=data.get("tree"), features=data.get("features"),
+                                 cut=data.get("cut"), weights=column, drop_invalid=bool(data.get("n_dropped_invalid")))
+                mc = sample.frame if column is None else sample.frame.assign(**{column: sample.weights})
             split = Split.rebuild(record, len(mc), source or "the training MC")
         except InputError as exc:
             return None, f"the run's training MC could not be rebuilt ({exc})"
-        train = mc[data["features"]].iloc[split.train].reset_index(drop=True)
+        columns = data["features"] + ([column] if column in mc else [])
+        train = mc[columns].iloc[split.train].reset_index(drop=True)
         return train, f"the training split of {source} ({len(train):,} rows)"
 
     def independent_reference(self, path) -> str | None:
@@ -296,12 +322,17 @@ class TabularFamily(ModelFamily):
     headline = ("mean_ks", "max_ks", "max_corr_residual", "c2st_auc")
 
     def usable(self, sample: MCSample | pd.DataFrame) -> MCSample:
-        cut = self.config.cut
+        cut, weights = self.config.cut, self.config.weights
         if isinstance(sample, pd.DataFrame):
-            sample = load_mc(sample, features=self.config.features, cut=cut)
+            sample = load_mc(sample, features=self.config.features, cut=cut, weights=weights)
         elif cut is not None and sample.cut != cut:
             raise InputError(f"was read with the cut {sample.cut!r}, but the settings ask for the cut {cut!r}",
                              path=sample.source, hint="read it with load_mc(..., cut=...) as the settings say")
+        elif weights is not None and sample.weight_column != weights:
+            raise InputError(f"was read with the weights {sample.weight_column!r}, but the settings ask for the "
+                             f"weights {weights!r}", path=sample.source,
+                             hint="read it with load_mc(..., weights=...) as the settings say")
+        sample.check_trainable_weights()
         features = self.config.features or list(sample.frame.columns)
         missing = [f for f in features if f not in sample.frame.columns]
         if missing:
@@ -309,72 +340,81 @@ class TabularFamily(ModelFamily):
         self.source, self.selected = sample.source, sample.selected()
         return dataclasses.replace(sample, frame=sample.frame[features])
 
-    def size(self, sample: MCSample) -> int:
-        return len(sample.frame)
-
     def counted(self, n: int) -> str:
         return f"{n:,} rows" + (f"; {self.selected}" if self.selected else "")
 
-    def take(self, sample: MCSample, rows) -> pd.DataFrame:
-        return sample.frame.iloc[rows].reset_index(drop=True)
-
-    def fit_pipeline(self, train: pd.DataFrame) -> torch.Tensor:
-        """Fit the preprocessing on the training split; returns the split preprocessed."""
+    def fit_pipeline(self, train: MCSample) -> tuple[torch.Tensor, ...]:
+        """Fit the preprocessing on the training split (weighted by its event weights); returns the
+        training tensors: the split preprocessed, and its weights (mean 1) for a weighted MC."""
         try:
             self.pipeline = FeaturePipeline(self.config.transforms, random_state=streams.stream_seed(
-                self.config.seed, "preprocessing")).fit(train)
+                self.config.seed, "preprocessing")).fit(train.frame, weights=train.weights)
         except InputError as exc:
             raise exc.in_file(self.source) from None
-        return torch.from_numpy(self.pipeline.transform(train))
+        data = torch.from_numpy(self.pipeline.transform(train.frame))
+        self.n_effective_train = train.n_effective
+        if train.weights is None:
+            return (data,)
+        return data, torch.from_numpy((train.weights / train.weights.mean()).astype(np.float32))
 
     @staticmethod
-    def announce(train, monitor, test) -> str:
-        return (f"training {len(train):,} rows × {train.shape[1]} features; monitor split {len(monitor):,}, "
-                f"test split {len(test):,}")
+    def announce(train: MCSample, monitor: MCSample, test: MCSample) -> str:
+        weighted = "" if train.weights is None else (
+            f", weighted by '{train.weight_column}' (effective size {train.n_effective:,.0f})")
+        return (f"training {len(train):,} rows × {train.frame.shape[1]} features{weighted}; monitor split "
+                f"{len(monitor):,}, test split {len(test):,}")
 
     def prepare(self, train, monitor, test, folder, device, deadline) -> Prepared:
         config = self.config
         data = self.fit_pipeline(train)
-        targets = MarginalTargets.from_data(data, inverse=self.pipeline.inverse_transform,
+        rows, weights = data[0], data[1] if len(data) > 1 else None
+        targets = MarginalTargets.from_data(rows, inverse=self.pipeline.inverse_transform, weights=weights,
                                             generator=streams.torch_generator(config.seed, "preprocessing"))
         snapshot = SnapshotValidation(monitor, self.pipeline, config.snapshot_rows, config.seed)
-        return Prepared(module=TabularGAN(data.shape[1], config, targets), data=(data,), snapshot=snapshot,
+        return Prepared(module=TabularGAN(rows.shape[1], config, targets), data=data, snapshot=snapshot,
                         announce=self.announce(train, monitor, test), info={"snapshot": snapshot.record()})
 
     def data_info(self, sample: MCSample, usable: MCSample) -> dict:
+        weights = usable.weighting()
+        if weights is not None:  # the events the model learnt from
+            weights["n_effective_train"] = self.n_effective_train
         return {"tree": usable.tree, "features": list(usable.frame.columns), "n_rows": len(usable.frame),
                 "n_dropped_invalid": usable.n_dropped, "cut": usable.cut, "n_before_cut": usable.n_before_cut,
-                "n_after_cut": usable.n_after_cut}
+                "n_after_cut": usable.n_after_cut, "weights": weights}
 
-    def failure_hint(self, result, train: pd.DataFrame, prepared: Prepared) -> str:
+    def failure_hint(self, result, train: MCSample, prepared: Prepared) -> str:
         if result.reason == "time_limit":
             return TOO_SHORT
-        largest = train.abs().max().idxmax()
+        frame = train.frame
+        largest = frame.abs().max().idxmax()
         return (f"after non-finite losses, check the features' scales (largest: column '{largest}', up to "
-                f"{train[largest].abs().max():.3g}) or lower the learning rates")
+                f"{frame[largest].abs().max():.3g}) or lower the learning rates")
 
-    def save(self, folder: Path, test: pd.DataFrame) -> None:
+    def save(self, folder: Path, test: MCSample) -> None:
         self.pipeline.save(folder / "preprocessing.json")
-        write_atomic(folder / "heldout.parquet", lambda tmp: test.to_parquet(tmp, index=False))
+        frame = test.frame if test.weights is None else test.frame.assign(**{test.weight_column: test.weights})
+        write_atomic(folder / "heldout.parquet", lambda tmp: frame.to_parquet(tmp, index=False))
 
-    def evaluate(self, run: TabularRun, test: pd.DataFrame, deadline) -> dict:
-        """KS/WS per feature, the Pearson residual and a classifier two-sample AUC on the test split,
-        each with the sample sizes it was measured on and its noise floor (:func:`noise_floors`).
-        A residual that cannot be computed is None, ``max_corr_residual_undefined`` saying why.
-        The classifier (the slowest part) is left out, and ``c2st_skipped`` says why, when
-        ``deadline`` has passed."""
+    def evaluate(self, run: TabularRun, test: MCSample, deadline) -> dict:
+        """KS/WS per feature, the Pearson residual and a classifier two-sample AUC on the test split
+        (weighted for a weighted MC), each with the sample sizes it was measured on (and the effective
+        size) and its noise floor (:func:`noise_floors`). A residual that cannot be computed is None,
+        ``max_corr_residual_undefined`` saying why. The classifier (the slowest part) is left out,
+        and ``c2st_skipped`` says why, when ``deadline`` has passed."""
         seed = streams.stream_seed(self.config.seed, "evaluation")
         synthetic = run.generate(max(len(test), HELDOUT_GENERATED), seed=seed)
-        metrics, details = compare(test, synthetic)
+        metrics, details = compare(test.frame, synthetic, test.weights)
         figures = {"sample_size": len(test), "generated_rows": len(synthetic), "verdict": details["verdict"],
-                   **metrics, "noise": noise_floors(len(test), len(synthetic))}
+                   **metrics, "noise": noise_floors(test.n_effective, len(synthetic))}
+        if test.weights is not None:
+            figures["effective_size"] = test.n_effective
         if details["corr_undefined"]:
             figures.update(max_corr_residual=None, max_corr_residual_undefined=details["corr_undefined"])
         if deadline.left() <= 0:
             return {**figures, "c2st_skipped": f"the time limit ({deadline.seconds:g} s) was reached"}
-        c2st = classifier_two_sample_test(test, synthetic, n_max=50_000, seed=seed)
+        c2st = classifier_two_sample_test(test.frame, synthetic, n_max=50_000, seed=seed, weights=test.weights)
         return {**figures, "c2st_auc": c2st.auc, "c2st_auc_interval": list(c2st.auc_interval),
-                "c2st_rows": c2st.n_test, "noise": noise_floors(len(test), len(synthetic), c2st.n_test)}
+                "c2st_rows": c2st.n_test, "noise": noise_floors(test.n_effective, len(synthetic), c2st.n_test)}
 
 
 def train_tabular(sample: MCSample | pd.DataFrame, config: TabularConfig, out, **options) -> TabularRun:

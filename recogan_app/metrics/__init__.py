@@ -15,8 +15,9 @@ _HOMES = {
     "c2st": ("C2STResult", "classifier_two_sample_test"),
     "correlations": ("correlation_matrix", "correlation_residual", "flagged_pairs", "max_abs_residual",
                      "residual_floor"),
-    "distributions": ("bootstrap_interval", "feature_matrix", "feature_metrics", "iqr", "is_discrete", "ks_floor",
-                      "ks_statistic", "ks_summary", "ks_test", "noise_floor", "split_halves", "wasserstein"),
+    "distributions": ("bootstrap_interval", "effective_size", "feature_matrix", "feature_metrics", "iqr",
+                      "is_discrete", "ks_floor", "ks_statistic", "ks_summary", "ks_test", "noise_floor", "split_halves",
+                      "wasserstein"),
     "verdict": ("EXCELLENT", "GOOD", "RESIDUAL_TOLERANCE"),
 }
 __all__, __getattr__ = lazy_names(__name__, {f"{__name__}.{module}": names for module, names in _HOMES.items()})

@@ -3,7 +3,10 @@
 Seed 000's check: a boosted decision tree trained to separate MC ("signal") from synthetic
 ("background") on one half of a balanced sample and scored on the other. A test-set ROC AUC of
 0.5 means the classifier found nothing; the seed reports 0.58–0.59. Unlike per-feature KS,
-this sees every joint feature at once.
+this sees every joint feature at once. A weighted MC counts each of its rows by its event weight
+(``weights``) in the BDT's training, the AUC and its interval; the weights are scaled so that both
+classes weigh alike, and a negative weight counts as 0 here (neither a BDT nor a ROC curve takes
+one).
 """
 
 from __future__ import annotations
@@ -64,7 +67,7 @@ def classifier_two_sample_test(reference: pd.DataFrame, synthetic: pd.DataFrame,
                                features: Sequence[str] | None = None, n_max: int = 200_000,
                                test_fraction: float = 0.5, n_boot: int = 100, seed: int = 0,
                                n_estimators: int = 200, max_depth: int = 6, learning_rate: float = 0.1,
-                               nthread: int = 2) -> C2STResult:
+                               nthread: int = 2, weights=None) -> C2STResult:
     """Train an xgboost BDT to separate MC from synthetic rows; report its test-set AUC.
 
     Both samples are subsampled to the same size (the smaller one's, at most ``n_max``) so the
@@ -92,6 +95,8 @@ def classifier_two_sample_test(reference: pd.DataFrame, synthetic: pd.DataFrame,
         Boosting settings of the BDT.
     nthread : int
         Threads xgboost may use.
+    weights : array_like, optional
+        Event weights of the reference rows (negative ones count as 0).
 
     Returns
     -------
@@ -107,25 +112,32 @@ def classifier_two_sample_test(reference: pd.DataFrame, synthetic: pd.DataFrame,
     n = min(len(ref), len(syn), n_max)
     n_test = min(max(round(n * test_fraction), 1), n - 1)
     # Random subsets in random order: the first n_test rows of each sample are its test rows.
-    ref = ref[rng.choice(len(ref), n, replace=False)]
+    pick = rng.choice(len(ref), n, replace=False)
+    ref = ref[pick]
     syn = syn[rng.choice(len(syn), n, replace=False)]
     x_train, x_test = np.vstack((ref[n_test:], syn[n_test:])), np.vstack((ref[:n_test], syn[:n_test]))
     y_train = np.repeat([1, 0], n - n_test)
     y_test = np.repeat([1, 0], n_test)
+    w_train = w_test = w_pos = None
+    if weights is not None:
+        w = np.clip(np.asarray(weights, dtype=np.float64)[pick], 0, None)
+        w_pos = w[:n_test] * n_test / w[:n_test].sum()
+        w_train = np.concatenate((w[n_test:] * (n - n_test) / w[n_test:].sum(), np.ones(n - n_test)))
+        w_test = np.concatenate((w_pos, np.ones(n_test)))
 
     model = XGBClassifier(n_estimators=n_estimators, max_depth=max_depth, learning_rate=learning_rate,
                           tree_method="hist", n_jobs=nthread, random_state=seed, importance_type="gain")
-    model.fit(x_train, y_train)
+    model.fit(x_train, y_train, sample_weight=w_train)
     scores = model.predict_proba(x_test)[:, 1]
-    fpr, tpr, _ = roc_curve(y_test, scores)
+    fpr, tpr, _ = roc_curve(y_test, scores, sample_weight=w_test)
     return C2STResult(
-        auc=float(roc_auc_score(y_test, scores)),
-        auc_interval=_auc_bootstrap_interval(scores[:n_test], scores[n_test:], n_boot, 0.68, rng),
+        auc=float(roc_auc_score(y_test, scores, sample_weight=w_test)),
+        auc_interval=_auc_bootstrap_interval(scores[:n_test], scores[n_test:], n_boot, 0.68, rng, w_pos),
         roc=(fpr, tpr),
         scores_reference=scores[:n_test],
         scores_synthetic=scores[n_test:],
         feature_importance=dict(zip(names, map(float, model.feature_importances_))),
-        per_feature_auc={name: _univariate_auc(x_train[:, j], y_train, x_test[:, j], y_test)
+        per_feature_auc={name: _univariate_auc(x_train[:, j], y_train, x_test[:, j], y_test, w_train, w_test)
                          for j, name in enumerate(names)},
         n_train=len(y_train),
         n_test=len(y_test),
@@ -133,17 +145,19 @@ def classifier_two_sample_test(reference: pd.DataFrame, synthetic: pd.DataFrame,
 
 
 def _univariate_auc(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray,
+                    w_train: np.ndarray | None = None, w_test: np.ndarray | None = None,
                     n_bins: int = UNIVARIATE_BINS) -> float:
-    """Test AUC of the one-feature classifier "fraction of positives in this quantile bin".
+    """Test AUC of the one-feature classifier "(weighted) fraction of positives in this quantile bin".
 
     The binned density ratio is the best one-feature classifier up to binning, found in O(n).
     """
     edges = np.unique(np.quantile(x_train, np.linspace(0, 1, n_bins + 1)[1:-1]))
     train_bin = np.searchsorted(edges, x_train, side="right")
-    positives = np.bincount(train_bin, weights=y_train, minlength=edges.size + 1)
-    rows = np.bincount(train_bin, minlength=edges.size + 1)
+    mass = np.ones(len(y_train)) if w_train is None else w_train
+    positives = np.bincount(train_bin, weights=y_train * mass, minlength=edges.size + 1)
+    rows = np.bincount(train_bin, weights=mass, minlength=edges.size + 1)
     ratio = (positives + 0.5) / (rows + 1.0)  # smoothed so that empty bins score 0.5
-    return float(roc_auc_score(y_test, ratio[np.searchsorted(edges, x_test, side="right")]))
+    return float(roc_auc_score(y_test, ratio[np.searchsorted(edges, x_test, side="right")], sample_weight=w_test))
 
 
 def _weighted_auc(below: np.ndarray, upto: np.ndarray, weight_pos: np.ndarray, weight_neg_sorted: np.ndarray) -> float:
@@ -158,17 +172,19 @@ def _weighted_auc(below: np.ndarray, upto: np.ndarray, weight_pos: np.ndarray, w
 
 
 def _auc_bootstrap_interval(scores_pos: np.ndarray, scores_neg: np.ndarray, n_boot: int, cl: float,
-                            rng: np.random.Generator) -> tuple[float, float]:
-    """Percentile bootstrap interval of the AUC, resampling each class of the test set.
+                            rng: np.random.Generator, weights_pos: np.ndarray | None = None) -> tuple[float, float]:
+    """Percentile bootstrap interval of the AUC, resampling each class of the test set (a positive
+    drawn k times counts k times its weight ``weights_pos``).
 
     Resampling is blind to order, so the multiplicities of the negatives are drawn directly in
     sorted order and the sort is done once.
     """
+    weights_pos = np.ones(scores_pos.size) if weights_pos is None else weights_pos
     negatives = np.sort(scores_neg)
     below = np.searchsorted(negatives, scores_pos, side="left")
     upto = np.searchsorted(negatives, scores_pos, side="right")
     n_pos, n_neg = scores_pos.size, scores_neg.size
-    replicas = [_weighted_auc(below, upto, np.bincount(rng.integers(0, n_pos, n_pos), minlength=n_pos),
+    replicas = [_weighted_auc(below, upto, weights_pos * np.bincount(rng.integers(0, n_pos, n_pos), minlength=n_pos),
                               np.bincount(rng.integers(0, n_neg, n_neg), minlength=n_neg))
                 for _ in range(n_boot)]
     lo, hi = np.quantile(replicas, [(1 - cl) / 2, (1 + cl) / 2])

@@ -22,6 +22,7 @@ from zuko.flows.coupling import GeneralCouplingTransform
 from zuko.lazy import UnconditionalDistribution
 from zuko.transforms import MonotonicRQSTransform
 
+from recogan_app.losses import weighted_mean
 from recogan_app.models.latent import NOISE_BLOCK, Rows, noise_passes
 
 BOUND = 5.0
@@ -163,15 +164,20 @@ class SplineFlow(nn.Module):
         return torch.optim.AdamW(self.generator.parameters(), lr=self.config.learning_rate,
                                  weight_decay=self.config.weight_decay)
 
-    def loss(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"loss": -self.generator.log_prob(x).mean()}
+    def loss(self, x: torch.Tensor, weights: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """The negative log-likelihood of the batch, each row counting its event ``weights`` (when
+        given): the weighted MC's likelihood, which the flow maximises."""
+        return {"loss": -weighted_mean(self.generator.log_prob(x), weights)}
 
     @torch.inference_mode()
-    def nll(self, x: torch.Tensor, rows: int = 65_536) -> float:
-        """Mean negative log-likelihood of the rows of ``x`` (nats per row, preprocessed space)."""
+    def nll(self, x: torch.Tensor, rows: int = 65_536, weights=None) -> float:
+        """Mean negative log-likelihood of the rows of ``x`` (nats per row, preprocessed space),
+        each row counting its event weight (``weights``, an array) when given."""
         device = next(self.generator.buffers()).device
-        total = sum(float(self.generator.log_prob(x[a:a + rows].to(device)).sum()) for a in range(0, len(x), rows))
-        return -total / max(len(x), 1)
+        w = torch.as_tensor(1.0 if weights is None else weights, dtype=torch.float64).expand(len(x))
+        total = sum(float(self.generator.log_prob(x[a:a + rows].to(device)).double().cpu() @ w[a:a + rows])
+                    for a in range(0, len(x), rows))
+        return -total / max(float(w.sum()), 1e-300) if len(x) else 0.0
 
     def sample(self, n: int, *, seed: int) -> torch.Tensor:
         """The first ``n`` rows of the generated stream for ``seed``, in the preprocessed space."""

@@ -148,21 +148,25 @@ class TabularGAN(nn.Module):
         return (torch.optim.Adam(self.generator.parameters(), lr=cfg.lr_generator, betas=betas),
                 torch.optim.Adam(self.discriminator.parameters(), lr=cfg.lr_discriminator, betas=betas))
 
-    def discriminator_loss(self, real: torch.Tensor) -> dict[str, torch.Tensor]:
+    def discriminator_loss(self, real: torch.Tensor, weights: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """The adversarial loss on a batch of real rows (their terms averaged with their event
+        ``weights``, when the MC is weighted) and as many generated ones, plus WGAN-GP's penalty
+        (on unweighted interpolates: a constraint on the critic, not an expectation over the MC)."""
         cfg = self.config
         with torch.no_grad():
             fake = self.generator(self.generator.sample_noise(real.shape[0]))
         d_real, d_fake = self.discriminator(real), self.discriminator(fake)
         terms = {"d_adversarial": losses.discriminator_loss(
-            cfg.adversarial, d_real, d_fake, label_smoothing=cfg.label_smoothing)}
+            cfg.adversarial, d_real, d_fake, label_smoothing=cfg.label_smoothing, weights=weights)}
         if cfg.adversarial == "wgan-gp":
             terms["d_gradient_penalty"] = cfg.gradient_penalty * losses.gradient_penalty(
                 self.discriminator, real, fake)
         terms["d_loss"] = sum(terms.values())
         return terms
 
-    def generator_loss(self, real: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Adversarial loss plus the λ-weighted penalties, for a batch the size of ``real``."""
+    def generator_loss(self, real: torch.Tensor, weights: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Adversarial loss plus the λ-weighted penalties, for a batch the size of ``real`` (the
+        weights live in the discriminator's real terms and the penalties' targets)."""
         cfg = self.config
         fake = self.generator(self.generator.sample_noise(real.shape[0]))
         terms = {"g_adversarial": losses.generator_adversarial_loss(cfg.adversarial, self.discriminator(fake))}
