@@ -147,6 +147,9 @@ class TabularSettings(TrainingSettings):
     cut = param.String(default=None, allow_None=True,
                        doc="Selection applied to the MC before the split, e.g. 'pt > 2 and abs(eta) < 0.8' "
                            "(recogan_app.data.selection: parsed, never run as code).")
+    derive = param.Dict(default={},
+                        doc="Derived columns, name to formula, e.g. {'pt': 'hypot(px, py)'}: not modelled, computed "
+                            "exactly from the generated columns (recogan_app.data.derived).")
     transforms = param.Dict(default={},
                             doc="Per-feature preprocessing spec overriding the suggestion, "
                                 "e.g. {'cos_pa': 'arccos+quantile'}.")

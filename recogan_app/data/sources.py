@@ -36,6 +36,7 @@ import uproot
 
 from recogan_app.data.containers import (PICKLE_SUFFIXES, check_regular_file, hdf5_arrays, hdf5_columns,
                                          hdf5_tables, named_columns, open_hdf5, read_npz, reading, refuse_pickle)
+from recogan_app.data.derived import Derivations
 from recogan_app.data.selection import Selection
 from recogan_app.errors import InputError, closest
 
@@ -101,6 +102,9 @@ class MCSample:
         The selection applied (see :class:`~recogan_app.data.selection.Selection`).
     n_before_cut, n_after_cut : int
         Rows read, and rows the cut kept (before any NaN/inf row was dropped).
+    derived : dict of str to str
+        The derived columns (in ``frame``, the MC's values) and their formulas, in the order of
+        computation (:mod:`recogan_app.data.derived`): not modelled, computed after generation.
     """
 
     frame: pd.DataFrame = field(repr=False)
@@ -113,6 +117,7 @@ class MCSample:
     cut: str | None = None
     n_before_cut: int = 0
     n_after_cut: int = 0
+    derived: dict[str, str] = field(default_factory=dict)
 
     def left_out(self) -> str:
         """The skipped columns and why, in one line ('' when none)."""
@@ -150,7 +155,7 @@ class Table:
         return f" in {self.kind} '{self.tree}'" if self.tree else ""
 
 
-def load_mc(path, *, tree=None, features=None, cut=None, drop_invalid=False, min_rows=2) -> MCSample:
+def load_mc(path, *, tree=None, features=None, cut=None, derive=None, drop_invalid=False, min_rows=2) -> MCSample:
     """Read and check an MC sample.
 
     Parameters
@@ -172,6 +177,11 @@ def load_mc(path, *, tree=None, features=None, cut=None, drop_invalid=False, min
         A selection such as ``"pt > 2 and abs(eta) < 0.8"``, applied to each file as it is read,
         before anything else (:class:`~recogan_app.data.selection.Selection`: no code is run). The
         columns it reads need not be features.
+    derive : dict of str to str, optional
+        Derived columns, name to formula (``{"pt": "hypot(px, py)"}``,
+        :class:`~recogan_app.data.derived.Derivations`): each must be a column of the file, is read
+        beside the features (after them when ``features`` are named) and must not be one of them; a
+        formula reads features and other derived columns only.
     drop_invalid : bool
         Drop rows with NaN/inf values instead of refusing the file.
     min_rows : int
@@ -189,14 +199,26 @@ def load_mc(path, *, tree=None, features=None, cut=None, drop_invalid=False, min
         values (unless ``drop_invalid``); too few rows.
     """
     selection = None if cut is None else Selection(cut)  # refused before any file is opened
+    derivations = Derivations(derive)
     in_memory = isinstance(path, pd.DataFrame)  # a notebook's frame gets the same checks as a file
     source, files = ("a DataFrame", ()) if in_memory else _sources(path)
     wanted = _parse_features(features, source)
+    for name in wanted or []:
+        if name in derivations.formulas:
+            raise InputError("is both a feature and derived: a derived column is computed from the features, "
+                             "not modelled", path=source, column=name, hint="leave it out of --features")
     if in_memory:
         _no_tree(source, tree, "DataFrame")
     tables = [(source, _table(path))] if in_memory else _open_all(source, files, tree)
     table = tables[0][1]
     names = _select(table, wanted, source, n_rows=sum(t.n_rows for _, t in tables))
+    for name in derivations.names:
+        if name not in table.columns:
+            raise InputError(f"is derived but is not a column{table.where}: a derived column replaces a column "
+                             "of the file", path=source, column=name, hint=closest(name, table.columns))
+        if table.columns[name] is not None:
+            raise InputError(table.columns[name], path=source, column=name)
+    names += [name for name in derivations.names if name not in names]
     extra = []
     if selection is not None:
         selection.check_columns(table.columns, path=source)
@@ -232,7 +254,7 @@ def load_mc(path, *, tree=None, features=None, cut=None, drop_invalid=False, min
         raise InputError(f"has {len(frame)} rows{after}; training needs at least {min_rows}", path=source)
     skipped = {} if wanted else {name: why for name, why in table.columns.items() if why is not None}
     if len(frame) > 1:
-        for name in names:
+        for name in (n for n in names if n not in derivations.formulas):  # a derived column is never learnt
             why, hint = _unlearnable(frame[name].to_numpy())
             if why and wanted:
                 raise InputError(why, path=source, column=name, hint=hint)
@@ -242,8 +264,10 @@ def load_mc(path, *, tree=None, features=None, cut=None, drop_invalid=False, min
             raise InputError(f"has no usable columns{table.where}", path=source,
                              hint="; ".join(f"'{name}' {why}" for name, why in list(skipped.items())[:3]))
         frame = frame.drop(columns=[name for name in names if name in skipped])
+    derivations.check([name for name in frame.columns if name not in derivations.formulas], path=source)
     return MCSample(frame, source, table.tree, n_dropped, counts, skipped, files=files,
-                    cut=selection and selection.expression, n_before_cut=n_before_cut, n_after_cut=n_after_cut)
+                    cut=selection and selection.expression, n_before_cut=n_before_cut, n_after_cut=n_after_cut,
+                    derived=derivations.record())
 
 
 def list_keys(path) -> list[str]:
