@@ -219,6 +219,8 @@ def load_mc(path, *, tree=None, features=None, cut=None, derive=None, drop_inval
         if table.columns[name] is not None:
             raise InputError(table.columns[name], path=source, column=name)
     names += [name for name in derivations.names if name not in names]
+    for formula in derivations.formulas.values():
+        formula.check_columns(table.columns, path=source)
     extra = []
     if selection is not None:
         selection.check_columns(table.columns, path=source)
