@@ -219,10 +219,12 @@ def cmd_train(args) -> int:
     config = candidates[0].config  # the candidates differ in their own settings only, not in the data's
     sample = _load_mc(args.data, tree=args.tree, features=config.features, cut=config.cut, derive=config.derive,
                       drop_invalid=args.drop_invalid)
-    from recogan_app.data.derived import suggest
+    from recogan_app.data.derived import disagreements, suggest
 
     for suggestion in suggest(sample.frame, sample.derived):
         print(f"{sample.source}: {suggestion.notice()}", file=sys.stderr)
+    for warning in disagreements(sample.frame, sample.derived):
+        print(f"WARNING {sample.source}: {warning}", file=sys.stderr)
     family, choice = candidates[0], record.get("model_choice") if record else None
     if len(candidates) > 1:
         from recogan_app.families.choice import choose_family, trial_seconds

@@ -31,7 +31,7 @@ import pandas as pd
 from recogan_app.data.selection import Expression
 from recogan_app.errors import InputError
 
-__all__ = ["Derivations", "Suggestion", "parse_derive", "suggest"]
+__all__ = ["Derivations", "Suggestion", "disagreements", "parse_derive", "suggest"]
 
 RTOL = 1e-4
 """Relative precision to which an identity must hold for :func:`suggest`: float32 keeps 6e-8, public
@@ -169,15 +169,16 @@ def suggest(frame: pd.DataFrame, derived: Iterable[str] = ()) -> list[Suggestion
             particles.setdefault(tag, {}).setdefault(_QUANTITIES[token.group(1).lower()], column)
     candidates = []
     for q in particles.values():
+        f = {quantity: _quoted(column) for quantity, column in q.items()}  # as a formula names them
         if {"px", "py"} <= q.keys():
             if "pt" in q:
-                candidates.append((q["pt"], f"hypot({q['px']}, {q['py']})"))
+                candidates.append((q["pt"], f"hypot({f['px']}, {f['py']})"))
             if "phi" in q:
-                candidates.append((q["phi"], f"arctan2({q['py']}, {q['px']})"))
+                candidates.append((q["phi"], f"arctan2({f['py']}, {f['px']})"))
             if "pz" in q and "eta" in q:
-                candidates.append((q["eta"], f"arcsinh({q['pz']} / hypot({q['px']}, {q['py']}))"))
+                candidates.append((q["eta"], f"arcsinh({f['pz']} / hypot({f['px']}, {f['py']}))"))
             if "pz" in q and "p" in q:
-                candidates.append((q["p"], f"sqrt({q['px']}**2 + {q['py']}**2 + {q['pz']}**2)"))
+                candidates.append((q["p"], f"sqrt({f['px']}**2 + {f['py']}**2 + {f['pz']}**2)"))
     vectors = [q for q in particles.values() if {"E", "px", "py", "pz"} <= q.keys()]
     for q in particles.values():
         if "M" not in q:
@@ -185,28 +186,46 @@ def suggest(frame: pd.DataFrame, derived: Iterable[str] = ()) -> list[Suggestion
         for combined in [*([v] for v in vectors), *itertools.combinations(vectors, 2)]:
             if q in combined and len(combined) == 2:
                 continue
-            parts = [" + ".join(v[c] for v in combined) for c in ("E", "px", "py", "pz")]
+            parts = [" + ".join(_quoted(v[c]) for v in combined) for c in ("E", "px", "py", "pz")]
             candidates.append((q["M"], f"mass({', '.join(parts)})"))
     found, named = [], set()
     for name, formula in candidates:
-        if name not in named and _holds(frame, name, formula):
+        if name not in named and _agreement(frame, name, formula) >= SHARE:
             found.append(Suggestion(name, formula))
             named.add(name)
     return found
 
 
-def _holds(frame: pd.DataFrame, name: str, formula: str) -> bool:
-    """Whether column ``name`` equals ``formula`` to :data:`RTOL` (of the value plus the column's median
-    magnitude, so that values near 0 such as phi are judged on the column's scale) in :data:`SHARE` of
-    the rows. A mass is compared through its square against E² (E² - p² cancels: rounded inputs give a
-    small mass a large relative error)."""
+def _quoted(column: str) -> str:
+    """A column as a formula names it: in backticks unless it is a Python name (``Muon.px``)."""
+    return column if column.isidentifier() else f"`{column}`"
+
+
+def disagreements(frame: pd.DataFrame, derived: Mapping[str, str]) -> list[str]:
+    """A warning per derived column whose MC values (in ``frame``) differ from its formula beyond float
+    precision in more than 1 - :data:`SHARE` of the rows: the generated column follows the formula, so
+    validation will find it unlike the MC."""
+    warnings = []
+    for name, formula in derived.items():
+        differ = 1 - _agreement(frame, name, formula)
+        if differ > 1 - SHARE:
+            warnings.append(f"the MC's {name} differs from {formula} in {differ:.1%} of the events (beyond a relative "
+                            f"{RTOL:g}): the generated {name} follows the formula, not the MC")
+    return warnings
+
+
+def _agreement(frame: pd.DataFrame, name: str, formula: str) -> float:
+    """The share of rows in which column ``name`` equals ``formula`` to :data:`RTOL` (of the value plus
+    the column's median magnitude, so that values near 0 such as phi are judged on the column's scale).
+    A mass is compared through its square against E² (E² - p² cancels: rounded inputs give a small mass
+    a large relative error)."""
     expression = Formula(formula)
     stored = frame[name].to_numpy(dtype=np.float64)
-    computed = expression.values({c: frame[c].to_numpy(dtype=np.float64) for c in expression.columns})
+    columns = {c: frame[c].to_numpy(dtype=np.float64) for c in expression.columns}
+    computed = expression.values(columns)
     scale = np.abs(stored) + np.median(np.abs(stored))
-    if formula.startswith("mass("):
-        energy = Formula(formula[len("mass("):].split(",")[0])
-        scale = energy.values({c: frame[c].to_numpy(dtype=np.float64) for c in energy.columns}) ** 2
+    if expression.called == "mass":
+        scale = expression.argument(0, columns) ** 2
         stored, computed = stored ** 2, computed ** 2
     with np.errstate(invalid="ignore"):
-        return bool(np.mean(np.abs(computed - stored) <= RTOL * scale) >= SHARE)
+        return float(np.mean(np.abs(computed - stored) <= RTOL * scale))

@@ -165,6 +165,16 @@ class Expression:
             raise self._refused("is too deeply nested") from None
         return np.broadcast_to(values, (n,)).copy()
 
+    @property
+    def called(self) -> str | None:
+        """The function the whole expression calls (``mass`` for ``mass(E1 + E2, …)``), or None."""
+        return self._tree.func.id if isinstance(self._tree, ast.Call) else None
+
+    def argument(self, index: int, columns: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The value of argument ``index`` of the call the expression is (see :attr:`called`)."""
+        with np.errstate(all="ignore"):
+            return np.asarray(self._value(self._tree.args[index], columns))
+
     def _value(self, node: ast.AST, columns: Mapping[str, np.ndarray]):
         if isinstance(node, ast.Name):
             column = self._column(node)
