@@ -22,7 +22,7 @@ EXAMPLES = """examples:
   recogan train --data xic.parquet --out runs/xic --time-limit 300
   recogan train --data mc.root --tree Candidates --features pt,decay_length,cos_pa --out runs/a
   recogan train --data "mc/*.root" --data extra.root --cut "pt > 2 and abs(eta) < 0.8" --out runs/b
-  recogan train --data dimuon.csv --derive "pt1 = hypot(px1, py1)" --derive "M = mass(E1 + E2, px1 + px2, py1 + py2, pz1 + pz2)" --out runs/mumu
+  recogan train --data dimuon.csv --derive "pt1 = hypot(px1, py1)" --out runs/mumu   # pt1 computed, not modelled
   recogan train --data xic.parquet --out runs/xic-flow --model flow --time-limit 300
   recogan train --data xic.parquet --out runs/xic-auto --model auto --time-limit 300   # the family a short trial picks
   recogan train --resume runs/a                          # continue a killed training from its last epoch

@@ -76,7 +76,8 @@ def check_exact(frame: pd.DataFrame) -> None:
 
 def test_generated_file_holds_the_derived_columns_exactly_in_the_files_order(folder, trained):
     run, err = trained
-    assert "column 'Event' looks like an identifier" in err and "pass --derive 'eta1 = arcsinh(pz1 / hypot(px1, py1))'" in err
+    assert "column 'Event' looks like an identifier" in err
+    assert "pass --derive 'eta1 = arcsinh(pz1 / hypot(px1, py1))'" in err
     assert "pt1 = hypot" not in err and "WARNING" not in err  # derived already; the MC agrees with every formula
     done = recogan("generate", "--run", run, "--n", 3000, "--seed", 1, "--out", folder / "generated.parquet")
     assert done.returncode == 0, done.stderr
@@ -115,14 +116,13 @@ def test_train_without_derive_suggests_the_identities(folder):
     done = recogan("train", "--data", folder / "dimuon.csv", "--config", folder / "tiny.json",
                    "--features", "px1,py1,pt1,pz1,eta1,E1,E2,px2,py2,pz2,M", "--out", folder / "free")
     assert done.returncode == 0, done.stderr
-    lines = [line for line in done.stderr.splitlines() if "holds in every event" in line]
-    assert lines == [f"{folder / 'dimuon.csv'}: {line}" for line in (
-        "pt1 = hypot(px1, py1) holds in every event: pass --derive 'pt1 = hypot(px1, py1)' to keep it exact "
-        "(it is modelled as a free column otherwise)",
-        "eta1 = arcsinh(pz1 / hypot(px1, py1)) holds in every event: pass --derive "
-        "'eta1 = arcsinh(pz1 / hypot(px1, py1))' to keep it exact (it is modelled as a free column otherwise)",
-        f"M = {PAIR_MASS} holds in every event: pass --derive 'M = {PAIR_MASS}' to keep it exact "
-        "(it is modelled as a free column otherwise)")]
+    found = {line.split(": ", 1)[1].split(" = ")[0]: line for line in done.stderr.splitlines()
+             if "holds in every event" in line}
+    assert set(found) == {"pt1", "eta1", "E1", "E2", "M"}  # px2, py2 without pt2: no pt2 to suggest
+    assert found["pt1"] == (f"{folder / 'dimuon.csv'}: pt1 = hypot(px1, py1) holds in every event: pass --derive "
+                            "'pt1 = hypot(px1, py1)' to keep it exact (it is modelled as a free column otherwise)")
+    assert f"pass --derive 'M = {PAIR_MASS}'" in found["M"]
+    assert "pass --derive 'E1 = sqrt(px1**2 + py1**2 + pz1**2 + 0.1" in found["E1"]  # the muon mass, from the data
     assert "derived" not in json.loads((folder / "free" / "run.json").read_text())["data"] or not json.loads(
         (folder / "free" / "run.json").read_text())["data"]["derived"]
 
@@ -130,9 +130,13 @@ def test_train_without_derive_suggests_the_identities(folder):
 def test_suggestions_follow_names_and_numbers():
     frame = dimuons(1000, seed=3).drop(columns=["Run", "Event"])
     found = {s.name: s.formula for s in suggest(frame)}
+    energies = {name: found.pop(name) for name in ("E1", "E2")}
     assert found == {"pt1": "hypot(px1, py1)", "pt2": "hypot(px2, py2)", "phi1": "arctan2(py1, px1)",
                      "phi2": "arctan2(py2, px2)", "eta1": "arcsinh(pz1 / hypot(px1, py1))",
                      "eta2": "arcsinh(pz2 / hypot(px2, py2))", "M": PAIR_MASS}
+    for i in (1, 2):  # the muon mass, 0.10566 GeV, estimated from E² - p² of the rounded values
+        formula, squared = energies[f"E{i}"].rsplit(" + ", 1)
+        assert formula == f"sqrt(px{i}**2 + py{i}**2 + pz{i}**2" and abs(float(squared[:-4]) - 0.10566) < 0.002
     renamed = frame.rename(columns=lambda c: f"Muon_{c[:-1]}_{c[-1]}" if c[-1] in "12" else c)
     assert {s.derive for s in suggest(renamed)} >= {"Muon_pt_1 = hypot(Muon_px_1, Muon_py_1)"}
     dotted = frame.rename(columns=lambda c: f"Muon.{c}")  # no Python names: quoted as the cut language wants
@@ -140,7 +144,7 @@ def test_suggestions_follow_names_and_numbers():
     assert disagreements(frame, {"pt1": "hypot(px1, py1)", "M": PAIR_MASS}) == []
     frame["pt1"] *= 1.001  # off by 0.1 %: no identity
     frame["M"] = frame["M"].sample(frac=1, random_state=0).to_numpy()  # another event's mass
-    assert {s.name for s in suggest(frame)} == {"pt2", "phi1", "phi2", "eta1", "eta2"}
+    assert {s.name for s in suggest(frame)} == {"pt2", "phi1", "phi2", "eta1", "eta2", "E1", "E2"}
     assert suggest(frame, derived=["pt2"]) == [s for s in suggest(frame) if s.name != "pt2"]
     assert disagreements(frame, {"pt1": "hypot(px1, py1)", "M": PAIR_MASS, "pt2": "hypot(px2, py2)"}) == [
         "the MC's pt1 differs from hypot(px1, py1) in 99.0% of the events (beyond a relative 0.0001): the "
@@ -166,7 +170,8 @@ def test_a_derived_column_may_read_another_in_any_order(folder):
     (["--derive", "pt1 = __import__('os')"], ["calls '__import__', which is not allowed"]),
     (["--derive", "pT1 = hypot(px1, py1)"], ["column 'pT1'", "is derived but is not a column"]),
     (["--derive", "a = b + 1", "--derive", "b = 2 * a"], ["cycle (a -> b -> a"]),
-    (["--derive", "pt1 = hypot(px1, py1)", "--features", "px1,py1,pt1"], ["column 'pt1'", "both a feature and derived"]),
+    (["--derive", "pt1 = hypot(px1, py1)", "--features", "px1,py1,pt1"],
+     ["column 'pt1'", "both a feature and derived"]),
     (["--derive", "pt1 = hypot(px1, py1)", "--features", "px1,pz1"], ["column 'py1'", "not a modelled column"]),
     (["--derive", "pt1 hypot(px1, py1)"], ["--derive takes NAME = FORMULA"]),
     (["--derive", "pt1 = hypot(px1, py1)", "--derive", "pt1 = px1"], ["column 'pt1'", "derived twice"]),

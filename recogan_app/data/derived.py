@@ -95,7 +95,7 @@ class Derivations:
                 if column not in free and column not in self.formulas:
                     raise InputError(f"is read by the derived column '{name} = {formula.shown}' but is not "
                                      "a modelled column, so it is never generated", path=path, column=column,
-                                     hint=f"model it (add it to --features), or derive it too")
+                                     hint="model it (add it to --features), or derive it too")
 
     def complete(self, frame: pd.DataFrame, dtypes: Mapping[str, str]) -> pd.DataFrame:
         """``frame`` (the free columns) with every derived column added, computed in float64 from the
@@ -180,6 +180,12 @@ def suggest(frame: pd.DataFrame, derived: Iterable[str] = ()) -> list[Suggestion
             if "pz" in q and "p" in q:
                 candidates.append((q["p"], f"sqrt({f['px']}**2 + {f['py']}**2 + {f['pz']}**2)"))
     vectors = [q for q in particles.values() if {"E", "px", "py", "pz"} <= q.keys()]
+    for q in vectors:  # a particle of fixed mass (a muon, a photon): E = sqrt(p² + m²), m from the data
+        f = {quantity: _quoted(column) for quantity, column in q.items()}
+        squared = frame[q["E"]].to_numpy() ** 2 - (frame[[q["px"], q["py"], q["pz"]]].to_numpy() ** 2).sum(axis=1)
+        m = np.sqrt(max(float(np.median(squared)), 0.0))
+        mass_term = f" + {m:.4g}**2" if m else ""
+        candidates.append((q["E"], f"sqrt({f['px']}**2 + {f['py']}**2 + {f['pz']}**2{mass_term})"))
     for q in particles.values():
         if "M" not in q:
             continue
