@@ -63,8 +63,8 @@ class FlowFamily(TabularFamily):
 
     def usable(self, sample: MCSample | pd.DataFrame) -> MCSample:
         usable = super().usable(sample)
-        if usable.frame.shape[1] < 2:
-            raise InputError(f"has {usable.frame.shape[1]} feature: a coupling flow needs at least 2",
+        if len(self.free) < 2:
+            raise InputError(f"has {len(self.free)} modelled feature: a coupling flow needs at least 2",
                              path=usable.source, hint="use the GAN (--model gan) for a single feature")
         return usable
 

@@ -15,6 +15,10 @@ loop stays the same for every family, and the weights' column travels in ``heldo
 
 A tabular run directory holds, beside the common files (:mod:`recogan_app.run`),
 ``preprocessing.json`` (the fitted pipeline) and ``heldout.parquet`` (the test split).
+
+Derived columns (:mod:`recogan_app.data.derived`, run.json ``data.derived``) are not modelled: the
+preprocessing and the network see the free columns only, and every generated chunk gets the derived
+ones computed from them (:meth:`TabularRun.iter_generate`), so that every output holds them exactly.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import torch
 
 from recogan_app import streams
 from recogan_app.config import TabularConfig
+from recogan_app.data.derived import Derivations
 from recogan_app.data.sources import MCSample, load_mc
 from recogan_app.errors import InputError
 from recogan_app.files import file_sha256, write_atomic
@@ -121,7 +126,8 @@ class SnapshotValidation:
 
     def __init__(self, monitor: MCSample, pipeline: FeaturePipeline, rows: int, seed: int):
         reference = monitor.subset(snapshot_positions(len(monitor), rows, seed))
-        self.reference, self.weights = reference.frame, reference.weights
+        self.reference = reference.frame[pipeline.columns_]  # the modelled columns: derived ones come later
+        self.weights = reference.weights
         self.generated = min(rows, max(len(self.reference), SNAPSHOT_GENERATED))
         self.pipeline = pipeline
         self.noise_seed = streams.stream_seed(seed, "snapshot")
@@ -160,6 +166,25 @@ class TabularRun(Run):
         self.pipeline = FeaturePipeline.load(self.path / "preprocessing.json")
         self.module = self._module(len(self.pipeline.columns_))
         self.module.generator.load_state_dict(weights)  # config.json edited: the shapes differ
+        self._load_derived()
+
+    def _load_derived(self) -> None:
+        """The derived columns of run.json ``data.derived`` (name: {expression, dtype}) and the output's
+        column order, ``data.features``; both checked against the fitted preprocessing."""
+        data, where = self.info["data"], self.path / "run.json"
+        derived = data.get("derived") or {}
+        if not (isinstance(derived, dict) and all(isinstance(d, dict) and isinstance(d.get("expression"), str)
+                                                  and isinstance(d.get("dtype"), str) for d in derived.values())):
+            raise InputError("entry 'data.derived' is not a table of {expression, dtype} per column", path=where)
+        try:
+            self.derived = Derivations({name: d["expression"] for name, d in derived.items()})
+            self.derived.check(self.pipeline.columns_)
+            self.derived_dtypes = {name: str(np.dtype(d["dtype"])) for name, d in derived.items()}
+        except (InputError, TypeError) as exc:
+            raise InputError(f"entry 'data.derived' cannot be used: {exc}", path=where) from None
+        self.columns = list(data["features"]) if derived else list(self.pipeline.columns_)
+        if sorted(self.columns) != sorted([*self.pipeline.columns_, *derived]):
+            raise InputError("entry 'data.features' does not list the modelled and derived columns", path=where)
 
     def _module(self, n_features: int) -> torch.nn.Module:
         """The family's module of ``n_features`` from the run's config, its generator to be loaded."""
@@ -168,7 +193,13 @@ class TabularRun(Run):
 
     @property
     def features(self) -> list[str]:
-        return list(self.pipeline.columns_)
+        """The generated columns in the MC's order: the modelled ones and the derived ones."""
+        return list(self.columns)
+
+    def _physical(self, matrix: np.ndarray) -> pd.DataFrame:
+        """Generated rows of the network's space in physical units, the derived columns computed."""
+        frame = self.pipeline.inverse_transform(matrix)
+        return self.derived.complete(frame, self.derived_dtypes)[self.columns] if self.derived else frame
 
     @property
     def weight_column(self) -> str | None:
@@ -178,7 +209,7 @@ class TabularRun(Run):
     def iter_generate(self, n: int, *, seed: int | None = None, chunk_rows: int = 500_000,
                       workers: int | None = None) -> Iterator[pd.DataFrame]:
         """Synthetic rows in chunks of at most ``chunk_rows``, in physical units with the MC's
-        column names and dtypes; memory bounded whatever ``n``.
+        column names and dtypes, derived columns computed; memory bounded whatever ``n``.
 
         ``workers`` threads (default: one per core torch may use, at most :data:`MAX_WORKERS`,
         and no more than there are chunks) each sample a chunk and map it back to physical units
@@ -206,7 +237,7 @@ class TabularRun(Run):
 
         def chunk(start: int) -> pd.DataFrame:
             torch.set_num_threads(threads)  # this thread's OpenMP team (and the default for new threads)
-            return self.pipeline.inverse_transform(rows(seed, start, min(start + chunk_rows, n)).cpu().numpy())
+            return self._physical(rows(seed, start, min(start + chunk_rows, n)).cpu().numpy())
 
         try:
             with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -222,8 +253,8 @@ class TabularRun(Run):
     def generate(self, n: int, *, seed: int | None = None) -> pd.DataFrame:
         """``n`` synthetic rows at once (see :meth:`iter_generate` for large ``n``)."""
         chunks = list(self.iter_generate(n, seed=seed))
-        return pd.concat(chunks, ignore_index=True) if chunks else self.pipeline.inverse_transform(
-            np.empty((0, len(self.features)), dtype=np.float32))
+        return pd.concat(chunks, ignore_index=True) if chunks else self._physical(
+            np.empty((0, len(self.pipeline.columns_)), dtype=np.float32))
 
     def histogram(self, feature: str, edges, n: int, *, seed: int | None = None):
         """:func:`recogan_app.histograms.of_run`: ``feature``'s histogram in ``n`` generated events,
@@ -285,8 +316,10 @@ class TabularRun(Run):
                            and file_sha256(f["path"]) != f["sha256"]]
                 if changed:
                     return None, f"{changed[0]} has changed since training (SHA-256 differs)"
-                sample = load_mc([f["path"] for f in files], tree=data.get("tree"), features=data.get("features"),
-                                 cut=data.get("cut"), weights=column, drop_invalid=bool(data.get("n_dropped_invalid")))
+                derive = self.derived.record()
+                sample = load_mc([f["path"] for f in files], tree=data.get("tree"), cut=data.get("cut"), weights=column,
+                                 derive=derive, features=[f for f in data["features"] if f not in derive],
+                                 drop_invalid=bool(data.get("n_dropped_invalid")))
                 mc = sample.frame if column is None else sample.frame.assign(**{column: sample.weights})
             split = Split.rebuild(record, len(mc), source or "the training MC")
         except InputError as exc:
@@ -322,9 +355,10 @@ class TabularFamily(ModelFamily):
     headline = ("mean_ks", "max_ks", "max_corr_residual", "c2st_auc")
 
     def usable(self, sample: MCSample | pd.DataFrame) -> MCSample:
-        cut, weights = self.config.cut, self.config.weights
+        """The configured features and derived columns of ``sample``; :attr:`free` the modelled ones."""
+        cut, weights, derive = self.config.cut, self.config.weights, self.config.derive
         if isinstance(sample, pd.DataFrame):
-            sample = load_mc(sample, features=self.config.features, cut=cut, weights=weights)
+            sample = load_mc(sample, features=self.config.features, cut=cut, weights=weights, derive=derive)
         elif cut is not None and sample.cut != cut:
             raise InputError(f"was read with the cut {sample.cut!r}, but the settings ask for the cut {cut!r}",
                              path=sample.source, hint="read it with load_mc(..., cut=...) as the settings say")
@@ -332,37 +366,44 @@ class TabularFamily(ModelFamily):
             raise InputError(f"was read with the weights {sample.weight_column!r}, but the settings ask for the "
                              f"weights {weights!r}", path=sample.source,
                              hint="read it with load_mc(..., weights=...) as the settings say")
+        elif sample.derived != Derivations(derive).record():
+            raise InputError(f"was read with the derived columns {sample.derived}, but the settings derive {derive}",
+                             path=sample.source, hint="read it with load_mc(..., derive=...) as the settings say")
         sample.check_trainable_weights()
-        features = self.config.features or list(sample.frame.columns)
+        features = self.config.features or [c for c in sample.frame.columns if c not in sample.derived]
         missing = [f for f in features if f not in sample.frame.columns]
         if missing:
             raise InputError("not among the loaded columns", path=sample.source, column=missing[0])
-        self.source, self.selected = sample.source, sample.selected()
-        return dataclasses.replace(sample, frame=sample.frame[features])
+        self.source, self.selected, self.free = sample.source, sample.selected(), features
+        derived = [c for c in sample.frame.columns if c in sample.derived]
+        kept = [*features, *derived] if self.config.features else list(sample.frame.columns)  # the file's order
+        return dataclasses.replace(sample, frame=sample.frame[kept])
 
     def counted(self, n: int) -> str:
         return f"{n:,} rows" + (f"; {self.selected}" if self.selected else "")
 
     def fit_pipeline(self, train: MCSample) -> tuple[torch.Tensor, ...]:
-        """Fit the preprocessing on the training split (weighted by its event weights); returns the
-        training tensors: the split preprocessed, and its weights (mean 1) for a weighted MC."""
+        """Fit the preprocessing on the training split's modelled columns (weighted by its event
+        weights); returns the training tensors: those columns preprocessed, and the weights (mean 1)
+        for a weighted MC."""
         try:
             self.pipeline = FeaturePipeline(self.config.transforms, random_state=streams.stream_seed(
-                self.config.seed, "preprocessing")).fit(train.frame, weights=train.weights)
+                self.config.seed, "preprocessing")).fit(train.frame[self.free], weights=train.weights)
         except InputError as exc:
             raise exc.in_file(self.source) from None
-        data = torch.from_numpy(self.pipeline.transform(train.frame))
+        data = torch.from_numpy(self.pipeline.transform(train.frame[self.free]))
         self.n_effective_train = train.n_effective
         if train.weights is None:
             return (data,)
         return data, torch.from_numpy((train.weights / train.weights.mean()).astype(np.float32))
 
-    @staticmethod
-    def announce(train: MCSample, monitor: MCSample, test: MCSample) -> str:
+    def announce(self, train: MCSample, monitor: MCSample, test: MCSample) -> str:
+        derived = train.frame.shape[1] - len(self.free)
         weighted = "" if train.weights is None else (
             f", weighted by '{train.weight_column}' (effective size {train.n_effective:,.0f})")
-        return (f"training {len(train):,} rows × {train.frame.shape[1]} features{weighted}; monitor split "
-                f"{len(monitor):,}, test split {len(test):,}")
+        return (f"training {len(train):,} rows × {len(self.free)} features"
+                f"{f' (and {derived} derived)' if derived else ''}{weighted}; monitor split {len(monitor):,}, "
+                f"test split {len(test):,}")
 
     def prepare(self, train, monitor, test, folder, device, deadline) -> Prepared:
         config = self.config
@@ -380,7 +421,9 @@ class TabularFamily(ModelFamily):
             weights["n_effective_train"] = self.n_effective_train
         return {"tree": usable.tree, "features": list(usable.frame.columns), "n_rows": len(usable.frame),
                 "n_dropped_invalid": usable.n_dropped, "cut": usable.cut, "n_before_cut": usable.n_before_cut,
-                "n_after_cut": usable.n_after_cut, "weights": weights}
+                "n_after_cut": usable.n_after_cut, "weights": weights,
+                "derived": {name: {"expression": formula, "dtype": str(usable.frame[name].dtype)}
+                            for name, formula in usable.derived.items()}}
 
     def failure_hint(self, result, train: MCSample, prepared: Prepared) -> str:
         if result.reason == "time_limit":
