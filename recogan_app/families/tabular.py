@@ -316,7 +316,7 @@ class TabularRun(Run):
                            and file_sha256(f["path"]) != f["sha256"]]
                 if changed:
                     return None, f"{changed[0]} has changed since training (SHA-256 differs)"
-                derive = self.derived.record()
+                derive = {name: d["expression"] for name, d in (data.get("derived") or {}).items()}
                 sample = load_mc([f["path"] for f in files], tree=data.get("tree"), cut=data.get("cut"), weights=column,
                                  derive=derive, features=[f for f in data["features"] if f not in derive],
                                  drop_invalid=bool(data.get("n_dropped_invalid")))
