@@ -14,6 +14,7 @@ from recogan_app.export import provenance_path, validation_summary
 from recogan_app.markup import escape_markdown
 from recogan_app.metrics.verdict import REQUIRABLE
 from recogan_app.ui.downloads import served_link
+from recogan_app.ui.live import switch
 from recogan_app.ui.state import Session
 
 FORMATS = {"Parquet": ".parquet", "HDF5": ".h5", "ROOT": ".root"}
@@ -37,6 +38,7 @@ class ExportView(Viewer):
         self.export_button = pn.widgets.Button(label="Export", color="primary", css_classes=["recogan-export"])
         self.export_button.on_click(self.run_export)
         self.download = pn.pane.HTML("", visible=False, css_classes=["recogan-download"])
+        self.exporting = False  # one export at a time per page: the button is off meanwhile
         self.state.param.watch(lambda _: self._enable(), "run")
         self._enable()
         self.layout = pn.Column(
@@ -54,12 +56,14 @@ class ExportView(Viewer):
             sizing_mode="stretch_width")
 
     def _enable(self) -> None:
-        self.export_button.disabled = self.state.run is None
+        switch(self.export_button, self.state.run is not None and not self.exporting)
 
     async def run_export(self, *_):
         """Generate and write in a thread; the progress bar follows the written chunks. A forced
         export is announced as a warning: the file is below the level asked for."""
         rows = self.rows
+        if self.exporting:
+            return
         if rows < 1:
             self.state.tell(f"Rows must be a whole number of at least 1, not {rows:,}: nothing exported", "danger")
             return
@@ -71,7 +75,8 @@ class ExportView(Viewer):
             self.percent = min(100, 100 * written // rows)
 
         self.percent = 0
-        self.export_button.disabled = True
+        self.exporting = True
+        self._enable()
         try:
             with self.state.reporting():
                 path = await asyncio.to_thread(self.state.export, rows, self.suffix, require=self.require,
@@ -84,6 +89,7 @@ class ExportView(Viewer):
                     f", FORCED: the run is below the required '{self.require}' (recorded in the file)"
                     if forced else ""), "warning" if forced else "success")
         finally:
+            self.exporting = False
             self._enable()
 
     @param.depends("state.ensemble", "rows")

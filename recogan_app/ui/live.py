@@ -28,18 +28,28 @@ from recogan_app.ui.plots import loss_rows
 from recogan_app.ui.server import every, in_served_page
 from recogan_app.ui.state import ACTIVE, TrainingState
 
-__all__ = ["OFF", "POLL_MS", "PREPARING", "REDRAW_S", "WAITING", "LiveView", "duration", "settings_cards"]
+__all__ = ["OFF", "POLL_MS", "PREPARING", "REDRAW_S", "WAITING", "LiveView", "duration", "settings_cards", "switch"]
 
 STARTING = ("starting", *ACTIVE)
 """The statuses in which Start is refused (the button is off)."""
 ON, OFF = {"opacity": "1", "pointer-events": "auto"}, {"opacity": "0.45", "pointer-events": "none"}
-"""How Start / Pause / Resume / Stop look when they cannot act: greyed and deaf to the mouse (their
-handlers refuse out of turn too). Not Bokeh's ``disabled``: changing that re-renders the button,
+"""How a button looks when it cannot act (:func:`switch`): greyed and deaf to the mouse (its
+handler refuses out of turn too). Not Bokeh's ``disabled``: changing that re-renders the button,
 and bokehjs then lays the whole page out again from its root (``LayoutDOMView.rerender`` →
 ``compute_layout``), 0.1-0.7 s of a browser's main thread under load for each of the two to
 four buttons that change at every Start, Pause and Stop (load test: Pause answered in 2.8 s at
 worst). A change of inline styles is not laid out. ON sets both back: bokehjs keeps an inline style
-that a new ``styles`` leaves out."""
+that a new ``styles`` leaves out. Every button that a training's start or end turns on or off
+(Validate, Report, Export, the trainings list's Stop) switches the same way: at Start a page's run
+is reset, and Bokeh's ``disabled`` on the other tabs' buttons laid out every page again."""
+
+
+def switch(button, on: bool) -> None:
+    """Turn ``button`` on or off by its inline style (:data:`OFF`), sending nothing when unchanged."""
+    styles = {**button.styles, **(ON if on else OFF)}
+    if button.styles != styles:
+        button.styles = styles
+
 
 POLL_MS = 250
 """How often the page collects the training's events and draws what is due."""
@@ -237,9 +247,7 @@ class LiveView(Viewer):
         usable = {"Start": status not in STARTING, "Pause": status == "running",
                   "Resume": status in ("pausing", "paused"), "Stop": status in ACTIVE}
         for name, on in usable.items():
-            styles = ON if on else OFF
-            if self.buttons[name].styles != styles:
-                self.buttons[name].styles = styles
+            switch(self.buttons[name], on)
 
     def status_text(self) -> str:
         return f"**{self.state.status}**"

@@ -10,6 +10,7 @@ import param
 from panel.viewable import Viewer
 
 from recogan_app.markup import escape_html
+from recogan_app.ui.live import switch
 from recogan_app.ui.server import SERVER_OWNER, TRAININGS, Training, every, in_served_page
 
 REFRESH_MS = 1000
@@ -61,7 +62,8 @@ class RunningTrainings(Viewer):
                 row.styles = SHOWN if i < len(trainings) else HIDDEN
                 if i < len(trainings):
                     stopping = trainings[i].job.control.stop_requested
-                    row[0].object, row[1].disabled = self._text(trainings[i], stopping), stopping
+                    row[0].object = self._text(trainings[i], stopping)
+                    switch(row[1], not stopping)
 
     @staticmethod
     def _text(training: Training, stopping: bool) -> str:

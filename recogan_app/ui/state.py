@@ -514,6 +514,8 @@ class Session(TrainingState):
 
     def save_report(self, validation: Validation) -> Path:
         """Write ``validation`` of the run as a standalone HTML report in ``workdir/reports``."""
+        if validation is None:
+            raise InputError("no validation yet", hint="press Validate first")
         run = self._need_run()
         data = run.info["data"]
         provenance = {"run": run.path, "training data": data["source"], "features": ", ".join(data["features"]),

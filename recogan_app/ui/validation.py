@@ -18,6 +18,7 @@ from recogan_app.errors import InputError
 from recogan_app.markup import escape_html
 from recogan_app.report import effective_statistics, histogram_figure
 from recogan_app.ui.downloads import served_link
+from recogan_app.ui.live import switch
 from recogan_app.ui.plots import SIZE, literal_title
 from recogan_app.ui.state import Session, inside
 from recogan_app.validation import SCORE_EDGES, Validation
@@ -112,8 +113,8 @@ class ValidationView(Viewer):
         self._enable()
 
     def _enable(self) -> None:
-        self.validate_button.disabled = self.state.run is None
-        self.report_button.disabled = self.state.validation is None
+        switch(self.validate_button, self.state.run is not None)
+        switch(self.report_button, self.state.validation is not None)
 
     async def run_validation(self, *_):
         """Validate in a thread (the classifier test takes seconds to minutes), show it here."""

@@ -425,12 +425,16 @@ def wait_until(session: Session, condition, timeout: float = 120) -> None:
 
 def test_validation_view_validates_the_run(trained):
     view = ValidationView(state=trained, downloads=True)
-    assert not view.validate_button.disabled and view.report_button.disabled
+    on = lambda button: button.styles != {**button.styles, **OFF}  # noqa: E731  (off by style: never Bokeh's disabled)
+    assert on(view.validate_button) and not on(view.report_button)
+    with pytest.raises(InputError, match="no validation yet"):  # its handler refuses out of turn too
+        trained.save_report(None)
     view.rows = 300
     asyncio.run(view.run_validation())
     validation = trained.validation
     assert validation is not None and validation.features == FEATURES and validation.n_synthetic == 300
-    assert (view.x, view.y) == ("pt", "decay_length") and not view.report_button.disabled
+    assert (view.x, view.y) == ("pt", "decay_length") and on(view.report_button)
+    assert not (view.validate_button.disabled or view.report_button.disabled)
     table = view.results()[1].object
     assert table.loc["pt", "ks_lo"] < table.loc["pt", "ks"] < table.loc["pt", "ks_hi"]  # the interval holds the KS
     assert view.results()[1].formatters["ks"](0.06) == "0.0600"  # KS in fixed decimals, beside its interval
