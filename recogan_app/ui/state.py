@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import tempfile
 import time
 from collections.abc import Callable
@@ -52,6 +53,8 @@ ACTIVE = ("running", "pausing", "paused", "stopping")
 """Statuses in which a training process exists."""
 EMBEDDED_LABELS = {"Ξc+ toy, 8 features (embedded)": "toy-xic", "Ξc+ toy, 12 features (embedded)": "toy-xic-12"}
 MAX_LISTED_FILES = 1000
+MAX_WALKED = 50_000
+"""Directory entries a listing of the data root looks at, at most (:func:`files_under`)."""
 
 AUTO_SETTINGS = ["max_epochs", "time_limit", "monitor_fraction", "test_fraction", "seed", "device"]
 """The settings of ``model = "auto"``: what both families' trainings share (the split, the schedule's
@@ -73,13 +76,20 @@ def inside(root: Path, name: str | Path) -> Path:
     return path
 
 
-def files_under(root: Path, suffixes=FORMATS) -> list[str]:
-    """Readable files below ``root`` (MC files by default; paths relative to it, hidden folders
-    skipped), sorted."""
-    root = Path(root)
-    found = (p.relative_to(root) for p in root.rglob("*") if p.suffix.lower() in suffixes and p.is_file())
-    visible = (p for p in found if not any(part.startswith(".") for part in p.parts))
-    return sorted(str(p) for p in visible)[:MAX_LISTED_FILES]
+def files_under(root: Path, suffixes=FORMATS, names=frozenset()) -> list[str]:
+    """Readable files below ``root`` whose suffix is in ``suffixes`` or whose name is in ``names``
+    (paths relative to it, hidden files and folders skipped, symbolic links to folders not
+    followed), sorted. The walk gives up after :data:`MAX_WALKED` entries: a data root on a large
+    shared disk (EOS on SWAN) must not hold a page that opens; what it did not reach is not offered."""
+    root, found, walked = Path(root), [], 0
+    for folder, subfolders, files in os.walk(root):
+        subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))
+        walked += len(subfolders) + len(files)
+        found += [Path(folder, name).relative_to(root) for name in files if not name.startswith(".")
+                  and (Path(name).suffix.lower() in suffixes or name in names) and Path(folder, name).is_file()]
+        if walked >= MAX_WALKED:
+            break
+    return sorted(str(p) for p in found)[:MAX_LISTED_FILES]
 
 
 def file_stamp(path: str) -> tuple:

@@ -20,7 +20,7 @@ from recogan_app.report import effective_statistics, histogram_figure
 from recogan_app.ui.downloads import served_link
 from recogan_app.ui.live import switch
 from recogan_app.ui.plots import SIZE, literal_title
-from recogan_app.ui.state import Session, inside
+from recogan_app.ui.state import Session, files_under, inside
 from recogan_app.validation import SCORE_EDGES, Validation
 
 TABLE_COLUMNS = ["ks", "ks_lo", "ks_hi", "ks_floor", "wasserstein", "ws_floor", "chi2_ndf", "baseline_ks", "label"]
@@ -62,12 +62,9 @@ def ensemble_dirs(state: Session) -> dict[str, tuple[str, str]]:
     hidden folders skipped: label → (root, folder relative to it)."""
     found = {}
     for root, where in ((state.data_root, "data root"), (state.workdir, "work folder")):
-        if root is None:
-            continue
-        for results in sorted(Path(root).rglob(RESULTS)):
-            folder = results.parent.relative_to(root)
-            if not any(part.startswith(".") for part in folder.parts):
-                found[f"{folder} ({where})"] = (str(root), str(folder))
+        for results in files_under(root, suffixes=(), names={RESULTS}) if root is not None else ():
+            folder = str(Path(results).parent)
+            found[f"{folder} ({where})"] = (str(root), folder)
     return found
 
 

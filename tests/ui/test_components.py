@@ -121,6 +121,20 @@ def test_sources_list_toys_and_visible_mc_files(root):
     assert "small.parquet" in session.param.source.objects
 
 
+def test_listing_the_data_root_skips_hidden_folders_and_links_and_is_bounded(tmp_path, monkeypatch):
+    from recogan_app.ui import state as state_module
+
+    for folder in ("a", "a/b", ".hidden", "z"):
+        (tmp_path / folder).mkdir()
+    for name in ("a/one.csv", "a/b/two.parquet", ".hidden/three.csv", "a/.four.csv", "z/five.csv", "a/notes.txt"):
+        (tmp_path / name).write_text("x\n1\n")
+    (tmp_path / "a" / "loop").symlink_to(tmp_path)  # a folder link (here a loop) is not entered
+    assert files_under(tmp_path) == ["a/b/two.parquet", "a/one.csv", "z/five.csv"]
+    assert files_under(tmp_path, suffixes=(), names={"notes.txt"}) == ["a/notes.txt"]
+    monkeypatch.setattr(state_module, "MAX_WALKED", 7)  # root: a, z; a: b, loop and 3 files; then it gives up
+    assert files_under(tmp_path) == ["a/one.csv"]
+
+
 def test_without_a_data_root_files_are_refused_with_a_notice(root):
     session = Session()
     with session.reporting():
