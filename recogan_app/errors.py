@@ -83,7 +83,12 @@ class ExportRefused(Exception):
 
 
 def closest(name: str, options: Iterable[str], n: int = 3) -> str:
-    """A hint listing the valid options closest to a mistyped ``name``."""
+    """A hint listing the valid options closest to a mistyped ``name``, case aside (``PT`` finds
+    ``pt``, where a case-sensitive match ranked it below unrelated names)."""
     options = list(options)
-    near = difflib.get_close_matches(name, options, n=n, cutoff=0.3) or options[:n]
+    folded = {}
+    for option in options:
+        folded.setdefault(option.casefold(), []).append(option)
+    near = [option for match in difflib.get_close_matches(name.casefold(), folded, n=n, cutoff=0.3)
+            for option in folded[match]][:n] or options[:n]
     return "closest: " + ", ".join(f"'{o}'" for o in near) if near else "no options available"

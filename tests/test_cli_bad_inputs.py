@@ -106,6 +106,8 @@ bad("constant.csv", "column 'c': is constant", args=["--features", "pt,c"])(
     lambda d: write(d / "constant.csv", csv_text(GOOD.assign(c=1.5))))
 bad("typo.csv", "column 'decay_lenght': not found", "closest: 'decay_length'", args=["--features", "decay_lenght"])(
     lambda d: write(d / "typo.csv", csv_text(GOOD.rename(columns={"pt": "decay_length"}))))
+bad("case.csv", "column 'PT': not found", "closest: 'pt'", args=["--features", "PT"])(  # case aside
+    lambda d: write(d / "case.csv", csv_text(GOOD.assign(ptx=1.0, phi=GOOD.eta))))
 
 # --- Parquet ------------------------------------------------------------------------------------
 bad("truncated.parquet", "could not be read as Parquet")(
