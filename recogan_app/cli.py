@@ -119,21 +119,29 @@ def _load_mc(path, *, tree=None, features=None, cut=None, drop_invalid=False):
     return sample
 
 
+TOYS = {"toy-xic": "Ξc+ candidates", "toy-pid": "tracks (PID: DLLs given species, p, eta, n_tracks)",
+        "toy-wjet": "W+jet events (reco_* given gen_*)"}
+"""The embedded tabular toys ``recogan data`` writes (module ``recogan_app.data.toy_*``) and what a row is."""
+
+
 def cmd_data(args) -> int:
     if args.toy == "toy-zdc":
         return _data_toy_zdc(args)
-    from recogan_app.data import toy_xic
+    import importlib
 
     if args.conditions_from:
         raise InputError("--conditions-from goes with toy-zdc")
+    if args.features and args.toy != "toy-xic":
+        raise InputError("--features goes with toy-xic")
+    toy = importlib.import_module(f"recogan_app.data.{args.toy.replace('-', '_')}")
     out = Path(args.out)
     _check_output(out, args.overwrite, (".parquet",))
-    frame = toy_xic.generate(n=toy_xic.DEFAULT_N if args.n is None else args.n, seed=args.seed,
-                             n_features=args.features)
+    options = {"n_features": args.features} if args.features else {}
+    frame = toy.generate(n=toy.DEFAULT_N if args.n is None else args.n, seed=args.seed, **options)
     from recogan_app.files import write_atomic
 
     write_atomic(out, lambda tmp: frame.to_parquet(tmp, index=False))
-    print(f"wrote {len(frame):,} Ξc+ candidates × {frame.shape[1]} features to {out}")
+    print(f"wrote {len(frame):,} {TOYS[args.toy]} × {frame.shape[1]} columns to {out}")
     return 0
 
 
@@ -663,15 +671,15 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     data = commands.add_parser("data", help="write an embedded toy MC to a file")
-    data.add_argument("toy", choices=["toy-xic", "toy-zdc"], help="which toy")
-    data.add_argument("--n", type=int, help="candidates or events (default: toy-xic seed 000's 531,548; "
-                                            "toy-zdc 20,000)")
+    data.add_argument("toy", choices=[*TOYS, "toy-zdc"], help="which toy")
+    data.add_argument("--n", type=int, help="rows or events (default: toy-xic seed 000's 531,548; toy-pid "
+                                            "500,000; toy-wjet 200,000; toy-zdc 20,000)")
     data.add_argument("--conditions-from", metavar="OTHER.npz",
                       help="toy-zdc: re-simulate exactly the conditions of this file with new randomness "
                            "(two simulations of the same conditions give the toy's noise floor)")
     data.add_argument("--seed", type=_seed, default=0)
-    data.add_argument("--features", type=int, choices=[8, 12], default=8)
-    data.add_argument("--out", required=True, help="FILE.parquet (toy-xic) or FILE.npz (toy-zdc)")
+    data.add_argument("--features", type=int, choices=[8, 12], help="toy-xic: 8 (default) or 12 features")
+    data.add_argument("--out", required=True, help="FILE.parquet (toy-xic, toy-pid, toy-wjet) or FILE.npz (toy-zdc)")
     data.add_argument("--overwrite", action="store_true")
     data.set_defaults(func=cmd_data)
 
