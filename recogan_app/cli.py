@@ -213,6 +213,7 @@ def cmd_train(args) -> int:
         return _train_zdc(args, started, resume, record)
     from recogan_app.families import FAMILIES
     from recogan_app.families.recipe import fit_to_run
+    from recogan_app.metrics.conditional import MIN_PASSING, PULL_LIMIT
     from recogan_app.training.callbacks import ProgressBar
     from recogan_app.training.control import Deadline
 
@@ -224,7 +225,7 @@ def cmd_train(args) -> int:
         candidates = [FAMILIES[kind](_tabular_config(FAMILIES[kind].config_class, args, auto=len(kinds) > 1))
                       for kind in kinds]
     config = candidates[0].config  # the candidates differ in their own settings only, not in the data's
-    sample = _load_mc(args.data, tree=args.tree, features=config.features, cut=config.cut,
+    sample = _load_mc(args.data, tree=args.tree, features=config.columns, cut=config.cut,
                       drop_invalid=args.drop_invalid)
     family, choice = candidates[0], record.get("model_choice") if record else None
     if len(candidates) > 1:
@@ -257,6 +258,15 @@ def cmd_train(args) -> int:
     print(f"held-out test ({metrics['sample_size']:,} rows): mean KS {metrics['mean_ks']:.4f}, "
           f"max KS {metrics['max_ks']:.4f} ({metrics['verdict']}), max |Pearson residual| "
           f"{metrics['max_corr_residual']:.3f}, {c2st}")
+    if "pull_share" in metrics:  # a conditional run, generated given the test rows' conditions
+        large = metrics["efficiency_bins_large"]
+        ratios = (f"max |ε_gen/ε_MC − 1| {metrics['max_ratio_deviation']:.3f} over {large} bins" if large
+                  else "no bin") + f" with ≥ {MIN_PASSING:,} passing MC rows"
+        share, binned, residuals = (metrics[k] for k in ("pull_share", "max_binned_ks", "max_residual_ks"))
+        print(f"given the test rows' conditions: {ratios}, " + (f"{share:.1%}" if share is not None else "none")
+              + f" of {metrics['efficiency_bins']} efficiency pulls beyond {PULL_LIMIT:g}σ"
+              + (f", max KS in a condition bin {binned:.3f}" if binned is not None else "")
+              + (f", max relative-residual KS {residuals:.4f}" if residuals is not None else ""))
     return 0
 
 
@@ -272,8 +282,8 @@ def _tabular_config(config_class, args, *, auto: bool):
                          hint="give the settings with --set NAME=VALUE")
     config = config_class.from_file(args.config) if args.config else config_class()
     transforms = {**config.transforms, **_settings(args.transform, "--transform")}
-    settings = _parsed_settings(args, features=_features(args.features), cut=args.cut,
-                                transforms=transforms if args.transform else None)
+    settings = _parsed_settings(args, features=_features(args.features), conditions=_features(args.conditions),
+                                cut=args.cut, transforms=transforms if args.transform else None)
     if auto:
         known = {name for kind in MODELS.values() for name in FAMILIES[kind].config_class.param}
         TabularSettings.from_dict({k: v for k, v in settings.items() if k not in known})  # refuses the unknown
@@ -361,27 +371,32 @@ def cmd_generate(args) -> int:
 
     if run_kind(args.run) == "zdc":  # what the run is decides which options are wrong
         return _generate_zdc(args)
-    if args.conditions is not None:
-        raise InputError("is a tabular run; --conditions is for ZDC runs", path=args.run, hint="use --n")
-    if args.n is None:
-        raise InputError("is a tabular run: --n (rows to generate) is required", path=args.run)
-    out = Path(args.out)
-    _check_output(out, args.overwrite, (".parquet",))
     _at_least_one(args, "n", "chunk_rows")
     run = _tabular_run(args.run, "generate", args.device)
+    out = Path(args.out)
+    if run.conditions and (args.n is not None or args.conditions is None):
+        raise InputError(f"is a conditional run: it generates one row per row of --conditions FILE (a table of "
+                         f"{', '.join(run.conditions)}), no --n", path=args.run)
+    if not run.conditions and (args.conditions is not None or args.n is None):
+        raise InputError("is an unconditional tabular run: --n (rows to generate) is required, --conditions is not "
+                         "taken", path=args.run)
+    _check_output(out, args.overwrite, (".parquet",))
+    rows = _load_mc(args.conditions, features=run.conditions).frame if run.conditions else args.n  # a row per row
+    n = len(rows) if run.conditions else rows
 
     def write(tmp: str) -> None:
-        with tqdm(total=args.n, unit="row", unit_scale=True, desc="generating", file=sys.stderr) as bar:
-            write_parquet(tmp, run.iter_generate(args.n, seed=args.seed, chunk_rows=args.chunk_rows),
+        with tqdm(total=n, unit="row", unit_scale=True, desc="generating", file=sys.stderr) as bar:
+            write_parquet(tmp, run.iter_generate(rows, seed=args.seed, chunk_rows=args.chunk_rows),
                           progress=bar.update)
 
     write_atomic(out, write, overwrite=args.overwrite)
-    print(f"wrote {args.n:,} synthetic rows × {len(run.features)} features to {out}")
+    given_by = f" given the conditions of {args.conditions}" if run.conditions else ""
+    print(f"wrote {n:,} synthetic rows × {len(run.features)} features{given_by} to {out}")
     return 0
 
 
 def _tabular_run(path, command: str, device: str = "cpu"):
-    """The run of tabular data (GAN or flow) at ``path`` (``command`` takes no other family's run)."""
+    """The run of tabular data (GAN, flow or quantile) at ``path`` (``command`` takes no other family's run)."""
     from recogan_app.families import load_run
     from recogan_app.families.tabular import TabularRun
     from recogan_app.training.device import resolve_device
@@ -424,6 +439,7 @@ def cmd_validate(args) -> int:
             if name not in run.features:
                 raise InputError("is not a feature of this run", path=args.run, column=name,
                                  hint=f"it generates {', '.join(run.features)}")
+        features = run.conditions + features  # a conditional run generates given the reference's conditions
     reference = _load_mc(args.reference, tree=args.tree, features=features, cut=args.cut,
                          drop_invalid=args.drop_invalid)
     if run:
@@ -691,19 +707,22 @@ def build_parser() -> argparse.ArgumentParser:
                              "repeatable: the files are read as one sample and must hold the same columns. "
                              "Or an embedded toy: toy-xic, toy-xic-12")
     source.add_argument("--tree", help="ROOT TTree / HDF5 key / npz array to read")
-    source.add_argument("--features", help="comma-separated columns to model (default: all numeric, "
-                                           "identifiers such as event numbers left out)")
+    source.add_argument("--features", "--targets", dest="features",
+                        help="comma-separated columns to model, the targets of a conditional model (default: all "
+                             "numeric but the conditions, identifiers such as event numbers left out)")
     source.add_argument("--cut", metavar="EXPR", help=CUT_HELP)
     source.add_argument("--drop-invalid", action="store_true", help="drop rows with NaN/inf instead of refusing")
     source.add_argument("--kind", choices=["tabular", "zdc"], default="tabular",
                         help="tabular features (default) or proton-ZDC images (.npz .h5 with "
                              "images (N, 56, 30) and the 9 conditions)")
-    source.add_argument("--conditions", help="zdc: conditions table, when not inside --data "
-                                             "(.npz .h5 .csv .parquet)")
+    source.add_argument("--conditions", help="tabular: comma-separated columns a conditional model is given, never "
+                                             "generates (e.g. species,p,eta,n_tracks); zdc: conditions table, when "
+                                             "not inside --data (.npz .h5 .csv .parquet)")
     model = train.add_argument_group("settings")
     model.add_argument("--model", choices=[*MODELS, "auto"],
-                       help="tabular data: the GAN (default), a normalizing flow (maximum likelihood), or auto: "
-                            "the one a classifier tells least from the monitor split after a short trial of each")
+                       help="tabular data: the GAN (default), a normalizing flow (maximum likelihood), seed 003's "
+                            "mean + quantile regression (quantile: needs --conditions), or auto: the one a "
+                            "classifier tells least from the monitor split after a short trial of each")
     model.add_argument("--config", help="JSON or TOML file of settings (see config.json in any run)")
     model.add_argument("--transform", action="append", metavar="FEATURE=SPEC",
                        help="preprocessing of one feature, e.g. cos_pa=arccos+quantile (repeatable)")
@@ -757,7 +776,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--run", required=True, help="run directory")
     gen.add_argument("--n", type=int, help="rows to generate (tabular runs)")
     gen.add_argument("--conditions", metavar="FILE",
-                     help="ZDC runs: file with the 9 conditions (.npz .h5 .csv .parquet); one image per row")
+                     help="conditional runs: file of the run's conditions (.parquet .csv .root .h5 .npz), one row "
+                          "generated per row, the conditions copied through; ZDC runs: file with the 9 conditions "
+                          "(.npz .h5 .csv .parquet), one image per row")
     gen.add_argument("--out", required=True, help="FILE.parquet, or FILE.npz for a ZDC run")
     gen.add_argument("--seed", type=_seed, help="fixes the sample (default: fresh randomness)")
     gen.add_argument("--device", default="auto", choices=DEVICES,

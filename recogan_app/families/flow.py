@@ -63,6 +63,9 @@ class FlowFamily(TabularFamily):
 
     def usable(self, sample: MCSample | pd.DataFrame) -> MCSample:
         usable = super().usable(sample)
+        if self.config.conditions:
+            raise InputError("conditions are not taken by the flow yet", path=usable.source,
+                             hint="use --model gan or --model quantile for a conditional model")
         if usable.frame.shape[1] < 2:
             raise InputError(f"has {usable.frame.shape[1]} feature: a coupling flow needs at least 2",
                              path=usable.source, hint="use the GAN (--model gan) for a single feature")
@@ -71,8 +74,8 @@ class FlowFamily(TabularFamily):
     def prepare(self, train, monitor, test, folder, device, deadline) -> Prepared:
         config = self.config
         data = self.fit_pipeline(train)
-        steps = config.max_epochs * max(len(data) // config.batch_size, 1)
-        return Prepared(module=SplineFlow(data.shape[1], config), data=(data,),
+        steps = config.max_epochs * max(len(data[0]) // config.batch_size, 1)
+        return Prepared(module=SplineFlow(data[0].shape[1], config), data=data,
                         snapshot=LikelihoodSnapshot(monitor, self.pipeline, config.snapshot_rows, config.seed),
                         announce=self.announce(train, monitor, test), callbacks=[CosineSchedule(steps)])
 

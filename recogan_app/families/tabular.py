@@ -31,6 +31,7 @@ from recogan_app.errors import InputError
 from recogan_app.files import file_sha256, write_atomic
 from recogan_app.losses import MarginalTargets
 from recogan_app.metrics.c2st import classifier_two_sample_test
+from recogan_app.metrics.conditional import validate_conditional
 from recogan_app.metrics.correlations import correlation_residual, max_abs_residual
 from recogan_app.metrics.verdict import bar_score
 from recogan_app.models.tabular import TabularGAN
@@ -59,22 +60,36 @@ def compare(reference: pd.DataFrame, synthetic: pd.DataFrame) -> tuple[dict, dic
     return metrics, {"per_feature": per_feature, "corr_residual": residual, "verdict": ks["verdict"]}
 
 
+def split_pipeline(pipeline: FeaturePipeline, conditions) -> tuple[FeaturePipeline, FeaturePipeline | None]:
+    """The fitted pipeline of the generated columns and that of a conditional model's
+    ``conditions`` (None for an unconditional one): one pipeline, fitted on both, is saved."""
+    if not conditions:
+        return pipeline, None
+    return pipeline.select([c for c in pipeline.columns_ if c not in conditions]), pipeline.select(conditions)
+
+
 class SnapshotValidation:
     """Compares a fixed-noise generated sample with the monitor split after every epoch.
 
     The same noise is used at every snapshot so that the curves show the generator changing,
-    not the noise; the sample size is stated with every snapshot.
+    not the noise; the sample size is stated with every snapshot. A conditional model generates
+    given the monitor rows' conditions (``given``: their fitted pipeline), and its targets are
+    compared.
     """
 
-    def __init__(self, monitor: pd.DataFrame, pipeline: FeaturePipeline, rows: int, seed: int):
+    def __init__(self, monitor: pd.DataFrame, pipeline: FeaturePipeline, rows: int, seed: int,
+                 given: FeaturePipeline | None = None):
         self.reference = monitor.iloc[snapshot_positions(len(monitor), rows, seed)].reset_index(drop=True)
         self.pipeline = pipeline
+        self.given = {} if given is None else {"conditions": torch.from_numpy(given.transform(self.reference))}
         self.noise_seed = streams.stream_seed(seed, "snapshot")
 
     def __call__(self, module: TabularGAN):
-        synthetic = self.pipeline.inverse_transform(module.sample(len(self.reference), seed=self.noise_seed).cpu().numpy())
-        metrics, details = compare(self.reference, synthetic)
-        details.update(reference=self.reference, synthetic=synthetic)
+        synthetic = self.pipeline.inverse_transform(
+            module.sample(len(self.reference), seed=self.noise_seed, **self.given).cpu().numpy())
+        reference = self.reference[self.pipeline.columns_]
+        metrics, details = compare(reference, synthetic)
+        details.update(reference=reference, synthetic=synthetic)
         score = bar_score(metrics["mean_ks"], metrics["max_ks"], metrics["max_corr_residual"])
         return (score if all(map(math.isfinite, metrics.values())) else math.inf), metrics, details, len(self.reference)
 
@@ -86,6 +101,9 @@ class TabularRun(Run):
     -------
     >>> run = TabularRun.load("runs/xic")              # doctest: +SKIP
     >>> synthetic = run.generate(1_000_000, seed=1)    # doctest: +SKIP
+
+    A conditional run (``conditions`` set) generates its targets (``features``) given a frame
+    of conditions, one row per row: ``run.generate(frame, seed=1)``.
     """
 
     kind = "tabular"
@@ -96,23 +114,39 @@ class TabularRun(Run):
     def _load(self, weights: dict) -> None:
         if not all(isinstance(name, str) for name in self.info["data"]["features"]):
             raise InputError("entry 'data.features' is not a list of column names", path=self.path / "run.json")
-        self.pipeline = FeaturePipeline.load(self.path / "preprocessing.json")
+        self.pipeline, self.condition_pipeline = split_pipeline(FeaturePipeline.load(self.path / "preprocessing.json"),
+                                                   self.conditions)
         self.module = self._module(len(self.pipeline.columns_))
         self.module.generator.load_state_dict(weights)  # config.json edited: the shapes differ
 
     def _module(self, n_features: int) -> torch.nn.Module:
         """The family's module of ``n_features`` from the run's config, its generator to be loaded."""
         placeholder = MarginalTargets.from_data(torch.zeros(2, n_features), n_knots=2)  # penalties unused for sampling
-        return TabularGAN(n_features, self.config, placeholder)
+        return TabularGAN(n_features, self.config, placeholder, len(self.conditions))
 
     @property
     def features(self) -> list[str]:
+        """The generated columns (a conditional run's targets)."""
         return list(self.pipeline.columns_)
 
-    def iter_generate(self, n: int, *, seed: int | None = None, chunk_rows: int = 500_000,
+    @property
+    def conditions(self) -> list[str]:
+        """The columns a conditional run is given (none for an unconditional one)."""
+        return list(self.config.conditions or [])
+
+    @property
+    def columns(self) -> list[str]:
+        """The columns of a generated row: the conditions, then the features."""
+        return self.conditions + self.features
+
+    def iter_generate(self, n: int | pd.DataFrame, *, seed: int | None = None, chunk_rows: int = 500_000,
                       workers: int | None = None) -> Iterator[pd.DataFrame]:
         """Synthetic rows in chunks of at most ``chunk_rows``, in physical units with the MC's
         column names and dtypes; memory bounded whatever ``n``.
+
+        ``n`` is the number of rows, or for a conditional run the frame of conditions (any
+        further columns are ignored): one row per row, its conditions copied through unchanged
+        (same values and dtypes) before the generated targets.
 
         ``workers`` threads (default: one per core torch may use, at most :data:`MAX_WORKERS`,
         and no more than there are chunks) each sample a chunk and map it back to physical units
@@ -124,14 +158,34 @@ class TabularRun(Run):
         ``workers``.
 
         Raises ValueError at the call, not at the first chunk, for ``n`` < 0 (it would silently
-        give no rows) or ``chunk_rows`` < 1.
+        give no rows) or ``chunk_rows`` < 1; InputError for a number of rows to a conditional run,
+        conditions to an unconditional one, or conditions lacking a column.
         """
+        given = self._conditions_of(n)
+        n = n if given is None else len(given)
         if n < 0 or chunk_rows < 1:
             raise ValueError(f"n must be at least 0 and chunk_rows at least 1, got n={n}, chunk_rows={chunk_rows}")
-        return self._chunks(n, seed=seed, chunk_rows=chunk_rows, workers=workers)
+        return self._chunks(n, given, seed=seed, chunk_rows=chunk_rows, workers=workers)
 
-    def _chunks(self, n: int, *, seed: int | None, chunk_rows: int, workers: int | None) -> Iterator[pd.DataFrame]:
+    def _conditions_of(self, n: int | pd.DataFrame) -> pd.DataFrame | None:
+        """The conditions of a conditional run's rows (None for an unconditional run), checked."""
+        if not self.conditions:
+            if isinstance(n, pd.DataFrame):
+                raise InputError("is not a conditional run: it takes a number of rows, not conditions", path=self.path)
+            return None
+        if not isinstance(n, pd.DataFrame):
+            raise InputError(f"is a conditional run: it generates {', '.join(self.features)} given a table of "
+                             f"{', '.join(self.conditions)}, one row per row", path=self.path)
+        missing = [c for c in self.conditions if c not in n.columns]
+        if missing:
+            raise InputError("is a condition of the run but not a column of the conditions", column=missing[0],
+                             hint=f"the run needs {', '.join(self.conditions)}")
+        return n[self.conditions].reset_index(drop=True)
+
+    def _chunks(self, n: int, given: pd.DataFrame | None, *, seed: int | None, chunk_rows: int,
+                workers: int | None) -> Iterator[pd.DataFrame]:
         seed = seed if seed is not None else int(np.random.SeedSequence().generate_state(1)[0])
+        matrix = None if given is None else torch.from_numpy(self.condition_pipeline.transform(given))
         cores = torch.get_num_threads()
         chunks = -(-n // chunk_rows)
         workers = max(1, min(workers if workers is not None else min(cores, MAX_WORKERS), chunks))
@@ -140,7 +194,11 @@ class TabularRun(Run):
 
         def chunk(start: int) -> pd.DataFrame:
             torch.set_num_threads(threads)  # this thread's OpenMP team (and the default for new threads)
-            return self.pipeline.inverse_transform(rows(seed, start, min(start + chunk_rows, n)).cpu().numpy())
+            stop = min(start + chunk_rows, n)
+            if matrix is None:
+                return self.pipeline.inverse_transform(rows(seed, start, stop).cpu().numpy())
+            targets = self.pipeline.inverse_transform(rows(seed, start, stop, matrix[start:stop]).cpu().numpy())
+            return pd.concat([given.iloc[start:stop].reset_index(drop=True), targets], axis=1)
 
         try:
             with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -153,11 +211,14 @@ class TabularRun(Run):
         finally:
             torch.set_num_threads(cores)  # the default restored
 
-    def generate(self, n: int, *, seed: int | None = None) -> pd.DataFrame:
-        """``n`` synthetic rows at once (see :meth:`iter_generate` for large ``n``)."""
+    def generate(self, n: int | pd.DataFrame, *, seed: int | None = None) -> pd.DataFrame:
+        """``n`` synthetic rows (or one per row of a conditional run's conditions ``n``) at once
+        (see :meth:`iter_generate` for large ``n``)."""
         chunks = list(self.iter_generate(n, seed=seed))
-        return pd.concat(chunks, ignore_index=True) if chunks else self.pipeline.inverse_transform(
-            np.empty((0, len(self.features)), dtype=np.float32))
+        if chunks:
+            return pd.concat(chunks, ignore_index=True)
+        empty = self.pipeline.inverse_transform(np.empty((0, len(self.features)), dtype=np.float32))
+        return empty if not self.conditions else pd.concat([n[self.conditions].iloc[:0], empty], axis=1)
 
     def validate(self, rows: int = 0, **options):
         """:func:`recogan_app.validation.validate_run` of this run (validation takes any run: no cycle)."""
@@ -238,18 +299,25 @@ class TabularFamily(ModelFamily):
     headline = ("mean_ks", "max_ks", "max_corr_residual", "c2st_auc")
 
     def usable(self, sample: MCSample | pd.DataFrame) -> MCSample:
-        cut = self.config.cut
+        """The conditions (if any), then the features: every numeric column but the conditions
+        when the settings name none."""
+        cut, conditions = self.config.cut, self.config.conditions or []
         if isinstance(sample, pd.DataFrame):
-            sample = load_mc(sample, features=self.config.features, cut=cut)
+            sample = load_mc(sample, features=self.config.columns, cut=cut)
         elif cut is not None and sample.cut != cut:
             raise InputError(f"was read with the cut {sample.cut!r}, but the settings ask for the cut {cut!r}",
                              path=sample.source, hint="read it with load_mc(..., cut=...) as the settings say")
-        features = self.config.features or list(sample.frame.columns)
-        missing = [f for f in features if f not in sample.frame.columns]
+        features = self.config.features or [c for c in sample.frame.columns if c not in conditions]
+        missing = [f for f in conditions + features if f not in sample.frame.columns]
         if missing:
             raise InputError("not among the loaded columns", path=sample.source, column=missing[0])
+        both = [f for f in features if f in conditions]
+        if both:
+            raise InputError("is both a feature (generated) and a condition (given)", path=sample.source, column=both[0])
+        if not features:
+            raise InputError("has no column left to generate besides the conditions", path=sample.source)
         self.source, self.selected = sample.source, sample.selected()
-        return dataclasses.replace(sample, frame=sample.frame[features])
+        return dataclasses.replace(sample, frame=sample.frame[conditions + features])
 
     def size(self, sample: MCSample) -> int:
         return len(sample.frame)
@@ -260,27 +328,35 @@ class TabularFamily(ModelFamily):
     def take(self, sample: MCSample, rows) -> pd.DataFrame:
         return sample.frame.iloc[rows].reset_index(drop=True)
 
-    def fit_pipeline(self, train: pd.DataFrame) -> torch.Tensor:
-        """Fit the preprocessing on the training split; returns the split preprocessed."""
+    def fit_pipeline(self, train: pd.DataFrame) -> tuple[torch.Tensor, ...]:
+        """Fit the preprocessing on the training split (conditions and features alike); returns
+        the training tensors: the features preprocessed, then a conditional model's conditions."""
         try:
             self.pipeline = FeaturePipeline(self.config.transforms, random_state=streams.stream_seed(
                 self.config.seed, "preprocessing")).fit(train)
         except InputError as exc:
             raise exc.in_file(self.source) from None
-        return torch.from_numpy(self.pipeline.transform(train))
+        return tuple(torch.from_numpy(part.transform(train)) for part in self.pipelines() if part is not None)
 
-    @staticmethod
-    def announce(train, monitor, test) -> str:
-        return (f"training {len(train):,} rows × {train.shape[1]} features; monitor split {len(monitor):,}, "
-                f"test split {len(test):,}")
+    def pipelines(self) -> tuple[FeaturePipeline, FeaturePipeline | None]:
+        """The fitted pipeline of the generated features and that of the conditions (or None)."""
+        return split_pipeline(self.pipeline, self.config.conditions)
+
+    def announce(self, train, monitor, test) -> str:
+        conditions = len(self.config.conditions or [])
+        given = f" given {conditions} conditions" if conditions else ""
+        return (f"training {len(train):,} rows × {train.shape[1] - conditions} features{given}; monitor split "
+                f"{len(monitor):,}, test split {len(test):,}")
 
     def prepare(self, train, monitor, test, folder, device, deadline) -> Prepared:
         config = self.config
         data = self.fit_pipeline(train)
-        targets = MarginalTargets.from_data(data, inverse=self.pipeline.inverse_transform,
+        generated, given = self.pipelines()
+        targets = MarginalTargets.from_data(data[0], inverse=generated.inverse_transform,
                                             generator=streams.torch_generator(config.seed, "preprocessing"))
-        return Prepared(module=TabularGAN(data.shape[1], config, targets), data=(data,),
-                        snapshot=SnapshotValidation(monitor, self.pipeline, config.snapshot_rows, config.seed),
+        n_conditions = data[1].shape[1] if given is not None else 0
+        return Prepared(module=TabularGAN(data[0].shape[1], config, targets, n_conditions), data=data,
+                        snapshot=SnapshotValidation(monitor, generated, config.snapshot_rows, config.seed, given),
                         announce=self.announce(train, monitor, test))
 
     def data_info(self, sample: MCSample, usable: MCSample) -> dict:
@@ -301,12 +377,16 @@ class TabularFamily(ModelFamily):
 
     def evaluate(self, run: TabularRun, test: pd.DataFrame, deadline) -> dict:
         """KS/WS per feature, the Pearson residual and a classifier two-sample AUC on the test split,
-        each with the sample size it was measured on. The classifier (the slowest part) is left
+        each with the sample size it was measured on; a conditional run's generated given the test
+        rows' conditions, with the conditional figures
+        (:meth:`~recogan_app.metrics.conditional.ConditionalValidation.figures`). The classifier (the slowest part) is left
         out, and ``c2st_skipped`` says why, when ``deadline`` has passed."""
         seed = streams.stream_seed(self.config.seed, "evaluation")
-        synthetic = run.generate(len(test), seed=seed)
-        metrics, details = compare(test, synthetic)
+        synthetic = run.generate(test if run.conditions else len(test), seed=seed)
+        metrics, details = compare(test[run.features], synthetic[run.features])
         figures = {"sample_size": len(test), "verdict": details["verdict"], **metrics}
+        if run.conditions:  # the classifier below sees the conditions too: targets given conditions
+            figures.update(validate_conditional(test, synthetic, run.features, run.conditions).figures())
         if deadline.left() <= 0:
             return {**figures, "c2st_skipped": f"the time limit ({deadline.seconds:g} s) was reached"}
         c2st = classifier_two_sample_test(test, synthetic, n_max=50_000, seed=seed)

@@ -12,8 +12,9 @@ NOISE_BLOCK = 16_384
 """Rows per block of generator noise. Each block draws from its own seed, so row i of a sample
 depends only on (seed, i): the same whatever the chunking or the number of threads."""
 
-Rows = Callable[[int, int, int], torch.Tensor]
-"""``rows(seed, start, stop)``: rows start…stop of the generated stream for ``seed``."""
+Rows = Callable[..., torch.Tensor]
+"""``rows(seed, start, stop)``: rows start…stop of the generated stream for ``seed``; a
+conditional generator's takes those rows' (preprocessed) conditions as a fourth argument."""
 
 
 def block_seed(seed: int, block: int) -> int:
