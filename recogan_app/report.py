@@ -38,7 +38,6 @@ __all__ = ["MAX_PAIR_FEATURES", "SECTIONS", "default_pair_features", "write_repo
 SECTIONS = {
     "summary": "Summary",
     "features": "Per-feature KS and Wasserstein distances",
-    "conditional": "Conditional model: efficiency ratios and relative residuals",
     "histograms": "Histogram overlays",
     "correlations": "Correlation matrices and residuals",
     "pairs": "Pairwise distributions",
@@ -47,6 +46,8 @@ SECTIONS = {
     "provenance": "Provenance",
 }
 """HTML id → heading of every section, in order."""
+CONDITIONAL = {"conditional": "Conditional model: efficiency ratios and relative residuals"}
+"""The section a conditional run's report has after ``features``."""
 MAX_PAIR_FEATURES = 5
 DPI = 90
 MC_COLOUR, MODEL_COLOUR, COPULA_COLOUR = "#444444", "#d62728", "#1f77b4"
@@ -399,8 +400,8 @@ sees one feature only (0 = that feature alone gives nothing away).</p>{_img(_imp
         "provenance": _table(["item", "value"],
                              [[escape_html(key), escape_html(value)] for key, value in provenance.items()]),
     }
-    sections = "".join(f'<section id="{key}"><h2>{heading}</h2>{body[key]}</section>'
-                       for key, heading in SECTIONS.items() if body[key])
+    headings = SECTIONS if v.conditional is None else {"summary": "", "features": "", **CONDITIONAL} | SECTIONS
+    sections = "".join(f'<section id="{key}"><h2>{heading}</h2>{body[key]}</section>' for key, heading in headings.items())
     page = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{escape_html(title)}</title>'
             f"<style>{CSS}</style></head><body><h1>{escape_html(title)}</h1>{sections}</body></html>")
     path = Path(path)

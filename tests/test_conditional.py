@@ -9,12 +9,14 @@ import pandas as pd
 import pytest
 import torch
 
-from recogan_app.config import QuantileConfig, TabularConfig
+from recogan_app.config import FlowConfig, QuantileConfig, TabularConfig
 from recogan_app.data import toy_pid, toy_wjet
 from recogan_app.errors import InputError
-from recogan_app.families import load_run, train_quantile, train_tabular
+from recogan_app.families import load_run, train_flow, train_quantile, train_tabular
 from recogan_app.losses import PLUS_ONE_SIGMA, pinball_loss
 from recogan_app.metrics.conditional import QUANTILES, efficiency_ratios, validate_conditional
+from recogan_app.models.flow import SplineFlow
+from recogan_app.models.latent import NOISE_BLOCK, noise_passes
 
 TOYS = {"pid": (toy_pid, ["dll_e", "dll_k", "dll_p"], toy_pid.CONDITIONS),
         "wjet": (toy_wjet, toy_wjet.TARGETS[:4], toy_wjet.CONDITIONS[:4])}
@@ -98,15 +100,19 @@ def test_pinball_loss_gradient_is_the_analytic_subgradient():
 
 # -- the families, through the one recipe -----------------------------------------------------------
 
-@pytest.mark.parametrize("toy", TOYS)
-@pytest.mark.parametrize("train, config_class", [(train_tabular, TabularConfig), (train_quantile, QuantileConfig)],
-                         ids=["gan", "quantile"])
+SMALL = {TabularConfig: dict(generator_widths=[32, 32], discriminator_widths=[32, 32]),
+         QuantileConfig: dict(hidden_widths=[32, 32]), FlowConfig: dict(hidden_widths=[32], coupling_transforms=2)}
+
+
+@pytest.mark.parametrize("toy, train, config_class", [
+    ("pid", train_tabular, TabularConfig), ("wjet", train_tabular, TabularConfig), ("pid", train_quantile, QuantileConfig),
+    ("wjet", train_quantile, QuantileConfig), ("wjet", train_flow, FlowConfig)],
+    ids=["gan-pid", "gan-wjet", "quantile-pid", "quantile-wjet", "flow-wjet"])
 def test_a_conditional_family_trains_a_few_steps_and_generates_given_conditions(tmp_path, toy, train, config_class):
     module, targets, conditions = TOYS[toy]
     frame = module.generate(2_000, seed=0)[conditions + targets]
-    extras = dict(generator_widths=[32, 32], discriminator_widths=[32, 32]) if config_class is TabularConfig else \
-        dict(hidden_widths=[32, 32])
-    run = train(frame, config_class(features=targets, conditions=conditions, **FEW_STEPS, **extras), tmp_path / "run")
+    run = train(frame, config_class(features=targets, conditions=conditions, **FEW_STEPS, **SMALL[config_class]),
+                tmp_path / "run")
     assert run.info["fit"]["steps"] > 0 and run.info["data"]["features"] == conditions + targets
     figures = run.metrics()
     assert figures["efficiency_bins"] == len(targets) * len(QUANTILES) * sum(
@@ -123,6 +129,26 @@ def test_a_conditional_family_trains_a_few_steps_and_generates_given_conditions(
         run.generate(10, seed=1)
     with pytest.raises(InputError, match=f"column '{conditions[1]}'"):
         run.generate(given.drop(columns=conditions[1]), seed=1)
+
+
+def test_the_conditional_flow_samples_by_inverting_its_density_given_the_conditions():
+    """Running the flow forward on rows sampled given conditions (given the same conditions)
+    gives back their noise; other conditions give other rows from the same noise."""
+    torch.manual_seed(0)
+    flow = SplineFlow(3, FlowConfig(coupling_transforms=2, hidden_widths=[16]), n_conditions=2)
+    for parameter in flow.parameters():  # a flow far from the identity, as after training
+        parameter.data.normal_(0, 0.3)
+    given = torch.randn(NOISE_BLOCK + 100, 2)
+    rows = flow.generator.sampler()
+    sample = rows(5, 0, len(given), given)
+    noise = torch.cat([z.clone()[keep] for z, keep, _ in noise_passes(5, 0, len(given), torch.empty(NOISE_BLOCK, 3),
+                                                                        2048)])
+    with torch.no_grad():
+        back = flow.generator.flow(given).transform(sample.contiguous())
+    assert (back - noise).abs().max() < 1e-3  # float32 through two strongly bent couplings
+    assert torch.equal(rows(5, NOISE_BLOCK - 3, NOISE_BLOCK + 3, given[NOISE_BLOCK - 3:NOISE_BLOCK + 3]),
+                       sample[NOISE_BLOCK - 3:NOISE_BLOCK + 3])
+    assert (rows(5, 0, 100, given[:100] + 1) - sample[:100]).abs().mean() > 0.05
 
 
 def test_the_quantile_model_needs_conditions(tmp_path):
