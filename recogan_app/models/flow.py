@@ -24,8 +24,7 @@ from zuko.flows.coupling import GeneralCouplingTransform
 from zuko.lazy import UnconditionalDistribution
 from zuko.transforms import MonotonicRQSTransform
 
-from recogan_app.models.latent import NOISE_BLOCK, Rows, noise_passes
-from recogan_app.models.tabular import joined
+from recogan_app.models.latent import NOISE_BLOCK, Rows, joined, noise_passes, pass_conditions
 
 BOUND = 5.0
 """The splines act on [-BOUND, BOUND] (zuko's default) and are the identity outside: the
@@ -125,10 +124,7 @@ class FlowGenerator(nn.Module):
             z = torch.empty(NOISE_BLOCK, n, device=device)
             given = None if conditions is None else conditions.to(device)
             for x, keep, at in noise_passes(seed, start, stop, z, pass_rows):
-                row_conditions = None
-                if given is not None:  # the pass's rows outside the request get zeros, and are dropped
-                    row_conditions = given.new_zeros(len(x), given.shape[1])
-                    row_conditions[keep] = given[at:at + keep.stop - keep.start]
+                row_conditions = pass_conditions(given, len(x), keep, at)
                 for hyper, moved in couplings:
                     params = hyper(joined(x, row_conditions)).unflatten(-1, (len(moved), -1))
                     x[:, moved] = rqs_inverse(x[:, moved], params, bins)  # the noise buffer: each pass is used once

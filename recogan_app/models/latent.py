@@ -1,4 +1,5 @@
-"""What every generator shares: it is driven by noise z ~ N(0, 1), drawn here and nowhere else."""
+"""What every generator shares: it is driven by noise z ~ N(0, 1), drawn here and nowhere else (and a
+conditional one by the conditions of its rows)."""
 
 from __future__ import annotations
 
@@ -40,6 +41,22 @@ def noise_passes(seed: int, start: int, stop: int, z: torch.Tensor,
             noise = z[a:a + pass_rows]
             keep = slice(max(lo - a, 0), min(hi - a, len(noise)))
             yield noise, keep, first + a + keep.start - start
+
+
+def joined(x: torch.Tensor, conditions: torch.Tensor | None) -> torch.Tensor:
+    """``x`` with a conditional model's ``conditions`` as further columns (``x`` alone without)."""
+    return x if conditions is None else torch.cat((x, conditions), 1)
+
+
+def pass_conditions(conditions: torch.Tensor | None, rows: int, keep: slice, at: int) -> torch.Tensor | None:
+    """The conditions of a pass of :func:`noise_passes` (``rows`` noise rows, ``keep`` of them
+    requested, going to output row ``at``) from those of the requested rows: zeros for the
+    pass's rows outside the request, whose output is dropped. None for an unconditional generator."""
+    if conditions is None:
+        return None
+    given = conditions.new_zeros(rows, conditions.shape[1])
+    given[keep] = conditions[at:at + keep.stop - keep.start]
+    return given
 
 
 class LatentGenerator(nn.Module):

@@ -16,7 +16,7 @@ from torch.nn.utils.fusion import fuse_linear_bn_eval
 
 from recogan_app import losses
 from recogan_app.losses import MarginalTargets
-from recogan_app.models.latent import NOISE_BLOCK, LatentGenerator, Rows, noise_passes
+from recogan_app.models.latent import NOISE_BLOCK, LatentGenerator, Rows, joined, noise_passes, pass_conditions
 
 LEAKY_SLOPE = 0.2
 PASS_ROWS = 4096
@@ -33,11 +33,6 @@ def dense(size: int, widths, out: int, *norm, slope: float = LEAKY_SLOPE) -> nn.
         layers += [nn.Linear(size, width), *(layer(width) for layer in norm), nn.LeakyReLU(slope)]
         size = width
     return nn.Sequential(*layers, nn.Linear(size, out))
-
-def joined(x: torch.Tensor, conditions: torch.Tensor | None) -> torch.Tensor:
-    """``x`` with a conditional model's ``conditions`` as further columns (``x`` alone without)."""
-    return x if conditions is None else torch.cat((x, conditions), 1)
-
 
 class Generator(LatentGenerator):
     """Noise (and a conditional model's conditions) → dense layers (Linear, BatchNorm,
@@ -107,10 +102,7 @@ class Generator(LatentGenerator):
             features = torch.empty(final.out_features, pass_rows, device=device)
             given = None if conditions is None else conditions.to(device)
             for x, keep, at in noise_passes(seed, start, stop, z, pass_rows):
-                if given is not None:  # the pass's rows outside the request get zeros, and are dropped
-                    row_conditions = given.new_zeros(len(x), given.shape[1])
-                    row_conditions[keep] = given[at:at + keep.stop - keep.start]
-                    x = joined(x, row_conditions)
+                x = joined(x, pass_conditions(given, len(x), keep, at))
                 for linear, buffer in zip(hidden, buffers):
                     x = torch.addmm(linear.bias, x, linear.weight.t(), out=buffer[:len(x)])
                     nn.functional.leaky_relu_(x, LEAKY_SLOPE)
