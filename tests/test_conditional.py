@@ -206,3 +206,16 @@ def test_validate_of_a_conditional_run_prints_and_reports_the_efficiency_ratios(
     assert figures["efficiency_bins"] == 2 * 3 * 5 * len(QUANTILES) and 0 <= figures["pull_share"] <= 1
     page = (tmp_path / "r.html").read_text()
     assert '<section id="conditional">' in page and 'alt="efficiency ratios"' in page
+
+
+def test_model_auto_tries_every_conditional_family_given_the_monitor_conditions(tmp_path, capsys):
+    from recogan_app.cli import main
+
+    toy_pid.generate(3_000, seed=0).to_parquet(tmp_path / "pid.parquet", index=False)
+    assert main(["train", "--data", str(tmp_path / "pid.parquet"), "--targets", "dll_e,dll_k,dll_p", "--conditions",
+                 "species,p,eta,n_tracks", "--model", "auto", "--set", "max_epochs=2", "--set", "snapshot_rows=300",
+                 "--time-limit", "120", "--out", str(tmp_path / "run")]) == 0
+    choice = json.loads((tmp_path / "run" / "run.json").read_text())["model_choice"]
+    assert set(choice["monitor_auc"]) == {"tabular", "flow", "quantile"} and not choice["refused"]
+    assert all(0.5 <= auc <= 1 for auc in choice["monitor_auc"].values())
+    assert "--model auto: gan" in capsys.readouterr().out
