@@ -134,11 +134,6 @@ class TabularRun(Run):
         """The columns a conditional run is given (none for an unconditional one)."""
         return list(self.config.conditions or [])
 
-    @property
-    def columns(self) -> list[str]:
-        """The columns of a generated row: the conditions, then the features."""
-        return self.conditions + self.features
-
     def iter_generate(self, n: int | pd.DataFrame, *, seed: int | None = None, chunk_rows: int = 500_000,
                       workers: int | None = None) -> Iterator[pd.DataFrame]:
         """Synthetic rows in chunks of at most ``chunk_rows``, in physical units with the MC's
