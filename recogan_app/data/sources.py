@@ -45,7 +45,7 @@ from recogan_app.metrics.distributions import effective_size
 
 __all__ = ["EMBEDDED", "FORMATS", "IMAGE_FORMATS", "MCSample", "Table", "list_keys", "load_mc", "read_arrays"]
 
-EMBEDDED = ("toy-xic", "toy-xic-12")
+EMBEDDED = ("toy-xic", "toy-xic-12", "toy-pid", "toy-wjet")
 """Names that load an embedded toy sample instead of a file."""
 
 FORMATS = {".root": "ROOT", ".parquet": "Parquet", ".pq": "Parquet", ".csv": "CSV", ".h5": "HDF5", ".hdf5": "HDF5",
@@ -644,10 +644,12 @@ def _format(source: str, formats: Mapping[str, str], embedded: tuple[str, ...] =
 
 
 def _open_embedded(name: str, tree: str | None) -> Table:
-    from recogan_app.data.toy_xic import generate
+    from recogan_app.data import toy_pid, toy_wjet, toy_xic
 
     _no_tree(name, tree, "embedded")
-    return _table(generate(n_features=12 if name == "toy-xic-12" else 8))
+    if name.startswith("toy-xic"):
+        return _table(toy_xic.generate(n_features=12 if name == "toy-xic-12" else 8))
+    return _table((toy_pid if name == "toy-pid" else toy_wjet).generate())
 
 
 def _open_csv(path: str, tree: str | None) -> Table:

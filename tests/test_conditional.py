@@ -1,0 +1,221 @@
+"""Conditional fast simulation: targets given conditions (the toys, the families, generate, validation)."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from recogan_app.config import FlowConfig, QuantileConfig, TabularConfig
+from recogan_app.data import toy_pid, toy_wjet
+from recogan_app.errors import InputError
+from recogan_app.families import load_run, train_flow, train_quantile, train_tabular
+from recogan_app.losses import PLUS_ONE_SIGMA, pinball_loss
+from recogan_app.metrics.conditional import QUANTILES, efficiency_ratios, validate_conditional
+from recogan_app.models.flow import SplineFlow
+from recogan_app.models.latent import NOISE_BLOCK, noise_passes
+
+TOYS = {"pid": (toy_pid, ["dll_e", "dll_k", "dll_p"], toy_pid.CONDITIONS),
+        "wjet": (toy_wjet, toy_wjet.TARGETS[:4], toy_wjet.CONDITIONS[:4])}
+FEW_STEPS = dict(max_epochs=2, batch_size=256, snapshot_rows=300, device="cpu", seed=3)
+
+
+def recogan(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "recogan_app.cli", *map(str, args)], capture_output=True, text=True)
+
+
+# -- toys ---------------------------------------------------------------------------------------
+
+def test_the_toys_are_seeded_and_their_response_follows_the_conditions():
+    pid = toy_pid.generate(20_000, seed=4)
+    assert pid.equals(toy_pid.generate(20_000, seed=4)) and not pid.equals(toy_pid.generate(20_000, seed=5))
+    kaons, pions = pid[pid.species == 321], pid[pid.species == 211]
+    assert kaons.dll_k.median() > 0 > pions.dll_k.median()  # the RICH tells kaons from pions
+    slow, fast = pions[pions.p < 10], pions[pions.p > 60]
+    assert slow.dll_k.std() > 3 * fast.dll_k.std()  # rings merge at high momentum: the DLLs shrink
+    busy = pions.n_tracks > pions.n_tracks.quantile(0.8)
+    assert pions[busy].dll_k.median() > pions[~busy].dll_k.median()  # occupancy blurs the separation
+
+    events = toy_wjet.generate(5_000, seed=4)
+    assert list(events.columns) == toy_wjet.CONDITIONS + toy_wjet.TARGETS
+    def pt_residual(name):
+        gen, reco = (np.hypot(events[f"{level}_{name}_px"], events[f"{level}_{name}_py"]) for level in ("gen", "reco"))
+        return (reco - gen) / gen
+
+    assert pt_residual("mu").abs().max() < 0.1 < pt_residual("jet").abs().quantile(0.8)  # seed 003's muon match
+
+
+# -- the validation's pieces ----------------------------------------------------------------------
+
+def test_efficiency_ratio_and_its_binomial_errors_on_a_constructed_case():
+    """Two bins of a two-valued condition, 100 MC rows each holding 0…99: the median threshold
+    49.5 passes half of each. The model matches bin 0 and puts bin 1's 200 rows 20 higher:
+    70 % pass there."""
+    values = np.arange(100.0)
+    reference = pd.DataFrame({"c": np.repeat([0, 1], 100), "x": np.tile(values, 2)})
+    synthetic = pd.DataFrame({"c": np.repeat([0, 1], [100, 200]), "x": np.concatenate([values, np.tile(values, 2) + 20])})
+    table = efficiency_ratios(reference, synthetic, ["x"], ["c"])
+    assert len(table) == 2 * len(QUANTILES)
+    median = table[table["quantile"] == 50].set_index("bin")
+    assert median.threshold.tolist() == [49.5, 49.5]
+    assert median.loc["0", ["pass_mc", "n_mc", "pass_gen", "n_gen"]].tolist() == [50, 100, 50, 100]
+    assert median.loc["1", ["pass_mc", "n_mc", "pass_gen", "n_gen"]].tolist() == [50, 100, 140, 200]
+    assert median.loc["0", "ratio"] == 1.0 and median.loc["0", "pull"] == 0.0
+    err_mc, err_gen = np.sqrt(0.5 * 0.5 / 100), np.sqrt(0.7 * 0.3 / 200)  # √(ε(1−ε)/N) by hand
+    row = median.loc["1"]
+    assert row.err_mc == pytest.approx(0.05) and row.err_gen == pytest.approx(0.0324037, rel=1e-5)
+    assert row.ratio == pytest.approx(1.4)
+    assert row.ratio_error == pytest.approx(1.4 * np.hypot(err_gen / 0.7, err_mc / 0.5))
+    assert row.pull == pytest.approx(0.2 / np.hypot(err_gen, err_mc)) and row.pull == pytest.approx(3.3567, rel=1e-4)
+
+
+def test_relative_residuals_pair_reco_targets_with_their_gen_conditions():
+    mc = toy_wjet.generate(4_000, seed=1)
+    same = validate_conditional(mc, toy_wjet.generate(4_000, seed=2), toy_wjet.TARGETS, toy_wjet.CONDITIONS)
+    assert same.residuals.target.tolist() == toy_wjet.TARGETS
+    assert same.residuals.condition.tolist() == toy_wjet.CONDITIONS
+    assert same.residuals.ks.max() < 0.05  # two samples of the same detector
+    blurred = mc.assign(reco_mu_px=mc.gen_mu_px * (1 + 0.05 * np.random.default_rng(0).standard_normal(len(mc))))
+    worse = validate_conditional(mc, blurred, toy_wjet.TARGETS, toy_wjet.CONDITIONS).residuals.set_index("target")
+    assert worse.ks["reco_mu_px"] > 0.2 and worse.width_gen["reco_mu_px"] > 3 * worse.width_mc["reco_mu_px"]
+
+
+def test_pinball_loss_gradient_is_the_analytic_subgradient():
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(500, 3, generator=generator, dtype=torch.float64)
+    q = torch.randn(500, 3, generator=generator, dtype=torch.float64, requires_grad=True)
+    pinball_loss(q, x).sum().backward()
+    # d/dq of γ(x − q) where x is above, of (1 − γ)(q − x) where below
+    analytic = torch.where(x > q, torch.full_like(x, -PLUS_ONE_SIGMA), torch.full_like(x, 1 - PLUS_ONE_SIGMA))
+    torch.testing.assert_close(q.grad, analytic, rtol=0, atol=1e-15)
+    # and its minimiser over a constant q is the sample's γ quantile (one σ above a Gaussian's mean)
+    sample = torch.randn(20_000, generator=generator, dtype=torch.float64)
+    grid = torch.linspace(0, 2, 401, dtype=torch.float64)
+    best = grid[pinball_loss(grid[:, None], sample[None]).mean(1).argmin()]
+    assert float(best) == pytest.approx(float(torch.quantile(sample, PLUS_ONE_SIGMA)), abs=0.005)
+
+
+# -- the families, through the one recipe -----------------------------------------------------------
+
+SMALL = {TabularConfig: dict(generator_widths=[32, 32], discriminator_widths=[32, 32]),
+         QuantileConfig: dict(hidden_widths=[32, 32]), FlowConfig: dict(hidden_widths=[32], coupling_transforms=2)}
+
+
+@pytest.mark.parametrize("toy, train, config_class", [
+    ("pid", train_tabular, TabularConfig), ("wjet", train_tabular, TabularConfig), ("pid", train_quantile, QuantileConfig),
+    ("wjet", train_quantile, QuantileConfig), ("wjet", train_flow, FlowConfig)],
+    ids=["gan-pid", "gan-wjet", "quantile-pid", "quantile-wjet", "flow-wjet"])
+def test_a_conditional_family_trains_a_few_steps_and_generates_given_conditions(tmp_path, toy, train, config_class):
+    module, targets, conditions = TOYS[toy]
+    frame = module.generate(2_000, seed=0)[conditions + targets]
+    run = train(frame, config_class(features=targets, conditions=conditions, **FEW_STEPS, **SMALL[config_class]),
+                tmp_path / "run")
+    assert run.info["fit"]["steps"] > 0 and run.info["data"]["features"] == conditions + targets
+    figures = run.metrics()
+    assert figures["efficiency_bins"] == len(targets) * len(QUANTILES) * sum(
+        min(frame[c].nunique(), 5) if frame[c].nunique() > 10 else frame[c].nunique() for c in conditions)
+    run = load_run(run.path)
+    given = module.generate(700, seed=9)[conditions].sample(frac=1, random_state=0)  # shuffled index: ignored
+    synthetic = run.generate(given, seed=2)
+    assert list(synthetic.columns) == conditions + targets and len(synthetic) == len(given)
+    assert synthetic[conditions].equals(given.reset_index(drop=True))
+    assert synthetic.equals(run.generate(given, seed=2)) and np.isfinite(synthetic[targets].to_numpy()).all()
+    # row i depends on its own conditions and the seed only: a prefix generates the same rows
+    assert synthetic.iloc[:100].equals(run.generate(given.iloc[:100], seed=2))
+    with pytest.raises(InputError, match="is a conditional run"):
+        run.generate(10, seed=1)
+    with pytest.raises(InputError, match=f"column '{conditions[1]}'"):
+        run.generate(given.drop(columns=conditions[1]), seed=1)
+
+
+def test_the_conditional_flow_samples_by_inverting_its_density_given_the_conditions():
+    """Running the flow forward on rows sampled given conditions (given the same conditions)
+    gives back their noise; other conditions give other rows from the same noise."""
+    torch.manual_seed(0)
+    flow = SplineFlow(3, FlowConfig(coupling_transforms=2, hidden_widths=[16]), n_conditions=2)
+    for parameter in flow.parameters():  # a flow far from the identity, as after training
+        parameter.data.normal_(0, 0.3)
+    given = torch.randn(NOISE_BLOCK + 100, 2)
+    rows = flow.generator.sampler()
+    sample = rows(5, 0, len(given), given)
+    noise = torch.cat([z.clone()[keep] for z, keep, _ in noise_passes(5, 0, len(given), torch.empty(NOISE_BLOCK, 3),
+                                                                        2048)])
+    with torch.no_grad():
+        back = flow.generator.flow(given).transform(sample.contiguous())
+    assert (back - noise).abs().max() < 1e-3  # float32 through two strongly bent couplings
+    assert torch.equal(rows(5, NOISE_BLOCK - 3, NOISE_BLOCK + 3, given[NOISE_BLOCK - 3:NOISE_BLOCK + 3]),
+                       sample[NOISE_BLOCK - 3:NOISE_BLOCK + 3])
+    assert (rows(5, 0, 100, given[:100] + 1) - sample[:100]).abs().mean() > 0.05
+
+
+def test_the_quantile_model_needs_conditions(tmp_path):
+    frame = toy_pid.generate(500, seed=0)
+    with pytest.raises(InputError, match="needs conditions"):
+        train_quantile(frame, QuantileConfig(**FEW_STEPS), tmp_path / "q")
+
+
+# -- the command line -------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def conditional_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cond")
+    assert recogan("data", "toy-wjet", "--n", "2000", "--out", folder / "w.parquet").returncode == 0
+    done = recogan("train", "--data", folder / "w.parquet", "--model", "quantile", "--targets", "reco_mu_px,reco_jet_px",
+                   "--conditions", "gen_mu_px,gen_jet_px,gen_met_x", "--set", "max_epochs=2", "--set",
+                   "snapshot_rows=300", "--set", "hidden_widths=[32,32]", "--out", folder / "run")
+    assert done.returncode == 0, done.stderr
+    assert "given the test rows' conditions" in done.stdout
+    return folder
+
+
+def test_generate_copies_the_conditions_through_unchanged(conditional_run, tmp_path):
+    rng = np.random.default_rng(0)
+    given = pd.DataFrame({"event": np.arange(300, dtype=np.int64),  # a further column: left out
+                          "gen_jet_px": rng.normal(0, 40, 300), "gen_met_x": rng.normal(0, 30, 300).astype(np.float32),
+                          "gen_mu_px": rng.normal(0, 30, 300)})  # float64 and float32, another order
+    given.to_parquet(tmp_path / "given.parquet", index=False)
+    done = recogan("generate", "--run", conditional_run / "run", "--conditions", tmp_path / "given.parquet",
+                   "--out", tmp_path / "out.parquet", "--seed", 4, "--chunk-rows", 128)
+    assert done.returncode == 0, done.stderr
+    out = pd.read_parquet(tmp_path / "out.parquet")
+    conditions = ["gen_mu_px", "gen_jet_px", "gen_met_x"]
+    assert list(out.columns) == conditions + ["reco_mu_px", "reco_jet_px"] and len(out) == 300
+    for name in conditions:  # bit for bit, dtype included
+        assert out[name].dtype == given[name].dtype
+        assert out[name].to_numpy().tobytes() == given[name].to_numpy().tobytes()
+
+    given.drop(columns="gen_met_x").to_csv(tmp_path / "lacking.csv", index=False)
+    done = recogan("generate", "--run", conditional_run / "run", "--conditions", tmp_path / "lacking.csv",
+                   "--out", tmp_path / "bad.parquet")
+    assert done.returncode == 2 and "lacking.csv" in done.stderr and "gen_met_x" in done.stderr
+    assert "Traceback" not in done.stderr and not (tmp_path / "bad.parquet").exists()
+    done = recogan("generate", "--run", conditional_run / "run", "--n", 5, "--out", tmp_path / "bad.parquet")
+    assert done.returncode == 2 and "is a conditional run" in done.stderr
+
+
+def test_validate_of_a_conditional_run_prints_and_reports_the_efficiency_ratios(conditional_run, tmp_path):
+    run = conditional_run / "run"
+    done = recogan("validate", "--run", run, "--reference", run / "heldout.parquet", "--json", tmp_path / "v.json",
+                   "--report", tmp_path / "r.html")
+    assert done.returncode == 0, done.stderr
+    assert "efficiency ratios ε_gen/ε_MC" in done.stdout and "relative residual of reco_mu_px vs gen_mu_px" in done.stdout
+    figures = json.loads((tmp_path / "v.json").read_text())["conditional"]["figures"]
+    assert figures["efficiency_bins"] == 2 * 3 * 5 * len(QUANTILES) and 0 <= figures["pull_share"] <= 1
+    page = (tmp_path / "r.html").read_text()
+    assert '<section id="conditional">' in page and 'alt="efficiency ratios"' in page
+
+
+def test_model_auto_tries_every_conditional_family_given_the_monitor_conditions(tmp_path, capsys):
+    from recogan_app.cli import main
+
+    toy_pid.generate(3_000, seed=0).to_parquet(tmp_path / "pid.parquet", index=False)
+    assert main(["train", "--data", str(tmp_path / "pid.parquet"), "--targets", "dll_e,dll_k,dll_p", "--conditions",
+                 "species,p,eta,n_tracks", "--model", "auto", "--set", "max_epochs=2", "--set", "snapshot_rows=300",
+                 "--time-limit", "120", "--out", str(tmp_path / "run")]) == 0
+    choice = json.loads((tmp_path / "run" / "run.json").read_text())["model_choice"]
+    assert set(choice["monitor_auc"]) == {"tabular", "flow", "quantile"} and not choice["refused"]
+    assert all(0.5 <= auc <= 1 for auc in choice["monitor_auc"].values())
+    assert "--model auto: gan" in capsys.readouterr().out
