@@ -644,11 +644,12 @@ def _format(source: str, formats: Mapping[str, str], embedded: tuple[str, ...] =
 
 
 def _open_embedded(name: str, tree: str | None) -> Table:
-    from recogan_app.data import toy_pid, toy_wjet, toy_xic
+    from recogan_app.data import toy_pid, toy_wjet
+    from recogan_app.data.toy_xic import generate  # the module as sys.modules holds it (a test's stub)
 
     _no_tree(name, tree, "embedded")
     if name.startswith("toy-xic"):
-        return _table(toy_xic.generate(n_features=12 if name == "toy-xic-12" else 8))
+        return _table(generate(n_features=12 if name == "toy-xic-12" else 8))
     return _table((toy_pid if name == "toy-pid" else toy_wjet).generate())
 
 
