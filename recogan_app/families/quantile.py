@@ -68,9 +68,10 @@ class QuantileFamily(TabularFamily):
         config = self.config
         targets, conditions = self.fit_pipeline(train)
         generated, given = self.pipelines()
+        snapshot = LossSnapshot(monitor, generated, config.snapshot_rows, config.seed, given)
         return Prepared(module=QuantileModel(targets.shape[1], conditions.shape[1], config), data=(targets, conditions),
-                        snapshot=LossSnapshot(monitor, generated, config.snapshot_rows, config.seed, given),
-                        announce=self.announce(train, monitor, test), callbacks=[InverseEpochSchedule()])
+                        snapshot=snapshot, announce=self.announce(train, monitor, test),
+                        info={"snapshot": snapshot.record()}, callbacks=[InverseEpochSchedule()])
 
 
 def train_quantile(sample: MCSample | pd.DataFrame, config: QuantileConfig, out, **options) -> QuantileRun:
