@@ -219,3 +219,19 @@ def test_model_auto_tries_every_conditional_family_given_the_monitor_conditions(
     assert set(choice["monitor_auc"]) == {"tabular", "flow", "quantile"} and not choice["refused"]
     assert all(0.5 <= auc <= 1 for auc in choice["monitor_auc"].values())
     assert "--model auto: gan" in capsys.readouterr().out
+
+
+def test_event_weights_with_conditions_are_refused_in_one_line(conditional_run, tmp_path):
+    """The conditional figures are unweighted: a weighted conditional training or validation is
+    refused (exit 2) naming the file and the weight column, and no run is written."""
+    frame = pd.read_parquet(conditional_run / "w.parquet").assign(w=1.0)
+    frame.to_parquet(tmp_path / "weighted.parquet", index=False)
+    done = recogan("train", "--data", tmp_path / "weighted.parquet", "--model", "gan", "--targets", "reco_mu_px",
+                   "--conditions", "gen_mu_px", "--weights", "w", "--set", "max_epochs=1", "--out", tmp_path / "run")
+    assert done.returncode == 2 and "Traceback" not in done.stderr and not (tmp_path / "run").exists()
+    assert "weighted.parquet" in done.stderr and "'w'" in done.stderr and "conditions" in done.stderr
+
+    pd.read_parquet(conditional_run / "run" / "heldout.parquet").assign(w=1.0).to_parquet(tmp_path / "ref.parquet")
+    done = recogan("validate", "--run", conditional_run / "run", "--reference", tmp_path / "ref.parquet",
+                   "--weights", "w")
+    assert done.returncode == 2 and "Traceback" not in done.stderr and "conditions" in done.stderr
