@@ -23,6 +23,7 @@ EXAMPLES = """examples:
   recogan train --data mc.root --tree Candidates --features pt,decay_length,cos_pa --out runs/a
   recogan train --data "mc/*.root" --data extra.root --cut "pt > 2 and abs(eta) < 0.8" --out runs/b
   recogan train --data mc.root --weights EventWeight --out runs/w   # weighted MC: the weights are never modelled
+  recogan train --data dimuon.csv --derive "pt1 = hypot(px1, py1)" --out runs/mumu   # pt1 computed, not modelled
   recogan train --data xic.parquet --out runs/xic-flow --model flow --time-limit 300
   recogan train --data xic.parquet --out runs/xic-auto --model auto --time-limit 300   # the family a short trial picks
   recogan train --resume runs/a                          # continue a killed training from its last epoch
@@ -105,12 +106,13 @@ def _check_output(path: Path, overwrite: bool, suffixes: tuple[str, ...]) -> Non
     check_writable(path)
 
 
-def _load_mc(path, *, tree=None, features=None, cut=None, weights=None, drop_invalid=False):
+def _load_mc(path, *, tree=None, features=None, cut=None, weights=None, derive=None, drop_invalid=False):
     """:func:`~recogan_app.data.sources.load_mc`, saying on stderr what the cut kept, how the
     events are weighted, which columns it left out and what ``--drop-invalid`` dropped."""
     from recogan_app.data.sources import load_mc
 
-    sample = load_mc(path, tree=tree, features=features, cut=cut, weights=weights, drop_invalid=drop_invalid)
+    sample = load_mc(path, tree=tree, features=features, cut=cut, weights=weights, derive=derive,
+                     drop_invalid=drop_invalid)
     path = sample.source
     if sample.cut is not None:
         print(f"{path}: {sample.selected()}", file=sys.stderr)
@@ -151,8 +153,8 @@ def cmd_data(args) -> int:
     return 0
 
 
-RESUMED_KEEP = ("data", "out", "tree", "features", "cut", "weights", "conditions", "model", "config", "transform",
-                "set", "time_limit", "device", "seed", "drop_invalid", "overwrite")
+RESUMED_KEEP = ("data", "out", "tree", "features", "cut", "weights", "derive", "conditions", "model", "config",
+                "transform", "set", "time_limit", "device", "seed", "drop_invalid", "overwrite")
 """``train`` options a resumed training takes from the interrupted one, never from the command line."""
 
 
@@ -232,7 +234,13 @@ def cmd_train(args) -> int:
                       for kind in kinds]
     config = candidates[0].config  # the candidates differ in their own settings only, not in the data's
     sample = _load_mc(args.data, tree=args.tree, features=config.columns, cut=config.cut, weights=config.weights,
-                      drop_invalid=args.drop_invalid)
+                      derive=config.derive, drop_invalid=args.drop_invalid)
+    from recogan_app.data.derived import disagreements, suggest
+
+    for suggestion in suggest(sample.frame, sample.derived):
+        print(f"{sample.source}: {suggestion.notice()}", file=sys.stderr)
+    for warning in disagreements(sample.frame, sample.derived):
+        print(f"WARNING {sample.source}: {warning}", file=sys.stderr)
     family, choice = candidates[0], record.get("model_choice") if record else None
     if len(candidates) > 1:
         from recogan_app.families.choice import choose_family, trial_seconds
@@ -270,6 +278,7 @@ def _tabular_config(config_class, args, *, auto: bool):
     candidate takes the ``--set`` settings it has (a flow's ``spline_bins`` is not the GAN's);
     one that no candidate has is refused, and a config file, which belongs to one family, too."""
     from recogan_app.config import TabularSettings
+    from recogan_app.data.derived import parse_derive
     from recogan_app.families import FAMILIES
 
     if auto and args.config:
@@ -278,7 +287,8 @@ def _tabular_config(config_class, args, *, auto: bool):
     config = config_class.from_file(args.config) if args.config else config_class()
     transforms = {**config.transforms, **_settings(args.transform, "--transform")}
     settings = _parsed_settings(args, features=_features(args.features), conditions=_features(args.conditions),
-                                cut=args.cut, weights=args.weights, transforms=transforms if args.transform else None)
+                                cut=args.cut, weights=args.weights, transforms=transforms if args.transform else None,
+                                derive={**config.derive, **parse_derive(args.derive)} if args.derive else None)
     if auto:
         known = {name for kind in MODELS.values() for name in FAMILIES[kind].config_class.param}
         TabularSettings.from_dict({k: v for k, v in settings.items() if k not in known})  # refuses the unknown
@@ -314,7 +324,7 @@ def cmd_scan(args) -> int:
 
         load = functools.partial(load_mc, features=None if "features" in grid else base.get("features"),
                                  cut=None if "cut" in grid else base.get("cut"),
-                                 weights=None if "weights" in grid else base.get("weights"))
+                                 weights=None if "weights" in grid else base.get("weights"), derive=base.get("derive"))
     gpu = base.get("device") == "cuda"
     with scan.connect(args.scheduler, workers=args.workers, cluster=args.cluster, gpu=gpu) as client:
         print(f"{len(trainings)} trainings ({len(trainings) // args.repeats} grid points × {args.repeats} repeats) "
@@ -338,7 +348,7 @@ def cmd_ensemble(args) -> int:
     base, seed = _shared_settings(args, FAMILIES[MODELS[args.model]])
     trainings = ensemble.plan(args.members, kind=MODELS[args.model], settings=base, seed=seed)
     load = functools.partial(load_mc, str(Path(args.data).absolute()), features=base.get("features"),
-                             cut=base.get("cut"), weights=base.get("weights"))
+                             cut=base.get("cut"), weights=base.get("weights"), derive=base.get("derive"))
     gpu = base.get("device") == "cuda"
     with scan.connect(args.scheduler, workers=args.workers, cluster=args.cluster, gpu=gpu) as client:
         print(f"{args.members} members on bootstrap resamples on {client.scheduler.address}; runs in {args.out}",
@@ -425,7 +435,7 @@ def cmd_hist(args) -> int:
         feature_edges = edges if edges is not None else (
             np.linspace(*args.range, args.bins + 1) if args.range is not None
             else histograms.default_edges(heldout(), feature, args.bins))
-        h = make(feature, histograms.check_edges(feature_edges, feature))
+        h = make(feature, feature_edges)  # edges checked there
         line = (f"{feature}: {len(h.counts)} bins over [{h.edges[0]:g}, {h.edges[-1]:g}], {args.n:,} generated "
                 f"events{' per member' if args.ensemble else ''}, {h.counts.sum():,.0f} inside; errors: {h.errors_from}")
         if h.n_effective is not None:
@@ -698,7 +708,8 @@ def _train_zdc(args, started: float, resume=None, record=None) -> int:
     from recogan_app.families.zdc import train_zdc
 
     for flag, value in (("--tree", args.tree), ("--features", args.features), ("--transform", args.transform),
-                        ("--drop-invalid", args.drop_invalid), ("--cut", args.cut), ("--weights", args.weights)):
+                        ("--drop-invalid", args.drop_invalid), ("--cut", args.cut), ("--weights", args.weights),
+                        ("--derive", args.derive)):
         if value:
             raise InputError(f"{flag} is an option of tabular training, not of --kind zdc")
     if len(args.data) > 1:
@@ -798,6 +809,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "numeric but the conditions, identifiers such as event numbers left out)")
     source.add_argument("--cut", metavar="EXPR", help=CUT_HELP)
     source.add_argument("--weights", metavar="COLUMN", help=WEIGHTS_HELP + "; training needs them >= 0")
+    source.add_argument("--derive", action="append", metavar="NAME=FORMULA",
+                        help="a column computed exactly from the generated ones instead of modelled, e.g. "
+                             "\"pt1 = hypot(px1, py1)\" or \"M = mass(E1 + E2, px1 + px2, py1 + py2, pz1 + pz2)\" "
+                             "(the language of --cut; repeatable; train suggests the identities the data satisfy)")
     source.add_argument("--drop-invalid", action="store_true", help="drop rows with NaN/inf instead of refusing")
     source.add_argument("--kind", choices=["tabular", "zdc"], default="tabular",
                         help="tabular features (default) or proton-ZDC images (.npz .h5 with "

@@ -154,6 +154,9 @@ class TabularSettings(TrainingSettings):
     weights = param.String(default=None, allow_None=True,
                            doc="Column of event weights (generator, reweighting, sWeights): read beside the features, "
                                "never modelled; training is weighted (weights >= 0).")
+    derive = param.Dict(default={},
+                        doc="Derived columns, name to formula, e.g. {'pt': 'hypot(px, py)'}: not modelled, computed "
+                            "exactly from the generated columns (recogan_app.data.derived).")
     transforms = param.Dict(default={},
                             doc="Per-feature preprocessing spec overriding the suggestion, "
                                 "e.g. {'cos_pa': 'arccos+quantile'}.")

@@ -34,6 +34,7 @@ from scipy import stats
 from recogan_app import scan
 from recogan_app.errors import InputError
 from recogan_app.files import write_atomic, write_json
+from recogan_app.histograms import check_edges
 from recogan_app.run import is_run_dir
 from recogan_app.splits import draw_split
 
@@ -291,10 +292,7 @@ class Ensemble:
         """The prediction for the histogram of ``feature`` with ``edges`` from ``rows`` generated per member."""
         if feature not in self.features:
             raise InputError("is not a feature of the ensemble", column=feature, path=self.path)
-        edges = np.asarray(edges, float)
-        if edges.ndim != 1 or len(edges) < 2 or not np.all(np.diff(edges) > 0) or not np.isfinite(edges).all():
-            raise InputError(f"bin edges must be at least two finite, increasing numbers, got {edges.tolist()}",
-                             column=feature)
+        edges = check_edges(edges, feature)
         return histogram([g[feature].to_numpy(float) for g in self.generated(rows)], edges)
 
     def assess(self, rows: int, bins: int = 20, edges: dict | None = None) -> tuple[dict, pd.DataFrame]:

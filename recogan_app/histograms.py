@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -83,8 +82,9 @@ def of_run(run, feature: str, edges, n: int, *, seed: int | None = None) -> Gene
 def of_ensemble(ensemble, feature: str, edges, n: int) -> GeneratedHistogram:
     """The ensemble's prediction for ``feature`` scaled to ``n`` events: counts n·p̄, errors n·σ
     (each member generates ``n``). Outside the edges nothing is predicted (no flow bins)."""
-    prediction = ensemble.histogram(feature, check_edges(edges, feature), n)
-    return GeneratedHistogram(feature, np.asarray(edges, float), n * prediction.central, n * prediction.sigma, 0.0,
+    edges = check_edges(edges, feature)
+    prediction = ensemble.histogram(feature, edges, n)
+    return GeneratedHistogram(feature, edges, n * prediction.central, n * prediction.sigma, 0.0,
                               0.0, n_generated=n, n_effective=prediction.n_effective,
                               n_effective_interval=prediction.n_effective_interval,
                               errors_from=f"the ensemble's σ over {prediction.members} members (training-sample "

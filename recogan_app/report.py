@@ -34,7 +34,7 @@ from recogan_app.files import write_atomic
 from recogan_app.markup import escape_html
 from recogan_app.metrics import EXCELLENT, GOOD, RESIDUAL_TOLERANCE
 from recogan_app.metrics.conditional import MIN_PASSING, PULL_LIMIT, QUANTILES, RATIO_TOLERANCE
-from recogan_app.metrics.correlations import METHODS
+from recogan_app.metrics.correlations import METHODS, residual_text
 from recogan_app.validation import FLOOR_CL, INDISTINGUISHABLE, SCORE_EDGES, Validation
 
 __all__ = ["MAX_PAIR_FEATURES", "SECTIONS", "default_pair_features", "effective_statistics", "histogram_figure",
@@ -105,7 +105,8 @@ def _summary(v: Validation) -> str:
     comparison = [
         ("mean KS", f"{v.model.ks['mean']:.4f}", f"{v.baseline.ks['mean']:.4f}"),
         ("max KS", f"{v.model.ks['max']:.4f}", f"{v.baseline.ks['max']:.4f}"),
-        *[(f"max |Δρ| {m}", f"{v.model.max_residual[m]:.3f}", f"{v.baseline.max_residual[m]:.3f}") for m in METHODS],
+        *[(f"max |Δρ| {m}", residual_text(v.model.max_residual[m]), residual_text(v.baseline.max_residual[m]))
+          for m in METHODS],
         ("classifier AUC", f"{c2st.auc:.3f}", f"{v.baseline.c2st.auc:.3f}"),
     ]
     flagged = len(v.model.flagged["pearson"])

@@ -379,6 +379,9 @@ def connect(scheduler: str = "local", *, workers: int | None = None, cluster: st
 
         started = dask.LocalCluster(n_workers=workers or (1 if gpu else CPU_COUNT), threads_per_worker=1,
                                     resources=resources, silence_logs=logging.CRITICAL, dashboard_address=None)
+        # the in-process scheduler's own INFO lines, e.g. a comm closed while the cluster shuts down
+        # (logged with its traceback): noise in a notebook or in a served dashboard's log
+        logging.getLogger("distributed").setLevel(logging.WARNING)
     else:
         started = None
     try:

@@ -235,3 +235,42 @@ def test_event_weights_with_conditions_are_refused_in_one_line(conditional_run, 
     done = recogan("validate", "--run", conditional_run / "run", "--reference", tmp_path / "ref.parquet",
                    "--weights", "w")
     assert done.returncode == 2 and "Traceback" not in done.stderr and "conditions" in done.stderr
+
+
+def test_derived_columns_of_a_conditional_run_are_computed_from_targets_and_conditions(conditional_run, tmp_path):
+    """``--derive`` with ``--conditions``: a derived column may read the generated targets and the
+    given conditions; it is never generated nor given, every output holds it exactly as its formula
+    gives it from the output's own columns; a condition that is also derived is refused (exit 2)."""
+    frame = pd.read_parquet(conditional_run / "w.parquet")
+    frame = frame.assign(reco_mu_pt=np.hypot(frame.reco_mu_px, frame.reco_mu_py))
+    frame = frame.assign(mu_scale=frame.reco_mu_pt / np.hypot(frame.gen_mu_px, frame.gen_mu_py))
+    frame.to_parquet(tmp_path / "derived.parquet", index=False)
+    derive = ["--derive", "reco_mu_pt = hypot(reco_mu_px, reco_mu_py)",
+              "--derive", "mu_scale = reco_mu_pt / hypot(gen_mu_px, gen_mu_py)"]
+    conditions = ["gen_mu_px", "gen_mu_py"]
+    done = recogan("train", "--data", tmp_path / "derived.parquet", "--model", "gan", "--targets",
+                   "reco_mu_px,reco_mu_py", "--conditions", ",".join(conditions), *derive,
+                   "--set", "max_epochs=1", "--set", "snapshot_rows=300", "--out", tmp_path / "run")
+    assert done.returncode == 0, done.stderr
+    assert "× 2 features given 2 conditions (and 2 derived)" in done.stdout
+    run = load_run(tmp_path / "run")
+    assert run.pipeline.columns_ == ["reco_mu_px", "reco_mu_py"] and run.conditions == conditions
+    assert run.features == ["reco_mu_px", "reco_mu_py", "reco_mu_pt", "mu_scale"]
+
+    frame[conditions].iloc[:500].to_parquet(tmp_path / "given.parquet", index=False)
+    done = recogan("generate", "--run", tmp_path / "run", "--conditions", tmp_path / "given.parquet",
+                   "--out", tmp_path / "out.parquet", "--seed", 1)
+    assert done.returncode == 0, done.stderr
+    out = pd.read_parquet(tmp_path / "out.parquet")
+    assert list(out.columns) == conditions + run.features and len(out) == 500
+    assert out[conditions].equals(frame[conditions].iloc[:500])
+    pt = np.hypot(out.reco_mu_px.to_numpy(np.float64), out.reco_mu_py.to_numpy(np.float64))
+    gen_pt = np.hypot(out.gen_mu_px.to_numpy(np.float64), out.gen_mu_py.to_numpy(np.float64))
+    np.testing.assert_array_equal(out.reco_mu_pt, pt.astype(frame.reco_mu_pt.dtype))  # in float64, stored as the MC
+    np.testing.assert_array_equal(out.mu_scale, (pt / gen_pt).astype(frame.mu_scale.dtype))
+
+    done = recogan("train", "--data", tmp_path / "derived.parquet", "--targets", "reco_mu_px,reco_mu_py",
+                   "--conditions", "gen_mu_px,reco_mu_pt", *derive[:2], "--set", "max_epochs=1",
+                   "--out", tmp_path / "bad")
+    assert done.returncode == 2 and "Traceback" not in done.stderr and not (tmp_path / "bad").exists()
+    assert "reco_mu_pt" in done.stderr and "condition" in done.stderr

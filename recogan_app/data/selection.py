@@ -1,6 +1,7 @@
-"""Event selections (``--cut "pt > 2 and abs(eta) < 0.8"``), evaluated without running user code.
+"""Event selections (``--cut "pt > 2 and abs(eta) < 0.8"``) and the expressions of derived columns
+(``--derive "pt = hypot(px, py)"``, :mod:`recogan_app.data.derived`), evaluated without running user code.
 
-A cut comes from the user (the command line, a config file, later the dashboard), so it is never
+An expression comes from the user (the command line, a config file, later the dashboard), so it is never
 given to ``eval``, ``DataFrame.query``/``eval`` or uproot's expression language: it is parsed with
 :mod:`ast` and only a whitelist is evaluated, on numpy columns: column names, numbers,
 comparisons (chained too), ``and``/``or``/``not`` (and pandas' ``&``/``|``/``~``), ``+ - * / // % **``,
@@ -27,7 +28,14 @@ import numpy as np
 
 from recogan_app.errors import InputError, closest
 
-__all__ = ["FUNCTIONS", "Selection"]
+__all__ = ["FUNCTIONS", "Expression", "Selection"]
+
+
+def mass(energy, px, py, pz):
+    """The invariant mass of the four-vector (E, px, py, pz): sqrt(E² - p²), 0 where rounding makes
+    E² - p² negative (a massless particle)."""
+    return np.sqrt(np.maximum(energy * energy - (px * px + py * py + pz * pz), 0))
+
 
 FUNCTIONS = {
     "abs": np.absolute, "sqrt": np.sqrt, "exp": np.exp, "log": np.log, "log10": np.log10, "log2": np.log2,
@@ -35,9 +43,10 @@ FUNCTIONS = {
     "arctan": np.arctan, "arctan2": np.arctan2, "sinh": np.sinh, "cosh": np.cosh, "tanh": np.tanh,
     "arcsinh": np.arcsinh, "arccosh": np.arccosh, "arctanh": np.arctanh, "hypot": np.hypot,
     "minimum": np.minimum, "maximum": np.maximum, "floor": np.floor, "ceil": np.ceil, "sign": np.sign,
-    "isfinite": np.isfinite, "isnan": np.isnan,
+    "isfinite": np.isfinite, "isnan": np.isnan, "mass": mass,
 }
-"""The functions a cut may call, each a numpy ufunc (its number of arguments is checked)."""
+"""The functions an expression may call: numpy ufuncs and :func:`mass` (the number of arguments is checked)."""
+_ARITY = {name: getattr(f, "nin", None) or f.__code__.co_argcount for name, f in FUNCTIONS.items()}
 CONSTANTS = {"pi": np.pi}
 
 _ARITHMETIC = {ast.Add: np.add, ast.Sub: np.subtract, ast.Mult: np.multiply, ast.Div: np.true_divide,
@@ -48,11 +57,14 @@ _COMPARE = {ast.Lt: np.less, ast.LtE: np.less_equal, ast.Gt: np.greater, ast.GtE
 _SYMBOL = {ast.And: "and", ast.Or: "or", ast.BitAnd: "&", ast.BitOr: "|", ast.Not: "not", ast.Invert: "~"}
 _BACKTICKS = re.compile(r"`([^`]+)`")
 MAX_LENGTH = 2000
-"""Longest cut accepted, in characters: a selection, not a program."""
+"""Longest expression accepted, in characters: a selection or a formula, not a program."""
 
 
-class Selection:
-    """A parsed, checked cut: :attr:`columns` it reads, :meth:`mask` of the rows it keeps.
+class Expression:
+    """A parsed, checked expression of columns: :attr:`columns` it reads, :meth:`values` on numpy columns.
+
+    ``what`` names it in messages ("the cut", "the derived column 'pt'"); ``example`` is the hint of an
+    empty one.
 
     Raises
     ------
@@ -60,12 +72,15 @@ class Selection:
         A syntax error, or a construct outside the whitelist, naming the expression and the problem.
     """
 
-    def __init__(self, expression: str):
+    kind = "expression"
+
+    def __init__(self, expression: str, what: str = "the expression", example: str = "pt > 2"):
+        self.what = what
         self.expression = expression = str(expression).strip()
         if not expression:
-            raise InputError("the cut is empty", hint="e.g. --cut 'pt > 2 and abs(eta) < 0.8'")
+            raise InputError(f"{what} is empty", hint=f"e.g. {example}")
         if len(expression) > MAX_LENGTH:
-            raise self._refused(f"is {len(expression):,} characters long; a cut takes at most {MAX_LENGTH:,}")
+            raise self._refused(f"is {len(expression):,} characters long; a {self.kind} takes at most {MAX_LENGTH:,}")
         try:
             self._quoted: dict[str, str] = {}  # placeholder name -> the column quoted in backticks
             self._tree = ast.parse(_BACKTICKS.sub(self._placeholder, expression), mode="eval").body
@@ -81,7 +96,7 @@ class Selection:
             raise self._refused("is too deeply nested") from None
 
     def __repr__(self) -> str:
-        return f"Selection({self.expression!r})"
+        return f"{type(self).__name__}({self.expression!r})"
 
     def _placeholder(self, quoted: re.Match) -> str:
         name = f"_quoted_column_{len(self._quoted)}"
@@ -93,7 +108,7 @@ class Selection:
         return self._quoted.get(node.id, None if node.id in CONSTANTS else node.id)
 
     def _refused(self, problem: str, hint: str | None = None) -> InputError:
-        return InputError(f"the cut '{self.shown}' {problem}", hint=hint)
+        return InputError(f"{self.what} '{self.shown}' {problem}", hint=hint)
 
     @property
     def shown(self) -> str:
@@ -109,49 +124,56 @@ class Selection:
             return
         if isinstance(node, ast.Constant):
             if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
-                raise self._refused(f"holds {node.value!r}: only numbers and column names are values in a cut")
+                raise self._refused(f"holds {node.value!r}: only numbers and column names are values in a {self.kind}")
             return
         if isinstance(node, ast.Call):
             name = node.func.id if isinstance(node.func, ast.Name) else None
             if name not in FUNCTIONS:
                 called = name or ast.unparse(node.func)
                 raise self._refused(f"calls '{called}', which is not allowed",
-                                    hint=f"the functions a cut may use: {', '.join(FUNCTIONS)}")
-            if node.keywords or len(node.args) != FUNCTIONS[name].nin or any(
+                                    hint=f"the functions a {self.kind} may use: {', '.join(FUNCTIONS)}")
+            if node.keywords or len(node.args) != _ARITY[name] or any(
                     isinstance(a, ast.Starred) for a in node.args):
-                raise self._refused(f"calls {name} with {len(node.args)} argument(s); it takes "
-                                    f"{FUNCTIONS[name].nin}")
+                raise self._refused(f"calls {name} with {len(node.args)} argument(s); it takes {_ARITY[name]}")
         elif not isinstance(node, (ast.BoolOp, ast.BinOp, ast.UnaryOp, ast.Compare)):
-            raise self._refused(f"uses {_construct(node)} ('{ast.unparse(node)}'), which a cut does not allow",
-                                hint="a cut combines columns, numbers, comparisons, and/or/not, "
+            raise self._refused(f"uses {_construct(node)} ('{ast.unparse(node)}'), which a {self.kind} does not allow",
+                                hint=f"a {self.kind} combines columns, numbers, comparisons, and/or/not, "
                                      "+ - * / ** % and numpy functions such as abs, sqrt, hypot")
         elif isinstance(node, ast.BinOp) and type(node.op) not in _ARITHMETIC and type(node.op) not in _LOGICAL:
-            raise self._refused(f"uses the operator '{_operator(node)}', which a cut does not allow")
+            raise self._refused(f"uses the operator '{_operator(node)}', which a {self.kind} does not allow")
         elif isinstance(node, ast.Compare) and any(type(op) not in _COMPARE for op in node.ops):
-            raise self._refused("compares with 'in' or 'is'; a cut compares with < <= > >= == !=")
+            raise self._refused(f"compares with 'in' or 'is'; a {self.kind} compares with < <= > >= == !=")
         for child in (node.args if isinstance(node, ast.Call) else ast.iter_child_nodes(node)):
             if isinstance(child, (ast.operator, ast.boolop, ast.unaryop, ast.cmpop)):
                 continue
             self._check(child)
 
     def check_columns(self, available, path=None) -> None:
-        """Refuse a column the cut reads that ``available`` (names) does not hold."""
+        """Refuse a column the expression reads that ``available`` (names) does not hold."""
         for name in self.columns:
             if name not in available:
-                raise InputError(f"is read by the cut '{self.shown}' but is not a column", path=path,
+                raise InputError(f"is read by {self.what} '{self.shown}' but is not a column", path=path,
                                  column=name, hint=closest(name, available))
 
-    def mask(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
-        """The rows the cut keeps (booleans, one per row of ``columns``); NaN fails every comparison."""
+    def values(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The expression's value in every row of ``columns`` (log(-1), 1/0: NaN and inf)."""
         n = len(next(iter(columns.values()))) if columns else 0
         try:
-            with np.errstate(all="ignore"):  # log(-1), 1/0: NaN and inf, which then fail the comparisons
-                kept = self._value(self._tree, columns)
+            with np.errstate(all="ignore"):
+                values = self._value(self._tree, columns)
         except RecursionError:
             raise self._refused("is too deeply nested") from None
-        if np.asarray(kept).dtype != bool:
-            raise self._refused("gives numbers, not true/false", hint="compare them, e.g. 'pt > 2'")
-        return np.broadcast_to(kept, (n,)).copy()
+        return np.broadcast_to(values, (n,)).copy()
+
+    @property
+    def called(self) -> str | None:
+        """The function the whole expression calls (``mass`` for ``mass(E1 + E2, …)``), or None."""
+        return self._tree.func.id if isinstance(self._tree, ast.Call) else None
+
+    def argument(self, index: int, columns: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The value of argument ``index`` of the call the expression is (see :attr:`called`)."""
+        with np.errstate(all="ignore"):
+            return np.asarray(self._value(self._tree.args[index], columns))
 
     def _value(self, node: ast.AST, columns: Mapping[str, np.ndarray]):
         if isinstance(node, ast.Name):
@@ -187,6 +209,22 @@ class Selection:
             raise self._refused(f"applies '{_SYMBOL[type(op)]}' to '{ast.unparse(node)}', a number, not a "
                                 "true/false condition", hint="compare it, e.g. 'pt > 2'")
         return value
+
+
+class Selection(Expression):
+    """A parsed, checked cut: :attr:`columns` it reads, :meth:`mask` of the rows it keeps."""
+
+    kind = "cut"
+
+    def __init__(self, expression: str):
+        super().__init__(expression, "the cut", "--cut 'pt > 2 and abs(eta) < 0.8'")
+
+    def mask(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The rows the cut keeps (booleans, one per row of ``columns``); NaN fails every comparison."""
+        kept = self.values(columns)
+        if kept.dtype != bool:
+            raise self._refused("gives numbers, not true/false", hint="compare them, e.g. 'pt > 2'")
+        return kept
 
 
 def _construct(node: ast.AST) -> str:

@@ -39,6 +39,7 @@ import uproot
 
 from recogan_app.data.containers import (PICKLE_SUFFIXES, check_regular_file, hdf5_arrays, hdf5_columns,
                                          hdf5_tables, named_columns, open_hdf5, read_npz, reading, refuse_pickle)
+from recogan_app.data.derived import Derivations
 from recogan_app.data.selection import Selection
 from recogan_app.errors import InputError, closest
 from recogan_app.metrics.distributions import effective_size
@@ -112,6 +113,9 @@ class MCSample:
         an unweighted sample. Never a feature: a model learns the weighted distribution of ``frame``.
     weight_column : str or None
         The column the weights were read from.
+    derived : dict of str to str
+        The derived columns (in ``frame``, the MC's values) and their formulas, in the order of
+        computation (:mod:`recogan_app.data.derived`): not modelled, computed after generation.
     """
 
     frame: pd.DataFrame = field(repr=False)
@@ -126,6 +130,7 @@ class MCSample:
     n_after_cut: int = 0
     weights: np.ndarray | None = field(default=None, repr=False)
     weight_column: str | None = None
+    derived: dict[str, str] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -196,7 +201,8 @@ class Table:
         return f" in {self.kind} '{self.tree}'" if self.tree else ""
 
 
-def load_mc(path, *, tree=None, features=None, cut=None, weights=None, drop_invalid=False, min_rows=2) -> MCSample:
+def load_mc(path, *, tree=None, features=None, cut=None, weights=None, derive=None, drop_invalid=False,
+            min_rows=2) -> MCSample:
     """Read and check an MC sample.
 
     Parameters
@@ -222,6 +228,11 @@ def load_mc(path, *, tree=None, features=None, cut=None, weights=None, drop_inva
         The column of event weights (generator, reweighting, sWeights…), read beside the features
         and never one of them (``MCSample.weights``). Without it, columns named like a weight
         (``weight``, ``EventWeight``, ``sWeight``, ``w``…) are left out of the default features.
+    derive : dict of str to str, optional
+        Derived columns, name to formula (``{"pt": "hypot(px, py)"}``,
+        :class:`~recogan_app.data.derived.Derivations`): each must be a column of the file, is read
+        beside the features (after them when ``features`` are named) and must not be one of them; a
+        formula reads features and other derived columns only.
     drop_invalid : bool
         Drop rows with NaN/inf values (in a feature or the weight) instead of refusing the file.
     min_rows : int
@@ -239,9 +250,15 @@ def load_mc(path, *, tree=None, features=None, cut=None, weights=None, drop_inva
         column that is also a feature; NaN/inf values (unless ``drop_invalid``); too few rows.
     """
     selection = None if cut is None else Selection(cut)  # refused before any file is opened
+    derivations = Derivations(derive)
     in_memory = isinstance(path, pd.DataFrame)  # a notebook's frame gets the same checks as a file
     source, files = ("a DataFrame", ()) if in_memory else _sources(path)
     wanted = _parse_features(features, source)
+    for name in wanted or []:
+        if name in derivations.formulas:
+            raise InputError("is both a feature and derived: a derived column is computed from the generated "
+                             "columns, neither modelled nor given", path=source, column=name,
+                             hint="leave it out of --features and --conditions")
     if in_memory:
         _no_tree(source, tree, "DataFrame")
     tables = [(source, _table(path))] if in_memory else _open_all(source, files, tree)
@@ -254,6 +271,15 @@ def load_mc(path, *, tree=None, features=None, cut=None, weights=None, drop_inva
             raise InputError("is both a feature and the weights: a weight is never modelled", path=source,
                              column=weights, hint="leave it out of --features")
         names = [name for name in names if name != weights]
+    for name in derivations.names:
+        if name not in table.columns:
+            raise InputError(f"is derived but is not a column{table.where}: a derived column replaces a column "
+                             "of the file", path=source, column=name, hint=closest(name, table.columns))
+        if table.columns[name] is not None:
+            raise InputError(table.columns[name], path=source, column=name)
+    names += [name for name in derivations.names if name not in names]
+    for formula in derivations.formulas.values():
+        formula.check_columns(table.columns, path=source)
     extra = [] if weights is None else [weights]
     if selection is not None:
         selection.check_columns(table.columns, path=source)
@@ -302,7 +328,7 @@ def load_mc(path, *, tree=None, features=None, cut=None, weights=None, drop_inva
         after = f" after {' and '.join(after)}" if after else ""
         raise InputError(f"has {len(frame)} rows{after}; training needs at least {min_rows}", path=source)
     if len(frame) > 1:
-        for name in names:
+        for name in (n for n in names if n not in derivations.formulas):  # a derived column is never learnt
             why, hint = _unlearnable(frame[name].to_numpy())
             if why and wanted:
                 raise InputError(why, path=source, column=name, hint=hint)
@@ -314,9 +340,10 @@ def load_mc(path, *, tree=None, features=None, cut=None, weights=None, drop_inva
             raise InputError(f"has no usable columns{table.where}", path=source,
                              hint="; ".join(f"'{name}' {why}" for name, why in list(skipped.items())[:3]))
         frame = frame.drop(columns=[name for name in names if name in skipped])
+    derivations.check([name for name in frame.columns if name not in derivations.formulas], path=source)
     return MCSample(frame, source, table.tree, n_dropped, counts, skipped, files=files,
                     cut=selection and selection.expression, n_before_cut=n_before_cut, n_after_cut=n_after_cut,
-                    weights=weight, weight_column=weights)
+                    weights=weight, weight_column=weights, derived=derivations.record())
 
 
 def list_keys(path) -> list[str]:

@@ -65,9 +65,8 @@ class FlowFamily(TabularFamily):
 
     def usable(self, sample: MCSample | pd.DataFrame) -> MCSample:
         usable = super().usable(sample)
-        generated = usable.frame.shape[1] - len(self.config.conditions or [])
-        if generated < 2:
-            raise InputError(f"has {generated} feature to generate: a coupling flow needs at least 2",
+        if len(self.free) < 2:
+            raise InputError(f"has {len(self.free)} feature to generate: a coupling flow needs at least 2",
                              path=usable.source, hint="use the GAN (--model gan) for a single feature")
         return usable
 

@@ -15,6 +15,10 @@ loop stays the same for every family, and the weights' column travels in ``heldo
 
 A tabular run directory holds, beside the common files (:mod:`recogan_app.run`),
 ``preprocessing.json`` (the fitted pipeline) and ``heldout.parquet`` (the test split).
+
+Derived columns (:mod:`recogan_app.data.derived`, run.json ``data.derived``) are not modelled: the
+preprocessing and the network see the free columns only, and every generated chunk gets the derived
+ones computed from them (:meth:`TabularRun.iter_generate`), so that every output holds them exactly.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import torch
 
 from recogan_app import streams
 from recogan_app.config import TabularConfig
+from recogan_app.data.derived import Derivations
 from recogan_app.data.sources import MCSample, load_mc
 from recogan_app.errors import InputError
 from recogan_app.files import file_sha256, write_atomic
@@ -191,6 +196,26 @@ class TabularRun(Run):
                                                    self.conditions)
         self.module = self._module(len(self.pipeline.columns_))
         self.module.generator.load_state_dict(weights)  # config.json edited: the shapes differ
+        self._load_derived()
+
+    def _load_derived(self) -> None:
+        """The derived columns of run.json ``data.derived`` (name: {expression, dtype}) and the output's
+        column order, ``data.features``; both checked against the fitted preprocessing."""
+        data, where = self.info["data"], self.path / "run.json"
+        derived = data.get("derived") or {}
+        if not (isinstance(derived, dict) and all(isinstance(d, dict) and isinstance(d.get("expression"), str)
+                                                  and isinstance(d.get("dtype"), str) for d in derived.values())):
+            raise InputError("entry 'data.derived' is not a table of {expression, dtype} per column", path=where)
+        try:
+            self.derived = Derivations({name: d["expression"] for name, d in derived.items()})
+            self.derived.check([*self.conditions, *self.pipeline.columns_])
+            self.derived_dtypes = {name: str(np.dtype(d["dtype"])) for name, d in derived.items()}
+        except (InputError, TypeError) as exc:
+            raise InputError(f"entry 'data.derived' cannot be used: {exc}", path=where) from None
+        self.columns = ([c for c in data["features"] if c not in self.conditions] if derived
+                        else list(self.pipeline.columns_))
+        if sorted(self.columns) != sorted([*self.pipeline.columns_, *derived]):
+            raise InputError("entry 'data.features' does not list the modelled and derived columns", path=where)
 
     def _module(self, n_features: int) -> torch.nn.Module:
         """The family's module of ``n_features`` from the run's config, its generator to be loaded."""
@@ -199,8 +224,17 @@ class TabularRun(Run):
 
     @property
     def features(self) -> list[str]:
-        """The generated columns (a conditional run's targets)."""
-        return list(self.pipeline.columns_)
+        """The generated columns in the MC's order: the modelled ones (a conditional run's targets) and
+        the derived ones."""
+        return list(self.columns)
+
+    def _physical(self, matrix: np.ndarray, given: pd.DataFrame | None = None) -> pd.DataFrame:
+        """Generated rows of the network's space in physical units, after their ``given`` conditions
+        (copied through), the derived columns computed from both."""
+        frame = self.pipeline.inverse_transform(matrix)
+        if given is not None:
+            frame = pd.concat([given.reset_index(drop=True), frame], axis=1)
+        return self.derived.complete(frame, self.derived_dtypes)[self.conditions + self.columns] if self.derived else frame
 
     @property
     def weight_column(self) -> str | None:
@@ -215,7 +249,7 @@ class TabularRun(Run):
     def iter_generate(self, n: int | pd.DataFrame, *, seed: int | None = None, chunk_rows: int = 500_000,
                       workers: int | None = None) -> Iterator[pd.DataFrame]:
         """Synthetic rows in chunks of at most ``chunk_rows``, in physical units with the MC's
-        column names and dtypes; memory bounded whatever ``n``.
+        column names and dtypes, derived columns computed; memory bounded whatever ``n``.
 
         ``n`` is the number of rows, or for a conditional run the frame of conditions (any
         further columns are ignored): one row per row, its conditions copied through unchanged
@@ -269,9 +303,8 @@ class TabularRun(Run):
             torch.set_num_threads(threads)  # this thread's OpenMP team (and the default for new threads)
             stop = min(start + chunk_rows, n)
             if matrix is None:
-                return self.pipeline.inverse_transform(rows(seed, start, stop).cpu().numpy())
-            targets = self.pipeline.inverse_transform(rows(seed, start, stop, matrix[start:stop]).cpu().numpy())
-            return pd.concat([given.iloc[start:stop].reset_index(drop=True), targets], axis=1)
+                return self._physical(rows(seed, start, stop).cpu().numpy())
+            return self._physical(rows(seed, start, stop, matrix[start:stop]).cpu().numpy(), given.iloc[start:stop])
 
         try:
             with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -288,10 +321,8 @@ class TabularRun(Run):
         """``n`` synthetic rows (or one per row of a conditional run's conditions ``n``) at once
         (see :meth:`iter_generate` for large ``n``)."""
         chunks = list(self.iter_generate(n, seed=seed))
-        if chunks:
-            return pd.concat(chunks, ignore_index=True)
-        empty = self.pipeline.inverse_transform(np.empty((0, len(self.features)), dtype=np.float32))
-        return empty if not self.conditions else pd.concat([n[self.conditions].iloc[:0], empty], axis=1)
+        return pd.concat(chunks, ignore_index=True) if chunks else self._physical(
+            np.empty((0, len(self.pipeline.columns_)), dtype=np.float32), n[self.conditions] if self.conditions else None)
 
     def histogram(self, feature: str, edges, n: int, *, seed: int | None = None):
         """:func:`recogan_app.histograms.of_run`: ``feature``'s histogram in ``n`` generated events,
@@ -353,8 +384,10 @@ class TabularRun(Run):
                            and file_sha256(f["path"]) != f["sha256"]]
                 if changed:
                     return None, f"{changed[0]} has changed since training (SHA-256 differs)"
-                sample = load_mc([f["path"] for f in files], tree=data.get("tree"), features=data.get("features"),
-                                 cut=data.get("cut"), weights=column, drop_invalid=bool(data.get("n_dropped_invalid")))
+                derive = {name: d["expression"] for name, d in (data.get("derived") or {}).items()}
+                sample = load_mc([f["path"] for f in files], tree=data.get("tree"), cut=data.get("cut"), weights=column,
+                                 derive=derive, features=[f for f in data["features"] if f not in derive],
+                                 drop_invalid=bool(data.get("n_dropped_invalid")))
                 mc = sample.frame if column is None else sample.frame.assign(**{column: sample.weights})
             split = Split.rebuild(record, len(mc), source or "the training MC")
         except InputError as exc:
@@ -390,12 +423,14 @@ class TabularFamily(ModelFamily):
     headline = ("mean_ks", "max_ks", "max_corr_residual", "c2st_auc")
 
     def usable(self, sample: MCSample | pd.DataFrame) -> MCSample:
-        """The conditions (if any), then the features: every numeric column but the conditions
-        when the settings name none. Event weights are refused with conditions: the conditional
-        figures (efficiency ratios, binned KS) are unweighted."""
-        cut, weights, conditions = self.config.cut, self.config.weights, self.config.conditions or []
+        """The conditions (if any), then the features and the derived columns; :attr:`free` the
+        generated features: every numeric column but the conditions and the derived ones when the
+        settings name none. Event weights are refused with conditions: the conditional figures
+        (efficiency ratios, binned KS) are unweighted."""
+        cut, weights, derive = self.config.cut, self.config.weights, self.config.derive
+        conditions = self.config.conditions or []
         if isinstance(sample, pd.DataFrame):
-            sample = load_mc(sample, features=self.config.columns, cut=cut, weights=weights)
+            sample = load_mc(sample, features=self.config.columns, cut=cut, weights=weights, derive=derive)
         elif cut is not None and sample.cut != cut:
             raise InputError(f"was read with the cut {sample.cut!r}, but the settings ask for the cut {cut!r}",
                              path=sample.source, hint="read it with load_mc(..., cut=...) as the settings say")
@@ -403,33 +438,44 @@ class TabularFamily(ModelFamily):
             raise InputError(f"was read with the weights {sample.weight_column!r}, but the settings ask for the "
                              f"weights {weights!r}", path=sample.source,
                              hint="read it with load_mc(..., weights=...) as the settings say")
+        elif sample.derived != Derivations(derive).record():
+            raise InputError(f"was read with the derived columns {sample.derived}, but the settings derive {derive}",
+                             path=sample.source, hint="read it with load_mc(..., derive=...) as the settings say")
         if conditions and sample.weights is not None:
             raise InputError("event weights cannot yet be combined with conditions (the conditional validation "
                              "is unweighted)", path=sample.source, column=sample.weight_column,
                              hint="train the conditional model without --weights")
         sample.check_trainable_weights()
-        features = self.config.features or [c for c in sample.frame.columns if c not in conditions]
+        features = self.config.features or [c for c in sample.frame.columns
+                                             if c not in conditions and c not in sample.derived]
         missing = [f for f in conditions + features if f not in sample.frame.columns]
         if missing:
             raise InputError("not among the loaded columns", path=sample.source, column=missing[0])
         both = [f for f in features if f in conditions]
         if both:
             raise InputError("is both a feature (generated) and a condition (given)", path=sample.source, column=both[0])
+        given_derived = [c for c in conditions if c in sample.derived]
+        if given_derived:
+            raise InputError("is both a condition (given) and derived (computed from the generated columns)",
+                             path=sample.source, column=given_derived[0])
         if not features:
             raise InputError("has no column left to generate besides the conditions", path=sample.source)
-        self.source, self.selected = sample.source, sample.selected()
-        return dataclasses.replace(sample, frame=sample.frame[conditions + features])
+        self.source, self.selected, self.free = sample.source, sample.selected(), features
+        derived = [c for c in sample.frame.columns if c in sample.derived]
+        kept = ([*features, *derived] if self.config.features
+                else [c for c in sample.frame.columns if c not in conditions])  # the file's order
+        return dataclasses.replace(sample, frame=sample.frame[conditions + kept])
 
     def counted(self, n: int) -> str:
         return f"{n:,} rows" + (f"; {self.selected}" if self.selected else "")
 
     def fit_pipeline(self, train: MCSample) -> tuple[torch.Tensor, ...]:
-        """Fit the preprocessing on the training split (conditions and features alike, weighted by
-        its event weights); returns the training tensors: the features preprocessed, then a
-        conditional model's conditions, then a weighted MC's weights (mean 1)."""
+        """Fit the preprocessing on the training split's modelled columns, conditions and generated
+        features alike (weighted by its event weights); returns the training tensors: the features
+        preprocessed, then a conditional model's conditions, then a weighted MC's weights (mean 1)."""
         try:
             self.pipeline = FeaturePipeline(self.config.transforms, random_state=streams.stream_seed(
-                self.config.seed, "preprocessing")).fit(train.frame, weights=train.weights)
+                self.config.seed, "preprocessing")).fit(train.frame[[*(self.config.conditions or []), *self.free]], weights=train.weights)
         except InputError as exc:
             raise exc.in_file(self.source) from None
         data = tuple(torch.from_numpy(part.transform(train.frame)) for part in self.pipelines() if part is not None)
@@ -444,11 +490,13 @@ class TabularFamily(ModelFamily):
 
     def announce(self, train: MCSample, monitor: MCSample, test: MCSample) -> str:
         conditions = len(self.config.conditions or [])
-        given = f" given {conditions} conditions" if conditions else ""
+        derived = train.frame.shape[1] - conditions - len(self.free)
         weighted = "" if train.weights is None else (
             f", weighted by '{train.weight_column}' (effective size {train.n_effective:,.0f})")
-        return (f"training {len(train):,} rows × {train.frame.shape[1] - conditions} features{given}{weighted}; monitor split "
-                f"{len(monitor):,}, test split {len(test):,}")
+        return (f"training {len(train):,} rows × {len(self.free)} features"
+                f"{f' given {conditions} conditions' if conditions else ''}"
+                f"{f' (and {derived} derived)' if derived else ''}{weighted}; monitor split {len(monitor):,}, "
+                f"test split {len(test):,}")
 
     def prepare(self, train, monitor, test, folder, device, deadline) -> Prepared:
         config = self.config
@@ -469,7 +517,9 @@ class TabularFamily(ModelFamily):
             weights["n_effective_train"] = self.n_effective_train
         return {"tree": usable.tree, "features": list(usable.frame.columns), "n_rows": len(usable.frame),
                 "n_dropped_invalid": usable.n_dropped, "cut": usable.cut, "n_before_cut": usable.n_before_cut,
-                "n_after_cut": usable.n_after_cut, "weights": weights}
+                "n_after_cut": usable.n_after_cut, "weights": weights,
+                "derived": {name: {"expression": formula, "dtype": str(usable.frame[name].dtype)}
+                            for name, formula in usable.derived.items()}}
 
     def failure_hint(self, result, train: MCSample, prepared: Prepared) -> str:
         if result.reason == "time_limit":

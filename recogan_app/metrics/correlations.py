@@ -116,6 +116,12 @@ def residual_undefined(residual: pd.DataFrame) -> str | None:
     return None
 
 
+def residual_text(value: float) -> str:
+    """A largest |residual| for a person: three decimals, or "not computable" where it is NaN (one
+    feature, a constant column: :func:`residual_undefined` says which), never a made-up 0."""
+    return f"{value:.3f}" if math.isfinite(value) else "not computable"
+
+
 def flagged_pairs(residual: pd.DataFrame, tolerance: float = RESIDUAL_TOLERANCE) -> pd.DataFrame:
     """Feature pairs whose |residual| exceeds ``tolerance``, largest first.
 

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from functools import partial
 
+import math
+
 import numpy as np
 import pandas as pd
 import panel as pn
 import param
 
 from recogan_app.markup import escape_markdown
-from recogan_app.metrics.correlations import max_abs_residual, residual_floor
+from recogan_app.metrics.correlations import max_abs_residual, residual_floor, residual_text
 from recogan_app.ui.live import PREPARING, LiveView, duration, settings_cards
 from recogan_app.ui.plots import (KS_CAPTION, Heatmap, HistogramComparison, ks_curves, loss_curves, snapshot_rows,
                                   ws_curves)
@@ -102,11 +104,11 @@ class TrainingView(LiveView):
         if snap is None and state.status in ACTIVE:
             text += PREPARING
         if snap is not None:
-            m = snap.metrics
+            m, residual = snap.metrics, snap.metrics["max_corr_residual"]
+            floor = f" (MC vs MC {self._residual_floor(snap):.3f})" if math.isfinite(residual) else ""
             text += (f" · epoch {snap.epoch + 1} · {duration(snap.elapsed_s)} · ETA {duration(state.eta_s)}"
                      f" · mean KS {m['mean_ks']:.4f} · max KS {m['max_ks']:.4f}"
-                     f" · max |Δρ| {m['max_corr_residual']:.3f} (MC vs MC {self._residual_floor(snap):.3f})"
-                     f" at n = {snap.sample_size:,}")
+                     f" · max |Δρ| {residual_text(residual)}{floor} at n = {snap.sample_size:,}")
         if state.run is not None:
             text += f"<br>run: {escape_markdown(state.run.path)}"
         return text

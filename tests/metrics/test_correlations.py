@@ -84,3 +84,12 @@ def test_bad_method_and_columns_are_refused():
         correlation_residual(frame, frame[["a"]])
     with pytest.raises(InputError, match="at least 2"):
         correlation_matrix(frame.iloc[:1])
+
+
+def test_a_residual_that_cannot_be_computed_is_said_so_not_printed_as_a_number():
+    from recogan_app.metrics.correlations import residual_text
+
+    one = pd.DataFrame({"x": np.arange(10.0)})
+    residual = correlation_residual(one, one)
+    assert residual_undefined(residual) == "one feature: no pair to correlate"
+    assert residual_text(max_abs_residual(residual)) == "not computable" and residual_text(0.01234) == "0.012"
