@@ -380,15 +380,9 @@ def cmd_generate(args) -> int:
     _at_least_one(args, "n", "chunk_rows")
     run = _tabular_run(args.run, "generate", args.device)
     out = Path(args.out)
-    if run.conditions and (args.n is not None or args.conditions is None):
-        raise InputError(f"is a conditional run: it generates one row per row of --conditions FILE (a table of "
-                         f"{', '.join(run.conditions)}), no --n", path=args.run)
-    if not run.conditions and (args.conditions is not None or args.n is None):
-        raise InputError("is an unconditional tabular run: --n (rows to generate) is required, --conditions is not "
-                         "taken", path=args.run)
+    rows = _rows(args, run)
     _check_output(out, args.overwrite, (".parquet",))
-    rows = _load_mc(args.conditions, features=run.conditions).frame if run.conditions else args.n  # a row per row
-    n = len(rows) if run.conditions else rows
+    n = rows if isinstance(rows, int) else len(rows)
 
     def write(tmp: str) -> None:
         with tqdm(total=n, unit="row", unit_scale=True, desc="generating", file=sys.stderr) as bar:
@@ -399,6 +393,18 @@ def cmd_generate(args) -> int:
     given_by = f" given the conditions of {args.conditions}" if run.conditions else ""
     print(f"wrote {n:,} synthetic rows × {len(run.features)} features{given_by} to {out}")
     return 0
+
+
+def _rows(args, run):
+    """What ``generate`` and ``export`` generate: ``--n`` rows, or for a conditional run one row per
+    row of ``--conditions FILE`` (its conditions' columns, read as any MC file)."""
+    if run.conditions and (args.n is not None or args.conditions is None):
+        raise InputError(f"is a conditional run: it generates one row per row of --conditions FILE (a table of "
+                         f"{', '.join(run.conditions)}), no --n", path=args.run)
+    if not run.conditions and (args.conditions is not None or args.n is None):
+        raise InputError("is an unconditional tabular run: --n (rows to generate) is required, --conditions is not "
+                         "taken", path=args.run)
+    return _load_mc(args.conditions, features=run.conditions).frame if run.conditions else args.n
 
 
 def cmd_hist(args) -> int:
@@ -585,12 +591,14 @@ def cmd_export(args) -> int:
     if args.drop_invalid and not args.reference:
         raise InputError("--drop-invalid goes with --reference (the run's held-out split has no NaN/inf)")
     run = _tabular_run(args.run, "export", args.device)
-    reference = _load_mc(args.reference, tree=args.tree, features=run.features,
+    rows = _rows(args, run)
+    reference = _load_mc(args.reference, tree=args.tree, features=run.conditions + run.features,
                          drop_invalid=args.drop_invalid) if args.reference else None
-    provenance = export(run, args.out, args.n, reference=reference, require=args.require, force=args.force,
+    provenance = export(run, args.out, rows, reference=reference, require=args.require, force=args.force,
                         seed=args.seed, chunk_rows=args.chunk_rows, overwrite=args.overwrite, progress=True,
-                        ensemble=args.ensemble)
-    print(f"wrote {args.n:,} synthetic rows × {len(run.features)} features to {args.out} "
+                        ensemble=args.ensemble, conditions_source=str(args.conditions))
+    given_by = f" given the conditions of {args.conditions}" if run.conditions else ""
+    print(f"wrote {provenance['rows']:,} synthetic rows × {len(run.features)} features{given_by} to {args.out} "
           f"(provenance: {provenance_path(args.out)})")
     print(validation_summary(provenance))
     print(provenance["statement"])
@@ -933,7 +941,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     exp = commands.add_parser("export", help="validate a run, then export a synthetic sample with its provenance")
     exp.add_argument("--run", required=True, help="run directory")
-    exp.add_argument("--n", type=int, required=True, help="rows to export")
+    exp.add_argument("--n", type=int, help="rows to export (unconditional runs)")
+    exp.add_argument("--conditions", metavar="FILE", help="conditional runs: file of the run's conditions, one row "
+                                                          "exported per row, the conditions copied through")
     exp.add_argument("--out", required=True, help="FILE.parquet, FILE.h5 or FILE.root (+ FILE.provenance.json)")
     exp.add_argument("--reference", help="MC file to validate against (default: the run's held-out MC)")
     exp.add_argument("--tree", help="ROOT TTree / HDF5 key of --reference")

@@ -274,3 +274,40 @@ def test_derived_columns_of_a_conditional_run_are_computed_from_targets_and_cond
                    "--out", tmp_path / "bad")
     assert done.returncode == 2 and "Traceback" not in done.stderr and not (tmp_path / "bad").exists()
     assert "reco_mu_pt" in done.stderr and "condition" in done.stderr
+
+
+def test_export_of_a_conditional_run_writes_a_row_per_condition_row_and_says_so(conditional_run, tmp_path):
+    """``recogan export --conditions FILE``: the ROOT file holds the conditions bit for bit and the
+    targets ``generate`` gives with the same seed; the gate compared targets generated given the
+    held-out rows' conditions, and the provenance says the export is conditional."""
+    import uproot
+
+    from recogan_app.export import PROVENANCE_KEY, SAMPLE_NAME
+
+    conditions = ["gen_mu_px", "gen_jet_px", "gen_met_x"]
+    given = pd.read_parquet(conditional_run / "w.parquet")[conditions[::-1]].iloc[:400]  # another order
+    given.to_parquet(tmp_path / "given.parquet", index=False)
+    done = recogan("export", "--run", conditional_run / "run", "--conditions", tmp_path / "given.parquet",
+                   "--require", "none", "--seed", 5, "--chunk-rows", 150, "--out", tmp_path / "out.root")
+    assert done.returncode == 0, done.stderr
+    assert f"wrote 400 synthetic rows × 2 features given the conditions of {tmp_path / 'given.parquet'}" in done.stdout
+    with uproot.open(tmp_path / "out.root") as file:
+        out = file[SAMPLE_NAME].arrays(library="pd")
+        embedded = json.loads(str(file[PROVENANCE_KEY]))
+    assert list(out.columns) == conditions + ["reco_mu_px", "reco_jet_px"] and len(out) == 400
+    for name in conditions:
+        assert out[name].to_numpy().tobytes() == given[name].to_numpy().tobytes()
+    assert recogan("generate", "--run", conditional_run / "run", "--conditions", tmp_path / "given.parquet",
+                   "--seed", 5, "--out", tmp_path / "same.parquet").returncode == 0
+    pd.testing.assert_frame_equal(out, pd.read_parquet(tmp_path / "same.parquet"))
+    sidecar = json.loads((tmp_path / "out.root.provenance.json").read_text())
+    assert sidecar == embedded and sidecar["rows"] == 400
+    assert sidecar["conditional"]["conditions"] == conditions
+    assert sidecar["conditional"]["source"] == str(tmp_path / "given.parquet")
+    heldout = pd.read_parquet(conditional_run / "run" / "heldout.parquet")
+    assert sidecar["validation"]["n_reference"] == len(heldout) and set(sidecar["validation"]["ks"]) == {
+        "reco_mu_px", "reco_jet_px"}
+
+    done = recogan("export", "--run", conditional_run / "run", "--n", 100, "--out", tmp_path / "bad.root")
+    assert done.returncode == 2 and "is a conditional run" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "bad.root").exists()

@@ -268,13 +268,13 @@ class TabularRun(Run):
         give no rows) or ``chunk_rows`` < 1; InputError for a number of rows to a conditional run,
         conditions to an unconditional one, or conditions lacking a column.
         """
-        given = self._conditions_of(n)
+        given = self.conditions_of(n)
         n = n if given is None else len(given)
         if n < 0 or chunk_rows < 1:
             raise ValueError(f"n must be at least 0 and chunk_rows at least 1, got n={n}, chunk_rows={chunk_rows}")
         return self._chunks(n, given, seed=seed, chunk_rows=chunk_rows, workers=workers)
 
-    def _conditions_of(self, n: int | pd.DataFrame) -> pd.DataFrame | None:
+    def conditions_of(self, n: int | pd.DataFrame) -> pd.DataFrame | None:
         """The conditions of a conditional run's rows (None for an unconditional run), checked."""
         if not self.conditions:
             if isinstance(n, pd.DataFrame):
@@ -336,9 +336,9 @@ class TabularRun(Run):
         return validate_run(self, rows, **options)
 
     def heldout(self) -> pd.DataFrame:
-        """The test split of the MC: never trained on, never used to pick a checkpoint (its
-        features; a weighted run's weights: :meth:`heldout_weights`)."""
-        return self._heldout(self.features)
+        """The test split of the MC: never trained on, never used to pick a checkpoint (a conditional
+        run's conditions, then its features; a weighted run's weights: :meth:`heldout_weights`)."""
+        return self._heldout(self.conditions + self.features)
 
     def heldout_weights(self) -> np.ndarray | None:
         """The event weights of the :meth:`heldout` rows (None for an unweighted run)."""
