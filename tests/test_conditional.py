@@ -17,6 +17,7 @@ from recogan_app.losses import PLUS_ONE_SIGMA, pinball_loss
 from recogan_app.metrics.conditional import QUANTILES, efficiency_ratios, validate_conditional
 from recogan_app.models.flow import SplineFlow
 from recogan_app.models.latent import NOISE_BLOCK, noise_passes
+from recogan_app.models.quantile import QuantileRegressor
 
 TOYS = {"pid": (toy_pid, ["dll_e", "dll_k", "dll_p"], toy_pid.CONDITIONS),
         "wjet": (toy_wjet, toy_wjet.TARGETS[:4], toy_wjet.CONDITIONS[:4])}
@@ -149,6 +150,25 @@ def test_the_conditional_flow_samples_by_inverting_its_density_given_the_conditi
     assert torch.equal(rows(5, NOISE_BLOCK - 3, NOISE_BLOCK + 3, given[NOISE_BLOCK - 3:NOISE_BLOCK + 3]),
                        sample[NOISE_BLOCK - 3:NOISE_BLOCK + 3])
     assert (rows(5, 0, 100, given[:100] + 1) - sample[:100]).abs().mean() > 0.05
+
+
+def test_the_quantile_model_starts_each_reco_target_at_its_gen_value(tmp_path):
+    """Seed 003's transfer function: before learning, μ = q = the paired gen-level condition
+    (with the networks' last layers zero); a trained-for-nothing run (learning rate 1e-9) keeps
+    that map, pairing reco_<f> with gen_<f> by name whatever the columns' order."""
+    regressor = QuantileRegressor(3, 2, widths=[8], pairs=[(0, 2), (1, 0)])
+    for network in (regressor.mean, regressor.quantile):
+        torch.nn.init.zeros_(network[-1].weight), torch.nn.init.zeros_(network[-1].bias)
+    given = torch.randn(50, 3)
+    mean, quantile = regressor(given)
+    assert torch.equal(mean, given[:, [2, 0]]) and torch.equal(quantile, mean)
+
+    conditions, targets = ["gen_jet_px", "gen_met_x", "gen_mu_px"], ["reco_mu_px", "reco_met_y", "reco_jet_px"]
+    frame = toy_wjet.generate(2_000, seed=0)[conditions + targets]
+    config = QuantileConfig(features=targets, conditions=conditions, learning_rate=1e-9, **FEW_STEPS,
+                            **SMALL[QuantileConfig])
+    transfer = train_quantile(frame, config, tmp_path / "q").module.generator.transfer.weight.detach()
+    np.testing.assert_allclose(transfer.numpy(), [[0, 0, 1], [0, 0, 0], [1, 0, 0]], atol=1e-6)
 
 
 def test_the_quantile_model_needs_conditions(tmp_path):

@@ -4,6 +4,8 @@ Everything but the module is the tabular family's (:mod:`recogan_app.families.ta
 columns (conditions, then targets), the one preprocessing fitted on both, the run files,
 generation given a conditions table, validation and export. What differs:
 
+- each reco target ``reco_<f>`` starts from its gen-level condition ``gen_<f>``
+  (:class:`~recogan_app.models.quantile.QuantileRegressor`'s ``pairs``);
 - the loss is seed 003's L1 of the mean plus the pinball loss of the +1σ quantile; the snapshot's
   score is the monitor rows' loss (seed 003 keeps the epoch where it is smallest), beside the
   targets' KS / WS / correlation figures;
@@ -23,6 +25,7 @@ from recogan_app.data.sources import MCSample
 from recogan_app.errors import InputError
 from recogan_app.families.recipe import Prepared, fit_to_run
 from recogan_app.families.tabular import SnapshotValidation, TabularFamily, TabularRun
+from recogan_app.metrics.conditional import residual_pairs
 from recogan_app.models.quantile import QuantileModel
 from recogan_app.training.callbacks import InverseEpochSchedule
 
@@ -69,7 +72,10 @@ class QuantileFamily(TabularFamily):
         targets, conditions = self.fit_pipeline(train)
         generated, given = self.pipelines()
         snapshot = LossSnapshot(monitor, generated, config.snapshot_rows, config.seed, given)
-        return Prepared(module=QuantileModel(targets.shape[1], conditions.shape[1], config), data=(targets, conditions),
+        pairs = [(generated.columns_.index(t), given.columns_.index(c))
+                 for t, c in residual_pairs(generated.columns_, given.columns_)]  # reco_<f> starts at gen_<f>
+        module = QuantileModel(targets.shape[1], conditions.shape[1], config, pairs)
+        return Prepared(module=module, data=(targets, conditions),
                         snapshot=snapshot, announce=self.announce(train, monitor, test),
                         info={"snapshot": snapshot.record()}, callbacks=[InverseEpochSchedule()])
 
