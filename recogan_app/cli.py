@@ -127,21 +127,29 @@ def _load_mc(path, *, tree=None, features=None, cut=None, weights=None, derive=N
     return sample
 
 
+TOYS = {"toy-xic": "Ξc+ candidates", "toy-pid": "tracks (PID: DLLs given species, p, eta, n_tracks)",
+        "toy-wjet": "W+jet events (reco_* given gen_*)"}
+"""The embedded tabular toys ``recogan data`` writes (module ``recogan_app.data.toy_*``) and what a row is."""
+
+
 def cmd_data(args) -> int:
     if args.toy == "toy-zdc":
         return _data_toy_zdc(args)
-    from recogan_app.data import toy_xic
+    import importlib
 
     if args.conditions_from:
         raise InputError("--conditions-from goes with toy-zdc")
+    if args.features and args.toy != "toy-xic":
+        raise InputError("--features goes with toy-xic")
+    toy = importlib.import_module(f"recogan_app.data.{args.toy.replace('-', '_')}")
     out = Path(args.out)
     _check_output(out, args.overwrite, (".parquet",))
-    frame = toy_xic.generate(n=toy_xic.DEFAULT_N if args.n is None else args.n, seed=args.seed,
-                             n_features=args.features)
+    options = {"n_features": args.features} if args.features else {}
+    frame = toy.generate(n=toy.DEFAULT_N if args.n is None else args.n, seed=args.seed, **options)
     from recogan_app.files import write_atomic
 
     write_atomic(out, lambda tmp: frame.to_parquet(tmp, index=False))
-    print(f"wrote {len(frame):,} Ξc+ candidates × {frame.shape[1]} features to {out}")
+    print(f"wrote {len(frame):,} {TOYS[args.toy]} × {frame.shape[1]} columns to {out}")
     return 0
 
 
@@ -225,7 +233,7 @@ def cmd_train(args) -> int:
         candidates = [FAMILIES[kind](_tabular_config(FAMILIES[kind].config_class, args, auto=len(kinds) > 1))
                       for kind in kinds]
     config = candidates[0].config  # the candidates differ in their own settings only, not in the data's
-    sample = _load_mc(args.data, tree=args.tree, features=config.features, cut=config.cut, weights=config.weights,
+    sample = _load_mc(args.data, tree=args.tree, features=config.columns, cut=config.cut, weights=config.weights,
                       derive=config.derive, drop_invalid=args.drop_invalid)
     from recogan_app.data.derived import disagreements, suggest
 
@@ -278,8 +286,8 @@ def _tabular_config(config_class, args, *, auto: bool):
                          hint="give the settings with --set NAME=VALUE")
     config = config_class.from_file(args.config) if args.config else config_class()
     transforms = {**config.transforms, **_settings(args.transform, "--transform")}
-    settings = _parsed_settings(args, features=_features(args.features), cut=args.cut, weights=args.weights,
-                                transforms=transforms if args.transform else None,
+    settings = _parsed_settings(args, features=_features(args.features), conditions=_features(args.conditions),
+                                cut=args.cut, weights=args.weights, transforms=transforms if args.transform else None,
                                 derive={**config.derive, **parse_derive(args.derive)} if args.derive else None)
     if auto:
         known = {name for kind in MODELS.values() for name in FAMILIES[kind].config_class.param}
@@ -369,23 +377,34 @@ def cmd_generate(args) -> int:
 
     if run_kind(args.run) == "zdc":  # what the run is decides which options are wrong
         return _generate_zdc(args)
-    if args.conditions is not None:
-        raise InputError("is a tabular run; --conditions is for ZDC runs", path=args.run, hint="use --n")
-    if args.n is None:
-        raise InputError("is a tabular run: --n (rows to generate) is required", path=args.run)
-    out = Path(args.out)
-    _check_output(out, args.overwrite, (".parquet",))
     _at_least_one(args, "n", "chunk_rows")
     run = _tabular_run(args.run, "generate", args.device)
+    out = Path(args.out)
+    rows = _rows(args, run)
+    _check_output(out, args.overwrite, (".parquet",))
+    n = rows if isinstance(rows, int) else len(rows)
 
     def write(tmp: str) -> None:
-        with tqdm(total=args.n, unit="row", unit_scale=True, desc="generating", file=sys.stderr) as bar:
-            write_parquet(tmp, run.iter_generate(args.n, seed=args.seed, chunk_rows=args.chunk_rows),
+        with tqdm(total=n, unit="row", unit_scale=True, desc="generating", file=sys.stderr) as bar:
+            write_parquet(tmp, run.iter_generate(rows, seed=args.seed, chunk_rows=args.chunk_rows),
                           progress=bar.update)
 
     write_atomic(out, write, overwrite=args.overwrite)
-    print(f"wrote {args.n:,} synthetic rows × {len(run.features)} features to {out}")
+    given_by = f" given the conditions of {args.conditions}" if run.conditions else ""
+    print(f"wrote {n:,} synthetic rows × {len(run.features)} features{given_by} to {out}")
     return 0
+
+
+def _rows(args, run):
+    """What ``generate`` and ``export`` generate: ``--n`` rows, or for a conditional run one row per
+    row of ``--conditions FILE`` (its conditions' columns, read as any MC file)."""
+    if run.conditions and (args.n is not None or args.conditions is None):
+        raise InputError(f"is a conditional run: it generates one row per row of --conditions FILE (a table of "
+                         f"{', '.join(run.conditions)}), no --n", path=args.run)
+    if not run.conditions and (args.conditions is not None or args.n is None):
+        raise InputError("is an unconditional tabular run: --n (rows to generate) is required, --conditions is not "
+                         "taken", path=args.run)
+    return _load_mc(args.conditions, features=run.conditions).frame if run.conditions else args.n
 
 
 def cmd_hist(args) -> int:
@@ -455,7 +474,7 @@ def _number(text: str, option: str) -> float:
 
 
 def _tabular_run(path, command: str, device: str = "cpu"):
-    """The run of tabular data (GAN or flow) at ``path`` (``command`` takes no other family's run)."""
+    """The run of tabular data (GAN, flow or quantile) at ``path`` (``command`` takes no other family's run)."""
     from recogan_app.families import load_run
     from recogan_app.families.tabular import TabularRun
     from recogan_app.training.device import resolve_device
@@ -502,6 +521,7 @@ def cmd_validate(args) -> int:
                                  hint=f"it generates {', '.join(run.features)}")
         if ensemble is not None:
             ensemble.check_run(run.info, args.run)
+        features = run.conditions + features  # a conditional run generates given the reference's conditions
     weights = args.weights or (run.weight_column if run else None)  # a weighted run: its weighted MC
     reference = _load_mc(args.reference, tree=args.tree, features=features, cut=args.cut, weights=weights,
                          drop_invalid=args.drop_invalid)
@@ -571,12 +591,14 @@ def cmd_export(args) -> int:
     if args.drop_invalid and not args.reference:
         raise InputError("--drop-invalid goes with --reference (the run's held-out split has no NaN/inf)")
     run = _tabular_run(args.run, "export", args.device)
-    reference = _load_mc(args.reference, tree=args.tree, features=run.features,
+    rows = _rows(args, run)
+    reference = _load_mc(args.reference, tree=args.tree, features=run.conditions + run.features,
                          drop_invalid=args.drop_invalid) if args.reference else None
-    provenance = export(run, args.out, args.n, reference=reference, require=args.require, force=args.force,
+    provenance = export(run, args.out, rows, reference=reference, require=args.require, force=args.force,
                         seed=args.seed, chunk_rows=args.chunk_rows, overwrite=args.overwrite, progress=True,
-                        ensemble=args.ensemble)
-    print(f"wrote {args.n:,} synthetic rows × {len(run.features)} features to {args.out} "
+                        ensemble=args.ensemble, conditions_source=str(args.conditions))
+    given_by = f" given the conditions of {args.conditions}" if run.conditions else ""
+    print(f"wrote {provenance['rows']:,} synthetic rows × {len(run.features)} features{given_by} to {args.out} "
           f"(provenance: {provenance_path(args.out)})")
     print(validation_summary(provenance))
     print(provenance["statement"])
@@ -770,15 +792,15 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     data = commands.add_parser("data", help="write an embedded toy MC to a file")
-    data.add_argument("toy", choices=["toy-xic", "toy-zdc"], help="which toy")
-    data.add_argument("--n", type=int, help="candidates or events (default: toy-xic seed 000's 531,548; "
-                                            "toy-zdc 20,000)")
+    data.add_argument("toy", choices=[*TOYS, "toy-zdc"], help="which toy")
+    data.add_argument("--n", type=int, help="rows or events (default: toy-xic seed 000's 531,548; toy-pid "
+                                            "500,000; toy-wjet 200,000; toy-zdc 20,000)")
     data.add_argument("--conditions-from", metavar="OTHER.npz",
                       help="toy-zdc: re-simulate exactly the conditions of this file with new randomness "
                            "(two simulations of the same conditions give the toy's noise floor)")
     data.add_argument("--seed", type=_seed, default=0)
-    data.add_argument("--features", type=int, choices=[8, 12], default=8)
-    data.add_argument("--out", required=True, help="FILE.parquet (toy-xic) or FILE.npz (toy-zdc)")
+    data.add_argument("--features", type=int, choices=[8, 12], help="toy-xic: 8 (default) or 12 features")
+    data.add_argument("--out", required=True, help="FILE.parquet (toy-xic, toy-pid, toy-wjet) or FILE.npz (toy-zdc)")
     data.add_argument("--overwrite", action="store_true")
     data.set_defaults(func=cmd_data)
 
@@ -790,8 +812,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "repeatable: the files are read as one sample and must hold the same columns. "
                              "Or an embedded toy: toy-xic, toy-xic-12")
     source.add_argument("--tree", help="ROOT TTree / HDF5 key / npz array to read")
-    source.add_argument("--features", help="comma-separated columns to model (default: all numeric, "
-                                           "identifiers such as event numbers left out)")
+    source.add_argument("--features", "--targets", dest="features",
+                        help="comma-separated columns to model, the targets of a conditional model (default: all "
+                             "numeric but the conditions, identifiers such as event numbers left out)")
     source.add_argument("--cut", metavar="EXPR", help=CUT_HELP)
     source.add_argument("--weights", metavar="COLUMN", help=WEIGHTS_HELP + "; training needs them >= 0")
     source.add_argument("--derive", action="append", metavar="NAME=FORMULA",
@@ -802,12 +825,14 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--kind", choices=["tabular", "zdc"], default="tabular",
                         help="tabular features (default) or proton-ZDC images (.npz .h5 with "
                              "images (N, 56, 30) and the 9 conditions)")
-    source.add_argument("--conditions", help="zdc: conditions table, when not inside --data "
-                                             "(.npz .h5 .csv .parquet)")
+    source.add_argument("--conditions", help="tabular: comma-separated columns a conditional model is given, never "
+                                             "generates (e.g. species,p,eta,n_tracks); zdc: conditions table, when "
+                                             "not inside --data (.npz .h5 .csv .parquet)")
     model = train.add_argument_group("settings")
     model.add_argument("--model", choices=[*MODELS, "auto"],
-                       help="tabular data: the GAN (default), a normalizing flow (maximum likelihood), or auto: "
-                            "the one a classifier tells least from the monitor split after a short trial of each")
+                       help="tabular data: the GAN (default), a normalizing flow (maximum likelihood), seed 003's "
+                            "mean + quantile regression (quantile: needs --conditions), or auto: the one a "
+                            "classifier tells least from the monitor split after a short trial of each")
     model.add_argument("--config", help="JSON or TOML file of settings (see config.json in any run)")
     model.add_argument("--transform", action="append", metavar="FEATURE=SPEC",
                        help="preprocessing of one feature, e.g. cos_pa=arccos+quantile (repeatable)")
@@ -861,7 +886,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--run", required=True, help="run directory")
     gen.add_argument("--n", type=int, help="rows to generate (tabular runs)")
     gen.add_argument("--conditions", metavar="FILE",
-                     help="ZDC runs: file with the 9 conditions (.npz .h5 .csv .parquet); one image per row")
+                     help="conditional runs: file of the run's conditions (.parquet .csv .root .h5 .npz), one row "
+                          "generated per row, the conditions copied through; ZDC runs: file with the 9 conditions "
+                          "(.npz .h5 .csv .parquet), one image per row")
     gen.add_argument("--out", required=True, help="FILE.parquet, or FILE.npz for a ZDC run")
     gen.add_argument("--seed", type=_seed, help="fixes the sample (default: fresh randomness)")
     gen.add_argument("--device", default="auto", choices=DEVICES,
@@ -914,7 +941,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     exp = commands.add_parser("export", help="validate a run, then export a synthetic sample with its provenance")
     exp.add_argument("--run", required=True, help="run directory")
-    exp.add_argument("--n", type=int, required=True, help="rows to export")
+    exp.add_argument("--n", type=int, help="rows to export (unconditional runs)")
+    exp.add_argument("--conditions", metavar="FILE", help="conditional runs: file of the run's conditions, one row "
+                                                          "exported per row, the conditions copied through")
     exp.add_argument("--out", required=True, help="FILE.parquet, FILE.h5 or FILE.root (+ FILE.provenance.json)")
     exp.add_argument("--reference", help="MC file to validate against (default: the run's held-out MC)")
     exp.add_argument("--tree", help="ROOT TTree / HDF5 key of --reference")

@@ -1,5 +1,5 @@
 """One typed configuration per model family (:class:`TabularConfig`, :class:`FlowConfig`,
-:class:`ZDCConfig`) on a shared base.
+:class:`QuantileConfig`, :class:`ZDCConfig`) on a shared base.
 
 The same configuration object feeds config files (JSON or TOML), CLI flags and, later, dashboard
 widgets (``pn.Param``): a setting exists once, with its bounds and documentation, here.
@@ -21,7 +21,7 @@ SEED_MAX = 2**32 - 1
 """Largest seed: numpy's and torch's generators both take 0 … 2**32 - 1."""
 DEVICES = ("auto", "cpu", "cuda", "mps")
 """Device names a setting or ``--device`` takes (:func:`~recogan_app.training.device.resolve_device`)."""
-MODELS = {"gan": "tabular", "flow": "flow"}
+MODELS = {"gan": "tabular", "flow": "flow", "quantile": "quantile"}
 """The models of tabular data a user chooses from (``train --model``, the Training tab) and the
 family (run kind, :data:`recogan_app.families.FAMILIES`) each trains."""
 
@@ -143,7 +143,11 @@ class TabularSettings(TrainingSettings):
     preprocessing (:class:`~recogan_app.preprocessing.FeaturePipeline`)."""
 
     features = param.List(default=None, allow_None=True, item_type=str,
-                          doc="Columns to model, in order; None = every numeric column.")
+                          doc="Columns to model, in order (a conditional model's targets); None = every numeric "
+                              "column but the conditions.")
+    conditions = param.List(default=None, allow_None=True, item_type=str,
+                            doc="Columns a conditional model is given and never generates (e.g. p, eta, "
+                                "n_tracks), preprocessed like the features; None = an unconditional model.")
     cut = param.String(default=None, allow_None=True,
                        doc="Selection applied to the MC before the split, e.g. 'pt > 2 and abs(eta) < 0.8' "
                            "(recogan_app.data.selection: parsed, never run as code).")
@@ -156,6 +160,11 @@ class TabularSettings(TrainingSettings):
     transforms = param.Dict(default={},
                             doc="Per-feature preprocessing spec overriding the suggestion, "
                                 "e.g. {'cos_pa': 'arccos+quantile'}.")
+
+    @property
+    def columns(self) -> list[str] | None:
+        """The columns a training reads: the conditions, then the features (None: every numeric column)."""
+        return [*(self.conditions or []), *self.features] if self.features else None
 
 
 class TabularConfig(TabularSettings, AdversarialSettings):
@@ -214,6 +223,23 @@ class FlowConfig(TabularSettings):
     snapshot_rows = param.Integer(default=20_000, bounds=(100, None),
                                   doc="Monitor rows whose log-likelihood picks the best checkpoint, and "
                                       "compared (KS, WS, correlations) with as many generated rows.")
+
+
+class QuantileConfig(TabularSettings):
+    """Settings of seed 003's mean + quantile regression (:mod:`recogan_app.models.quantile`): two
+    dense networks of the conditions give each target's mean μ and its +1σ quantile q; a target is
+    sampled as μ + |q − μ|·N(0, 1). Defaults are seed 003's."""
+
+    hidden_widths = param.List(default=[100, 100, 100, 100], item_type=int, bounds=(1, 16),
+                               doc="Hidden widths of each of the two networks (seed 003: six layers, 100 "
+                                   "nodes inside).")
+    learning_rate = param.Number(default=1e-3, bounds=(0, 1), inclusive_bounds=(False, True),
+                                 doc="Adam's learning rate at the first epoch, then lr/(1 + epoch) (seed 003).")
+    batch_size = param.Integer(default=128)
+    patience = param.Integer(default=10, doc="Stop after this many epochs without a smaller monitor loss.")
+    snapshot_rows = param.Integer(default=20_000, bounds=(100, None),
+                                  doc="Monitor rows whose loss picks the best checkpoint, and compared (KS) with "
+                                      "as many generated rows.")
 
 
 class ZDCConfig(TrainingSettings, AdversarialSettings):

@@ -252,7 +252,8 @@ def gate(run: TabularRun, reference: pd.DataFrame, require: str = "good", *, see
     run : TabularRun
     reference : DataFrame
         MC never used in training (the run's held-out split, or an independent file); needs the
-        run's feature columns.
+        run's feature columns, and a conditional run's conditions: its targets are generated given
+        the reference rows' conditions and compared.
     require : {"excellent", "good", "none"}
         Level the verdict must reach for :attr:`GateResult.passed`.
     seed : int
@@ -266,7 +267,8 @@ def gate(run: TabularRun, reference: pd.DataFrame, require: str = "good", *, see
     """
     if require not in REQUIRABLE:
         raise InputError(f"unknown validation level '{require}'", hint=f"one of {', '.join(REQUIRABLE)}")
-    metrics, summary = ks_comparison(reference, run.generate(len(reference), seed=seed), run.features)
+    synthetic = run.generate(reference if run.conditions else len(reference), seed=seed)  # given its conditions
+    metrics, summary = ks_comparison(reference, synthetic, run.features)
     ks = metrics["ks"]
     failing = {}
     if require != "none":
@@ -295,9 +297,10 @@ def _statement(n_rows: int, n_train: int, data: dict) -> str:
     )
 
 
-def export(run: TabularRun, out, n: int, *, reference: pd.DataFrame | MCSample | None = None, require: str = "good",
+def export(run: TabularRun, out, n: int | pd.DataFrame, *, reference: pd.DataFrame | MCSample | None = None, require: str = "good",
            force: bool = False, seed: int | None = None, chunk_rows: int = 1_000_000, overwrite: bool = False,
-           progress: bool | Progress | None = None, ensemble: Results | str | Path | None = None) -> dict:
+           progress: bool | Progress | None = None, ensemble: Results | str | Path | None = None,
+           conditions_source: str = "a DataFrame") -> dict:
     """Validate ``run``, then stream ``n`` synthetic rows to ``out`` with their provenance.
 
     Parameters
@@ -306,8 +309,9 @@ def export(run: TabularRun, out, n: int, *, reference: pd.DataFrame | MCSample |
         The trained run (load it on a GPU to generate faster).
     out : str or Path
         ``.parquet``, ``.h5``/``.hdf5`` or ``.root``; ``FILE.provenance.json`` is written beside it.
-    n : int
-        Rows to export.
+    n : int or DataFrame
+        Rows to export; for a conditional run the frame of its conditions instead: one row per
+        row, the conditions copied through unchanged (the provenance's ``conditional``).
     reference : DataFrame or MCSample, optional
         MC to validate against; the run's held-out test split by default. A file's SHA-256 is
         recorded in the provenance, and the run's own training file is refused.
@@ -330,6 +334,8 @@ def export(run: TabularRun, out, n: int, *, reference: pd.DataFrame | MCSample |
         trained on the same MC and split): its per-feature N_eff, coverage and the warning when
         ``n`` exceeds the information go to the provenance's ``effective_statistics``. Without
         one, that says the sample's statistical power was not measured, and how to measure it.
+    conditions_source : str
+        What the conditions ``n`` of a conditional run were (the file), for the provenance.
 
     Returns
     -------
@@ -350,7 +356,10 @@ def export(run: TabularRun, out, n: int, *, reference: pd.DataFrame | MCSample |
     writer = WRITERS.get(out.suffix.lower())
     if writer is None:
         raise InputError(f"unknown export format '{out.suffix}'", path=out, hint="use " + ", ".join(WRITERS))
-    for value, what in ((n, "rows to export (--n)"), (chunk_rows, "rows per chunk (--chunk-rows)")):
+    given = run.conditions_of(n)  # a conditional run takes conditions, any other a number of rows
+    n = n if given is None else len(given)
+    for value, what in ((n, "rows to export (--n)" if given is None else "rows of the conditions"),
+                        (chunk_rows, "rows per chunk (--chunk-rows)")):
         if value < 1:
             raise InputError(f"{what} must be at least 1, got {value}")
     if out.exists() and not overwrite:
@@ -382,6 +391,10 @@ def export(run: TabularRun, out, n: int, *, reference: pd.DataFrame | MCSample |
         "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "rows": n,
         "features": run.features,
+        "conditional": None if given is None else {
+            "conditions": run.conditions, "source": conditions_source,
+            "validation": "targets generated given the reference rows' conditions",
+            "rows": "one per row of the conditions, which are copied through unchanged"},
         "statement": _statement(n, data["n_train"], data),
         "effective_statistics": UNMEASURED if ensemble is None else ensemble.statistics(n),
         "training_data": {key: data.get(key) for key in ("source", "tree", "sha256", "sources", "cut", "n_rows",
@@ -395,7 +408,7 @@ def export(run: TabularRun, out, n: int, *, reference: pd.DataFrame | MCSample |
     widened = [name for name, dtype in run.pipeline.dtypes_.items() if dtype == "float16"]
     if widened and writer is write_root:
         provenance["stored_as_float32"] = {"columns": widened, "why": "ROOT has no half-precision (float16) type"}
-    chunks = run.iter_generate(n, seed=seed, chunk_rows=chunk_rows)  # sampling overlaps writing
+    chunks = run.iter_generate(n if given is None else given, seed=seed, chunk_rows=chunk_rows)  # overlaps writing
     sidecar = provenance_path(out)
     from tqdm.auto import tqdm
 

@@ -61,6 +61,18 @@ def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor) -> torch.Te
     return ((grad.flatten(1).norm(dim=1) - 1.0) ** 2).mean()
 
 
+PLUS_ONE_SIGMA = 0.841
+"""The quantile one standard deviation above a Gaussian's mean, Φ(1) (seed 003's γ)."""
+
+
+def pinball_loss(quantile: torch.Tensor, x: torch.Tensor, level: float = PLUS_ONE_SIGMA) -> torch.Tensor:
+    """Seed 003's Θ(q, x)·|q − x| per element: γ (x − q) where x lies above q, (1 − γ)(q − x)
+    where below. Its expectation over x is smallest at the γ quantile of x, so a network trained
+    on it predicts that quantile."""
+    above = x - quantile
+    return torch.maximum(level * above, (level - 1) * above)
+
+
 def soft_ecdf(x: torch.Tensor, grid: torch.Tensor, temperature: float,
               weights: torch.Tensor | None = None) -> torch.Tensor:
     """Smoothed empirical CDF F(t) = mean_j sigmoid((t − x_j)/τ) per feature (the mean weighted by

@@ -796,6 +796,17 @@ class FeaturePipeline:
         """``fit(frame).transform(frame)``."""
         return self.fit(frame).transform(frame)
 
+    def select(self, columns) -> FeaturePipeline:
+        """The fitted pipeline of ``columns`` only, its transforms shared: a conditional model's
+        one pipeline (fitted on targets and conditions alike) maps the conditions in and the
+        targets out."""
+        NotFittedError.check(self, self.is_fitted())
+        part = FeaturePipeline(self.transforms, random_state=self.random_state)
+        part.columns_ = list(columns)
+        part.dtypes_, part.specs_, part.steps_ = ({c: table[c] for c in part.columns_}
+                                                  for table in (self.dtypes_, self.specs_, self.steps_))
+        return part
+
     # -- mapping ----------------------------------------------------------------------------
 
     def transform(self, frame: pd.DataFrame) -> np.ndarray:

@@ -7,10 +7,11 @@ through ``pyplot``, so writing a report changes no global plotting state and is 
 dashboard thread. Names from the data are text everywhere: escaped in the HTML, and drawn without
 matplotlib's TeX parsing (a column named ``$\\foo$`` failed the whole report).
 
-Sections (HTML ids): ``summary``, ``effective``, ``features``, ``histograms``, ``correlations``,
-``pairs``, ``classifier``, ``importance``, ``provenance``. Given a bootstrap ensemble
-(:class:`~recogan_app.ensemble.Results`), ``effective`` holds its N_eff table and warnings and the
-histograms its ±1σ band; without one, it says that the sample's statistical power is not measured.
+Sections (HTML ids): ``summary``, ``effective``, ``features``, ``conditional`` (a conditional run's
+only), ``histograms``, ``correlations``, ``pairs``, ``classifier``, ``importance``, ``provenance``.
+Given a bootstrap ensemble (:class:`~recogan_app.ensemble.Results`), ``effective`` holds its N_eff
+table and warnings and the histograms its ±1σ band; without one, it says that the sample's
+statistical power is not measured.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from itertools import combinations
 from pathlib import Path
 
 import numpy as np
+from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
@@ -31,6 +33,7 @@ from recogan_app.errors import InputError, closest
 from recogan_app.files import write_atomic
 from recogan_app.markup import escape_html
 from recogan_app.metrics import EXCELLENT, GOOD, RESIDUAL_TOLERANCE
+from recogan_app.metrics.conditional import MIN_PASSING, PULL_LIMIT, QUANTILES, RATIO_TOLERANCE
 from recogan_app.metrics.correlations import METHODS, residual_text
 from recogan_app.validation import FLOOR_CL, INDISTINGUISHABLE, SCORE_EDGES, Validation
 
@@ -49,6 +52,8 @@ SECTIONS = {
     "provenance": "Provenance",
 }
 """HTML id → heading of every section, in order."""
+CONDITIONAL = {"conditional": "Conditional model: efficiency ratios and relative residuals"}
+"""The section a conditional run's report has after ``features``."""
 MAX_PAIR_FEATURES = 5
 DPI = 90
 MC_COLOUR, MODEL_COLOUR, COPULA_COLOUR = "#444444", "#d62728", "#1f77b4"
@@ -146,6 +151,77 @@ The 68 % interval is the bootstrap replicas' spread around their median, placed 
 (resampling adds noise to a distance, so the raw replicas sit above it); whether the KS itself is MC noise,
 the floor says.</p>
 <div class="scroll">{_table(header, rows)}</div>"""
+
+
+MAX_RATIO_PANELS = (6, 4)
+"""Most targets (rows) × conditions (columns) of the efficiency-ratio figure; the JSON holds all."""
+
+
+def _efficiency_figure(v: Validation) -> Figure:
+    """ε_gen/ε_MC per condition bin, one line per threshold quantile, for each target × condition."""
+    table = v.conditional.efficiency
+    targets = list(dict.fromkeys(table.target))[:MAX_RATIO_PANELS[0]]
+    conditions = list(dict.fromkeys(table.condition))[:MAX_RATIO_PANELS[1]]
+    figure = _figure(3.2 * len(conditions), 2.4 * len(targets))
+    axes = np.array(figure.subplots(len(targets), len(conditions), squeeze=False, sharey=True))
+    colours = colormaps["viridis"](np.linspace(0, 0.9, len(QUANTILES)))
+    for (i, target), (j, condition) in ((a, b) for a in enumerate(targets) for b in enumerate(conditions)):
+        axis, panel = axes[i, j], table[(table.target == target) & (table.condition == condition)]
+        labels = list(dict.fromkeys(panel.bin))
+        axis.axhspan(1 - RATIO_TOLERANCE, 1 + RATIO_TOLERANCE, color="#dddddd")
+        for k, q in enumerate(QUANTILES):
+            rows = panel[panel["quantile"] == q]
+            axis.errorbar(np.arange(len(rows)) + (k - 3) * 0.06, rows.ratio, yerr=rows.ratio_error, fmt="o-", ms=2.5,
+                          lw=0.8, label=f"{q} %", color=colours[k])
+        axis.set_xticks(range(len(labels)), labels, rotation=30, fontsize=6, parse_math=False)
+        axis.set_ylim(0.5, 1.5)
+        axis.set_title(f"{target} vs {condition}", fontsize=8, parse_math=False)
+    axes[0, -1].legend(fontsize=6, title="threshold", title_fontsize=6)
+    return figure
+
+
+def _residual_figure(v: Validation) -> Figure:
+    """Seed 003's relative residual distributions, (x − x_gen)/x_gen, MC against the model."""
+    table = v.conditional.residuals
+    columns = min(3, len(table))
+    figure = _figure(3.6 * columns, 2.8 * -(-len(table) // columns))
+    axes = np.array(figure.subplots(-(-len(table) // columns), columns, squeeze=False)).ravel()
+    for axis, row in zip(axes, table.itertuples()):
+        centres = (row.edges[1:] + row.edges[:-1]) / 2
+        for counts, colour, label in ((row.counts_mc, MC_COLOUR, "MC reco"), (row.counts_gen, MODEL_COLOUR, "model")):
+            axis.step(centres, counts / max(counts.sum(), 1), where="mid", color=colour, label=label)
+        axis.set_title(f"({row.target} − {row.condition}) / {row.condition}: KS {row.ks:.3f}", fontsize=7,
+                       parse_math=False)
+    axes[0].legend(fontsize=7)
+    for axis in axes[len(table):]:
+        axis.set_visible(False)
+    return figure
+
+
+def _conditional(v: Validation) -> str:
+    if v.conditional is None:
+        return ""
+    figures = v.conditional.figures()
+    rows = [[escape_html(r.target), escape_html(r.condition), f"{r.ks:.4f}", f"{r.median_gen:+.4f}",
+             f"{r.median_mc:+.4f}", f"{r.width_gen:.4f}", f"{r.width_mc:.4f}"] for r in v.conditional.residuals.itertuples()]
+    residuals = "" if not rows else f"""<h3>Relative residuals (seed 003)</h3>
+<p class="note">(x_model − x_gen)/x_gen against (x_reco − x_gen)/x_gen for each reco target and its gen condition.</p>
+{_table(["target", "condition", "KS", "median model", "median MC", "68 % half-width model", "68 % half-width MC"], rows)}
+{_img(_residual_figure(v), "relative residual distributions")}"""
+    verdict = "ok" if v.conditional.passes() else "bad"
+    large = figures["efficiency_bins_large"]
+    ratios = (f"max |ratio − 1| {figures['max_ratio_deviation']:.3f} over the {large} bins" if large
+              else "no bin") + f" with ≥ {MIN_PASSING:,} passing MC rows (bar {RATIO_TOLERANCE})"
+    pulls = "no finite pull" if figures["pull_share"] is None else f"{figures['pull_share']:.1%} of the pulls"
+    return f"""
+<p class="verdict {verdict}">Efficiency ratios ε_gen/ε_MC (seed 002): {ratios}; {pulls} beyond {PULL_LIMIT:g}σ
+(bar 5 %) among {figures['efficiency_bins']} ratios.</p>
+<p class="note">Thresholds at the {", ".join(map(str, QUANTILES))} % quantiles of the MC target; the model generated
+given the MC rows' conditions; bins of each condition hold equal shares of the MC (or one value each); error bars
+are the binomial errors of both efficiencies; the grey band is 1 ± {RATIO_TOLERANCE}. At most
+{MAX_RATIO_PANELS[0]} targets × {MAX_RATIO_PANELS[1]} conditions are drawn; the JSON holds every ratio.
+Largest KS of a target in a condition bin: {figures['max_binned_ks'] or 0:.3f}.</p>
+{_img(_efficiency_figure(v), "efficiency ratios")}{residuals}"""
 
 
 def effective_statistics(ensemble: Results | None, n: int) -> str:
@@ -352,6 +428,7 @@ def write_report(validation: Validation, path, *, title: str, provenance: dict,
         "summary": _summary(v),
         "effective": effective_statistics(ensemble, v.n_synthetic),
         "features": _features(v),
+        "conditional": _conditional(v),
         "histograms": f"""<p class="note">Synthetic counts scaled to the MC's area; error bars are each sample's
 Poisson errors; entries beyond the edges are counted in the first and last bins.{
             " The band: the ensemble's ±1σ prediction in its own bins, drawn at the MC's size." if ensemble else ""}</p>
@@ -366,8 +443,8 @@ sees one feature only (0 = that feature alone gives nothing away).</p>{_img(_imp
         "provenance": _table(["item", "value"],
                              [[escape_html(key), escape_html(value)] for key, value in provenance.items()]),
     }
-    sections = "".join(f'<section id="{key}"><h2>{heading}</h2>{body[key]}</section>'
-                       for key, heading in SECTIONS.items())
+    headings = SECTIONS if v.conditional is None else {"summary": "", "features": "", **CONDITIONAL} | SECTIONS
+    sections = "".join(f'<section id="{key}"><h2>{heading}</h2>{body[key]}</section>' for key, heading in headings.items())
     page = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{escape_html(title)}</title>'
             f"<style>{CSS}</style></head><body><h1>{escape_html(title)}</h1>{sections}</body></html>")
     path = Path(path)

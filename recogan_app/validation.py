@@ -21,16 +21,18 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 
 from recogan_app.baseline import GaussianCopula
+from recogan_app.errors import InputError
 from recogan_app.metrics import (RESIDUAL_TOLERANCE, C2STResult, bootstrap_interval, classifier_two_sample_test,
                                  correlation_matrix, effective_size, feature_matrix, feature_metrics, flagged_pairs,
                                  is_discrete, ks_floor, ks_statistic, ks_summary, max_abs_residual, noise_floor,
                                  residual_floor)
+from recogan_app.metrics.conditional import ConditionalValidation, validate_conditional
 from recogan_app.metrics.correlations import METHODS, residual_undefined
 from recogan_app.metrics.distributions import checked_weights
 
@@ -259,6 +261,9 @@ class Validation:
         Per feature, MC against the model.
     reference_sample, synthetic_sample : DataFrame
         Random rows of each sample (a few thousand) for the pairwise scatter plots.
+    conditional : ConditionalValidation or None
+        A conditional run's efficiency ratios, relative residuals and binned KS
+        (:mod:`recogan_app.metrics.conditional`).
     """
 
     features: list[str]
@@ -275,6 +280,7 @@ class Validation:
     reference_sample: pd.DataFrame = field(repr=False)
     synthetic_sample: pd.DataFrame = field(repr=False)
     n_effective: float | None = None
+    conditional: ConditionalValidation | None = field(default=None, repr=False)
 
     @property
     def max_residual_floor(self) -> dict[str, float]:
@@ -330,6 +336,8 @@ class Validation:
             f"fitted on {self.baseline_fitted_on}",
             self.baseline_verdict,
         ]
+        if self.conditional is not None:
+            lines += ["", self.conditional.summary()]
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
@@ -346,6 +354,7 @@ class Validation:
             "model": self.model.to_dict(), "baseline": self.baseline.to_dict(),
             "baseline_fitted_on": self.baseline_fitted_on, "beats_baseline": self.beats_baseline,
             "baseline_verdict": self.baseline_verdict,
+            **({"conditional": self.conditional.to_dict()} if self.conditional is not None else {}),
         })
 
     def to_json(self, **more) -> str:
@@ -560,14 +569,27 @@ def validate_run(run, rows: int = 0, *, reference: pd.DataFrame | None = None, t
     caller holds it; by default it is rebuilt from the run's source and recorded split
     (:meth:`~recogan_app.families.tabular.TabularRun.training_rows`), and when that fails the
     copula is fitted on the reference, which the result says. ``options`` go to :func:`validate`.
+
+    A conditional run generates one row per reference row, given its conditions (``rows`` is
+    then not taken), and the result holds the conditional validation too.
     """
     seed = run.stream_seed("validation") if seed is None else seed
     if reference is None:
         reference, weights = run.heldout(), run.heldout_weights()
-    synthetic = run.generate(rows or len(reference), seed=seed)
+    if run.conditions and weights is not None:
+        raise InputError("is a conditional run: event weights cannot yet be combined with conditions (the "
+                         "conditional validation is unweighted)", path=run.path, hint="validate without --weights")
+    if run.conditions and rows not in (0, len(reference)):
+        raise InputError(f"is a conditional run: it generates one row per reference row ({len(reference):,}), "
+                         f"not {rows:,}", path=run.path)
+    synthetic = run.generate(reference if run.conditions else rows or len(reference), seed=seed)[reference.columns]
     training = training if training is not None else run.training_rows()[0]
     column, baseline_weights = run.weight_column, None
     if training is not None and column in training:  # a weighted run's training split comes with its weights
         training, baseline_weights = training.drop(columns=column), training[column].to_numpy()
-    return validate(reference, synthetic, baseline_train=training, seed=seed, weights=weights,
-                    baseline_weights=baseline_weights, **options)
+    validation = validate(reference, synthetic, baseline_train=training, seed=seed, weights=weights,
+                          baseline_weights=baseline_weights, **options)
+    if not run.conditions:
+        return validation
+    targets = [f for f in run.features if f in reference.columns]
+    return replace(validation, conditional=validate_conditional(reference, synthetic, targets, run.conditions))

@@ -87,7 +87,7 @@ def test_bad_options_exit_2(trained, tmp_path, tiny_json, toy_parquet, capsys, b
         (["generate", "--run", str(tmp_path / "none"), "--n", "5", "--out", str(tmp_path / "a.parquet")], "run directory not found"),
         (["generate", "--run", str(trained), "--n", "5", "--out", str(tmp_path / "a.csv")], ".parquet"),
         (["generate", "--run", str(trained), "--conditions", "c.csv", "--n", "5", "--out", str(tmp_path / "a.npz")],
-         "is a tabular run; --conditions is for ZDC runs"),
+         "is an unconditional tabular run: --n (rows to generate) is required, --conditions is not taken"),
         (["generate", "--run", str(trained), "--out", str(tmp_path / "a.parquet")], "--n (rows to generate) is required"),
         (["generate", "--run", str(trained), "--n", "0", "--out", str(tmp_path / "a.parquet")], "--n"),
         (["generate", "--run", str(trained), "--n", "5", "--out", str(tmp_path / "a.parquet"), "--chunk-rows", "0"],

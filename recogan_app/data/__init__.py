@@ -6,4 +6,6 @@
 - ``containers``  HDF5 (h5py only), npz and pickle files, read without deserialising code
 - ``zdc``         proton-ZDC images and their conditions → a checked ``ZDCSample``
 - ``toy_xic``     ALICE Ξc+ → Ξ− π+ π+ reconstruction-level candidates from real kinematics
+- ``toy_pid``     RICH-like particle identification: DLLs given species, p, η, occupancy (seed 002)
+- ``toy_wjet``    W(→μν)+jet, seed 003's nine features at generator and reconstruction level
 """

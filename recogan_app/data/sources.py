@@ -46,7 +46,7 @@ from recogan_app.metrics.distributions import effective_size
 
 __all__ = ["EMBEDDED", "FORMATS", "IMAGE_FORMATS", "MCSample", "Table", "list_keys", "load_mc", "read_arrays"]
 
-EMBEDDED = ("toy-xic", "toy-xic-12")
+EMBEDDED = ("toy-xic", "toy-xic-12", "toy-pid", "toy-wjet")
 """Names that load an embedded toy sample instead of a file."""
 
 FORMATS = {".root": "ROOT", ".parquet": "Parquet", ".pq": "Parquet", ".csv": "CSV", ".h5": "HDF5", ".hdf5": "HDF5",
@@ -256,8 +256,9 @@ def load_mc(path, *, tree=None, features=None, cut=None, weights=None, derive=No
     wanted = _parse_features(features, source)
     for name in wanted or []:
         if name in derivations.formulas:
-            raise InputError("is both a feature and derived: a derived column is computed from the features, "
-                             "not modelled", path=source, column=name, hint="leave it out of --features")
+            raise InputError("is both a feature and derived: a derived column is computed from the generated "
+                             "columns, neither modelled nor given", path=source, column=name,
+                             hint="leave it out of --features and --conditions")
     if in_memory:
         _no_tree(source, tree, "DataFrame")
     tables = [(source, _table(path))] if in_memory else _open_all(source, files, tree)
@@ -670,10 +671,13 @@ def _format(source: str, formats: Mapping[str, str], embedded: tuple[str, ...] =
 
 
 def _open_embedded(name: str, tree: str | None) -> Table:
-    from recogan_app.data.toy_xic import generate
+    from recogan_app.data import toy_pid, toy_wjet
+    from recogan_app.data.toy_xic import generate  # the module as sys.modules holds it (a test's stub)
 
     _no_tree(name, tree, "embedded")
-    return _table(generate(n_features=12 if name == "toy-xic-12" else 8))
+    if name.startswith("toy-xic"):
+        return _table(generate(n_features=12 if name == "toy-xic-12" else 8))
+    return _table((toy_pid if name == "toy-pid" else toy_wjet).generate())
 
 
 def _open_csv(path: str, tree: str | None) -> Table:

@@ -3,6 +3,7 @@
 - ``recipe``   the contract and :func:`~recogan_app.families.recipe.fit_to_run`, the one training recipe
 - ``tabular``  the tabular GAN of seed 000 (:func:`train_tabular`, :class:`TabularRun`)
 - ``flow``     a normalizing flow of the same tabular data (:func:`train_flow`, :class:`FlowRun`)
+- ``quantile`` seed 003's mean + quantile regression of targets given conditions (:func:`train_quantile`)
 - ``zdc``      the ZDC image GAN of seed 001 (:func:`train_zdc`, :class:`ZDCRun`)
 
 A new family is one new module here and one line in :data:`FAMILIES` (see docs/architecture.md).
@@ -15,14 +16,16 @@ from pathlib import Path
 import torch
 
 from recogan_app.families.flow import FlowFamily, FlowRun, train_flow
+from recogan_app.families.quantile import QuantileFamily, QuantileRun, train_quantile
 from recogan_app.families.tabular import TabularFamily, TabularRun, train_tabular
 from recogan_app.families.zdc import ZDCFamily, ZDCRun, train_zdc
 from recogan_app.run import Run, read_info
 
-FAMILIES = {family.kind: family for family in (TabularFamily, FlowFamily, ZDCFamily)}
+FAMILIES = {family.kind: family for family in (TabularFamily, FlowFamily, QuantileFamily, ZDCFamily)}
 """Every family by its run kind."""
 
-__all__ = ["FAMILIES", "FlowRun", "TabularRun", "ZDCRun", "load_run", "run_kind", "train_flow", "train_tabular", "train_zdc"]
+__all__ = ["FAMILIES", "FlowRun", "QuantileRun", "TabularRun", "ZDCRun", "load_run", "run_kind", "train_flow",
+           "train_quantile", "train_tabular", "train_zdc"]
 
 
 def run_kind(path) -> str:

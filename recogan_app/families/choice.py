@@ -85,7 +85,8 @@ def trial(family: ModelFamily, trial_s: float) -> ModelFamily:
 
         def evaluate(self, run, test, deadline) -> dict:
             seed, rows = streams.stream_seed(self.config.seed, "evaluation"), min(len(self.monitor), C2ST_ROWS)
-            synthetic = run.generate(rows, seed=seed)
+            given = self.monitor.frame.sample(rows, random_state=seed) if run.conditions else rows  # their conditions
+            synthetic = run.generate(given, seed=seed)
             auc = classifier_two_sample_test(self.monitor.frame, synthetic, n_max=rows, seed=seed,
                                              weights=self.monitor.weights).auc
             return {"monitor_auc": auc, "monitor_rows": rows}

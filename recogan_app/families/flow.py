@@ -8,6 +8,7 @@ generation, validation and export. What differs is how it learns and picks its c
   monitor rows' (exact and smooth, where the GAN's bar on sampled metrics is noisy), beside the
   same KS / WS / correlation figures;
 - the learning rate follows a cosine to the end of the time limit (:class:`CosineSchedule`);
+- a conditional flow (``conditions`` set) is the density of the targets given the conditions;
 - integer features are dequantised by the preprocessing (``integer``: uniform noise within each
   integer's cell before the quantile map, rounding after), so the flow's continuous likelihood
   bounds the integers' discrete one; bounded features come back within the training range, which
@@ -32,15 +33,16 @@ from recogan_app.training.callbacks import CosineSchedule
 
 class LikelihoodSnapshot(SnapshotValidation):
     """The tabular snapshot scored by the monitor rows' mean negative log-likelihood (``nll``,
-    nats per row in the preprocessed space, weighted for a weighted MC; lower is better)."""
+    nats per row in the preprocessed space, given their conditions for a conditional flow and
+    weighted for a weighted MC; lower is better)."""
 
-    def __init__(self, monitor: MCSample, pipeline, rows: int, seed: int):
-        super().__init__(monitor, pipeline, rows, seed)
+    def __init__(self, monitor: MCSample, pipeline, rows: int, seed: int, given=None):
+        super().__init__(monitor, pipeline, rows, seed, given)
         self.matrix = torch.from_numpy(pipeline.transform(self.reference))
 
     def __call__(self, module: SplineFlow):
         _, metrics, details, size = super().__call__(module)
-        nll = module.nll(self.matrix, weights=self.weights)
+        nll = module.nll(self.matrix, weights=self.weights, **self.given)
         return (nll if math.isfinite(nll) else math.inf), {"nll": nll, **metrics}, details, size
 
 
@@ -51,7 +53,7 @@ class FlowRun(TabularRun):
     config_class = FlowConfig
 
     def _module(self, n_features: int) -> SplineFlow:
-        return SplineFlow(n_features, self.config)
+        return SplineFlow(n_features, self.config, len(self.conditions))
 
 
 class FlowFamily(TabularFamily):
@@ -64,22 +66,27 @@ class FlowFamily(TabularFamily):
     def usable(self, sample: MCSample | pd.DataFrame) -> MCSample:
         usable = super().usable(sample)
         if len(self.free) < 2:
-            raise InputError(f"has {len(self.free)} modelled feature: a coupling flow needs at least 2",
+            raise InputError(f"has {len(self.free)} feature to generate: a coupling flow needs at least 2",
                              path=usable.source, hint="use the GAN (--model gan) for a single feature")
         return usable
 
     def prepare(self, train, monitor, test, folder, device, deadline) -> Prepared:
         config = self.config
         data = self.fit_pipeline(train)
-        snapshot = LikelihoodSnapshot(monitor, self.pipeline, config.snapshot_rows, config.seed)
-        return Prepared(module=SplineFlow(data[0].shape[1], config), data=data, snapshot=snapshot,
+        generated, given = self.pipelines()
+        n_conditions = data[1].shape[1] if given is not None else 0
+        snapshot = LikelihoodSnapshot(monitor, generated, config.snapshot_rows, config.seed, given)
+        return Prepared(module=SplineFlow(data[0].shape[1], config, n_conditions), data=data, snapshot=snapshot,
                         announce=self.announce(train, monitor, test), info={"snapshot": snapshot.record()},
                         callbacks=[CosineSchedule()])
 
     def evaluate(self, run: FlowRun, test: MCSample, deadline) -> dict:
         """The tabular figures plus ``test_nll``: the test rows' mean negative log-likelihood
-        (nats per row, preprocessed space; weighted for a weighted MC)."""
-        nll = run.module.nll(torch.from_numpy(run.pipeline.transform(test.frame)), weights=test.weights)
+        (nats per row, preprocessed space; given their conditions for a conditional flow, weighted
+        for a weighted MC)."""
+        given = {} if not run.conditions else {
+            "conditions": torch.from_numpy(run.condition_pipeline.transform(test.frame))}
+        nll = run.module.nll(torch.from_numpy(run.pipeline.transform(test.frame)), weights=test.weights, **given)
         return {**super().evaluate(run, test, deadline), "test_nll": nll}
 
 

@@ -43,9 +43,11 @@ from recogan_app.errors import InputError
 from recogan_app.files import file_sha256, write_atomic
 from recogan_app.losses import MarginalTargets
 from recogan_app.metrics.c2st import classifier_two_sample_test
+from recogan_app.metrics.conditional import MIN_PASSING, PULL_LIMIT, validate_conditional
 from recogan_app.metrics.correlations import correlation_residual, max_abs_residual, residual_undefined
 from recogan_app.metrics.distributions import ks_floor
 from recogan_app.metrics.verdict import GOOD, bar_score, too_small_to_judge
+from recogan_app.models.latent import batch_parts
 from recogan_app.models.tabular import TabularGAN
 from recogan_app.preprocessing import FeaturePipeline
 from recogan_app.run import Run, unreadable_as_input_error
@@ -93,8 +95,9 @@ def noise_floors(n_test: int, n_generated: int, c2st_rows: int | None = None) ->
 
 
 def heldout_summary(metrics: dict) -> str:
-    """The final figures of metrics.json with the noise floor beside each, in one line; a second
-    says when the test split is too small to judge the model. A figure that could not be computed
+    """The final figures of metrics.json with the noise floor beside each, in one line; a conditional
+    run's figures given the test rows' conditions in a second; a last says when the test split is
+    too small to judge the model. A figure that could not be computed
     is said so, with the reason, never printed as a number."""
     noise = metrics["noise"]
     residual = metrics["max_corr_residual"]
@@ -109,11 +112,28 @@ def heldout_summary(metrics: dict) -> str:
     line = (f"held-out test ({n:,} rows{weighted} against {metrics['generated_rows']:,} generated): mean KS "
             f"{metrics['mean_ks']:.4f}, max KS {metrics['max_ks']:.4f} (noise {noise['ks']:.4f} a feature; "
             f"{metrics['verdict']}), max |Pearson residual| {residual}, {c2st}")
+    if "pull_share" in metrics:  # a conditional run, generated given the test rows' conditions
+        large = metrics["efficiency_bins_large"]
+        ratios = (f"max |ε_gen/ε_MC − 1| {metrics['max_ratio_deviation']:.3f} over {large} bins" if large
+                  else "no bin") + f" with ≥ {MIN_PASSING:,} passing MC rows"
+        share, binned, residuals = (metrics[k] for k in ("pull_share", "max_binned_ks", "max_residual_ks"))
+        line += (f"\ngiven the test rows' conditions: {ratios}, " + (f"{share:.1%}" if share is not None else "none")
+                 + f" of {metrics['efficiency_bins']} efficiency pulls beyond {PULL_LIMIT:g}σ"
+                 + (f", max KS in a condition bin {binned:.3f}" if binned is not None else "")
+                 + (f", max relative-residual KS {residuals:.4f}" if residuals is not None else ""))
     if too_small_to_judge(noise["ks"]):
         line += (f"\nthe held-out split ({n:,} rows) is too small to judge the model: KS {noise['ks']:.3f} comes "
                  f"by chance at this size, above the 'good' bar's mean KS {GOOD[0]}; validate on an independent MC "
                  f"sample (recogan validate --reference FILE)")
     return line
+
+
+def split_pipeline(pipeline: FeaturePipeline, conditions) -> tuple[FeaturePipeline, FeaturePipeline | None]:
+    """The fitted pipeline of the generated columns and that of a conditional model's
+    ``conditions`` (None for an unconditional one): one pipeline, fitted on both, is saved."""
+    if not conditions:
+        return pipeline, None
+    return pipeline.select([c for c in pipeline.columns_ if c not in conditions]), pipeline.select(conditions)
 
 
 class SnapshotValidation:
@@ -122,14 +142,18 @@ class SnapshotValidation:
     The same noise is used at every snapshot so that the curves show the generator changing,
     not the noise; the sample size (monitor rows) is stated with every snapshot. At most ``rows``
     monitor rows, and as many generated ones, at least :data:`SNAPSHOT_GENERATED` within ``rows``.
+    A conditional model generates one row given each monitor row's conditions (``given``: their
+    fitted pipeline), and its targets are compared.
     """
 
-    def __init__(self, monitor: MCSample, pipeline: FeaturePipeline, rows: int, seed: int):
+    def __init__(self, monitor: MCSample, pipeline: FeaturePipeline, rows: int, seed: int,
+                 given: FeaturePipeline | None = None):
         reference = monitor.subset(snapshot_positions(len(monitor), rows, seed))
-        self.reference = reference.frame[pipeline.columns_]  # the modelled columns: derived ones come later
-        self.weights = reference.weights
-        self.generated = min(rows, max(len(self.reference), SNAPSHOT_GENERATED))
+        self.reference, self.weights = reference.frame, reference.weights
+        self.generated = (len(self.reference) if given is not None
+                          else min(rows, max(len(self.reference), SNAPSHOT_GENERATED)))
         self.pipeline = pipeline
+        self.given = {} if given is None else {"conditions": torch.from_numpy(given.transform(self.reference))}
         self.noise_seed = streams.stream_seed(seed, "snapshot")
 
     def record(self) -> dict:
@@ -137,9 +161,11 @@ class SnapshotValidation:
         return {"monitor_rows": len(self.reference), "generated_rows": self.generated}
 
     def __call__(self, module: TabularGAN):
-        synthetic = self.pipeline.inverse_transform(module.sample(self.generated, seed=self.noise_seed).cpu().numpy())
-        metrics, details = compare(self.reference, synthetic, self.weights)
-        details.update(reference=self.reference, synthetic=synthetic)
+        synthetic = self.pipeline.inverse_transform(
+            module.sample(self.generated, seed=self.noise_seed, **self.given).cpu().numpy())
+        reference = self.reference[self.pipeline.columns_]
+        metrics, details = compare(reference, synthetic, self.weights)
+        details.update(reference=reference, synthetic=synthetic)
         score = bar_score(metrics["mean_ks"], metrics["max_ks"], metrics["max_corr_residual"])
         finite = all(math.isfinite(v) for k, v in metrics.items() if k != "max_corr_residual") and (
             math.isfinite(metrics["max_corr_residual"]) or details["corr_undefined"])
@@ -153,6 +179,9 @@ class TabularRun(Run):
     -------
     >>> run = TabularRun.load("runs/xic")              # doctest: +SKIP
     >>> synthetic = run.generate(1_000_000, seed=1)    # doctest: +SKIP
+
+    A conditional run (``conditions`` set) generates its targets (``features``) given a frame
+    of conditions, one row per row: ``run.generate(frame, seed=1)``.
     """
 
     kind = "tabular"
@@ -163,7 +192,8 @@ class TabularRun(Run):
     def _load(self, weights: dict) -> None:
         if not all(isinstance(name, str) for name in self.info["data"]["features"]):
             raise InputError("entry 'data.features' is not a list of column names", path=self.path / "run.json")
-        self.pipeline = FeaturePipeline.load(self.path / "preprocessing.json")
+        self.pipeline, self.condition_pipeline = split_pipeline(FeaturePipeline.load(self.path / "preprocessing.json"),
+                                                   self.conditions)
         self.module = self._module(len(self.pipeline.columns_))
         self.module.generator.load_state_dict(weights)  # config.json edited: the shapes differ
         self._load_derived()
@@ -178,38 +208,52 @@ class TabularRun(Run):
             raise InputError("entry 'data.derived' is not a table of {expression, dtype} per column", path=where)
         try:
             self.derived = Derivations({name: d["expression"] for name, d in derived.items()})
-            self.derived.check(self.pipeline.columns_)
+            self.derived.check([*self.conditions, *self.pipeline.columns_])
             self.derived_dtypes = {name: str(np.dtype(d["dtype"])) for name, d in derived.items()}
         except (InputError, TypeError) as exc:
             raise InputError(f"entry 'data.derived' cannot be used: {exc}", path=where) from None
-        self.columns = list(data["features"]) if derived else list(self.pipeline.columns_)
+        self.columns = ([c for c in data["features"] if c not in self.conditions] if derived
+                        else list(self.pipeline.columns_))
         if sorted(self.columns) != sorted([*self.pipeline.columns_, *derived]):
             raise InputError("entry 'data.features' does not list the modelled and derived columns", path=where)
 
     def _module(self, n_features: int) -> torch.nn.Module:
         """The family's module of ``n_features`` from the run's config, its generator to be loaded."""
         placeholder = MarginalTargets.from_data(torch.zeros(2, n_features), n_knots=2)  # penalties unused for sampling
-        return TabularGAN(n_features, self.config, placeholder)
+        return TabularGAN(n_features, self.config, placeholder, len(self.conditions))
 
     @property
     def features(self) -> list[str]:
-        """The generated columns in the MC's order: the modelled ones and the derived ones."""
+        """The generated columns in the MC's order: the modelled ones (a conditional run's targets) and
+        the derived ones."""
         return list(self.columns)
 
-    def _physical(self, matrix: np.ndarray) -> pd.DataFrame:
-        """Generated rows of the network's space in physical units, the derived columns computed."""
+    def _physical(self, matrix: np.ndarray, given: pd.DataFrame | None = None) -> pd.DataFrame:
+        """Generated rows of the network's space in physical units, after their ``given`` conditions
+        (copied through), the derived columns computed from both."""
         frame = self.pipeline.inverse_transform(matrix)
-        return self.derived.complete(frame, self.derived_dtypes)[self.columns] if self.derived else frame
+        if given is not None:
+            frame = pd.concat([given.reset_index(drop=True), frame], axis=1)
+        return self.derived.complete(frame, self.derived_dtypes)[self.conditions + self.columns] if self.derived else frame
 
     @property
     def weight_column(self) -> str | None:
         """The column of event weights the run was trained with (None: unweighted)."""
         return (self.info["data"].get("weights") or {}).get("column")
 
-    def iter_generate(self, n: int, *, seed: int | None = None, chunk_rows: int = 500_000,
+    @property
+    def conditions(self) -> list[str]:
+        """The columns a conditional run is given (none for an unconditional one)."""
+        return list(self.config.conditions or [])
+
+    def iter_generate(self, n: int | pd.DataFrame, *, seed: int | None = None, chunk_rows: int = 500_000,
                       workers: int | None = None) -> Iterator[pd.DataFrame]:
         """Synthetic rows in chunks of at most ``chunk_rows``, in physical units with the MC's
         column names and dtypes, derived columns computed; memory bounded whatever ``n``.
+
+        ``n`` is the number of rows, or for a conditional run the frame of conditions (any
+        further columns are ignored): one row per row, its conditions copied through unchanged
+        (same values and dtypes) before the generated targets.
 
         ``workers`` threads (default: one per core torch may use, at most :data:`MAX_WORKERS`,
         and no more than there are chunks) each sample a chunk and map it back to physical units
@@ -221,14 +265,34 @@ class TabularRun(Run):
         ``workers``.
 
         Raises ValueError at the call, not at the first chunk, for ``n`` < 0 (it would silently
-        give no rows) or ``chunk_rows`` < 1.
+        give no rows) or ``chunk_rows`` < 1; InputError for a number of rows to a conditional run,
+        conditions to an unconditional one, or conditions lacking a column.
         """
+        given = self.conditions_of(n)
+        n = n if given is None else len(given)
         if n < 0 or chunk_rows < 1:
             raise ValueError(f"n must be at least 0 and chunk_rows at least 1, got n={n}, chunk_rows={chunk_rows}")
-        return self._chunks(n, seed=seed, chunk_rows=chunk_rows, workers=workers)
+        return self._chunks(n, given, seed=seed, chunk_rows=chunk_rows, workers=workers)
 
-    def _chunks(self, n: int, *, seed: int | None, chunk_rows: int, workers: int | None) -> Iterator[pd.DataFrame]:
+    def conditions_of(self, n: int | pd.DataFrame) -> pd.DataFrame | None:
+        """The conditions of a conditional run's rows (None for an unconditional run), checked."""
+        if not self.conditions:
+            if isinstance(n, pd.DataFrame):
+                raise InputError("is not a conditional run: it takes a number of rows, not conditions", path=self.path)
+            return None
+        if not isinstance(n, pd.DataFrame):
+            raise InputError(f"is a conditional run: it generates {', '.join(self.features)} given a table of "
+                             f"{', '.join(self.conditions)}, one row per row", path=self.path)
+        missing = [c for c in self.conditions if c not in n.columns]
+        if missing:
+            raise InputError("is a condition of the run but not a column of the conditions", column=missing[0],
+                             hint=f"the run needs {', '.join(self.conditions)}")
+        return n[self.conditions].reset_index(drop=True)
+
+    def _chunks(self, n: int, given: pd.DataFrame | None, *, seed: int | None, chunk_rows: int,
+                workers: int | None) -> Iterator[pd.DataFrame]:
         seed = seed if seed is not None else int(np.random.SeedSequence().generate_state(1)[0])
+        matrix = None if given is None else torch.from_numpy(self.condition_pipeline.transform(given))
         cores = torch.get_num_threads()
         chunks = -(-n // chunk_rows)
         workers = max(1, min(workers if workers is not None else min(cores, MAX_WORKERS), chunks))
@@ -237,7 +301,10 @@ class TabularRun(Run):
 
         def chunk(start: int) -> pd.DataFrame:
             torch.set_num_threads(threads)  # this thread's OpenMP team (and the default for new threads)
-            return self._physical(rows(seed, start, min(start + chunk_rows, n)).cpu().numpy())
+            stop = min(start + chunk_rows, n)
+            if matrix is None:
+                return self._physical(rows(seed, start, stop).cpu().numpy())
+            return self._physical(rows(seed, start, stop, matrix[start:stop]).cpu().numpy(), given.iloc[start:stop])
 
         try:
             with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -250,11 +317,12 @@ class TabularRun(Run):
         finally:
             torch.set_num_threads(cores)  # the default restored
 
-    def generate(self, n: int, *, seed: int | None = None) -> pd.DataFrame:
-        """``n`` synthetic rows at once (see :meth:`iter_generate` for large ``n``)."""
+    def generate(self, n: int | pd.DataFrame, *, seed: int | None = None) -> pd.DataFrame:
+        """``n`` synthetic rows (or one per row of a conditional run's conditions ``n``) at once
+        (see :meth:`iter_generate` for large ``n``)."""
         chunks = list(self.iter_generate(n, seed=seed))
         return pd.concat(chunks, ignore_index=True) if chunks else self._physical(
-            np.empty((0, len(self.pipeline.columns_)), dtype=np.float32))
+            np.empty((0, len(self.pipeline.columns_)), dtype=np.float32), n[self.conditions] if self.conditions else None)
 
     def histogram(self, feature: str, edges, n: int, *, seed: int | None = None):
         """:func:`recogan_app.histograms.of_run`: ``feature``'s histogram in ``n`` generated events,
@@ -268,9 +336,9 @@ class TabularRun(Run):
         return validate_run(self, rows, **options)
 
     def heldout(self) -> pd.DataFrame:
-        """The test split of the MC: never trained on, never used to pick a checkpoint (its
-        features; a weighted run's weights: :meth:`heldout_weights`)."""
-        return self._heldout(self.features)
+        """The test split of the MC: never trained on, never used to pick a checkpoint (a conditional
+        run's conditions, then its features; a weighted run's weights: :meth:`heldout_weights`)."""
+        return self._heldout(self.conditions + self.features)
 
     def heldout_weights(self) -> np.ndarray | None:
         """The event weights of the :meth:`heldout` rows (None for an unweighted run)."""
@@ -355,10 +423,14 @@ class TabularFamily(ModelFamily):
     headline = ("mean_ks", "max_ks", "max_corr_residual", "c2st_auc")
 
     def usable(self, sample: MCSample | pd.DataFrame) -> MCSample:
-        """The configured features and derived columns of ``sample``; :attr:`free` the modelled ones."""
+        """The conditions (if any), then the features and the derived columns; :attr:`free` the
+        generated features: every numeric column but the conditions and the derived ones when the
+        settings name none. Event weights are refused with conditions: the conditional figures
+        (efficiency ratios, binned KS) are unweighted."""
         cut, weights, derive = self.config.cut, self.config.weights, self.config.derive
+        conditions = self.config.conditions or []
         if isinstance(sample, pd.DataFrame):
-            sample = load_mc(sample, features=self.config.features, cut=cut, weights=weights, derive=derive)
+            sample = load_mc(sample, features=self.config.columns, cut=cut, weights=weights, derive=derive)
         elif cut is not None and sample.cut != cut:
             raise InputError(f"was read with the cut {sample.cut!r}, but the settings ask for the cut {cut!r}",
                              path=sample.source, hint="read it with load_mc(..., cut=...) as the settings say")
@@ -369,51 +441,75 @@ class TabularFamily(ModelFamily):
         elif sample.derived != Derivations(derive).record():
             raise InputError(f"was read with the derived columns {sample.derived}, but the settings derive {derive}",
                              path=sample.source, hint="read it with load_mc(..., derive=...) as the settings say")
+        if conditions and sample.weights is not None:
+            raise InputError("event weights cannot yet be combined with conditions (the conditional validation "
+                             "is unweighted)", path=sample.source, column=sample.weight_column,
+                             hint="train the conditional model without --weights")
         sample.check_trainable_weights()
-        features = self.config.features or [c for c in sample.frame.columns if c not in sample.derived]
-        missing = [f for f in features if f not in sample.frame.columns]
+        features = self.config.features or [c for c in sample.frame.columns
+                                             if c not in conditions and c not in sample.derived]
+        missing = [f for f in conditions + features if f not in sample.frame.columns]
         if missing:
             raise InputError("not among the loaded columns", path=sample.source, column=missing[0])
+        both = [f for f in features if f in conditions]
+        if both:
+            raise InputError("is both a feature (generated) and a condition (given)", path=sample.source, column=both[0])
+        given_derived = [c for c in conditions if c in sample.derived]
+        if given_derived:
+            raise InputError("is both a condition (given) and derived (computed from the generated columns)",
+                             path=sample.source, column=given_derived[0])
+        if not features:
+            raise InputError("has no column left to generate besides the conditions", path=sample.source)
         self.source, self.selected, self.free = sample.source, sample.selected(), features
         derived = [c for c in sample.frame.columns if c in sample.derived]
-        kept = [*features, *derived] if self.config.features else list(sample.frame.columns)  # the file's order
-        return dataclasses.replace(sample, frame=sample.frame[kept])
+        kept = ([*features, *derived] if self.config.features
+                else [c for c in sample.frame.columns if c not in conditions])  # the file's order
+        return dataclasses.replace(sample, frame=sample.frame[conditions + kept])
 
     def counted(self, n: int) -> str:
         return f"{n:,} rows" + (f"; {self.selected}" if self.selected else "")
 
     def fit_pipeline(self, train: MCSample) -> tuple[torch.Tensor, ...]:
-        """Fit the preprocessing on the training split's modelled columns (weighted by its event
-        weights); returns the training tensors: those columns preprocessed, and the weights (mean 1)
-        for a weighted MC."""
+        """Fit the preprocessing on the training split's modelled columns, conditions and generated
+        features alike (weighted by its event weights); returns the training tensors: the features
+        preprocessed, then a conditional model's conditions, then a weighted MC's weights (mean 1)."""
         try:
             self.pipeline = FeaturePipeline(self.config.transforms, random_state=streams.stream_seed(
-                self.config.seed, "preprocessing")).fit(train.frame[self.free], weights=train.weights)
+                self.config.seed, "preprocessing")).fit(train.frame[[*(self.config.conditions or []), *self.free]], weights=train.weights)
         except InputError as exc:
             raise exc.in_file(self.source) from None
-        data = torch.from_numpy(self.pipeline.transform(train.frame[self.free]))
+        data = tuple(torch.from_numpy(part.transform(train.frame)) for part in self.pipelines() if part is not None)
         self.n_effective_train = train.n_effective
         if train.weights is None:
-            return (data,)
-        return data, torch.from_numpy((train.weights / train.weights.mean()).astype(np.float32))
+            return data
+        return *data, torch.from_numpy((train.weights / train.weights.mean()).astype(np.float32))
+
+    def pipelines(self) -> tuple[FeaturePipeline, FeaturePipeline | None]:
+        """The fitted pipeline of the generated features and that of the conditions (or None)."""
+        return split_pipeline(self.pipeline, self.config.conditions)
 
     def announce(self, train: MCSample, monitor: MCSample, test: MCSample) -> str:
-        derived = train.frame.shape[1] - len(self.free)
+        conditions = len(self.config.conditions or [])
+        derived = train.frame.shape[1] - conditions - len(self.free)
         weighted = "" if train.weights is None else (
             f", weighted by '{train.weight_column}' (effective size {train.n_effective:,.0f})")
         return (f"training {len(train):,} rows × {len(self.free)} features"
+                f"{f' given {conditions} conditions' if conditions else ''}"
                 f"{f' (and {derived} derived)' if derived else ''}{weighted}; monitor split {len(monitor):,}, "
                 f"test split {len(test):,}")
 
     def prepare(self, train, monitor, test, folder, device, deadline) -> Prepared:
         config = self.config
         data = self.fit_pipeline(train)
-        rows, weights = data[0], data[1] if len(data) > 1 else None
-        targets = MarginalTargets.from_data(rows, inverse=self.pipeline.inverse_transform, weights=weights,
+        generated, given = self.pipelines()
+        conditions, weights = batch_parts(data[1:], given is not None)
+        targets = MarginalTargets.from_data(data[0], inverse=generated.inverse_transform, weights=weights,
                                             generator=streams.torch_generator(config.seed, "preprocessing"))
-        snapshot = SnapshotValidation(monitor, self.pipeline, config.snapshot_rows, config.seed)
-        return Prepared(module=TabularGAN(rows.shape[1], config, targets), data=data, snapshot=snapshot,
-                        announce=self.announce(train, monitor, test), info={"snapshot": snapshot.record()})
+        snapshot = SnapshotValidation(monitor, generated, config.snapshot_rows, config.seed, given)
+        n_conditions = 0 if conditions is None else conditions.shape[1]
+        return Prepared(module=TabularGAN(data[0].shape[1], config, targets, n_conditions), data=data,
+                        snapshot=snapshot, announce=self.announce(train, monitor, test),
+                        info={"snapshot": snapshot.record()})
 
     def data_info(self, sample: MCSample, usable: MCSample) -> dict:
         weights = usable.weighting()
@@ -441,18 +537,22 @@ class TabularFamily(ModelFamily):
     def evaluate(self, run: TabularRun, test: MCSample, deadline) -> dict:
         """KS/WS per feature, the Pearson residual and a classifier two-sample AUC on the test split
         (weighted for a weighted MC), each with the sample sizes it was measured on (and the effective
-        size) and its noise floor (:func:`noise_floors`). A residual that cannot be computed is None,
-        ``max_corr_residual_undefined`` saying why. The classifier (the slowest part) is left out,
-        and ``c2st_skipped`` says why, when ``deadline`` has passed."""
+        size) and its noise floor (:func:`noise_floors`); a conditional run's generated given the test
+        rows' conditions, with the conditional figures
+        (:meth:`~recogan_app.metrics.conditional.ConditionalValidation.figures`). A residual that cannot
+        be computed is None, ``max_corr_residual_undefined`` saying why. The classifier (the slowest
+        part) is left out, and ``c2st_skipped`` says why, when ``deadline`` has passed."""
         seed = streams.stream_seed(self.config.seed, "evaluation")
-        synthetic = run.generate(max(len(test), HELDOUT_GENERATED), seed=seed)
-        metrics, details = compare(test.frame, synthetic, test.weights)
+        synthetic = run.generate(test.frame if run.conditions else max(len(test), HELDOUT_GENERATED), seed=seed)
+        metrics, details = compare(test.frame[run.features], synthetic[run.features], test.weights)
         figures = {"sample_size": len(test), "generated_rows": len(synthetic), "verdict": details["verdict"],
                    **metrics, "noise": noise_floors(test.n_effective, len(synthetic))}
         if test.weights is not None:
             figures["effective_size"] = test.n_effective
         if details["corr_undefined"]:
             figures.update(max_corr_residual=None, max_corr_residual_undefined=details["corr_undefined"])
+        if run.conditions:  # the classifier below sees the conditions too: targets given conditions
+            figures.update(validate_conditional(test.frame, synthetic, run.features, run.conditions).figures())
         if deadline.left() <= 0:
             return {**figures, "c2st_skipped": f"the time limit ({deadline.seconds:g} s) was reached"}
         c2st = classifier_two_sample_test(test.frame, synthetic, n_max=50_000, seed=seed, weights=test.weights)

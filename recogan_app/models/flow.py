@@ -6,7 +6,9 @@ knots a small network computes from the kept half. The density is exact (log p(x
 log |det ∂z/∂x|), so training minimises the negative log-likelihood and checkpoints are picked
 by the monitor split's; sampling runs each transform backwards once (coupling: one pass of each
 network), on noise drawn block by block like every generator's
-(:func:`~recogan_app.models.latent.noise_passes`).
+(:func:`~recogan_app.models.latent.noise_passes`). A conditional flow is the density of the
+targets given the conditions: each coupling's network reads the conditions (zuko's context)
+beside its kept half.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from zuko.lazy import UnconditionalDistribution
 from zuko.transforms import MonotonicRQSTransform
 
 from recogan_app.losses import weighted_mean
-from recogan_app.models.latent import NOISE_BLOCK, Rows, noise_passes
+from recogan_app.models.latent import NOISE_BLOCK, Rows, batch_parts, joined, noise_passes, pass_conditions
 
 BOUND = 5.0
 """The splines act on [-BOUND, BOUND] (zuko's default) and are the identity outside: the
@@ -85,28 +87,31 @@ class FlowGenerator(nn.Module):
 
     Each coupling keeps a different half of the features (a fixed permutation per transform,
     stored with the weights), so after a few transforms every feature has depended on every
-    other. ``widths`` are the hidden layers of each coupling's network, ``bins`` the spline's.
+    other. ``widths`` are the hidden layers of each coupling's network, ``bins`` the spline's;
+    ``n_conditions`` the conditions every network also reads (0: an unconditional flow).
     """
 
-    def __init__(self, n_features: int, transforms: int = 4, widths=(64, 64), bins: int = 8):
+    def __init__(self, n_features: int, transforms: int = 4, widths=(64, 64), bins: int = 8, n_conditions: int = 0):
         super().__init__()
         self.n_features, self.bins = n_features, bins
         couplings = [GeneralCouplingTransform(
-            n_features, mask=torch.randperm(n_features, generator=torch.Generator().manual_seed(i)) % 2 == i % 2,
+            n_features, n_conditions,
+            mask=torch.randperm(n_features, generator=torch.Generator().manual_seed(i)) % 2 == i % 2,
             univariate=MonotonicRQSTransform, shapes=[(bins,), (bins,), (bins - 1,)], hidden_features=tuple(widths))
             for i in range(transforms)]
         base = UnconditionalDistribution(DiagNormal, torch.zeros(n_features), torch.ones(n_features), buffer=True)
         self.flow = Flow(couplings, base)
 
-    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
-        """log p(x) of each row (nats, in the preprocessed space)."""
-        return self.flow().log_prob(x)
+    def log_prob(self, x: torch.Tensor, conditions: torch.Tensor | None = None) -> torch.Tensor:
+        """log p(x) (or log p(x | conditions)) of each row (nats, in the preprocessed space)."""
+        return self.flow(conditions).log_prob(x)
 
     def sampler(self) -> Rows:
         """A frozen copy of this flow as a thread-safe :data:`~recogan_app.models.latent.Rows`
         function: noise blocks through the couplings backwards (:func:`rqs_inverse`), in passes
         of :data:`PASS_ROWS` rows. Rows come back column-major like the GAN's (each feature's
-        column contiguous, what the inverse preprocessing reads)."""
+        column contiguous, what the inverse preprocessing reads); a conditional flow's takes the
+        rows' conditions as a fourth argument."""
         flow = copy.deepcopy(self.flow).eval()
         couplings = [(self._sampling_network(t), (~t.mask).nonzero().squeeze(-1))
                      for t in reversed(flow.transform.transforms)]
@@ -115,12 +120,14 @@ class FlowGenerator(nn.Module):
         bins, n = self.bins, self.n_features
 
         @torch.inference_mode()
-        def rows(seed: int, start: int, stop: int) -> torch.Tensor:
+        def rows(seed: int, start: int, stop: int, conditions: torch.Tensor | None = None) -> torch.Tensor:
             out = torch.empty(n, max(stop - start, 0), device=device)
             z = torch.empty(NOISE_BLOCK, n, device=device)
+            given = None if conditions is None else conditions.to(device)
             for x, keep, at in noise_passes(seed, start, stop, z, pass_rows):
+                row_conditions = pass_conditions(given, len(x), keep, at)
                 for hyper, moved in couplings:
-                    params = hyper(x).unflatten(-1, (len(moved), -1))
+                    params = hyper(joined(x, row_conditions)).unflatten(-1, (len(moved), -1))
                     x[:, moved] = rqs_inverse(x[:, moved], params, bins)  # the noise buffer: each pass is used once
                 out[:, at:at + keep.stop - keep.start] = x[keep].t()
             return out.t()
@@ -133,8 +140,10 @@ class FlowGenerator(nn.Module):
         pass) and its last layer puts out :func:`rqs_inverse`'s layout."""
         hyper, bins = coupling.hyper, self.bins
         first, last = hyper[0], hyper[-1]
-        weight = first.weight.new_zeros(first.weight.shape[0], self.n_features)
-        weight[:, coupling.mask] = first.weight
+        kept = int(coupling.mask.sum())  # then the conditions, which stay where they are
+        weight = first.weight.new_zeros(first.weight.shape[0], self.n_features + first.weight.shape[1] - kept)
+        weight[:, :self.n_features][:, coupling.mask] = first.weight[:, :kept]
+        weight[:, self.n_features:] = first.weight[:, kept:]
         first.weight = nn.Parameter(weight)
         moved = int((~coupling.mask).sum())
         last.weight = nn.Parameter(
@@ -152,33 +161,41 @@ class SplineFlow(nn.Module):
         Number of (preprocessed) features, at least 2.
     config : FlowConfig
         Architecture and optimiser settings.
+    n_conditions : int
+        A conditional flow's conditions (0: unconditional); a batch is (features, conditions of a
+        conditional flow, weights of a weighted MC).
     """
 
-    def __init__(self, n_features: int, config):
+    def __init__(self, n_features: int, config, n_conditions: int = 0):
         super().__init__()
         self.config = config
+        self.conditional = n_conditions > 0
         self.generator = FlowGenerator(n_features, config.coupling_transforms, config.hidden_widths,
-                                       config.spline_bins)
+                                       config.spline_bins, n_conditions)
 
     def configure_optimizers(self):
         return torch.optim.AdamW(self.generator.parameters(), lr=self.config.learning_rate,
                                  weight_decay=self.config.weight_decay)
 
-    def loss(self, x: torch.Tensor, weights: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """The negative log-likelihood of the batch, each row counting its event ``weights`` (when
-        given): the weighted MC's likelihood, which the flow maximises."""
-        return {"loss": -weighted_mean(self.generator.log_prob(x), weights)}
+    def loss(self, x: torch.Tensor, *given: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The negative log-likelihood of the batch (given a conditional flow's conditions), each
+        row counting its event weight for a weighted MC: the likelihood the flow maximises.
+        ``given``: :func:`~recogan_app.models.latent.batch_parts`."""
+        conditions, weights = batch_parts(given, self.conditional)
+        return {"loss": -weighted_mean(self.generator.log_prob(x, conditions), weights)}
 
     @torch.inference_mode()
-    def nll(self, x: torch.Tensor, rows: int = 65_536, weights=None) -> float:
-        """Mean negative log-likelihood of the rows of ``x`` (nats per row, preprocessed space),
-        each row counting its event weight (``weights``, an array) when given."""
+    def nll(self, x: torch.Tensor, conditions: torch.Tensor | None = None, weights=None, rows: int = 65_536) -> float:
+        """Mean negative log-likelihood of the rows of ``x`` (given their ``conditions``; nats per
+        row, preprocessed space), each row counting its event weight (``weights``, an array) when given."""
         device = next(self.generator.buffers()).device
         w = torch.as_tensor(1.0 if weights is None else weights, dtype=torch.float64).expand(len(x))
-        total = sum(float(self.generator.log_prob(x[a:a + rows].to(device)).double().cpu() @ w[a:a + rows])
-                    for a in range(0, len(x), rows))
+        total = sum(float(self.generator.log_prob(
+            x[a:a + rows].to(device), None if conditions is None else conditions[a:a + rows].to(device)
+        ).double().cpu() @ w[a:a + rows]) for a in range(0, len(x), rows))
         return -total / max(float(w.sum()), 1e-300) if len(x) else 0.0
 
-    def sample(self, n: int, *, seed: int) -> torch.Tensor:
-        """The first ``n`` rows of the generated stream for ``seed``, in the preprocessed space."""
-        return self.generator.sampler()(seed, 0, n)
+    def sample(self, n: int, *, seed: int, conditions: torch.Tensor | None = None) -> torch.Tensor:
+        """The first ``n`` rows of the generated stream for ``seed`` (given the ``n`` rows of
+        ``conditions``), in the preprocessed space."""
+        return self.generator.sampler()(seed, 0, n, conditions)

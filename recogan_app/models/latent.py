@@ -1,4 +1,5 @@
-"""What every generator shares: it is driven by noise z ~ N(0, 1), drawn here and nowhere else."""
+"""What every generator shares: it is driven by noise z ~ N(0, 1), drawn here and nowhere else (and a
+conditional one by the conditions of its rows)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ NOISE_BLOCK = 16_384
 """Rows per block of generator noise. Each block draws from its own seed, so row i of a sample
 depends only on (seed, i): the same whatever the chunking or the number of threads."""
 
-Rows = Callable[[int, int, int], torch.Tensor]
-"""``rows(seed, start, stop)``: rows start…stop of the generated stream for ``seed``."""
+Rows = Callable[..., torch.Tensor]
+"""``rows(seed, start, stop)``: rows start…stop of the generated stream for ``seed``; a
+conditional generator's takes those rows' (preprocessed) conditions as a fourth argument."""
 
 
 def block_seed(seed: int, block: int) -> int:
@@ -39,6 +41,29 @@ def noise_passes(seed: int, start: int, stop: int, z: torch.Tensor,
             noise = z[a:a + pass_rows]
             keep = slice(max(lo - a, 0), min(hi - a, len(noise)))
             yield noise, keep, first + a + keep.start - start
+
+
+def joined(x: torch.Tensor, conditions: torch.Tensor | None) -> torch.Tensor:
+    """``x`` with a conditional model's ``conditions`` as further columns (``x`` alone without)."""
+    return x if conditions is None else torch.cat((x, conditions), 1)
+
+
+def batch_parts(given: tuple[torch.Tensor, ...], conditional: bool) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """The conditions and event weights of a training batch from its tensors after the rows: a
+    conditional model's conditions first, then a weighted MC's weights (each None when absent)."""
+    conditions, rest = (given[0], given[1:]) if conditional else (None, given)
+    return conditions, (rest[0] if rest else None)
+
+
+def pass_conditions(conditions: torch.Tensor | None, rows: int, keep: slice, at: int) -> torch.Tensor | None:
+    """The conditions of a pass of :func:`noise_passes` (``rows`` noise rows, ``keep`` of them
+    requested, going to output row ``at``) from those of the requested rows: zeros for the
+    pass's rows outside the request, whose output is dropped. None for an unconditional generator."""
+    if conditions is None:
+        return None
+    given = conditions.new_zeros(rows, conditions.shape[1])
+    given[keep] = conditions[at:at + keep.stop - keep.start]
+    return given
 
 
 class LatentGenerator(nn.Module):

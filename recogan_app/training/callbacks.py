@@ -141,6 +141,17 @@ class CosineSchedule(Callback):
         self.before = state.get("trained_s", 0.0)
 
 
+class InverseEpochSchedule(Callback):
+    """Seed 003's learning rate: every optimiser's initial one divided by 1 + the epochs done
+    (set after each epoch's snapshot; a resumed fit counts the epochs of its history)."""
+
+    def on_snapshot(self, trainer, snapshot) -> None:
+        for optimizer in trainer.optimizers:
+            for group in optimizer.param_groups:
+                group.setdefault("initial_lr", group["lr"])
+                group["lr"] = group["initial_lr"] / (1 + len(trainer.history))
+
+
 class ProgressBar(Callback):
     """tqdm bar over wall-clock time (with a time limit) or epochs, showing the latest KS."""
 

@@ -1,0 +1,121 @@
+"""Benchmark of the conditional families (issue 18; not a test): each of the GAN, the flow and
+seed 003's quantile regression trained for a wall-clock limit on the PID toy and the W+jet toy,
+then judged against an independent toy sample (another seed) by the issue's figures:
+
+- efficiency ratios ε_gen/ε_MC at the 5 … 95 % quantile thresholds in condition bins: the largest
+  |ratio − 1| where the MC bin has ≥ 2,000 passing rows (bar 0.1), and the share of all bins with a
+  pull beyond 3σ (bar 5 %), binomial errors of both;
+- on W+jet, the relative-residual KS per feature (bar 0.05);
+- the training time, epochs and why the fit stopped.
+
+The model generates one row per reference row, given its conditions. Each (family, toy) result is
+added to ``benchmarks/results/conditional.json`` as soon as it is measured. ``--stop-at HH:MM``
+(UTC) starts no training that would end after it.
+
+Usage::
+
+    python benchmarks/conditional.py --pairs flow:toy-wjet quantile:toy-wjet flow:toy-pid gan:toy-pid \\
+        --time-limit 300 --threads 1 --stop-at 16:45
+    python benchmarks/conditional.py --pairs quantile:toy-wjet --time-limit 30    # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+from recogan_app.config import FlowConfig, QuantileConfig, TabularConfig
+from recogan_app.data import toy_pid, toy_wjet
+from recogan_app.families import train_flow, train_quantile, train_tabular
+from recogan_app.metrics.conditional import validate_conditional
+
+FAMILIES = {"gan": (TabularConfig, train_tabular), "flow": (FlowConfig, train_flow),
+            "quantile": (QuantileConfig, train_quantile)}
+TOYS = {"toy-pid": toy_pid, "toy-wjet": toy_wjet}
+RESULTS = Path(__file__).parent / "results" / "conditional.json"
+OVERHEAD_S = 120
+"""Set-up, final evaluation and the independent validation of one pair, beyond its time limit."""
+
+
+def measure(family: str, toy: str, *, rows: int, reference_rows: int, time_limit: float, seed: int) -> dict:
+    """Train ``family`` on ``rows`` of ``toy`` (seed 0 of the toy) and validate it on
+    ``reference_rows`` of another seed of the toy."""
+    module = TOYS[toy]
+    config_class, train = FAMILIES[family]
+    config = config_class(features=module.TARGETS, conditions=module.CONDITIONS, time_limit=time_limit,
+                          max_epochs=100_000, seed=seed, device="cpu")
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as folder:
+        run = train(module.generate(rows, seed=0), config, Path(folder) / "run")
+        trained = time.perf_counter() - started
+        reference = module.generate(reference_rows, seed=1)
+        t = time.perf_counter()
+        synthetic = run.generate(reference[module.CONDITIONS], seed=seed)
+        generation_s = time.perf_counter() - t
+        validation = validate_conditional(reference, synthetic, module.TARGETS, module.CONDITIONS)
+        fit = run.info["fit"]
+    figures = validation.figures()
+    return {"family": family, "toy": toy, "seed": seed, "training_rows": run.info["data"]["n_train"],
+            "reference_rows": reference_rows, "time_limit_s": time_limit, "fit_s": round(fit["elapsed_s"], 1),
+            "train_and_evaluate_s": round(trained, 1), "epochs": fit["epochs"], "best_epoch": fit["best_epoch"],
+            "stopped": fit["reason"], "generation_s": round(generation_s, 2), **figures,
+            "passes_efficiency_bars": validation.passes(),
+            "residual_ks": {r.target: round(float(r.ks), 4) for r in validation.residuals.itertuples()},
+            "threads": torch.get_num_threads(), "measured_utc": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+
+def record(result: dict) -> None:
+    """Add ``result`` to the JSON, replacing an earlier one of the same family, toy and seed."""
+    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
+    key = (result["family"], result["toy"], result["seed"])
+    results = [r for r in results if (r["family"], r["toy"], r["seed"]) != key] + [result]
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=1) + "\n")
+
+
+def row(r: dict) -> str:
+    residual = max(r["residual_ks"].values()) if r["residual_ks"] else None
+    deviation = "–" if r["max_ratio_deviation"] is None else f"{r['max_ratio_deviation']:.3f}"
+    return (f"| {r['family']} | {r['toy']} | {r['fit_s']:.0f} s, {r['epochs']} epochs ({r['stopped']}) | "
+            f"{deviation} ({r['efficiency_bins_large']} bins) | {r['pull_share']:.1%} of {r['efficiency_bins']} | "
+            f"{'–' if residual is None else f'{residual:.3f}'} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pairs", nargs="+", default=["flow:toy-wjet", "quantile:toy-wjet", "flow:toy-pid",
+                                                       "gan:toy-pid", "gan:toy-wjet", "quantile:toy-pid"],
+                        help="FAMILY:TOY, in the order to run")
+    parser.add_argument("--time-limit", type=float, default=300)
+    parser.add_argument("--rows", type=int, default=200_000, help="training MC rows (80 %% train, 10 %% monitor, test)")
+    parser.add_argument("--reference-rows", type=int, default=200_000, help="independent validation rows")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--stop-at", metavar="HH:MM", help="UTC time no training may run past")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print("| family | toy | training | max abs(ratio − 1) where ≥ 2,000 pass | pulls > 3σ | max residual KS |\n"
+          "|---|---|---|---|---|---|", flush=True)
+    for pair in args.pairs:
+        family, toy = pair.split(":")
+        if args.stop_at:
+            now = datetime.now(timezone.utc)
+            hour, minute = map(int, args.stop_at.split(":"))
+            left = (now.replace(hour=hour, minute=minute, second=0) - now).total_seconds()
+            if left < args.time_limit + OVERHEAD_S:
+                print(f"not run: {pair} ({left:.0f} s left before {args.stop_at} UTC)", flush=True)
+                continue
+        result = measure(family, toy, rows=args.rows, reference_rows=args.reference_rows,
+                         time_limit=args.time_limit, seed=args.seed)
+        record(result)
+        print(row(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()
