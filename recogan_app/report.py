@@ -347,8 +347,8 @@ def _note_style() -> tuple[contextlib.AbstractContextManager, str]:
         import mplhep
     except ImportError:
         return contextlib.nullcontext(), PLAIN_STYLE
-    style = {**mplhep.style.ROOT, "font.size": 10, "axes.linewidth": 1, "xtick.major.size": 5,
-             "xtick.minor.size": 2.5, "ytick.major.size": 5, "ytick.minor.size": 2.5}  # its sizes are for 10-inch figures
+    style = {**mplhep.style.ROOT, "font.size": 10, "axes.linewidth": 1,  # its sizes are for 10-inch figures
+             "xtick.major.size": 5, "xtick.minor.size": 2.5, "ytick.major.size": 5, "ytick.minor.size": 2.5}
     return matplotlib.style.context(style), f"HEP style: mplhep {mplhep.__version__}, ROOT"
 
 
