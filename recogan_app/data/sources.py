@@ -1,10 +1,10 @@
 """Read a Monte Carlo sample for training, refusing bad input with one clear message.
 
 :func:`load_mc` reads files (ROOT, Parquet, CSV, HDF5, npz; one, several, a glob or a folder; ROOT
-files also by URL) or an embedded toy, applies the selection (``cut``), keeps the numeric feature columns and checks them: a
-problem is one :class:`~recogan_app.errors.InputError` naming the file and the column. An event
-weight (``weights``) is read beside the features and never modelled; without it, a column named
-like a weight is left out of the features and said.
+files also by URL) or an embedded toy, applies the selection (``cut``), keeps the numeric feature
+columns and checks them: a problem is one :class:`~recogan_app.errors.InputError` naming the file
+and the column. An event weight (``weights``) is read beside the features and never modelled;
+without it, a column named like a weight is left out of the features and said.
 :func:`list_keys` lists the trees, keys or arrays a file offers as ``tree``.
 :func:`read_arrays` reads arrays of any shape (ZDC images and conditions) through the same checks:
 every file is read here.
@@ -46,7 +46,8 @@ from recogan_app.data.selection import Selection
 from recogan_app.errors import InputError, closest
 from recogan_app.metrics.distributions import effective_size
 
-__all__ = ["EMBEDDED", "FORMATS", "IMAGE_FORMATS", "MCSample", "Table", "list_keys", "load_mc", "read_arrays"]
+__all__ = ["EMBEDDED", "FORMATS", "IMAGE_FORMATS", "MCSample", "Table", "list_keys", "load_mc", "named_like_weight",
+           "read_arrays", "read_columns"]
 
 EMBEDDED = ("toy-xic", "toy-xic-12")
 """Names that load an embedded toy sample instead of a file."""
@@ -384,6 +385,23 @@ def list_keys(path) -> list[str]:
     return []
 
 
+def read_columns(path, names, *, tree=None) -> tuple[dict[str, np.ndarray], int]:
+    """The columns ``names`` of every file of ``path`` (as :func:`load_mc` takes it) and nothing
+    else, checked as :func:`load_mc` checks them, and the number of rows: what the dashboard counts
+    a cut on while it is typed."""
+    source, files = _sources(path)
+    tables = _open_all(source, files, tree)
+    n_rows = sum(t.n_rows for _, t in tables)
+    names = _select(tables[0][1], list(names), source, n_rows=n_rows)
+    return (_read_selected(tables, names, None)[0] if names else {}), n_rows
+
+
+def named_like_weight(name: str) -> bool:
+    """Whether a column is named like an event weight (``weight``, ``EventWeight``, ``sWeight``,
+    ``wgt``, ``w``…): offered as the weights, never modelled silently."""
+    return bool(_WEIGHT_NAME.fullmatch(name))
+
+
 def read_arrays(path, *, formats=FORMATS) -> Table:
     """Every named array at the top of a file (extension among ``formats``), of any shape, as one table
     read through the checks and messages of :func:`load_mc`: an npz's arrays; an HDF5 file's top-level
@@ -472,7 +490,7 @@ def _identifier(name: str, values: np.ndarray) -> str | None:
 def _weight_like(name: str, weights: str | None) -> str | None:
     """Why a column left out of the default features looks like an event weight (never modelled
     silently), or None."""
-    if weights is not None or not _WEIGHT_NAME.fullmatch(name):
+    if weights is not None or not named_like_weight(name):
         return None
     return f"looks like an event weight: --weights {name} weights the events by it instead of modelling it"
 
