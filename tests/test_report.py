@@ -122,8 +122,14 @@ def _figure_files(folder):
     return sorted(p.name for p in folder.iterdir())
 
 
+@pytest.fixture(scope="module")
+def three_features(toy_frame):
+    frame = toy_frame[["pt", "inv_mass", "cos_pa"]]
+    return validate(frame.iloc[:1500], frame.iloc[1500:], baseline_train=None, **FAST)
+
+
 @pytest.mark.parametrize("hep", [False, True], ids=["plain", "mplhep"])
-def test_figures_for_a_note_open_one_pdf_and_png_per_figure(validation, tmp_path, monkeypatch, hep):
+def test_figures_for_a_note_open_one_pdf_and_png_per_figure(three_features, tmp_path, monkeypatch, hep):
     import sys
 
     from matplotlib.image import imread
@@ -134,6 +140,7 @@ def test_figures_for_a_note_open_one_pdf_and_png_per_figure(validation, tmp_path
         pytest.importorskip("mplhep")
     else:
         monkeypatch.setitem(sys.modules, "mplhep", None)  # as if the extra [hep] were not installed
+    validation = three_features
     written, style = write_figures(validation, tmp_path / "figures", pair_features=["pt", "inv_mass"])
     assert (style == PLAIN_STYLE) != hep and style.startswith("HEP style: mplhep") == hep
     stems = [f"histogram_{name}" for name in validation.features] + ["correlations", "pairs", "classifier",
