@@ -183,7 +183,7 @@ class DataView(Viewer):
         """Take a new cut, weight column or derived column (a :class:`Suggestion`, or ``{}`` for none)
         and load the MC with them: what is loaded is what trains."""
         state = self.state
-        if any(chosen.get(name, state) == getattr(state, name) for name in ("cut", "weights")):
+        if any(name in chosen and chosen[name] == getattr(state, name) for name in ("cut", "weights")):
             return  # the page following the state, not the user
         derive = chosen.pop("derive", None)
         if derive:
