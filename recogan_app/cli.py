@@ -500,12 +500,14 @@ def cmd_validate(args) -> int:
     from recogan_app.ensemble import Results
     from recogan_app.files import write_atomic
     from recogan_app.metrics.distributions import check_reference_rows
-    from recogan_app.report import write_report
+    from recogan_app.report import check_figure_folder, write_figures, write_report
     from recogan_app.validation import validate, validate_run
 
     for path, suffix in ((args.json, ".json"), (args.report, ".html")):
         if path:
             _check_output(Path(path), args.overwrite, (suffix,))
+    if args.figures:
+        check_figure_folder(args.figures)
     if args.n is not None and (args.run is None or args.n < 1):
         raise InputError("--n takes a positive number of rows and goes with --run")
     features = _features(args.features)
@@ -579,6 +581,9 @@ def cmd_validate(args) -> int:
         write_report(validation, args.report, title=f"Validation of {provenance['synthetic']}", provenance=provenance,
                      ensemble=ensemble)
         print(f"wrote {args.report}")
+    if args.figures:
+        written, style = write_figures(validation, args.figures, ensemble=ensemble, overwrite=args.overwrite)
+        print(f"wrote {len(written)} figures (PDF and PNG) to {args.figures} ({style})")
     return 0
 
 
@@ -932,11 +937,13 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("--features", help="comma-separated features to compare (default: all of the reference/run)")
     val.add_argument("--json", help="write every number to this FILE.json")
     val.add_argument("--report", help="write the standalone report to this FILE.html")
+    val.add_argument("--figures", metavar="DIR", help="write the report's figures as PDF and PNG files to this folder "
+                     "(for a note; HEP style with the extra [hep])")
     val.add_argument("--ensemble", metavar="ENS_DIR", help="a `recogan ensemble` of the run's MC and split: its N_eff "
                                                           "table, warnings and ±1σ bands in the report and the JSON")
     val.add_argument("--seed", type=_seed, help="fixes generation, floors, bootstraps and classifier (default: the "
                      "run's validation stream, the dashboard's and run.validate()'s sample; 0 with --synthetic)")
-    val.add_argument("--overwrite", action="store_true", help="replace existing --json/--report files")
+    val.add_argument("--overwrite", action="store_true", help="replace existing --json/--report/--figures files")
     val.set_defaults(func=cmd_validate)
 
     exp = commands.add_parser("export", help="validate a run, then export a synthetic sample with its provenance")

@@ -12,17 +12,24 @@ only), ``histograms``, ``correlations``, ``pairs``, ``classifier``, ``importance
 Given a bootstrap ensemble (:class:`~recogan_app.ensemble.Results`), ``effective`` holds its N_eff
 table and warnings and the histograms its ±1σ band; without one, it says that the sample's
 statistical power is not measured.
+
+:func:`write_figures` writes the same figures as PDF and PNG files for an analysis note, in the HEP
+community's style (mplhep, the optional extra ``[hep]``) when it is installed. Axes of columns named
+like a momentum, an energy or a mass are labelled in GeV (:func:`axis_label`).
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
+import re
 from collections.abc import Sequence
 from itertools import combinations
 from pathlib import Path
 
 import numpy as np
+import matplotlib.style
 from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import LogNorm
@@ -30,15 +37,15 @@ from matplotlib.figure import Figure
 
 from recogan_app.ensemble import UNMEASURED, Results, draw_band
 from recogan_app.errors import InputError, closest
-from recogan_app.files import write_atomic
+from recogan_app.files import check_writable, write_atomic
 from recogan_app.markup import escape_html
 from recogan_app.metrics import EXCELLENT, GOOD, RESIDUAL_TOLERANCE
 from recogan_app.metrics.conditional import MIN_PASSING, PULL_LIMIT, QUANTILES, RATIO_TOLERANCE
 from recogan_app.metrics.correlations import METHODS, residual_text
 from recogan_app.validation import FLOOR_CL, INDISTINGUISHABLE, SCORE_EDGES, Validation
 
-__all__ = ["MAX_PAIR_FEATURES", "SECTIONS", "default_pair_features", "effective_statistics", "histogram_figure",
-           "write_report"]
+__all__ = ["GEV_NAMES", "MAX_PAIR_FEATURES", "SECTIONS", "axis_label", "check_figure_folder", "default_pair_features",
+           "effective_statistics", "histogram_figure", "write_figures", "write_report"]
 
 SECTIONS = {
     "summary": "Summary",
@@ -56,6 +63,11 @@ CONDITIONAL = {"conditional": "Conditional model: efficiency ratios and relative
 """The section a conditional run's report has after ``features``."""
 MAX_PAIR_FEATURES = 5
 DPI = 90
+NOTE_DPI = 200
+"""Resolution of the PNG files of :func:`write_figures` (the PDFs are vector graphics)."""
+GEV_NAMES = frozenset({"p", "pt", "px", "py", "pz", "e", "et", "energy", "m", "mass", "mt", "met", "ht"})
+"""Parts of a column's name that make it a momentum, energy or mass: its axis is labelled in GeV."""
+PLAIN_STYLE = "plain matplotlib style: pip install 'recogan_app[hep]' for the HEP style (mplhep)"
 MC_COLOUR, MODEL_COLOUR, COPULA_COLOUR = "#444444", "#d62728", "#1f77b4"
 
 CSS = """
@@ -77,6 +89,14 @@ def _figure(width: float, height: float) -> Figure:
     figure = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(figure)
     return figure
+
+
+def axis_label(name: str) -> str:
+    """``name [GeV]`` when a part of the name (split at anything but letters and digits, lower case,
+    trailing digits dropped: ``mu1_pt``, ``E2``, ``inv_mass``, ``M``) is one of :data:`GEV_NAMES`;
+    else the name. Units are guessed only where the physics names them unambiguously."""
+    parts = {re.sub(r"\d+$", "", part) for part in re.split(r"[^a-z0-9]+", name.lower())}
+    return f"{name} [GeV]" if parts & GEV_NAMES else name
 
 
 def _img(figure: Figure, alt: str) -> str:
@@ -267,7 +287,7 @@ def histogram_figure(name: str, v: Validation, ensemble: Results | None = None) 
     bottom.axhline(1, color=MC_COLOUR, lw=0.8)
     bottom.set_ylim(0.5, 1.5)
     bottom.set_ylabel("synth./MC")
-    bottom.set_xlabel(name, parse_math=False)
+    bottom.set_xlabel(axis_label(name), parse_math=False)
     return figure
 
 
@@ -336,8 +356,8 @@ def _pairs_figure(v: Validation, features: list[str]) -> Figure:
             cells.append(axis.hexbin(sample[x], sample[y], gridsize=30, extent=extent, mincnt=1, norm=LogNorm(),
                                      cmap="viridis"))
             axis.set(xlim=extent[:2], ylim=extent[2:])
-            axis.set_xlabel(x, fontsize=8, parse_math=False)
-            axis.set_ylabel(y, fontsize=8, parse_math=False)
+            axis.set_xlabel(axis_label(x), fontsize=8, parse_math=False)
+            axis.set_ylabel(axis_label(y), fontsize=8, parse_math=False)
             axis.tick_params(labelsize=6)
             axis.set_title(f"{title} ({len(sample):,} rows)", fontsize=8)
         top = max(float(cell.get_array().max()) for cell in cells)
@@ -386,6 +406,90 @@ def _importance_figure(v: Validation) -> Figure:
     return figure
 
 
+def _pair_features(v: Validation, pair_features: Sequence[str] | None) -> list[str]:
+    features = list(pair_features) if pair_features else default_pair_features(v)
+    if not 2 <= len(features) <= MAX_PAIR_FEATURES:
+        raise InputError(f"the pairwise grid takes 2 to {MAX_PAIR_FEATURES} features, got {len(features)}")
+    for name in features:
+        if name not in v.features:
+            raise InputError("is not a validated feature", column=name, hint=closest(name, v.features))
+    return features
+
+
+def _note_style() -> tuple[contextlib.AbstractContextManager, str]:
+    """mplhep's ROOT style (experiment-neutral) scaled to these figures' sizes, or matplotlib's own
+    when mplhep is not installed; and the line that says which."""
+    try:
+        import mplhep
+    except ImportError:
+        return contextlib.nullcontext(), PLAIN_STYLE
+    style = {**mplhep.style.ROOT, "font.size": 10, "axes.linewidth": 1,  # its sizes are for 10-inch figures
+             "xtick.major.size": 5, "xtick.minor.size": 2.5, "ytick.major.size": 5, "ytick.minor.size": 2.5}
+    return matplotlib.style.context(style), f"HEP style: mplhep {mplhep.__version__}, ROOT"
+
+
+def _file_stems(names: Sequence[str]) -> list[str]:
+    """A file name for each feature's histogram, distinct even where two names differ only in
+    characters a file name cannot hold (``d/fD64`` and ``d_fD64``)."""
+    stems: list[str] = []
+    for name in names:
+        stem = "histogram_" + (re.sub(r"[^A-Za-z0-9_.+-]+", "_", name).strip("._") or "feature")
+        stems.append(stem if stem not in stems else f"{stem}_{len(stems)}")
+    return stems
+
+
+def check_figure_folder(folder) -> None:
+    """Refuse a figures folder that is a file, or that cannot be written, before any work is done."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise InputError("is not a folder", path=folder, hint="--figures names a folder for the PDF and PNG files")
+    check_writable(folder / "figure.pdf")
+
+
+def write_figures(validation: Validation, folder, *, pair_features: Sequence[str] | None = None,
+                  ensemble: Results | None = None, overwrite: bool = False) -> tuple[list[Path], str]:
+    """Write the report's figures as PDF and PNG files for a note: one histogram with its ratio
+    panel per feature (``histogram_<feature>``), ``correlations``, ``pairs``, ``classifier`` and
+    ``importance``.
+
+    Every figure is drawn and rendered before the first file is written, each file atomically, so
+    a failure leaves no half set. The style is set for the drawing only (matplotlib's global
+    settings, restored afterwards: a command-line or notebook call, not one from a dashboard thread).
+
+    Returns
+    -------
+    (list of Path, str)
+        The files written, and which style drew them.
+
+    Raises
+    ------
+    InputError
+        Pair features as :func:`write_report` refuses them; a file that exists already without ``overwrite``.
+    """
+    v, folder = validation, Path(folder)
+    check_figure_folder(folder)
+    features = _pair_features(v, pair_features)
+    stems = [*_file_stems(v.features), "correlations", "pairs", "classifier", "importance"]
+    paths = [folder / f"{stem}.{fmt}" for stem in stems for fmt in ("pdf", "png")]
+    if not overwrite and (existing := next((p for p in paths if p.exists()), None)):
+        raise InputError("exists already", path=existing, hint="pass --overwrite to replace it")
+    style, said = _note_style()
+    rendered = []
+    with style:
+        figures = [*(histogram_figure(name, v, ensemble) for name in v.features), _correlation_figure(v),
+                   _pairs_figure(v, features), _classifier_figure(v), _importance_figure(v)]
+        for figure in figures:
+            for fmt in ("pdf", "png"):
+                buffer = io.BytesIO()
+                figure.savefig(buffer, format=fmt, dpi=NOTE_DPI,
+                               metadata={"Software": None} if fmt == "png" else {"Creator": None})
+                rendered.append(buffer.getvalue())
+    folder.mkdir(parents=True, exist_ok=True)
+    for path, data in zip(paths, rendered):
+        write_atomic(path, lambda tmp, data=data: Path(tmp).write_bytes(data))
+    return paths, said
+
+
 def write_report(validation: Validation, path, *, title: str, provenance: dict,
                  pair_features: Sequence[str] | None = None, ensemble: Results | None = None) -> Path:
     """Write the validation as one standalone HTML file (atomically).
@@ -417,12 +521,7 @@ def write_report(validation: Validation, path, *, title: str, provenance: dict,
         Unknown pair features, or more than :data:`MAX_PAIR_FEATURES` of them.
     """
     v = validation
-    features = list(pair_features) if pair_features else default_pair_features(v)
-    if not 2 <= len(features) <= MAX_PAIR_FEATURES:
-        raise InputError(f"the pairwise grid takes 2 to {MAX_PAIR_FEATURES} features, got {len(features)}")
-    for name in features:
-        if name not in v.features:
-            raise InputError("is not a validated feature", column=name, hint=closest(name, v.features))
+    features = _pair_features(v, pair_features)
     histograms = "".join(_img(histogram_figure(name, v, ensemble), f"histogram of {name}") for name in v.features)
     body = {
         "summary": _summary(v),

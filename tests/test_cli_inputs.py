@@ -3,18 +3,25 @@
 columns left out, and cuts that try to run code refused by a real process."""
 
 import hashlib
+import http.server
+import io
 import json
 import os
+import re
 import subprocess
 import sys
+import threading
+from functools import partial
 from pathlib import Path
 
+import awkward as ak
 import numpy as np
 import pandas as pd
 import pytest
 import uproot
 
 from recogan_app.cli import main
+from recogan_app.data.sources import load_mc
 from recogan_app.families.tabular import TabularRun
 from recogan_app.splits import Split
 
@@ -128,3 +135,83 @@ def test_zdc_training_takes_one_file_and_no_cut(tmp_path, capsys):
                          (["--cut", "pt > 1"], "--cut is an option of tabular training, not of --kind zdc")):
         assert main(["train", "--kind", "zdc", "--data", "a.npz", *extra, "--out", str(tmp_path / "r")]) == 2
         assert words in capsys.readouterr().err
+
+
+def test_an_rntuple_trains_on_its_flat_fields_and_says_what_it_left_out(tmp_path, capsys):
+    """uproot 5.7 writes RNTuples (``file[name] = {...}``): flat fields of three types are modelled, a
+    jagged field (a list per event) is left out and said."""
+    rng = np.random.default_rng(3)
+    n = 600
+    path = tmp_path / "ntuple.root"
+    with uproot.recreate(path) as file:
+        file["ntuple"] = {"pt": rng.exponential(3.0, n), "eta": rng.normal(0, 1, n).astype(np.float32),
+                          "n_tracks": rng.poisson(4, n).astype(np.int32),
+                          "hits": ak.Array([list(rng.normal(size=k)) for k in rng.integers(0, 4, n)])}
+    assert uproot.open(path).classnames() == {"ntuple;1": "ROOT::RNTuple"}
+    (tmp_path / "tiny.json").write_text(json.dumps(TINY))
+    assert main(["train", "--data", str(path), "--config", str(tmp_path / "tiny.json"), "--out",
+                 str(tmp_path / "run")]) == 0
+    assert "left out column 'hits' is not a flat numeric branch (type std::vector<double>)" in capsys.readouterr().err
+    data = json.loads((tmp_path / "run" / "run.json").read_text())["data"]
+    assert sorted(data["features"]) == ["eta", "n_tracks", "pt"] and data["tree"] == "ntuple" and data["n_rows"] == n
+
+
+def test_a_url_needs_the_remote_extra_and_a_root_file(monkeypatch, tmp_path, capsys):
+    for module in ("aiohttp", "fsspec_xrootd", "XRootD"):
+        monkeypatch.setitem(sys.modules, module, None)  # as if the extra [remote] were not installed
+    for url, words in (("https://eospublic.cern.ch/mc.root", "is a https:// URL, which needs aiohttp (not installed)"),
+                       ("root://eosuser.cern.ch//eos/user/p/phys/mc.root",
+                        "is a root:// URL, which needs fsspec_xrootd and XRootD (not installed)"),
+                       ("https://example.org/mc.parquet",
+                        "is a URL of a file that is not ROOT: only ROOT files are read remotely")):
+        assert main(["train", "--data", url, "--out", str(tmp_path / "run")]) == 2
+        err = capsys.readouterr().err
+        assert err == f"recogan: error: {url}: {words}" + (
+            " (pip install 'recogan_app[remote]')\n" if "needs" in err else
+            " (copy the file to a local disk and give its path)\n")
+    assert not (tmp_path / "run").exists()
+
+
+class _RangeRequests(http.server.SimpleHTTPRequestHandler):
+    """A file server that answers byte-range requests, as EOS and every web server do (Python's
+    own does not): uproot reads only the baskets of the branches it needs."""
+
+    def send_head(self):
+        wanted = re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range", ""))
+        path = Path(self.translate_path(self.path))
+        if not wanted or not path.is_file():
+            return super().send_head()
+        size = path.stat().st_size
+        start, end = int(wanted[1]), min(int(wanted[2] or size - 1), size - 1)
+        with path.open("rb") as handle:
+            handle.seek(start)
+            body = handle.read(end - start + 1)
+        self.send_response(206)
+        self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        return io.BytesIO(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_root_file_over_http_trains_and_the_run_records_its_url(production, tmp_path):
+    pytest.importorskip("aiohttp")
+    folder, events = production
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(_RangeRequests, directory=str(folder)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/run_1.root"
+    path = os.pathsep.join([REPO, os.environ.get("PYTHONPATH", "")])  # where aiohttp was found
+    try:
+        remote = load_mc(url, features="pt,eta,mass")
+        pd.testing.assert_frame_equal(remote.frame, load_mc(folder / "run_1.root", features="pt,eta,mass").frame)
+        done = subprocess.run([sys.executable, "-m", "recogan_app.cli", "train", "--data", url, "--features", "pt,mass",
+                               "--cut", CUT, "--config", str(folder / "tiny.json"), "--out", str(tmp_path / "run")],
+                              capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": path})
+    finally:
+        server.shutdown()
+    assert done.returncode == 0, done.stderr
+    data = json.loads((tmp_path / "run" / "run.json").read_text())["data"]
+    kept = int(((events["pt"] > 1) & (events["eta"].abs() < 2)).iloc[500:800].sum())
+    assert (data["source"], data["sha256"], data["cut"], data["n_after_cut"]) == (url, None, CUT, kept)

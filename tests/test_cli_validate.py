@@ -105,3 +105,20 @@ def test_validate_a_run_fits_the_copula_on_its_training_split(tmp_path, toy_parq
     assert main(["validate", "--reference", str(files["reference"]), "--run", str(run),
                  "--features", "pt,nope"]) == 2
     assert "column 'nope': is not a feature of this run" in capsys.readouterr().err
+
+
+def test_figures_for_a_note_one_pdf_and_png_per_figure(files, tmp_path, capsys):
+    folder = tmp_path / "figures"
+    command = ["validate", "--reference", str(files["reference"]), "--synthetic", str(files["synthetic"]),
+               "--features", "pt,inv_mass,cos_pa", "--figures", str(folder)]
+    assert main(command) == 0
+    out = capsys.readouterr().out
+    names = sorted(p.name for p in folder.iterdir())
+    stems = ["histogram_pt", "histogram_inv_mass", "histogram_cos_pa", "correlations", "pairs", "classifier",
+             "importance"]
+    assert names == sorted(f"{stem}.{fmt}" for stem in stems for fmt in ("pdf", "png"))
+    assert f"wrote 14 figures (PDF and PNG) to {folder} (" in out
+    assert main(command) == 2 and "histogram_pt.pdf: exists already" in capsys.readouterr().err
+    (tmp_path / "file").write_text("")
+    assert main([*command[:-1], str(tmp_path / "file")]) == 2
+    assert "file: is not a folder" in capsys.readouterr().err

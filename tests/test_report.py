@@ -116,3 +116,55 @@ def test_names_from_the_data_are_escaped_in_the_report(toy_frame, tmp_path):
     for name in MARKUP_NAMES.values():
         assert name in text  # shown literally, e.g. in the per-feature table
     assert "/mc/<img src=x onerror=alert(1)>.csv" in text and f"run of {MARKUP_NAMES['pt']}" in text
+
+
+def _figure_files(folder):
+    return sorted(p.name for p in folder.iterdir())
+
+
+@pytest.fixture(scope="module")
+def three_features(toy_frame):
+    frame = toy_frame[["pt", "inv_mass", "cos_pa"]]
+    return validate(frame.iloc[:1500], frame.iloc[1500:], baseline_train=None, **FAST)
+
+
+@pytest.mark.parametrize("hep", [False, True], ids=["plain", "mplhep"])
+def test_figures_for_a_note_open_one_pdf_and_png_per_figure(three_features, tmp_path, monkeypatch, hep):
+    import sys
+
+    from matplotlib.image import imread
+
+    from recogan_app.report import PLAIN_STYLE, write_figures
+
+    if hep:
+        pytest.importorskip("mplhep")
+    else:
+        monkeypatch.setitem(sys.modules, "mplhep", None)  # as if the extra [hep] were not installed
+    validation = three_features
+    written, style = write_figures(validation, tmp_path / "figures", pair_features=["pt", "inv_mass"])
+    assert (style == PLAIN_STYLE) != hep and style.startswith("HEP style: mplhep") == hep
+    stems = [f"histogram_{name}" for name in validation.features] + ["correlations", "pairs", "classifier",
+                                                                     "importance"]
+    assert _figure_files(tmp_path / "figures") == sorted(f"{s}.{x}" for s in stems for x in ("pdf", "png"))
+    assert sorted(p.name for p in written) == _figure_files(tmp_path / "figures")
+    for path in written:
+        data = path.read_bytes()
+        if path.suffix == ".pdf":
+            assert data.startswith(b"%PDF-") and data.rstrip().endswith(b"%%EOF") and b"/Type /Page" in data
+        else:
+            height, width, _ = imread(path).shape
+            assert height > 300 and width > 300
+    with pytest.raises(InputError, match="histogram_pt.pdf: exists already"):
+        write_figures(validation, tmp_path / "figures")
+    assert write_figures(validation, tmp_path / "figures", overwrite=True)[0] == written
+
+
+def test_axes_are_labelled_in_gev_where_the_name_says_momentum_energy_or_mass(validation):
+    from recogan_app.report import axis_label, histogram_figure
+
+    assert [axis_label(n) for n in ("pt", "mu1_pt", "E2", "inv_mass", "M", "Jet.pz", "eta", "pid_prob", "ct",
+                                    "decay_length", "n_electrons")] == [
+        "pt [GeV]", "mu1_pt [GeV]", "E2 [GeV]", "inv_mass [GeV]", "M [GeV]", "Jet.pz [GeV]", "eta", "pid_prob", "ct",
+        "decay_length", "n_electrons"]
+    assert histogram_figure("pt", validation).axes[1].get_xlabel() == "pt [GeV]"
+    assert histogram_figure("cos_pa", validation).axes[1].get_xlabel() == "cos_pa"

@@ -1,10 +1,10 @@
 """Read a Monte Carlo sample for training, refusing bad input with one clear message.
 
-:func:`load_mc` reads files (ROOT, Parquet, CSV, HDF5, npz; one, several, a glob or a folder) or an
-embedded toy, applies the selection (``cut``), keeps the numeric feature columns and checks them: a
-problem is one :class:`~recogan_app.errors.InputError` naming the file and the column. An event
-weight (``weights``) is read beside the features and never modelled; without it, a column named
-like a weight is left out of the features and said.
+:func:`load_mc` reads files (ROOT, Parquet, CSV, HDF5, npz; one, several, a glob or a folder; ROOT
+files also by URL) or an embedded toy, applies the selection (``cut``), keeps the numeric feature
+columns and checks them: a problem is one :class:`~recogan_app.errors.InputError` naming the file
+and the column. An event weight (``weights``) is read beside the features and never modelled;
+without it, a column named like a weight is left out of the features and said.
 :func:`list_keys` lists the trees, keys or arrays a file offers as ``tree``.
 :func:`read_arrays` reads arrays of any shape (ZDC images and conditions) through the same checks:
 every file is read here.
@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import glob
+import importlib.util
 import itertools
 import re
 from collections import Counter
@@ -29,6 +30,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import awkward as ak
 import numpy as np
@@ -44,7 +46,8 @@ from recogan_app.data.selection import Selection
 from recogan_app.errors import InputError, closest
 from recogan_app.metrics.distributions import effective_size
 
-__all__ = ["EMBEDDED", "FORMATS", "IMAGE_FORMATS", "MCSample", "Table", "list_keys", "load_mc", "read_arrays"]
+__all__ = ["EMBEDDED", "FORMATS", "IMAGE_FORMATS", "MCSample", "Table", "list_keys", "load_mc", "named_like_weight",
+           "read_arrays", "read_columns"]
 
 EMBEDDED = ("toy-xic", "toy-xic-12", "toy-pid", "toy-wjet")
 """Names that load an embedded toy sample instead of a file."""
@@ -63,6 +66,10 @@ _FLOAT32_MAX = float(np.finfo(np.float32).max)
 _INDEX_NAMES = ("index", "level_0")
 """What ``reset_index`` names a frame's index: a saved index when it counts the rows 0, 1, 2…"""
 _GLOB = re.compile(r"[*?[]")
+_REMOTE = re.compile(r"(https?|x?root)://", re.IGNORECASE)
+_REMOTE_MODULES = {"http": ("aiohttp",), "https": ("aiohttp",), "root": ("fsspec_xrootd", "XRootD"),
+                   "xroot": ("fsspec_xrootd", "XRootD")}
+"""What uproot's fsspec backend needs to read a URL of each scheme (the extra ``[remote]``)."""
 _IDENTIFIER_NAME = re.compile(r"(run|event|evt|lumi|luminosity)[ _]?(number|num|nr|no|id|block|blk|section)?s?",
                               re.IGNORECASE)
 """Names of bookkeeping numbers: run, event, luminosity block (``runNumber``, ``evtNum``, ``lumiBlock``…)."""
@@ -211,7 +218,9 @@ def load_mc(path, *, tree=None, features=None, cut=None, weights=None, derive=No
         A ``.root``, ``.parquet``/``.pq``, ``.csv``, ``.h5``/``.hdf5``/``.hdf`` or ``.npz`` file, a
         glob pattern (``"mc/*.root"``, matches sorted), a folder (its files of those formats, sorted)
         or a list of these, read one file at a time into one sample (every file must hold the same
-        columns); one of :data:`EMBEDDED`; or a frame already in memory (its source is then "a DataFrame").
+        columns); a ``root://``, ``http://`` or ``https://`` URL of a ROOT file, read by uproot through
+        fsspec (the extra ``[remote]``; no SHA-256 is taken: that would download the whole file);
+        one of :data:`EMBEDDED`; or a frame already in memory (its source is then "a DataFrame").
     tree : str, optional
         The ROOT tree (TTree or RNTuple), HDF5 key/group/dataset or npz array to read; needed only
         when the file holds more than one (see :func:`list_keys`).
@@ -377,6 +386,23 @@ def list_keys(path) -> list[str]:
     return []
 
 
+def read_columns(path, names, *, tree=None) -> tuple[dict[str, np.ndarray], int]:
+    """The columns ``names`` of every file of ``path`` (as :func:`load_mc` takes it) and nothing
+    else, checked as :func:`load_mc` checks them, and the number of rows: what the dashboard counts
+    a cut on while it is typed."""
+    source, files = _sources(path)
+    tables = _open_all(source, files, tree)
+    n_rows = sum(t.n_rows for _, t in tables)
+    names = _select(tables[0][1], list(names), source, n_rows=n_rows)
+    return (_read_selected(tables, names, None)[0] if names else {}), n_rows
+
+
+def named_like_weight(name: str) -> bool:
+    """Whether a column is named like an event weight (``weight``, ``EventWeight``, ``sWeight``,
+    ``wgt``, ``w``…): offered as the weights, never modelled silently."""
+    return bool(_WEIGHT_NAME.fullmatch(name))
+
+
 def read_arrays(path, *, formats=FORMATS) -> Table:
     """Every named array at the top of a file (extension among ``formats``), of any shape, as one table
     read through the checks and messages of :func:`load_mc`: an npz's arrays; an HDF5 file's top-level
@@ -465,7 +491,7 @@ def _identifier(name: str, values: np.ndarray) -> str | None:
 def _weight_like(name: str, weights: str | None) -> str | None:
     """Why a column left out of the default features looks like an event weight (never modelled
     silently), or None."""
-    if weights is not None or not _WEIGHT_NAME.fullmatch(name):
+    if weights is not None or not named_like_weight(name):
         return None
     return f"looks like an event weight: --weights {name} weights the events by it instead of modelling it"
 
@@ -564,6 +590,8 @@ def _sources(path) -> tuple[str, tuple[str, ...]]:
 def _expanded(entry: str) -> list[str]:
     """The files of one entry. What a glob or a folder finds is refused where a symbolic link
     leads to it: only a path named in full may (the dashboard checks those against its data root)."""
+    if _REMOTE.match(entry):  # one remote file: a URL names it in full (no globs, no folders)
+        return [entry]
     where = Path(entry)
     if where.is_dir():
         fixed = where
@@ -651,6 +679,8 @@ def _open(source: str, tree: str | None) -> Table:
 def _format(source: str, formats: Mapping[str, str], embedded: tuple[str, ...] = ()) -> str:
     """The format of an existing, non-empty regular file, from its extension among ``formats``;
     the ``embedded`` names are offered too when a file is not found."""
+    if _REMOTE.match(source):
+        return _remote_format(source, formats)
     path = Path(source)
     if not path.exists() and not path.is_symlink():
         siblings = path.parent.glob("*") if path.parent.is_dir() else []
@@ -668,6 +698,20 @@ def _format(source: str, formats: Mapping[str, str], embedded: tuple[str, ...] =
     if path.stat().st_size == 0:
         raise InputError("is empty (0 bytes)", path=source)
     return fmt
+
+
+def _remote_format(url: str, formats: Mapping[str, str]) -> str:
+    """A URL is read as a ROOT file, by uproot through fsspec (only the chosen branches' baskets
+    travel), once the backend of its scheme is installed."""
+    if formats.get(Path(urlsplit(url).path).suffix.lower()) != "ROOT":
+        raise InputError("is a URL of a file that is not ROOT: only ROOT files are read remotely", path=url,
+                         hint="copy the file to a local disk and give its path")
+    scheme = url.split("://", 1)[0].lower()
+    missing = [name for name in _REMOTE_MODULES[scheme] if importlib.util.find_spec(name) is None]
+    if missing:
+        raise InputError(f"is a {scheme}:// URL, which needs {' and '.join(missing)} (not installed)", path=url,
+                         hint="pip install 'recogan_app[remote]'")
+    return "ROOT"
 
 
 def _open_embedded(name: str, tree: str | None) -> Table:

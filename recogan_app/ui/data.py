@@ -1,5 +1,6 @@
-"""The Data tab: choose the MC (embedded toy, a file under the data root, an upload), see its
-features and pick the ones to model."""
+"""The Data tab: choose the MC (embedded toy, a file under the data root, an upload), select its
+events (the syntax of ``--cut``, counted as it is typed), choose its event weights and accept the
+derived columns it satisfies, see its features and pick the ones to model."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import panel as pn
 import param
 from panel.viewable import Viewer
 
-from recogan_app.data.sources import FORMATS
+from recogan_app.data.sources import FORMATS, named_like_weight
+from recogan_app.errors import InputError
 from recogan_app.markup import escape_html, escape_markdown
 from recogan_app.preprocessing import preview_rows
 from recogan_app.ui.plots import density_histogram
@@ -62,9 +64,11 @@ class CappedFileDropper(pn.widgets.FileDropper):
 
 
 class DataView(Viewer):
-    """Source, tree and upload selectors, a per-feature summary with small histograms, and the
-    feature choice. Listing a file's trees, loading and drawing the histograms run in worker
-    threads: a large file does not freeze this page, nor the server's other pages."""
+    """Source, tree and upload selectors; the selection, weights and derived columns (the keys
+    ``cut``, ``weights``, ``derive`` of ``recogan train``), applied by loading again; a per-feature
+    summary with small histograms, and the feature choice. Listing a file's trees, counting a cut,
+    loading and drawing the histograms run in worker threads: a large file does not freeze this
+    page, nor the server's other pages."""
 
     state = param.ClassSelector(class_=Session)
     max_upload_mb = param.Integer(default=200, bounds=(1, None), constant=True,
@@ -101,12 +105,31 @@ class DataView(Viewer):
         self.max_rows = pn.widgets.IntInput.from_param(state.param.max_rows, label="Rows to train on (0: all)",
                                                        step=1000)
         self.drop_invalid = pn.widgets.Checkbox.from_param(state.param.drop_invalid, label="Drop rows with NaN/inf")
+        self.cut = pn.widgets.TextInput(label="Selection (the syntax of --cut; Enter applies it)", value=state.cut,
+                                        placeholder="pt > 2 and abs(eta) < 0.8", css_classes=["recogan-cut"],
+                                        sizing_mode="stretch_width")
+        self.cut.param.watch(lambda event: pn.state.execute(partial(self.count, event.new)), "value_input")
+        self.cut.param.watch(lambda event: pn.state.execute(partial(self.apply, cut=event.new)), "value")
+        state.param.watch(lambda event: setattr(self.cut, "value", event.new), "cut")
+        self.cut_count = pn.pane.Markdown("", disable_math=True, css_classes=["recogan-cut-count"])
+        self._counted = 0
+        # a Select shows its labels as text; None: unweighted
+        self.weights = pn.widgets.Select(label="Event weights (--weights: never modelled)",
+                                         css_classes=["recogan-weights"], sizing_mode="stretch_width")
+        self._offer_weights()
+        state.param.watch(self._offer_weights, "weights", what="objects")
+        state.param.watch(lambda event: setattr(self.weights, "value", event.new), "weights")
+        self.weights.param.watch(lambda event: pn.state.execute(partial(self.apply, weights=event.new)), "value")
+        self.derived_slot = pn.Column(sizing_mode="stretch_width", css_classes=["recogan-derived"])
+        self._offer_derived()
+        state.param.watch(self._offer_derived, ["suggestions", "derive"])
         uploads = pn.pane.Markdown(f"or upload a file ({', '.join(FORMATS)}; up to {self.max_upload_mb:,} MB):")
         self.histogram_slot = pn.Column(sizing_mode="stretch_width", css_classes=["recogan-histograms"])
         self._drawn = 0
         self.layout = pn.Row(
             pn.Column("### MC sample", self.source, self.refresh, self.tree, uploads, self.upload,
-                      self.drop_invalid, self.load_button, self.max_rows, width=340),
+                      self.drop_invalid, self.load_button, self.max_rows, "#### Events", self.cut, self.cut_count,
+                      self.weights, self.derived_slot, width=340),
             pn.Column(pn.pane.Markdown(self.loaded, disable_math=True, css_classes=["recogan-loaded"]),
                       self.features,  # the table escapes the names (Panel's escape=True)
                       pn.pane.DataFrame(state.param.summary, float_format="{:.5g}".format,
@@ -115,6 +138,61 @@ class DataView(Viewer):
             sizing_mode="stretch_width",
         )
         state.param.watch(lambda *_: pn.state.execute(self.draw_histograms), ["sample", "features"])
+
+    def _offer_weights(self, *_) -> None:
+        options = {"none (unweighted)": None}
+        for name in self.state.param.weights.objects[1:]:
+            options[f"{name} (named like a weight)" if named_like_weight(name) else name] = name
+        self.weights.options = options
+        self.weights.value = self.state.weights
+
+    def _offer_derived(self, *_) -> None:
+        """One button per suggested identity (one click derives it), and the derived columns chosen."""
+        rows = []
+        for suggestion in self.state.suggestions:
+            button = pn.widgets.Button(label=f"Derive {suggestion.derive}", css_classes=["recogan-derive"],
+                                       sizing_mode="stretch_width")
+            button.on_click(lambda _, s=suggestion: pn.state.execute(partial(self.apply, derive=s)))
+            rows.append(button)
+        if rows:
+            rows.insert(0, pn.pane.Markdown("Identities the MC satisfies in every event: derive them exactly "
+                                            "instead of modelling them", disable_math=True))
+        if self.state.derive:
+            shown = "; ".join(escape_markdown(f"{name} = {formula}") for name, formula in self.state.derive.items())
+            clear = pn.widgets.Button(label="Model them again", css_classes=["recogan-underive"])
+            clear.on_click(lambda _: pn.state.execute(partial(self.apply, derive={})))
+            rows += [pn.pane.Markdown(f"Derived (computed after generation): {shown}", disable_math=True), clear]
+        self.derived_slot[:] = rows
+
+    async def count(self, cut: str) -> None:
+        """Count the rows the cut keeps as it is typed (in a thread; the latest text wins), or say
+        what is wrong with it."""
+        self._counted += 1
+        request = self._counted
+        text, problem = "", False
+        if cut.strip():
+            try:
+                n, kept = await asyncio.to_thread(self.state.count_cut, cut)
+                text = f"keeps {kept:,} of {n:,} rows" + (f" ({kept / n:.1%})" if n else "")
+            except InputError as exc:
+                text, problem = f"⚠ {escape_markdown(str(exc))}", True
+        if request == self._counted:
+            self.cut_count.param.update(object=text, css_classes=["recogan-cut-count"] + ["bad"] * problem)
+
+    async def apply(self, **chosen) -> None:
+        """Take a new cut, weight column or derived column (a :class:`Suggestion`, or ``{}`` for none)
+        and load the MC with them: what is loaded is what trains."""
+        state = self.state
+        if any(name in chosen and chosen[name] == getattr(state, name) for name in ("cut", "weights")):
+            return  # the page following the state, not the user
+        derive = chosen.pop("derive", None)
+        if derive:
+            state.accept(derive)
+        elif derive is not None:
+            state.derive = {}
+        state.param.update(**chosen)
+        if state.sample is not None:
+            await self.load()
 
     async def _choose(self, source: str) -> None:
         """List the chosen file's trees in a thread, then choose it in the state (which finds them
@@ -155,7 +233,12 @@ class DataView(Viewer):
         if sample is None:
             return "**Loaded:** nothing yet"
         tree = f" (tree {escape_markdown(sample.tree)})" if sample.tree else ""
-        return f"**Loaded:** {escape_markdown(sample.source)}{tree}, {len(sample.frame):,} rows"
+        said = [sample.selected()] if sample.cut else []
+        if sample.weights is not None:
+            said.append(f"weighted by '{sample.weight_column}': effective sample size (Σw)²/Σw² "
+                        f"{sample.n_effective:,.0f}")
+        said = "".join(f"; {escape_markdown(line)}" for line in said)
+        return f"**Loaded:** {escape_markdown(sample.source)}{tree}, {len(sample.frame):,} rows{said}"
 
     def histograms(self) -> list[hv.Histogram]:
         """Small normalised histograms of the chosen features (numbers only: safe in a worker thread)."""

@@ -26,7 +26,9 @@ import param
 
 from recogan_app.config import MODELS, Settings, TabularSettings
 from recogan_app import streams
-from recogan_app.data.sources import EMBEDDED, FORMATS, MCSample, list_keys, load_mc
+from recogan_app.data.derived import Derivations, Suggestion, suggest
+from recogan_app.data.selection import Selection
+from recogan_app.data.sources import EMBEDDED, FORMATS, MCSample, list_keys, load_mc, named_like_weight, read_columns
 from recogan_app.ensemble import Results
 from recogan_app.errors import ExportRefused, InputError
 from recogan_app.export import export
@@ -109,14 +111,26 @@ def _keys_cached(path: str, stamp: tuple) -> list[str] | InputError:
         return exc
 
 
+@functools.lru_cache(maxsize=8)
+def _columns_cached(path: str, tree: str | None, names: tuple[str, ...],
+                    stamp: tuple) -> tuple[dict, int] | InputError:
+    """``read_columns``, or its refusal, shared between sessions: a cut is counted as it is typed,
+    on the few columns it reads, which are read once per version of the file."""
+    try:
+        return read_columns(path, names, tree=tree)
+    except InputError as exc:
+        return exc
+
+
 @functools.lru_cache(maxsize=4)
-def _load_cached(source: str, tree: str | None, drop_invalid: bool, stamp: tuple) -> MCSample:
+def _load_cached(source: str, tree: str | None, drop_invalid: bool, cut: str | None, weights: str | None,
+                 derive: tuple[tuple[str, str], ...], stamp: tuple) -> MCSample:
     """``load_mc`` shared between sessions; ``stamp`` (mtime, size) makes a changed file reload.
 
     The frames are only ever read, so sessions can share them; the embedded toy takes seconds to
     simulate and every session starts on it.
     """
-    return load_mc(source, tree=tree, drop_invalid=drop_invalid)
+    return load_mc(source, tree=tree, drop_invalid=drop_invalid, cut=cut, weights=weights, derive=dict(derive))
 
 
 class TrainingState(param.Parameterized):
@@ -341,6 +355,14 @@ class Session(TrainingState):
     tree = param.Selector(default=None, objects=[None], allow_None=True, check_on_set=False,
                           doc="ROOT tree / HDF5 key / npz array, when the file holds several.")
     drop_invalid = param.Boolean(default=True, doc="Drop rows with NaN/inf instead of refusing the file.")
+    cut = param.String(default="", doc="Selection in the syntax of --cut ('pt > 2 and abs(eta) < 0.8'; empty: "
+                                       "every event), applied when the MC is loaded.")
+    weights = param.Selector(default=None, objects=[None], allow_None=True, check_on_set=False,
+                             doc="Column of event weights (--weights), applied when the MC is loaded: never modelled.")
+    derive = param.Dict(default={}, doc="Derived columns (--derive), name to formula, applied when the MC is loaded: "
+                                        "not modelled, computed exactly from the generated columns.")
+    suggestions = param.List(default=[], item_type=Suggestion,
+                             doc="Kinematic identities the loaded MC satisfies: derived columns to accept.")
     sample = param.ClassSelector(class_=MCSample, default=None, allow_None=True, doc="The loaded MC.")
     summary = param.DataFrame(default=None, allow_None=True, doc="Per feature: dtype, range, invalid values.")
     features = param.ListSelector(default=[], objects=[], doc="Columns to model, in order.")
@@ -430,6 +452,7 @@ class Session(TrainingState):
 
     @param.depends("source", watch=True)
     def _list_trees(self) -> None:
+        self.param.update(weights=None, derive={})  # columns of the previous file
         keys = []
         with self.reporting():
             keys = self.keys()
@@ -439,13 +462,32 @@ class Session(TrainingState):
     def read(self) -> MCSample:
         """Load and check the chosen MC (the slow part of :meth:`load`: safe in a worker thread)."""
         path = self.locate(self.source)
-        return _load_cached(path, self.tree, self.drop_invalid, file_stamp(path))
+        return _load_cached(path, self.tree, self.drop_invalid, self.cut.strip() or None, self.weights,
+                            tuple(self.derive.items()), file_stamp(path))
+
+    def count_cut(self, cut: str) -> tuple[int, int]:
+        """Rows of the chosen source, and rows the selection ``cut`` keeps (before any NaN/inf row is
+        dropped), reading only the columns it names (safe in a worker thread)."""
+        selection = Selection(cut)
+        path = self.locate(self.source)
+        found = _columns_cached(path, self.tree, tuple(sorted(selection.columns)), file_stamp(path))
+        if isinstance(found, InputError):
+            raise found
+        columns, n_rows = found
+        return n_rows, int(np.broadcast_to(selection.mask(columns), n_rows).sum())  # a cut of no column: all or none
+
+    def accept(self, suggestion: Suggestion) -> None:
+        """Derive the suggested column from the others from the next load on (not modelled)."""
+        self.derive = {**self.derive, suggestion.name: suggestion.formula}
 
     def use(self, sample: MCSample) -> None:
         """Make ``sample`` the session's MC: every numeric column chosen, transforms suggested."""
         frame = sample.frame
         suggested = suggest_transforms(frame)
-        columns = list(frame.columns)
+        columns = [name for name in frame.columns if name not in sample.derived]  # derived: computed, not modelled
+        named = [name for name in [*sample.skipped, *columns] if named_like_weight(name)]
+        self.param.weights.objects = [None, *dict.fromkeys([*filter(None, [sample.weight_column]), *named, *columns])]
+        self.suggestions = suggest(frame, sample.derived)
         # in this order: a page's selectors answer each change at once (a new list of columns picks its
         # first), and no column may be chosen while another sample is loaded (KeyError, the load lost)
         self.param.update(features=[], preview_feature=None)
@@ -479,23 +521,33 @@ class Session(TrainingState):
 
     # -- training ------------------------------------------------------------------------------
     def training_sample(self) -> MCSample:
-        """The loaded MC restricted to the chosen features and, if asked, a seeded row subset."""
-        if self.sample is None:
+        """The loaded MC restricted to the chosen features and the derived columns and, if asked, a
+        seeded row subset (with its weights); refused when the selection, weights or derived columns
+        chosen differ from those it was loaded with."""
+        sample = self.sample
+        if sample is None:
             raise InputError("no MC loaded", hint="load one on the Data tab")
         if not self.features:
             raise InputError("no features chosen", hint="choose some on the Data tab")
-        return dataclasses.replace(self.sample, frame=subsample(self.sample.frame[self.features], self.max_rows,
-                                                                 streams.rng(self.config.seed, "subsample")))
+        chosen = (Selection(self.cut).expression if self.cut.strip() else None, self.weights,
+                  Derivations(self.derive).record())
+        if (sample.cut, sample.weight_column, sample.derived) != chosen:
+            raise InputError("the selection, weights or derived columns chosen are not those of the loaded MC",
+                             hint="press Load on the Data tab to apply them")
+        kept = dataclasses.replace(sample, frame=sample.frame[[*self.features, *sample.derived]])
+        return subsample(kept, self.max_rows, streams.rng(self.config.seed, "subsample"))
 
     def start(self) -> Path:
         """Start a training of the chosen features with the current settings; returns its run folder."""
         self.check_idle()
         sample = self._trained_on = self.training_sample()
         config = self.bounded(self.config.updated(
-            features=list(self.features), transforms={f: self.transforms[f] for f in self.features}))
-        check_transforms(sample.frame, config.transforms)
+            features=list(self.features), transforms={f: self.transforms[f] for f in self.features}, cut=sample.cut,
+            weights=sample.weight_column, derive=dict(sample.derived)))  # the keys of train --cut --weights --derive
+        check_transforms(sample.frame[self.features], config.transforms)
         if self.model == "auto":  # each family's own defaults, with the settings the page shows for auto
-            shared = {name: getattr(config, name) for name in [*AUTO_SETTINGS, "features", "transforms"]}
+            shared = {name: getattr(config, name)
+                      for name in [*AUTO_SETTINGS, "features", "transforms", "cut", "weights", "derive"]}
             train = partial(fit_chosen, [FAMILIES[kind](FAMILIES[kind].config_class().updated(**shared))
                                          for kind in MODELS.values()], sample)
             what = f"the family a trial picks ({' or '.join(MODELS)})"
@@ -520,7 +572,11 @@ class Session(TrainingState):
         if self.limits is not None and not rows:
             rows = min(run.info["data"]["n_test"], self.limits.validate_rows)
         trained_here = self._trained_on is not None and self.job is not None and self.job.result is run
-        return run.validate(rows, training=run.training_rows(self._trained_on.frame)[0] if trained_here else None)
+        if not trained_here:
+            return run.validate(rows)
+        mc = self._trained_on
+        mc = mc.frame if mc.weights is None else mc.frame.assign(**{mc.weight_column: mc.weights})
+        return run.validate(rows, training=run.training_rows(mc)[0])
 
     def save_report(self, validation: Validation) -> Path:
         """Write ``validation`` of the run as a standalone HTML report in ``workdir/reports``."""
