@@ -55,8 +55,10 @@ def measure(n: int, model: str, seed: int, time_limit: float | None, folder: str
 
 def markdown(r: dict) -> str:
     schedule, fit = r["schedule"], r["fit"]
+    patience = (f"{schedule['patience']} epochs ({schedule['patience_steps']:,} steps)"
+                if schedule.get("early_stopping", True) else "none: anneals to the time limit")
     return (f"| {r['rows']:,} | {r['model']} | {r['seed']} | {schedule['batch_size']} × {schedule['steps_per_epoch']} | "
-            f"{schedule['patience']} epochs ({schedule['patience_steps']:,} steps) | {fit['reason']}, {fit['steps']:,} "
+            f"{patience} | {fit['reason']}, {fit['steps']:,} "
             f"steps, {fit['elapsed_s']:.0f} s | {r['ks_vs_truth']:.3f} ({r['ks_floor_vs_truth']:.3f}) | "
             f"{r['heldout_mean_ks']:.3f} ({r['heldout_ks_noise']:.3f}; {r['heldout_mean_ks'] / r['heldout_ks_noise']:.2f}×) |")
 

@@ -20,6 +20,7 @@ from recogan_app.families import load_run
 from recogan_app.families.flow import FlowRun
 from recogan_app.models.flow import SplineFlow, rqs_inverse, with_end_derivatives
 from recogan_app.models.latent import NOISE_BLOCK, noise_passes
+from recogan_app.training.schedule import describe
 
 COVARIANCE = np.array([[1.0, 0.8], [0.8, 1.0]])
 
@@ -111,6 +112,14 @@ def test_flow_run_generates_integers_within_the_mc_range(flow_run):
     for column in mc.columns:
         assert mc[column].min() <= generated[column].min() and generated[column].max() <= mc[column].max()
     assert generated["cos_pa"].max() <= 1.0
+
+
+def test_a_flow_with_a_time_limit_trains_to_it_without_early_stopping(flow_run):
+    """Its learning rate anneals to the time limit: stopping on a plateau would skip the low-rate end."""
+    run = load_run(flow_run[0] / "run")
+    assert run.info["schedule"]["early_stopping"] is False
+    assert "no early stop (the learning rate anneals to the time limit)" in describe(run.info["schedule"])
+    assert "patience" not in describe(run.info["schedule"])
 
 
 def test_validate_takes_a_flow_run(flow_run):

@@ -7,7 +7,10 @@ generation, validation and export. What differs is how it learns and picks its c
 - the loss is the negative log-likelihood of the preprocessed rows; the snapshot's score is the
   monitor rows' (exact and smooth, where the GAN's bar on sampled metrics is noisy), beside the
   same KS / WS / correlation figures;
-- the learning rate follows a cosine to the end of the time limit (:class:`CosineSchedule`);
+- the learning rate follows a cosine to the end of the time limit (:class:`CosineSchedule`), so
+  with a time limit it trains to it without early stopping: the low-rate end is where the flow
+  gains most (issue 15's 300 s runs: the two seeds that early stopping ended at 101 and 163 s
+  missed the KS bars that the seeds trained to the limit met); the best epoch is still kept;
 - a conditional flow (``conditions`` set) is the density of the targets given the conditions;
 - integer features are dequantised by the preprocessing (``integer``: uniform noise within each
   integer's cell before the quantile map, rounding after), so the flow's continuous likelihood
@@ -78,7 +81,7 @@ class FlowFamily(TabularFamily):
         snapshot = LikelihoodSnapshot(monitor, generated, config.snapshot_rows, config.seed, given)
         return Prepared(module=SplineFlow(data[0].shape[1], config, n_conditions), data=data, snapshot=snapshot,
                         announce=self.announce(train, monitor, test), info={"snapshot": snapshot.record()},
-                        callbacks=[CosineSchedule()])
+                        callbacks=[CosineSchedule()], early_stopping=config.time_limit is None)
 
     def evaluate(self, run: FlowRun, test: MCSample, deadline) -> dict:
         """The tabular figures plus ``test_nll``: the test rows' mean negative log-likelihood

@@ -60,6 +60,8 @@ class Prepared:
     """Seconds the final evaluation needs at least: the fit leaves them."""
     callbacks: list[Callback] = field(default_factory=list)
     """The family's own callbacks of the fit (a learning-rate schedule…), before the observers."""
+    early_stopping: bool = True
+    """False when the family's schedule needs the whole time limit (the best epoch is still kept)."""
 
 
 class ModelFamily:
@@ -178,7 +180,8 @@ def fit_to_run(family: ModelFamily, sample, out, *, callbacks: Sequence[Callback
                           time_limit=deadline.fit_seconds(prepared.evaluation_s),
                           discriminator_steps=getattr(config, "discriminator_steps", 1),  # a likelihood family has none
                           checkpoints=partial / "checkpoints",
-                          callbacks=[Checkpoint(partial / "checkpoints"), EarlyStopping(schedule.patience), deadline,
+                          callbacks=[Checkpoint(partial / "checkpoints"),
+                                     *([EarlyStopping(schedule.patience)] if prepared.early_stopping else []), deadline,
                                      *prepared.callbacks, *callbacks, steps], control=control, snapshot_s=prepared.snapshot_s)
         result = trainer.fit(prepared.module, prepared.data, prepared.snapshot,
                              shuffle=streams.torch_generator(config.seed, "batches"),
@@ -197,7 +200,7 @@ def fit_to_run(family: ModelFamily, sample, out, *, callbacks: Sequence[Callback
                      "sha256": sources[0]["sha256"] if len(sources) == 1 else None, "sources": sources,
                      **family.data_info(sample, usable)},
             "split": split.record(),
-            "schedule": schedule.record(),
+            "schedule": {**schedule.record(), "early_stopping": prepared.early_stopping},
             "random": streams.record(config.seed),
             "device": describe_device(device),
             **prepared.info,

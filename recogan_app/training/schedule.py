@@ -54,5 +54,6 @@ class Schedule:
 def describe(record: dict) -> str:
     """The schedule of run.json in words, for the summary line."""
     scaled = "; scaled to the small sample" if record["scaled"] else ""
-    return (f"batches of {record['batch_size']:,} rows ({record['steps_per_epoch']:,} steps an epoch), patience "
-            f"{record['patience']:,} epochs = {record['patience_steps']:,} steps{scaled}")
+    patience = (f"patience {record['patience']:,} epochs = {record['patience_steps']:,} steps"
+                if record.get("early_stopping", True) else "no early stop (the learning rate anneals to the time limit)")
+    return f"batches of {record['batch_size']:,} rows ({record['steps_per_epoch']:,} steps an epoch), {patience}{scaled}"

@@ -82,7 +82,7 @@ def test_a_few_hundred_rows_train_for_hundreds_of_steps_with_the_defaults(small_
     1,000 steps (200 epochs, not 30 one-step epochs that stopped it in seconds)."""
     run, printed = small_run
     assert run.info["schedule"] == {"batch_size": 64, "steps_per_epoch": 5, "patience": 200, "scaled": True,
-                                    "patience_steps": 1000}
+                                    "patience_steps": 1000, "early_stopping": True}
     assert run.info["fit"]["reason"] == "max_epochs" and run.info["fit"]["steps"] == 600
     assert "600 steps" in printed and "batches of 64 rows" in printed and "patience 200 epochs = 1,000 steps" in printed
     truth, generated = toy(20_000, 99), run.generate(20_000, seed=5)
