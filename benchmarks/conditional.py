@@ -67,7 +67,8 @@ def measure(family: str, toy: str, *, rows: int, reference_rows: int, time_limit
             "stopped": fit["reason"], "generation_s": round(generation_s, 2), **figures,
             "passes_efficiency_bars": validation.passes(),
             "residual_ks": {r.target: round(float(r.ks), 4) for r in validation.residuals.itertuples()},
-            "threads": torch.get_num_threads(), "measured_utc": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+            "threads": torch.get_num_threads(),
+            "measured_utc": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
 
 def record(result: dict) -> None:

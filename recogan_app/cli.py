@@ -229,7 +229,10 @@ def cmd_train(args) -> int:
         family = FAMILIES[record["kind"]]
         candidates = [family(family.config_class.from_dict(record["config"], source=str(resume / "resume.json")))]
     else:
-        kinds = list(MODELS.values()) if args.model == "auto" else [MODELS[args.model or "gan"]]
+        from recogan_app.families.choice import auto_models
+
+        kinds = (list(auto_models(bool(args.conditions)).values()) if args.model == "auto"
+                 else [MODELS[args.model or "gan"]])
         candidates = [FAMILIES[kind](_tabular_config(FAMILIES[kind].config_class, args, auto=len(kinds) > 1))
                       for kind in kinds]
     config = candidates[0].config  # the candidates differ in their own settings only, not in the data's

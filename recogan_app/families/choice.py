@@ -69,6 +69,12 @@ class Choice:
                 "elapsed_s": self.elapsed_s, "monitor_rows": self.monitor_rows}
 
 
+def auto_models(conditional: bool) -> dict[str, str]:
+    """The models ``--model auto`` tries (name → family kind): all of :data:`MODELS`, seed 003's
+    regression only given conditions (it cannot train without)."""
+    return {name: kind for name, kind in MODELS.items() if conditional or kind != "quantile"}
+
+
 def trial_seconds(time_limit: float | None) -> float:
     """Each trial's time: :data:`TRIAL_S`, or :data:`TRIAL_SHARE` of a shorter time limit."""
     return TRIAL_S if time_limit is None else min(TRIAL_S, TRIAL_SHARE * time_limit)

@@ -17,8 +17,9 @@ A tabular run directory holds, beside the common files (:mod:`recogan_app.run`),
 ``preprocessing.json`` (the fitted pipeline) and ``heldout.parquet`` (the test split).
 
 Derived columns (:mod:`recogan_app.data.derived`, run.json ``data.derived``) are not modelled: the
-preprocessing and the network see the free columns only, and every generated chunk gets the derived
-ones computed from them (:meth:`TabularRun.iter_generate`), so that every output holds them exactly.
+preprocessing and the network see the free columns (and a conditional model's conditions) only, and
+every generated chunk gets the derived ones computed from those (:meth:`TabularRun._physical`), so that
+every output holds them exactly.
 """
 
 from __future__ import annotations
@@ -234,7 +235,9 @@ class TabularRun(Run):
         frame = self.pipeline.inverse_transform(matrix)
         if given is not None:
             frame = pd.concat([given.reset_index(drop=True), frame], axis=1)
-        return self.derived.complete(frame, self.derived_dtypes)[self.conditions + self.columns] if self.derived else frame
+        if not self.derived:
+            return frame
+        return self.derived.complete(frame, self.derived_dtypes)[self.conditions + self.columns]
 
     @property
     def weight_column(self) -> str | None:
@@ -321,8 +324,10 @@ class TabularRun(Run):
         """``n`` synthetic rows (or one per row of a conditional run's conditions ``n``) at once
         (see :meth:`iter_generate` for large ``n``)."""
         chunks = list(self.iter_generate(n, seed=seed))
-        return pd.concat(chunks, ignore_index=True) if chunks else self._physical(
-            np.empty((0, len(self.pipeline.columns_)), dtype=np.float32), n[self.conditions] if self.conditions else None)
+        if chunks:
+            return pd.concat(chunks, ignore_index=True)
+        empty = np.empty((0, len(self.pipeline.columns_)), dtype=np.float32)
+        return self._physical(empty, n[self.conditions] if self.conditions else None)
 
     def histogram(self, feature: str, edges, n: int, *, seed: int | None = None):
         """:func:`recogan_app.histograms.of_run`: ``feature``'s histogram in ``n`` generated events,

@@ -35,7 +35,7 @@ from recogan_app.export import export
 from recogan_app.report import write_report
 from recogan_app.preprocessing import TRANSFORMS, check_transforms, preview_transform, suggest_transforms
 from recogan_app.families import FAMILIES
-from recogan_app.families.choice import fit_chosen
+from recogan_app.families.choice import auto_models, fit_chosen
 from recogan_app.families.recipe import fit_to_run
 from recogan_app.families.tabular import TabularRun
 from recogan_app.run import Run
@@ -366,6 +366,9 @@ class Session(TrainingState):
     sample = param.ClassSelector(class_=MCSample, default=None, allow_None=True, doc="The loaded MC.")
     summary = param.DataFrame(default=None, allow_None=True, doc="Per feature: dtype, range, invalid values.")
     features = param.ListSelector(default=[], objects=[], doc="Columns to model, in order.")
+    conditions = param.ListSelector(default=[], objects=[],
+                                    doc="Columns a conditional model is given and never generates (the features "
+                                        "besides them are its targets).")
     max_rows = param.Integer(default=0, bounds=(0, None),
                              doc="Train on a random subset of this many rows (0: all) for quick looks.")
 
@@ -490,9 +493,9 @@ class Session(TrainingState):
         self.suggestions = suggest(frame, sample.derived)
         # in this order: a page's selectors answer each change at once (a new list of columns picks its
         # first), and no column may be chosen while another sample is loaded (KeyError, the load lost)
-        self.param.update(features=[], preview_feature=None)
+        self.param.update(features=[], conditions=[], preview_feature=None)
         self.param.update(sample=sample, summary=sample.describe(), suggested=suggested, transforms=dict(suggested))
-        self.param.features.objects = columns
+        self.param.features.objects = self.param.conditions.objects = columns
         self.param.preview_feature.objects = columns
         self.param.update(features=columns, preview_feature=columns[0])
         dropped = f"; dropped {sample.n_dropped:,} rows with NaN/inf" if sample.n_dropped else ""
@@ -520,21 +523,27 @@ class Session(TrainingState):
         return preview_transform(self.sample.frame[feature], self.transforms[feature])
 
     # -- training ------------------------------------------------------------------------------
+    @property
+    def targets(self) -> list[str]:
+        """The chosen features a training generates: all but the conditions."""
+        return [f for f in self.features if f not in self.conditions]
+
     def training_sample(self) -> MCSample:
-        """The loaded MC restricted to the chosen features and the derived columns and, if asked, a
-        seeded row subset (with its weights); refused when the selection, weights or derived columns
-        chosen differ from those it was loaded with."""
+        """The loaded MC restricted to the chosen conditions, features and the derived columns and,
+        if asked, a seeded row subset (with its weights); refused when the selection, weights or
+        derived columns chosen differ from those it was loaded with."""
         sample = self.sample
         if sample is None:
             raise InputError("no MC loaded", hint="load one on the Data tab")
-        if not self.features:
-            raise InputError("no features chosen", hint="choose some on the Data tab")
+        if not self.targets:
+            raise InputError("no features chosen" + (" besides the conditions" if self.conditions else ""),
+                             hint="choose some on the Data tab")
         chosen = (Selection(self.cut).expression if self.cut.strip() else None, self.weights,
                   Derivations(self.derive).record())
         if (sample.cut, sample.weight_column, sample.derived) != chosen:
             raise InputError("the selection, weights or derived columns chosen are not those of the loaded MC",
                              hint="press Load on the Data tab to apply them")
-        kept = dataclasses.replace(sample, frame=sample.frame[[*self.features, *sample.derived]])
+        kept = dataclasses.replace(sample, frame=sample.frame[[*self.conditions, *self.targets, *sample.derived]])
         return subsample(kept, self.max_rows, streams.rng(self.config.seed, "subsample"))
 
     def start(self) -> Path:
@@ -542,19 +551,22 @@ class Session(TrainingState):
         self.check_idle()
         sample = self._trained_on = self.training_sample()
         config = self.bounded(self.config.updated(
-            features=list(self.features), transforms={f: self.transforms[f] for f in self.features}, cut=sample.cut,
+            features=self.targets, conditions=list(self.conditions) or None,
+            transforms={f: self.transforms[f] for f in self.features}, cut=sample.cut,
             weights=sample.weight_column, derive=dict(sample.derived)))  # the keys of train --cut --weights --derive
         check_transforms(sample.frame[self.features], config.transforms)
         if self.model == "auto":  # each family's own defaults, with the settings the page shows for auto
-            shared = {name: getattr(config, name)
-                      for name in [*AUTO_SETTINGS, "features", "transforms", "cut", "weights", "derive"]}
+            shared = {name: getattr(config, name) for name in
+                      [*AUTO_SETTINGS, "features", "conditions", "transforms", "cut", "weights", "derive"]}
+            models = auto_models(bool(self.conditions))
             train = partial(fit_chosen, [FAMILIES[kind](FAMILIES[kind].config_class().updated(**shared))
-                                         for kind in MODELS.values()], sample)
-            what = f"the family a trial picks ({' or '.join(MODELS)})"
+                                         for kind in models.values()], sample)
+            what = f"the family a trial picks ({' or '.join(models)})"
         else:
             train, what = partial(fit_to_run, FAMILIES[MODELS[self.model]](config), sample), f"the {self.model}"
-        return self.launch(train, config, f"training {what} on {len(sample.frame):,} rows × {len(self.features)} "
-                           f"features on {self.device_label}", validation=None, exported=None)
+        given = f" given {len(self.conditions)} conditions" if self.conditions else ""
+        return self.launch(train, config, f"training {what} on {len(sample.frame):,} rows × {len(self.targets)} "
+                           f"features{given} on {self.device_label}", validation=None, exported=None)
 
     # -- validation and export (slow: safe in a worker thread, they set no parameter) ---------------
     def _need_run(self) -> TabularRun:
@@ -569,7 +581,7 @@ class Session(TrainingState):
         if self.limits is not None:
             self.limits.check_rows(rows, "validate_rows", "Generated rows")
         run = self._need_run()
-        if self.limits is not None and not rows:
+        if self.limits is not None and not rows and not run.conditions:  # a conditional run: a row per test row
             rows = min(run.info["data"]["n_test"], self.limits.validate_rows)
         trained_here = self._trained_on is not None and self.job is not None and self.job.result is run
         if not trained_here:

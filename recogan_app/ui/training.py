@@ -31,6 +31,7 @@ SETTINGS = {
     "flow": {"Architecture": ["coupling_transforms", "hidden_widths", "spline_bins"],
              "Optimiser": ["batch_size", "learning_rate", "weight_decay"],
              "Schedule": SCHEDULE},
+    "quantile": {"Architecture": ["hidden_widths"], "Optimiser": ["batch_size", "learning_rate"], "Schedule": SCHEDULE},
     "auto": {"Schedule": AUTO_SETTINGS},
 }
 """The settings shown per model, grouped; every widget comes from the model's config parameter of that name."""
@@ -38,6 +39,8 @@ MODEL_NOTES = {
     "gan": "*GAN (seed 000): fast to sample; its classifier AUC plateaus around 0.6–0.67.*",
     "flow": "*Normalizing flow (maximum likelihood, zuko splines): picks its checkpoint by the monitor "
             "log-likelihood; closer joint structure, slower to sample.*",
+    "quantile": "*Mean + quantile regression (seed 003): needs conditions; each target Gaussian given them, "
+                "each reco_<f> starting from its gen_<f>.*",
     "auto": "*Auto: a short trial of each family on this MC (30 s each, or a sixth of the time limit), "
             "scored by a classifier against the monitor split; the winner trains with its default "
             "settings, all within the time limit.*",
@@ -65,13 +68,16 @@ class TrainingView(LiveView):
         self.settings = pn.Column(sizing_mode="stretch_width")
         model = pn.widgets.RadioButtonGroup.from_param(self.state.param.model, color="primary",
                                                        css_classes=["recogan-model"])
-        self.layout = pn.Row(pn.Column(*self.controls(), pn.pane.Markdown("**Model**"), model, self.settings, width=380),
+        self.conditions = pn.widgets.MultiChoice.from_param(
+            self.state.param.conditions, name="Conditions (given, never generated; empty: unconditional)")
+        self.layout = pn.Row(pn.Column(*self.controls(), self.conditions, pn.pane.Markdown("**Model**"), model,
+                                       self.settings, width=380),
                              plots, sizing_mode="stretch_width")
         self._show_settings()
         self.state.param.watch(self._show_settings, "model")
         self._floors: dict[tuple, float] = {}
         self.state.param.watch(self._on_snapshots, "snapshots")
-        self.state.param.watch(self.draw_blank, "features")
+        self.state.param.watch(self.draw_blank, ["features", "conditions"])
         self.draw_blank()
         self.param.watch(self._on_feature, "feature")
 
@@ -82,10 +88,10 @@ class TrainingView(LiveView):
                             *settings_cards(self.state.config, SETTINGS[model])]
 
     def blank_key(self):
-        return tuple(self.state.features)
+        return tuple(self.state.targets)
 
     def blank_figures(self) -> dict:
-        features = list(self.state.features)
+        features = self.state.targets
         if not features:
             return {}
         rows = pd.DataFrame({"epoch": np.nan, "feature": features, "ks": np.nan, "ws": np.nan, "floor": np.nan})
@@ -93,8 +99,8 @@ class TrainingView(LiveView):
                 "histogram": None}
 
     def on_start(self) -> None:
-        self.param.feature.objects = list(self.state.features)
-        self.feature = self.state.features[0]
+        self.param.feature.objects = self.state.targets
+        self.feature = self.state.targets[0]
 
     @param.depends("state.status", "state.snapshot", "state.progress", "state.eta_s", "state.run")
     def status_text(self) -> str:

@@ -603,6 +603,43 @@ def test_the_training_tab_trains_the_chosen_model_with_its_own_settings(session)
     assert session.config.lambda_corr == 5.0  # each model keeps what was typed for it
 
 
+def test_a_conditional_model_trains_and_validates_from_the_training_tab(tmp_path):
+    """The Training tab's Conditions: the quantile model (listed, with its own settings) trains the
+    other features given them; the run generates given conditions, and the Validation tab validates
+    it, one generated row per held-out row, with the efficiency ratios."""
+    from recogan_app.data import toy_wjet
+
+    conditions, targets = ["gen_mu_px", "gen_jet_px"], ["reco_mu_px", "reco_jet_px"]
+    toy_wjet.generate(3000, seed=0)[conditions + targets].to_parquet(tmp_path / "wjet.parquet")
+    session = Session(data_root=tmp_path, workdir=tmp_path / "work")
+    session.load("wjet.parquet")
+    view = TrainingView(state=session)
+    assert "quantile" in view.layout.select(pn.widgets.RadioButtonGroup)[0].options
+    assert list(view.conditions.options) == conditions + targets and view.conditions.value == []
+    session.model = "quantile"
+    assert {name for card in view.settings if isinstance(card, pn.Card) for name in card[0].parameters} >= {
+        "hidden_widths", "learning_rate"}
+    view.conditions.value = conditions  # as a user picks them in the widget
+    assert session.conditions == conditions and session.targets == targets
+    session.config.param.update(max_epochs=2, snapshot_rows=300, hidden_widths=[16], device="cpu")
+    view.start()
+    session.wait(timeout=300)
+    run = session.run
+    assert run is not None, session.notice
+    assert run.kind == "quantile" and run.conditions == conditions and run.features == targets
+    assert session.training.label.startswith("training the quantile on 3,000 rows × 2 features given 2 conditions")
+    assert view.param.feature.objects == targets
+    given = toy_wjet.generate(20, seed=5)[conditions]
+    assert run.generate(given, seed=1)[conditions].equals(given)
+
+    validation = ValidationView(state=session, downloads=True)
+    asyncio.run(validation.run_validation())
+    assert session.validation is not None, session.notice
+    assert session.validation.n_synthetic == run.info["data"]["n_test"]
+    assert session.validation.conditional.figures()["efficiency_bins"] > 0
+    render(view), render(validation)
+
+
 def test_auto_in_the_training_tab_trains_the_family_its_trial_picks_within_the_time_limit(session):
     view = TrainingView(state=session)
     session.model = "auto"
