@@ -39,8 +39,9 @@ def test_cut_weights_and_derived_columns_from_the_page(tmp_path):
 
             cut = page.locator(".recogan-cut input")
             cut.press_sequentially("pt > 2 and etaa < 1")
-            page.locator(".recogan-cut-count").get_by_text("column 'etaa': not found (closest: 'eta'",
-                                                           exact=False).wait_for(timeout=20_000)
+            page.locator(".recogan-cut-count").get_by_text(
+                "column 'etaa': is read by the cut 'pt > 2 and etaa < 1' but is not a column (closest: 'eta'",
+                exact=False).wait_for(timeout=20_000)
             cut.fill("pt > 2 and abs(eta) < 1")
             page.locator(".recogan-cut-count").get_by_text(f"keeps {kept:,} of {N:,} rows",
                                                            exact=False).wait_for(timeout=20_000)
