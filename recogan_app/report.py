@@ -120,7 +120,7 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def _summary(v: Validation) -> str:
-    ks, c2st, floor = v.model.ks, v.model.c2st, v.max_residual_floor
+    ks, c2st = v.model.ks, v.model.c2st
     lo, hi = c2st.auc_interval
     comparison = [
         ("mean KS", f"{v.model.ks['mean']:.4f}", f"{v.baseline.ks['mean']:.4f}"),
@@ -139,8 +139,8 @@ excellent below {EXCELLENT[0]} / {EXCELLENT[1]}, good below {GOOD[0]} / {GOOD[1]
 <li>Classifier two-sample test: AUC {c2st.auc:.3f} [{lo:.3f}, {hi:.3f}] (68 % bootstrap), scored on
 {c2st.n_test:,} held-out rows (half MC, half synthetic), trained on {c2st.n_train:,}. 0.5 means the BDT
 finds no difference.</li>
-<li>Pearson residuals: max |Δρ| {v.model.max_residual['pearson']:.3f} against an MC floor of
-{floor['pearson']:.3f}; {flagged} pair(s) beyond seed 000's ±{RESIDUAL_TOLERANCE}.</li>
+<li>Pearson residuals: {escape_html(v.residual_said('pearson'))}; {flagged} pair(s) beyond seed 000's
+±{RESIDUAL_TOLERANCE}.</li>
 </ul>
 <h3>Against the Gaussian copula baseline</h3>
 <p class="note">Fitted on {escape_html(v.baseline_fitted_on)}, sampled at the synthetic size, tested alike.</p>
