@@ -64,3 +64,35 @@ def test_cut_weights_and_derived_columns_from_the_page(tmp_path):
             raise
         finally:
             browser.close()
+
+
+def test_serve_opens_on_a_url_and_counts_a_cut_on_it(tmp_path, web_folder):
+    """``recogan serve --data URL`` (a ROOT file on a web server): the page loads it as train --data
+    reads it, and the live cut count reads its branches over http."""
+    playwright = pytest.importorskip("playwright.sync_api")
+    import uproot
+
+    rng = np.random.default_rng(6)
+    columns = {"pt": rng.exponential(3.0, 700), "eta": rng.normal(0, 1.2, 700)}
+    with uproot.recreate(tmp_path / "mc.root") as file:
+        file["events"] = columns
+    url = f"{web_folder(tmp_path)}/mc.root"
+    kept = int(((columns["pt"] > 2) & (np.abs(columns["eta"]) < 1)).sum())
+    with served(tmp_path, "--data", url) as server, playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        page = browser.new_context(viewport={"width": 1600, "height": 1250}).new_page()
+        try:
+            page.goto(server.url)
+            open_tab(page, "Data")
+            page.locator(".recogan-loaded").get_by_text(f"{url} (tree events), 700 rows",
+                                                        exact=False).wait_for(timeout=90_000)
+            page.locator(".recogan-cut input").press_sequentially("pt > 2 and abs(eta) < 1")
+            page.locator(".recogan-cut-count").get_by_text(f"keeps {kept:,} of 700 rows",
+                                                           exact=False).wait_for(timeout=30_000)
+            assert "Traceback" not in server.log.read_text(), server.log.read_text()
+        except BaseException:
+            page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
+            print(f"page at the failure: {tmp_path / 'failure.png'}\nserver log:\n{server.log.read_text()}")
+            raise
+        finally:
+            browser.close()
