@@ -315,7 +315,7 @@ def _correlation_figure(v: Validation) -> Figure:
         residual = _heatmap(row[2], v.model.residual[method].to_numpy(), names,
                             f"residual synthetic − MC, {method} (×100)", RESIDUAL_TOLERANCE, annotate)
         _heatmap(row[3], v.residual_floor[method].to_numpy(), names,
-                 f"MC floor: half − half, {method} (×100)", RESIDUAL_TOLERANCE, annotate)
+                 f"two MC halves: half − half, {method} (×100)", RESIDUAL_TOLERANCE, annotate)
         figure.colorbar(residual, ax=row[2:], shrink=0.7, label=f"residual (saturates at ±{RESIDUAL_TOLERANCE})")
     return figure
 
@@ -324,11 +324,12 @@ def _correlations(v: Validation) -> str:
     rows = [[escape_html(method), escape_html(p.feature_a), escape_html(p.feature_b), f"{p.residual:+.3f}",
              f"{v.residual_floor[method].at[p.feature_a, p.feature_b]:+.3f}"]
             for method in METHODS for p in v.model.flagged[method].itertuples()]
-    flagged = (_table(["method", "feature", "feature", "residual", "MC floor"], rows) if rows
+    flagged = (_table(["method", "feature", "feature", "residual", "two MC halves"], rows) if rows
                else f"<p>No pair beyond ±{RESIDUAL_TOLERANCE}.</p>")
     return f"""
 <p class="note">Residual colour scale ±{RESIDUAL_TOLERANCE} (seed 000's criterion); the right-most column
-is the residual two MC halves show, the scale below which a residual means nothing.</p>
+is the residual between two halves of the MC, each with half its events: about twice the noise of the
+comparison itself, which the summary gives (a pair, and the largest of all pairs).</p>
 {_img(_correlation_figure(v), "correlation matrices")}
 <h3>Pairs beyond ±{RESIDUAL_TOLERANCE}</h3>{flagged}"""
 
