@@ -652,6 +652,7 @@ def cmd_serve(args) -> int:
 
     import panel as pn
 
+    from recogan_app.data.sources import list_keys
     from recogan_app.ui.app import TITLE, create_app
     from recogan_app.ui.downloads import static_dirs
     from recogan_app.ui.server import Limits, share_malloc_arenas
@@ -659,6 +660,8 @@ def cmd_serve(args) -> int:
 
     if args.data_root is not None and not Path(args.data_root).is_dir():
         raise InputError("is not a folder", path=args.data_root)
+    if args.data is not None:  # read as train --data reads it (a URL too): a missing file or extra exits 2 here
+        list_keys(args.data)
     if args.max_upload_mb is not None and args.max_upload_mb < 1:
         raise InputError(f"--max-upload-mb must be at least 1, got {args.max_upload_mb}")
     limits = Limits(**{field.name: getattr(args, field.name) for field in dataclasses.fields(Limits)
@@ -975,7 +978,8 @@ def build_parser() -> argparse.ArgumentParser:
                               epilog="on SWAN: recogan serve --port 5006 --allow-websocket-origin swan.cern.ch "
                                      "(the host name in your browser's address bar), then open "
                                      "https://swan.cern.ch/user/<name>/proxy/5006/")
-    srv.add_argument("--data", help="MC opened with the page (default: the embedded Ξc+ toy, toy-xic)")
+    srv.add_argument("--data", help="MC opened with the page: a file, or a root:// or https:// URL as train --data "
+                                    "reads it (default: the embedded Ξc+ toy, toy-xic)")
     srv.add_argument("--data-root", metavar="DIR", help="files under DIR can be picked in the page; nothing "
                                                         "else is read (default: none, only --data and uploads)")
     srv.add_argument("--workdir", metavar="DIR", help="where runs, uploads, reports and exports go; its exports "

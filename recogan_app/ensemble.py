@@ -365,11 +365,11 @@ def table(summary: dict) -> str:
 
 
 def trained_on(info: dict) -> dict:
-    """The MC a run (its ``run.json``) trained on: its files' SHA-256 (the source's name for an
-    embedded toy) and the cut."""
+    """The MC a run (its ``run.json``) trained on: its files' SHA-256 (a URL's address, which has
+    none; the source's name for an embedded toy) and the cut."""
     data = info["data"]
-    return {"data_sha256": sorted(f["sha256"] for f in data.get("sources") or []) or [data.get("sha256") or
-                                                                                      data["source"]],
+    return {"data_sha256": sorted(f["sha256"] or f["path"] for f in data.get("sources") or [])
+            or [data.get("sha256") or data["source"]],
             "cut": data.get("cut")}
 
 

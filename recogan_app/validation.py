@@ -33,7 +33,7 @@ from recogan_app.metrics import (RESIDUAL_TOLERANCE, C2STResult, bootstrap_inter
                                  is_discrete, ks_floor, ks_statistic, ks_summary, max_abs_residual, noise_floor,
                                  residual_floor)
 from recogan_app.metrics.conditional import ConditionalValidation, validate_conditional
-from recogan_app.metrics.correlations import METHODS, residual_undefined
+from recogan_app.metrics.correlations import METHODS, noise_text, residual_noise, residual_text, residual_undefined
 from recogan_app.metrics.distributions import checked_weights
 
 __all__ = ["INDISTINGUISHABLE", "SCORE_EDGES", "Comparison", "Histogram", "Validation", "compare_histograms",
@@ -284,7 +284,25 @@ class Validation:
 
     @property
     def max_residual_floor(self) -> dict[str, float]:
+        """The largest |residual| between two MC halves (of :attr:`half_rows` rows each) per method."""
         return {method: max_abs_residual(matrix) for method, matrix in self.residual_floor.items()}
+
+    @property
+    def half_rows(self) -> int:
+        return min(self.n_reference // 2, self.n_synthetic)
+
+    @property
+    def residual_noise(self) -> dict:
+        """What chance alone gives a correlation residual at the sizes compared, a pair and the largest
+        of all pairs (:func:`~recogan_app.metrics.correlations.residual_noise`): the training summary's
+        figure, in its words."""
+        return residual_noise(self.n_effective or self.n_reference, self.n_synthetic, len(self.features))
+
+    def residual_said(self, method: str) -> str:
+        """A max |Δρ| beside the noise at these sizes and the MC halves' own, each named."""
+        value = residual_text(self.model.max_residual[method])
+        return (f"max |Δρ {method}| {value} ({noise_text(self.residual_noise)}; two MC halves of "
+                f"{self.half_rows:,} rows differ by up to {self.max_residual_floor[method]:.3f})")
 
     @property
     def beats_baseline(self) -> bool:
@@ -320,7 +338,6 @@ class Validation:
                          f"({row.ws_iqr_floor:6.4f})  {row.chi2_ndf:6.2f}  {row.label}")
         ks, c2st = self.model.ks, self.model.c2st
         lo, hi = c2st.auc_interval
-        floor = self.max_residual_floor
         lines += [
             "",
             f"{self.n_indistinguishable} of {len(self.features)} features {INDISTINGUISHABLE}; "
@@ -328,8 +345,7 @@ class Validation:
             f"classifier AUC {c2st.auc:.3f} [{lo:.3f}, {hi:.3f} at 68 %] on {c2st.n_test:,} test rows "
             f"(0.5 = indistinguishable)",
             "correlations: " + ", ".join(
-                f"max |Δρ {m}| {self.model.max_residual[m]:.3f} (MC floor {floor[m]:.3f}, "
-                f"{len(self.model.flagged[m])} pairs beyond ±{RESIDUAL_TOLERANCE})"
+                f"{self.residual_said(m)}, {len(self.model.flagged[m])} pairs beyond ±{RESIDUAL_TOLERANCE}"
                 if not math.isnan(self.model.max_residual[m])
                 else f"max |Δρ {m}| not computable ({residual_undefined(self.model.residual[m])})" for m in METHODS),
             f"copula baseline: mean KS {self.baseline.ks['mean']:.4f}, max KS {self.baseline.ks['max']:.4f}, "
@@ -349,7 +365,8 @@ class Validation:
             "ks": self.model.ks, "floor_cl": FLOOR_CL,
             "reference_correlation": {m: _matrix(v) for m, v in self.reference_correlation.items()},
             "residual_floor": {m: _matrix(v) for m, v in self.residual_floor.items()},
-            "max_abs_residual_floor": self.max_residual_floor, "residual_tolerance": RESIDUAL_TOLERANCE,
+            "max_abs_residual_floor": self.max_residual_floor, "half_rows": self.half_rows,
+            "residual_noise": self.residual_noise, "residual_tolerance": RESIDUAL_TOLERANCE,
             "histograms": {name: h.to_dict() for name, h in self.histograms.items()},
             "model": self.model.to_dict(), "baseline": self.baseline.to_dict(),
             "baseline_fitted_on": self.baseline_fitted_on, "beats_baseline": self.beats_baseline,

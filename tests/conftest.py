@@ -1,4 +1,12 @@
-"""Shared tiny fixtures: a seeded toy sample and a tiny fast training configuration."""
+"""Shared tiny fixtures: a seeded toy sample, a tiny fast training configuration, a local web server
+of ROOT files."""
+
+import http.server
+import io
+import re
+import threading
+from functools import partial
+from pathlib import Path
 
 import pytest
 
@@ -74,3 +82,45 @@ def tiny_ensemble(tmp_path_factory):
     assert main(["ensemble", "--data", str(data), "--members", "3", *settings, "--generate-rows", "2000",
                  "--bins", "6", "--seed", "3", "--workers", "2", "--out", str(out)]) == 0
     return SimpleNamespace(path=out, data=data, settings=settings)
+
+
+class _RangeRequests(http.server.SimpleHTTPRequestHandler):
+    """A file server that answers byte-range requests, as EOS and every web server do (Python's
+    own does not): uproot reads only the baskets of the branches it needs."""
+
+    def send_head(self):
+        wanted = re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range", ""))
+        path = Path(self.translate_path(self.path))
+        if not wanted or not path.is_file():
+            return super().send_head()
+        size = path.stat().st_size
+        start, end = int(wanted[1]), min(int(wanted[2] or size - 1), size - 1)
+        with path.open("rb") as handle:
+            handle.seek(start)
+            body = handle.read(end - start + 1)
+        self.send_response(206)
+        self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        return io.BytesIO(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def web_folder():
+    """Serve a folder over http on this machine (byte ranges answered): ``web_folder(folder)`` gives
+    its base URL; reading it needs aiohttp (the extra [remote]), so the test is skipped without it."""
+    pytest.importorskip("aiohttp")
+    servers = []
+
+    def serve(folder) -> str:
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(_RangeRequests, directory=str(folder)))
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}"
+
+    yield serve
+    for server in servers:
+        server.shutdown()

@@ -3,15 +3,10 @@
 columns left out, and cuts that try to run code refused by a real process."""
 
 import hashlib
-import http.server
-import io
 import json
 import os
-import re
 import subprocess
 import sys
-import threading
-from functools import partial
 from pathlib import Path
 
 import awkward as ak
@@ -172,46 +167,56 @@ def test_a_url_needs_the_remote_extra_and_a_root_file(monkeypatch, tmp_path, cap
     assert not (tmp_path / "run").exists()
 
 
-class _RangeRequests(http.server.SimpleHTTPRequestHandler):
-    """A file server that answers byte-range requests, as EOS and every web server do (Python's
-    own does not): uproot reads only the baskets of the branches it needs."""
-
-    def send_head(self):
-        wanted = re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range", ""))
-        path = Path(self.translate_path(self.path))
-        if not wanted or not path.is_file():
-            return super().send_head()
-        size = path.stat().st_size
-        start, end = int(wanted[1]), min(int(wanted[2] or size - 1), size - 1)
-        with path.open("rb") as handle:
-            handle.seek(start)
-            body = handle.read(end - start + 1)
-        self.send_response(206)
-        self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        return io.BytesIO(body)
-
-    def log_message(self, *args):
-        pass
-
-
-def test_a_root_file_over_http_trains_and_the_run_records_its_url(production, tmp_path):
-    pytest.importorskip("aiohttp")
+def test_a_root_file_over_http_trains_and_the_run_records_its_url(production, tmp_path, web_folder):
     folder, events = production
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(_RangeRequests, directory=str(folder)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/run_1.root"
+    url = f"{web_folder(folder)}/run_1.root"
     path = os.pathsep.join([REPO, os.environ.get("PYTHONPATH", "")])  # where aiohttp was found
-    try:
-        remote = load_mc(url, features="pt,eta,mass")
-        pd.testing.assert_frame_equal(remote.frame, load_mc(folder / "run_1.root", features="pt,eta,mass").frame)
-        done = subprocess.run([sys.executable, "-m", "recogan_app.cli", "train", "--data", url, "--features", "pt,mass",
-                               "--cut", CUT, "--config", str(folder / "tiny.json"), "--out", str(tmp_path / "run")],
-                              capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": path})
-    finally:
-        server.shutdown()
+    remote = load_mc(url, features="pt,eta,mass")
+    pd.testing.assert_frame_equal(remote.frame, load_mc(folder / "run_1.root", features="pt,eta,mass").frame)
+    done = subprocess.run([sys.executable, "-m", "recogan_app.cli", "train", "--data", url, "--features", "pt,mass",
+                           "--cut", CUT, "--config", str(folder / "tiny.json"), "--out", str(tmp_path / "run")],
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": path})
     assert done.returncode == 0, done.stderr
     data = json.loads((tmp_path / "run" / "run.json").read_text())["data"]
     kept = int(((events["pt"] > 1) & (events["eta"].abs() < 2)).iloc[500:800].sum())
     assert (data["source"], data["sha256"], data["cut"], data["n_after_cut"]) == (url, None, CUT, kept)
+    assert data["sources"] == [{"path": url, "sha256": None}]
+
+
+def test_a_run_on_a_glob_and_urls_records_every_source_and_reads_them_again(production, tmp_path, web_folder):
+    """A local glob and two URLs: every one recorded in order (a URL without SHA-256), and the run's
+    training rows (the copula baseline's) rebuilt from all three with the cut."""
+    folder, events = production
+    base = web_folder(folder)
+    urls = [f"{base}/run_1.root", f"{base}/run_2.root"]
+    out = tmp_path / "mixed"
+    assert main(["train", "--data", str(folder / "run_[0].root"), "--data", urls[0], "--data", urls[1], "--features",
+                 "pt,mass", "--cut", CUT, "--config", str(folder / "tiny.json"), "--out", str(out)]) == 0
+    local = folder / "run_0.root"
+    data = json.loads((out / "run.json").read_text())["data"]
+    assert data["sources"] == [{"path": str(local.resolve()), "sha256": hashlib.sha256(local.read_bytes()).hexdigest()},
+                               *({"path": url, "sha256": None} for url in urls)]
+    selected = events[(events["pt"] > 1) & (events["eta"].abs() < 2)].reset_index(drop=True)
+    run = TabularRun.load(out)
+    train, note = run.training_rows()
+    split = Split.rebuild(run.info["split"], len(selected), "test")
+    pd.testing.assert_frame_equal(train, selected[["pt", "mass"]].iloc[split.train].reset_index(drop=True))
+    assert note.endswith(f"({len(split.train):,} rows)")
+
+
+def test_serve_reads_a_url_as_train_does(production, monkeypatch, capsys, web_folder):
+    """``recogan serve --data URL``: the dashboard reads the URL (not a local path named like it), and
+    a URL the installed extras cannot read exits 2 with train's words before any server starts."""
+    from recogan_app.ui.dashboard import Dashboard
+
+    folder, events = production
+    url = f"{web_folder(folder)}/run_2.root"
+    state = Dashboard(url).state  # what each page of recogan serve --data URL builds (in a notebook: loaded at once)
+    assert state.source == url and state.notice.startswith(f"loaded 400 rows × 3 features from {url}")
+    pd.testing.assert_frame_equal(state.sample.frame, load_mc(folder / "run_2.root").frame)  # the event number left out
+    assert state.count_cut(CUT) == (400, int(((events["pt"] > 1) & (events["eta"].abs() < 2)).iloc[800:].sum()))
+    monkeypatch.setitem(sys.modules, "aiohttp", None)
+    for command in ("train", "serve"):
+        assert main([command, "--data", url, *(["--out", "unused"] if command == "train" else [])]) == 2
+        assert capsys.readouterr().err == (f"recogan: error: {url}: is a http:// URL, which needs aiohttp (not "
+                                           "installed) (pip install 'recogan_app[remote]')\n")

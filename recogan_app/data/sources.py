@@ -46,8 +46,8 @@ from recogan_app.data.selection import Selection
 from recogan_app.errors import InputError, closest
 from recogan_app.metrics.distributions import effective_size
 
-__all__ = ["EMBEDDED", "FORMATS", "IMAGE_FORMATS", "MCSample", "Table", "list_keys", "load_mc", "named_like_weight",
-           "read_arrays", "read_columns"]
+__all__ = ["EMBEDDED", "FORMATS", "IMAGE_FORMATS", "MCSample", "Table", "is_remote", "list_keys", "load_mc",
+           "named_like_weight", "read_arrays", "read_columns"]
 
 EMBEDDED = ("toy-xic", "toy-xic-12", "toy-pid", "toy-wjet")
 """Names that load an embedded toy sample instead of a file."""
@@ -293,10 +293,6 @@ def load_mc(path, *, tree=None, features=None, cut=None, weights=None, derive=No
     if selection is not None:
         selection.check_columns(table.columns, path=source)
         extra += [name for name in selection.columns if name not in names + extra]
-        for name in extra:
-            if table.columns[name] is not None:
-                raise InputError(f"{table.columns[name]}: the cut '{selection.shown}' cannot read it", path=source,
-                                 column=name)
     data, n_before_cut = _read_selected(tables, names + extra, selection)
     frame = pd.DataFrame({name: _native(data[name]) for name in names})
     n_after_cut = len(frame)
@@ -386,15 +382,16 @@ def list_keys(path) -> list[str]:
     return []
 
 
-def read_columns(path, names, *, tree=None) -> tuple[dict[str, np.ndarray], int]:
-    """The columns ``names`` of every file of ``path`` (as :func:`load_mc` takes it) and nothing
-    else, checked as :func:`load_mc` checks them, and the number of rows: what the dashboard counts
-    a cut on while it is typed."""
+def read_columns(path, names, *, tree=None) -> tuple[dict[str, str | None], dict[str, np.ndarray], int]:
+    """What the dashboard counts a cut on while it is typed: the columns of ``path`` (as :func:`load_mc`
+    takes it; name to why it is not a flat numeric column, None when it is), the values of those of
+    ``names`` that are, in every file, and the number of rows. The cut checks the columns it reads
+    (:meth:`~recogan_app.data.selection.Expression.check_columns`), with :func:`load_mc`'s message."""
     source, files = _sources(path)
     tables = _open_all(source, files, tree)
-    n_rows = sum(t.n_rows for _, t in tables)
-    names = _select(tables[0][1], list(names), source, n_rows=n_rows)
-    return (_read_selected(tables, names, None)[0] if names else {}), n_rows
+    columns = tables[0][1].columns
+    readable = [name for name in names if name in columns and columns[name] is None]
+    return columns, (_read_selected(tables, readable, None)[0] if readable else {}), sum(t.n_rows for _, t in tables)
 
 
 def named_like_weight(name: str) -> bool:
@@ -587,10 +584,16 @@ def _sources(path) -> tuple[str, tuple[str, ...]]:
     return source, tuple(files)
 
 
+def is_remote(path) -> bool:
+    """Whether ``path`` is a URL (``root://``, ``https://``…), read by uproot through fsspec: never
+    a local path to resolve, and never hashed (that would download the whole file)."""
+    return bool(_REMOTE.match(str(path)))
+
+
 def _expanded(entry: str) -> list[str]:
     """The files of one entry. What a glob or a folder finds is refused where a symbolic link
     leads to it: only a path named in full may (the dashboard checks those against its data root)."""
-    if _REMOTE.match(entry):  # one remote file: a URL names it in full (no globs, no folders)
+    if is_remote(entry):  # one remote file: a URL names it in full (no globs, no folders)
         return [entry]
     where = Path(entry)
     if where.is_dir():
@@ -679,7 +682,7 @@ def _open(source: str, tree: str | None) -> Table:
 def _format(source: str, formats: Mapping[str, str], embedded: tuple[str, ...] = ()) -> str:
     """The format of an existing, non-empty regular file, from its extension among ``formats``;
     the ``embedded`` names are offered too when a file is not found."""
-    if _REMOTE.match(source):
+    if is_remote(source):
         return _remote_format(source, formats)
     path = Path(source)
     if not path.exists() and not path.is_symlink():

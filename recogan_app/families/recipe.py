@@ -22,6 +22,7 @@ import pandas as pd
 import torch
 
 from recogan_app import streams
+from recogan_app.data.sources import is_remote
 from recogan_app.errors import InputError
 from recogan_app.files import file_sha256
 from recogan_app.run import Run, building, check_destination, write_run
@@ -85,8 +86,8 @@ class ModelFamily:
 
     def usable(self, sample):
         """The part of ``sample`` this family trains on (columns chosen, events selected), checked:
-        its ``source`` names it in messages, its ``files`` (if any) are the files read, each
-        recorded in run.json with its SHA-256."""
+        its ``source`` names it in messages, its ``files`` (if any) are the files and URLs read, each
+        recorded in run.json (a file with its SHA-256)."""
         raise NotImplementedError
 
     def size(self, sample) -> int:
@@ -190,9 +191,7 @@ def fit_to_run(family: ModelFamily, sample, out, *, callbacks: Sequence[Callback
             when = "its first epoch" if not result.epochs else "any epoch gave finite figures"
             raise InputError(f"training ended ({result.reason}) before {when}: nothing to save", path=source,
                              hint=family.failure_hint(result, train, prepared))
-        known = (origin or {}).get("sha256", {})  # the CLI hashed the files it read for --resume: once is enough
-        sources = [{"path": (where := str(Path(path).resolve())), "sha256": known.get(where) or file_sha256(path)}
-                   for path in getattr(usable, "files", None) or [source] if path and Path(path).is_file()]
+        sources = _recorded_sources(getattr(usable, "files", None) or [source], (origin or {}).get("sha256", {}))
         info = {
             "kind": family.kind,
             "data": {"source": source, "n_train": len(split.train), "n_monitor": len(split.monitor),
@@ -214,3 +213,12 @@ def fit_to_run(family: ModelFamily, sample, out, *, callbacks: Sequence[Callback
         run = family.run_class.load(partial, device=device)
         run.write_metrics(family.evaluate(run, test, deadline))
     return family.run_class.load(out, device=device)
+
+
+def _recorded_sources(paths, known: dict) -> list[dict]:
+    """run.json's ``data.sources``: every file read, in order, for the run to read them again. A local
+    file by its absolute path and SHA-256 (``known``: those the CLI hashed for ``--resume``), a URL as
+    given and without one (hashing it would download the whole file); an embedded toy is no file."""
+    return [{"path": path, "sha256": None} if is_remote(path) else
+            {"path": (where := str(Path(path).resolve())), "sha256": known.get(where) or file_sha256(path)}
+            for path in map(str, paths) if is_remote(path) or Path(path).is_file()]

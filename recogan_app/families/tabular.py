@@ -45,7 +45,8 @@ from recogan_app.files import file_sha256, write_atomic
 from recogan_app.losses import MarginalTargets
 from recogan_app.metrics.c2st import classifier_two_sample_test
 from recogan_app.metrics.conditional import MIN_PASSING, PULL_LIMIT, validate_conditional
-from recogan_app.metrics.correlations import correlation_residual, max_abs_residual, residual_undefined
+from recogan_app.metrics.correlations import (correlation_residual, max_abs_residual, noise_text, residual_noise,
+                                              residual_undefined)
 from recogan_app.metrics.distributions import ks_floor
 from recogan_app.metrics.verdict import GOOD, bar_score, too_small_to_judge
 from recogan_app.models.latent import batch_parts
@@ -83,12 +84,13 @@ def compare(reference: pd.DataFrame, synthetic: pd.DataFrame, weights=None) -> t
                      "corr_undefined": residual_undefined(residual)}
 
 
-def noise_floors(n_test: int, n_generated: int, c2st_rows: int | None = None) -> dict:
+def noise_floors(n_test: int, n_generated: int, c2st_rows: int | None = None, n_features: int = 2) -> dict:
     """What the held-out figures show by chance alone at these sizes: KS between two samples of one
-    distribution (68 % quantile), the 1σ scatter of one Pearson coefficient's residual
-    (uncorrelated pair; (1 − ρ²) times it otherwise) and of the classifier AUC around 0.5
-    (Mann–Whitney, ``c2st_rows`` split between the classes)."""
-    floors = {"ks": ks_floor(n_test, n_generated), "corr": math.sqrt(1 / n_test + 1 / n_generated)}
+    distribution (68 % quantile), the Pearson residual of one pair and the largest of the
+    ``n_features`` columns' pairs (:func:`~recogan_app.metrics.correlations.residual_noise`, as
+    ``recogan validate`` says it) and the classifier AUC's 1σ around 0.5 (Mann–Whitney, ``c2st_rows``
+    split between the classes)."""
+    floors = {"ks": ks_floor(n_test, n_generated), "corr": residual_noise(n_test, n_generated, n_features)}
     if c2st_rows:
         half = c2st_rows / 2
         floors["c2st_auc"] = math.sqrt((c2st_rows + 1) / (12 * half * half))
@@ -102,7 +104,7 @@ def heldout_summary(metrics: dict) -> str:
     is said so, with the reason, never printed as a number."""
     noise = metrics["noise"]
     residual = metrics["max_corr_residual"]
-    residual = (f"{residual:.3f} (noise {noise['corr']:.3f} a pair)" if residual is not None
+    residual = (f"{residual:.3f} ({noise_text(noise['corr'])})" if residual is not None
                 else f"not computable ({metrics['max_corr_residual_undefined']})")
     c2st = (f"classifier AUC {metrics['c2st_auc']:.3f} (chance 0.5 ± {noise['c2st_auc']:.3f})"
             if "c2st_auc" in metrics else f"classifier AUC not measured: {metrics['c2st_skipped']}")
@@ -551,7 +553,7 @@ class TabularFamily(ModelFamily):
         synthetic = run.generate(test.frame if run.conditions else max(len(test), HELDOUT_GENERATED), seed=seed)
         metrics, details = compare(test.frame[run.features], synthetic[run.features], test.weights)
         figures = {"sample_size": len(test), "generated_rows": len(synthetic), "verdict": details["verdict"],
-                   **metrics, "noise": noise_floors(test.n_effective, len(synthetic))}
+                   **metrics, "noise": noise_floors(test.n_effective, len(synthetic), n_features=len(run.features))}
         if test.weights is not None:
             figures["effective_size"] = test.n_effective
         if details["corr_undefined"]:
@@ -562,7 +564,8 @@ class TabularFamily(ModelFamily):
             return {**figures, "c2st_skipped": f"the time limit ({deadline.seconds:g} s) was reached"}
         c2st = classifier_two_sample_test(test.frame, synthetic, n_max=50_000, seed=seed, weights=test.weights)
         return {**figures, "c2st_auc": c2st.auc, "c2st_auc_interval": list(c2st.auc_interval),
-                "c2st_rows": c2st.n_test, "noise": noise_floors(test.n_effective, len(synthetic), c2st.n_test)}
+                "c2st_rows": c2st.n_test,
+                "noise": noise_floors(test.n_effective, len(synthetic), c2st.n_test, len(run.features))}
 
 
 def train_tabular(sample: MCSample | pd.DataFrame, config: TabularConfig, out, **options) -> TabularRun:

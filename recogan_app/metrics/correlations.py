@@ -1,8 +1,10 @@
 """Correlation matrices of the MC and a synthetic sample, and their residual.
 
 Seed 000 asks every Pearson coefficient of the synthetic sample to agree with the MC's within
-±0.05 (:data:`RESIDUAL_TOLERANCE`). :func:`residual_floor` gives the residual the MC shows
-against itself, the scale below which a disagreement means nothing. A weighted MC's matrices
+±0.05 (:data:`RESIDUAL_TOLERANCE`). :func:`residual_noise` says what chance alone gives at the sizes
+compared, for one pair and for the largest of all pairs (what a "max |Δρ|" is set against), in the
+words of :func:`noise_text` wherever a residual is printed; :func:`residual_floor` is the residual
+the MC shows against itself (two halves: twice the variance per side). A weighted MC's matrices
 are the weighted ones (``weights``: weighted covariances; weighted average ranks for Spearman).
 """
 
@@ -13,6 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from recogan_app.errors import InputError, closest
 from recogan_app.metrics.distributions import feature_matrix, halves
@@ -20,8 +23,8 @@ from recogan_app.metrics.verdict import RESIDUAL_TOLERANCE
 
 METHODS = ("pearson", "spearman")
 
-__all__ = ["METHODS", "correlation_matrix", "correlation_residual", "flagged_pairs",
-           "max_abs_residual", "residual_floor", "residual_undefined"]
+__all__ = ["METHODS", "correlation_matrix", "correlation_residual", "flagged_pairs", "max_abs_residual",
+           "noise_text", "residual_floor", "residual_noise", "residual_undefined"]
 
 
 def _average_ranks(x: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
@@ -137,12 +140,37 @@ def flagged_pairs(residual: pd.DataFrame, tolerance: float = RESIDUAL_TOLERANCE)
     return pairs.iloc[np.argsort(-np.abs(pairs["residual"].to_numpy()), kind="stable")].reset_index(drop=True)
 
 
+def residual_noise(n_reference: float, n_synthetic: float, n_features: int, cl: float = 0.68) -> dict:
+    """What chance alone gives the correlation residual between ``n_reference`` and ``n_synthetic``
+    rows of one distribution (effective sizes for weighted rows), with ``n_features`` columns.
+
+    ``pair``: the 1σ of one coefficient's residual, √(1/(n−1) + 1/(m−1)) for an uncorrelated pair
+    (Pearson of Gaussian rows, Spearman of any; (1 − ρ²) times it for a correlation ρ).
+    ``largest``: the ``cl`` quantile of the largest |residual| of the ``pairs`` distinct pairs, what a
+    max |Δρ| over them reaches by chance: pairs of independent columns are uncorrelated, so
+    P(max ≤ x) = (2Φ(x/σ) − 1)^pairs. A max |Δρ| is judged against ``largest``, never against ``pair``.
+    """
+    pairs = max(n_features * (n_features - 1) // 2, 1)
+    pair = math.sqrt(1 / max(n_reference - 1, 1) + 1 / max(n_synthetic - 1, 1))
+    return {"pair": pair, "largest": pair * float(stats.norm.ppf((1 + cl ** (1 / pairs)) / 2)), "pairs": pairs,
+            "cl": cl}
+
+
+def noise_text(noise: dict) -> str:
+    """:func:`residual_noise` in the words of every summary (training, ``validate``, the report)."""
+    if noise["pairs"] == 1:
+        return f"noise {noise['pair']:.3f}, one pair"
+    return (f"noise {noise['pair']:.3f} a pair, up to {noise['largest']:.3f} over {noise['pairs']:,} pairs "
+            f"({noise['cl']:.0%})")
+
+
 def residual_floor(reference: pd.DataFrame, method: str = "pearson", n_synthetic: int | None = None, rng=None,
                    features: Sequence[str] | None = None, weights=None) -> pd.DataFrame:
     """:func:`correlation_residual` between two disjoint random halves of the MC (each with its weights).
 
     Halves have ``min(len(reference) // 2, n_synthetic)`` rows. For Pearson the scale is about
-    (1 − ρ²)·√(2/half): a synthetic residual of that size is the MC's own fluctuation.
+    (1 − ρ²)·√(2/half) a pair: twice the variance a side of the MC against a synthetic sample of the
+    full size has (:func:`residual_noise`), so a summary names it "two MC halves", never the noise.
     """
     first, second = halves(len(reference), n_synthetic, rng)
     w = None if weights is None else np.asarray(weights, dtype=np.float64)

@@ -28,7 +28,8 @@ from recogan_app.config import MODELS, Settings, TabularSettings
 from recogan_app import streams
 from recogan_app.data.derived import Derivations, Suggestion, suggest
 from recogan_app.data.selection import Selection
-from recogan_app.data.sources import EMBEDDED, FORMATS, MCSample, list_keys, load_mc, named_like_weight, read_columns
+from recogan_app.data.sources import (EMBEDDED, FORMATS, MCSample, is_remote, list_keys, load_mc, named_like_weight,
+                                      read_columns)
 from recogan_app.ensemble import Results
 from recogan_app.errors import ExportRefused, InputError
 from recogan_app.export import export
@@ -113,7 +114,7 @@ def _keys_cached(path: str, stamp: tuple) -> list[str] | InputError:
 
 @functools.lru_cache(maxsize=8)
 def _columns_cached(path: str, tree: str | None, names: tuple[str, ...],
-                    stamp: tuple) -> tuple[dict, int] | InputError:
+                    stamp: tuple) -> tuple[dict, dict, int] | InputError:
     """``read_columns``, or its refusal, shared between sessions: a cut is counted as it is typed,
     on the few columns it reads, which are read once per version of the file."""
     try:
@@ -409,14 +410,14 @@ class Session(TrainingState):
     def refresh_sources(self) -> None:
         """List the embedded toys, trusted files and files under the data root as choices."""
         options = dict(EMBEDDED_LABELS)
-        options.update({f"{Path(p).name} ({Path(p).parent})": p for p in sorted(self._trusted)})
+        options.update({p if is_remote(p) else f"{Path(p).name} ({Path(p).parent})": p for p in sorted(self._trusted)})
         if self.data_root is not None:
             options.update({name: name for name in files_under(Path(self.data_root))})
         self.param.source.objects = options
 
     def trust(self, path) -> str:
-        """Allow reading ``path`` (the operator's ``--data`` file, an upload) and offer it."""
-        path = str(Path(path).resolve())
+        """Allow reading ``path`` (the operator's ``--data`` file or URL, an upload) and offer it."""
+        path = str(path) if is_remote(path) else str(Path(path).resolve())
         self._trusted.add(path)
         self.refresh_sources()
         return path
@@ -476,7 +477,8 @@ class Session(TrainingState):
         found = _columns_cached(path, self.tree, tuple(sorted(selection.columns)), file_stamp(path))
         if isinstance(found, InputError):
             raise found
-        columns, n_rows = found
+        available, columns, n_rows = found
+        selection.check_columns(available, path=path)  # the words of train --cut
         return n_rows, int(np.broadcast_to(selection.mask(columns), n_rows).sum())  # a cut of no column: all or none
 
     def accept(self, suggestion: Suggestion) -> None:

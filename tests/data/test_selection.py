@@ -61,8 +61,13 @@ def test_a_cut_that_is_not_a_condition_is_refused(expression, words):
         Selection(expression).mask(COLUMNS)
 
 
-def test_an_unknown_column_is_named_with_the_closest():
+def test_an_unknown_or_unreadable_column_is_named_with_the_closest():
     with pytest.raises(InputError) as info:
-        Selection("pt > 1 and etta < 2").check_columns(COLUMNS, path="mc.root")
+        Selection("pt > 1 and etta < 2").check_columns(list(COLUMNS), path="mc.root")
     assert str(info.value) == ("mc.root: column 'etta': is read by the cut 'pt > 1 and etta < 2' but is not a column "
                                "(closest: 'eta', 'pt')")
+    table = {**dict.fromkeys(COLUMNS), "hits": "is not a flat numeric branch (type std::vector<double>)"}
+    with pytest.raises(InputError) as info:  # a table's columns: name to why it cannot be read (None: it can)
+        Selection("pt > 1 and hits > 0").check_columns(table, path="mc.root")
+    assert str(info.value) == ("mc.root: column 'hits': is not a flat numeric branch (type std::vector<double>): "
+                               "the cut 'pt > 1 and hits > 0' cannot read it")

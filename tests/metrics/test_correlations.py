@@ -11,9 +11,12 @@ from recogan_app.metrics.correlations import (
     correlation_residual,
     flagged_pairs,
     max_abs_residual,
-    residual_undefined,
+    noise_text,
     residual_floor,
+    residual_noise,
+    residual_undefined,
 )
+from recogan_app.validation import validate
 from recogan_app.metrics.distributions import split_halves
 from recogan_app.metrics.verdict import RESIDUAL_TOLERANCE
 
@@ -63,6 +66,41 @@ def test_residual_floor_matches_the_standard_error_of_pearson():
     spread = np.std([residual_floor(frame, rng=seed).iloc[0, 1] for seed in range(200)])
     # Two disjoint halves of h rows: var(r1 − r2) ≈ 2 (1 − ρ²)² / h.
     assert spread == pytest.approx((1 - rho**2) * np.sqrt(2 / (rows // 2)), rel=0.15)
+
+
+def test_residual_noise_is_the_scatter_of_one_pair_and_of_the_largest_of_all_pairs():
+    """Against a hand computation and 400 draws of independent Gaussian rows (6 columns: 15 pairs)."""
+    n, m, k = 300, 3000, 6
+    noise = residual_noise(n, m, k)
+    assert noise["pair"] == pytest.approx(np.sqrt(1 / (n - 1) + 1 / (m - 1)))  # (1 − ρ²)/√(n − 1) per side, ρ = 0
+    largest = noise["largest"]  # P(max of 15 |N(0, σ)| ≤ x) = (2Φ(x/σ) − 1)^15 = 68 %
+    assert noise["pairs"] == 15 and (2 * stats.norm.cdf(largest / noise["pair"]) - 1) ** 15 == pytest.approx(0.68)
+    rng = np.random.default_rng(4)
+    rows = np.triu_indices(k, 1)
+    draws = np.array([(np.corrcoef(rng.normal(size=(m, k)), rowvar=False)
+                       - np.corrcoef(rng.normal(size=(n, k)), rowvar=False))[rows] for _ in range(400)])
+    assert draws.std() == pytest.approx(noise["pair"], rel=0.05)
+    assert np.quantile(np.abs(draws).max(axis=1), 0.68) == pytest.approx(largest, rel=0.06)
+    assert largest > 2 * noise["pair"]  # a max |Δρ| over 15 pairs is twice one pair's noise by chance alone
+
+
+def test_training_and_validate_say_the_correlation_noise_in_the_same_words():
+    """The worked example's riddle: the training summary's noise is one pair's 1σ between the test split and
+    the generated rows, validate's old "MC floor" the largest pair between two MC halves (half as many rows
+    a side). Both now print :func:`residual_noise` for the sizes compared, and name the halves as such."""
+    from recogan_app.families.tabular import heldout_summary, noise_floors
+
+    rng = np.random.default_rng(5)
+    reference, synthetic = (pd.DataFrame(rng.normal(size=(rows, 4)), columns=list("abcd")) for rows in (800, 4000))
+    v = validate(reference, synthetic, baseline_train=None, c2st_options={"n_estimators": 10, "max_depth": 2}, n_boot=20)
+    said = noise_text(residual_noise(800, 4000, 4))
+    largest = v.residual_noise["largest"]
+    assert said == f"noise {np.sqrt(1 / 799 + 1 / 3999):.3f} a pair, up to {largest:.3f} over 6 pairs (68%)"
+    assert (f"max |Δρ pearson| {v.model.max_residual['pearson']:.3f} ({said}; two MC halves of 400 rows differ by up "
+            f"to {v.max_residual_floor['pearson']:.3f})") in v.summary()
+    metrics = {"max_corr_residual": 0.1, "sample_size": 800, "generated_rows": 4000, "mean_ks": 0.01, "max_ks": 0.02,
+               "verdict": "excellent", "noise": noise_floors(800, 4000, 400, n_features=4), "c2st_auc": 0.5}
+    assert f"max |Pearson residual| 0.100 ({said})" in heldout_summary(metrics)
 
 
 def test_residual_floor_is_the_residual_of_the_halves():

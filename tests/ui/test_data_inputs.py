@@ -12,6 +12,7 @@ import pandas as pd
 import panel as pn
 import pytest
 
+from recogan_app.data.sources import load_mc
 from recogan_app.errors import InputError
 from recogan_app.ui.data import DataView
 from recogan_app.ui.state import Session
@@ -58,7 +59,8 @@ def test_a_weight_is_suggested_never_modelled_and_applied_by_the_selector(view, 
 
 @pytest.mark.parametrize(("cut", "words"), [
     ("pt > 2 and abs(eta) < 1", None),
-    ("pt > 2 and etaa < 1", "muons.parquet: column 'etaa': not found (closest: 'eta'"),
+    ("pt > 2 and etaa < 1", "muons.parquet: column 'etaa': is read by the cut 'pt > 2 and etaa < 1' but is not a "
+                            "column (closest: 'eta'"),
     ("pt > (2", "is not a valid expression"),
     ("`<b>q</b>` > 0 and pt.real > 1", "uses attribute access"),
 ])
@@ -71,6 +73,9 @@ def test_the_cut_is_counted_as_typed_and_its_problem_shown_as_text(view, root, c
         assert text == f"keeps {kept:,} of {N:,} rows ({kept / N:.1%})" and "bad" not in view.cut_count.css_classes
     else:
         assert text.startswith("⚠") and words in text and "bad" in view.cut_count.css_classes
+        with pytest.raises(InputError) as refused:  # what train --cut says, word for word
+            load_mc(root[0] / "muons.parquet", cut=cut)
+        assert text == f"⚠ {refused.value}"
         assert "<b>" not in view.cut_count.object  # escaped: the cut's text is shown, never markup
         assert "`<b>q</b>`" in text or "<b>" not in cut
     asyncio.run(view.count(""))
