@@ -16,7 +16,7 @@ import panel as pn
 import param
 
 from recogan_app.markup import escape_markdown
-from recogan_app.metrics.correlations import max_abs_residual, residual_floor, residual_text
+from recogan_app.metrics.correlations import noise_text, residual_noise, residual_text
 from recogan_app.ui.live import PREPARING, LiveView, duration, settings_cards
 from recogan_app.ui.plots import (KS_CAPTION, Heatmap, HistogramComparison, ks_curves, loss_curves, snapshot_rows,
                                   ws_curves)
@@ -75,7 +75,6 @@ class TrainingView(LiveView):
                              plots, sizing_mode="stretch_width")
         self._show_settings()
         self.state.param.watch(self._show_settings, "model")
-        self._floors: dict[tuple, float] = {}
         self.state.param.watch(self._on_snapshots, "snapshots")
         self.state.param.watch(self.draw_blank, ["features", "conditions"])
         self.draw_blank()
@@ -111,23 +110,15 @@ class TrainingView(LiveView):
             text += PREPARING
         if snap is not None:
             m, residual = snap.metrics, snap.metrics["max_corr_residual"]
-            floor = f" (MC vs MC {self._residual_floor(snap):.3f})" if math.isfinite(residual) else ""
+            reference, synthetic = snap.details["reference"], snap.details["synthetic"]
+            noise = residual_noise(len(reference), len(synthetic), reference.shape[1])
+            floor = f" ({noise_text(noise)})" if math.isfinite(residual) else ""
             text += (f" · epoch {snap.epoch + 1} · {duration(snap.elapsed_s)} · ETA {duration(state.eta_s)}"
                      f" · mean KS {m['mean_ks']:.4f} · max KS {m['max_ks']:.4f}"
                      f" · max |Δρ| {residual_text(residual)}{floor} at n = {snap.sample_size:,}")
         if state.run is not None:
             text += f"<br>run: {escape_markdown(state.run.path)}"
         return text
-
-    def _residual_floor(self, snapshot) -> float:
-        """Max |Δρ| between two disjoint halves of the loaded MC of the snapshot's size (as the
-        validation's floor): how far the heatmap's residuals go from MC noise alone."""
-        features = list(snapshot.details["reference"].columns)
-        key = (snapshot.sample_size, tuple(features))
-        if key not in self._floors:
-            frame = self.state.sample.frame[features]
-            self._floors[key] = max_abs_residual(residual_floor(frame, n_synthetic=snapshot.sample_size, rng=0))
-        return self._floors[key]
 
     def _on_snapshots(self, event):
         if not event.new:
