@@ -601,7 +601,7 @@ def cmd_export(args) -> int:
     run = _tabular_run(args.run, "export", args.device)
     rows = _rows(args, run)
     reference = _load_mc(args.reference, tree=args.tree, features=run.conditions + run.features,
-                         drop_invalid=args.drop_invalid) if args.reference else None
+                         weights=run.weight_column, drop_invalid=args.drop_invalid) if args.reference else None
     provenance = export(run, args.out, rows, reference=reference, require=args.require, force=args.force,
                         seed=args.seed, chunk_rows=args.chunk_rows, overwrite=args.overwrite, progress=True,
                         ensemble=args.ensemble, conditions_source=str(args.conditions))

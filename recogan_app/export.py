@@ -45,7 +45,7 @@ from recogan_app.data.sources import MCSample
 from recogan_app.ensemble import UNMEASURED, Results
 from recogan_app.errors import ExportRefused, InputError
 from recogan_app.files import check_writable, write_atomic, write_json
-from recogan_app.metrics.distributions import check_reference_rows, ks_floor
+from recogan_app.metrics.distributions import check_reference_rows, effective_size, ks_floor
 from recogan_app.metrics.verdict import BARS, RANK, REQUIRABLE
 from recogan_app.families.tabular import TabularRun
 from recogan_app.validation import ks_comparison
@@ -244,7 +244,7 @@ class GateResult:
 
 
 def gate(run: TabularRun, reference: pd.DataFrame, require: str = "good", *, seed: int,
-         description: str = "the reference") -> GateResult:
+         description: str = "the reference", weights: np.ndarray | None = None) -> GateResult:
     """Validate ``run`` against ``reference`` with a generated sample of the same size.
 
     Parameters
@@ -260,6 +260,10 @@ def gate(run: TabularRun, reference: pd.DataFrame, require: str = "good", *, see
         Seed of the generated validation sample.
     description : str
         How messages and the provenance name the reference.
+    weights : ndarray, optional
+        The reference's event weights (a weighted run's MC: its generator reproduces the weighted
+        distribution, so an unweighted reference would refuse a good model); the noise floor is then
+        that of the reference's effective size.
 
     Returns
     -------
@@ -268,7 +272,8 @@ def gate(run: TabularRun, reference: pd.DataFrame, require: str = "good", *, see
     if require not in REQUIRABLE:
         raise InputError(f"unknown validation level '{require}'", hint=f"one of {', '.join(REQUIRABLE)}")
     synthetic = run.generate(reference if run.conditions else len(reference), seed=seed)  # given its conditions
-    metrics, summary = ks_comparison(reference, synthetic, run.features)
+    metrics, summary = ks_comparison(reference, synthetic, run.features, weights=weights)
+    n_reference = len(reference) if weights is None else effective_size(weights, len(reference))
     ks = metrics["ks"]
     failing = {}
     if require != "none":
@@ -277,7 +282,7 @@ def gate(run: TabularRun, reference: pd.DataFrame, require: str = "good", *, see
         failing = {str(name): float(value) for name, value in ks[ks >= bar].sort_values(ascending=False).items()}
     return GateResult(require=require, verdict=summary["verdict"], mean_ks=summary["mean"], max_ks=summary["max"],
                       ks={str(name): float(value) for name, value in ks.items()}, failing=failing,
-                      ks_noise_floor=ks_floor(len(reference), len(reference)), n_reference=len(reference),
+                      ks_noise_floor=ks_floor(n_reference, len(reference)), n_reference=len(reference),
                       reference=description, seed=seed)
 
 
@@ -370,10 +375,13 @@ def export(run: TabularRun, out, n: int | pd.DataFrame, *, reference: pd.DataFra
         ensemble.check_run(run.info, run.path)
     seed = int(np.random.SeedSequence().generate_state(1)[0]) if seed is None else seed
     digest = None
+    weights, column = None, None
     if reference is None:
         frame, description, source = run.heldout(), "the run's held-out MC test split", run.path / "heldout.parquet"
+        weights, column = run.heldout_weights(), run.weight_column
     elif isinstance(reference, MCSample):
         frame, source = reference.frame, reference.source
+        weights, column = reference.weights, reference.weight_column
         description = source + (f" (tree {reference.tree})" if reference.tree else "")
         digests = [run.independent_reference(path) for path in reference.files]  # every file of it
         digest = digests[0] if len(digests) == 1 else digests or None
@@ -381,7 +389,9 @@ def export(run: TabularRun, out, n: int | pd.DataFrame, *, reference: pd.DataFra
         frame, description = reference, "the given reference sample"
         source = description
     check_reference_rows(len(frame), source)
-    result = gate(run, frame, require, seed=run.stream_seed("gate"), description=description)
+    if weights is not None:
+        description += f", weighted by its column '{column}'"
+    result = gate(run, frame, require, seed=run.stream_seed("gate"), description=description, weights=weights)
     if not result.passed and not force:
         raise result.refusal()
 

@@ -74,6 +74,35 @@ def test_validate_weighs_the_reference_and_says_its_effective_size(runs, tmp_pat
     assert json.loads(out.read_text())["n_effective"] == pytest.approx(n_effective)
 
 
+def weighted_ks(a: np.ndarray, weights: np.ndarray, b: np.ndarray) -> float:
+    """max |F_w(x) − G(x)| over every value of either sample, by numpy: the weighted ECDF of ``a``
+    against the plain ECDF of ``b`` (continuous values: no ties)."""
+    at = np.sort(np.concatenate([a, b]))
+    order = np.argsort(a)
+    f = np.concatenate([[0.0], np.cumsum(weights[order]) / weights.sum()])[np.searchsorted(a[order], at, "right")]
+    g = np.searchsorted(np.sort(b), at, "right") / len(b)
+    return float(np.abs(f - g).max())
+
+
+def test_the_export_gate_weighs_the_heldout_mc(runs, tmp_path):
+    """A weighted run reproduces the weighted MC: its gate compares with the weighted held-out split
+    (unweighted, it measured the sampling bias and refused a good model), and says so."""
+    from recogan_app.export import export
+
+    run = runs["weight"]
+    provenance = export(run, tmp_path / "out.parquet", 500, require="none", seed=4)
+    gate = provenance["validation"]
+    heldout, weights = run.heldout(), run.heldout_weights()
+    generated = run.generate(len(heldout), seed=run.stream_seed("gate"))
+    for column in "xy":
+        assert gate["ks"][column] == pytest.approx(
+            weighted_ks(heldout[column].to_numpy(), weights, generated[column].to_numpy()), abs=1e-9)
+    assert "weighted by its column 'weight'" in gate["reference"]
+    biased = ks_statistic(heldout["x"].to_numpy(), generated["x"].to_numpy())  # what the gate measured before
+    assert biased > 2 * gate["ks"]["x"] and biased > 2 * ks_floor(len(heldout), len(heldout))
+    assert gate["ks_noise_floor"] > ks_floor(len(heldout), len(heldout))  # the effective size's floor
+
+
 def test_negative_weights_are_refused_for_training_and_accepted_for_validation(runs, tmp_path):
     rng = np.random.default_rng(9)
     mc = tmp_path / "signed.csv"
