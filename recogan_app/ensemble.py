@@ -35,6 +35,7 @@ from recogan_app import scan
 from recogan_app.errors import InputError
 from recogan_app.files import write_atomic, write_json
 from recogan_app.histograms import check_edges
+from recogan_app.metrics.distributions import effective_size
 from recogan_app.run import is_run_dir
 from recogan_app.splits import draw_split
 
@@ -115,10 +116,13 @@ def predict(values: np.ndarray, per_event: np.ndarray, n_generated: int) -> Pred
                       len(values), n_generated)
 
 
-def fractions(x: np.ndarray, edges: np.ndarray) -> np.ndarray:
+def fractions(x: np.ndarray, edges: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
     """Each bin's share of all of ``x`` (events outside the edges count in the total, so each
-    fraction is binomial with per-event variance p(1-p))."""
-    return np.histogram(x, edges)[0] / max(len(x), 1)
+    fraction is binomial with per-event variance p(1-p)); with event ``weights``, its share of Σw
+    (binomial in the effective number of events)."""
+    if weights is None:
+        return np.histogram(x, edges)[0] / max(len(x), 1)
+    return np.histogram(x, edges, weights=weights)[0] / weights.sum()
 
 
 def histogram(samples: Sequence[np.ndarray], edges: np.ndarray) -> Prediction:
@@ -299,14 +303,15 @@ class Ensemble:
         """Predict, validate and count effective statistics for every feature: the summary (as in
         ``ensemble.json``) and the per-bin table. ``edges`` maps a feature to its bin edges
         (default: :meth:`default_edges`)."""
-        test = self.heldout
+        test, weights = self.heldout, self.runs[0].heldout_weights()  # a weighted MC: its weighted shares
+        n_test = len(test) if weights is None else effective_size(weights, len(test))
         per_feature, tables, pulls, tested = {}, [], [], []
         for feature in self.features:
             chosen = (edges or {}).get(feature)
             cuts = np.asarray(self.default_edges(feature, rows, bins) if chosen is None else chosen, float)
             prediction = self.histogram(feature, cuts, rows)
-            observed = fractions(test[feature].to_numpy(float), cuts)
-            result = check(prediction, observed, len(test))
+            observed = fractions(test[feature].to_numpy(float), cuts, weights)
+            result = check(prediction, observed, n_test)
             pulls.append(result.compared)
             low, high = prediction.n_effective_interval
             tested.append(result.tested)
@@ -319,7 +324,7 @@ class Ensemble:
                                         "heldout": observed, "pull": result.pulls}))
         overall = Check(np.concatenate(pulls), float(np.mean(tested)))
         summary = {"members": len(self.runs), "runs": [r.path.name for r in self.runs], "n_train": self.n_train,
-                   "n_test": len(test), "n_generated": rows, "bins": bins, "coverage_band": list(COVERAGE),
+                   "n_test": len(test), "n_effective_test": n_test, "n_generated": rows, "bins": bins, "coverage_band": list(COVERAGE),
                    "training": self.training, "features": per_feature,
                    "overall": {"coverage": overall.coverage, "chance": overall.chance, "chi2": overall.chi2,
                                "ndf": overall.ndf, "verdict": overall.verdict, "tested": overall.tested}}
@@ -492,7 +497,7 @@ def band_figure(summary: dict, bins: pd.DataFrame):
     figure = Figure(figsize=(3.2 * columns, 2.6 * rows), layout="constrained")
     FigureCanvasAgg(figure)
     axes = np.atleast_1d(figure.subplots(rows, columns, squeeze=False)).ravel()
-    n_test = summary["n_test"]
+    n_test = summary.get("n_effective_test", summary["n_test"])  # ensembles written before weights: unweighted
     for axis, feature in zip(axes, features):
         b = bins[bins["feature"] == feature]
         edges = np.append(b["low"].to_numpy(), b["high"].iloc[-1])

@@ -117,6 +117,20 @@ def test_warnings_name_undercoverage_oversold_samples_and_a_held_out_split_too_s
     assert ensemble.warnings({**summary, "n_generated": 2_000, "features": {"pt": fine}, "overall": fine}) == []
 
 
+def test_weighted_held_out_shares_are_binomial_in_the_effective_size():
+    """A weighted MC's bin shares are shares of Σw (events outside the edges in the total), and their
+    spread over repeated samples is √(p(1-p)/N_eff): what :func:`check` is given for a weighted run."""
+    shares = ensemble.fractions(np.array([0.5, 1.5, 1.5, 5.0]), np.array([0.0, 1.0, 2.0]), np.array([1.0, 2, 3, 4]))
+    assert shares == pytest.approx([1 / 10, 5 / 10])
+    rng, n, edges = np.random.default_rng(3), 2_000, np.array([-np.inf, 0.0, np.inf])
+    draws = []
+    for _ in range(2_000):
+        x = rng.normal(size=n)
+        draws.append(ensemble.fractions(x, edges, rng.exponential(1.0, n))[0])  # exponential weights: N_eff ≈ n/2
+    assert np.mean(draws) == pytest.approx(0.5, abs=0.002)
+    assert np.std(draws) == pytest.approx(math.sqrt(0.25 / (n / 2)), rel=0.08)
+
+
 def test_a_histogram_prediction_subtracts_the_generation_noise_from_the_spread():
     """Members that all are the truth: their spread is generation noise only, N_eff ≈ K·N_gen."""
     rng = np.random.default_rng(2)
