@@ -42,7 +42,7 @@ def batch(n=8, seed=0):
 
 def test_module_adds_each_penalty_with_its_lambda_and_skips_it_at_zero():
     torch.manual_seed(0)
-    config = ZDCConfig(generator_channels=4)
+    config = ZDCConfig(generator_channels=4).for_device(cuda=False)
     module = ZDCGAN(config, AuxRegressor())
     terms = module.generator_loss(*batch())
     assert {"g_adversarial", "g_diversity", "g_intensity", "g_aux", "g_loss"} <= set(terms)
@@ -56,7 +56,7 @@ def test_module_adds_each_penalty_with_its_lambda_and_skips_it_at_zero():
 
 def test_generator_step_moves_the_generator_not_the_frozen_aux():
     torch.manual_seed(1)
-    module = ZDCGAN(ZDCConfig(generator_channels=4), AuxRegressor())
+    module = ZDCGAN(ZDCConfig(generator_channels=4).for_device(cuda=False), AuxRegressor())
     aux_before = [p.clone() for p in module.aux.parameters()]
     gen_before = [p.clone() for p in module.generator.parameters()]
     opt_g, _ = module.configure_optimizers()

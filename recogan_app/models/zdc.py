@@ -60,8 +60,11 @@ class Generator(LatentGenerator):
 
     @torch.inference_mode()
     def sample(self, conditions: torch.Tensor, *, generator: torch.Generator | None = None,
-               chunk_rows: int = 4096) -> torch.Tensor:
-        """One log1p image per row of standardised ``conditions`` (eval mode, chunked), (N, 1, 56, 30)."""
+               chunk_rows: int = 512) -> torch.Tensor:
+        """One log1p image per row of standardised ``conditions`` (eval mode, chunked), (N, 1, 56, 30).
+
+        Chunks of a few hundred rows keep a chunk's feature maps in the CPU's cache: 512 generated
+        twice as many events per second as 4096 on the 2-core machine (README, "ZDC profiles")."""
         was_training = self.training
         self.eval()
         try:
