@@ -28,7 +28,7 @@ from recogan_app.data.zdc import (CONDITIONS, IMAGE_SHAPE, ConditionScaler, ZDCS
                                   diversity_targets, load_zdc)
 from recogan_app.files import write_atomic, write_json
 from recogan_app.metrics.zdc import channel_sums, empty_count, five_channel_ws, hottest_pixel, hottest_pixel_error
-from recogan_app.models.zdc import AuxRegressor, Generator, ZDCGAN
+from recogan_app.models.zdc import CHANNELS_LAST, AuxRegressor, Generator, ZDCGAN
 from recogan_app.run import Run, load_weights
 from recogan_app.families.recipe import TOO_SHORT, ModelFamily, Prepared, fit_to_run
 from recogan_app.splits import snapshot_positions
@@ -37,10 +37,6 @@ from recogan_app.training.device import resolve_device
 from recogan_app.training.trainer import Trainer
 
 GALLERY = 8  # real/generated pairs each snapshot carries for the dashboard
-CHANNELS_LAST = torch.channels_last
-"""The memory layout of every ZDC network's weights, hence of its feature maps: on a CPU, oneDNN's
-convolutions and max-pooling run vectorised over channels in it (a training step 1.7–3.4× faster,
-generation 2×; README, "ZDC profiles")."""
 
 
 def compare_zdc(real: np.ndarray, draws: Sequence[np.ndarray], convention: str = "published") -> dict:

@@ -18,6 +18,10 @@ from recogan_app.models.latent import LatentGenerator
 LEAKY_SLOPE = 0.1
 DROPOUT = 0.2
 SEED_GRID = (20, 10)  # the generator's first feature map, upsampled to 56 × 30
+CHANNELS_LAST = torch.channels_last
+"""The memory layout of the ZDC networks' weights and feature maps: on a CPU, oneDNN's convolutions
+and max-pooling run vectorised over channels in it (a training step 1.7–3.4× faster, generation
+2×; README, "ZDC profiles")."""
 
 
 def _leaky() -> nn.Module:
@@ -56,7 +60,8 @@ class Generator(LatentGenerator):
 
     def forward(self, z: torch.Tensor, conditions: torch.Tensor) -> torch.Tensor:
         x = self.dense(torch.cat([z, conditions], dim=1))
-        return self.convolutions(x.view(-1, self.channels, *SEED_GRID))
+        # in the convolutions' layout before upsampling: the smallest map to convert
+        return self.convolutions(x.view(-1, self.channels, *SEED_GRID).contiguous(memory_format=CHANNELS_LAST))
 
     @torch.inference_mode()
     def sample(self, conditions: torch.Tensor, *, generator: torch.Generator | None = None,
