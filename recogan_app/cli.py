@@ -31,7 +31,7 @@ EXAMPLES = """examples:
   recogan validate --reference runs/xic/heldout.parquet --run runs/xic --report report.html
   recogan export --run runs/xic --n 86000000 --out xic.root --require good --seed 1
   recogan data toy-zdc --n 20000 --out zdc.npz           # the embedded proton-ZDC toy (seed 001)
-  recogan train --kind zdc --data zdc.npz --out runs/zdc --time-limit 600
+  recogan train --kind zdc --data zdc.npz --out runs/zdc --time-limit 300
   recogan generate --run runs/zdc --conditions zdc.npz --out zdc-generated.npz --seed 1
   recogan scan --data xic.parquet --grid lambda_ks=0.5,1 --repeats 3 --out scans/ks   # on Dask
   recogan ensemble --data xic.parquet --members 10 --out ensembles/xic   # error bars and N_eff

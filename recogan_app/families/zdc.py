@@ -135,9 +135,9 @@ class ZDCRun(Run):
 
     def _load(self, weights: dict) -> None:
         self.scaler = ConditionScaler.from_dict(json.loads((self.path / "conditions.json").read_text()))
-        self.module = Generator(self.config.latent_dim, self.config.generator_channels)
-        self.module.load_state_dict(weights)
-        self.module.to(memory_format=CHANNELS_LAST)
+        generator = Generator(self.config.latent_dim, self.config.generator_channels)
+        generator.load_state_dict(weights)
+        self.module = generator.fused()
 
     @property
     def features(self) -> list[str]:
