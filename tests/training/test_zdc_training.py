@@ -64,8 +64,8 @@ def test_training_writes_a_zdc_run(run):
             "heldout.npz", "metrics.json", "checkpoints"} <= names
     assert run.info["kind"] == "zdc" and run.info["aux_regressor"]["test_error_px"] >= 0
     profile = json.loads((run.path / "run.json").read_text())["profile"]  # the sizes it ran with
-    assert profile["name"] == "cpu" and profile["snapshot_rows"] == 50 and profile["lr_generator"] == 1e-3
-    assert run.config.profile == "cpu" and run.config.lr_generator == 1e-3
+    assert profile["name"] == "cpu" and profile["snapshot_rows"] == 50 and profile["lr_generator"] == 2e-3
+    assert run.config.profile == "cpu" and run.config.lr_generator == 2e-3
     history = run.history()
     assert len(history) == 2 and {"ws_mean", "ws_ch5", "empty_generated", "hottest_pixel_error"} <= set(history)
     metrics = run.metrics()
