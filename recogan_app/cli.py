@@ -363,14 +363,15 @@ def cmd_ensemble(args) -> int:
 
 
 def cmd_generate(args) -> int:
-    from tqdm.auto import tqdm
-
-    from recogan_app.export import write_parquet
-    from recogan_app.files import write_atomic
     from recogan_app.families import run_kind
 
     if run_kind(args.run) == "zdc":  # what the run is decides which options are wrong
         return _generate_zdc(args)
+    from tqdm.auto import tqdm
+
+    from recogan_app.export import write_parquet  # after the ZDC branch: its imports are a second of startup
+    from recogan_app.files import write_atomic
+
     if args.conditions is not None:
         raise InputError("is a tabular run; --conditions is for ZDC runs", path=args.run, hint="use --n")
     if args.n is None:
