@@ -26,12 +26,23 @@ Usage::
     python benchmarks/zdc.py --seeds 0 --time-limit 20 --n 2000   # a quick look
 
 Results go to ``benchmarks/results/zdc.json`` and a Markdown table on stdout.
+
+``--bar`` measures issue 20's bar instead, as a user meets it: for each profile (``default``: the
+CLI's, no ``--profile``), time limit and seed, ``recogan train --kind zdc --time-limit T`` on a toy
+of ``--n`` events (40,000: ~4,800 test events) and ``recogan generate`` of 50,000 responses, each a
+subprocess whose wall time is measured; the five-channel WS (and per channel), empty share and
+hottest-pixel error of the run's held-out figures against the toy's floor on the same test
+conditions (5 re-simulations). The JSON is rewritten after each run::
+
+    python benchmarks/zdc.py --bar --n 40000 --time-limits 300 --seeds 0 1 2 --threads 1 \
+        --out benchmarks/results/zdc-bar.json
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -61,6 +72,72 @@ def summary(values: list[float]) -> dict:
     return {"mean": float(x.mean()), "std": float(x.std(ddof=1)) if x.size > 1 else 0.0, "values": x.tolist()}
 
 
+def timed_command(*args: str, threads: int) -> tuple[float, str]:
+    """Run ``recogan ARGS`` in a subprocess on ``threads`` threads; its wall seconds and stdout."""
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "recogan_app.cli", *args], capture_output=True, text=True,
+                          env={**os.environ, "OMP_NUM_THREADS": str(threads)})
+    if done.returncode:
+        raise RuntimeError(f"recogan {' '.join(args)} failed:\n{done.stderr[-2000:]}")
+    return time.perf_counter() - started, done.stdout
+
+
+def bar(args) -> int:
+    """Issue 20's figures: train and generate through the CLI, per profile, time limit and seed."""
+    from recogan_app.families import load_run
+
+    out, rows = Path(args.out), []
+    with tempfile.TemporaryDirectory() as workdir:
+        data, conditions = Path(workdir) / "toy.npz", Path(workdir) / "conditions.npz"
+        toy_zdc.generate(args.n, seed=0).save(data)
+        toy_zdc.generate(args.generate, seed=99).save(conditions)
+        for profile in args.profiles:
+            for limit in args.time_limits:
+                for seed in args.seeds:
+                    run_dir = Path(workdir) / f"{profile}-{limit:g}-{seed}"
+                    load_before = os.getloadavg()
+                    wall, stdout = timed_command(
+                        "train", "--kind", "zdc", "--data", str(data), "--out", str(run_dir), "--time-limit",
+                        f"{limit:g}", "--seed", str(seed), *([] if profile == "default" else ["--profile", profile]),
+                        threads=args.threads)
+                    generate_s, _ = timed_command("generate", "--run", str(run_dir), "--conditions", str(conditions),
+                                                  "--out", str(Path(workdir) / "generated.npz"), "--seed", "1",
+                                                  "--overwrite", threads=args.threads)
+                    run = load_run(run_dir)
+                    metrics, fit, test = run.metrics(), run.info["fit"], run.heldout()
+                    again = [toy_zdc.simulate(test.conditions, seed=10_000 + 10 * seed + k) for k in range(5)]
+                    floor = compare_zdc(test.images, again, run.config.channels)
+                    rows.append({
+                        "profile": run.info["profile"], "time_limit_s": limit, "seed": seed, "wall_s": wall,
+                        "steps": fit["steps"], "epochs": fit["epochs"], "best_epoch": fit["best_epoch"],
+                        "fit_s": fit["elapsed_s"], "aux": run.info["aux_regressor"], "sample_size": len(test),
+                        "draws": metrics["draws"], "model": {k: metrics[k] for k in FIGURES},
+                        "floor": {k: floor[k] for k in FIGURES}, "ws_over_floor": metrics["ws_mean"] / floor["ws_mean"],
+                        "empty_share": metrics["empty_generated"] / len(test),
+                        "generate_events": args.generate, "generate_s": generate_s,
+                        "generate_events_per_s": args.generate / generate_s,
+                        "load_average_before": load_before, "load_average_after": os.getloadavg(),
+                        "summary": stdout.strip().splitlines()[-3:]})
+                    r = rows[-1]
+                    print(f"{profile} {limit:g} s seed {seed}: wall {wall:.0f} s, WS {metrics['ws_mean']:.2f} = "
+                          f"{r['ws_over_floor']:.1f} × floor {floor['ws_mean']:.2f}, {fit['steps']} steps; "
+                          f"generate {args.generate:,} in {generate_s:.1f} s", file=sys.stderr, flush=True)
+                    write_json(out, {"settings": {"n_events": args.n, "threads": args.threads, "cpu": os.cpu_count()},
+                                     "runs": rows})
+    print("\n| profile | time limit | seed | wall [s] | steps | 5-ch WS (floor) | × floor | ch1–5 WS | empty share "
+          "| hottest-pixel error [px] (floor) | generate 50k [s] (events/s) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        m, f = r["model"], r["floor"]
+        print(f"| {r['profile']['name']} | {r['time_limit_s']:g} s | {r['seed']} | {r['wall_s']:.0f} | {r['steps']} | "
+              f"{m['ws_mean']:.2f} ({f['ws_mean']:.2f}) | {r['ws_over_floor']:.1f} | "
+              + " / ".join(f"{m[f'ws_ch{k}']:.1f}" for k in range(1, 6))
+              + f" | {r['empty_share']:.4f} | {m['hottest_pixel_error']:.2f} ({f['hottest_pixel_error']:.2f}) | "
+                f"{r['generate_s']:.1f} ({r['generate_events_per_s']:,.0f}) |")
+    print(f"written to {out}")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=6000, help="toy events before the photon-sum cut")
@@ -71,9 +148,15 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=str(RESULTS / "zdc.json"))
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS),
                         help="the models to train (default: all four)")
+    parser.add_argument("--bar", action="store_true", help="issue 20's bar through the CLI instead of the ablation")
+    parser.add_argument("--profiles", nargs="+", default=["default"], help="--bar: 'default' (the CLI's) or profiles")
+    parser.add_argument("--time-limits", type=float, nargs="+", default=[300.0], help="--bar: seconds per command")
+    parser.add_argument("--generate", type=int, default=50_000, help="--bar: responses generated per run")
     args = parser.parse_args(argv)
-    variants = {name: VARIANTS[name] for name in args.variants}
     torch.set_num_threads(args.threads)
+    if args.bar:
+        return bar(args)
+    variants = {name: VARIANTS[name] for name in args.variants}
     base = ZDCConfig(generator_channels=16, batch_size=32, lr_generator=1e-3, lr_discriminator=1e-4,
                      max_epochs=args.epochs, time_limit=args.time_limit, patience=args.epochs, aux_epochs=2,
                      snapshot_rows=300, eval_draws=5, device="cpu")

@@ -13,7 +13,7 @@ import traceback
 from pathlib import Path
 
 from recogan_app import __version__
-from recogan_app.config import DEVICES, MODELS, SEED_MAX
+from recogan_app.config import DEVICES, MODELS, SEED_MAX, ZDC_PROFILES
 from recogan_app.errors import ExportRefused, InputError
 from recogan_app.metrics.verdict import REQUIRABLE
 
@@ -31,7 +31,7 @@ EXAMPLES = """examples:
   recogan validate --reference runs/xic/heldout.parquet --run runs/xic --report report.html
   recogan export --run runs/xic --n 86000000 --out xic.root --require good --seed 1
   recogan data toy-zdc --n 20000 --out zdc.npz           # the embedded proton-ZDC toy (seed 001)
-  recogan train --kind zdc --data zdc.npz --out runs/zdc --time-limit 600
+  recogan train --kind zdc --data zdc.npz --out runs/zdc --time-limit 300
   recogan generate --run runs/zdc --conditions zdc.npz --out zdc-generated.npz --seed 1
   recogan scan --data xic.parquet --grid lambda_ks=0.5,1 --repeats 3 --out scans/ks   # on Dask
   recogan ensemble --data xic.parquet --members 10 --out ensembles/xic   # error bars and N_eff
@@ -219,6 +219,8 @@ def cmd_train(args) -> int:
         if args.model:
             raise InputError("--model chooses the family of tabular data; --kind zdc has one model")
         return _train_zdc(args, started, resume, record)
+    if getattr(args, "profile", None):
+        raise InputError("--profile sizes a --kind zdc training; tabular training has no profiles")
     from recogan_app.families import FAMILIES
     from recogan_app.families.recipe import fit_to_run
     from recogan_app.families.tabular import heldout_summary
@@ -372,14 +374,15 @@ def cmd_ensemble(args) -> int:
 
 
 def cmd_generate(args) -> int:
-    from tqdm.auto import tqdm
-
-    from recogan_app.export import write_parquet
-    from recogan_app.files import write_atomic
     from recogan_app.families import run_kind
 
     if run_kind(args.run) == "zdc":  # what the run is decides which options are wrong
         return _generate_zdc(args)
+    from tqdm.auto import tqdm
+
+    from recogan_app.export import write_parquet  # after the ZDC branch: its imports are a second of startup
+    from recogan_app.files import write_atomic
+
     _at_least_one(args, "n", "chunk_rows")
     run = _tabular_run(args.run, "generate", args.device)
     out = Path(args.out)
@@ -724,7 +727,7 @@ def _train_zdc(args, started: float, resume=None, record=None) -> int:
     from recogan_app.data.zdc import load_zdc
     from recogan_app.training.callbacks import ProgressBar
     from recogan_app.training.control import Deadline
-    from recogan_app.families.zdc import train_zdc
+    from recogan_app.families.zdc import profile_text, train_zdc
 
     for flag, value in (("--tree", args.tree), ("--features", args.features), ("--transform", args.transform),
                         ("--drop-invalid", args.drop_invalid), ("--cut", args.cut), ("--weights", args.weights),
@@ -737,7 +740,7 @@ def _train_zdc(args, started: float, resume=None, record=None) -> int:
         config = ZDCConfig.from_dict(record["config"], source=str(resume / "resume.json"))
     else:
         config = ZDCConfig.from_file(args.config) if args.config else ZDCConfig()
-        config = config.updated(**_parsed_settings(args))
+        config = config.updated(**_parsed_settings(args, profile=args.profile))
     sample = load_zdc(args.data[0], conditions=args.conditions)
     print(f"{args.data[0]}: {len(sample):,} events; {sample.note}", file=sys.stderr)
     progress = ProgressBar(config.max_epochs, config.time_limit, file=sys.stderr)
@@ -746,6 +749,7 @@ def _train_zdc(args, started: float, resume=None, record=None) -> int:
                     origin=record["origin"] if record else _origin(args, "zdc", args.data), resume=resume)
     m = run.metrics()
     print(_trained(run))
+    print(f"profile {profile_text(run.config)}")
     channels = ", ".join(f"{m[f'ws_ch{k}']:.2f}" for k in range(1, 6))
     draws = f"{m['draws']} noise draws" + (f" of {m['draws_requested']}: the time limit cut the rest"
                                            if m.get("draws_requested", m["draws"]) > m["draws"] else "")
@@ -852,6 +856,8 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--time-limit", type=float, metavar="SEC",
                        help="seconds the whole command may take: pretraining, fit, held-out evaluation, writing")
     model.add_argument("--device", choices=DEVICES)
+    model.add_argument("--profile", choices=["auto", *ZDC_PROFILES],
+                       help="zdc: sizes for the hardware (default auto: gpu with CUDA, cpu without; seed001: the paper's)")
     model.add_argument("--seed", type=_seed)
     output = train.add_argument_group("output")
     output.add_argument("--out", help="run directory to create")

@@ -242,11 +242,31 @@ class QuantileConfig(TabularSettings):
                                       "as many generated rows.")
 
 
+ZDC_PROFILES = {
+    "cpu": dict(generator_channels=16, batch_size=64, lr_generator=2e-3, lr_discriminator=2e-4, aux_epochs=2,
+                snapshot_rows=500, eval_draws=5),
+    "gpu": dict(generator_channels=128, batch_size=256, lr_generator=2e-4, lr_discriminator=2e-5, aux_epochs=10,
+                snapshot_rows=2000, eval_draws=5),
+    "seed001": dict(generator_channels=128, batch_size=128, lr_generator=1e-4, lr_discriminator=1e-5, aux_epochs=10,
+                    snapshot_rows=2000, eval_draws=5),
+}
+"""The ZDC sizes each ``profile`` gives the settings a config leaves open (None). ``seed001``: the
+paper's. ``cpu``: a generator and batch that converge within minutes on 2 cores, with learning
+rates 20× seed 001's (same 10:1 ratio), picked by measured 300 s runs (README, "ZDC profiles").
+``gpu``: seed 001's network with a larger batch and learning rates scaled with it."""
+
+
 class ZDCConfig(TrainingSettings, AdversarialSettings):
     """Settings of one ZDC (proton ZP) GAN training: seed 001's model, losses and schedule.
 
-    Defaults are seed 001's published choices; every λ switches its penalty off at 0.
+    Defaults are seed 001's published choices; every λ switches its penalty off at 0. The sizes
+    (generator width, batch, learning rates, aux pretraining, evaluation) default to None: the
+    ``profile``'s, filled in by :meth:`for_device` when a training starts.
     """
+
+    profile = param.Selector(default="auto", objects=["auto", *ZDC_PROFILES],
+                             doc="Sizes for the hardware: cpu (converges in minutes on 2 cores), gpu, seed001 "
+                                 "(the paper's), auto (gpu with CUDA, cpu without). A size set explicitly wins.")
 
     # -- data ---------------------------------------------------------------------------------
     min_photon_sum = param.Integer(default=1, bounds=(0, None),
@@ -257,13 +277,14 @@ class ZDCConfig(TrainingSettings, AdversarialSettings):
 
     # -- architecture -------------------------------------------------------------------------
     latent_dim = param.Integer(default=10, bounds=(1, 512))
-    generator_channels = param.Integer(default=128, bounds=(4, 1024),
-                                       doc="Feature maps of the generator's first conv stage (seed 001: 128).")
+    generator_channels = param.Integer(default=None, allow_None=True, bounds=(4, 1024),
+                                       doc="Feature maps of the generator's first conv stage (seed 001: 128; "
+                                           "None: the profile's).")
 
     # -- optimisation ---------------------------------------------------------------------------
-    batch_size = param.Integer(default=128, bounds=(8, 100_000))
-    lr_generator = param.Number(default=1e-4)
-    lr_discriminator = param.Number(default=1e-5)
+    batch_size = param.Integer(default=None, allow_None=True, bounds=(8, 100_000))
+    lr_generator = param.Number(default=None, allow_None=True)
+    lr_discriminator = param.Number(default=None, allow_None=True)
 
     # -- generator penalties, each with its λ (0 = off) -----------------------------------------
     lambda_diversity = param.Number(default=0.1, bounds=(0, None),
@@ -272,13 +293,19 @@ class ZDCConfig(TrainingSettings, AdversarialSettings):
                                     doc="λ_in of the per-event L1 between photon sums.")
     lambda_aux = param.Number(default=1e-3, bounds=(0, None),
                               doc="λ_aux of the hottest-pixel penalty of the frozen aux regressor.")
-    aux_epochs = param.Integer(default=10, bounds=(1, None),
+    aux_epochs = param.Integer(default=None, allow_None=True, bounds=(1, None),
                                doc="Epochs of aux-regressor pretraining on the real training images.")
     aux_lr = param.Number(default=1e-3, bounds=(0, 1), doc="Learning rate of the aux-regressor pretraining.")
 
     # -- schedule -------------------------------------------------------------------------------
     max_epochs = param.Integer(default=100)
     patience = param.Integer(default=20, doc="Stop after this many snapshots without a better five-channel WS.")
-    snapshot_rows = param.Integer(default=2000, doc="Monitor events compared at each per-epoch snapshot.")
-    eval_draws = param.Integer(default=5, bounds=(1, 50),
+    snapshot_rows = param.Integer(default=None, allow_None=True, doc="Monitor events compared at each per-epoch snapshot.")
+    eval_draws = param.Integer(default=None, allow_None=True, bounds=(1, 50),
                                doc="Noise draws the final five-channel WS is averaged over.")
+
+    def for_device(self, cuda: bool) -> "ZDCConfig":
+        """This config with its profile named (auto: ``gpu`` with CUDA, ``cpu`` without) and each
+        size it leaves open (None) taken from that profile: what a training records and runs."""
+        profile = self.profile if self.profile != "auto" else ("gpu" if cuda else "cpu")
+        return self.updated(profile=profile, **{k: v for k, v in ZDC_PROFILES[profile].items() if getattr(self, k) is None})

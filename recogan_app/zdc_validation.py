@@ -97,7 +97,8 @@ def toy_noise_floor(sample: ZDCSample, config: ZDCConfig, seed: int = 1) -> np.n
     -------
     ndarray, shape (5,)
     """
-    kept = ZDCFamily(config).usable(sample)  # the events a training with config keeps
+    family = ZDCFamily(config)
+    kept, config = family.usable(sample), family.config  # the events and sizes of a training with config
     monitor = draw_split(len(kept), *heldout_sizes(len(kept), config.monitor_fraction, config.test_fraction),
                          config.seed).monitor
     events = kept.subset(monitor[snapshot_positions(len(monitor), config.snapshot_rows, config.seed)])

@@ -174,6 +174,20 @@ def test_tabular_time_limit_bounds_the_command_and_a_kill_while_writing_the_run_
     assert not list(tmp_path.glob(".run.old-*"))
 
 
+def test_zdc_time_limit_bounds_the_whole_command_with_the_cli_defaults(tmp_path):
+    """The CPU profile as a user gets it; only the pretraining and the evaluation are asked for far
+    more than the limit holds, so that both must be cut."""
+    data, out, limit = tmp_path / "zdc.npz", tmp_path / "zdc", 15
+    toy_zdc.generate(1500, seed=1).save(data)
+    done, wall = timed(cli("train", "--kind", "zdc", "--data", data, "--out", out, "--time-limit", limit,
+                           "--set", "aux_epochs=400", "--set", "eval_draws=50"), limit)
+    assert done.returncode == 0 and "stopped by time_limit" in done.stdout, done.stderr
+    assert wall < limit + start_up_seconds() + SLACK, wall
+    run = load_run(out)
+    assert run.info["profile"]["name"] == "cpu" and run.info["aux_regressor"]["epochs"] < 400
+    assert 1 <= run.metrics()["draws"] < 50
+
+
 def test_zdc_killed_in_pretraining_resumes_within_its_time_limit(tmp_path):
     data, out, limit = tmp_path / "zdc.npz", tmp_path / "zdc", 10
     toy_zdc.generate(300, seed=1).save(data)

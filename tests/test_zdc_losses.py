@@ -7,7 +7,7 @@ import torch
 
 from recogan_app import losses
 from recogan_app.config import ZDCConfig
-from recogan_app.models.zdc import AuxRegressor, ZDCGAN
+from recogan_app.models.zdc import AuxRegressor, Generator, ZDCGAN
 
 
 def test_diversity_loss_by_hand():
@@ -42,7 +42,7 @@ def batch(n=8, seed=0):
 
 def test_module_adds_each_penalty_with_its_lambda_and_skips_it_at_zero():
     torch.manual_seed(0)
-    config = ZDCConfig(generator_channels=4)
+    config = ZDCConfig(generator_channels=4).for_device(cuda=False)
     module = ZDCGAN(config, AuxRegressor())
     terms = module.generator_loss(*batch())
     assert {"g_adversarial", "g_diversity", "g_intensity", "g_aux", "g_loss"} <= set(terms)
@@ -56,7 +56,7 @@ def test_module_adds_each_penalty_with_its_lambda_and_skips_it_at_zero():
 
 def test_generator_step_moves_the_generator_not_the_frozen_aux():
     torch.manual_seed(1)
-    module = ZDCGAN(ZDCConfig(generator_channels=4), AuxRegressor())
+    module = ZDCGAN(ZDCConfig(generator_channels=4).for_device(cuda=False), AuxRegressor())
     aux_before = [p.clone() for p in module.aux.parameters()]
     gen_before = [p.clone() for p in module.generator.parameters()]
     opt_g, _ = module.configure_optimizers()
@@ -66,3 +66,14 @@ def test_generator_step_moves_the_generator_not_the_frozen_aux():
     assert all(torch.equal(a, b) for a, b in zip(aux_before, module.aux.parameters()))
     assert any(not torch.equal(a, b) for a, b in zip(gen_before, module.generator.parameters()))
     assert np.isfinite(module.discriminator_loss(*batch())["d_loss"].item())
+
+
+def test_fused_generator_draws_the_same_images():
+    torch.manual_seed(2)
+    generator = Generator(10, 4)
+    generator(torch.randn(64, 10), torch.randn(64, 9))  # a training pass: running statistics away from 0 and 1
+    conditions = torch.randn(100, 9)
+    draw = lambda module: module.sample(conditions, generator=torch.Generator().manual_seed(3))  # noqa: E731
+    fused = generator.fused()
+    assert not any(isinstance(m, torch.nn.BatchNorm2d | torch.nn.BatchNorm1d) for m in fused.modules())
+    assert torch.allclose(draw(fused), draw(generator), atol=1e-5) and generator.training

@@ -23,16 +23,17 @@ import numpy as np
 import torch
 
 from recogan_app import streams
-from recogan_app.config import ZDCConfig
+from recogan_app.config import ZDC_PROFILES, ZDCConfig
 from recogan_app.data.zdc import (CONDITIONS, IMAGE_SHAPE, ConditionScaler, ZDCSample, counts_from_log1p,
                                   diversity_targets, load_zdc)
 from recogan_app.files import write_atomic, write_json
 from recogan_app.metrics.zdc import channel_sums, empty_count, five_channel_ws, hottest_pixel, hottest_pixel_error
-from recogan_app.models.zdc import AuxRegressor, Generator, ZDCGAN
+from recogan_app.models.zdc import CHANNELS_LAST, AuxRegressor, Generator, ZDCGAN
 from recogan_app.run import Run, load_weights
 from recogan_app.families.recipe import TOO_SHORT, ModelFamily, Prepared, fit_to_run
 from recogan_app.splits import snapshot_positions
 from recogan_app.training.control import PRETRAINING_SHARE
+from recogan_app.training.device import resolve_device
 from recogan_app.training.trainer import Trainer
 
 GALLERY = 8  # real/generated pairs each snapshot carries for the dashboard
@@ -113,7 +114,7 @@ def pretrain_aux_regressor(images: torch.Tensor, hottest: torch.Tensor, *, epoch
     Trained on real images only, so that as a frozen penalty it measures where a generated shower
     sits by the standard of the data (the published TF code trained it on generated images).
     """
-    fit = HottestPixelFit(lr)
+    fit = HottestPixelFit(lr).to(memory_format=CHANNELS_LAST)
     result = Trainer(device=device, max_epochs=epochs, batch_size=batch_size, time_limit=seconds).fit(
         fit, (images, hottest), lambda module: (0.0, {}, {}, 0), shuffle=streams.torch_generator(seed, "batches"))
     return fit.aux.eval(), result.steps / (len(images) // min(batch_size, len(images)))
@@ -134,8 +135,9 @@ class ZDCRun(Run):
 
     def _load(self, weights: dict) -> None:
         self.scaler = ConditionScaler.from_dict(json.loads((self.path / "conditions.json").read_text()))
-        self.module = Generator(self.config.latent_dim, self.config.generator_channels)
-        self.module.load_state_dict(weights)
+        generator = Generator(self.config.latent_dim, self.config.generator_channels)
+        generator.load_state_dict(weights)
+        self.module = generator.fused()
 
     @property
     def features(self) -> list[str]:
@@ -171,6 +173,9 @@ class ZDCFamily(ModelFamily):
     min_train = 16
     headline = ("ws_mean", "hottest_pixel_error")
 
+    def __init__(self, config: ZDCConfig):
+        super().__init__(sized(config))
+
     def usable(self, sample: ZDCSample) -> ZDCSample:
         return sample.subset(sample.photon_sums >= self.config.min_photon_sum)
 
@@ -187,7 +192,7 @@ class ZDCFamily(ModelFamily):
         aux = self.aux_info = None
         if config.lambda_aux > 0:
             aux, self.aux_info = self._pretrained_aux(folder, data, test, device, deadline.until(PRETRAINING_SHARE))
-        module = ZDCGAN(config, aux).to(device)
+        module = ZDCGAN(config, aux).to(device, memory_format=CHANNELS_LAST)
         shown = monitor.subset(snapshot_positions(len(monitor), config.snapshot_rows, config.seed))
         snapshot = ZDCValidation(shown, self.scaler, config)
         self.snapshot_s = snapshot.expected_seconds(module)
@@ -197,9 +202,11 @@ class ZDCFamily(ModelFamily):
             cut = " (its share of the time limit ran out)" if self.aux_info["epochs"] < config.aux_epochs else ""
             aux_text = (f"; aux regressor pretrained {self.aux_info['epochs']:g} of {config.aux_epochs} epochs{cut}, "
                         f"hottest-pixel error {self.aux_info['test_error_px']:.2f} px on the test split")
-        return Prepared(module=module, data=data, snapshot=snapshot, info={"aux_regressor": self.aux_info},
+        return Prepared(module=module, data=data, snapshot=snapshot, info={"aux_regressor": self.aux_info, "profile": {
+                            "name": config.profile, **{k: getattr(config, k) for k in ZDC_PROFILES[config.profile]}}},
                         snapshot_s=self.snapshot_s, evaluation_s=self.snapshot_s * len(test) / len(shown),
-                        announce=f"training on {len(train):,} ZP events (photon sum ≥ {config.min_photon_sum}); "
+                        announce=f"profile {profile_text(config)}; "
+                                 f"training on {len(train):,} ZP events (photon sum ≥ {config.min_photon_sum}); "
                                  f"monitor split {len(monitor):,}, test split {len(test):,}{aux_text}")
 
     def _pretrained_aux(self, folder: Path, data: tuple, test: ZDCSample, device,
@@ -249,6 +256,18 @@ class ZDCFamily(ModelFamily):
                 break
         return {"sample_size": len(test), "draws": len(generated), "draws_requested": self.config.eval_draws,
                 "channels": self.config.channels, **compare_zdc(test.images, generated, self.config.channels)}
+
+
+def sized(config: ZDCConfig) -> ZDCConfig:
+    """``config`` with the sizes of its profile for the device it names (auto: gpu with CUDA)."""
+    return config.for_device(resolve_device(config.device).type == "cuda")
+
+
+def profile_text(config: ZDCConfig) -> str:
+    """The sizes a training runs with, for its summary: "cpu (generator 16 channels, batch 32, …)"."""
+    return (f"{config.profile} (generator {config.generator_channels} channels, batch {config.batch_size}, "
+            f"learning rates {config.lr_generator:g}/{config.lr_discriminator:g}, aux pretraining "
+            f"{config.aux_epochs} epochs, {config.eval_draws} evaluation draws)")
 
 
 def draw_seeds(seed: int, draws: int, stream: str = "evaluation") -> list[int]:

@@ -7,9 +7,12 @@ the training split's mean and standard deviation. The modules do no I/O.
 
 from __future__ import annotations
 
+import copy
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
 
 from recogan_app import losses
 from recogan_app.data.zdc import CONDITIONS, IMAGE_SHAPE
@@ -18,6 +21,10 @@ from recogan_app.models.latent import LatentGenerator
 LEAKY_SLOPE = 0.1
 DROPOUT = 0.2
 SEED_GRID = (20, 10)  # the generator's first feature map, upsampled to 56 × 30
+CHANNELS_LAST = torch.channels_last
+"""The memory layout of the ZDC networks' weights and feature maps: on a CPU, oneDNN's convolutions
+and max-pooling run vectorised over channels in it (a training step 1.7–3.4× faster, generation
+2×; README, "ZDC profiles")."""
 
 
 def _leaky() -> nn.Module:
@@ -56,12 +63,27 @@ class Generator(LatentGenerator):
 
     def forward(self, z: torch.Tensor, conditions: torch.Tensor) -> torch.Tensor:
         x = self.dense(torch.cat([z, conditions], dim=1))
-        return self.convolutions(x.view(-1, self.channels, *SEED_GRID))
+        # in the convolutions' layout before upsampling: the smallest map to convert
+        return self.convolutions(x.view(-1, self.channels, *SEED_GRID).contiguous(memory_format=CHANNELS_LAST))
+
+    def fused(self) -> "Generator":
+        """This generator for generation only: each batch norm folded into the layer before it
+        (its running statistics), in :data:`CHANNELS_LAST`; the same images, 25 % more per second."""
+        fused = copy.deepcopy(self).eval()
+        for layers in (fused.dense, fused.convolutions):
+            for i, norm in enumerate(layers):
+                if isinstance(norm, nn.BatchNorm1d | nn.BatchNorm2d):
+                    fuse = fuse_linear_bn_eval if isinstance(layers[i - 1], nn.Linear) else fuse_conv_bn_eval
+                    layers[i - 1], layers[i] = fuse(layers[i - 1], norm), nn.Identity()
+        return fused.to(memory_format=CHANNELS_LAST)
 
     @torch.inference_mode()
     def sample(self, conditions: torch.Tensor, *, generator: torch.Generator | None = None,
-               chunk_rows: int = 4096) -> torch.Tensor:
-        """One log1p image per row of standardised ``conditions`` (eval mode, chunked), (N, 1, 56, 30)."""
+               chunk_rows: int = 512) -> torch.Tensor:
+        """One log1p image per row of standardised ``conditions`` (eval mode, chunked), (N, 1, 56, 30).
+
+        Chunks of a few hundred rows keep a chunk's feature maps in the CPU's cache: 512 generated
+        twice as many events per second as 4096 on the 2-core machine (README, "ZDC profiles")."""
         was_training = self.training
         self.eval()
         try:

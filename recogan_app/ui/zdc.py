@@ -37,6 +37,9 @@ CHANNELS_CAPTION = ("The ZP's five readout channels: ch1–ch4, the tower PMTs, 
                     "one quadrant; ch5, the common PMT, the fibres in between (seed 001's convention, see "
                     "`metrics.zdc`). Compared: the snapshot's training events and the generated responses to "
                     "their conditions while training; held-out events (up to 2,000) once the run is saved.")
+PROFILE_CAPTION = ("Profile: the sizes (generator width, batch, learning rates, aux pretraining, evaluation) for "
+                   "the hardware. auto: gpu with CUDA, cpu without; seed001: the paper's 128-channel generator. "
+                   "A size typed in the settings below wins over the profile's.")
 LABELS = {"lambda_diversity": ("diversity (SDI-GAN)", "λ_div"), "lambda_intensity": ("intensity", "λ_in"),
           "lambda_aux": ("aux regressor", "λ_aux")}
 
@@ -77,8 +80,11 @@ class ZDCView(LiveView):
                             pn.widgets.FloatInput.from_param(state.config.param[name], label=LABELS[name][1], width=150,
                                                              disabled=state.param[switch].rx().rx.pipe(lambda on: not on)))
                      for name, switch in SWITCHES.items()]
-        schedule = pn.widgets.FloatInput.from_param(state.config.param.time_limit, label="Time limit (s)", width=150)
-        controls = pn.Column(data, "### Loss weights (λ)", *penalties, schedule, *self.controls(),
+        schedule = pn.Row(pn.widgets.Select.from_param(state.config.param.profile, label="Profile", width=150,
+                                                       css_classes=["recogan-zdc-profile"]),
+                          pn.widgets.FloatInput.from_param(state.config.param.time_limit, label="Time limit (s)", width=150))
+        controls = pn.Column(data, "### Loss weights (λ)", *penalties, schedule, pn.pane.Markdown(
+            PROFILE_CAPTION, styles={"font-size": "small"}), *self.controls(),
                              *settings_cards(state.config, SETTINGS, open_first=False), width=380)
         self.gallery_area = pn.Column(
             pn.Row(pn.pane.Markdown("### Real vs generated, same conditions"), self.other_button),
@@ -205,7 +211,8 @@ class ZDCView(LiveView):
             m = state.run.metrics()
             text += (f"<br>held-out test ({m['sample_size']:,} events, {m['draws']} draws): WS {m['ws_mean']:.2f} "
                      f"± {m['ws_draw_std']:.2f} · empty {m['empty_generated']:.1f} · hottest pixel off by "
-                     f"{m['hottest_pixel_error']:.1f} px<br>run: {escape_markdown(state.run.path)}")
+                     f"{m['hottest_pixel_error']:.1f} px · profile {state.run.config.profile}<br>"
+                     f"run: {escape_markdown(state.run.path)}")
         return text
 
     def __panel__(self):

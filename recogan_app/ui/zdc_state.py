@@ -31,22 +31,20 @@ from recogan_app.data import toy_zdc
 from recogan_app.data.sources import IMAGE_FORMATS
 from recogan_app.data.zdc import ZDCSample, load_zdc
 from recogan_app.errors import InputError
-from recogan_app.families.zdc import ZDCRun, train_zdc
+from recogan_app.families.zdc import ZDCRun, profile_text, sized, train_zdc
 from recogan_app.splits import subsample
 from recogan_app.ui.state import TrainingState, file_stamp, files_under, inside
 from recogan_app.zdc_validation import Comparison, compare_heldout, toy_noise_floor
 
-__all__ = ["QUICK_LOOK", "TOY", "ZDCSession"]
+__all__ = ["START", "TOY", "ZDCSession"]
 
 TOY = "toy-zdc"
 SOURCES = {"ZP toy (embedded)": TOY}
 FILE_FORMATS = IMAGE_FORMATS
 """ZP files offered under the data root (pickles are never read by the dashboard: they run code)."""
-QUICK_LOOK = dict(generator_channels=16, batch_size=32, lr_generator=1e-3, lr_discriminator=1e-4, aux_epochs=2,
-                  snapshot_rows=300, eval_draws=3, time_limit=120.0)
-"""The tab's starting settings: the README's ZDC-ablation sizing (a generator of 16 channels,
-learning rates 10× seed 001's), which shows a model forming in minutes on a laptop CPU. Seed 001's
-own are :class:`ZDCConfig`'s defaults, one edit away in the settings."""
+START = dict(time_limit=120.0)
+"""The tab's starting settings: the ``auto`` profile (``cpu`` without CUDA: a model forming in
+minutes on a laptop), two minutes. Seed 001's sizes are the ``seed001`` profile, one choice away."""
 SWITCHES = {"lambda_diversity": "use_diversity", "lambda_intensity": "use_intensity", "lambda_aux": "use_aux"}
 """Each penalty's λ and the switch that turns it on."""
 HISTORY = ["epoch", "elapsed_s", "sample_size", "ws_mean", "ws_ch1", "ws_ch2", "ws_ch3", "ws_ch4", "ws_ch5",
@@ -94,7 +92,7 @@ class ZDCSession(TrainingState):
     gallery_seed = param.Integer(default=0, doc="Which held-out events the gallery shows after training.")
 
     def __init__(self, **params):
-        params["config"] = params.get("config") or ZDCConfig(**QUICK_LOOK)
+        params["config"] = params.get("config") or ZDCConfig(**START)
         super().__init__(**params)
         self._floor: tuple | None = None
         self.refresh_sources()
@@ -148,8 +146,8 @@ class ZDCSession(TrainingState):
         return subsample(self.sample, self.max_events, streams.rng(self.config.seed, "subsample"))
 
     def job_settings(self) -> ZDCConfig:
-        """The settings with every switched-off penalty's λ set to 0."""
-        return self.config.updated(**{name: 0.0 for name, switch in SWITCHES.items() if not getattr(self, switch)})
+        """The settings with every switched-off penalty's λ set to 0 and the profile's sizes filled in."""
+        return sized(self.config.updated(**{name: 0.0 for name, switch in SWITCHES.items() if not getattr(self, switch)}))
 
     def noise_floor(self) -> np.ndarray | None:
         """:func:`toy_noise_floor` of the next training (None for a file), remembered while the
@@ -173,8 +171,8 @@ class ZDCSession(TrainingState):
         sample, config, floor = self.training_sample(), self.bounded(self.job_settings()), self.noise_floor()
         on = [f"{name.removeprefix('lambda_')} {getattr(config, name):g}" for name in SWITCHES if getattr(config, name)]
         return self.launch(partial(train_zdc, sample, config), config,
-                           f"training the ZDC GAN on {len(sample):,} events ({', '.join(on) or 'adversarial loss only'}) "
-                           f"on {self.device_label}", history=pd.DataFrame(columns=HISTORY), floor=floor, comparison=None)
+                           f"training the ZDC GAN on {len(sample):,} events ({', '.join(on) or 'adversarial loss only'}; "
+                           f"profile {profile_text(config)}) on {self.device_label}", history=pd.DataFrame(columns=HISTORY), floor=floor, comparison=None)
 
     @param.depends("snapshots", watch=True)
     def _record(self) -> None:

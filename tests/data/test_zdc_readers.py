@@ -32,6 +32,11 @@ def test_npz_round_trip(sample, tmp_path):
     loaded = load_zdc(tmp_path / "toy.npz")
     assert same(loaded, sample) and "raw photon counts" in loaded.note
     assert np.array_equal(load_conditions(tmp_path / "toy.npz"), sample.conditions)
+    with np.load(tmp_path / "toy.npz", allow_pickle=False) as stored:
+        assert stored["images"].dtype == np.uint8  # the toy's counts (max < 256) in a quarter of the bytes
+    bright = type(sample)(sample.images * 10, sample.conditions)  # counts up to ~800, like real ZP data
+    bright.save(tmp_path / "bright.npz")
+    assert same(load_zdc(tmp_path / "bright.npz"), bright) and load_zdc(tmp_path / "bright.npz").images.dtype == np.int32
 
 
 def test_npz_with_conditions_in_another_order(sample, tmp_path):

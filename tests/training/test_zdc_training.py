@@ -49,11 +49,23 @@ def run(toy_file, tmp_path_factory):
     return train_zdc(load_zdc(toy_file), ZDCConfig(**TINY), out)
 
 
+def test_profiles_fill_only_the_sizes_left_open():
+    config = ZDCConfig(generator_channels=24)
+    assert config.for_device(cuda=False).profile == "cpu" and config.for_device(cuda=True).profile == "gpu"
+    paper = config.updated(profile="seed001").for_device(cuda=False)
+    assert (paper.profile, paper.generator_channels, paper.batch_size, paper.lr_generator, paper.aux_epochs) == (
+        "seed001", 24, 128, 1e-4, 10)  # the width set explicitly wins, the rest are seed 001's
+    assert paper.for_device(cuda=True).to_dict() == paper.to_dict()  # resolved once, for good
+
+
 def test_training_writes_a_zdc_run(run):
     names = {p.name for p in run.path.iterdir()}
     assert {"run.json", "config.json", "conditions.json", "generator.pt", "history.parquet", "steps.parquet",
             "heldout.npz", "metrics.json", "checkpoints"} <= names
     assert run.info["kind"] == "zdc" and run.info["aux_regressor"]["test_error_px"] >= 0
+    profile = json.loads((run.path / "run.json").read_text())["profile"]  # the sizes it ran with
+    assert profile["name"] == "cpu" and profile["snapshot_rows"] == 50 and profile["lr_generator"] == 2e-3
+    assert run.config.profile == "cpu" and run.config.lr_generator == 2e-3
     history = run.history()
     assert len(history) == 2 and {"ws_mean", "ws_ch5", "empty_generated", "hottest_pixel_error"} <= set(history)
     metrics = run.metrics()
@@ -69,10 +81,12 @@ def test_run_generates_one_image_per_condition_row(run):
     assert np.array_equal(images, run.generate(conditions, seed=4))
 
 
-def test_cli_train_and_generate(toy_file, tmp_path):
+def test_cli_train_and_generate(toy_file, tmp_path, capsys):
     out = tmp_path / "run"
     assert recogan(["train", "--kind", "zdc", "--data", str(toy_file), "--out", str(out), "--device", "cpu",
+                    "--profile", "seed001",
                     *sum((["--set", f"{k}={json.dumps(v)}"] for k, v in QUICK.items() if k != "device"), [])]) == 0
+    assert "profile seed001 (generator 4 channels, batch 32, learning rates 0.0001/1e-05" in capsys.readouterr().out
     assert recogan(["generate", "--run", str(out), "--conditions", str(toy_file), "--out", str(tmp_path / "g.npz"),
                     "--seed", "1"]) == 0
     generated, source = load_zdc(tmp_path / "g.npz"), load_zdc(toy_file)
@@ -97,4 +111,6 @@ def test_cli_refusals_exit_2(run, toy_file, tmp_path, capsys):
         assert "is a ZDC run: it generates one image per row of --conditions FILE" in capsys.readouterr().err
     assert recogan(["train", "--kind", "zdc", "--data", str(toy_file), "--out", str(tmp_path / "r"),
                     "--set", "lambda_aux=-1"]) == 2
+    assert recogan(["train", "--data", str(toy_file), "--out", str(tmp_path / "r"), "--profile", "cpu"]) == 2
+    assert "--profile sizes a --kind zdc training" in capsys.readouterr().err
     assert not (tmp_path / "g.npz").exists() and not (tmp_path / "r").exists()

@@ -125,6 +125,7 @@ def test_view_draws_every_live_plot_from_the_training(followed):
         assert isinstance(view.slots[name][0], pn.pane.Bokeh)
     text = view.status_text()
     assert text.startswith("**finished** · epoch 3") and "toy floor" in text and "held-out test" in text
+    assert "profile cpu" in text
     assert not view.other_button.disabled
     view.channel = "ch2"  # the histogram follows the chosen channel
     histogram = view.figures["channels"]
@@ -157,6 +158,22 @@ def test_pause_resume_stop_drive_the_worker(tmp_path):
     session.wait(timeout=60)
     assert session.status == "finished" and session.result.reason == "stopped"
     assert isinstance(session.run, ZDCRun)
+
+
+def test_profile_selector_sizes_the_next_training(tmp_path):
+    session = ZDCSession(workdir=tmp_path / "work", toy_events=200)
+    view = ZDCView(state=session)
+    render(view)
+    select, = [w for w in view.layout.select(pn.widgets.Select) if w.name == "Profile"]
+    assert select.value == "auto" and list(select.options) == ["auto", "cpu", "gpu", "seed001"]
+    assert session.job_settings().profile == "cpu"  # no CUDA on the test machine
+    select.value = "seed001"  # as a click in the page does
+    assert session.config.profile == "seed001"
+    settings = session.job_settings()
+    assert (settings.generator_channels, settings.batch_size, settings.lr_generator, settings.lr_discriminator) == (
+        128, 128, 1e-4, 1e-5)  # seed 001's published sizes
+    session.config.batch_size = 64  # a size typed in the settings wins over the profile's
+    assert session.job_settings().batch_size == 64 and session.job_settings().generator_channels == 128
 
 
 def test_switched_off_penalties_train_with_lambda_zero(tmp_path):
