@@ -178,7 +178,7 @@ def test_zdc_time_limit_bounds_the_whole_command_with_the_cli_defaults(tmp_path)
     """The CPU profile as a user gets it; only the pretraining and the evaluation are asked for far
     more than the limit holds, so that both must be cut."""
     data, out, limit = tmp_path / "zdc.npz", tmp_path / "zdc", 15
-    toy_zdc.generate(1500, seed=1).save(data)
+    toy_zdc.generate(6000, seed=1).save(data)  # 1,200 test events a draw: 50 draws do not fit
     done, wall = timed(cli("train", "--kind", "zdc", "--data", data, "--out", out, "--time-limit", limit,
                            "--set", "aux_epochs=400", "--set", "eval_draws=50"), limit)
     assert done.returncode == 0 and "stopped by time_limit" in done.stdout, done.stderr
