@@ -75,7 +75,7 @@ def test_settings_of_version_0_1_still_load():
     assert math.isclose(config.monitor_fraction, 0.15) and math.isclose(config.test_fraction, 0.15)
     zdc = ZDCConfig.from_dict({"test_fraction": 0.2})
     assert (zdc.test_fraction, zdc.monitor_fraction, zdc.batch_size, zdc.param.batch_size.bounds) == (
-        0.2, 0.1, 128, (8, 100_000))
+        0.2, 0.1, None, (8, 100_000))  # the batch is the profile's, chosen by the device at the start
 
 
 N = 200

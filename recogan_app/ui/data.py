@@ -63,6 +63,22 @@ class CappedFileDropper(pn.widgets.FileDropper):
         super()._process_event(event)
 
 
+def column_choice(state, name: str, label: str, **options) -> pn.widgets.MultiChoice:
+    """A multiple choice among the columns the list parameter ``name`` of ``state`` offers, kept in
+    step both ways. Not ``from_param``: Bokeh's MultiChoice (Choices.js) renders its labels as HTML,
+    so its labels are the escaped names (a column named like a tag ran script in the page)."""
+    choice = pn.widgets.MultiChoice(label=label, value=list(getattr(state, name)), **options)
+
+    def offer(*_) -> None:
+        choice.options = {escape_html(column): column for column in state.param[name].objects}
+
+    offer()
+    state.param.watch(offer, name, what="objects")
+    state.param.watch(lambda event: setattr(choice, "value", list(event.new)), name)
+    choice.param.watch(lambda event: setattr(state, name, list(event.new)), "value")
+    return choice
+
+
 class DataView(Viewer):
     """Source, tree and upload selectors; the selection, weights and derived columns (the keys
     ``cut``, ``weights``, ``derive`` of ``recogan train``), applied by loading again; a per-feature
@@ -95,13 +111,7 @@ class DataView(Viewer):
         self.refresh.on_click(lambda _: state.refresh_sources())
         self.load_button = pn.widgets.Button(label="Load", color="primary", css_classes=["recogan-load"])
         self.load_button.on_click(self.load)
-        # not from_param: Bokeh's MultiChoice (Choices.js) renders its labels as HTML, so they are escaped names
-        self.features = pn.widgets.MultiChoice(label="Features to model", value=list(state.features),
-                                               sizing_mode="stretch_width")
-        self._offer_features()
-        state.param.watch(self._offer_features, "features", what="objects")
-        state.param.watch(lambda event: setattr(self.features, "value", list(event.new)), "features")
-        self.features.param.watch(lambda event: setattr(state, "features", list(event.new)), "value")
+        self.features = column_choice(state, "features", "Features to model", sizing_mode="stretch_width")
         self.max_rows = pn.widgets.IntInput.from_param(state.param.max_rows, label="Rows to train on (0: all)",
                                                        step=1000)
         self.drop_invalid = pn.widgets.Checkbox.from_param(state.param.drop_invalid, label="Drop rows with NaN/inf")
@@ -200,9 +210,6 @@ class DataView(Viewer):
         with self.state.reporting():
             await asyncio.to_thread(self.state.keys, source)
         self.state.source = source
-
-    def _offer_features(self, *_):
-        self.features.options = {escape_html(name): name for name in self.state.param.features.objects}
 
     async def load(self, *_):
         """Read the chosen source in a thread, then use it on the UI thread."""

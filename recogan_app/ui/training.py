@@ -17,6 +17,7 @@ import param
 
 from recogan_app.markup import escape_markdown
 from recogan_app.metrics.correlations import noise_text, residual_noise, residual_text
+from recogan_app.ui.data import column_choice
 from recogan_app.ui.live import PREPARING, LiveView, duration, settings_cards
 from recogan_app.ui.plots import (KS_CAPTION, Heatmap, HistogramComparison, ks_curves, loss_curves, snapshot_rows,
                                   ws_curves)
@@ -68,8 +69,7 @@ class TrainingView(LiveView):
         self.settings = pn.Column(sizing_mode="stretch_width")
         model = pn.widgets.RadioButtonGroup.from_param(self.state.param.model, color="primary",
                                                        css_classes=["recogan-model"])
-        self.conditions = pn.widgets.MultiChoice.from_param(
-            self.state.param.conditions, name="Conditions (given, never generated; empty: unconditional)")
+        self.conditions = column_choice(self.state, "conditions", "Conditions (given, never generated; empty: unconditional)")
         self.layout = pn.Row(pn.Column(*self.controls(), self.conditions, pn.pane.Markdown("**Model**"), model,
                                        self.settings, width=380),
                              plots, sizing_mode="stretch_width")
