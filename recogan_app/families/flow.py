@@ -27,7 +27,6 @@ import torch
 
 from recogan_app.config import FlowConfig
 from recogan_app.data.sources import MCSample
-from recogan_app.errors import InputError
 from recogan_app.families.recipe import Prepared, fit_to_run
 from recogan_app.families.tabular import SnapshotValidation, TabularFamily, TabularRun
 from recogan_app.models.flow import SplineFlow
@@ -66,12 +65,11 @@ class FlowFamily(TabularFamily):
     config_class = FlowConfig
     run_class = FlowRun
 
-    def usable(self, sample: MCSample | pd.DataFrame) -> MCSample:
-        usable = super().usable(sample)
+    def refusal(self) -> tuple[str, str] | None:
         if len(self.free) < 2:
-            raise InputError(f"has {len(self.free)} feature to generate: a coupling flow needs at least 2",
-                             path=usable.source, hint="use the GAN (--model gan) for a single feature")
-        return usable
+            return (f"has {len(self.free)} feature to generate: a coupling flow needs at least 2",
+                    "use the GAN (--model gan) for a single feature")
+        return None
 
     def prepare(self, train, monitor, test, folder, device, deadline) -> Prepared:
         config = self.config

@@ -22,7 +22,6 @@ import torch
 
 from recogan_app.config import QuantileConfig
 from recogan_app.data.sources import MCSample
-from recogan_app.errors import InputError
 from recogan_app.families.recipe import Prepared, fit_to_run
 from recogan_app.families.tabular import SnapshotValidation, TabularFamily, TabularRun
 from recogan_app.metrics.conditional import residual_pairs
@@ -60,12 +59,11 @@ class QuantileFamily(TabularFamily):
     config_class = QuantileConfig
     run_class = QuantileRun
 
-    def usable(self, sample: MCSample | pd.DataFrame) -> MCSample:
-        usable = super().usable(sample)
+    def refusal(self) -> tuple[str, str] | None:
         if not self.config.conditions:
-            raise InputError("needs conditions: the quantile regression generates targets given other columns",
-                             path=usable.source, hint="name them with --conditions (and the targets with --targets)")
-        return usable
+            return ("needs conditions: the quantile regression generates targets given other columns",
+                    "name them with --conditions (and the targets with --targets)")
+        return None
 
     def prepare(self, train, monitor, test, folder, device, deadline) -> Prepared:
         config = self.config

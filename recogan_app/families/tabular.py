@@ -468,10 +468,18 @@ class TabularFamily(ModelFamily):
         if not features:
             raise InputError("has no column left to generate besides the conditions", path=sample.source)
         self.source, self.selected, self.free = sample.source, sample.selected(), features
+        if (refused := self.refusal()) is not None:
+            message, hint = refused
+            raise InputError(message, path=sample.source, hint=hint)
         derived = [c for c in sample.frame.columns if c in sample.derived]
         kept = ([*features, *derived] if self.config.features
                 else [c for c in sample.frame.columns if c not in conditions])  # the file's order
         return dataclasses.replace(sample, frame=sample.frame[conditions + kept])
+
+    def refusal(self) -> tuple[str, str] | None:
+        """(problem, hint) when this family cannot model the chosen columns (:attr:`free`, the
+        conditions), for :meth:`usable` to refuse in one line; None when it can."""
+        return None
 
     def counted(self, n: int) -> str:
         return f"{n:,} rows" + (f"; {self.selected}" if self.selected else "")
