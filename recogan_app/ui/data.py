@@ -123,13 +123,15 @@ class DataView(Viewer):
         state.param.watch(lambda event: setattr(self.cut, "value", event.new), "cut")
         self.cut_count = pn.pane.Markdown("", disable_math=True, css_classes=["recogan-cut-count"])
         self._counted = 0
-        # a Select shows its labels as text; None: unweighted
+        # a Select shows its labels as text; its value "" is the state's None (unweighted): Panel sends
+        # the value None to the browser as "", which matches no option and showed a blank choice
         self.weights = pn.widgets.Select(label="Event weights (--weights: never modelled)",
                                          css_classes=["recogan-weights"], sizing_mode="stretch_width")
         self._offer_weights()
         state.param.watch(self._offer_weights, "weights", what="objects")
-        state.param.watch(lambda event: setattr(self.weights, "value", event.new), "weights")
-        self.weights.param.watch(lambda event: pn.state.execute(partial(self.apply, weights=event.new)), "value")
+        state.param.watch(lambda event: setattr(self.weights, "value", event.new or ""), "weights")
+        self.weights.param.watch(
+            lambda event: pn.state.execute(partial(self.apply, weights=event.new or None)), "value")
         self.derived_slot = pn.Column(sizing_mode="stretch_width", css_classes=["recogan-derived"])
         self._offer_derived()
         state.param.watch(self._offer_derived, ["suggestions", "derive"])
@@ -150,11 +152,11 @@ class DataView(Viewer):
         state.param.watch(lambda *_: pn.state.execute(self.draw_histograms), ["sample", "features"])
 
     def _offer_weights(self, *_) -> None:
-        options = {"none (unweighted)": None}
+        options = {"none (unweighted)": ""}
         for name in self.state.param.weights.objects[1:]:
             options[f"{name} (named like a weight)" if named_like_weight(name) else name] = name
         self.weights.options = options
-        self.weights.value = self.state.weights
+        self.weights.value = self.state.weights or ""
 
     def _offer_derived(self, *_) -> None:
         """One button per suggested identity (one click derives it), and the derived columns chosen."""

@@ -68,8 +68,10 @@ def test_cut_weights_and_derived_columns_from_the_page(tmp_path):
         loaded.get_by_text(f"{kept:,} rows; the cut 'pt > 2 and abs(eta) < 1' kept {kept:,} of {N:,} rows",
                            exact=False).wait_for(timeout=30_000)
 
-        data.get_by_label("Event weights (--weights: never modelled)").select_option(
-            label="EventWeight (named like a weight)")
+        weights = data.get_by_label("Event weights (--weights: never modelled)")
+        shown = "el => el.options[el.selectedIndex] ? el.options[el.selectedIndex].text : ''"
+        assert weights.evaluate(shown) == "none (unweighted)"  # it showed a blank choice
+        weights.select_option(label="EventWeight (named like a weight)")
         loaded.get_by_text("weighted by 'EventWeight': effective sample size", exact=False).wait_for(
             timeout=30_000)
 

@@ -48,7 +48,7 @@ def view(root, tmp_path):
 def test_a_weight_is_suggested_never_modelled_and_applied_by_the_selector(view, root):
     session, frame = view.state, root[1]
     assert "w" not in session.features and "left out column 'w' looks like an event weight" in session.notice
-    assert list(view.weights.options.items())[:2] == [("none (unweighted)", None), ("w (named like a weight)", "w")]
+    assert list(view.weights.options.items())[:2] == [("none (unweighted)", ""), ("w (named like a weight)", "w")]
     asyncio.run(view.apply(weights="w"))
     sample = session.sample
     assert sample.weight_column == "w" and "w" not in session.features
