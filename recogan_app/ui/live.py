@@ -193,8 +193,9 @@ class LiveView(Viewer):
         """Plot name: data that builds the plot's figure, empty, before any training data, for the
         plots whose curves and axes are known beforehand (they depend on :meth:`blank_key` only).
         :meth:`draw_blank` builds them while the page is idle (it loaded, the features changed);
-        a Start empties them; the first epoch only fills them."""
-        return {}
+        a Start empties them; the first epoch only fills them. By default the losses' figure,
+        whose curves the first step names (:class:`~recogan_app.ui.plots.Curves`' ``spare``)."""
+        return {self.LOSSES: loss_rows([])} if self.LOSSES in self.LIVE else {}
 
     def blank_key(self):
         """What the blank figures' curves and axes depend on (e.g. the features)."""

@@ -21,8 +21,9 @@ import holoviews as hv
 import holoviews.plotting.bokeh  # noqa: F401  (registers the backend, so that .opts work without hv.extension)
 import numpy as np
 import pandas as pd
-from bokeh.models import (BoxAnnotation, ColorBar, ColumnDataSource, FixedTicker, LabelSet, LinearColorMapper, Span,
-                          Whisker)
+from bokeh.core.properties import value
+from bokeh.models import (BoxAnnotation, ColorBar, ColumnDataSource, FixedTicker, LabelSet, Legend, LegendItem,
+                          LinearColorMapper, Span, Whisker)
 from bokeh.palettes import Category10_10, Category20_20, RdBu11, Viridis256
 from bokeh.plotting import figure
 
@@ -76,8 +77,14 @@ def snapshot_rows(snapshot) -> pd.DataFrame:
                          "ws": table["wasserstein"].to_numpy(), "floor": ks_floor(size, size)})
 
 
+LOSS_TERMS = 10
+"""Loss curves a figure holds: the tabular GAN's terms with every penalty on are 8, the ZDC GAN's 7."""
+
+
 def loss_rows(rows: list[dict]) -> pd.DataFrame:
-    """Step-loss dicts as long-form rows (step, term, value), for the loss stream."""
+    """Step-loss dicts as long-form rows (step, term, value), for the loss stream (none: no rows)."""
+    if not rows:
+        return pd.DataFrame({"step": [], "term": [], "value": []})
     wide = pd.DataFrame(rows).drop(columns="epoch")
     return wide.melt(id_vars="step", var_name="term", value_name="value")
 
@@ -155,7 +162,7 @@ class Curves:
     Parameters
     ----------
     rows : DataFrame
-        The first rows; their ``by`` values fix the curves (later unknown values are ignored).
+        The first rows; their ``by`` values name the first curves.
     x, by, y : str
         Column names: abscissa, curve label, ordinate.
     title, y_label : str
@@ -168,43 +175,68 @@ class Curves:
     floor : {None, "shared", "per_curve"}
         Draw the rows' ``floor`` column as dashed lines at its latest values: one black line, or
         one per curve in its colour; the ordinate's range always includes them.
+    spare : int
+        Curves built hidden and unnamed, named by the first new ``by`` values that later rows bring
+        (further ones are ignored), and unnamed again by :meth:`clear`. Naming one changes
+        properties only: a figure whose curves come with its first data (the loss terms of
+        whichever family trains) is built blank beforehand, and its first data adds no Bokeh
+        model, which made the server walk the page's whole model graph (0.3-0.4 s per page, while
+        the other pages' clicks waited: load test).
     """
 
     def __init__(self, rows: pd.DataFrame, *, x: str, by: str, y: str, title: str, y_label: str,
-                 log_y: bool = False, colors: dict | None = None, bands=(), floor: str | None = None):
+                 log_y: bool = False, colors: dict | None = None, bands=(), floor: str | None = None, spare: int = 0):
         self.x, self.by, self.y, self.floor = x, by, y, floor
         keys = list(dict.fromkeys(rows[by]))
-        self.columns = {key: f"{y}:{key}" for key in keys}  # never the abscissa's name
-        colors = colors or dict(zip(keys, cycle(Category10_10 if len(keys) <= 10 else Category20_20)))
-        self.source = ColumnDataSource({x: [], **{column: [] for column in self.columns.values()}})
+        n = len(keys) + spare
+        palette = cycle(Category10_10 if n <= 10 else Category20_20)
+        self.slot_colors = [(colors or {}).get(key) or color for key, color in zip([*keys, *[None] * spare], palette)]
+        self.slot_columns = [f"{y}:{i}" for i in range(n)]  # never the abscissa's name
+        self.columns = dict(zip(keys, self.slot_columns))
+        self.fixed = len(keys)
+        self.source = ColumnDataSource({x: [], **{column: [] for column in self.slot_columns}})
         fig = self.figure = slot_figure(title, x_axis_label=x, y_axis_label=y_label,
                                         y_axis_type="log" if log_y else "linear",
                                         tooltips=[("", "$name"), (x, "@" + x), (y, "$y{0.0000}")])
         for low, high, color in bands:
             fig.add_layout(BoxAnnotation(bottom=low, top=high, fill_color=color, fill_alpha=0.12, level="underlay"))
-        for key, column in self.columns.items():  # dots too: a curve of one point (a first epoch) shows
-            fig.line(x, column, source=self.source, color=colors[key], line_width=2, legend_label=str(key),
-                     name=str(key))
-            fig.scatter(x, column, source=self.source, color=colors[key], size=4, legend_label=str(key),
-                        name=str(key))
-        fig.legend.click_policy = "hide"
-        fig.add_layout(fig.legend[0], "right")
+        self.items = []
+        for key, column, color in zip([*keys, *[""] * spare], self.slot_columns, self.slot_colors):
+            renderers = [fig.line(x, column, source=self.source, color=color, line_width=2),  # dots too: a curve
+                         fig.scatter(x, column, source=self.source, color=color, size=4)]  # of one point shows
+            self.items.append(LegendItem(label=value(str(key)), renderers=renderers))
+            self._name(len(self.items) - 1, key)
+        self.legend = Legend(items=self.items, click_policy="hide", visible=bool(keys))
+        fig.add_layout(self.legend, "right")
         self.log_ticks = None
         if log_y:  # Bokeh labels a log axis spanning under a few decades with linear ticks (50, 100, 150)
             self.log_ticks = fig.yaxis.ticker = FixedTicker(ticks=[])
         self.spans = {}
         if floor is not None:
-            for key in ["shared"] if floor == "shared" else keys:
+            for key, color in ([("shared", "black")] if floor == "shared" else zip(keys, self.slot_colors)):
                 span = self.spans[key] = Span(dimension="width", line_dash="dashed", line_width=1, visible=False,
-                                              line_color="black" if floor == "shared" else colors[key])
+                                              line_color=color)
                 fig.add_layout(span)
             self.floor_points = ColumnDataSource({"x": [], "floor": []})
             fig.scatter("x", "floor", source=self.floor_points, alpha=0)  # invisible: keeps the floors in range
         self.update(rows)
 
+    def _name(self, slot: int, key) -> None:
+        """Show curve ``slot`` as ``key`` ("": hidden)."""
+        item = self.items[slot]
+        item.label = value(str(key))  # a value: a bare string may be read as a column name
+        item.visible = bool(key)
+        for renderer in item.renderers:
+            renderer.update(name=str(key), visible=bool(key))
+
     def clear(self) -> None:
-        """No points (a new training on the same figure): its curves, axes and models stay."""
+        """No points (a new training on the same figure): its curves, axes and models stay; the
+        spare curves are free again."""
         self.source.data = {column: [] for column in self.source.data}
+        for slot in range(self.fixed, len(self.slot_columns)):
+            self._name(slot, "")
+        self.columns = dict(list(self.columns.items())[:self.fixed])
+        self.legend.visible = bool(self.columns)
         for span in self.spans.values():
             span.visible = False
         if self.spans:
@@ -212,10 +244,19 @@ class Curves:
 
     def update(self, rows: pd.DataFrame) -> None:
         """Stream the rows' points (rows without an abscissa only name curves: a blank figure's)."""
+        for key in dict.fromkeys(rows[self.by]):
+            if key not in self.columns and len(self.columns) < len(self.slot_columns):
+                slot = len(self.columns)
+                self.columns[key] = self.slot_columns[slot]
+                self._name(slot, key)
+                self.legend.visible = True
         wide = rows.dropna(subset=[self.x]).pivot_table(index=self.x, columns=self.by, values=self.y, aggfunc="last", dropna=False)
         new = {self.x: wide.index.to_numpy()}
+        for column in self.slot_columns:
+            new[column] = np.full(len(wide), np.nan)
         for key, column in self.columns.items():
-            new[column] = wide[key].to_numpy(np.float64) if key in wide else np.full(len(wide), np.nan)
+            if key in wide:
+                new[column] = wide[key].to_numpy(np.float64)
         self.source.stream(new)
         if self.spans:
             latest = rows.groupby(self.by, sort=False)["floor"].last()
@@ -248,8 +289,9 @@ def log_ticks(values) -> list[float]:
 
 
 def loss_curves(rows: pd.DataFrame) -> Curves:
-    """One curve per loss term versus optimisation step (``rows`` from :func:`loss_rows`)."""
-    return Curves(rows, x="step", by="term", y="value", title="Losses", y_label="loss")
+    """One curve per loss term versus optimisation step (``rows`` from :func:`loss_rows`; none:
+    a blank figure, its curves named by the first training's terms, at most :data:`LOSS_TERMS`)."""
+    return Curves(rows, x="step", by="term", y="value", title="Losses", y_label="loss", spare=LOSS_TERMS)
 
 
 def ks_curves(rows: pd.DataFrame) -> Curves:

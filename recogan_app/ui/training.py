@@ -92,10 +92,10 @@ class TrainingView(LiveView):
     def blank_figures(self) -> dict:
         features = self.state.targets
         if not features:
-            return {}
+            return super().blank_figures()
         rows = pd.DataFrame({"epoch": np.nan, "feature": features, "ks": np.nan, "ws": np.nan, "floor": np.nan})
-        return {"ks": rows, "ws": rows, "heatmap": (pd.DataFrame(np.nan, index=features, columns=features), None),
-                "histogram": None}
+        return {**super().blank_figures(), "ks": rows, "ws": rows,
+                "heatmap": (pd.DataFrame(np.nan, index=features, columns=features), None), "histogram": None}
 
     def on_start(self) -> None:
         self.param.feature.objects = self.state.targets

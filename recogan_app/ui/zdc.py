@@ -105,6 +105,7 @@ class ZDCView(LiveView):
         state.param.watch(self._enable_other, ["run", "status"])
         self.param.watch(self._on_channel, "channel")
         self._enable_other()
+        self.draw_blank()
 
     def prepare(self) -> None:
         """The toy's simulation and noise floor, in a worker thread before Start (remembered for it)."""

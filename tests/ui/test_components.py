@@ -343,12 +343,11 @@ def test_training_view_figures_start_with_the_first_data(session):
     session.status = "idle"
     view.param.feature.objects = FEATURES
     view.feature = "pt"
-    assert set(view.figures) == {"ks", "ws", "heatmap", "histogram"}  # blank: their axes are the features
+    assert set(view.figures) == {"ks", "ws", "heatmap", "histogram", "losses"}  # blank: axes and curves known
     assert len(view.figures["ks"].source.data["epoch"]) == 0
     session.snapshots = [fake_snapshot(0)]
     session.param.update(snapshots=[fake_snapshot(1), fake_snapshot(2)], snapshot=fake_snapshot(2))
     session.losses = [{"step": 10, "epoch": 0, "g_loss": 1.0, "d_loss": 0.5}]
-    assert set(view.figures) == {"ks", "ws", "heatmap", "histogram", "losses"}
     ks = view.figures["ks"]
     assert list(ks.source.data["epoch"]) == [1, 2, 3]
     assert list(ks.source.data[ks.columns["pt"]]) == [fake_snapshot(e).details["per_feature"].loc["pt", "ks"]
@@ -664,7 +663,8 @@ def test_auto_in_the_training_tab_trains_the_family_its_trial_picks_within_the_t
 def test_blank_figures_are_built_with_the_page_emptied_at_start_and_filled_by_the_first_epoch(session, monkeypatch):
     view = TrainingView(state=session)  # the features are known: the KS / WS curves and the heatmap's axes too
     built = dict(view.figures)
-    assert set(built) == {"ks", "ws", "heatmap", "histogram"}
+    assert set(built) == {"ks", "ws", "heatmap", "histogram", "losses"}  # the losses' curves unnamed yet
+    assert built["losses"].columns == {} and not built["losses"].legend.visible
     assert list(built["ks"].columns) == FEATURES and len(built["ks"].source.data["epoch"]) == 0
     assert np.isnan(built["heatmap"].source.data["residual"]).all()
     assert all(isinstance(view.slots[name][0], pn.pane.Bokeh) for name in built)
@@ -681,14 +681,25 @@ def test_blank_figures_are_built_with_the_page_emptied_at_start_and_filled_by_th
         view.drawn_at = {}
         view.poll()
 
-    train()  # the first epoch only fills them: no new figure, no new model in the page but the losses'
-    assert {name: view.figures[name] for name in built} == built and "losses" in view.figures
+    train()  # the first epoch only fills them: no new figure, no new model in the page
+    assert view.figures == built
+    losses = built["losses"]
+    assert list(losses.columns) == ["g_loss", "d_loss"] and [item.label.value for item in losses.items[:3]] == [
+        "g_loss", "d_loss", ""]
+    assert [item.visible for item in losses.items[:3]] == [True, True, False] and losses.legend.visible
     assert list(built["ks"].source.data["epoch"]) == [1]
     assert built["ks"].source.data[built["ks"].columns["pt"]][0] == fake_snapshot(0).details["per_feature"].loc["pt", "ks"]
     assert built["histogram"].figure.title.text.startswith("pt: MC vs generated")
     view._poller = None
-    train()  # a second training: the blank figures are emptied in place, the losses' figure is new
-    assert {name: view.figures[name] for name in built} == built and list(built["ks"].source.data["epoch"]) == [1]
+    view.start()  # a second training: the blank figures are emptied in place, the loss terms unnamed
+    assert view.figures == built and losses.columns == {} and not any(item.visible for item in losses.items)
+    train()
+    assert view.figures == built and list(built["ks"].source.data["epoch"]) == [1]
+    session.losses = [{"step": 20, "epoch": 0, "nll": 2.0}]  # another family's terms name the freed curves
+    view.drawn_at = {}
+    view.poll()
+    assert list(losses.columns) == ["nll"] and list(losses.source.data["step"]) == [20]
+    assert list(losses.source.data[losses.columns["nll"]]) == [2.0]
     view._poller = None
     session.features = FEATURES[:2]  # idle, other features: blank figures of the new features
     assert list(view.figures["ks"].columns) == FEATURES[:2] and view.figures["ks"] is not built["ks"]
