@@ -120,7 +120,7 @@ class DataView(Viewer):
                                         sizing_mode="stretch_width")
         self.cut.param.watch(lambda event: pn.state.execute(partial(self.count, event.new)), "value_input")
         self.cut.param.watch(lambda event: pn.state.execute(partial(self.apply, cut=event.new)), "value")
-        state.param.watch(lambda event: setattr(self.cut, "value", event.new), "cut")
+        state.param.watch(self._follow_cut, "cut")
         self.cut_count = pn.pane.Markdown("", disable_math=True, css_classes=["recogan-cut-count"])
         self._counted = 0
         # a Select shows its labels as text; its value "" is the state's None (unweighted): Panel sends
@@ -150,6 +150,13 @@ class DataView(Viewer):
             sizing_mode="stretch_width",
         )
         state.param.watch(lambda *_: pn.state.execute(self.draw_histograms), ["sample", "features"])
+
+    def _follow_cut(self, event) -> None:
+        """Show the state's cut (another file clears it: its columns were the previous file's)."""
+        self.cut.value = event.new
+        if not event.new.strip():
+            self._counted += 1  # a count still running answers nobody
+            self.cut_count.param.update(object="", css_classes=["recogan-cut-count"])
 
     def _offer_weights(self, *_) -> None:
         options = {"none (unweighted)": ""}

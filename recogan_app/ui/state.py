@@ -456,7 +456,7 @@ class Session(TrainingState):
 
     @param.depends("source", watch=True)
     def _list_trees(self) -> None:
-        self.param.update(weights=None, derive={})  # columns of the previous file
+        self.param.update(weights=None, derive={}, cut="")  # columns of the previous file
         keys = []
         with self.reporting():
             keys = self.keys()

@@ -115,3 +115,21 @@ def test_selection_weights_and_derived_columns_reach_the_training(view, tiny_con
     assert data["cut"] == "pt > 1" and data["weights"]["column"] == "w" and list(data["derived"]) == ["pt"]
     generated = session.run.generate(200)
     np.testing.assert_allclose(generated["pt"], np.hypot(generated["px"], generated["py"]), rtol=1e-6)
+
+
+def test_another_file_starts_without_the_previous_files_cut_weights_and_count(view, root):
+    """The cut, weights and derived columns name the previous file's columns: another file starts
+    without them (its Load failed on a cut of columns it does not have, beside the old file's count)."""
+    session = view.state
+    other = root[1][["eta", "w"]].rename(columns={"eta": "y"})
+    other.to_parquet(root[0] / "other.parquet", index=False)
+    session.refresh_sources()
+    asyncio.run(view.apply(cut="pt > 1"))
+    asyncio.run(view.apply(weights="w"))
+    asyncio.run(view.count("pt > 1"))
+    assert view.cut_count.object.startswith("keeps")
+    session.source = "other.parquet"
+    assert (session.cut, session.weights, session.derive) == ("", None, {})
+    assert (view.cut.value, view.weights.value, view.cut_count.object) == ("", "", "")
+    session.load()
+    assert len(session.sample.frame) == N and session.sample.cut is None, session.notice
