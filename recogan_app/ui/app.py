@@ -53,6 +53,14 @@ def settle_stylesheets(content: pn.viewable.Viewable) -> None:
             pane.param.trigger("object")
 
 
+class Fast(pn.theme.Fast):
+    """Panel's Fast design without its web font: the page loaded Open Sans from Google's servers,
+    which fails offline and tells Google every page a user opens (the system's sans-serif is used).
+    Named as Panel's: Panel finds a design's own files under its class name."""
+
+    _resources = {kind: value for kind, value in pn.theme.Fast._resources.items() if kind != "font"}
+
+
 def create_app(data=None, data_root=None, workdir=None, max_upload_mb=None,
                limits: Limits | None = None) -> pn.template.BaseTemplate:
     """A page with a fresh dashboard for one browser session.
@@ -77,7 +85,7 @@ def create_app(data=None, data_root=None, workdir=None, max_upload_mb=None,
     if in_served_page():
         pn.state.onload(partial(settle_stylesheets, dashboard.layout))
         pn.state.on_session_destroyed(lambda _context: closed(dashboard))
-    return pn.template.FastListTemplate(title=TITLE, main=[dashboard], main_max_width="1800px")
+    return pn.template.FastListTemplate(title=TITLE, main=[dashboard], main_max_width="1800px", design=Fast)
 
 
 if pn.state.served:

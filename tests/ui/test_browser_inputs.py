@@ -5,6 +5,7 @@ reads a ROOT file over http."""
 
 from __future__ import annotations
 
+import time
 from contextlib import contextmanager
 
 import numpy as np
@@ -23,14 +24,21 @@ N = 2000
 @contextmanager
 def page_of(folder, *options: str):
     """``recogan serve OPTIONS`` and a Chromium page on it; at a failure, a screenshot and the server log;
-    at the end, no traceback in that log."""
+    at the end, the page asked nothing of another host than the server, and
+    once it closed, no traceback in the server's log."""
     playwright = pytest.importorskip("playwright.sync_api")
     with served(folder, *options) as server, playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         page = browser.new_context(viewport={"width": 1600, "height": 1250}).new_page()
+        requests = []
+        page.on("request", lambda request: requests.append(request.url))
         try:
             page.goto(server.url)
             yield page
+            allowed = (server.url.rstrip("/"), "data:", "blob:")
+            assert [url for url in requests if not url.startswith(allowed)] == []  # no web font, no CDN
+            page.close()
+            time.sleep(2)  # the server notices the closed websocket
             assert "Traceback" not in server.log.read_text(), server.log.read_text()
         except BaseException:
             page.screenshot(path=str(folder / "failure.png"), full_page=True)
