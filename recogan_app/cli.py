@@ -390,14 +390,24 @@ def cmd_generate(args) -> int:
     _check_output(out, args.overwrite, (".parquet",))
     n = rows if isinstance(rows, int) else len(rows)
 
+    outside = []
+
+    def counted(chunks):
+        for chunk in chunks:
+            outside.append(run.outside_cut(chunk))
+            yield chunk
+
     def write(tmp: str) -> None:
         with tqdm(total=n, unit="row", unit_scale=True, desc="generating", file=sys.stderr) as bar:
-            write_parquet(tmp, run.iter_generate(rows, seed=args.seed, chunk_rows=args.chunk_rows),
+            write_parquet(tmp, counted(run.iter_generate(rows, seed=args.seed, chunk_rows=args.chunk_rows)),
                           progress=bar.update)
 
     write_atomic(out, write, overwrite=args.overwrite)
     given_by = f" given the conditions of {args.conditions}" if run.conditions else ""
     print(f"wrote {n:,} synthetic rows × {len(run.features)} features{given_by} to {out}")
+    if outside and None not in outside and sum(outside):
+        print(f"WARNING: {sum(outside):,} of them ({sum(outside) / n:.1%}) fail the training's cut "
+              f"'{run.info['data']['cut']}' (the MC had none): apply it to the synthetic rows as to the MC")
     return 0
 
 

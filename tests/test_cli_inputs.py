@@ -17,6 +17,7 @@ import uproot
 
 from recogan_app.cli import main
 from recogan_app.data.sources import load_mc
+from recogan_app.families import load_run
 from recogan_app.families.tabular import TabularRun
 from recogan_app.splits import Split
 
@@ -220,3 +221,23 @@ def test_serve_reads_a_url_as_train_does(production, monkeypatch, capsys, web_fo
         assert main([command, "--data", url, *(["--out", "unused"] if command == "train" else [])]) == 2
         assert capsys.readouterr().err == (f"recogan: error: {url}: is a http:// URL, which needs aiohttp (not "
                                            "installed) (pip install 'recogan_app[remote]')\n")
+
+
+def test_generate_counts_the_rows_that_fail_the_training_cut(production, tmp_path):
+    """A model puts some rows where the selected MC has none (a cut that is no box in the features: each
+    feature stays in its range): generate says how many fail the cut (counted here with pandas on the
+    written file), so that the analysis applies it to them too."""
+    folder, _ = production
+    out, cut = tmp_path / "run", "pt > 1 + abs(eta)"
+    assert main(["train", "--data", str(folder / "run_*.root"), "--features", "pt,eta,mass", "--cut", cut,
+                 "--model", "flow", "--set", "max_epochs=5", "--out", str(out)]) == 0
+    done = subprocess.run([sys.executable, "-m", "recogan_app.cli", "generate", "--run", str(out), "--n", "3000",
+                           "--seed", "1", "--out", str(tmp_path / "s.parquet")], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "PYTHONPATH": REPO})
+    assert done.returncode == 0, done.stderr
+    synthetic = pd.read_parquet(tmp_path / "s.parquet")
+    failing = int((synthetic["pt"] <= 1 + synthetic["eta"].abs()).sum())
+    assert failing > 0  # five epochs of a flow do not learn the cut's edge
+    assert (f"WARNING: {failing:,} of them ({failing / 3000:.1%}) fail the training's cut '{cut}' (the MC had none): "
+            "apply it to the synthetic rows as to the MC") in done.stdout
+    assert load_run(out).outside_cut(synthetic[["pt", "mass"]]) is None  # a column of the cut not generated

@@ -39,6 +39,7 @@ import torch
 from recogan_app import streams
 from recogan_app.config import TabularConfig
 from recogan_app.data.derived import Derivations
+from recogan_app.data.selection import Selection
 from recogan_app.data.sources import MCSample, load_mc
 from recogan_app.errors import InputError
 from recogan_app.files import file_sha256, write_atomic
@@ -245,6 +246,15 @@ class TabularRun(Run):
     def weight_column(self) -> str | None:
         """The column of event weights the run was trained with (None: unweighted)."""
         return (self.info["data"].get("weights") or {}).get("column")
+
+    def outside_cut(self, frame: pd.DataFrame) -> int | None:
+        """How many generated rows of ``frame`` the training's cut would remove (the MC kept none such);
+        None when the run had no cut or its cut reads a column the run does not generate."""
+        cut = self.info["data"].get("cut")
+        selection = Selection(cut) if cut else None
+        if selection is None or not set(selection.columns) <= set(frame.columns):
+            return None
+        return int((~selection.mask({c: frame[c].to_numpy() for c in selection.columns})).sum())
 
     @property
     def conditions(self) -> list[str]:
