@@ -198,6 +198,7 @@ class Curves:
         fig = self.figure = slot_figure(title, x_axis_label=x, y_axis_label=y_label,
                                         y_axis_type="log" if log_y else "linear",
                                         tooltips=[("", "$name"), (x, "@" + x), (y, "$y{0.0000}")])
+        fig.xaxis.ticker.min_interval = 1  # epochs and steps are whole: no tick at epoch 1.5
         for low, high, color in bands:
             fig.add_layout(BoxAnnotation(bottom=low, top=high, fill_color=color, fill_alpha=0.12, level="underlay"))
         self.items = []

@@ -138,12 +138,13 @@ class ValidationView(Viewer):
 
     def _list_ensembles(self) -> None:
         """Offer the ensembles under the data root and the work folder (made after the page opened: Refresh)."""
-        self.ensemble.options = {"none": None, **ensemble_dirs(self.state)}
+        self.ensemble.options = {"none": "", **ensemble_dirs(self.state)}  # "": Panel shows a None value blank
 
-    async def choose_ensemble(self, chosen: tuple[str, str] | None) -> None:
-        """Read the ``chosen`` ensemble's results (only inside its root: no link leads out) in a thread."""
+    async def choose_ensemble(self, chosen: tuple[str, str] | str) -> None:
+        """Read the ``chosen`` ensemble's results (only inside its root: no link leads out; "": none)
+        in a thread."""
         self.state.ensemble = None
-        if chosen is not None:
+        if chosen:
             root, folder = chosen
             with self.state.reporting():
                 self.state.ensemble = await asyncio.to_thread(Results.read, inside(Path(root), folder))
@@ -173,12 +174,13 @@ class ValidationView(Viewer):
         return pn.pane.Matplotlib(histogram_figure(self.feature, validation, self.state.ensemble), dpi=90, tight=True,
                                   format="png", css_classes=["recogan-overlay"])
 
-    @param.depends("state.validation")
+    @param.depends("state.validation", "state.run")
     def results(self):
         """Summary, per-feature table, ROC and BDT scores of the last validation."""
         validation = self.state.validation
         if validation is None:
-            return pn.pane.Markdown("Train a run, then press **Validate**: KS/WS beside the MC noise floor, "
+            first = "Press" if self.state.run is not None else "Train a run, then press"
+            return pn.pane.Markdown(f"{first} **Validate**: KS/WS beside the MC noise floor, "
                                     "a classifier two-sample test and a Gaussian-copula baseline.")
         return pn.Column(
             pn.pane.HTML(f"<pre>{escape_html(validation.summary())}</pre>", sizing_mode="stretch_width"),

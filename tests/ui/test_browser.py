@@ -359,7 +359,9 @@ def drive_ensemble(page, url, summary) -> None:
     page.goto(url)
     page.locator(".recogan-summary table").wait_for(timeout=90_000)
     validation = open_tab(page, "Validation")
-    validation.get_by_label("Bootstrap ensemble (recogan ensemble --out DIR)").select_option(label="ens (data root)")
+    chooser = validation.get_by_label("Bootstrap ensemble (recogan ensemble --out DIR)")
+    assert chooser.evaluate("el => el.options[el.selectedIndex] ? el.options[el.selectedIndex].text : ''") == "none"
+    chooser.select_option(label="ens (data root)")
     table = page.locator(".recogan-ensemble table")
     table.wait_for(timeout=30_000)
     assert table.locator("tr").count() == 1 + len(summary["features"]) + 1  # header, features, all bins

@@ -441,6 +441,7 @@ def test_validation_view_validates_the_run(trained):
     view = ValidationView(state=trained, downloads=True)
     on = lambda button: button.styles != {**button.styles, **OFF}  # noqa: E731  (off by style: never Bokeh's disabled)
     assert on(view.validate_button) and not on(view.report_button)
+    assert view.results().object.startswith("Press **Validate**")  # a run is there: not "Train a run"
     with pytest.raises(InputError, match="no validation yet"):  # its handler refuses out of turn too
         trained.save_report(None)
     view.rows = 300
