@@ -12,11 +12,13 @@ Resume (``--cycles`` times) and Stop, and measures:
   All pages are clicked within a few milliseconds of each other. Target: median and worst ≤ 500 ms.
 - **isolation**: each page's saved run (the path its status line shows) must be its own: distinct
   folders, each trained on the rows that page asked for.
-- **server memory**: the server process's RSS (``/proc``) when idle, after a warm-up page was
-  opened and closed (the MC cache filled: the starting level), sampled during the trainings, and
-  after the pages closed and the server discarded their sessions (Bokeh does that some 15-35 s
-  after a page's connection closes). "Back" means within ``--back-mb`` of the starting level.
-  The training processes' RSS is reported apart.
+- **server memory**: the server process's RSS (``/proc``) when idle, after a warm-up page trained
+  and closed (the MC cache filled), after a warm-up round of every page training at once and
+  closing (the starting level: what serving this load once leaves, e.g. the allocator's high-water
+  mark of that many pages at once), sampled during the trainings, and after the measured rounds'
+  pages closed and the server discarded their sessions (Bokeh does that some 15-35 s after a
+  page's connection closes). "Back" means within ``--back-mb`` of the starting level: closing the
+  pages gives back what they took. The training processes' RSS is reported apart.
 
 Usage::
 
@@ -180,7 +182,7 @@ def click_all(pages, name: str, round_: str, timeout: float = 60) -> list[tuple[
     return [tuple(seconds) for seconds in answers]
 
 
-def train_at_once(pages, cycles: int, latencies: list, round_: int, server) -> list[str]:
+def train_at_once(pages, cycles: int, latencies: list, round_: str, server) -> list[str]:
     """Start, Pause / Resume ``cycles`` times and Stop on every page at once, adding each page's
     (button, seconds to answer) to ``latencies``; returns the run each page then shows."""
     clicks = [("start", 0)] + [(name, k) for k in range(cycles) for name in ("pause", "resume")] + [("stop", 0)]
@@ -290,20 +292,28 @@ def measure(args, server) -> dict:
         launch = lambda: p.chromium.launch(executable_path=str(CHROMIUM), args=[*ARGS, *FOREGROUND])  # noqa: E731
         browser = launch()
         warm_up(open_page(browser, server.url))
-        memory["start_mb"] = settle(pid, args.linger)
-        sampler.start()
-        cpu_before, wall_before = cpu_s(pid), time.monotonic()
+        memory["one_page_mb"] = settle(pid, args.linger)
         rows = [2000 + 100 * i for i in range(args.sessions)]
-        latencies, shown, rounds = [[] for _ in rows], [], []
         users = [browser, *(launch() for _ in rows[1:])]  # one browser per user, as in life
-        for round_ in range(args.rounds):
+
+        def train_round(round_: str, cycles: int, latencies: list) -> tuple[list[str], float]:
             pages = [open_page(user, server.url) for user in users]
             for page, n in zip(pages, rows):
                 prepare(page, n)
             opened = rss_mb(pid)
-            shown += train_at_once(pages, args.cycles, latencies, round_, server)
+            runs = train_at_once(pages, cycles, latencies, round_, server)
             for page in pages:
                 page.context.close()
+            return runs, opened
+
+        train_round("warm-up", 1, [[] for _ in rows])  # neither its clicks nor its runs are counted
+        memory["start_mb"] = settle(pid, args.linger)
+        sampler.start()
+        cpu_before, wall_before = cpu_s(pid), time.monotonic()
+        latencies, shown, rounds = [[] for _ in rows], [], []
+        for round_ in range(args.rounds):
+            runs, opened = train_round(str(round_), args.cycles, latencies)
+            shown += runs
             rounds.append({"pages_open_mb": opened, "after_close_mb": settle(pid, args.linger)})
         server_cpu = (cpu_s(pid) - cpu_before) / (time.monotonic() - wall_before)
         for user in users:
@@ -377,7 +387,8 @@ def main() -> None:
     m = result["memory_mb"]
     rounds = "; ".join(f"round {k + 1}: pages open {r['pages_open_mb']:.0f}, after close {r['after_close_mb']:.0f}"
                        for k, r in enumerate(m["rounds"]))
-    print(f"\nserver RSS (MB): idle {m['idle_mb']:.0f}, start (after a warm-up page) {m['start_mb']:.0f}; {rounds}; "
+    print(f"\nserver RSS (MB): idle {m['idle_mb']:.0f}, after a warm-up page {m['one_page_mb']:.0f}, start (after a "
+          f"warm-up round of {args.sessions} pages) {m['start_mb']:.0f}; {rounds}; "
           f"peak {m['peak_mb']:.0f} ({'back' if m['back'] else 'NOT back'} within {args.back_mb:g} MB of the start "
           f"after each round); trainings' processes peak {m['trainings_peak_mb']:.0f} MB together")
     print(f"distinct runs: {result['distinct_runs']}; traceback from recogan code: {result['traceback_from_recogan']}; "
