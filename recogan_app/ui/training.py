@@ -98,7 +98,8 @@ class TrainingView(LiveView):
                 "heatmap": (pd.DataFrame(np.nan, index=features, columns=features), None), "histogram": None}
 
     def on_start(self) -> None:
-        self.param.feature.objects = self.state.targets
+        if self.param.feature.objects != self.state.targets:  # the same list again re-renders the selector
+            self.param.feature.objects = self.state.targets
         self.feature = self.state.targets[0]
 
     @param.depends("state.status", "state.snapshot", "state.progress", "state.eta_s", "state.run")

@@ -672,8 +672,11 @@ def test_blank_figures_are_built_with_the_page_emptied_at_start_and_filled_by_th
     monkeypatch.setattr(session, "start", lambda: session.param.update(status="running"))
     job = SimpleNamespace(running=True, events=queue.Queue(), result=None, drain=list)
 
-    def train():
+    def train() -> set[str]:
+        """A training's start and first epoch; the figures its Start emptied (sent their data anew)."""
+        before = {name: id(figure.source.data) for name, figure in built.items() if hasattr(figure, "source")}
         view.start()
+        emptied = {name for name, data in before.items() if id(built[name].source.data) != data}
         view._poller = SimpleNamespace(running=True, stop=lambda: None)
         session.job = job
         view.feature = "pt"
@@ -681,8 +684,10 @@ def test_blank_figures_are_built_with_the_page_emptied_at_start_and_filled_by_th
         session.losses = [{"step": 10, "epoch": 0, "g_loss": 1.0, "d_loss": 0.5}]
         view.drawn_at = {}
         view.poll()
+        return emptied
 
-    train()  # the first epoch only fills them: no new figure, no new model in the page
+    assert train() == set()  # blank figures are left alone at Start; the first epoch only fills them: no new
+    # figure, no new model in the page
     assert view.figures == built
     losses = built["losses"]
     assert list(losses.columns) == ["g_loss", "d_loss"] and [item.label.value for item in losses.items[:3]] == [
@@ -692,9 +697,12 @@ def test_blank_figures_are_built_with_the_page_emptied_at_start_and_filled_by_th
     assert built["ks"].source.data[built["ks"].columns["pt"]][0] == fake_snapshot(0).details["per_feature"].loc["pt", "ks"]
     assert built["histogram"].figure.title.text.startswith("pt: MC vs generated")
     view._poller = None
-    view.start()  # a second training: the blank figures are emptied in place, the loss terms unnamed
+    before = {name: id(figure.source.data) for name, figure in built.items() if hasattr(figure, "source")}
+    view.start()  # a second training: the filled figures are emptied in place, the loss terms unnamed
+    assert {name for name, data in before.items() if id(built[name].source.data) != data} >= {"ks", "ws", "heatmap",
+                                                                                             "losses"}
     assert view.figures == built and losses.columns == {} and not any(item.visible for item in losses.items)
-    train()
+    assert train() == set()  # emptied by the view.start() above, so not again
     assert view.figures == built and list(built["ks"].source.data["epoch"]) == [1]
     session.losses = [{"step": 20, "epoch": 0, "nll": 2.0}]  # another family's terms name the freed curves
     view.drawn_at = {}
