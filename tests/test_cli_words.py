@@ -57,7 +57,7 @@ def test_the_training_summary_counts_epochs_from_1_and_its_steps_add_up(weighted
     info = json.loads((out / "run.json").read_text())
     fit, per_epoch = info["fit"], info["schedule"]["steps_per_epoch"]
     assert fit["epochs"] == 2 and fit["steps"] == 2 * per_epoch  # max_epochs: both epochs whole
-    assert (f"stopped by max_epochs after 2 epochs ({2 * per_epoch:,} steps); best epoch {fit['best_epoch'] + 1} "
+    assert (f"stopped by max_epochs after 2 epochs ({2 * per_epoch:,} steps); best epoch {fit['best_epoch'] + 1};"
             in said), said
     assert f"({per_epoch:,} steps an epoch)" in said
 
