@@ -560,11 +560,10 @@ def cmd_validate(args) -> int:
     args.reference, args.tree = _reference(args, run)
     provenance = {"reference": args.reference + (f" (tree {args.tree})" if args.tree else "")}
     weights = args.weights or (run.weight_column if run else None)  # a weighted run: its weighted MC
+    independent = run and (lambda sample: [run.independent_reference(path) for path in sample.files])
     reference = _load_mc(args.reference, tree=args.tree, features=features, cut=args.cut, weights=weights,
-                         drop_invalid=args.drop_invalid)
+                         drop_invalid=args.drop_invalid, check=independent)
     if run:
-        for path in reference.files:
-            run.independent_reference(path)
         trained_on = run.info["data"].get("cut")
         heldout = [Path(f).resolve() for f in reference.files] == [(run.path / "heldout.parquet").resolve()]
         if trained_on != reference.cut and not heldout:  # the held-out split is selected already
