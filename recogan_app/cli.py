@@ -218,7 +218,10 @@ def cmd_train(args) -> int:
     elif not (args.data and args.out):
         raise InputError("train needs --data and --out (or --resume RUN_DIR to continue a killed training)")
     else:
+        from recogan_app.run import check_destination
+
         _check_cut(args.cut)
+        check_destination(args.out, args.overwrite)  # refused now, not after reading the data or the trials
     if args.kind == "zdc":
         if args.model:
             raise InputError("--model chooses the family of tabular data; --kind zdc has one model")
@@ -257,9 +260,7 @@ def cmd_train(args) -> int:
     family, choice = candidates[0], record.get("model_choice") if record else None
     if len(candidates) > 1:
         from recogan_app.families.choice import choose_family, trial_seconds
-        from recogan_app.run import check_destination
 
-        check_destination(args.out, args.overwrite)  # refused now, not after the trials
         picked = choose_family(sample, candidates, trial_seconds(config.time_limit))
         print(f"--model auto: {picked.summary()}")
         family, choice = next(c for c in candidates if c.kind == picked.kind), picked.record()

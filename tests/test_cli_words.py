@@ -113,10 +113,14 @@ def test_validate_defaults_to_the_held_out_split_and_to_the_runs_tree(weighted, 
     (["--transform", "px=bogus"], ["column 'px': unknown transform 'bogus'"]),
     (["--transform", "nope=log1p"], ["column 'nope': has a --transform but is not a modelled column"]),
     (["--weights", "evtWieght"], ["column 'evtWieght': not found", "closest: 'evtWeight'"]),
+    ([], ["r: run directory exists and is not empty"]),
 ])
 def test_a_refused_training_says_one_line_and_nothing_before_it(weighted, tmp_path, options, words):
     folder, _, _ = weighted
-    if options[0] == "--weights" and options[1] == "charge":
+    if not options:  # a folder of other files as --out
+        (tmp_path / "r").mkdir()
+        (tmp_path / "r" / "thesis.tex").write_text("years of work")
+    if options == ["--weights", "charge"]:
         events = uproot.open(folder / "real.root")["Events"].arrays(["charge"], library="np")
         words[0] = f"column 'charge': has {int((events['charge'] < 0).sum()):,} rows"
     done = subprocess.run([sys.executable, "-m", "recogan_app.cli", "train", "--data", str(folder / "real.root"),
@@ -126,7 +130,7 @@ def test_a_refused_training_says_one_line_and_nothing_before_it(weighted, tmp_pa
         done.stderr)
     for word in words:
         assert word in done.stderr, (word, done.stderr)
-    assert "Jet_pt" not in done.stderr and not (tmp_path / "r").exists()
+    assert "Jet_pt" not in done.stderr and [p.name for p in tmp_path.glob("r/*")] == ([] if options else ["thesis.tex"])
 
 
 def test_conditions_missing_a_column_are_refused_naming_the_runs_conditions(tmp_path, capsys):
