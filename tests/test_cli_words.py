@@ -106,6 +106,8 @@ def test_validate_defaults_to_the_held_out_split_and_to_the_runs_tree(weighted, 
     assert "omit --reference to use the run's held-out split" in err and err.count("\n") == 1, err
     assert main(["validate", "--synthetic", str(folder / "other.root")]) == 2
     assert "--synthetic needs --reference" in capsys.readouterr().err
+    assert main(["validate", "--run", str(out), "--tree", "Events"]) == 2
+    assert "--tree goes with --reference" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("options, words", [
