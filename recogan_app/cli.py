@@ -806,7 +806,7 @@ def _train_zdc(args, started: float, resume=None, record=None) -> int:
     print(f"profile {profile_text(run.config)}")
     channels = ", ".join(f"{m[f'ws_ch{k}']:.2f}" for k in range(1, 6))
     draws = plural(m["draws"], "noise draw") + (f" of {m['draws_requested']}: the time limit cut the rest"
-                                           if m.get("draws_requested", m["draws"]) > m["draws"] else "")
+                                                if m.get("draws_requested", m["draws"]) > m["draws"] else "")
     print(f"held-out test ({m['sample_size']:,} events, {draws}): five-channel WS "
           f"{m['ws_mean']:.3f} photons (ch1–5: {channels}); empty responses {m['empty_generated']:.0f} "
           f"generated vs {m['empty_real']:.0f} real; hottest-pixel error {m['hottest_pixel_error']:.2f} px")
