@@ -28,7 +28,7 @@ EXAMPLES = """examples:
   recogan train --data xic.parquet --out runs/xic-auto --model auto --time-limit 300   # the family a short trial picks
   recogan train --resume runs/a                          # continue a killed training from its last epoch
   recogan generate --run runs/xic --n 10000000 --out synthetic.parquet --seed 1
-  recogan validate --reference runs/xic/heldout.parquet --run runs/xic --report report.html
+  recogan validate --run runs/xic --report report.html      # against the run's held-out split
   recogan export --run runs/xic --n 86000000 --out xic.root --require good --seed 1
   recogan data toy-zdc --n 20000 --out zdc.npz           # the embedded proton-ZDC toy (seed 001)
   recogan train --kind zdc --data zdc.npz --out runs/zdc --time-limit 300
@@ -106,13 +106,17 @@ def _check_output(path: Path, overwrite: bool, suffixes: tuple[str, ...]) -> Non
     check_writable(path)
 
 
-def _load_mc(path, *, tree=None, features=None, cut=None, weights=None, derive=None, drop_invalid=False):
+def _load_mc(path, *, tree=None, features=None, cut=None, weights=None, derive=None, drop_invalid=False,
+             check=None):
     """:func:`~recogan_app.data.sources.load_mc`, saying on stderr what the cut kept, how the
-    events are weighted, which columns it left out and what ``--drop-invalid`` dropped."""
+    events are weighted, which columns it left out and what ``--drop-invalid`` dropped: after
+    ``check(sample)``, which may refuse it, so that a refusal is one line with nothing before it."""
     from recogan_app.data.sources import load_mc
 
     sample = load_mc(path, tree=tree, features=features, cut=cut, weights=weights, derive=derive,
                      drop_invalid=drop_invalid)
+    if check is not None:
+        check(sample)
     path = sample.source
     if sample.cut is not None:
         print(f"{path}: {sample.selected()}", file=sys.stderr)
@@ -214,7 +218,10 @@ def cmd_train(args) -> int:
     elif not (args.data and args.out):
         raise InputError("train needs --data and --out (or --resume RUN_DIR to continue a killed training)")
     else:
+        from recogan_app.run import check_destination
+
         _check_cut(args.cut)
+        check_destination(args.out, args.overwrite)  # refused now, not after reading the data or the trials
     if args.kind == "zdc":
         if args.model:
             raise InputError("--model chooses the family of tabular data; --kind zdc has one model")
@@ -224,6 +231,7 @@ def cmd_train(args) -> int:
     from recogan_app.families import FAMILIES
     from recogan_app.families.recipe import fit_to_run
     from recogan_app.families.tabular import heldout_summary
+    from recogan_app.preprocessing import parse_spec
     from recogan_app.training.callbacks import ProgressBar
     from recogan_app.training.control import Deadline
 
@@ -238,8 +246,11 @@ def cmd_train(args) -> int:
         candidates = [FAMILIES[kind](_tabular_config(FAMILIES[kind].config_class, args, auto=len(kinds) > 1))
                       for kind in kinds]
     config = candidates[0].config  # the candidates differ in their own settings only, not in the data's
+    for column, spec in config.transforms.items():  # a bad spec refused before the data is read
+        parse_spec(spec, column=column)
     sample = _load_mc(args.data, tree=args.tree, features=config.columns, cut=config.cut, weights=config.weights,
-                      derive=config.derive, drop_invalid=args.drop_invalid)
+                      derive=config.derive, drop_invalid=args.drop_invalid,
+                      check=lambda sample: _check_trainable(candidates[0], sample))
     from recogan_app.data.derived import disagreements, suggest
 
     for suggestion in suggest(sample.frame, sample.derived):
@@ -249,9 +260,7 @@ def cmd_train(args) -> int:
     family, choice = candidates[0], record.get("model_choice") if record else None
     if len(candidates) > 1:
         from recogan_app.families.choice import choose_family, trial_seconds
-        from recogan_app.run import check_destination
 
-        check_destination(args.out, args.overwrite)  # refused now, not after the trials
         picked = choose_family(sample, candidates, trial_seconds(config.time_limit))
         print(f"--model auto: {picked.summary()}")
         family, choice = next(c for c in candidates if c.kind == picked.kind), picked.record()
@@ -267,15 +276,27 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _check_trainable(family, sample) -> None:
+    """Refuse now what the training would refuse of ``sample`` later (negative weights, columns,
+    a transform of a column that is not modelled), before any notice is printed."""
+    from recogan_app.errors import closest
+
+    family.usable(sample)
+    modelled = [*(family.config.conditions or []), *family.free]
+    for column in family.config.transforms:
+        if column not in modelled:
+            raise InputError("has a --transform but is not a modelled column", path=sample.source, column=column,
+                             hint=closest(column, modelled))
+
+
 def _trained(run) -> str:
     """The first summary line of a finished training: why and when it stopped, with the batch size
     and patience it used (scaled to a small sample)."""
-    from recogan_app.training.schedule import describe
+    from recogan_app.training.schedule import describe, describe_fit
 
-    fit = run.info["fit"]
-    return (f"run written to {run.path}: stopped by {fit['reason']} after {fit['epochs']} epochs, {fit['steps']:,} "
-            f"steps ({fit['elapsed_s']:.0f} s, {run.info['device']}); best epoch {fit['best_epoch']}; "
-            f"{describe(run.info['schedule'])}")
+    fit, schedule = run.info["fit"], run.info["schedule"]
+    return (f"run written to {run.path} ({fit['elapsed_s']:.0f} s, {run.info['device']}): "
+            f"{describe_fit(fit, schedule['steps_per_epoch'])}; {describe(schedule)}")
 
 
 def _tabular_config(config_class, args, *, auto: bool):
@@ -420,7 +441,15 @@ def _rows(args, run):
     if not run.conditions and (args.conditions is not None or args.n is None):
         raise InputError("is an unconditional tabular run: --n (rows to generate) is required, --conditions is not "
                          "taken", path=args.run)
-    return _load_mc(args.conditions, features=run.conditions).frame if run.conditions else args.n
+    if not run.conditions:
+        return args.n
+    try:
+        return _load_mc(args.conditions, features=run.conditions).frame
+    except InputError as exc:
+        if exc.column not in run.conditions:
+            raise
+        raise InputError(f"{exc.problem}: it is a condition of the run, which generates given "
+                         f"{', '.join(run.conditions)}", path=exc.path, column=exc.column, hint=exc.hint) from None
 
 
 def cmd_hist(args) -> int:
@@ -527,7 +556,6 @@ def cmd_validate(args) -> int:
     if args.n is not None and (args.run is None or args.n < 1):
         raise InputError("--n takes a positive number of rows and goes with --run")
     features = _features(args.features)
-    provenance = {"reference": args.reference + (f" (tree {args.tree})" if args.tree else "")}
     run = None
     ensemble = Results.read(args.ensemble) if args.ensemble else None
     if args.run:
@@ -540,12 +568,13 @@ def cmd_validate(args) -> int:
         if ensemble is not None:
             ensemble.check_run(run.info, args.run)
         features = run.conditions + features  # a conditional run generates given the reference's conditions
+    args.reference, args.tree = _reference(args, run)
+    provenance = {"reference": args.reference + (f" (tree {args.tree})" if args.tree else "")}
     weights = args.weights or (run.weight_column if run else None)  # a weighted run: its weighted MC
+    independent = run and (lambda sample: [run.independent_reference(path) for path in sample.files])
     reference = _load_mc(args.reference, tree=args.tree, features=features, cut=args.cut, weights=weights,
-                         drop_invalid=args.drop_invalid)
+                         drop_invalid=args.drop_invalid, check=independent)
     if run:
-        for path in reference.files:
-            run.independent_reference(path)
         trained_on = run.info["data"].get("cut")
         heldout = [Path(f).resolve() for f in reference.files] == [(run.path / "heldout.parquet").resolve()]
         if trained_on != reference.cut and not heldout:  # the held-out split is selected already
@@ -601,6 +630,30 @@ def cmd_validate(args) -> int:
         written, style = write_figures(validation, args.figures, ensemble=ensemble, overwrite=args.overwrite)
         print(f"wrote {len(written)} figures (PDF and PNG) to {args.figures} ({style})")
     return 0
+
+
+def _reference(args, run) -> tuple[str, str | None]:
+    """``validate``'s MC and its tree: ``--reference`` (read from the tree the run was trained on
+    when it holds one of that name and ``--tree`` is not given), else the run's held-out split."""
+    from recogan_app.data.sources import list_keys
+
+    if args.reference is None:
+        if run is None:
+            raise InputError("--synthetic needs --reference, the MC file to compare it with")
+        if args.tree is not None:
+            raise InputError("--tree goes with --reference: the run's held-out split has no trees")
+        heldout = run.path / "heldout.parquet"
+        if not heldout.is_file():
+            raise InputError("is missing: the run's held-out MC test split is gone", path=heldout,
+                             hint="pass --reference with an independent MC file")
+        return str(heldout), None
+    tree = run and run.info["data"].get("tree")
+    if args.tree is None and tree:
+        try:
+            return args.reference, tree if tree in list_keys(args.reference) else None
+        except InputError:  # a glob, a missing file…: the reading says what is wrong
+            pass
+    return args.reference, args.tree
 
 
 def _selection(cut: str | None) -> str:
@@ -738,6 +791,7 @@ def _train_zdc(args, started: float, resume=None, record=None) -> int:
     from recogan_app.training.callbacks import ProgressBar
     from recogan_app.training.control import Deadline
     from recogan_app.families.zdc import profile_text, train_zdc
+    from recogan_app.training.schedule import plural
 
     for flag, value in (("--tree", args.tree), ("--features", args.features), ("--transform", args.transform),
                         ("--drop-invalid", args.drop_invalid), ("--cut", args.cut), ("--weights", args.weights),
@@ -761,8 +815,8 @@ def _train_zdc(args, started: float, resume=None, record=None) -> int:
     print(_trained(run))
     print(f"profile {profile_text(run.config)}")
     channels = ", ".join(f"{m[f'ws_ch{k}']:.2f}" for k in range(1, 6))
-    draws = f"{m['draws']} noise draws" + (f" of {m['draws_requested']}: the time limit cut the rest"
-                                           if m.get("draws_requested", m["draws"]) > m["draws"] else "")
+    draws = plural(m["draws"], "noise draw") + (f" of {m['draws_requested']}: the time limit cut the rest"
+                                                if m.get("draws_requested", m["draws"]) > m["draws"] else "")
     print(f"held-out test ({m['sample_size']:,} events, {draws}): five-channel WS "
           f"{m['ws_mean']:.3f} photons (ch1–5: {channels}); empty responses {m['empty_generated']:.0f} "
           f"generated vs {m['empty_real']:.0f} real; hottest-pixel error {m['hottest_pixel_error']:.2f} px")
@@ -945,8 +999,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     val = commands.add_parser("validate", help="compare a synthetic sample with the MC; print, JSON and HTML report",
                               epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    val.add_argument("--reference", required=True, help="MC file to compare with (ideally a run's heldout.parquet)")
-    val.add_argument("--tree", help="ROOT TTree / HDF5 key of --reference")
+    val.add_argument("--reference", help="MC file to compare with, never trained on (default with --run: the run's "
+                                         "held-out split, RUN_DIR/heldout.parquet)")
+    val.add_argument("--tree", help="ROOT TTree / HDF5 key of --reference (default with --run: the run's tree, "
+                                    "when the file holds one of that name)")
     val.add_argument("--cut", metavar="EXPR", help=CUT_HELP + "; applied to --reference and --synthetic")
     val.add_argument("--weights", metavar="COLUMN", help=WEIGHTS_HELP.replace("column", "column of --reference", 1)
                      + "; negative weights are accepted (default with --run: the run's weight column)")

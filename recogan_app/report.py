@@ -15,7 +15,7 @@ statistical power is not measured.
 
 :func:`write_figures` writes the same figures as PDF and PNG files for an analysis note, in the HEP
 community's style (mplhep, the optional extra ``[hep]``) when it is installed. Axes of columns named
-like a momentum, an energy or a mass are labelled in GeV (:func:`axis_label`).
+only as a momentum, an energy or a mass (of a particle or object) are labelled in GeV (:func:`axis_label`).
 """
 
 from __future__ import annotations
@@ -44,8 +44,8 @@ from recogan_app.metrics.conditional import MIN_PASSING, PULL_LIMIT, QUANTILES, 
 from recogan_app.metrics.correlations import METHODS, residual_text
 from recogan_app.validation import FLOOR_CL, INDISTINGUISHABLE, SCORE_EDGES, Validation
 
-__all__ = ["GEV_NAMES", "MAX_PAIR_FEATURES", "SECTIONS", "axis_label", "check_figure_folder", "default_pair_features",
-           "effective_statistics", "histogram_figure", "write_figures", "write_report"]
+__all__ = ["GEV_NAMES", "MAX_PAIR_FEATURES", "OBJECT_NAMES", "SECTIONS", "axis_label", "check_figure_folder",
+           "default_pair_features", "effective_statistics", "histogram_figure", "write_figures", "write_report"]
 
 SECTIONS = {
     "summary": "Summary",
@@ -67,6 +67,16 @@ NOTE_DPI = 200
 """Resolution of the PNG files of :func:`write_figures` (the PDFs are vector graphics)."""
 GEV_NAMES = frozenset({"p", "pt", "px", "py", "pz", "e", "et", "energy", "m", "mass", "mt", "met", "ht"})
 """Parts of a column's name that make it a momentum, energy or mass: its axis is labelled in GeV."""
+OBJECT_NAMES = frozenset({
+    "e", "el", "ele", "electron", "mu", "muon", "tau", "pi", "pion", "k", "kaon", "p", "proton", "gamma", "photon",
+    "pho", "nu", "neutrino", "w", "z", "h", "higgs", "top", "b", "bjet", "jet", "fatjet", "lep", "lepton", "d", "ds",
+    "lambda", "lambdac", "lc", "lb", "xi", "xic", "omega", "jpsi", "psi", "upsilon", "kst", "ks", "v", "track", "trk",
+    "cand", "candidate", "mother", "daughter", "dau", "pair", "dimuon", "dilepton", "diphoton", "mumu", "ee",
+    "reco", "gen", "true", "truth", "mc", "inv", "vis", "miss", "missing", "sum", "tot", "total", "lead",
+    "leading", "sublead", "subleading", "min", "max", "x", "y", "z"})
+"""Parts that only say whose momentum, energy or mass a name is (a particle, an object, a level, a
+component): ``jet_pt``, ``mu_e``, ``reco_met_x``, ``pi_pt_min``. Any other part (``dll``, ``pid``,
+``log``, ``prob``) may make it a quantity without unit, so the axis keeps the bare name."""
 PLAIN_STYLE = "plain matplotlib style: pip install 'recogan_app[hep]' for the HEP style (mplhep)"
 MC_COLOUR, MODEL_COLOUR, COPULA_COLOUR = "#444444", "#d62728", "#1f77b4"
 
@@ -92,11 +102,13 @@ def _figure(width: float, height: float) -> Figure:
 
 
 def axis_label(name: str) -> str:
-    """``name [GeV]`` when a part of the name (split at anything but letters and digits, lower case,
-    trailing digits dropped: ``mu1_pt``, ``E2``, ``inv_mass``, ``M``) is one of :data:`GEV_NAMES`;
-    else the name. Units are guessed only where the physics names them unambiguously."""
-    parts = {re.sub(r"\d+$", "", part) for part in re.split(r"[^a-z0-9]+", name.lower())}
-    return f"{name} [GeV]" if parts & GEV_NAMES else name
+    """``name [GeV]`` when the name (split at anything but letters and digits, lower case, trailing
+    digits dropped: ``mu1_pt``, ``E2``, ``inv_mass``, ``M``) has a part of :data:`GEV_NAMES` and
+    every other part is one of :data:`OBJECT_NAMES`; else the name. A wrong unit misleads where a
+    missing one does not: ``dll_e``, ``pid_p`` and ``jet_log_mass`` have no unit."""
+    parts = {re.sub(r"\d+$", "", part) for part in re.split(r"[^a-z0-9]+", name.lower())} - {""}
+    unit = any(parts - {quantity} <= OBJECT_NAMES for quantity in parts & GEV_NAMES)
+    return f"{name} [GeV]" if unit else name
 
 
 def _img(figure: Figure, alt: str) -> str:

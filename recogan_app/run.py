@@ -5,6 +5,7 @@
     RUN_DIR/
       run.json            what was trained on what: family (kind), data source, SHA-256, rows, the split
                           (seed, sizes, SHA-256 of the row positions), the random streams, device, the fit
+                          (its ``best_epoch``, as history's ``epoch``, counts from 0; messages count from 1)
       config.json         the family's config, complete (re-usable as --config)
       generator.pt        best-by-monitor generator weights (loads with weights_only=True)
       checkpoints/        best.pt (best weights) and last.pt (everything a resumed training needs)

@@ -162,9 +162,11 @@ def test_figures_for_a_note_open_one_pdf_and_png_per_figure(three_features, tmp_
 def test_axes_are_labelled_in_gev_where_the_name_says_momentum_energy_or_mass(validation):
     from recogan_app.report import axis_label, histogram_figure
 
-    assert [axis_label(n) for n in ("pt", "mu1_pt", "E2", "inv_mass", "M", "Jet.pz", "eta", "pid_prob", "ct",
-                                    "decay_length", "n_electrons")] == [
-        "pt [GeV]", "mu1_pt [GeV]", "E2 [GeV]", "inv_mass [GeV]", "M [GeV]", "Jet.pz [GeV]", "eta", "pid_prob", "ct",
-        "decay_length", "n_electrons"]
+    labelled = ("pt", "e", "px", "m", "M", "jet_pt", "mu_e", "mu1_pt", "E2", "inv_mass", "Jet.pz", "reco_met_x",
+                "pi_pt_min", "D0_M")
+    unlabelled = ("dll_e", "dll_p", "pid_p", "dll_mu", "gen_jet_log_mass", "eta", "pid_prob", "ct", "decay_length",
+                  "n_electrons", "n_tracks")
+    assert [axis_label(n) for n in labelled] == [f"{n} [GeV]" for n in labelled]
+    assert [axis_label(n) for n in unlabelled] == list(unlabelled)  # a DLL, a log or a count has no GeV
     assert histogram_figure("pt", validation).axes[1].get_xlabel() == "pt [GeV]"
     assert histogram_figure("cos_pa", validation).axes[1].get_xlabel() == "cos_pa"

@@ -452,7 +452,8 @@ def _select(table: Table, wanted: list[str] | None, path: str, n_rows: int) -> l
         return names
     for name in wanted:
         if name not in table.columns:
-            raise InputError(f"not found{table.where}", path=path, column=name, hint=closest(name, table.columns))
+            usable = [column for column, why in table.columns.items() if why is None]  # never a jagged branch
+            raise InputError(f"not found{table.where}", path=path, column=name, hint=closest(name, usable))
         if table.columns[name] is not None:
             raise InputError(table.columns[name], path=path, column=name)
     return wanted

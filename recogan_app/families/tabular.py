@@ -56,6 +56,7 @@ from recogan_app.preprocessing import FeaturePipeline
 from recogan_app.run import Run, unreadable_as_input_error
 from recogan_app.families.recipe import TOO_SHORT, ModelFamily, Prepared, fit_to_run
 from recogan_app.splits import Split, snapshot_positions
+from recogan_app.training.schedule import plural
 from recogan_app.validation import ks_comparison, validate_run
 
 MAX_WORKERS = 8
@@ -118,11 +119,11 @@ def heldout_summary(metrics: dict) -> str:
             f"{metrics['verdict']}), max |Pearson residual| {residual}, {c2st}")
     if "pull_share" in metrics:  # a conditional run, generated given the test rows' conditions
         large = metrics["efficiency_bins_large"]
-        ratios = (f"max |ε_gen/ε_MC − 1| {metrics['max_ratio_deviation']:.3f} over {large} bins" if large
+        ratios = (f"max |ε_gen/ε_MC − 1| {metrics['max_ratio_deviation']:.3f} over {plural(large, 'bin')}" if large
                   else "no bin") + f" with ≥ {MIN_PASSING:,} passing MC rows"
         share, binned, residuals = (metrics[k] for k in ("pull_share", "max_binned_ks", "max_residual_ks"))
         line += (f"\ngiven the test rows' conditions: {ratios}, " + (f"{share:.1%}" if share is not None else "none")
-                 + f" of {metrics['efficiency_bins']} efficiency pulls beyond {PULL_LIMIT:g}σ"
+                 + f" of {plural(metrics['efficiency_bins'], 'efficiency pull')} beyond {PULL_LIMIT:g}σ"
                  + (f", max KS in a condition bin {binned:.3f}" if binned is not None else "")
                  + (f", max relative-residual KS {residuals:.4f}" if residuals is not None else ""))
     if too_small_to_judge(noise["ks"]):

@@ -57,3 +57,25 @@ def describe(record: dict) -> str:
     patience = (f"patience {record['patience']:,} epochs = {record['patience_steps']:,} steps"
                 if record.get("early_stopping", True) else "no early stop (the learning rate anneals to the time limit)")
     return f"batches of {record['batch_size']:,} rows ({record['steps_per_epoch']:,} steps an epoch), {patience}{scaled}"
+
+
+def plural(n: int, noun: str) -> str:
+    """``1 epoch``, ``2 epochs``, ``1,079 rows``."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
+def describe_fit(fit: dict, steps_per_epoch: int) -> str:
+    """How a fit ended (run.json ``fit``, or a :class:`~recogan_app.training.events.FitResult`'s
+    fields) in words that add up: a time limit or a stop cuts the last epoch short, so its steps
+    are counted apart. Epochs are counted from 1 in words, as the dashboard's plots count them;
+    run.json's ``best_epoch`` is the 0-based index of the history's ``epoch`` column."""
+    epochs, steps = fit["epochs"], fit["steps"]
+    last = steps - (epochs - 1) * steps_per_epoch  # the steps of the last epoch
+    if 0 < last < steps_per_epoch:
+        whole = f"{plural(epochs - 1, 'full epoch')} and " if epochs > 1 else ""
+        done = f"{plural(steps, 'step')}: {whole}{last:,} of the {steps_per_epoch:,} of epoch {epochs}"
+    else:
+        done = f"{plural(epochs, 'epoch')} ({plural(steps, 'step')})"
+    best = "none" if fit["best_epoch"] is None else fit["best_epoch"] + 1
+    return f"stopped by {fit['reason']} after {done}; best epoch {best}"
+

@@ -165,7 +165,7 @@ class Trainer:
                     "counts": {}}
         if resume and self.checkpoints is not None and (self.checkpoints / "last.pt").is_file():
             progress = self._load_checkpoint(progress)
-            self._emit("on_message", Message(f"resumed after epoch {progress['epoch']} (step {progress['step']:,}, "
+            self._emit("on_message", Message(f"resumed after epoch {progress['epoch'] + 1} (step {progress['step']:,}, "
                                              f"{progress['elapsed_s']:.0f} s trained before)"))
         self._emit("on_status", StatusChange("running"))
         last_good = self._full_state()
@@ -254,7 +254,7 @@ class Trainer:
         values = {k: float(v.detach()) for k, v in terms.items()}
         bad = [k for k, v in values.items() if not math.isfinite(v)]
         if bad:
-            where = f"epoch {self.history[-1]['epoch']}" if self.history else "the start"
+            where = f"epoch {self.history[-1]['epoch'] + 1}" if self.history else "the start"
             self._emit("on_message", Message(
                 f"non-finite loss ({', '.join(bad)}): rolled back to the last good checkpoint ({where})",
                 "warning"))

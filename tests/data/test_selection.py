@@ -71,3 +71,15 @@ def test_an_unknown_or_unreadable_column_is_named_with_the_closest():
         Selection("pt > 1 and hits > 0").check_columns(table, path="mc.root")
     assert str(info.value) == ("mc.root: column 'hits': is not a flat numeric branch (type std::vector<double>): "
                                "the cut 'pt > 1 and hits > 0' cannot read it")
+
+
+def test_the_readme_lists_the_functions_a_cut_may_call():
+    """The README's list is the whitelist's: a function added to the code is added to the docs."""
+    import re
+    from pathlib import Path
+
+    from recogan_app.data.selection import FUNCTIONS
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    listed = re.search(r"`pi`\s+and `([a-z0-9\s]+)`", readme)
+    assert listed is not None and sorted(listed.group(1).split()) == sorted(FUNCTIONS)
