@@ -44,6 +44,7 @@ from recogan_app.splits import subsample
 from recogan_app.training.background import BackgroundTraining
 from recogan_app.training.device import describe_device, page_training_threads, resolve_device
 from recogan_app.training.events import FitResult, Message, Snapshot, StatusChange, StepEnd
+from recogan_app.training.schedule import describe_fit
 from recogan_app.ui.server import SERVER_OWNER, TRAININGS, Limits, Training
 from recogan_app.validation import Validation
 
@@ -310,9 +311,9 @@ class TrainingState(param.Parameterized):
             self.param.update(snapshots=snapshots, snapshot=snapshots[-1])
         if not self.job.running and self.job.result is not None and self.run is None:
             self.param.update(run=self.job.result, progress=1.0, eta_s=0.0)
-            best = "none" if self.result.best_epoch is None else self.result.best_epoch + 1  # counted from 1, as drawn
-            self.tell(f"run saved to {self.run.path}: {self.result.reason} after {self.result.epochs} epochs, "
-                      f"best epoch {best} (the one kept)", "success")
+            info = self.run.info  # the CLI's words: epochs counted from 1, as drawn
+            self.tell(f"run saved to {self.run.path}: {describe_fit(info['fit'], info['schedule']['steps_per_epoch'])} "
+                      "(the one kept)", "success")
         return events
 
     def _progress(self, epochs: int, elapsed_s: float) -> None:

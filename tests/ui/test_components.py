@@ -96,6 +96,8 @@ def trained(root, tmp_path_factory, tiny_config) -> Session:
     session.start()
     session.wait(timeout=300)
     assert session.run is not None, session.notice
+    fit = session.run.info["fit"]  # the CLI's words, epochs counted from 1
+    assert f"after 3 epochs ({fit['steps']} steps); best epoch {fit['best_epoch'] + 1} (the one kept)" in session.notice
     return session
 
 
