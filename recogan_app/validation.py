@@ -647,5 +647,4 @@ def validate_run(run, rows: int = 0, *, reference: pd.DataFrame | None = None, t
     if training is not None and column in training:  # a weighted run's training split comes with its weights
         training, baseline_weights = training.drop(columns=column), training[column].to_numpy()
     return validate(reference, synthetic, baseline_train=training, seed=seed, weights=weights,
-                    baseline_weights=baseline_weights, conditions=run.conditions,
-                    features=[f for f in run.features if f in reference.columns], **options)
+                    baseline_weights=baseline_weights, conditions=run.conditions, **options)
