@@ -604,8 +604,10 @@ def cmd_validate(args) -> int:
         print(f"note: copula baseline {note}", file=sys.stderr)
     provenance["copula baseline"] = note
     if run:
+        scored = (f"{reference.shape[1] - len(run.conditions)} targets given {len(run.conditions)} conditions"
+                  if run.conditions else f"{reference.shape[1]} features")
         print(f"generating {n:,} rows from {args.run} and validating them against {len(reference):,} MC rows × "
-              f"{reference.shape[1]} features", file=sys.stderr)
+              f"{scored}", file=sys.stderr)
         validation = validate_run(run, n, reference=reference, weights=weights, training=baseline_train, seed=seed)
     else:
         print(f"validating {len(synthetic):,} synthetic rows against {len(reference):,} MC rows × "

@@ -378,10 +378,14 @@ def trained_on(info: dict) -> dict:
             "cut": data.get("cut")}
 
 
-UNMEASURED = ("not measured: the statistical power of this sample is unknown, at most that of its N_train training "
-              "events; measure it with `recogan ensemble --data MC --members 10 --out ENS_DIR` (the same MC and "
-              "--seed as this run) and pass --ensemble ENS_DIR")
-"""What the provenance of an export without an ensemble says of its effective statistics."""
+def unmeasured(conditional: bool = False) -> str:
+    """What the provenance of an export without an ensemble says of its effective statistics, and how
+    to measure them: not for a conditional run, since an ensemble trains unconditional runs only."""
+    return ("not measured: the statistical power of this sample is unknown, at most that of its N_train training "
+            "events; " + ("a bootstrap ensemble (`recogan ensemble`) trains unconditional runs only, so it cannot be "
+                          "measured for this conditional run yet" if conditional else
+                          "measure it with `recogan ensemble --data MC --members 10 --out ENS_DIR` (the same MC and "
+                          "--seed as this run) and pass --ensemble ENS_DIR"))
 
 
 @dataclass(frozen=True)
@@ -459,7 +463,7 @@ class Results:
 
 
 def describe(statistics: dict | str) -> str:
-    """:meth:`Results.statistics` (or :data:`UNMEASURED`) in one line for a terminal."""
+    """:meth:`Results.statistics` (or :func:`unmeasured`) in one line for a terminal."""
     if isinstance(statistics, str):
         return f"effective statistics: {statistics}"
     return "effective statistics, N_eff [68% interval]: " + ", ".join(

@@ -42,7 +42,7 @@ import pandas as pd
 
 from recogan_app import __version__
 from recogan_app.data.sources import MCSample
-from recogan_app.ensemble import UNMEASURED, Results
+from recogan_app.ensemble import Results, unmeasured
 from recogan_app.errors import ExportRefused, InputError
 from recogan_app.files import check_writable, write_atomic, write_json
 from recogan_app.metrics.distributions import check_reference_rows, effective_size, ks_floor
@@ -415,7 +415,7 @@ def export(run: TabularRun, out, n: int | pd.DataFrame, *, reference: pd.DataFra
             "validation": "targets generated given the reference rows' conditions",
             "rows": "one per row of the conditions, which are copied through unchanged"},
         "statement": _statement(n, data),
-        "effective_statistics": UNMEASURED if ensemble is None else ensemble.statistics(n),
+        "effective_statistics": unmeasured(bool(run.conditions)) if ensemble is None else ensemble.statistics(n),
         "training_data": {key: data.get(key) for key in ("source", "tree", "sha256", "sources", "cut", "n_rows",
                                                          "n_train", "n_monitor", "n_test")},
         "seeds": {"training": run.config.seed, "sample": seed, "validation": run.stream_seed("gate")},

@@ -34,8 +34,9 @@ from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
+from matplotlib.ticker import PercentFormatter
 
-from recogan_app.ensemble import UNMEASURED, Results, draw_band
+from recogan_app.ensemble import Results, draw_band, unmeasured
 from recogan_app.errors import InputError, closest
 from recogan_app.files import check_writable, write_atomic
 from recogan_app.markup import escape_html
@@ -146,6 +147,7 @@ def _summary(v: Validation) -> str:
 <p class="verdict">Seed 000 verdict: {escape_html(ks['verdict'])} (mean KS {ks['mean']:.4f}, max KS {ks['max']:.4f};
 excellent below {EXCELLENT[0]} / {EXCELLENT[1]}, good below {GOOD[0]} / {GOOD[1]}).</p>
 <ul>
+{f"<li>Conditional run: {escape_html(v.conditions_said)}.</li>" if v.conditions else ""}
 <li>{v.n_indistinguishable} of {len(v.features)} features are {INDISTINGUISHABLE}
 (KS within its {FLOOR_CL:.0%} floor and WS within the MC half-vs-half value).</li>
 <li>Classifier two-sample test: AUC {c2st.auc:.3f} [{lo:.3f}, {hi:.3f}] (68 % bootstrap), scored on
@@ -155,7 +157,9 @@ finds no difference.</li>
 ±{RESIDUAL_TOLERANCE}.</li>
 </ul>
 <h3>Against the Gaussian copula baseline</h3>
-<p class="note">Fitted on {escape_html(v.baseline_fitted_on)}, sampled at the synthetic size, tested alike.</p>
+<p class="note">Fitted on {escape_html(v.baseline_fitted_on)}, sampled {
+"given the MC rows' conditions (a conditional Gaussian copula)" if v.conditions else "at the synthetic size"},
+tested alike.</p>
 {_table(["figure", "model", "copula"], comparison)}
 <p class="verdict {'ok' if v.beats_baseline else 'bad'}">{escape_html(v.baseline_verdict)}</p>
 <p class="note">Compared: {v.n_reference:,} MC rows{_weighted(v)} and {v.n_synthetic:,} synthetic rows.
@@ -180,8 +184,8 @@ def _features(v: Validation) -> str:
 between two disjoint halves of the MC at the synthetic size. Integer features are compared on their exact
 values (synthetic values rounded). χ²/ndf from the histograms below, with both samples' Poisson errors.
 The 68 % interval is the bootstrap replicas' spread around their median, placed on the measured KS
-(resampling adds noise to a distance, so the raw replicas sit above it); whether the KS itself is MC noise,
-the floor says.</p>
+(resampling adds noise to a distance, so the raw replicas sit above it), its lower end clipped at 0 (a distance
+is never negative); whether the KS itself is MC noise, the floor says.</p>
 <div class="scroll">{_table(header, rows)}</div>"""
 
 
@@ -256,11 +260,13 @@ Largest KS of a target in a condition bin: {figures['max_binned_ks'] or 0:.3f}.<
 {_img(_efficiency_figure(v), "efficiency ratios")}{residuals}"""
 
 
-def effective_statistics(ensemble: Results | None, n: int) -> str:
+def effective_statistics(ensemble: Results | None, n: int, conditional: bool = False) -> str:
     """The ensemble's N_eff table (per feature and over all bins) and its warnings for a sample of
-    ``n`` events, as HTML (the report's section and the dashboard's Validation tab)."""
+    ``n`` events, as HTML (the report's section and the dashboard's Validation tab); without one, that
+    it is not measured (and how to, unless the run is ``conditional``)."""
     if ensemble is None:
-        return f'<p class="note">{escape_html(UNMEASURED[0].upper() + UNMEASURED[1:])}.</p>'
+        text = unmeasured(conditional)
+        return f'<p class="note">{escape_html(text[0].upper() + text[1:])}.</p>'
     s = ensemble.statistics(n)
     rows = [[escape_html(name), f"{r['n_effective']:,.0f} [{r['n_effective_interval'][0]:,.0f}, "
              f"{r['n_effective_interval'][1]:,.0f}]" if "n_effective" in r else "", f"{s['n_train']:,}", f"{n:,}",
@@ -328,7 +334,8 @@ def _correlation_figure(v: Validation) -> Figure:
                             f"residual synthetic − MC, {method} (×100)", RESIDUAL_TOLERANCE, annotate)
         _heatmap(row[3], v.residual_floor[method].to_numpy(), names,
                  f"two MC halves: half − half, {method} (×100)", RESIDUAL_TOLERANCE, annotate)
-        figure.colorbar(residual, ax=row[2:], shrink=0.7, label=f"residual (saturates at ±{RESIDUAL_TOLERANCE})")
+        figure.colorbar(residual, ax=row[2:], shrink=0.7, format=PercentFormatter(1, 0, symbol=""),
+                        label=f"residual ×100 (saturates at ±{RESIDUAL_TOLERANCE * 100:g})")
     return figure
 
 
@@ -339,7 +346,7 @@ def _correlations(v: Validation) -> str:
     flagged = (_table(["method", "feature", "feature", "residual", "two MC halves"], rows) if rows
                else f"<p>No pair beyond ±{RESIDUAL_TOLERANCE}.</p>")
     return f"""
-<p class="note">Residual colour scale ±{RESIDUAL_TOLERANCE} (seed 000's criterion); the right-most column
+<p class="note">Residuals ×100, colour scale ±{RESIDUAL_TOLERANCE * 100:g} (seed 000's ±{RESIDUAL_TOLERANCE}); the right-most column
 is the residual between two halves of the MC, each with half its events: about twice the noise of the
 comparison itself, which the summary gives (a pair, and the largest of all pairs).</p>
 {_img(_correlation_figure(v), "correlation matrices")}
@@ -538,7 +545,7 @@ def write_report(validation: Validation, path, *, title: str, provenance: dict,
     histograms = "".join(_img(histogram_figure(name, v, ensemble), f"histogram of {name}") for name in v.features)
     body = {
         "summary": _summary(v),
-        "effective": effective_statistics(ensemble, v.n_synthetic),
+        "effective": effective_statistics(ensemble, v.n_synthetic, bool(v.conditions)),
         "features": _features(v),
         "conditional": _conditional(v),
         "histograms": f"""<p class="note">Synthetic counts scaled to the MC's area; error bars are each sample's

@@ -6,7 +6,10 @@ noise floors, histogram comparisons with Poisson errors, correlation residuals, 
 two-sample test, and the same figures for the Gaussian copula baseline, which a generator must
 beat to have earned its training time. A weighted MC (event weights) is compared through its
 weighted distributions everywhere, its histograms carry Σw² errors and its floors count its
-effective sample size (Σw)²/Σw², shown beside the number of rows. The CLI prints :meth:`Validation.summary`, writes
+effective sample size (Σw)²/Σw², shown beside the number of rows. A conditional model's sample
+(``conditions``: row i generated given MC row i's conditions, which it copies) is scored on its
+targets only, its classifier sees each pair in one fold and its copula draws the targets given the
+same conditions. The CLI prints :meth:`Validation.summary`, writes
 :meth:`Validation.to_json` as ``metrics.json`` and hands the object to
 :func:`recogan_app.report.write_report`.
 
@@ -21,7 +24,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -264,6 +267,9 @@ class Validation:
     conditional : ConditionalValidation or None
         A conditional run's efficiency ratios, relative residuals and binned KS
         (:mod:`recogan_app.metrics.conditional`).
+    conditions : list of str
+        A conditional run's conditions: copied from the MC into the synthetic rows, so never scored
+        as features (``features`` are its targets).
     """
 
     features: list[str]
@@ -281,6 +287,7 @@ class Validation:
     synthetic_sample: pd.DataFrame = field(repr=False)
     n_effective: float | None = None
     conditional: ConditionalValidation | None = field(default=None, repr=False)
+    conditions: list[str] = field(default_factory=list)
 
     @property
     def max_residual_floor(self) -> dict[str, float]:
@@ -321,6 +328,13 @@ class Validation:
                 f"({figures}): it has not earned its training time.")
 
     @property
+    def conditions_said(self) -> str:
+        """What a conditional run's figures score, in one sentence."""
+        return (f"targets scored given the conditions {', '.join(self.conditions)}, which the synthetic rows copy from "
+                "the MC rows (so they are not scored); the classifier keeps each pair in one fold, the copula draws "
+                "the targets given the same conditions")
+
+    @property
     def n_indistinguishable(self) -> int:
         return int((self.table["label"] == INDISTINGUISHABLE).sum())
 
@@ -338,6 +352,8 @@ class Validation:
                          f"({row.ws_iqr_floor:6.4f})  {row.chi2_ndf:6.2f}  {row.label}")
         ks, c2st = self.model.ks, self.model.c2st
         lo, hi = c2st.auc_interval
+        if self.conditions:
+            lines += ["", self.conditions_said]
         lines += [
             "",
             f"{self.n_indistinguishable} of {len(self.features)} features {INDISTINGUISHABLE}; "
@@ -370,7 +386,7 @@ class Validation:
             "histograms": {name: h.to_dict() for name, h in self.histograms.items()},
             "model": self.model.to_dict(), "baseline": self.baseline.to_dict(),
             "baseline_fitted_on": self.baseline_fitted_on, "beats_baseline": self.beats_baseline,
-            "baseline_verdict": self.baseline_verdict,
+            "baseline_verdict": self.baseline_verdict, "conditions": self.conditions,
             **({"conditional": self.conditional.to_dict()} if self.conditional is not None else {}),
         })
 
@@ -410,15 +426,18 @@ def ks_comparison(reference: pd.DataFrame, synthetic: pd.DataFrame, features: Se
 
 
 def _comparison(reference: pd.DataFrame, reference_correlation: dict[str, pd.DataFrame], sample: pd.DataFrame,
-                *, seed: int, c2st_options: dict, weights: np.ndarray | None) -> Comparison:
+                *, given: pd.DataFrame | None, seed: int, c2st_options: dict, weights: np.ndarray | None) -> Comparison:
     """Score one sample against the MC (with its ``weights``); the MC's correlation matrices are
-    passed in, computed once."""
+    passed in, computed once. ``given``: the conditions both share row by row (a conditional
+    sample), which the classifier sees beside the targets, each pair in one fold."""
     metrics, ks = ks_comparison(reference, sample, weights=weights)
     correlation = {method: correlation_matrix(sample, method) for method in METHODS}
     return Comparison(
         metrics=metrics, ks=ks, correlation=correlation,
         residual={method: correlation[method] - reference_correlation[method] for method in METHODS},
-        c2st=classifier_two_sample_test(reference, sample, seed=seed, weights=weights, **c2st_options),
+        c2st=classifier_two_sample_test(*(frame if given is None else pd.concat([given, frame], axis=1)
+                                          for frame in (reference, sample)),
+                                        seed=seed, weights=weights, paired=given is not None, **c2st_options),
     )
 
 
@@ -433,7 +452,8 @@ def _effective_size(n: int, m: int) -> float:
 
 def ks_interval(a: np.ndarray, b: np.ndarray, ks: float, n_boot: int, rows: int,
                 rng: np.random.Generator, weights: np.ndarray | None = None) -> tuple[float, float]:
-    """68 % bootstrap interval of KS, bootstrapped on at most ``rows`` values of each sample.
+    """68 % bootstrap interval of KS, bootstrapped on at most ``rows`` values of each sample, its
+    lower end clipped at 0 (a distance: the shift below can carry it under 0 when KS is near 0).
 
     Resampling a million rows a hundred times per feature would cost minutes; the spread of an
     empirical-CDF distance shrinks as 1/√(n·m/(n+m)), so the interval found on random subsets is
@@ -466,7 +486,7 @@ def ks_interval(a: np.ndarray, b: np.ndarray, ks: float, n_boot: int, rows: int,
     centre = ks_statistic(sub_a, sub_b, sub_w)
     shrink = math.sqrt(_effective_size(effective_size(sub_w, sub_a.size), sub_b.size)
                        / _effective_size(effective_size(weights, a.size), b.size))
-    return ks + (lo - centre) * shrink, ks + (hi - centre) * shrink
+    return max(ks + (lo - centre) * shrink, 0.0), ks + (hi - centre) * shrink
 
 
 def _label(ks_within: bool, ws_within: bool) -> str:
@@ -477,7 +497,7 @@ def _label(ks_within: bool, ws_within: bool) -> str:
 def validate(reference: pd.DataFrame, synthetic: pd.DataFrame, *, baseline_train: pd.DataFrame | None,
              features: Sequence[str] | None = None, seed: int = 0, c2st_rows: int = 200_000, n_boot: int = 100,
              boot_rows: int = 20_000, pair_rows: int = 5_000, c2st_options: dict | None = None, weights=None,
-             baseline_weights=None) -> Validation:
+             baseline_weights=None, conditions: Sequence[str] = ()) -> Validation:
     """Validate a synthetic sample against the MC, beside the MC's noise floor and a copula baseline.
 
     Parameters
@@ -485,13 +505,13 @@ def validate(reference: pd.DataFrame, synthetic: pd.DataFrame, *, baseline_train
     reference : DataFrame
         The MC to compare with; ideally events the model never saw (a run's ``heldout.parquet``).
     synthetic : DataFrame
-        The generated sample; must hold the features.
+        The generated sample; must hold the features (and the ``conditions``, one row per MC row).
     baseline_train : DataFrame or None
         The MC the model was trained on: the Gaussian copula is fitted on it, so both start from
         the same information. None fits it on ``reference`` itself, which favours the copula
         (the result says so).
     features : sequence of str, optional
-        Features to compare, in order; all columns of ``reference`` by default.
+        Features to compare, in order; all columns of ``reference`` but the ``conditions`` by default.
     seed : int
         Fixes the floors' MC halves, bootstraps, classifier subsets and the copula's sample.
     c2st_rows : int
@@ -509,6 +529,11 @@ def validate(reference: pd.DataFrame, synthetic: pd.DataFrame, *, baseline_train
         Event weights of the reference rows (any sign; finite, with a positive sum).
     baseline_weights : array_like, optional
         Event weights of the ``baseline_train`` rows.
+    conditions : sequence of str
+        A conditional model's conditions: synthetic row i holds the targets generated given MC row
+        i's conditions. The features (its targets) are scored; the conditions only in the classifier
+        (pairs kept in one fold), the copula (targets drawn given them) and the conditional validation
+        (:func:`~recogan_app.metrics.conditional.validate_conditional`).
 
     Returns
     -------
@@ -520,13 +545,26 @@ def validate(reference: pd.DataFrame, synthetic: pd.DataFrame, *, baseline_train
         A feature missing, non-numeric or non-finite in a sample; fewer than four MC rows; weights
         that are not one finite number per row with a positive sum.
     """
+    conditions = list(conditions)
+    if features is None:
+        features = [c for c in reference.columns if c not in conditions]
     _, names = feature_matrix(reference, features, role="reference", min_rows=4)
+    if conditions:
+        feature_matrix(reference, conditions, role="reference", min_rows=4)
+        feature_matrix(synthetic, conditions, role="synthetic sample", min_rows=2)
+        if len(synthetic) != len(reference):
+            raise InputError(f"holds {len(synthetic):,} rows, not one per MC row ({len(reference):,}): a conditional "
+                             "sample is generated given the MC rows' conditions", path="the synthetic sample")
+        if not np.array_equal(synthetic[conditions].to_numpy(np.float64), reference[conditions].to_numpy(np.float64)):
+            raise InputError("does not copy the MC rows' conditions row by row: a conditional sample is compared "
+                             "with the MC rows it was generated from", path="the synthetic sample")
     weights = checked_weights(weights, len(reference), "reference")
     baseline_weights = None if baseline_train is None else checked_weights(
         baseline_weights, len(baseline_train), "baseline training MC")
     feature_matrix(synthetic, names, role="synthetic sample", min_rows=2)
     if baseline_train is not None:
-        feature_matrix(baseline_train, names, role="baseline training MC", min_rows=2)
+        feature_matrix(baseline_train, conditions + names, role="baseline training MC", min_rows=2)
+    given = reference[conditions].reset_index(drop=True) if conditions else None
     reference = reference[names].reset_index(drop=True)
     integer_features = [name for name in names  # whole numbers, however many distinct values
                         if is_discrete(reference[name].to_numpy(), max_values=len(reference))]
@@ -534,11 +572,13 @@ def validate(reference: pd.DataFrame, synthetic: pd.DataFrame, *, baseline_train
     rng = np.random.default_rng(seed)
 
     copula = GaussianCopula(random_state=seed).fit(*(
-        (reference, weights) if baseline_train is None else (baseline_train[names], baseline_weights)))
+        (pd.concat([given, reference], axis=1) if conditions else reference, weights) if baseline_train is None
+        else (baseline_train[conditions + names], baseline_weights)))
     copula_seed = int(np.random.SeedSequence(seed, spawn_key=(1,)).generate_state(1)[0])  # its own stream
-    baseline_sample = _rounded(copula.sample(len(synthetic), seed=copula_seed), integer_features)
+    baseline_sample = _rounded(copula.sample(len(synthetic), seed=copula_seed, given=given)[names], integer_features)
     reference_correlation = {method: correlation_matrix(reference, method, weights=weights) for method in METHODS}
-    settings = dict(seed=seed, c2st_options={"n_max": c2st_rows, **(c2st_options or {})}, weights=weights)
+    settings = dict(given=given, seed=seed, c2st_options={"n_max": c2st_rows, **(c2st_options or {})},
+                    weights=weights)
     model = _comparison(reference, reference_correlation, synthetic, **settings)
     baseline = _comparison(reference, reference_correlation, baseline_sample, **settings)
 
@@ -569,7 +609,9 @@ def validate(reference: pd.DataFrame, synthetic: pd.DataFrame, *, baseline_train
         histograms=histograms,
         reference_sample=reference.sample(min(pair_rows, n), random_state=seed).reset_index(drop=True),
         synthetic_sample=synthetic.sample(min(pair_rows, m), random_state=seed).reset_index(drop=True),
-        n_effective=n_effective,
+        n_effective=n_effective, conditions=conditions,
+        conditional=None if given is None else validate_conditional(
+            pd.concat([given, reference], axis=1), pd.concat([given, synthetic], axis=1), names, conditions),
     )
 
 
@@ -588,7 +630,7 @@ def validate_run(run, rows: int = 0, *, reference: pd.DataFrame | None = None, t
     copula is fitted on the reference, which the result says. ``options`` go to :func:`validate`.
 
     A conditional run generates one row per reference row, given its conditions (``rows`` is
-    then not taken), and the result holds the conditional validation too.
+    then not taken), and is scored on its targets given them (:func:`validate`'s ``conditions``).
     """
     seed = run.stream_seed("validation") if seed is None else seed
     if reference is None:
@@ -604,9 +646,5 @@ def validate_run(run, rows: int = 0, *, reference: pd.DataFrame | None = None, t
     column, baseline_weights = run.weight_column, None
     if training is not None and column in training:  # a weighted run's training split comes with its weights
         training, baseline_weights = training.drop(columns=column), training[column].to_numpy()
-    validation = validate(reference, synthetic, baseline_train=training, seed=seed, weights=weights,
-                          baseline_weights=baseline_weights, **options)
-    if not run.conditions:
-        return validation
-    targets = [f for f in run.features if f in reference.columns]
-    return replace(validation, conditional=validate_conditional(reference, synthetic, targets, run.conditions))
+    return validate(reference, synthetic, baseline_train=training, seed=seed, weights=weights,
+                    baseline_weights=baseline_weights, conditions=run.conditions, **options)

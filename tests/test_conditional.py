@@ -226,6 +226,21 @@ def test_validate_of_a_conditional_run_prints_and_reports_the_efficiency_ratios(
     assert figures["efficiency_bins"] == 2 * 3 * 5 * len(QUANTILES) and 0 <= figures["pull_share"] <= 1
     page = (tmp_path / "r.html").read_text()
     assert '<section id="conditional">' in page and 'alt="efficiency ratios"' in page
+    # The targets only: the conditions are copied from the MC rows, so they are not scored
+    validation = json.loads((tmp_path / "v.json").read_text())
+    assert set(validation["per_feature"]) == {"reco_mu_px", "reco_jet_px"}
+    assert validation["conditions"] == ["gen_mu_px", "gen_jet_px", "gen_met_x"]
+    assert "of 2 features indistinguishable" in done.stdout and "targets scored given the conditions" in done.stdout
+    assert "Conditional run: targets scored given the conditions" in page and "conditional Gaussian copula" in page
+    assert "recogan ensemble --data" not in page and "trains unconditional runs only" in page
+
+
+def test_the_training_summary_of_a_conditional_run_scores_its_twins_in_one_fold(conditional_run):
+    """Its classifier AUC is not below chance (split twins made it 7σ below): metrics.json against the
+    Mann–Whitney noise it states, and its KS are those of the targets."""
+    metrics = json.loads((conditional_run / "run" / "metrics.json").read_text())
+    assert metrics["c2st_auc"] > 0.5 - 2 * metrics["noise"]["c2st_auc"]
+    assert {k for k in metrics if k.startswith("ks_")} == {"ks_reco_mu_px", "ks_reco_jet_px"}
 
 
 def test_model_auto_tries_every_conditional_family_given_the_monitor_conditions(tmp_path, capsys):
@@ -327,6 +342,8 @@ def test_export_of_a_conditional_run_writes_a_row_per_condition_row_and_says_so(
     heldout = pd.read_parquet(conditional_run / "run" / "heldout.parquet")
     assert sidecar["validation"]["n_reference"] == len(heldout) and set(sidecar["validation"]["ks"]) == {
         "reco_mu_px", "reco_jet_px"}
+    assert "recogan ensemble --data" not in sidecar["effective_statistics"]  # it takes unconditional runs only
+    assert "trains unconditional runs only" in sidecar["effective_statistics"]
 
     done = recogan("export", "--run", conditional_run / "run", "--n", 100, "--out", tmp_path / "bad.root")
     assert done.returncode == 2 and "is a conditional run" in done.stderr and "Traceback" not in done.stderr

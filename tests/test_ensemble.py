@@ -268,7 +268,7 @@ def test_export_carries_the_ensembles_numbers_and_warns_when_the_sample_exceeds_
 
     assert main([*command, "--out", str(tmp_path / "plain.parquet")]) == 0  # no ensemble: not measured, said so
     plain = json.loads(provenance_path(tmp_path / "plain.parquet").read_text())
-    assert plain["effective_statistics"] == ensemble.UNMEASURED
+    assert plain["effective_statistics"] == ensemble.unmeasured()
     assert "the statistical power of this sample is unknown" in capsys.readouterr().out
 
 

@@ -170,3 +170,21 @@ def test_axes_are_labelled_in_gev_where_the_name_says_momentum_energy_or_mass(va
     assert [axis_label(n) for n in unlabelled] == list(unlabelled)  # a DLL, a log or a count has no GeV
     assert histogram_figure("pt", validation).axes[1].get_xlabel() == "pt [GeV]"
     assert histogram_figure("cos_pa", validation).axes[1].get_xlabel() == "cos_pa"
+
+
+def test_correlation_residuals_read_in_the_same_units_in_titles_numbers_and_colour_bar(validation):
+    """The residual panels say ×100 and print residual × 100: their colour bar reads ×100 too (±5, not ±0.05)."""
+    from recogan_app.report import _correlation_figure
+
+    figure = _correlation_figure(validation)
+    figure.canvas.draw()  # places the ticks and their labels
+    bars = [axis for axis in figure.axes if axis.get_ylabel().startswith("residual")]
+    residual_panel = next(axis for axis in figure.axes if axis.get_title().startswith("residual synthetic − MC, pearson"))
+    assert len(bars) == 2 and residual_panel.get_title().endswith("(×100)")
+    for bar in bars:
+        assert bar.get_ylabel() == "residual ×100 (saturates at ±5)"
+        ticks = {round(value, 3): label.get_text() for value, label in zip(bar.get_yticks(), bar.get_yticklabels())}
+        assert ticks[0.04] == "4" and ticks[-0.04] in ("−4", "-4")
+    numbers = [text.get_text() for text in residual_panel.texts]
+    residual = validation.model.residual["pearson"].to_numpy()
+    assert numbers[0] == f"{residual[0, 1] * 100:.0f}"  # the first off-diagonal cell, (0, 1)

@@ -9,6 +9,7 @@ from scipy import stats
 
 from recogan_app.errors import InputError
 from recogan_app.metrics import feature_metrics, ks_floor, ks_statistic, noise_floor
+from recogan_app.metrics.verdict import ks_verdict
 from recogan_app.validation import INDISTINGUISHABLE, compare_histograms, ks_interval, validate
 
 ROWS = 2000
@@ -71,6 +72,13 @@ def test_ks_interval_from_subsets_matches_the_full_bootstrap():
     subset = ks_interval(a, b, ks, 100, 4_000, np.random.default_rng(0))
     assert subset[1] - subset[0] == pytest.approx(full[1] - full[0], rel=0.3)
     assert subset[0] < ks < subset[1] and full[0] < ks < full[1]
+
+
+def test_ks_interval_of_a_distance_stays_at_or_above_zero():
+    """KS 0 (a copied column): the replicas' spread placed on 0 would reach below it; it is clipped."""
+    a = np.random.default_rng(8).normal(size=3000)
+    lo, hi = ks_interval(a, a.copy(), 0.0, 50, 20_000, np.random.default_rng(0))
+    assert lo == 0.0 and hi > 0.0
 
 
 def test_shifted_feature_is_beyond_the_floor(shifted):
@@ -173,3 +181,46 @@ def test_bad_input_names_the_sample_and_column():
         validate(sample(100, 0), sample(100, 1).drop(columns="z"), baseline_train=None, **FAST)
     with pytest.raises(InputError, match="'hits': baseline training MC has no such column"):
         validate(sample(100, 0), sample(100, 1), baseline_train=sample(100, 2).drop(columns="hits"), **FAST)
+
+
+def given_x(mc: pd.DataFrame, seed: int, spread: float = 0.3) -> pd.DataFrame:
+    """A conditional model's sample for the conditions x and hits of ``mc``, row by row: y given x
+    with the noise ``spread`` (the truth at 0.3) and a fresh z."""
+    rng = np.random.default_rng(seed)
+    return mc.assign(y=mc["x"] ** 2 + mc["x"] + spread * rng.normal(size=len(mc)), z=rng.exponential(size=len(mc)))
+
+
+@pytest.fixture(scope="module")
+def conditional():
+    mc = sample(ROWS, 0)
+    return mc, {spread: validate(mc, given_x(mc, 1, spread), baseline_train=sample(ROWS, 2), conditions=["x", "hits"],
+                                 **FAST) for spread in (0.3, 0.6)}
+
+
+def test_a_conditional_sample_is_scored_on_its_targets_given_the_conditions(conditional):
+    """The copied conditions are no features (a KS of 0 each would flatter the verdict); the verdict
+    is the one of the targets' KS (scipy's here); the classifier, twins in one fold, finds the truth
+    at chance and a too-wide response above it; the copula draws the targets given the conditions."""
+    mc, by_spread = conditional
+    truth, wide = by_spread[0.3], by_spread[0.6]
+    assert truth.features == ["y", "z"] and list(truth.table.index) == ["y", "z"] and set(truth.histograms) == {"y", "z"}
+    assert truth.conditions == ["x", "hits"] and list(truth.reference_correlation["pearson"].columns) == ["y", "z"]
+    synthetic = given_x(mc, 1)
+    ks = [stats.ks_2samp(mc[f], synthetic[f]).statistic for f in ("y", "z")]
+    assert truth.table["ks"].tolist() == pytest.approx(ks)
+    assert truth.model.ks["verdict"] == ks_verdict(np.mean(ks), np.max(ks))
+    half = truth.model.c2st.n_test // 2
+    null_sd = np.sqrt((2 * half + 1) / (12 * half**2))
+    assert abs(truth.model.c2st.auc - 0.5) < 3 * null_sd and wide.model.c2st.auc > 0.5 + 3 * null_sd
+    assert truth.baseline.c2st.auc > truth.model.c2st.auc  # a Gaussian copula cannot draw y = x² + x given x
+    assert (truth.table["ks_lo"] >= 0).all() and truth.conditional is not None
+    assert "targets scored given the conditions x, hits" in truth.summary()
+    assert json.loads(truth.to_json())["conditions"] == ["x", "hits"]
+
+
+def test_a_conditional_sample_must_copy_the_mc_rows_conditions():
+    mc = sample(200, 0)
+    with pytest.raises(InputError, match="does not copy the MC rows' conditions row by row"):
+        validate(mc, given_x(mc, 1).iloc[::-1], baseline_train=None, conditions=["x", "hits"], **FAST)
+    with pytest.raises(InputError, match="not one per MC row"):
+        validate(mc, given_x(mc, 1).iloc[1:], baseline_train=None, conditions=["x", "hits"], **FAST)

@@ -93,8 +93,9 @@ def trial(family: ModelFamily, trial_s: float) -> ModelFamily:
             seed, rows = streams.stream_seed(self.config.seed, "evaluation"), min(len(self.monitor), C2ST_ROWS)
             given = self.monitor.frame.sample(rows, random_state=seed) if run.conditions else rows  # their conditions
             synthetic = run.generate(given, seed=seed)
-            auc = classifier_two_sample_test(self.monitor.frame, synthetic, n_max=rows, seed=seed,
-                                             weights=self.monitor.weights).auc
+            auc = classifier_two_sample_test(given if run.conditions else self.monitor.frame, synthetic, n_max=rows,
+                                             seed=seed, weights=self.monitor.weights,  # none with conditions
+                                             paired=bool(run.conditions)).auc  # twins in one fold
             return {"monitor_auc": auc, "monitor_rows": rows}
 
     return Trial(family.config.updated(time_limit=trial_s))

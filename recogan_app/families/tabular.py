@@ -577,11 +577,12 @@ class TabularFamily(ModelFamily):
             figures["effective_size"] = test.n_effective
         if details["corr_undefined"]:
             figures.update(max_corr_residual=None, max_corr_residual_undefined=details["corr_undefined"])
-        if run.conditions:  # the classifier below sees the conditions too: targets given conditions
+        if run.conditions:  # the classifier below sees the conditions too: targets given conditions, twins paired
             figures.update(validate_conditional(test.frame, synthetic, run.features, run.conditions).figures())
         if deadline.left() <= 0:
             return {**figures, "c2st_skipped": f"the time limit ({deadline.seconds:g} s) was reached"}
-        c2st = classifier_two_sample_test(test.frame, synthetic, n_max=50_000, seed=seed, weights=test.weights)
+        c2st = classifier_two_sample_test(test.frame, synthetic, n_max=50_000, seed=seed, weights=test.weights,
+                                          paired=bool(run.conditions))  # twins given the same conditions
         return {**figures, "c2st_auc": c2st.auc, "c2st_auc_interval": list(c2st.auc_interval),
                 "c2st_rows": c2st.n_test,
                 "noise": noise_floors(test.n_effective, len(synthetic), c2st.n_test, len(run.features))}

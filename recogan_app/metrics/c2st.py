@@ -7,6 +7,13 @@ this sees every joint feature at once. A weighted MC counts each of its rows by 
 (``weights``) in the BDT's training, the AUC and its interval; the weights are scaled so that both
 classes weigh alike, and a negative weight counts as 0 here (neither a BDT nor a ROC curve takes
 one).
+
+A conditional model's sample is *paired* with its MC: synthetic row i holds the targets generated
+given the conditions of MC row i, so the two rows share their conditions exactly. Split apart, a
+pair would let the BDT learn "this condition was an MC row in training" and call its twin in the
+test half MC: an AUC below chance. ``paired=True`` keeps each pair in one half, so the test rows'
+conditions are new to the BDT in both classes and only the targets given the conditions can tell
+the samples apart.
 """
 
 from __future__ import annotations
@@ -67,7 +74,7 @@ def classifier_two_sample_test(reference: pd.DataFrame, synthetic: pd.DataFrame,
                                features: Sequence[str] | None = None, n_max: int = 200_000,
                                test_fraction: float = 0.5, n_boot: int = 100, seed: int = 0,
                                n_estimators: int = 200, max_depth: int = 6, learning_rate: float = 0.1,
-                               nthread: int = 2, weights=None) -> C2STResult:
+                               nthread: int = 2, weights=None, paired: bool = False) -> C2STResult:
     """Train an xgboost BDT to separate MC from synthetic rows; report its test-set AUC.
 
     Both samples are subsampled to the same size (the smaller one's, at most ``n_max``) so the
@@ -97,6 +104,9 @@ def classifier_two_sample_test(reference: pd.DataFrame, synthetic: pd.DataFrame,
         Threads xgboost may use.
     weights : array_like, optional
         Event weights of the reference rows (negative ones count as 0).
+    paired : bool
+        Synthetic row i is the twin of reference row i (generated given its conditions): the same
+        rows of both are drawn and each pair lands in the same half (see the module).
 
     Returns
     -------
@@ -108,13 +118,15 @@ def classifier_two_sample_test(reference: pd.DataFrame, synthetic: pd.DataFrame,
         raise ValueError(f"n_boot must be at least 2, got {n_boot}")
     ref, names = feature_matrix(reference, features, role="reference", min_rows=2)
     syn, _ = feature_matrix(synthetic, names, role="synthetic sample", min_rows=2)
+    if paired and len(ref) != len(syn):
+        raise ValueError(f"paired samples need as many rows: {len(ref)} reference, {len(syn)} synthetic")
     rng = np.random.default_rng(seed)
     n = min(len(ref), len(syn), n_max)
     n_test = min(max(round(n * test_fraction), 1), n - 1)
     # Random subsets in random order: the first n_test rows of each sample are its test rows.
     pick = rng.choice(len(ref), n, replace=False)
     ref = ref[pick]
-    syn = syn[rng.choice(len(syn), n, replace=False)]
+    syn = syn[pick if paired else rng.choice(len(syn), n, replace=False)]
     x_train, x_test = np.vstack((ref[n_test:], syn[n_test:])), np.vstack((ref[:n_test], syn[:n_test]))
     y_train = np.repeat([1, 0], n - n_test)
     y_test = np.repeat([1, 0], n_test)

@@ -9,7 +9,7 @@ import panel as pn
 import param
 from panel.viewable import Viewer
 
-from recogan_app.ensemble import UNMEASURED
+from recogan_app.ensemble import unmeasured
 from recogan_app.export import provenance_path, validation_summary
 from recogan_app.markup import escape_markdown
 from recogan_app.metrics.verdict import REQUIRABLE
@@ -92,13 +92,15 @@ class ExportView(Viewer):
             self.exporting = False
             self._enable()
 
-    @param.depends("state.ensemble", "rows")
+    @param.depends("state.ensemble", "state.run", "rows")
     def effective(self) -> str:
         """The ensemble's warnings (Validation tab) for the rows asked: more than its information, errors that
         undercover; the export records them. Without an ensemble, that the sample's power is not measured."""
         ensemble = self.state.ensemble
         if ensemble is None:
-            return f"Effective statistics {escape_markdown(UNMEASURED)} (or choose it on the Validation tab)."
+            conditional = bool(getattr(self.state.run, "conditions", None))
+            return f"Effective statistics {escape_markdown(unmeasured(conditional))}" + (
+                "." if conditional else " (or choose it on the Validation tab).")
         warnings = ensemble.statistics(max(self.rows, 0))["warnings"]
         return "\n\n".join(f"**Warning**: {escape_markdown(line)}" for line in warnings) or (
             f"{self.rows:,} rows are within the information of the ensemble {escape_markdown(ensemble.path)}.")

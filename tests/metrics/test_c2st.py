@@ -90,3 +90,32 @@ def test_bad_arguments_are_refused():
         classifier_two_sample_test(frame, frame, test_fraction=1.0)
     with pytest.raises(InputError, match="column 'chi2'"):
         classifier_two_sample_test(frame, frame.drop(columns="chi2"))
+
+
+def conditional_sample(conditions: np.ndarray, seed: int, spread: float = 1.0) -> pd.DataFrame:
+    """Two targets whose response depends on three conditions (one of them a discrete species),
+    beside those conditions: a conditional model's sample, row i given the conditions of row i."""
+    rng = np.random.default_rng(seed)
+    p, eta, species = conditions.T
+    targets = np.column_stack([np.sin(2 * p) + eta * species + spread * rng.normal(size=len(p)),
+                               np.abs(p) * (1 + spread * rng.exponential(size=len(p)))])
+    return pd.DataFrame(np.column_stack([conditions, targets]), columns=["p", "eta", "species", "dll_k", "dll_p"])
+
+
+def test_paired_twins_give_one_half_when_the_generator_is_the_truth_and_more_when_it_is_wrong():
+    """A conditional sample's row i shares its conditions with MC row i. Folds that split the twins
+    let the BDT learn "this condition was MC" and anti-predict (the defect: AUC far below 0.5);
+    paired folds give chance for the truth and an AUC above chance for a too-wide response."""
+    rng = np.random.default_rng(0)
+    conditions = np.column_stack([rng.normal(size=1000), rng.uniform(-1, 1, 1000), rng.integers(0, 3, 1000)])
+    mc, truth, wide = (conditional_sample(conditions, seed, spread) for seed, spread in ((1, 1.0), (2, 1.0), (3, 1.6)))
+    options = {"seed": 1}  # the BDT of validate: deep enough to learn single condition values
+    split_apart = classifier_two_sample_test(mc, truth, **options)
+    paired, wrong = (classifier_two_sample_test(mc, sample, paired=True, **options) for sample in (truth, wide))
+    half = paired.n_test // 2
+    null_sd = np.sqrt((2 * half + 1) / (12 * half**2))  # Mann–Whitney AUC under H0
+    assert abs(paired.auc - 0.5) < 3 * null_sd
+    assert split_apart.auc < 0.5 - 3 * null_sd
+    assert wrong.auc > 0.5 + 3 * null_sd and wrong.auc_interval[0] > paired.auc_interval[1]
+    with pytest.raises(ValueError, match="paired samples need as many rows"):
+        classifier_two_sample_test(mc, truth.iloc[:-1], paired=True, **options)
