@@ -124,7 +124,8 @@ def test_the_quantiles_are_monotone_by_construction_whatever_the_weights():
 
 def test_inverse_cdf_sampling_reproduces_a_known_distributions_quantiles():
     """A skewed distribution (Γ(2)) given by its quantiles at 50 levels: samples by the inverse CDF
-    have its quantiles (scipy's) at the levels, a tail beyond them, and the normal scores of those samples give back the noise."""
+    have its quantiles (scipy's) at the levels, a tail beyond them, and the normal scores of those
+    samples give back the noise."""
     levels, gamma = even_levels(50), stats.gamma(2.0)
     quantiles = torch.tensor(gamma.ppf(levels.numpy()), dtype=torch.float32).expand(1, 1, 50)
     z = torch.randn(200_000, 1, generator=torch.Generator().manual_seed(0))
@@ -179,6 +180,9 @@ def test_a_conditional_family_trains_a_few_steps_and_generates_given_conditions(
     run = train(frame, config_class(features=targets, conditions=conditions, **FEW_STEPS, **SMALL[config_class]),
                 tmp_path / "run")
     assert run.info["fit"]["steps"] > 0 and run.info["data"]["features"] == conditions + targets
+    if train is train_quantile and toy == "pid":  # a given species is one point each, not a dequantised band
+        assert run.condition_pipeline.specs_["species"] == "quantile"
+        assert len(np.unique(run.condition_pipeline.transform(frame)[:, conditions.index("species")])) == 5
     figures = run.metrics()
     assert figures["efficiency_bins"] == len(targets) * len(QUANTILES) * sum(
         min(frame[c].nunique(), 5) if frame[c].nunique() > 10 else frame[c].nunique() for c in conditions)

@@ -5,13 +5,15 @@ levels τ, on top of a linear map of the conditions that starts as each reco tar
 gen-level value (seed 003's transfer function: reco = gen + the detector's response). Trained by
 the pinball loss at those levels (:func:`~recogan_app.losses.pinball_loss`), summed over
 targets and averaged over rows: a likelihood-style module (one optimiser) for the Trainer.
-Two responses (:data:`RESPONSES`):
+Two responses (the setting ``response``):
 
 - ``quantiles`` (the default): K levels evenly spaced from 1/(2K) to 1 − 1/(2K), the quantiles
-  monotone by construction: a location plus a scale times the normal's quantiles bent by
-  softplus factors on their increments. The scale, pulled by every level, narrows a
-  distribution's tails with its core: increments alone, each pulled by its level only, left the
-  1 % quantile of a narrow DLL near the marginal's after 20 epochs. A target is sampled by its
+  monotone by construction: a location plus a scale times the normal's quantiles, their increments
+  bent by softplus factors, summed outwards from the middle level. The scale, pulled by every
+  level, narrows a distribution's tails with its core; summed outwards, an increment in a tail is
+  pulled by the levels beyond it only. (Increments alone, summed from the lowest level, left the
+  1 % quantile of a narrow DLL near the marginal's after 20 epochs: every level pulled on the
+  lowest increments, drowning the few rows that place them.) A target is sampled by its
   inverse CDF: linear between the levels, exponential tails beyond the extreme ones (the density
   continuous there). It follows skewed, capped and multi-modal responses (PID DLLs given the
   track), where a Gaussian cannot.
@@ -40,7 +42,6 @@ from recogan_app.models.tabular import PASS_ROWS, dense
 
 SLOPE = 0.05
 """Seed 003's LeakyReLU slope."""
-RESPONSES = ("quantiles", "seed003")
 TAIL_LOG_LEVEL = -60.0
 """The smallest log level a score is computed from (float32's ndtri stays finite)."""
 
@@ -55,10 +56,19 @@ def _neighbours(quantiles: torch.Tensor, index: torch.Tensor) -> tuple[torch.Ten
     return quantiles.gather(-1, index - 1), quantiles.gather(-1, index)
 
 
+def _tail_widths(levels: torch.Tensor, quantiles: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The exponential tails' widths τ₁/d₁ below the lowest level and (1 − τ_K)/d_K above the highest,
+    d the density of the slice next to it: the tails continue the density where the levels end."""
+    first, last = levels[0], levels[-1]
+    low = (quantiles[..., 1] - quantiles[..., 0]) * first / (levels[1] - first)
+    high = (quantiles[..., -1] - quantiles[..., -2]) * (1 - last) / (last - levels[-2])
+    return low.clamp_min(1e-12), high.clamp_min(1e-12)
+
+
 def values_at(levels: torch.Tensor, quantiles: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     """The inverse CDF at u = Φ(z) of the distributions whose quantiles at ``levels`` (K,) are
-    ``quantiles`` (..., K): linear between levels, beyond the extreme ones exponential tails of the
-    inner slice's density (u = τ₁ exp((x − q₁) d₁ / τ₁) below, its mirror above). ``z`` (...) normal
+    ``quantiles`` (..., K): linear between levels, beyond the extreme ones exponential tails
+    (u = τ₁ exp((x − q₁) d₁ / τ₁) below, its mirror above: :func:`_tail_widths`). ``z`` (...) normal
     scores; the upper tail is computed from Φ(−z), keeping float32's precision near u = 1."""
     lower, upper = ndtr(z), ndtr(-z)
     index = torch.searchsorted(levels, lower.unsqueeze(-1).contiguous()).clamp(1, len(levels) - 1)
@@ -66,8 +76,7 @@ def values_at(levels: torch.Tensor, quantiles: torch.Tensor, z: torch.Tensor) ->
     t0, t1, q0, q1, u = t0.squeeze(-1), t1.squeeze(-1), q0.squeeze(-1), q1.squeeze(-1), lower
     inner = q0 + (q1 - q0) * ((u - t0) / (t1 - t0)).clamp(0, 1)
     first, last = levels[0], levels[-1]
-    width_low = (quantiles[..., 1] - quantiles[..., 0]) * first / (levels[1] - first)  # τ₁ / d₁
-    width_high = (quantiles[..., -1] - quantiles[..., -2]) * (1 - last) / (last - levels[-2])
+    width_low, width_high = _tail_widths(levels, quantiles)
     below = quantiles[..., 0] + width_low * torch.log(lower / first)
     above = quantiles[..., -1] - width_high * torch.log(upper / (1 - last))
     return torch.where(lower < first, below, torch.where(upper < 1 - last, above, inner))
@@ -80,8 +89,7 @@ def scores_of(levels: torch.Tensor, quantiles: torch.Tensor, x: torch.Tensor) ->
     t0, t1 = levels[index - 1].squeeze(-1), levels[index].squeeze(-1)
     inner = t0 + (t1 - t0) * ((x - q0) / (q1 - q0).clamp_min(1e-12)).clamp(0, 1)
     first, last = levels[0], levels[-1]
-    width_low = ((quantiles[..., 1] - quantiles[..., 0]) * first / (levels[1] - first)).clamp_min(1e-12)
-    width_high = ((quantiles[..., -1] - quantiles[..., -2]) * (1 - last) / (last - levels[-2])).clamp_min(1e-12)
+    width_low, width_high = _tail_widths(levels, quantiles)
     log_below = (math.log(first) + (x - quantiles[..., 0]) / width_low).clamp_min(TAIL_LOG_LEVEL)
     log_above = (math.log(1 - last) - (x - quantiles[..., -1]) / width_high).clamp_min(TAIL_LOG_LEVEL)
     z = ndtri(inner)
@@ -118,8 +126,9 @@ class QuantileRegressor(LatentGenerator):
         else:
             self.quantiles = dense(n_conditions, widths, n_targets * (1 + len(levels)), slope=SLOPE)
             # zero outputs give the standard normal's quantiles: the preprocessed target's marginal
-            normal = ndtri(levels.double()).float()
-            self.register_buffer("normal", torch.cat((normal[:1], normal.diff() / math.log(2))))
+            normal = ndtri(levels.double())
+            self.register_buffer("normal", normal.float())
+            self.register_buffer("gaps", (normal.diff() / math.log(2)).float())
         self.copula = nn.Parameter(torch.zeros(n_targets, n_targets))
 
     def forward(self, conditions: torch.Tensor) -> torch.Tensor:
@@ -128,9 +137,11 @@ class QuantileRegressor(LatentGenerator):
         if self.gaussian:
             return start + torch.stack((self.mean(conditions), self.quantile(conditions)), -1)
         raw = self.quantiles(conditions).unflatten(-1, (self.latent_dim, 1 + len(self.levels)))
-        location, scale, shape = raw[..., :1], nn.functional.softplus(raw[..., 1:2]) / math.log(2), raw[..., 2:]
-        offsets = torch.cat((self.normal[:1].expand_as(location), nn.functional.softplus(shape) * self.normal[1:]), -1)
-        return start + location + scale * offsets.cumsum(-1)
+        location, scale = raw[..., :1], nn.functional.softplus(raw[..., 1:2]) / math.log(2)
+        gaps, middle = nn.functional.softplus(raw[..., 2:]) * self.gaps, len(self.levels) // 2
+        below = gaps[..., :middle].flip(-1).cumsum(-1).flip(-1)  # from each lower level up to the middle
+        offsets = torch.cat((-below, torch.zeros_like(location), gaps[..., middle:].cumsum(-1)), -1)
+        return start + location + scale * (self.normal[middle] + offsets)
 
     def cholesky(self) -> torch.Tensor:
         """L of the copula's correlation R = L Lᵀ: lower triangular, unit rows (R's diagonal is 1)."""
