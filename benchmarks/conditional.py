@@ -33,7 +33,7 @@ import torch
 from recogan_app.config import FlowConfig, QuantileConfig, TabularConfig
 from recogan_app.data import toy_pid, toy_wjet
 from recogan_app.families import train_flow, train_quantile, train_tabular
-from recogan_app.metrics.conditional import validate_conditional
+from recogan_app.metrics.conditional import MIN_PASSING, PULL_LIMIT, validate_conditional
 
 FAMILIES = {"gan": (TabularConfig, train_tabular), "flow": (FlowConfig, train_flow),
             "quantile": (QuantileConfig, train_quantile)}
@@ -68,8 +68,21 @@ def measure(family: str, toy: str, *, rows: int, reference_rows: int, time_limit
             "stopped": fit["reason"], "generation_s": round(generation_s, 2), **figures,
             "passes_efficiency_bars": validation.passes(),
             "residual_ks": {r.target: round(float(r.ks), 4) for r in validation.residuals.itertuples()},
-            "threads": torch.get_num_threads(),
+            "missed": missed(validation.efficiency), "threads": torch.get_num_threads(),
             "measured_utc": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+
+def missed(efficiency) -> dict:
+    """Where the efficiency bars miss: the share of pulls beyond 3σ by target, condition and threshold
+    quantile, and the ten worst bins (by |pull|, and by |ratio − 1| where the MC passes ≥ 2,000 rows)."""
+    table = efficiency.assign(beyond=efficiency.pull.abs() > PULL_LIMIT, deviation=(efficiency.ratio - 1).abs())
+    columns = ["target", "condition", "bin", "quantile", "eff_mc", "eff_gen", "ratio", "pull"]
+    worst = table.reindex(table.pull.abs().sort_values(ascending=False).index).head(10)
+    large = table[table.pass_mc >= MIN_PASSING].sort_values("deviation", ascending=False).head(10)
+    return {**{f"pulls_by_{key}": {str(k): round(float(v), 3) for k, v in table.groupby(key).beyond.mean().items()}
+               for key in ("target", "condition", "quantile")},
+            "worst_pulls": worst[columns].round(4).to_dict(orient="records"),
+            "worst_ratios": large[columns].round(4).to_dict(orient="records")}
 
 
 def record(result: dict) -> None:
