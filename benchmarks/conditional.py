@@ -1,5 +1,5 @@
 """Benchmark of the conditional families (issue 18; not a test): each of the GAN, the flow and
-seed 003's quantile regression trained for a wall-clock limit on the PID toy and the W+jet toy,
+the quantile regression (its default response) trained for a wall-clock limit on the PID toy and the W+jet toy,
 then judged against an independent toy sample (another seed) by the issue's figures:
 
 - efficiency ratios ε_gen/ε_MC at the 5 … 95 % quantile thresholds in condition bins: the largest
@@ -33,7 +33,7 @@ import torch
 from recogan_app.config import FlowConfig, QuantileConfig, TabularConfig
 from recogan_app.data import toy_pid, toy_wjet
 from recogan_app.families import train_flow, train_quantile, train_tabular
-from recogan_app.metrics.conditional import validate_conditional
+from recogan_app.metrics.conditional import MIN_PASSING, PULL_LIMIT, validate_conditional
 
 FAMILIES = {"gan": (TabularConfig, train_tabular), "flow": (FlowConfig, train_flow),
             "quantile": (QuantileConfig, train_quantile)}
@@ -61,29 +61,48 @@ def measure(family: str, toy: str, *, rows: int, reference_rows: int, time_limit
         validation = validate_conditional(reference, synthetic, module.TARGETS, module.CONDITIONS)
         fit = run.info["fit"]
     figures = validation.figures()
-    return {"family": family, "toy": toy, "seed": seed, "training_rows": run.info["data"]["n_train"],
+    response = {"response": config.response, "levels": config.levels} if family == "quantile" else {}
+    return {"family": family, **response, "toy": toy, "seed": seed, "training_rows": run.info["data"]["n_train"],
             "reference_rows": reference_rows, "time_limit_s": time_limit, "fit_s": round(fit["elapsed_s"], 1),
             "train_and_evaluate_s": round(trained, 1), "epochs": fit["epochs"], "best_epoch": fit["best_epoch"],
             "stopped": fit["reason"], "generation_s": round(generation_s, 2), **figures,
             "passes_efficiency_bars": validation.passes(),
             "residual_ks": {r.target: round(float(r.ks), 4) for r in validation.residuals.itertuples()},
-            "threads": torch.get_num_threads(),
+            "missed": missed(validation.efficiency), "threads": torch.get_num_threads(),
             "measured_utc": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
 
+def missed(efficiency) -> dict:
+    """Where the efficiency bars miss: the share of pulls beyond 3σ by target, condition and threshold
+    quantile, and the ten worst bins (by |pull|, and by |ratio − 1| where the MC passes ≥ 2,000 rows)."""
+    table = efficiency.assign(beyond=efficiency.pull.abs() > PULL_LIMIT, deviation=(efficiency.ratio - 1).abs())
+    columns = ["target", "condition", "bin", "quantile", "eff_mc", "eff_gen", "ratio", "pull"]
+    worst = table.reindex(table.pull.abs().sort_values(ascending=False).index).head(10)
+    large = table[table.pass_mc >= MIN_PASSING].sort_values("deviation", ascending=False).head(10)
+    return {**{f"pulls_by_{key}": {str(k): round(float(v), 3) for k, v in table.groupby(key).beyond.mean().items()}
+               for key in ("target", "condition", "quantile")},
+            "worst_pulls": worst[columns].round(4).to_dict(orient="records"),
+            "worst_ratios": large[columns].round(4).to_dict(orient="records")}
+
+
 def record(result: dict) -> None:
-    """Add ``result`` to the JSON, replacing an earlier one of the same family, toy and seed."""
+    """Add ``result`` to the JSON, replacing an earlier one of the same model, toy and seed."""
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
-    key = (result["family"], result["toy"], result["seed"])
-    results = [r for r in results if (r["family"], r["toy"], r["seed"]) != key] + [result]
+    results = [r for r in results if model(r) != model(result)] + [result]
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=1) + "\n")
+
+
+def model(r: dict) -> tuple:
+    """What a result measured: the family (the quantile model's response), the toy and the seed."""
+    return r["family"], r.get("response"), r["toy"], r["seed"]
 
 
 def row(r: dict) -> str:
     residual = max(r["residual_ks"].values()) if r["residual_ks"] else None
     deviation = "–" if r["max_ratio_deviation"] is None else f"{r['max_ratio_deviation']:.3f}"
-    return (f"| {r['family']} | {r['toy']} | {r['fit_s']:.0f} s, {r['epochs']} epochs ({r['stopped']}) | "
+    family = f"{r['family']} ({r['response']})" if "response" in r else r["family"]
+    return (f"| {family} | {r['toy']} | {r['fit_s']:.0f} s, {r['epochs']} epochs ({r['stopped']}) | "
             f"{deviation} ({r['efficiency_bins_large']} bins) | {r['pull_share']:.1%} of {r['efficiency_bins']} | "
             f"{'–' if residual is None else f'{residual:.3f}'} |")
 

@@ -226,17 +226,27 @@ class FlowConfig(TabularSettings):
 
 
 class QuantileConfig(TabularSettings):
-    """Settings of seed 003's mean + quantile regression (:mod:`recogan_app.models.quantile`): two
-    dense networks of the conditions give each target's mean μ and its +1σ quantile q; a target is
-    sampled as μ + |q − μ|·N(0, 1). Defaults are seed 003's."""
+    """Settings of the quantile regression (:mod:`recogan_app.models.quantile`): dense networks of
+    the conditions give each target's quantiles, sampled by the inverse CDF (``response``
+    quantiles, the default: a DLL given the track is skewed and capped, not Gaussian) or seed
+    003's mean μ and +1σ quantile q, sampled as μ + |q − μ|·N(0, 1) (``response`` seed003).
+    Widths, learning rate and batch are seed 003's; its 1/(1 + epoch) schedule goes with its
+    response, the quantiles response takes a cosine to the time limit."""
 
+    response = param.Selector(default="quantiles", objects=["quantiles", "seed003"],
+                              doc="A target given the conditions: its quantiles at `levels` levels (inverse-CDF "
+                                  "sampling), or seed 003's Gaussian μ + |q − μ|·ε.")
+    levels = param.Integer(default=100, bounds=(3, 1000),
+                           doc="Quantile levels K of the quantiles response, evenly spaced 1/(2K) … 1 − 1/(2K) "
+                               "(100: 0.005 … 0.995, 0.5 % beyond each end).")
     hidden_widths = param.List(default=[100, 100, 100, 100], item_type=int, bounds=(1, 16),
-                               doc="Hidden widths of each of the two networks (seed 003: six layers, 100 "
-                                   "nodes inside).")
+                               doc="Hidden widths of each network (seed 003: six layers, 100 nodes inside).")
     learning_rate = param.Number(default=1e-3, bounds=(0, 1), inclusive_bounds=(False, True),
-                                 doc="Adam's learning rate at the first epoch, then lr/(1 + epoch) (seed 003).")
+                                 doc="Adam's learning rate at the first epoch, then lr/(1 + epoch) (seed 003), or on "
+                                     "a cosine to 0 at the time limit (quantiles response).")
     batch_size = param.Integer(default=128)
-    patience = param.Integer(default=10, doc="Stop after this many epochs without a smaller monitor loss.")
+    patience = param.Integer(default=10, doc="Stop after this many epochs without a smaller monitor loss (seed 003's "
+                                             "response, or without a time limit).")
     snapshot_rows = param.Integer(default=20_000, bounds=(100, None),
                                   doc="Monitor rows whose loss picks the best checkpoint, and compared (KS) with "
                                       "as many generated rows.")

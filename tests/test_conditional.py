@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from scipy import stats
 
 from recogan_app.config import FlowConfig, QuantileConfig, TabularConfig
 from recogan_app.data import toy_pid, toy_wjet
@@ -17,7 +18,7 @@ from recogan_app.losses import PLUS_ONE_SIGMA, pinball_loss
 from recogan_app.metrics.conditional import QUANTILES, efficiency_ratios, validate_conditional
 from recogan_app.models.flow import SplineFlow
 from recogan_app.models.latent import NOISE_BLOCK, noise_passes
-from recogan_app.models.quantile import QuantileRegressor
+from recogan_app.models.quantile import QuantileModel, QuantileRegressor, even_levels, scores_of, values_at
 
 TOYS = {"pid": (toy_pid, ["dll_e", "dll_k", "dll_p"], toy_pid.CONDITIONS),
         "wjet": (toy_wjet, toy_wjet.TARGETS[:4], toy_wjet.CONDITIONS[:4])}
@@ -99,6 +100,70 @@ def test_pinball_loss_gradient_is_the_analytic_subgradient():
     assert float(best) == pytest.approx(float(torch.quantile(sample, PLUS_ONE_SIGMA)), abs=0.005)
 
 
+def test_pinball_loss_at_a_vector_of_levels_by_hand():
+    """x = 1 against quantiles 0 (below x) and 3 (above x) at levels 0.25 and 0.75: above x the
+    loss is (1 − τ)(q − x), below it τ(x − q); d/dq is −τ below x and 1 − τ above."""
+    q = torch.tensor([[0.0, 3.0]], dtype=torch.float64, requires_grad=True)
+    levels = torch.tensor([0.25, 0.75], dtype=torch.float64)
+    loss = pinball_loss(q, torch.tensor([[1.0]], dtype=torch.float64), levels)
+    assert loss.tolist() == [[0.25 * 1, 0.25 * 2]]
+    loss.sum().backward()
+    assert q.grad.tolist() == [[-0.25, 0.25]]
+
+
+# -- the quantile model's pieces ---------------------------------------------------------------------
+
+def test_the_quantiles_are_monotone_by_construction_whatever_the_weights():
+    torch.manual_seed(0)
+    regressor = QuantileRegressor(3, 4, widths=[16], levels=even_levels(20))
+    for parameter in regressor.parameters():
+        parameter.data.normal_(0, 3)  # far from any trained state
+    quantiles = regressor(torch.randn(2_000, 3) * 5)
+    assert quantiles.shape == (2_000, 4, 20) and (quantiles.diff(dim=-1) >= 0).all()
+
+
+def test_inverse_cdf_sampling_reproduces_a_known_distributions_quantiles():
+    """A skewed distribution (Γ(2)) given by its quantiles at 50 levels: samples by the inverse CDF
+    have its quantiles (scipy's) at the levels, a tail beyond them, and the normal scores of those
+    samples give back the noise."""
+    levels, gamma = even_levels(50), stats.gamma(2.0)
+    quantiles = torch.tensor(gamma.ppf(levels.numpy()), dtype=torch.float32).expand(1, 1, 50)
+    z = torch.randn(200_000, 1, generator=torch.Generator().manual_seed(0))
+    x = values_at(levels.float(), quantiles.expand(len(z), 1, 50), z)[:, 0].numpy()
+    checked = np.array([0.01, 0.05, 0.11, 0.25, 0.49, 0.75, 0.89, 0.95, 0.99])  # levels: exact but for the sampling
+    # in levels: the sample's quantile within 2σ of the sampling (√(τ(1 − τ)/n) ≤ 0.0011) of the level
+    np.testing.assert_allclose(gamma.cdf(np.quantile(x, checked)), checked, atol=0.0022)
+    assert x.min() < gamma.ppf(0.005) and x.max() > gamma.ppf(0.995)  # tails beyond the extreme levels
+    back = scores_of(levels.float(), quantiles.expand(len(z), 1, 50), torch.from_numpy(x)[:, None])
+    assert (back - z).abs().max() < 5e-3  # float32 logs beyond 4σ
+    # seed 003's response: μ + |q − μ|·z, here μ = 1 and σ = 0.5
+    seed003 = QuantileRegressor(2, 1, widths=[4])
+    mean_and_q = torch.tensor([[[1.0, 0.5]]]).expand(3, 1, 2)
+    assert seed003.values(mean_and_q, torch.tensor([[-1.0], [0.0], [2.0]])).tolist() == [[0.5], [1.0], [2.0]]
+
+
+def test_the_copula_learns_and_keeps_a_constructed_correlation():
+    """Two targets, each N(0, 1) whatever the conditions (the network's output fixed at the
+    standard normal's quantiles), correlated by ρ = 0.6: the copula's likelihood learns R₁₀ ≈ 0.6
+    and the generated rows carry it."""
+    rng = np.random.default_rng(0)
+    targets = torch.from_numpy(rng.multivariate_normal([0, 0], [[1, 0.6], [0.6, 1]], 20_000).astype(np.float32))
+    conditions = torch.zeros(len(targets), 1)
+    model = QuantileModel(2, 1, QuantileConfig(hidden_widths=[4]))
+    last = model.generator.quantiles[-1]
+    torch.nn.init.zeros_(last.weight), torch.nn.init.zeros_(last.bias)
+    optimiser = torch.optim.Adam([model.generator.copula], lr=0.05)
+    for step in range(300):
+        rows = slice(step * 1000 % 19_000, step * 1000 % 19_000 + 1000)
+        optimiser.zero_grad()
+        model.loss(targets[rows], conditions[rows])["copula"].backward()
+        optimiser.step()
+    factor = model.generator.cholesky().detach()
+    assert (factor @ factor.t())[1, 0] == pytest.approx(0.6, abs=0.03)
+    sample = model.sample(20_000, seed=1, conditions=conditions).numpy()
+    assert np.corrcoef(sample.T)[0, 1] == pytest.approx(0.6, abs=0.03)
+
+
 # -- the families, through the one recipe -----------------------------------------------------------
 
 SMALL = {TabularConfig: dict(generator_widths=[32, 32], discriminator_widths=[32, 32]),
@@ -115,12 +180,17 @@ def test_a_conditional_family_trains_a_few_steps_and_generates_given_conditions(
     run = train(frame, config_class(features=targets, conditions=conditions, **FEW_STEPS, **SMALL[config_class]),
                 tmp_path / "run")
     assert run.info["fit"]["steps"] > 0 and run.info["data"]["features"] == conditions + targets
+    if train is train_quantile and toy == "pid":  # a given species is one point each, not a dequantised band
+        assert run.condition_pipeline.specs_["species"] == "quantile"
+        assert len(np.unique(run.condition_pipeline.transform(frame)[:, conditions.index("species")])) == 5
     figures = run.metrics()
     assert figures["efficiency_bins"] == len(targets) * len(QUANTILES) * sum(
         min(frame[c].nunique(), 5) if frame[c].nunique() > 10 else frame[c].nunique() for c in conditions)
-    run = load_run(run.path)
     given = module.generate(700, seed=9)[conditions].sample(frac=1, random_state=0)  # shuffled index: ignored
+    trained = run.generate(given, seed=2)
+    run = load_run(run.path)
     synthetic = run.generate(given, seed=2)
+    assert synthetic.equals(trained)  # the run's files give the trained model back
     assert list(synthetic.columns) == conditions + targets and len(synthetic) == len(given)
     assert synthetic[conditions].equals(given.reset_index(drop=True))
     assert synthetic.equals(run.generate(given, seed=2)) and np.isfinite(synthetic[targets].to_numpy()).all()
@@ -156,12 +226,18 @@ def test_the_quantile_model_starts_each_reco_target_at_its_gen_value(tmp_path):
     """Seed 003's transfer function: before learning, μ = q = the paired gen-level condition
     (with the networks' last layers zero); a trained-for-nothing run (learning rate 1e-9) keeps
     that map, pairing reco_<f> with gen_<f> by name whatever the columns' order."""
-    regressor = QuantileRegressor(3, 2, widths=[8], pairs=[(0, 2), (1, 0)])
-    for network in (regressor.mean, regressor.quantile):
-        torch.nn.init.zeros_(network[-1].weight), torch.nn.init.zeros_(network[-1].bias)
     given = torch.randn(50, 3)
-    mean, quantile = regressor(given)
+    seed003 = QuantileRegressor(3, 2, widths=[8], pairs=[(0, 2), (1, 0)])
+    for network in (seed003.mean, seed003.quantile):
+        torch.nn.init.zeros_(network[-1].weight), torch.nn.init.zeros_(network[-1].bias)
+    mean, quantile = seed003(given).unbind(-1)
     assert torch.equal(mean, given[:, [2, 0]]) and torch.equal(quantile, mean)
+    levels = even_levels(10)
+    regressor = QuantileRegressor(3, 2, widths=[8], levels=levels, pairs=[(0, 2), (1, 0)])
+    torch.nn.init.zeros_(regressor.quantiles[-1].weight), torch.nn.init.zeros_(regressor.quantiles[-1].bias)
+    # the paired gen value plus the standard normal's quantiles (the preprocessed marginal)
+    expected = given[:, [2, 0], None] + torch.special.ndtri(levels).float()
+    torch.testing.assert_close(regressor(given), expected, rtol=0, atol=1e-5)
 
     conditions, targets = ["gen_jet_px", "gen_met_x", "gen_mu_px"], ["reco_mu_px", "reco_met_y", "reco_jet_px"]
     frame = toy_wjet.generate(2_000, seed=0)[conditions + targets]

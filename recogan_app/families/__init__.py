@@ -3,7 +3,7 @@
 - ``recipe``   the contract and :func:`~recogan_app.families.recipe.fit_to_run`, the one training recipe
 - ``tabular``  the tabular GAN of seed 000 (:func:`train_tabular`, :class:`TabularRun`)
 - ``flow``     a normalizing flow of the same tabular data (:func:`train_flow`, :class:`FlowRun`)
-- ``quantile`` seed 003's mean + quantile regression of targets given conditions (:func:`train_quantile`)
+- ``quantile`` quantile regression of targets given conditions (seed 003's mean + quantile as a setting) (:func:`train_quantile`)
 - ``zdc``      the ZDC image GAN of seed 001 (:func:`train_zdc`, :class:`ZDCRun`)
 
 A new family is one new module here and one line in :data:`FAMILIES` (see docs/architecture.md).

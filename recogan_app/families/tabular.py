@@ -500,7 +500,7 @@ class TabularFamily(ModelFamily):
         features alike (weighted by its event weights); returns the training tensors: the features
         preprocessed, then a conditional model's conditions, then a weighted MC's weights (mean 1)."""
         try:
-            self.pipeline = FeaturePipeline(self.config.transforms, random_state=streams.stream_seed(
+            self.pipeline = FeaturePipeline(self.transforms(train), random_state=streams.stream_seed(
                 self.config.seed, "preprocessing")).fit(train.frame[[*(self.config.conditions or []), *self.free]], weights=train.weights)
         except InputError as exc:
             raise exc.in_file(self.source) from None
@@ -509,6 +509,10 @@ class TabularFamily(ModelFamily):
         if train.weights is None:
             return data
         return *data, torch.from_numpy((train.weights / train.weights.mean()).astype(np.float32))
+
+    def transforms(self, train: MCSample) -> dict[str, str]:
+        """The preprocessing specs the settings give (the rest suggested by the pipeline)."""
+        return self.config.transforms
 
     def pipelines(self) -> tuple[FeaturePipeline, FeaturePipeline | None]:
         """The fitted pipeline of the generated features and that of the conditions (or None)."""
