@@ -288,12 +288,17 @@ class Run:
         if info["kind"] != cls.kind:
             raise InputError(f"is a {info['kind']} run, not a {cls.kind} run", path=path)
         with unreadable_as_input_error(path):
-            config = cls.config_class.from_dict(json.loads((path / "config.json").read_text()),
-                                                source=str(path / "config.json"))
+            config = cls.saved_config(json.loads((path / "config.json").read_text()), str(path / "config.json"))
             run = cls(path, info, config)
             run._load(load_weights(path / "generator.pt", device))
             run.module.to(device).eval()
         return run
+
+    @classmethod
+    def saved_config(cls, values, source: str):
+        """The settings a run's ``config.json`` holds (a family whose settings grew may read an
+        older run's here)."""
+        return cls.config_class.from_dict(values, source=source)
 
     def _load(self, weights: dict) -> None:
         """Build the family's generator, ``self.module``, from ``weights`` (and its own files)."""

@@ -247,6 +247,24 @@ def test_the_quantile_model_starts_each_reco_target_at_its_gen_value(tmp_path):
     np.testing.assert_allclose(transfer.numpy(), [[0, 0, 1], [0, 0, 0], [1, 0, 0]], atol=1e-6)
 
 
+def test_a_quantile_run_saved_before_the_k_level_response_loads_as_seed_003s(tmp_path):
+    """Runs of seed 003's model written before the ``response`` setting existed name none in their
+    config.json: they load as seed 003's, generating what they did."""
+    conditions, targets = ["gen_mu_px", "gen_met_x"], ["reco_mu_px", "reco_met_x"]
+    frame = toy_wjet.generate(1_000, seed=0)[conditions + targets]
+    config = QuantileConfig(features=targets, conditions=conditions, response="seed003", **FEW_STEPS,
+                            **SMALL[QuantileConfig])
+    run = train_quantile(frame, config, tmp_path / "q")
+    given = frame[conditions].head(200)
+    expected = run.generate(given, seed=3)
+    saved = json.loads((run.path / "config.json").read_text())
+    del saved["response"], saved["levels"]
+    (run.path / "config.json").write_text(json.dumps(saved))
+    old = load_run(run.path)
+    assert old.config.response == "seed003"
+    pd.testing.assert_frame_equal(old.generate(given, seed=3), expected)
+
+
 def test_the_quantile_model_needs_conditions(tmp_path):
     frame = toy_pid.generate(500, seed=0)
     with pytest.raises(InputError, match="needs conditions"):

@@ -56,6 +56,13 @@ class QuantileRun(TabularRun):
     kind = "quantile"
     config_class = QuantileConfig
 
+    @classmethod
+    def saved_config(cls, values, source: str):
+        """A run saved before the K-level response was seed 003's (its config.json names no ``response``)."""
+        if isinstance(values, dict) and "response" not in values:
+            values = {**values, "response": "seed003"}
+        return super().saved_config(values, source)
+
     def _module(self, n_features: int) -> QuantileModel:
         return QuantileModel(n_features, len(self.conditions), self.config)
 
