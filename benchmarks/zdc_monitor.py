@@ -13,12 +13,12 @@ kept generator is scored by
 
 Usage::
 
-    python benchmarks/zdc_monitor.py --n 40000 --seed 1 --epochs 6 --every 100000 --threads 1 \\
-        --out benchmarks/results/zdc-monitor-cosine.json
+    python benchmarks/zdc_monitor.py --n 40000 --seed 1 --epochs 6 --every 60 --threads 1 \\
+        --out benchmarks/results/zdc-monitor-steps.json
 
-The training's learning rates are the family's: constant until the cosine schedule was adopted
-(``zdc-monitor-noise.json`` was written then, by this script's first version), a cosine over the
-epochs since (``zdc-monitor-cosine.json``, written by the previous version's ``--cosine``).
+The training's learning rates are the family's (constant). ``zdc-monitor-noise.json`` was written by
+this script's first version, ``zdc-monitor-cosine.json`` by the version of commit b57c41d with
+``--cosine`` (the rates down a cosine over the epochs: tried, not kept).
 """
 
 from __future__ import annotations

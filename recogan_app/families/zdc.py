@@ -3,11 +3,9 @@ particle's conditions.
 
 Training (:func:`train_zdc`) goes through :func:`~recogan_app.families.recipe.fit_to_run` on the
 events with at least ``min_photon_sum`` photons: the training split fits the condition
-standardisation, the diversity and hottest-pixel targets, the aux regressor and the GAN, whose
-learning rates follow a cosine to the end of the time limit (which it then trains to); the monitor
-split scores every epoch with the same noise draws and picks the epoch the run keeps; the test
-split is kept in the run (``heldout.npz``) and gives the final figures, averaged over several
-noise draws.
+standardisation, the diversity and hottest-pixel targets, the aux regressor and the GAN; the
+monitor split scores every epoch with a fixed noise; the test split is kept in the run
+(``heldout.npz``) and gives the final figures, averaged over several noise draws.
 
 A ZDC run directory holds, beside the common files (:mod:`recogan_app.run`), ``conditions.json``
 (the fitted :class:`~recogan_app.data.zdc.ConditionScaler`) and ``heldout.npz`` (the test split).
@@ -34,7 +32,6 @@ from recogan_app.models.zdc import CHANNELS_LAST, AuxRegressor, Generator, ZDCGA
 from recogan_app.run import Run, load_weights
 from recogan_app.families.recipe import TOO_SHORT, ModelFamily, Prepared, fit_to_run
 from recogan_app.splits import snapshot_positions
-from recogan_app.training.callbacks import CosineSchedule
 from recogan_app.training.control import EVALUATION_SHARE, PRETRAINING_SHARE
 from recogan_app.training.device import resolve_device
 from recogan_app.training.trainer import Trainer
@@ -218,11 +215,8 @@ class ZDCFamily(ModelFamily):
             cut = " (its share of the time limit ran out)" if self.aux_info["epochs"] < config.aux_epochs else ""
             aux_text = (f"; aux regressor pretrained {self.aux_info['epochs']:g} of {config.aux_epochs} epochs{cut}, "
                         f"hottest-pixel error {self.aux_info['test_error_px']:.2f} px on the test split")
-        # the learning rates decay over the time limit: at constant rates the held-out WS swung 7.4–34
-        # between epochs (README, "ZDC profiles"), so later epochs were a draw, not a gain
         return Prepared(module=module, data=data, snapshot=snapshot, info={"aux_regressor": self.aux_info, "profile": {
                             "name": config.profile, **{k: getattr(config, k) for k in ZDC_PROFILES[config.profile]}}},
-                        callbacks=[CosineSchedule()], early_stopping=config.time_limit is None,
                         snapshot_s=self.snapshot_s, evaluation_s=self.evaluation_seconds(len(test) / rate, deadline),
                         announce=f"profile {profile_text(config)}; "
                                  f"training on {len(train):,} ZP events (photon sum ≥ {config.min_photon_sum}); "
