@@ -36,6 +36,12 @@ conditions (5 re-simulations). The JSON is rewritten after each run::
 
     python benchmarks/zdc.py --bar --n 40000 --time-limits 300 --seeds 0 1 2 --threads 1 \
         --out benchmarks/results/zdc-bar.json
+
+``--generation RUN_DIR`` times the generation of ``--generate`` responses from a ZDC run on
+``--threads`` threads, three times: ``recogan generate`` end to end, the generator alone, and the
+imports of that command's path (``python -X importtime``)::
+
+    python benchmarks/zdc.py --generation runs/zdc --threads 2 --out benchmarks/results/zdc-generate-2-threads.json
 """
 
 from __future__ import annotations
@@ -111,6 +117,7 @@ def bar(args) -> int:
                         "profile": run.info["profile"], "time_limit_s": limit, "seed": seed, "wall_s": wall,
                         "steps": fit["steps"], "epochs": fit["epochs"], "best_epoch": fit["best_epoch"],
                         "fit_s": fit["elapsed_s"], "aux": run.info["aux_regressor"], "sample_size": len(test),
+                        "monitor_scores": run.history()["score"].tolist(),
                         "draws": metrics["draws"], "model": {k: metrics[k] for k in FIGURES},
                         "floor": {k: floor[k] for k in FIGURES}, "ws_over_floor": metrics["ws_mean"] / floor["ws_mean"],
                         "empty_share": metrics["empty_generated"] / len(test),
@@ -138,6 +145,47 @@ def bar(args) -> int:
     return 0
 
 
+def import_seconds(statement: str, threads: int) -> float:
+    """Seconds a fresh interpreter spends importing for ``statement`` (the sum of ``python -X
+    importtime``'s top-level cumulative times)."""
+    done = subprocess.run([sys.executable, "-X", "importtime", "-c", statement], capture_output=True, text=True,
+                          check=True, env={**os.environ, "OMP_NUM_THREADS": str(threads)})
+    top = [line.split("|") for line in done.stderr.splitlines() if line.startswith("import time:")]
+    return sum(int(cumulative) for _, cumulative, name in top[1:] if not name.startswith("  ")) / 1e6
+
+
+def generation(args) -> int:
+    """Issue 20's generation figures for the run ``args.generation``: ``recogan generate`` of
+    ``args.generate`` responses end to end (a subprocess on ``args.threads`` threads), the
+    generator alone in this process (events/s), and the imports of the command's path."""
+    from recogan_app.families import load_run
+
+    run, rows = load_run(args.generation), []
+    with tempfile.TemporaryDirectory() as workdir:
+        conditions = Path(workdir) / "conditions.npz"
+        sample = toy_zdc.generate(args.generate, seed=99)
+        sample.save(conditions)
+        run.generate(sample.conditions[:512], seed=0)  # warm
+        for repeat in range(3):
+            wall, _ = timed_command("generate", "--run", str(args.generation), "--conditions", str(conditions),
+                                    "--out", str(Path(workdir) / "generated.npz"), "--seed", "1", "--overwrite",
+                                    threads=args.threads)
+            started = time.perf_counter()
+            run.generate(sample.conditions, seed=repeat)
+            alone = time.perf_counter() - started
+            rows.append({"command_s": wall, "command_events_per_s": args.generate / wall,
+                         "generator_s": alone, "generator_events_per_s": args.generate / alone,
+                         "imports_s": import_seconds("import recogan_app.cli; from recogan_app.families.zdc "
+                                                     "import ZDCRun", args.threads),
+                         "torch_import_s": import_seconds("import torch", args.threads),
+                         "load_average": os.getloadavg()})
+            print(rows[-1], file=sys.stderr, flush=True)
+    write_json(Path(args.out), {"settings": {"events": args.generate, "threads": args.threads, "run": str(args.generation),
+                                             "profile": run.info["profile"], "cpu": os.cpu_count()}, "repeats": rows})
+    print(f"written to {args.out}")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=6000, help="toy events before the photon-sum cut")
@@ -152,10 +200,13 @@ def main(argv=None) -> int:
     parser.add_argument("--profiles", nargs="+", default=["default"], help="--bar: 'default' (the CLI's) or profiles")
     parser.add_argument("--time-limits", type=float, nargs="+", default=[300.0], help="--bar: seconds per command")
     parser.add_argument("--generate", type=int, default=50_000, help="--bar: responses generated per run")
+    parser.add_argument("--generation", metavar="RUN_DIR", help="time generation from this ZDC run instead")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.bar:
         return bar(args)
+    if args.generation:
+        return generation(args)
     variants = {name: VARIANTS[name] for name in args.variants}
     base = ZDCConfig(generator_channels=16, batch_size=32, lr_generator=1e-3, lr_discriminator=1e-4,
                      max_epochs=args.epochs, time_limit=args.time_limit, patience=args.epochs, aux_epochs=2,

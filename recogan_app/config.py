@@ -254,11 +254,11 @@ class QuantileConfig(TabularSettings):
 
 ZDC_PROFILES = {
     "cpu": dict(generator_channels=16, batch_size=64, lr_generator=2e-3, lr_discriminator=2e-4, aux_epochs=2,
-                snapshot_rows=500, eval_draws=5),
+                snapshot_rows=5000, snapshot_draws=3, eval_draws=5),
     "gpu": dict(generator_channels=128, batch_size=256, lr_generator=2e-4, lr_discriminator=2e-5, aux_epochs=10,
-                snapshot_rows=2000, eval_draws=5),
+                snapshot_rows=5000, snapshot_draws=3, eval_draws=5),
     "seed001": dict(generator_channels=128, batch_size=128, lr_generator=1e-4, lr_discriminator=1e-5, aux_epochs=10,
-                    snapshot_rows=2000, eval_draws=5),
+                    snapshot_rows=5000, snapshot_draws=3, eval_draws=5),
 }
 """The ZDC sizes each ``profile`` gives the settings a config leaves open (None). ``seed001``: the
 paper's. ``cpu``: a generator and batch that converge within minutes on 2 cores, with learning
@@ -311,6 +311,9 @@ class ZDCConfig(TrainingSettings, AdversarialSettings):
     max_epochs = param.Integer(default=100)
     patience = param.Integer(default=20, doc="Stop after this many snapshots without a better five-channel WS.")
     snapshot_rows = param.Integer(default=None, allow_None=True, doc="Monitor events compared at each per-epoch snapshot.")
+    snapshot_draws = param.Integer(default=None, allow_None=True, bounds=(1, 20),
+                                   doc="Noise draws each snapshot's five-channel WS is averaged over (the same "
+                                       "draws every epoch).")
     eval_draws = param.Integer(default=None, allow_None=True, bounds=(1, 50),
                                doc="Noise draws the final five-channel WS is averaged over.")
 

@@ -57,8 +57,9 @@ class Prepared:
     """The family's own entries of run.json besides ``data`` and ``fit``."""
     snapshot_s: float = 0.0
     """Expected seconds of one snapshot before one is measured."""
-    evaluation_s: float = 0.0
-    """Seconds the final evaluation needs at least: the fit leaves them."""
+    evaluation_s: float | None = None
+    """Seconds the final evaluation and the writing of the run need, measured by the family: the
+    fit leaves them (None: a fixed share of the time limit, :data:`~recogan_app.training.control.EVALUATION_SHARE`)."""
     callbacks: list[Callback] = field(default_factory=list)
     """The family's own callbacks of the fit (a learning-rate schedule…), before the observers."""
     early_stopping: bool = True

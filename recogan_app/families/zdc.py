@@ -32,11 +32,15 @@ from recogan_app.models.zdc import CHANNELS_LAST, AuxRegressor, Generator, ZDCGA
 from recogan_app.run import Run, load_weights
 from recogan_app.families.recipe import TOO_SHORT, ModelFamily, Prepared, fit_to_run
 from recogan_app.splits import snapshot_positions
-from recogan_app.training.control import PRETRAINING_SHARE
+from recogan_app.training.control import EVALUATION_SHARE, PRETRAINING_SHARE
 from recogan_app.training.device import resolve_device
 from recogan_app.training.trainer import Trainer
 
 GALLERY = 8  # real/generated pairs each snapshot carries for the dashboard
+EVALUATION_MARGIN = 1.5
+"""How much slower than measured at the start the held-out draws may run (a machine shared with other jobs)."""
+WRITING_S = 1.0
+"""Seconds kept for writing the run (weights, the test split, the figures) and loading it back."""
 
 
 def compare_zdc(real: np.ndarray, draws: Sequence[np.ndarray], convention: str = "published") -> dict:
@@ -56,37 +60,45 @@ def compare_zdc(real: np.ndarray, draws: Sequence[np.ndarray], convention: str =
 
 
 class ZDCValidation:
-    """Per-epoch snapshot: one image per monitor event, always from the same noise, so that the
-    curves show the generator changing, not the noise.
+    """Per-epoch snapshot: the five-channel WS of the monitor events averaged over
+    ``snapshot_draws`` noise draws, the same draws every epoch (common random numbers), so that
+    the score follows the generator, not the noise, and picks the checkpoint the run keeps.
 
     ``details`` carries a gallery (the first real/generated pairs, same conditions, and those
-    conditions in their units) and the channel sums of both, for the dashboard.
+    conditions in their units) and the channel sums of both (the first draw), for the dashboard.
     """
 
     def __init__(self, events: ZDCSample, scaler: ConditionScaler, config: ZDCConfig):
         self.images, self.conditions = events.images, torch.from_numpy(scaler.transform(events.conditions))
         self.gallery_conditions, self.convention = events.conditions[:GALLERY], config.channels
-        self.seed = streams.stream_seed(config.seed, "snapshot")
+        self.seeds = draw_seeds(config.seed, config.snapshot_draws, "snapshot")
 
     def __call__(self, module: ZDCGAN):
-        device = next(module.parameters()).device
-        noise = torch.Generator(device=device).manual_seed(self.seed)
-        generated = counts_from_log1p(module.generator.sample(self.conditions.to(device), generator=noise)
-                                      .cpu().numpy()[:, 0])
-        metrics = compare_zdc(self.images, [generated], self.convention)
-        details = {"gallery_real": self.images[:GALLERY], "gallery_generated": generated[:GALLERY],
+        generator = module.generator.fused()  # the network a run generates with, and faster
+        device = next(generator.parameters()).device
+        conditions = self.conditions.to(device)
+        draws = [counts_from_log1p(generator.sample(conditions, generator=torch.Generator(device).manual_seed(seed))
+                                   .cpu().numpy()[:, 0]) for seed in self.seeds]
+        metrics = compare_zdc(self.images, draws, self.convention)
+        details = {"gallery_real": self.images[:GALLERY], "gallery_generated": draws[0][:GALLERY],
                    "gallery_conditions": self.gallery_conditions,
                    "channels_real": channel_sums(self.images, self.convention),
-                   "channels_generated": channel_sums(generated, self.convention)}
+                   "channels_generated": channel_sums(draws[0], self.convention)}
         score = metrics["ws_mean"] if math.isfinite(metrics["ws_mean"]) else math.inf
         return score, metrics, details, len(self.images)
 
-    def expected_seconds(self, module: ZDCGAN, probe: int = 64) -> float:
-        """A measured guess of one snapshot's time: ``probe`` monitor events generated, scaled to all."""
-        device = next(module.parameters()).device
-        started = time.monotonic()
-        module.generator.sample(self.conditions[:probe].to(device), generator=torch.Generator(device))
-        return (time.monotonic() - started) * len(self.conditions) / min(probe, len(self.conditions))
+
+def generation_rate(generator: Generator, conditions: torch.Tensor, probe: int = 256) -> float:
+    """Events per second ``generator`` gives here (the images and their figures), timed on
+    ``probe`` rows of standardised ``conditions`` after a warm-up chunk: the first call pays for
+    setting up the convolutions and would make the estimate several times too slow."""
+    conditions = conditions[:probe]
+    generator.sample(conditions[:32], generator=torch.Generator(conditions.device))
+    started = time.monotonic()
+    images = counts_from_log1p(generator.sample(conditions, generator=torch.Generator(conditions.device))
+                               .cpu().numpy()[:, 0])
+    compare_zdc(images, [images])
+    return len(conditions) / max(time.monotonic() - started, 1e-6)
 
 
 class HottestPixelFit(torch.nn.Module):
@@ -195,7 +207,8 @@ class ZDCFamily(ModelFamily):
         module = ZDCGAN(config, aux).to(device, memory_format=CHANNELS_LAST)
         shown = monitor.subset(snapshot_positions(len(monitor), config.snapshot_rows, config.seed))
         snapshot = ZDCValidation(shown, self.scaler, config)
-        self.snapshot_s = snapshot.expected_seconds(module)
+        rate = generation_rate(module.generator.fused(), snapshot.conditions.to(device))
+        self.snapshot_s = config.snapshot_draws * len(shown) / rate
         self.monitor_events = len(shown)
         aux_text = ""
         if self.aux_info:
@@ -204,10 +217,18 @@ class ZDCFamily(ModelFamily):
                         f"hottest-pixel error {self.aux_info['test_error_px']:.2f} px on the test split")
         return Prepared(module=module, data=data, snapshot=snapshot, info={"aux_regressor": self.aux_info, "profile": {
                             "name": config.profile, **{k: getattr(config, k) for k in ZDC_PROFILES[config.profile]}}},
-                        snapshot_s=self.snapshot_s, evaluation_s=self.snapshot_s * len(test) / len(shown),
+                        snapshot_s=self.snapshot_s, evaluation_s=self.evaluation_seconds(len(test) / rate, deadline),
                         announce=f"profile {profile_text(config)}; "
                                  f"training on {len(train):,} ZP events (photon sum ≥ {config.min_photon_sum}); "
                                  f"monitor split {len(monitor):,}, test split {len(test):,}{aux_text}")
+
+    def evaluation_seconds(self, draw_s: float, deadline) -> float:
+        """The time :meth:`evaluate` and the writing of the run need when one noise draw of the
+        test split takes ``draw_s`` here: all ``eval_draws`` with a margin for a busier machine,
+        but never more than the larger of one draw and the usual share of the time limit (fewer
+        draws are made then)."""
+        needed = lambda draws: EVALUATION_MARGIN * draws * draw_s + WRITING_S  # noqa: E731
+        return min(needed(self.config.eval_draws), max(needed(1), deadline.share(EVALUATION_SHARE)))
 
     def _pretrained_aux(self, folder: Path, data: tuple, test: ZDCSample, device,
                         seconds: float) -> tuple[AuxRegressor, dict]:

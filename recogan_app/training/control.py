@@ -99,9 +99,10 @@ class Deadline(Callback):
         """Seconds from now until ``fraction`` of the limit has passed (never below 0; infinite without a limit)."""
         return math.inf if self.seconds is None else max(0.0, self.left() - self.share(1 - fraction))
 
-    def fit_seconds(self, evaluation_s: float = 0.0) -> float | None:
-        """The time limit of a fit starting now: what is left but the evaluation's share, or
-        ``evaluation_s`` when the evaluation is known to need more (None: no limit)."""
+    def fit_seconds(self, evaluation_s: float | None = None) -> float | None:
+        """The time limit of a fit starting now: what is left but the evaluation's time, which is
+        ``evaluation_s`` when the family measured it, the :data:`EVALUATION_SHARE` of the limit
+        otherwise (None: no limit)."""
         if self.seconds is None:
             return None
-        return max(0.0, self.left() - max(self.share(EVALUATION_SHARE), evaluation_s))
+        return max(0.0, self.left() - (self.share(EVALUATION_SHARE) if evaluation_s is None else evaluation_s))

@@ -2,6 +2,7 @@
 run, generation from it, and the CLI (including refusals with exit code 2)."""
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -10,10 +11,12 @@ import torch
 from recogan_app.cli import main as recogan
 from recogan_app.config import ZDCConfig
 from recogan_app.data import toy_zdc
-from recogan_app.data.zdc import IMAGE_SHAPE, load_zdc
-from recogan_app.metrics.zdc import hottest_pixel
+from recogan_app.data.zdc import IMAGE_SHAPE, counts_from_log1p, load_zdc
+from recogan_app.metrics.zdc import five_channel_ws, hottest_pixel
 from recogan_app.families import ZDCRun, load_run
-from recogan_app.families.zdc import pretrain_aux_regressor, train_zdc
+from recogan_app.families.zdc import ZDCValidation, draw_seeds, pretrain_aux_regressor, train_zdc
+from recogan_app.models.zdc import Generator
+from recogan_app.run import load_weights
 
 TINY = {"generator_channels": 4, "batch_size": 32, "max_epochs": 2, "aux_epochs": 1, "snapshot_rows": 50,
         "eval_draws": 2, "device": "cpu"}
@@ -114,3 +117,20 @@ def test_cli_refusals_exit_2(run, toy_file, tmp_path, capsys):
     assert recogan(["train", "--data", str(toy_file), "--out", str(tmp_path / "r"), "--profile", "cpu"]) == 2
     assert "--profile sizes a --kind zdc training" in capsys.readouterr().err
     assert not (tmp_path / "g.npz").exists() and not (tmp_path / "r").exists()
+
+
+def test_snapshot_scores_a_generator_alike_every_time_on_its_draws(run):
+    """The monitor score picks the checkpoint: the same generator scores the same at every epoch
+    (the same conditions and noise draws), and the score is the mean over ``snapshot_draws`` draws."""
+    config, events = run.config.updated(snapshot_draws=3), run.heldout()
+    generator = Generator(config.latent_dim, config.generator_channels)
+    generator.load_state_dict(load_weights(run.path / "generator.pt", "cpu"))
+    trained = SimpleNamespace(generator=generator)  # what the snapshot reads of the training module
+    score, metrics, details, rows = ZDCValidation(events, run.scaler, config)(trained)
+    again = ZDCValidation(events, run.scaler, config)(trained)  # a new snapshot: the seeds come from the config
+    assert (again[0], again[1]) == (score, metrics) and rows == len(events)
+    standard = torch.from_numpy(run.scaler.transform(events.conditions))
+    draws = [counts_from_log1p(generator.sample(standard, generator=torch.Generator().manual_seed(seed)).numpy()[:, 0])
+             for seed in draw_seeds(config.seed, 3, "snapshot")]  # the unfused network: the same images
+    assert len({d.tobytes() for d in draws}) == 3 and np.array_equal(details["gallery_generated"], draws[0][:8])
+    assert score == pytest.approx(five_channel_ws(events.images, draws)["mean"], rel=1e-6)
