@@ -134,6 +134,13 @@ class QuantileRegressor(LatentGenerator):
             self.register_buffer("gaps", (normal.diff() / math.log(2)).float())
         self.copula = nn.Parameter(torch.zeros(n_targets, n_targets))
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        """Weights of a seed 003 run saved before the copula and the levels buffer existed load as
+        that run was: independent targets (a zero copula), seed 003's two levels."""
+        for name in ("copula", "levels"):
+            state_dict.setdefault(prefix + name, getattr(self, name).detach().clone())
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def forward(self, conditions: torch.Tensor) -> torch.Tensor:
         """(rows, targets, levels): each target's quantiles at :attr:`levels`, non-decreasing."""
         start = self.transfer(conditions).unsqueeze(-1)
