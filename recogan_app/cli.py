@@ -131,6 +131,11 @@ def _load_mc(path, *, tree=None, features=None, cut=None, weights=None, derive=N
     return sample
 
 
+def _independent_of(run):
+    """A ``_load_mc`` check refusing a reference that holds the run's training file, before any notice."""
+    return lambda sample: [run.independent_reference(path) for path in sample.files]
+
+
 TOYS = {"toy-xic": "Ξc+ candidates", "toy-pid": "tracks (PID: DLLs given species, p, eta, n_tracks)",
         "toy-wjet": "W+jet events (reco_* given gen_*)"}
 """The embedded tabular toys ``recogan data`` writes (module ``recogan_app.data.toy_*``) and what a row is."""
@@ -427,9 +432,14 @@ def cmd_generate(args) -> int:
     given_by = f" given the conditions of {args.conditions}" if run.conditions else ""
     print(f"wrote {n:,} synthetic rows × {len(run.features)} features{given_by} to {out}")
     if outside and None not in outside and sum(outside):
-        print(f"WARNING: {sum(outside):,} of them ({sum(outside) / n:.1%}) fail the training's cut "
-              f"'{run.info['data']['cut']}' (the MC had none): apply it to the synthetic rows as to the MC")
+        _warn_outside_cut(run, sum(outside), n, "of the")
     return 0
+
+
+def _warn_outside_cut(run, outside: int, n: int, of: str) -> None:
+    """Say that generated rows fail the training's cut (a derived or non-box cut leaks; the MC had none)."""
+    print(f"WARNING: {outside:,} {of} {n:,} rows ({outside / n:.1%}) fail the training's cut "
+          f"'{run.info['data']['cut']}' (the MC had none): apply it to the synthetic rows as to the MC")
 
 
 def _rows(args, run):
@@ -571,9 +581,8 @@ def cmd_validate(args) -> int:
     args.reference, args.tree = _reference(args, run)
     provenance = {"reference": args.reference + (f" (tree {args.tree})" if args.tree else "")}
     weights = args.weights or (run.weight_column if run else None)  # a weighted run: its weighted MC
-    independent = run and (lambda sample: [run.independent_reference(path) for path in sample.files])
     reference = _load_mc(args.reference, tree=args.tree, features=features, cut=args.cut, weights=weights,
-                         drop_invalid=args.drop_invalid, check=independent)
+                         drop_invalid=args.drop_invalid, check=run and _independent_of(run))
     if run:
         trained_on = run.info["data"].get("cut")
         heldout = [Path(f).resolve() for f in reference.files] == [(run.path / "heldout.parquet").resolve()]
@@ -637,8 +646,6 @@ def cmd_validate(args) -> int:
 def _reference(args, run) -> tuple[str, str | None]:
     """``validate``'s MC and its tree: ``--reference`` (read from the tree the run was trained on
     when it holds one of that name and ``--tree`` is not given), else the run's held-out split."""
-    from recogan_app.data.sources import list_keys
-
     if args.reference is None:
         if run is None:
             raise InputError("--synthetic needs --reference, the MC file to compare it with")
@@ -649,13 +656,21 @@ def _reference(args, run) -> tuple[str, str | None]:
             raise InputError("is missing: the run's held-out MC test split is gone", path=heldout,
                              hint="pass --reference with an independent MC file")
         return str(heldout), None
+    return args.reference, _reference_tree(args, run)
+
+
+def _reference_tree(args, run) -> str | None:
+    """The tree of ``--reference`` (validate, export): ``--tree``, else the one the run was trained on
+    when the file holds one of that name."""
+    from recogan_app.data.sources import list_keys
+
     tree = run and run.info["data"].get("tree")
     if args.tree is None and tree:
         try:
-            return args.reference, tree if tree in list_keys(args.reference) else None
+            return tree if tree in list_keys(args.reference) else None
         except InputError:  # a glob, a missing file…: the reading says what is wrong
             pass
-    return args.reference, args.tree
+    return args.tree
 
 
 def _selection(cut: str | None) -> str:
@@ -668,8 +683,9 @@ def cmd_export(args) -> int:
         raise InputError("--drop-invalid goes with --reference (the run's held-out split has no NaN/inf)")
     run = _tabular_run(args.run, "export", args.device)
     rows = _rows(args, run)
-    reference = _load_mc(args.reference, tree=args.tree, features=run.conditions + run.features,
-                         weights=run.weight_column, drop_invalid=args.drop_invalid) if args.reference else None
+    reference = _load_mc(args.reference, tree=_reference_tree(args, run), features=run.conditions + run.features,
+                         cut=run.info["data"].get("cut"), weights=run.weight_column, drop_invalid=args.drop_invalid,
+                         check=_independent_of(run)) if args.reference else None  # selected as the training MC was
     provenance = export(run, args.out, rows, reference=reference, require=args.require, force=args.force,
                         seed=args.seed, chunk_rows=args.chunk_rows, overwrite=args.overwrite, progress=True,
                         ensemble=args.ensemble, conditions_source=str(args.conditions))
@@ -677,6 +693,9 @@ def cmd_export(args) -> int:
     print(f"wrote {provenance['rows']:,} synthetic rows × {len(run.features)} features{given_by} to {args.out} "
           f"(provenance: {provenance_path(args.out)})")
     print(validation_summary(provenance))
+    outside = provenance["validation"]["outside_cut"]
+    if outside:
+        _warn_outside_cut(run, outside, provenance["validation"]["n_reference"], "of the validation sample's")
     print(provenance["statement"])
     _effective_statistics(provenance["effective_statistics"])
     return 0
@@ -1032,8 +1051,9 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--conditions", metavar="FILE", help="conditional runs: file of the run's conditions, one row "
                                                           "exported per row, the conditions copied through")
     exp.add_argument("--out", required=True, help="FILE.parquet, FILE.h5 or FILE.root (+ FILE.provenance.json)")
-    exp.add_argument("--reference", help="MC file to validate against (default: the run's held-out MC)")
-    exp.add_argument("--tree", help="ROOT TTree / HDF5 key of --reference")
+    exp.add_argument("--reference", help="MC file to validate against, selected by the run's --cut (default: the "
+                                         "run's held-out MC)")
+    exp.add_argument("--tree", help="ROOT TTree / HDF5 key of --reference (default: the run's tree, when the file has it)")
     exp.add_argument("--drop-invalid", action="store_true",
                      help="drop --reference rows with NaN/inf instead of refusing")
     exp.add_argument("--require", default="good", choices=REQUIRABLE,

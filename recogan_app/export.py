@@ -213,6 +213,9 @@ class GateResult:
         What the reference was.
     seed : int
         Seed of the generated validation sample.
+    outside_cut : int or None
+        Generated validation rows the training's cut would remove (the MC kept none such; None:
+        no cut, or one on columns the run does not generate): the share to expect in the export.
     """
 
     require: str
@@ -225,6 +228,7 @@ class GateResult:
     n_reference: int
     reference: str
     seed: int
+    outside_cut: int | None = None
 
     @property
     def passed(self) -> bool:
@@ -283,7 +287,7 @@ def gate(run: TabularRun, reference: pd.DataFrame, require: str = "good", *, see
     return GateResult(require=require, verdict=summary["verdict"], mean_ks=summary["mean"], max_ks=summary["max"],
                       ks={str(name): float(value) for name, value in ks.items()}, failing=failing,
                       ks_noise_floor=ks_floor(n_reference, len(reference)), n_reference=len(reference),
-                      reference=description, seed=seed)
+                      reference=description, seed=seed, outside_cut=run.outside_cut(synthetic))
 
 
 def _statement(n_rows: int, data: dict) -> str:

@@ -238,6 +238,28 @@ def test_generate_counts_the_rows_that_fail_the_training_cut(production, tmp_pat
     synthetic = pd.read_parquet(tmp_path / "s.parquet")
     failing = int((synthetic["pt"] <= 1 + synthetic["eta"].abs()).sum())
     assert failing > 0  # five epochs of a flow do not learn the cut's edge
-    assert (f"WARNING: {failing:,} of them ({failing / 3000:.1%}) fail the training's cut '{cut}' (the MC had none): "
-            "apply it to the synthetic rows as to the MC") in done.stdout
-    assert load_run(out).outside_cut(synthetic[["pt", "mass"]]) is None  # a column of the cut not generated
+    assert (f"WARNING: {failing:,} of the 3,000 rows ({failing / 3000:.1%}) fail the training's cut '{cut}' (the MC "
+            "had none): apply it to the synthetic rows as to the MC") in done.stdout
+    run = load_run(out)
+    assert run.outside_cut(synthetic[["pt", "mass"]]) is None  # a column of the cut not generated
+    # export says it too, before writing: counted on its validation sample (the gate's stream), as many rows
+    # as an independent MC file holds after the training's cut (its tree the run's, found without --tree)
+    rng = np.random.default_rng(7)
+    with uproot.recreate(tmp_path / "independent.root") as file:
+        file["events"] = {"pt": rng.exponential(3.0, 1000), "eta": rng.normal(0.0, 1.2, 1000),
+                          "mass": rng.normal(2.47, 0.01, 1000)}
+    reference = uproot.open(tmp_path / "independent.root")["events"].arrays(library="pd")
+    n = int((reference["pt"] > 1 + reference["eta"].abs()).sum())
+    done = subprocess.run([sys.executable, "-m", "recogan_app.cli", "export", "--run", str(out), "--n", "500",
+                           "--reference", str(tmp_path / "independent.root"), "--require", "none",
+                           "--out", str(tmp_path / "e.parquet")], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "PYTHONPATH": REPO})
+    assert done.returncode == 0, done.stderr
+    assert f"kept {n:,} of 1,000" in done.stderr  # the reference selected as the training MC was
+    validation = run.generate(n, seed=run.stream_seed("gate"))
+    failing = int((validation["pt"] <= 1 + validation["eta"].abs()).sum())
+    assert failing > 0
+    assert (f"WARNING: {failing:,} of the validation sample's {n:,} rows ({failing / n:.1%}) fail the training's "
+            f"cut '{cut}'") in done.stdout
+    sidecar = json.loads((tmp_path / "e.parquet.provenance.json").read_text())
+    assert sidecar["validation"]["outside_cut"] == failing

@@ -104,6 +104,10 @@ def test_validate_defaults_to_the_held_out_split_and_to_the_runs_tree(weighted, 
     assert main(["validate", "--run", str(out), "--reference", str(folder / "real.root")]) == 2
     err = capsys.readouterr().err
     assert "omit --reference to use the run's held-out split" in err and err.count("\n") == 1, err
+    assert main(["export", "--run", str(out), "--n", "100", "--reference", str(folder / "real.root"),
+                 "--out", str(tmp_path / "e.parquet")]) == 2  # refused before the weights notice
+    err = capsys.readouterr().err
+    assert "is the file this run was trained on" in err and err.count("\n") == 1, err
     assert main(["validate", "--synthetic", str(folder / "other.root")]) == 2
     assert "--synthetic needs --reference" in capsys.readouterr().err
     assert main(["validate", "--run", str(out), "--tree", "Events"]) == 2

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import glob
 import importlib.util
 import itertools
@@ -28,7 +29,6 @@ import re
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -724,8 +724,18 @@ def _open_embedded(name: str, tree: str | None) -> Table:
 
     _no_tree(name, tree, "embedded")
     if name.startswith("toy-xic"):
-        return _table(generate(n_features=12 if name == "toy-xic-12" else 8))
-    return _table((toy_pid if name == "toy-pid" else toy_wjet).generate())
+        return _table(_toy_columns(generate, n_features=12 if name == "toy-xic-12" else 8))
+    return _table(_toy_columns((toy_pid if name == "toy-pid" else toy_wjet).generate))
+
+
+@functools.lru_cache(maxsize=8)
+def _toy_columns(generate: Callable[..., pd.DataFrame], **options) -> dict[str, np.ndarray]:
+    """A seeded toy's columns (its defaults), simulated once per process and read-only: every
+    dashboard page opens on the 531,548-row toy, which took seconds to simulate again for each."""
+    columns = {str(name): values.to_numpy(copy=True) for name, values in generate(**options).items()}
+    for values in columns.values():
+        values.flags.writeable = False
+    return columns
 
 
 def _open_csv(path: str, tree: str | None) -> Table:
@@ -759,7 +769,7 @@ def _open_parquet(path: str, tree: str | None) -> Table:
         else None if any(is_(f.type) for is_ in numeric) else f"is not numeric (dtype {f.type})"
         for f in schema
     }
-    return Table(columns, meta.num_rows, partial(_read_parquet, path))
+    return Table(columns, meta.num_rows, functools.partial(_read_parquet, path))
 
 
 def _read_parquet(path: str, names: list[str]) -> dict[str, np.ndarray]:
@@ -809,7 +819,7 @@ def _open_root(path: str, tree: str | None) -> Table:
         ttree = file[name]
         columns = {key: _root_unusable(branch) for key, branch in _root_columns(ttree)}
         n_rows = ttree.num_entries
-    return Table(columns, n_rows, partial(_read_root, path, name), name, "tree")
+    return Table(columns, n_rows, functools.partial(_read_root, path, name), name, "tree")
 
 
 def _root_columns(tree):

@@ -44,7 +44,8 @@ class Message:
 
 @dataclass(frozen=True)
 class StatusChange:
-    """The training changed state: 'running', 'paused', 'stopping', 'finished', 'failed'."""
+    """The training changed state: 'running', 'paused', 'stopping', and at its end 'stopped' (asked
+    to), 'finished' (by its epochs, time limit or early stopping) or 'failed'."""
 
     status: str
 

@@ -225,7 +225,7 @@ class Trainer:
                            best_epoch=best["epoch"] if best else None,
                            history=pd.DataFrame(self.history))
         self._emit("on_fit_end", result)
-        self._emit("on_status", StatusChange("failed" if reason == "diverged" else "finished"))
+        self._emit("on_status", StatusChange({"diverged": "failed", "stopped": "stopped"}.get(reason, "finished")))
         return result
 
     # -- internals ------------------------------------------------------------------------------

@@ -147,7 +147,7 @@ class TrainingState(param.Parameterized):
                          doc="Folder for runs, uploads, reports and exports.")
     config = param.ClassSelector(class_=Settings, doc="Settings of the next training.")
     device_label = param.String(default="", doc="The device the next training would use.")
-    status = param.Selector(default="idle", objects=["idle", "starting", *ACTIVE, "finished", "failed"],
+    status = param.Selector(default="idle", objects=["idle", "starting", *ACTIVE, "stopped", "finished", "failed"],
                             doc='"starting": a page pressed Start and prepares the training.')
     detached = param.Boolean(default=False, doc="Keep training when the page is closed.")
     progress = param.Number(default=0.0, bounds=(0, 1), doc="Share of the epoch or time budget used.")

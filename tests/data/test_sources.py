@@ -218,6 +218,10 @@ def test_embedded_calls_toy_generator(monkeypatch):
     assert sample.frame.shape == (20, 12) and sample.source == "toy-xic-12" and sample.tree is None
     assert calls == [8, 12]
     assert list_keys("toy-xic") == []
+    # simulated once per process (each dashboard page opens on it); a sample's frame is its own
+    again = load_mc("toy-xic")
+    again.frame.iloc[0, 0] = 1e9
+    assert calls == [8, 12] and load_mc("toy-xic").frame.iloc[0, 0] != 1e9
 
 
 # --- refusals: one InputError naming the file and the column ---------------------------------------

@@ -159,7 +159,7 @@ def test_background_training_streams_events_and_stops(tmp_path, toy_frame, tiny_
     assert set(snap.details) >= {"per_feature", "corr_residual", "reference", "synthetic"}
     assert snap.sample_size == 300
     statuses = [e.status for e in events if isinstance(e, StatusChange)]
-    assert statuses[0] == "running" and statuses[-1] == "finished"
+    assert statuses[0] == "running" and statuses[-1] == "stopped"
     assert job.result.info["fit"]["reason"] == "stopped"
 
 

@@ -134,7 +134,7 @@ def test_pause_resume_stop_from_another_thread():
     control.stop()
     thread.join(timeout=5)
     assert not thread.is_alive() and out["r"].reason == "stopped"
-    assert rec.calls.count("status:running") >= 2 and rec.calls[-1] == "status:finished"
+    assert rec.calls.count("status:running") >= 2 and rec.calls[-1] == "status:stopped"
 
 
 def test_stop_while_paused_ends_the_fit():

@@ -214,7 +214,7 @@ def drive(page, server) -> None:
     wait_for(lambda: epoch(page) > frozen, what="training to go on after Resume")
     page.locator(".recogan-stop button").click()
     wait_for(lambda: "run:" in status(page), timeout=120, what="the run to be saved after Stop")
-    assert status(page).startswith("finished")
+    assert status(page).startswith("stopped")
 
     # Export, then read the file back through the browser's download
     export = open_tab(page, "Export")
@@ -283,7 +283,7 @@ def drive_zdc(page, server) -> None:
     page.locator(".recogan-zdc-stop button").click()
     wait_for(lambda: "run:" in status(page, "recogan-zdc"), timeout=60, what="the ZDC run to be saved after Stop")
     line = status(page, "recogan-zdc")
-    assert line.startswith("finished") and "held-out test" in line
+    assert line.startswith("stopped") and "held-out test" in line
     page.get_by_text("held-out events (never trained on)").wait_for(timeout=30_000)
     for plot in ("losses", "channels"):
         page.locator(f".recogan-zdc-{plot} canvas").first.wait_for(timeout=30_000)

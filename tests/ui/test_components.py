@@ -423,7 +423,7 @@ def test_pause_resume_stop_drive_the_worker(session, tiny_config):
     wait_until(session, lambda: session.snapshot is not None)  # an epoch to save (none: nothing is saved)
     session.stop()
     session.wait(timeout=300)
-    assert session.status == "finished" and session.result.reason == "stopped"
+    assert session.status == "stopped" and session.result.reason == "stopped"
 
 
 def wait_until(session: Session, condition, timeout: float = 120) -> None:

@@ -156,7 +156,7 @@ def test_pause_resume_stop_drive_the_worker(tmp_path):
     session.stop()
     assert session.status == "stopping"
     session.wait(timeout=60)
-    assert session.status == "finished" and session.result.reason == "stopped"
+    assert session.status == "stopped" and session.result.reason == "stopped"
     assert isinstance(session.run, ZDCRun)
 
 
