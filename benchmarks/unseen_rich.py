@@ -62,7 +62,8 @@ CONDITIONS = ["P", "ETA", "nTracks", "species"]
 # species: |PDG id|, mass [MeV/c²], share of the sample, pT spectrum scale [MeV/c]
 SPECIES = {11: (0.511, 0.06, 1800.0), 13: (105.658, 0.12, 2200.0), 211: (139.570, 0.36, 1500.0),
            321: (493.677, 0.28, 1700.0), 2212: (938.272, 0.18, 2600.0)}
-HYPOTHESES = {"e": 0.511, "mu": 105.658, "pi": 139.570, "k": 493.677, "p": 938.272, "bt": None}
+HYPOTHESES = {"e": SPECIES[11][0], "mu": SPECIES[13][0], "pi": SPECIES[211][0], "k": SPECIES[321][0],
+              "p": SPECIES[2212][0], "bt": None}
 """Mass hypotheses of the likelihood; "bt" (below threshold) expects no light in either radiator."""
 PT_MIN, PT_POWER = 400.0, 3.5       # MeV/c; the Lomax spectrum's floor and power
 P_RANGE = (2_000.0, 200_000.0)      # MeV/c
@@ -115,7 +116,8 @@ def resolution_scale(n_tracks: np.ndarray | float) -> np.ndarray | float:
 
 
 def kinematics(rng: np.random.Generator, n: int) -> pd.DataFrame:
-    """``n`` long tracks of the species mix: species, p, η, their directions and charge."""
+    """``n`` long tracks of the species mix: species, mass, p, η and the slopes [mrad] before
+    and after the magnet (whose kick, of a random charge's sign, some low-momentum tracks do not survive)."""
     parts, have = [], 0
     codes = np.array(list(SPECIES))
     masses, shares, scales = (np.array([SPECIES[c][i] for c in codes]) for i in range(3))
