@@ -28,7 +28,7 @@ Usage::
 Results go to ``benchmarks/results/zdc.json`` and a Markdown table on stdout.
 
 ``--bar`` measures issue 20's bar instead, as a user meets it: for each profile (``default``: the
-CLI's, no ``--profile``), time limit and seed, ``recogan train --kind zdc --time-limit T`` on a toy
+CLI's, no ``--profile``), time limit and seed, ``recogan train --kind zdc --model M --time-limit T`` on a toy
 of ``--n`` events (40,000: ~4,800 test events) and ``recogan generate`` of 50,000 responses, each a
 subprocess whose wall time is measured; the five-channel WS (and per channel), empty share and
 hottest-pixel error of the run's held-out figures against the toy's floor on the same test
@@ -105,7 +105,7 @@ def bar(args) -> int:
                     wall, stdout = timed_command(
                         "train", "--kind", "zdc", "--data", str(data), "--out", str(run_dir), "--time-limit",
                         f"{limit:g}", "--seed", str(seed), *([] if profile == "default" else ["--profile", profile]),
-                        threads=args.threads)
+                        "--model", args.model, threads=args.threads)
                     generate_s, _ = timed_command("generate", "--run", str(run_dir), "--conditions", str(conditions),
                                                   "--out", str(Path(workdir) / "generated.npz"), "--seed", "1",
                                                   "--overwrite", threads=args.threads)
@@ -114,9 +114,10 @@ def bar(args) -> int:
                     again = [toy_zdc.simulate(test.conditions, seed=10_000 + 10 * seed + k) for k in range(5)]
                     floor = compare_zdc(test.images, again, run.config.channels)
                     rows.append({
-                        "profile": run.info["profile"], "time_limit_s": limit, "seed": seed, "wall_s": wall,
+                        "kind": run.kind, "profile": run.info.get("profile", {"name": profile}),
+                        "time_limit_s": limit, "seed": seed, "wall_s": wall,
                         "steps": fit["steps"], "epochs": fit["epochs"], "best_epoch": fit["best_epoch"],
-                        "fit_s": fit["elapsed_s"], "aux": run.info["aux_regressor"], "sample_size": len(test),
+                        "fit_s": fit["elapsed_s"], "aux": run.info.get("aux_regressor"), "sample_size": len(test),
                         "monitor_scores": run.history()["score"].tolist(),
                         "draws": metrics["draws"], "model": {k: metrics[k] for k in FIGURES},
                         "floor": {k: floor[k] for k in FIGURES}, "ws_over_floor": metrics["ws_mean"] / floor["ws_mean"],
@@ -126,10 +127,10 @@ def bar(args) -> int:
                         "load_average_before": load_before, "load_average_after": os.getloadavg(),
                         "summary": stdout.strip().splitlines()[-3:]})
                     r = rows[-1]
-                    print(f"{profile} {limit:g} s seed {seed}: wall {wall:.0f} s, WS {metrics['ws_mean']:.2f} = "
+                    print(f"{args.model} {profile} {limit:g} s seed {seed}: wall {wall:.0f} s, WS {metrics['ws_mean']:.2f} = "
                           f"{r['ws_over_floor']:.1f} × floor {floor['ws_mean']:.2f}, {fit['steps']} steps; "
                           f"generate {args.generate:,} in {generate_s:.1f} s", file=sys.stderr, flush=True)
-                    write_json(out, {"settings": {"n_events": args.n, "threads": args.threads, "cpu": os.cpu_count()},
+                    write_json(out, {"settings": {"n_events": args.n, "threads": args.threads, "cpu": os.cpu_count(), "model": args.model},
                                      "runs": rows})
     print("\n| profile | time limit | seed | wall [s] | steps | 5-ch WS (floor) | × floor | ch1–5 WS | empty share "
           "| hottest-pixel error [px] (floor) | generate 50k [s] (events/s) |")
@@ -198,6 +199,7 @@ def main(argv=None) -> int:
                         help="the models to train (default: all four)")
     parser.add_argument("--bar", action="store_true", help="issue 20's bar through the CLI instead of the ablation")
     parser.add_argument("--profiles", nargs="+", default=["default"], help="--bar: 'default' (the CLI's) or profiles")
+    parser.add_argument("--model", choices=["gan", "vae"], default="gan", help="--bar: the ZDC model trained")
     parser.add_argument("--time-limits", type=float, nargs="+", default=[300.0], help="--bar: seconds per command")
     parser.add_argument("--generate", type=int, default=50_000, help="--bar: responses generated per run")
     parser.add_argument("--generation", metavar="RUN_DIR", help="time generation from this ZDC run instead")

@@ -13,7 +13,7 @@ import traceback
 from pathlib import Path
 
 from recogan_app import __version__
-from recogan_app.config import DEVICES, MODELS, SEED_MAX, ZDC_PROFILES
+from recogan_app.config import DEVICES, MODELS, SEED_MAX, ZDC_MODELS, ZDC_PROFILES
 from recogan_app.errors import ExportRefused, InputError
 from recogan_app.metrics.verdict import REQUIRABLE
 
@@ -228,11 +228,13 @@ def cmd_train(args) -> int:
         _check_cut(args.cut)
         check_destination(args.out, args.overwrite)  # refused now, not after reading the data or the trials
     if args.kind == "zdc":
-        if args.model:
-            raise InputError("--model chooses the family of tabular data; --kind zdc has one model")
+        if args.model not in (None, *ZDC_MODELS):
+            raise InputError(f"--model {args.model} is a model of tabular data; --kind zdc has {' and '.join(ZDC_MODELS)}")
         return _train_zdc(args, started, resume, record)
     if getattr(args, "profile", None):
         raise InputError("--profile sizes a --kind zdc training; tabular training has no profiles")
+    if args.model not in (None, "auto", *MODELS):
+        raise InputError(f"--model {args.model} is a model of --kind zdc; tabular data has {', '.join(MODELS)} and auto")
     from recogan_app.families import FAMILIES
     from recogan_app.families.recipe import fit_to_run
     from recogan_app.families.tabular import heldout_summary
@@ -402,7 +404,7 @@ def cmd_ensemble(args) -> int:
 def cmd_generate(args) -> int:
     from recogan_app.families import run_kind
 
-    if run_kind(args.run) == "zdc":  # what the run is decides which options are wrong
+    if run_kind(args.run) in ZDC_MODELS.values():  # what the run is decides which options are wrong
         return _generate_zdc(args)
     from tqdm.auto import tqdm
 
@@ -807,11 +809,12 @@ def _data_toy_zdc(args) -> int:
 
 
 def _train_zdc(args, started: float, resume=None, record=None) -> int:
-    from recogan_app.config import ZDCConfig
     from recogan_app.data.zdc import load_zdc
+    from recogan_app.families import FAMILIES
+    from recogan_app.families.recipe import fit_to_run
     from recogan_app.training.callbacks import ProgressBar
     from recogan_app.training.control import Deadline
-    from recogan_app.families.zdc import profile_text, train_zdc
+    from recogan_app.families.zdc import profile_text
     from recogan_app.training.schedule import plural
 
     for flag, value in (("--tree", args.tree), ("--features", args.features), ("--transform", args.transform),
@@ -821,20 +824,24 @@ def _train_zdc(args, started: float, resume=None, record=None) -> int:
             raise InputError(f"{flag} is an option of tabular training, not of --kind zdc")
     if len(args.data) > 1:
         raise InputError("--kind zdc reads one --data file (images and conditions)")
+    family = FAMILIES[record["kind"] if resume is not None else ZDC_MODELS[args.model or "gan"]]
     if resume is not None:
-        config = ZDCConfig.from_dict(record["config"], source=str(resume / "resume.json"))
+        config = family.config_class.from_dict(record["config"], source=str(resume / "resume.json"))
     else:
-        config = ZDCConfig.from_file(args.config) if args.config else ZDCConfig()
+        if args.profile and family.kind != "zdc":
+            raise InputError("--profile sizes the GAN (--model gan); --model vae has one size")
+        config = family.config_class.from_file(args.config) if args.config else family.config_class()
         config = config.updated(**_parsed_settings(args, profile=args.profile))
     sample = load_zdc(args.data[0], conditions=args.conditions)
     print(f"{args.data[0]}: {len(sample):,} events; {sample.note}", file=sys.stderr)
     progress = ProgressBar(config.max_epochs, config.time_limit, file=sys.stderr)
-    run = train_zdc(sample, config, args.out, callbacks=[progress], overwrite=args.overwrite,
-                    deadline=Deadline(config.time_limit, start=started),
-                    origin=record["origin"] if record else _origin(args, "zdc", args.data), resume=resume)
+    run = fit_to_run(family(config), sample, args.out, callbacks=[progress], overwrite=args.overwrite,
+                     deadline=Deadline(config.time_limit, start=started),
+                     origin=record["origin"] if record else _origin(args, "zdc", args.data), resume=resume)
     m = run.metrics()
     print(_trained(run))
-    print(f"profile {profile_text(run.config)}")
+    if run.kind == "zdc":
+        print(f"profile {profile_text(run.config)}")
     channels = ", ".join(f"{m[f'ws_ch{k}']:.2f}" for k in range(1, 6))
     draws = plural(m["draws"], "noise draw") + (f" of {m['draws_requested']}: the time limit cut the rest"
                                                 if m.get("draws_requested", m["draws"]) > m["draws"] else "")
@@ -849,14 +856,14 @@ def _generate_zdc(args) -> int:
     from tqdm.auto import tqdm
 
     from recogan_app.data.zdc import ZDCSample, load_conditions
-    from recogan_app.families.zdc import ZDCRun
+    from recogan_app.families import load_run
     from recogan_app.training.device import resolve_device
 
     if args.n is not None or args.conditions is None:
         raise InputError("is a ZDC run: it generates one image per row of --conditions FILE (no --n)", path=args.run)
     out = Path(args.out)
     _check_output(out, args.overwrite, (".npz",))
-    run = ZDCRun.load(args.run, device=resolve_device(args.device))
+    run = load_run(args.run, device=resolve_device(args.device))
     conditions = load_conditions(args.conditions)
     chunks = []
     with tqdm(total=len(conditions), unit="event", unit_scale=True, desc="generating", file=sys.stderr) as bar:
@@ -929,10 +936,11 @@ def build_parser() -> argparse.ArgumentParser:
                                              "generates (e.g. species,p,eta,n_tracks); zdc: conditions table, when "
                                              "not inside --data (.npz .h5 .csv .parquet)")
     model = train.add_argument_group("settings")
-    model.add_argument("--model", choices=[*MODELS, "auto"],
+    model.add_argument("--model", choices=[*MODELS, "auto", *(m for m in ZDC_MODELS if m not in MODELS)],
                        help="tabular data: the GAN (default), a normalizing flow (maximum likelihood), seed 003's "
                             "mean + quantile regression (quantile: needs --conditions), or auto: the one a "
-                            "classifier tells least from the monitor split after a short trial of each")
+                            "classifier tells least from the monitor split after a short trial of each; "
+                            "--kind zdc: seed 001's GAN (default) or vae, a VAE with Poisson photon counts")
     model.add_argument("--config", help="JSON or TOML file of settings (see config.json in any run)")
     model.add_argument("--transform", action="append", metavar="FEATURE=SPEC",
                        help="preprocessing of one feature, e.g. cos_pa=arccos+quantile (repeatable)")

@@ -1,5 +1,5 @@
 """One typed configuration per model family (:class:`TabularConfig`, :class:`FlowConfig`,
-:class:`QuantileConfig`, :class:`ZDCConfig`) on a shared base.
+:class:`QuantileConfig`, :class:`ZDCConfig`, :class:`ZDCVAEConfig`) on a shared base.
 
 The same configuration object feeds config files (JSON or TOML), CLI flags and, later, dashboard
 widgets (``pn.Param``): a setting exists once, with its bounds and documentation, here.
@@ -24,6 +24,8 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 MODELS = {"gan": "tabular", "flow": "flow", "quantile": "quantile"}
 """The models of tabular data a user chooses from (``train --model``, the Training tab) and the
 family (run kind, :data:`recogan_app.families.FAMILIES`) each trains."""
+ZDC_MODELS = {"gan": "zdc", "vae": "zdc-vae"}
+"""The models of ZDC responses (``train --kind zdc --model``) and the family each trains."""
 
 
 class Settings(param.Parameterized):
@@ -266,7 +268,47 @@ rates 20× seed 001's (same 10:1 ratio), picked by measured 300 s runs (README, 
 ``gpu``: seed 001's network with a larger batch and learning rates scaled with it."""
 
 
-class ZDCConfig(TrainingSettings, AdversarialSettings):
+class ZDCSettings(TrainingSettings):
+    """What every ZDC family's training shares: the events kept, the split, the channel convention
+    of the five-channel WS, the monitor snapshot and the held-out draws."""
+
+    # -- data ---------------------------------------------------------------------------------
+    min_photon_sum = param.Integer(default=1, bounds=(0, None),
+                                   doc="Keep events with at least this many photons (seed 001: 1, 5 or 18).")
+    test_fraction = param.Number(default=0.2, doc="Share of events held out for the final metrics (seed 001: 80/20).")
+    channels = param.Selector(default="published", objects=["published", "jax"],
+                              doc="Channel convention of the five-channel metric (see metrics.zdc).")
+    latent_dim = param.Integer(default=10, bounds=(1, 512), doc="Size of the noise z of a response (seed 001: 10).")
+
+    # -- schedule -------------------------------------------------------------------------------
+    max_epochs = param.Integer(default=100)
+    patience = param.Integer(default=20, doc="Stop after this many snapshots without a better five-channel WS.")
+    snapshot_rows = param.Integer(default=5000, allow_None=True, doc="Monitor events compared at each per-epoch snapshot.")
+    snapshot_draws = param.Integer(default=3, allow_None=True, bounds=(1, 20),
+                                   doc="Noise draws each snapshot's five-channel WS is averaged over (the same "
+                                       "draws every epoch).")
+    eval_draws = param.Integer(default=5, allow_None=True, bounds=(1, 50),
+                               doc="Noise draws the final five-channel WS is averaged over.")
+
+
+class ZDCVAEConfig(ZDCSettings):
+    """Settings of one ZDC Poisson-VAE training (:mod:`recogan_app.models.zdc_poisson`): the
+    expected light per pixel from the conditions and a latent z, Poisson photon counts, trained by
+    the evidence lower bound; the learning rate on a cosine to the end of the time limit."""
+
+    decoder_width = param.Integer(default=16, bounds=(4, 512), doc="Feature maps of the decoder's convolutions.")
+    batch_size = param.Integer(default=64)
+    learning_rate = param.Number(default=2e-3, bounds=(0, 1), inclusive_bounds=(False, True),
+                                 doc="Adam's learning rate at the start, then on a cosine to 0 at the end of the "
+                                     "time limit (or of max_epochs without one).")
+    kl_start = param.Number(default=1000.0, bounds=(1, None),
+                            doc="Weight of the KL term at the start, falling linearly to 1 over kl_warm_up: the "
+                                "decoder first learns the light from the conditions, z only what they leave open.")
+    kl_warm_up = param.Number(default=0.5, bounds=(0, 1), doc="Share of the training the KL weight falls to 1 in.")
+    snapshot_draws = param.Integer(default=1)
+
+
+class ZDCConfig(ZDCSettings, AdversarialSettings):
     """Settings of one ZDC (proton ZP) GAN training: seed 001's model, losses and schedule.
 
     Defaults are seed 001's published choices; every λ switches its penalty off at 0. The sizes
@@ -278,15 +320,7 @@ class ZDCConfig(TrainingSettings, AdversarialSettings):
                              doc="Sizes for the hardware: cpu (converges in minutes on 2 cores), gpu, seed001 "
                                  "(the paper's), auto (gpu with CUDA, cpu without). A size set explicitly wins.")
 
-    # -- data ---------------------------------------------------------------------------------
-    min_photon_sum = param.Integer(default=1, bounds=(0, None),
-                                   doc="Keep events with at least this many photons (seed 001: 1, 5 or 18).")
-    test_fraction = param.Number(default=0.2, doc="Share of events held out for the final metrics (seed 001: 80/20).")
-    channels = param.Selector(default="published", objects=["published", "jax"],
-                              doc="Channel convention of the five-channel metric (see metrics.zdc).")
-
     # -- architecture -------------------------------------------------------------------------
-    latent_dim = param.Integer(default=10, bounds=(1, 512))
     generator_channels = param.Integer(default=None, allow_None=True, bounds=(4, 1024),
                                        doc="Feature maps of the generator's first conv stage (seed 001: 128; "
                                            "None: the profile's).")
@@ -307,15 +341,10 @@ class ZDCConfig(TrainingSettings, AdversarialSettings):
                                doc="Epochs of aux-regressor pretraining on the real training images.")
     aux_lr = param.Number(default=1e-3, bounds=(0, 1), doc="Learning rate of the aux-regressor pretraining.")
 
-    # -- schedule -------------------------------------------------------------------------------
-    max_epochs = param.Integer(default=100)
-    patience = param.Integer(default=20, doc="Stop after this many snapshots without a better five-channel WS.")
-    snapshot_rows = param.Integer(default=None, allow_None=True, doc="Monitor events compared at each per-epoch snapshot.")
-    snapshot_draws = param.Integer(default=None, allow_None=True, bounds=(1, 20),
-                                   doc="Noise draws each snapshot's five-channel WS is averaged over (the same "
-                                       "draws every epoch).")
-    eval_draws = param.Integer(default=None, allow_None=True, bounds=(1, 50),
-                               doc="Noise draws the final five-channel WS is averaged over.")
+    # -- schedule: the profile's sizes (None) -----------------------------------------------------
+    snapshot_rows = param.Integer(default=None)
+    snapshot_draws = param.Integer(default=None)
+    eval_draws = param.Integer(default=None)
 
     def for_device(self, cuda: bool) -> "ZDCConfig":
         """This config with its profile named (auto: ``gpu`` with CUDA, ``cpu`` without) and each

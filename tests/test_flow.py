@@ -147,7 +147,7 @@ def test_last_checkpoint_restores_the_flow(flow_run):
 
 
 @pytest.mark.parametrize("options, words", [
-    (["--kind", "zdc", "--model", "flow", "--data", "zdc.npz", "--out", "run"], "--kind zdc has one model"),
+    (["--kind", "zdc", "--model", "flow", "--data", "zdc.npz", "--out", "run"], "--kind zdc has gan and vae"),
     (["--resume", "run", "--model", "flow"], "--model cannot go with --resume"),
 ])
 def test_model_options_that_cannot_apply_exit_2(options, words, tmp_path, monkeypatch, capsys):

@@ -5,6 +5,7 @@
 - ``flow``     a normalizing flow of the same tabular data (:func:`train_flow`, :class:`FlowRun`)
 - ``quantile`` quantile regression of targets given conditions (seed 003's mean + quantile as a setting) (:func:`train_quantile`)
 - ``zdc``      the ZDC image GAN of seed 001 (:func:`train_zdc`, :class:`ZDCRun`)
+- ``zdc_vae``  ZDC images by likelihood: a Poisson VAE (:func:`train_zdc_vae`, :class:`ZDCVAERun`)
 
 A new family is one new module here and one line in :data:`FAMILIES` (see docs/architecture.md).
 """
@@ -19,13 +20,14 @@ from recogan_app.families.flow import FlowFamily, FlowRun, train_flow
 from recogan_app.families.quantile import QuantileFamily, QuantileRun, train_quantile
 from recogan_app.families.tabular import TabularFamily, TabularRun, train_tabular
 from recogan_app.families.zdc import ZDCFamily, ZDCRun, train_zdc
+from recogan_app.families.zdc_vae import ZDCVAEFamily, ZDCVAERun, train_zdc_vae
 from recogan_app.run import Run, read_info
 
-FAMILIES = {family.kind: family for family in (TabularFamily, FlowFamily, QuantileFamily, ZDCFamily)}
+FAMILIES = {family.kind: family for family in (TabularFamily, FlowFamily, QuantileFamily, ZDCFamily, ZDCVAEFamily)}
 """Every family by its run kind."""
 
-__all__ = ["FAMILIES", "FlowRun", "QuantileRun", "TabularRun", "ZDCRun", "load_run", "run_kind", "train_flow",
-           "train_quantile", "train_tabular", "train_zdc"]
+__all__ = ["FAMILIES", "FlowRun", "QuantileRun", "TabularRun", "ZDCRun", "ZDCVAERun", "load_run", "run_kind",
+           "train_flow", "train_quantile", "train_tabular", "train_zdc", "train_zdc_vae"]
 
 
 def run_kind(path) -> str:

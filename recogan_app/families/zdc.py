@@ -24,8 +24,7 @@ import torch
 
 from recogan_app import streams
 from recogan_app.config import ZDC_PROFILES, ZDCConfig
-from recogan_app.data.zdc import (CONDITIONS, IMAGE_SHAPE, ConditionScaler, ZDCSample, counts_from_log1p,
-                                  diversity_targets, load_zdc)
+from recogan_app.data.zdc import CONDITIONS, IMAGE_SHAPE, ConditionScaler, ZDCSample, diversity_targets, load_zdc
 from recogan_app.files import write_atomic, write_json
 from recogan_app.metrics.zdc import channel_sums, empty_count, five_channel_ws, hottest_pixel, hottest_pixel_error
 from recogan_app.models.zdc import CHANNELS_LAST, AuxRegressor, Generator, ZDCGAN
@@ -73,12 +72,12 @@ class ZDCValidation:
         self.gallery_conditions, self.convention = events.conditions[:GALLERY], config.channels
         self.seeds = draw_seeds(config.seed, config.snapshot_draws, "snapshot")
 
-    def __call__(self, module: ZDCGAN):
+    def __call__(self, module):
         generator = module.generator.fused()  # the network a run generates with, and faster
         device = next(generator.parameters()).device
         conditions = self.conditions.to(device)
-        draws = [counts_from_log1p(generator.sample(conditions, generator=torch.Generator(device).manual_seed(seed))
-                                   .cpu().numpy()[:, 0]) for seed in self.seeds]
+        draws = [generator.counts(conditions, generator=torch.Generator(device).manual_seed(seed))
+                 for seed in self.seeds]
         metrics = compare_zdc(self.images, draws, self.convention)
         details = {"gallery_real": self.images[:GALLERY], "gallery_generated": draws[0][:GALLERY],
                    "gallery_conditions": self.gallery_conditions,
@@ -88,15 +87,14 @@ class ZDCValidation:
         return score, metrics, details, len(self.images)
 
 
-def generation_rate(generator: Generator, conditions: torch.Tensor, probe: int = 256) -> float:
+def generation_rate(generator, conditions: torch.Tensor, probe: int = 256) -> float:
     """Events per second ``generator`` gives here (the images and their figures), timed on
     ``probe`` rows of standardised ``conditions`` after a warm-up chunk: the first call pays for
     setting up the convolutions and would make the estimate several times too slow."""
     conditions = conditions[:probe]
-    generator.sample(conditions[:32], generator=torch.Generator(conditions.device))
+    generator.counts(conditions[:32], generator=torch.Generator(conditions.device))
     started = time.monotonic()
-    images = counts_from_log1p(generator.sample(conditions, generator=torch.Generator(conditions.device))
-                               .cpu().numpy()[:, 0])
+    images = generator.counts(conditions, generator=torch.Generator(conditions.device))
     compare_zdc(images, [images])
     return len(conditions) / max(time.monotonic() - started, 1e-6)
 
@@ -147,9 +145,12 @@ class ZDCRun(Run):
 
     def _load(self, weights: dict) -> None:
         self.scaler = ConditionScaler.from_dict(json.loads((self.path / "conditions.json").read_text()))
-        generator = Generator(self.config.latent_dim, self.config.generator_channels)
+        generator = self._generator()
         generator.load_state_dict(weights)
         self.module = generator.fused()
+
+    def _generator(self) -> Generator:
+        return Generator(self.config.latent_dim, self.config.generator_channels)
 
     @property
     def features(self) -> list[str]:
@@ -164,7 +165,7 @@ class ZDCRun(Run):
             seed if seed is not None else int(np.random.SeedSequence().generate_state(1)[0]))
         standard = torch.from_numpy(self.scaler.transform(conditions)).to(device)
         for chunk in standard.split(chunk_rows):
-            yield counts_from_log1p(self.module.sample(chunk, generator=noise).cpu().numpy()[:, 0])
+            yield self.module.counts(chunk, generator=noise)
 
     def generate(self, conditions, *, seed: int | None = None) -> np.ndarray:
         """One photon-count image per row of ``conditions`` (N, 9): (N, 56, 30) int32."""
@@ -205,11 +206,7 @@ class ZDCFamily(ModelFamily):
         if config.lambda_aux > 0:
             aux, self.aux_info = self._pretrained_aux(folder, data, test, device, deadline.until(PRETRAINING_SHARE))
         module = ZDCGAN(config, aux).to(device, memory_format=CHANNELS_LAST)
-        shown = monitor.subset(snapshot_positions(len(monitor), config.snapshot_rows, config.seed))
-        snapshot = ZDCValidation(shown, self.scaler, config)
-        rate = generation_rate(module.generator.fused(), snapshot.conditions.to(device))
-        self.snapshot_s = config.snapshot_draws * len(shown) / rate
-        self.monitor_events = len(shown)
+        snapshot, evaluation_s = self.snapshot(module, monitor, test, device, deadline)
         aux_text = ""
         if self.aux_info:
             cut = " (its share of the time limit ran out)" if self.aux_info["epochs"] < config.aux_epochs else ""
@@ -217,10 +214,23 @@ class ZDCFamily(ModelFamily):
                         f"hottest-pixel error {self.aux_info['test_error_px']:.2f} px on the test split")
         return Prepared(module=module, data=data, snapshot=snapshot, info={"aux_regressor": self.aux_info, "profile": {
                             "name": config.profile, **{k: getattr(config, k) for k in ZDC_PROFILES[config.profile]}}},
-                        snapshot_s=self.snapshot_s, evaluation_s=self.evaluation_seconds(len(test) / rate, deadline),
-                        announce=f"profile {profile_text(config)}; "
-                                 f"training on {len(train):,} ZP events (photon sum ≥ {config.min_photon_sum}); "
-                                 f"monitor split {len(monitor):,}, test split {len(test):,}{aux_text}")
+                        snapshot_s=self.snapshot_s, evaluation_s=evaluation_s,
+                        announce=f"profile {profile_text(config)}; {self.splits_text(train, monitor, test)}{aux_text}")
+
+    def snapshot(self, module, monitor: ZDCSample, test: ZDCSample, device, deadline) -> tuple[ZDCValidation, float]:
+        """The per-epoch snapshot of ``module`` on up to ``snapshot_rows`` monitor events, and the
+        seconds the held-out evaluation needs, both from the generator's rate measured here."""
+        config = self.config
+        shown = monitor.subset(snapshot_positions(len(monitor), config.snapshot_rows, config.seed))
+        snapshot = ZDCValidation(shown, self.scaler, config)
+        rate = generation_rate(module.generator.fused(), snapshot.conditions.to(device))
+        self.snapshot_s = config.snapshot_draws * len(shown) / rate
+        self.monitor_events = len(shown)
+        return snapshot, self.evaluation_seconds(len(test) / rate, deadline)
+
+    def splits_text(self, train: ZDCSample, monitor: ZDCSample, test: ZDCSample) -> str:
+        return (f"training on {len(train):,} ZP events (photon sum ≥ {self.config.min_photon_sum}); "
+                f"monitor split {len(monitor):,}, test split {len(test):,}")
 
     def evaluation_seconds(self, draw_s: float, deadline) -> float:
         """The time :meth:`evaluate` and the writing of the run need when one noise draw of the

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
 
 from recogan_app import losses
-from recogan_app.data.zdc import CONDITIONS, IMAGE_SHAPE
+from recogan_app.data.zdc import CONDITIONS, IMAGE_SHAPE, counts_from_log1p
 from recogan_app.models.latent import LatentGenerator
 
 LEAKY_SLOPE = 0.1
@@ -92,6 +93,10 @@ class Generator(LatentGenerator):
         finally:
             self.train(was_training)
         return torch.cat(parts) if parts else conditions.new_zeros((0, 1, *IMAGE_SHAPE))
+
+    def counts(self, conditions: torch.Tensor, *, generator: torch.Generator | None = None) -> np.ndarray:
+        """One photon-count image per row of standardised ``conditions``: (N, 56, 30) int32."""
+        return counts_from_log1p(self.sample(conditions, generator=generator).cpu().numpy()[:, 0])
 
 
 class Discriminator(nn.Module):

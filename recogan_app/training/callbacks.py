@@ -124,11 +124,15 @@ class CosineSchedule(Callback):
     def trained_s(self) -> float:
         return self.before + self.active + (0.0 if self.since is None else time.perf_counter() - self.since)
 
-    def on_step_end(self, trainer, event: StepEnd) -> None:
-        progress = event.step / self.total_steps
+    def progress(self, trainer, step: int) -> float:
+        """Share of the fit done after ``step`` steps: of its steps or of its time limit, whichever is further."""
+        progress = step / self.total_steps
         if trainer.time_limit:
             progress = max(progress, self.trained_s() / (self.before + trainer.time_limit))
-        factor = 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+        return min(progress, 1.0)
+
+    def on_step_end(self, trainer, event: StepEnd) -> None:
+        factor = 0.5 * (1.0 + math.cos(math.pi * self.progress(trainer, event.step)))
         for optimizer in trainer.optimizers:
             for group in optimizer.param_groups:
                 group.setdefault("initial_lr", group["lr"])  # kept in the optimiser's state: a resume finds it

@@ -40,13 +40,6 @@ def test_aux_regressor_learns_the_hottest_pixel():
 
 
 @pytest.fixture(scope="module")
-def toy_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("zdc") / "toy.npz"
-    toy_zdc.generate(300, seed=1).save(path)
-    return path
-
-
-@pytest.fixture(scope="module")
 def run(toy_file, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "zdc"
     return train_zdc(load_zdc(toy_file), ZDCConfig(**TINY), out)

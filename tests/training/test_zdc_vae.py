@@ -1,0 +1,99 @@
+"""The ZDC Poisson-VAE family on a tiny toy: its likelihood against scipy's Poisson, the KL weight's
+warm-up, a few-step fit through the engine's recipe, generation from the saved run, and the CLI."""
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from scipy.special import gammaln
+from scipy.stats import poisson
+
+from recogan_app.cli import main as recogan
+from recogan_app.config import ZDCVAEConfig
+from recogan_app.data.zdc import IMAGE_SHAPE, load_zdc
+from recogan_app.families import ZDCVAERun, load_run
+from recogan_app.families.zdc_vae import KLWarmUp, train_zdc_vae
+from recogan_app.models.zdc_poisson import ExpectedLight, PoissonVAE
+from recogan_app.run import load_weights
+
+TINY = {"decoder_width": 4, "batch_size": 32, "max_epochs": 2, "snapshot_rows": 50, "eval_draws": 2, "device": "cpu"}
+
+
+def test_poisson_term_is_the_photon_counts_negative_log_likelihood():
+    torch.manual_seed(0)
+    module = PoissonVAE(ZDCVAEConfig(decoder_width=4)).eval()
+    counts = torch.poisson(torch.full((3, 1, *IMAGE_SHAPE), 0.2))
+    conditions = torch.randn(3, 9)
+    torch.manual_seed(1)
+    terms = module.loss(counts, conditions)
+    torch.manual_seed(1)  # the same z: the reparametrised draw the loss made
+    mean, log_var = module.encoder(counts, conditions)
+    z = mean + (0.5 * log_var).exp() * torch.randn_like(mean)
+    light = module.generator(z, conditions).exp().detach().double().numpy()
+    n = counts.double().numpy()
+    reference = -(poisson.logpmf(n, light) + gammaln(n + 1)).reshape(3, -1).sum(1).mean()  # log n! has no parameter
+    assert terms["poisson_nll"].item() == pytest.approx(reference, rel=1e-5)
+    kl = 0.5 * (mean ** 2 + log_var.exp() - 1 - log_var).sum(1).mean()
+    assert terms["loss"].item() == pytest.approx((terms["poisson_nll"] + kl).item(), rel=1e-6)
+
+
+def test_kl_weight_falls_to_one_over_the_warm_up():
+    config = ZDCVAEConfig(kl_start=101.0, kl_warm_up=0.5)
+    trainer = SimpleNamespace(time_limit=None, max_epochs=10, steps_per_epoch=10, optimizers=[],
+                              module=SimpleNamespace(config=config, kl_weight=None))
+    warm_up = KLWarmUp()
+    warm_up.on_fit_start(trainer)
+    weights = []
+    for step in (0, 25, 50, 90):
+        warm_up.on_step_end(trainer, SimpleNamespace(step=step))
+        weights.append(trainer.module.kl_weight)
+    assert weights == pytest.approx([101.0, 51.0, 1.0, 1.0])
+
+
+@pytest.fixture(scope="module")
+def run(toy_file, tmp_path_factory):
+    return train_zdc_vae(load_zdc(toy_file), ZDCVAEConfig(**TINY), tmp_path_factory.mktemp("runs") / "vae")
+
+
+def test_training_writes_a_run_that_generates_photon_counts(run):
+    assert run.info["kind"] == "zdc-vae" and isinstance(load_run(run.path), ZDCVAERun)
+    assert {"conditions.json", "generator.pt", "heldout.npz", "metrics.json"} <= {p.name for p in run.path.iterdir()}
+    assert len(run.history()) == 2 and np.isfinite(run.metrics()["ws_mean"])
+    conditions = run.heldout().conditions[:7]
+    images = run.generate(conditions, seed=4)
+    assert images.shape == (7, *IMAGE_SHAPE) and images.dtype == np.int32 and images.min() >= 0
+    assert np.array_equal(images, run.generate(conditions, seed=4))
+    assert run.generate(conditions[:0], seed=4).shape == (0, *IMAGE_SHAPE)
+    decoder = ExpectedLight(run.config.latent_dim, run.config.decoder_width)
+    decoder.load_state_dict(load_weights(run.path / "generator.pt", "cpu"))  # torch.load(weights_only=True)
+    standard = torch.from_numpy(run.scaler.transform(conditions))
+    assert np.array_equal(decoder.counts(standard, generator=torch.Generator().manual_seed(9)),
+                          run.module.counts(standard, generator=torch.Generator().manual_seed(9)))
+
+
+def test_no_light_gives_exactly_empty_responses():
+    decoder = ExpectedLight(width=4).eval()
+    with torch.no_grad():
+        decoder.convolutions[-1].bias.fill_(-30.0)  # 1680 pixels × e^-30: no photon in a million events
+        decoder.convolutions[-1].weight.zero_()
+    images = decoder.counts(torch.randn(64, 9), generator=torch.Generator().manual_seed(0))
+    assert images.shape == (64, *IMAGE_SHAPE) and not images.any()
+
+
+def test_cli_trains_and_generates_the_vae(toy_file, tmp_path, capsys):
+    out = tmp_path / "run"
+    settings = sum((["--set", f"{k}={json.dumps(v)}"] for k, v in TINY.items() if k != "device"), [])
+    assert recogan(["train", "--kind", "zdc", "--model", "vae", "--data", str(toy_file), "--out", str(out),
+                    "--device", "cpu", *settings]) == 0
+    assert "held-out test" in capsys.readouterr().out
+    assert recogan(["generate", "--run", str(out), "--conditions", str(toy_file), "--out", str(tmp_path / "g.npz"),
+                    "--seed", "1"]) == 0
+    assert load_zdc(tmp_path / "g.npz").images.shape == load_zdc(toy_file).images.shape
+    assert recogan(["train", "--kind", "zdc", "--model", "vae", "--profile", "cpu", "--data", str(toy_file),
+                    "--out", str(tmp_path / "r")]) == 2
+    assert "--profile sizes the GAN" in capsys.readouterr().err
+    assert recogan(["train", "--model", "vae", "--data", str(toy_file), "--out", str(tmp_path / "r")]) == 2
+    assert "--model vae is a model of --kind zdc" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
