@@ -29,12 +29,13 @@ from recogan_app.errors import InputError
 
 _HOMES = {
     "recogan_app.data.sources": ("load_mc",),
-    "recogan_app.config": ("TabularConfig", "FlowConfig", "ZDCConfig"),
+    "recogan_app.config": ("TabularConfig", "FlowConfig", "ZDCConfig", "ZDCVAEConfig"),
     "recogan_app.preprocessing": ("FeaturePipeline",),
     "recogan_app.families": ("load_run",),
     "recogan_app.families.tabular": ("train_tabular", "TabularRun"),
     "recogan_app.families.flow": ("train_flow", "FlowRun"),
     "recogan_app.families.zdc": ("train_zdc", "ZDCRun"),
+    "recogan_app.families.zdc_vae": ("train_zdc_vae", "ZDCVAERun"),
     "recogan_app.training.background": ("BackgroundTraining",),
     "recogan_app.baseline": ("GaussianCopula",),
     "recogan_app.validation": ("validate", "validate_run"),

@@ -824,12 +824,13 @@ def _train_zdc(args, started: float, resume=None, record=None) -> int:
             raise InputError(f"{flag} is an option of tabular training, not of --kind zdc")
     if len(args.data) > 1:
         raise InputError("--kind zdc reads one --data file (images and conditions)")
-    family = FAMILIES[record["kind"] if resume is not None else ZDC_MODELS[args.model or "gan"]]
+    family = FAMILIES[record["kind"] if resume is not None else ZDC_MODELS[args.model or "vae"]]
     if resume is not None:
         config = family.config_class.from_dict(record["config"], source=str(resume / "resume.json"))
     else:
         if args.profile and family.kind != "zdc":
-            raise InputError("--profile sizes the GAN (--model gan); --model vae has one size")
+            raise InputError("--profile sizes the GAN: add --model gan (the Poisson VAE, --kind zdc's default, has "
+                             "one size)")
         config = family.config_class.from_file(args.config) if args.config else family.config_class()
         config = config.updated(**_parsed_settings(args, profile=args.profile))
     sample = load_zdc(args.data[0], conditions=args.conditions)
@@ -940,7 +941,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="tabular data: the GAN (default), a normalizing flow (maximum likelihood), seed 003's "
                             "mean + quantile regression (quantile: needs --conditions), or auto: the one a "
                             "classifier tells least from the monitor split after a short trial of each; "
-                            "--kind zdc: seed 001's GAN (default) or vae, a VAE with Poisson photon counts")
+                            "--kind zdc: vae, a VAE with Poisson photon counts (default), or gan, seed 001's SDI-GAN")
     model.add_argument("--config", help="JSON or TOML file of settings (see config.json in any run)")
     model.add_argument("--transform", action="append", metavar="FEATURE=SPEC",
                        help="preprocessing of one feature, e.g. cos_pa=arccos+quantile (repeatable)")

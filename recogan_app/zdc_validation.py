@@ -10,11 +10,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from recogan_app.config import ZDCConfig
+from recogan_app.config import ZDCConfig, ZDCSettings
 from recogan_app.data import toy_zdc
 from recogan_app.data.zdc import ZDCSample
 from recogan_app.metrics.zdc import channel_sums, five_channel_ws
 from recogan_app.families.zdc import ZDCFamily, ZDCRun, draw_seeds
+from recogan_app.families.zdc_vae import ZDCVAEFamily
 from recogan_app.splits import draw_split, heldout_sizes, snapshot_positions, subsample
 from recogan_app.training.events import Snapshot
 
@@ -85,7 +86,7 @@ def compare_heldout(run: ZDCRun, seed: int = 0) -> Comparison:
                             f"histograms: {len(compared):,} held-out events")
 
 
-def toy_noise_floor(sample: ZDCSample, config: ZDCConfig, seed: int = 1) -> np.ndarray:
+def toy_noise_floor(sample: ZDCSample, config: ZDCSettings, seed: int = 1) -> np.ndarray:
     """Per-channel WS (photons) between toy events and a new simulation of exactly their conditions.
 
     No model can be shown to do better than this. Taken on exactly the monitor events (photon
@@ -97,7 +98,7 @@ def toy_noise_floor(sample: ZDCSample, config: ZDCConfig, seed: int = 1) -> np.n
     -------
     ndarray, shape (5,)
     """
-    family = ZDCFamily(config)
+    family = (ZDCFamily if isinstance(config, ZDCConfig) else ZDCVAEFamily)(config)
     kept, config = family.usable(sample), family.config  # the events and sizes of a training with config
     monitor = draw_split(len(kept), *heldout_sizes(len(kept), config.monitor_fraction, config.test_fraction),
                          config.seed).monitor

@@ -1,8 +1,9 @@
-"""The ZDC tab: train seed 001's proton-ZDC GAN live and compare real and generated responses to
-the same conditions.
+"""The ZDC tab: train a proton-ZDC model live (the Poisson VAE, or seed 001's GAN) and compare real
+and generated responses to the same conditions.
 
-Left: the ZP events (the embedded toy or a file under the data root), the three penalties with
-their λ and on/off switches, the time limit, Start / Pause / Resume / Stop and the other settings.
+Left: the ZP events (the embedded toy or a file under the data root), the model, the time limit
+(the GAN: its three penalties with their λ and on/off switches, and its profile), Start / Pause /
+Resume / Stop and the other settings.
 Right, live while training (:class:`~recogan_app.ui.live.LiveView`): the five-channel WS per
 channel over the toy's noise floor, the losses, a gallery of real events beside the generated
 responses to their conditions, and the channel photon-sum histograms. When the run is saved, the
@@ -26,13 +27,18 @@ from recogan_app.ui.plots import (CHANNELS, WS_CAPTION, Gallery, HistogramCompar
 from recogan_app.ui.state import ACTIVE
 from recogan_app.ui.zdc_state import SWITCHES, TOY, ZDCSession
 
-SETTINGS = {
-    "Architecture and optimiser": ["latent_dim", "generator_channels", "batch_size", "lr_generator",
-                                   "lr_discriminator", "discriminator_steps", "aux_epochs", "aux_lr"],
+SCHEDULE = {
     "Schedule": ["max_epochs", "patience", "snapshot_rows", "eval_draws", "seed", "device"],
     "Data": ["min_photon_sum", "test_fraction", "channels"],
 }
-"""The settings in the collapsed cards; the λs and the time limit sit above them."""
+SETTINGS = {
+    "gan": {"Architecture and optimiser": ["latent_dim", "generator_channels", "batch_size", "lr_generator",
+                                           "lr_discriminator", "discriminator_steps", "aux_epochs", "aux_lr"],
+            **SCHEDULE},
+    "vae": {"Architecture and optimiser": ["latent_dim", "decoder_width", "batch_size", "learning_rate", "kl_start",
+                                           "kl_warm_up"], **SCHEDULE},
+}
+"""Each model's settings in the collapsed cards; the time limit (and the GAN's λs) sit above them."""
 CHANNELS_CAPTION = ("The ZP's five readout channels: ch1–ch4, the tower PMTs, each read every other fibre of "
                     "one quadrant; ch5, the common PMT, the fibres in between (seed 001's convention, see "
                     "`metrics.zdc`). Compared: the snapshot's training events and the generated responses to "
@@ -40,8 +46,16 @@ CHANNELS_CAPTION = ("The ZP's five readout channels: ch1–ch4, the tower PMTs, 
 PROFILE_CAPTION = ("Profile: the sizes (generator width, batch, learning rates, aux pretraining, evaluation) for "
                    "the hardware. auto: gpu with CUDA, cpu without; seed001: the paper's 128-channel generator. "
                    "A size typed in the settings below wins over the profile's.")
+VAE_CAPTION = ("Poisson VAE: each pixel's photon count is Poisson given the particle's nine parameters and a "
+               "latent z of the shower; one decoder pass per response. On the 2-core CPU, 5 minutes reach 2–4 × "
+               "the toy's noise floor (README, \"A second ZDC family\"); the same sizes on every device.")
 LABELS = {"lambda_diversity": ("diversity (SDI-GAN)", "λ_div"), "lambda_intensity": ("intensity", "λ_in"),
           "lambda_aux": ("aux regressor", "λ_aux")}
+
+
+def _model_of(run: ZDCRun) -> str:
+    """What trained ``run``: the GAN with its profile, or the Poisson VAE."""
+    return f"GAN, profile {run.config.profile}" if run.kind == "zdc" else "Poisson VAE"
 
 
 class ZDCView(LiveView):
@@ -76,16 +90,31 @@ class ZDCView(LiveView):
             pn.widgets.IntInput.from_param(state.param.max_events, label="Events to train on (0: all)", step=1000),
             self.load_button, pn.pane.Markdown(self.sample_text, styles={"font-size": "small"}),
             sizing_mode="stretch_width")
+        gan, vae = state.configs["gan"], state.configs["vae"]
         penalties = [pn.Row(pn.widgets.Checkbox.from_param(state.param[switch], label=LABELS[name][0], width=170),
-                            pn.widgets.FloatInput.from_param(state.config.param[name], label=LABELS[name][1], width=150,
+                            pn.widgets.FloatInput.from_param(gan.param[name], label=LABELS[name][1], width=150,
                                                              disabled=state.param[switch].rx().rx.pipe(lambda on: not on)))
                      for name, switch in SWITCHES.items()]
-        schedule = pn.Row(pn.widgets.Select.from_param(state.config.param.profile, label="Profile", width=150,
-                                                       css_classes=["recogan-zdc-profile"]),
-                          pn.widgets.FloatInput.from_param(state.config.param.time_limit, label="Time limit (s)", width=150))
-        controls = pn.Column(data, "### Loss weights (λ)", *penalties, schedule, pn.pane.Markdown(
-            PROFILE_CAPTION, styles={"font-size": "small"}), *self.controls(),
-                             *settings_cards(state.config, SETTINGS, open_first=False), width=380)
+        time_limit = {"label": "Time limit (s)", "width": 150}
+        models = {
+            "gan": pn.Column("### Loss weights (λ)", *penalties, pn.Row(
+                pn.widgets.Select.from_param(gan.param.profile, label="Profile", width=150,
+                                             css_classes=["recogan-zdc-profile"]),
+                pn.widgets.FloatInput.from_param(gan.param.time_limit, **time_limit)),
+                pn.pane.Markdown(PROFILE_CAPTION, styles={"font-size": "small"}), sizing_mode="stretch_width"),
+            "vae": pn.Column(pn.widgets.FloatInput.from_param(vae.param.time_limit, **time_limit), pn.pane.Markdown(
+                VAE_CAPTION, styles={"font-size": "small"}), sizing_mode="stretch_width"),
+        }
+        chosen = state.param.model.rx()
+        controls = pn.Column(
+            data, pn.widgets.Select.from_param(state.param.model, label="Model", css_classes=["recogan-zdc-model"],
+                                               sizing_mode="stretch_width"),
+            *(pn.Column(models[name], visible=chosen.rx.pipe(lambda m, name=name: m == name),
+                        sizing_mode="stretch_width") for name in models),
+            *self.controls(),
+            *(pn.Column(*settings_cards(state.configs[name], SETTINGS[name], open_first=False),
+                        visible=chosen.rx.pipe(lambda m, name=name: m == name), sizing_mode="stretch_width")
+              for name in models), width=380)
         self.gallery_area = pn.Column(
             pn.Row(pn.pane.Markdown("### Real vs generated, same conditions"), self.other_button),
             pn.pane.Markdown(self.gallery_text, styles={"font-size": "small"}), self.slots["gallery"],
@@ -125,7 +154,7 @@ class ZDCView(LiveView):
         finally:
             self.layout.loading = False
 
-    @param.depends("state.sample", "state.config.min_photon_sum")
+    @param.depends("state.sample", "state.config", "state.config.min_photon_sum")
     def sample_text(self) -> str:
         sample = self.state.sample
         if sample is None:
@@ -212,7 +241,7 @@ class ZDCView(LiveView):
             m = state.run.metrics()
             text += (f"<br>held-out test ({m['sample_size']:,} events, {m['draws']} draws): WS {m['ws_mean']:.2f} "
                      f"± {m['ws_draw_std']:.2f} · empty {m['empty_generated']:.1f} · hottest pixel off by "
-                     f"{m['hottest_pixel_error']:.1f} px · profile {state.run.config.profile}<br>"
+                     f"{m['hottest_pixel_error']:.1f} px · {_model_of(state.run)}<br>"
                      f"run: {escape_markdown(state.run.path)}")
         return text
 

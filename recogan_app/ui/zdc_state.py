@@ -26,12 +26,14 @@ import pandas as pd
 import param
 
 from recogan_app import streams
-from recogan_app.config import ZDCConfig
+from recogan_app.config import ZDC_MODELS, ZDCConfig, ZDCSettings, ZDCVAEConfig
 from recogan_app.data import toy_zdc
 from recogan_app.data.sources import IMAGE_FORMATS
 from recogan_app.data.zdc import ZDCSample, load_zdc
 from recogan_app.errors import InputError
-from recogan_app.families.zdc import ZDCRun, profile_text, sized, train_zdc
+from recogan_app.families import FAMILIES
+from recogan_app.families.recipe import fit_to_run
+from recogan_app.families.zdc import ZDCRun, profile_text, sized
 from recogan_app.splits import subsample
 from recogan_app.ui.state import TrainingState, file_stamp, files_under, inside
 from recogan_app.zdc_validation import Comparison, compare_heldout, toy_noise_floor
@@ -43,8 +45,10 @@ SOURCES = {"ZP toy (embedded)": TOY}
 FILE_FORMATS = IMAGE_FORMATS
 """ZP files offered under the data root (pickles are never read by the dashboard: they run code)."""
 START = dict(time_limit=120.0)
-"""The tab's starting settings: the ``auto`` profile (``cpu`` without CUDA: a model forming in
-minutes on a laptop), two minutes. Seed 001's sizes are the ``seed001`` profile, one choice away."""
+"""The tab's starting settings: two minutes (the GAN: the ``auto`` profile, ``cpu`` without CUDA, a
+model forming in minutes on a laptop; seed 001's sizes are the ``seed001`` profile, one choice away)."""
+MODEL_NAMES = {"Poisson VAE": "vae", "SDI-GAN (seed 001)": "gan"}
+"""The ZDC models the tab offers (:data:`~recogan_app.config.ZDC_MODELS`), the CLI's default first."""
 SWITCHES = {"lambda_diversity": "use_diversity", "lambda_intensity": "use_intensity", "lambda_aux": "use_aux"}
 """Each penalty's λ and the switch that turns it on."""
 HISTORY = ["epoch", "elapsed_s", "sample_size", "ws_mean", "ws_ch1", "ws_ch2", "ws_ch3", "ws_ch4", "ws_ch5",
@@ -79,7 +83,9 @@ class ZDCSession(TrainingState):
                                doc="Train on a seeded random subset of this many events (0: all).")
     sample = param.ClassSelector(class_=ZDCSample, default=None, allow_None=True, doc="The loaded ZP events.")
     simulated = param.Boolean(default=False, doc="The sample is the embedded toy, whose noise floor can be simulated.")
-    config = param.ClassSelector(class_=ZDCConfig, doc="Settings of the next training.")
+    model = param.Selector(default="vae", objects=MODEL_NAMES,
+                           doc="The Poisson VAE (the default: 2-4 × the toy's floor in 5 CPU minutes) or seed 001's GAN.")
+    config = param.ClassSelector(class_=ZDCSettings, doc="Settings of the next training (the chosen model's).")
     use_diversity = param.Boolean(default=True, doc="Add the SDI-GAN diversity loss (λ_div).")
     use_intensity = param.Boolean(default=True, doc="Add the per-event photon-sum loss (λ_in).")
     use_aux = param.Boolean(default=True, doc="Add the frozen hottest-pixel regressor's loss (λ_aux).")
@@ -92,10 +98,16 @@ class ZDCSession(TrainingState):
     gallery_seed = param.Integer(default=0, doc="Which held-out events the gallery shows after training.")
 
     def __init__(self, **params):
-        params["config"] = params.get("config") or ZDCConfig(**START)
+        self.configs = {"vae": ZDCVAEConfig(**START), "gan": ZDCConfig(**START)}
+        """Each model's settings, kept while the other is chosen."""
+        params["config"] = self.configs[params.get("model", "vae")]
         super().__init__(**params)
         self._floor: tuple | None = None
         self.refresh_sources()
+
+    @param.depends("model", watch=True)
+    def _follow_model(self) -> None:
+        self.config = self.configs[self.model]
 
     # -- data ----------------------------------------------------------------------------------
     def refresh_sources(self) -> None:
@@ -145,8 +157,11 @@ class ZDCSession(TrainingState):
             raise InputError("no ZP events loaded", hint="press Load")
         return subsample(self.sample, self.max_events, streams.rng(self.config.seed, "subsample"))
 
-    def job_settings(self) -> ZDCConfig:
-        """The settings with every switched-off penalty's λ set to 0 and the profile's sizes filled in."""
+    def job_settings(self) -> ZDCSettings:
+        """A copy of the chosen model's settings (unbound from the page's widgets); the GAN's with every
+        switched-off penalty's λ set to 0 and the profile's sizes filled in."""
+        if self.model != "gan":
+            return self.config.updated()
         return sized(self.config.updated(**{name: 0.0 for name, switch in SWITCHES.items() if not getattr(self, switch)}))
 
     def noise_floor(self) -> np.ndarray | None:
@@ -169,10 +184,15 @@ class ZDCSession(TrainingState):
         if self.sample is None and self.source == TOY:
             self.load()
         sample, config, floor = self.training_sample(), self.bounded(self.job_settings()), self.noise_floor()
-        on = [f"{name.removeprefix('lambda_')} {getattr(config, name):g}" for name in SWITCHES if getattr(config, name)]
-        return self.launch(partial(train_zdc, sample, config), config,
-                           f"training the ZDC GAN on {len(sample):,} events ({', '.join(on) or 'adversarial loss only'}; "
-                           f"profile {profile_text(config)}) on {self.device_label}", history=pd.DataFrame(columns=HISTORY), floor=floor, comparison=None)
+        if self.model == "gan":
+            on = [f"{name.removeprefix('lambda_')} {getattr(config, name):g}" for name in SWITCHES if getattr(config, name)]
+            what = f"the ZDC GAN ({', '.join(on) or 'adversarial loss only'}; profile {profile_text(config)})"
+        else:
+            what = "the ZDC Poisson VAE"
+        family = FAMILIES[ZDC_MODELS[self.model]](config)
+        return self.launch(partial(fit_to_run, family, sample), config,
+                           f"training {what} on {len(sample):,} events on {self.device_label}",
+                           history=pd.DataFrame(columns=HISTORY), floor=floor, comparison=None)
 
     @param.depends("snapshots", watch=True)
     def _record(self) -> None:

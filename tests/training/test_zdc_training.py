@@ -79,8 +79,8 @@ def test_run_generates_one_image_per_condition_row(run):
 
 def test_cli_train_and_generate(toy_file, tmp_path, capsys):
     out = tmp_path / "run"
-    assert recogan(["train", "--kind", "zdc", "--data", str(toy_file), "--out", str(out), "--device", "cpu",
-                    "--profile", "seed001",
+    assert recogan(["train", "--kind", "zdc", "--model", "gan", "--data", str(toy_file), "--out", str(out),
+                    "--device", "cpu", "--profile", "seed001",
                     *sum((["--set", f"{k}={json.dumps(v)}"] for k, v in QUICK.items() if k != "device"), [])]) == 0
     assert "profile seed001 (generator 4 channels, batch 32, learning rates 0.0001/1e-05" in capsys.readouterr().out
     assert recogan(["generate", "--run", str(out), "--conditions", str(toy_file), "--out", str(tmp_path / "g.npz"),
@@ -105,7 +105,7 @@ def test_cli_refusals_exit_2(run, toy_file, tmp_path, capsys):
     for extra in ([], ["--n", "5"], ["--n", "5", "--conditions", str(toy_file)]):  # the run's kind decides the message
         assert recogan(["generate", "--run", str(run.path), "--out", str(tmp_path / "g.parquet"), *extra]) == 2
         assert "is a ZDC run: it generates one image per row of --conditions FILE" in capsys.readouterr().err
-    assert recogan(["train", "--kind", "zdc", "--data", str(toy_file), "--out", str(tmp_path / "r"),
+    assert recogan(["train", "--kind", "zdc", "--model", "gan", "--data", str(toy_file), "--out", str(tmp_path / "r"),
                     "--set", "lambda_aux=-1"]) == 2
     assert recogan(["train", "--data", str(toy_file), "--out", str(tmp_path / "r"), "--profile", "cpu"]) == 2
     assert "--profile sizes a --kind zdc training" in capsys.readouterr().err

@@ -24,17 +24,17 @@ from recogan_app.ui.zdc_state import TOY, ZDCSession
 from recogan_app.validation import compare_histograms
 from recogan_app.zdc_validation import GALLERY_EVENTS, compare_heldout
 
-TINY = dict(generator_channels=4, batch_size=32, snapshot_rows=50, aux_epochs=1, eval_draws=2, max_epochs=3,
-            time_limit=None, device="cpu")
+SHARED = dict(batch_size=32, snapshot_rows=50, eval_draws=2, max_epochs=3, time_limit=None, device="cpu")
+TINY = {"vae": dict(SHARED, decoder_width=4), "gan": dict(SHARED, generator_channels=4, aux_epochs=1)}
 
 
 def render(viewable) -> None:
     pn.panel(viewable).get_root(Document(), comm=Comm())
 
 
-def tiny_session(tmp_path, **overrides) -> ZDCSession:
-    session = ZDCSession(workdir=tmp_path / "work", toy_events=200)
-    session.config.param.update({**TINY, **overrides})  # in place: the widgets stay bound
+def tiny_session(tmp_path, model="vae", **overrides) -> ZDCSession:
+    session = ZDCSession(workdir=tmp_path / "work", toy_events=200, model=model)
+    session.config.param.update({**TINY[model], **overrides})  # in place: the widgets stay bound
     return session
 
 
@@ -57,7 +57,8 @@ def poll_until(session: ZDCSession, condition, timeout: float = 60) -> None:
 
 @pytest.fixture(scope="module")
 def followed(tmp_path_factory):
-    """A ZDC view that followed a 3-epoch training on the toy to its end, as a page would."""
+    """A ZDC view that followed a 3-epoch training of the default model (the Poisson VAE) on the toy
+    to its end, as a page would."""
     session = tiny_session(tmp_path_factory.mktemp("zdc"))
     view = ZDCView(state=session)
     render(view)
@@ -125,7 +126,7 @@ def test_view_draws_every_live_plot_from_the_training(followed):
         assert isinstance(view.slots[name][0], pn.pane.Bokeh)
     text = view.status_text()
     assert text.startswith("**finished** · epoch 3") and "toy floor" in text and "held-out test" in text
-    assert "profile cpu" in text
+    assert "Poisson VAE" in text and session_kind(view) == "zdc-vae"
     assert not view.other_button.disabled
     view.channel = "ch2"  # the histogram follows the chosen channel
     histogram = view.figures["channels"]
@@ -136,8 +137,12 @@ def test_view_draws_every_live_plot_from_the_training(followed):
     render(view)
 
 
+def session_kind(view: ZDCView) -> str:
+    return view.state.run.kind
+
+
 def test_pause_resume_stop_drive_the_worker(tmp_path):
-    session = tiny_session(tmp_path, max_epochs=10_000, patience=10_000)
+    session = tiny_session(tmp_path, "gan", max_epochs=10_000, patience=10_000)
     session.use_aux = False
     session.start()
     with pytest.raises(Exception, match="running already"):
@@ -160,8 +165,27 @@ def test_pause_resume_stop_drive_the_worker(tmp_path):
     assert isinstance(session.run, ZDCRun)
 
 
-def test_profile_selector_sizes_the_next_training(tmp_path):
+def test_model_selector_switches_the_settings_and_the_controls(tmp_path):
+    """The Poisson VAE first (the CLI's default); the GAN's λs and profile show only for the GAN, and
+    each model keeps its own settings while the other is chosen."""
     session = ZDCSession(workdir=tmp_path / "work", toy_events=200)
+    view = ZDCView(state=session)
+    render(view)
+    model, = [w for w in view.layout.select(pn.widgets.Select) if w.name == "Model"]
+    assert model.value == "vae" and type(session.config).__name__ == "ZDCVAEConfig"
+    profile, = [w for w in view.layout.select(pn.widgets.Select) if w.name == "Profile"]
+    gan_only = next(c for c in view.layout.select(pn.Column) if profile in c.objects[1].objects)
+    assert not gan_only.visible
+    session.config.time_limit = 33.0
+    model.value = "gan"  # as a click in the page does
+    assert session.model == "gan" and type(session.config).__name__ == "ZDCConfig" and gan_only.visible
+    assert session.config.time_limit == 120.0 and session.job_settings().profile == "cpu"
+    model.value = "vae"
+    assert session.config.time_limit == 33.0 and session.job_settings().to_dict() == session.config.to_dict()
+
+
+def test_profile_selector_sizes_the_next_training(tmp_path):
+    session = ZDCSession(workdir=tmp_path / "work", toy_events=200, model="gan")
     view = ZDCView(state=session)
     render(view)
     select, = [w for w in view.layout.select(pn.widgets.Select) if w.name == "Profile"]
@@ -177,7 +201,7 @@ def test_profile_selector_sizes_the_next_training(tmp_path):
 
 
 def test_switched_off_penalties_train_with_lambda_zero(tmp_path):
-    session = tiny_session(tmp_path)
+    session = tiny_session(tmp_path, "gan")
     session.use_diversity = session.use_aux = False
     settings = session.job_settings()
     assert (settings.lambda_diversity, settings.lambda_aux) == (0, 0)
