@@ -105,7 +105,8 @@ def bar(args) -> int:
                     wall, stdout = timed_command(
                         "train", "--kind", "zdc", "--data", str(data), "--out", str(run_dir), "--time-limit",
                         f"{limit:g}", "--seed", str(seed), *([] if profile == "default" else ["--profile", profile]),
-                        "--model", args.model, threads=args.threads)
+                        "--model", args.model, *sum((["--set", setting] for setting in args.set), []),
+                        threads=args.threads)
                     generate_s, _ = timed_command("generate", "--run", str(run_dir), "--conditions", str(conditions),
                                                   "--out", str(Path(workdir) / "generated.npz"), "--seed", "1",
                                                   "--overwrite", threads=args.threads)
@@ -130,7 +131,8 @@ def bar(args) -> int:
                     print(f"{args.model} {profile} {limit:g} s seed {seed}: wall {wall:.0f} s, WS {metrics['ws_mean']:.2f} = "
                           f"{r['ws_over_floor']:.1f} × floor {floor['ws_mean']:.2f}, {fit['steps']} steps; "
                           f"generate {args.generate:,} in {generate_s:.1f} s", file=sys.stderr, flush=True)
-                    write_json(out, {"settings": {"n_events": args.n, "threads": args.threads, "cpu": os.cpu_count(), "model": args.model},
+                    write_json(out, {"settings": {"n_events": args.n, "threads": args.threads, "cpu": os.cpu_count(), "model": args.model,
+                                                  "set": args.set},
                                      "runs": rows})
     print("\n| profile | time limit | seed | wall [s] | steps | 5-ch WS (floor) | × floor | ch1–5 WS | empty share "
           "| hottest-pixel error [px] (floor) | generate 50k [s] (events/s) |")
@@ -200,6 +202,8 @@ def main(argv=None) -> int:
     parser.add_argument("--bar", action="store_true", help="issue 20's bar through the CLI instead of the ablation")
     parser.add_argument("--profiles", nargs="+", default=["default"], help="--bar: 'default' (the CLI's) or profiles")
     parser.add_argument("--model", choices=["gan", "vae"], default="gan", help="--bar: the ZDC model trained")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="--bar: a setting of every training (train's --set)")
     parser.add_argument("--time-limits", type=float, nargs="+", default=[300.0], help="--bar: seconds per command")
     parser.add_argument("--generate", type=int, default=50_000, help="--bar: responses generated per run")
     parser.add_argument("--generation", metavar="RUN_DIR", help="time generation from this ZDC run instead")

@@ -11,18 +11,20 @@ down a half cosine to 0 at the end of the budget, the final weights scored:
   floor(expm1(·)): a pixel below log 2 is exactly 0), the velocity a small conv net at half
   resolution (pixel-unshuffle) reading a spatial map and FiLM of the conditions and t; sampled
   with ``--steps`` Euler steps.
-- ``poisson-vae``: a conditional VAE whose decoder (the SDI-GAN generator's layout) gives each
-  pixel's expected photons and whose likelihood is Poisson per pixel given the latent z: photon
-  statistics are modelled exactly, the network only learns the shower (where, how bright, how
-  wide) and z its event-to-event fluctuation. Sampled by one decoder pass and a Poisson draw.
+- ``poisson-vae``: the ZDC VAE family's module (:mod:`recogan_app.models.zdc_poisson`): each
+  pixel's photons Poisson given the conditions and a latent z, sampled by one decoder pass and a
+  Poisson draw; here with the KL weight falling from ``--beta`` to 1 over ``--warm-up`` of the
+  budget. (``results/zdc-poisson-vae.json`` was written by this script's first version, 41f335e,
+  with its own copy of the same networks; the family's run through the CLI is ``zdc.py --bar
+  --model vae``.)
 
 Scored as ``benchmarks/zdc.py --bar`` scores a run: five-channel WS (and per channel), empty
 responses and hottest-pixel error on the test split (5 noise draws) against the toy's floor (5
 re-simulations of the same conditions, the same seeds); generation of 50,000 responses timed on
 the trained model (the network and the sampling, no files)::
 
-    OMP_NUM_THREADS=1 python benchmarks/zdc_likelihood.py --model poisson-vae --seeds 0 1 2 \
-        --out benchmarks/results/zdc-likelihood.json
+    OMP_NUM_THREADS=1 python benchmarks/zdc_likelihood.py --model flow-matching --seeds 0 --steps 8 \
+        --out benchmarks/results/zdc-flow-matching.json
 """
 
 from __future__ import annotations
@@ -40,72 +42,46 @@ import torch.nn.functional as F
 from torch import nn
 
 from recogan_app import streams
-from recogan_app.config import ZDCConfig
+from recogan_app.config import ZDCConfig, ZDCVAEConfig
 from recogan_app.data import toy_zdc
 from recogan_app.data.zdc import CONDITIONS, IMAGE_SHAPE, ConditionScaler
 from recogan_app.families.zdc import compare_zdc
+from recogan_app.models.zdc import CHANNELS_LAST, LEAKY_SLOPE
+from recogan_app.models.zdc_poisson import COARSE_GRID, HALF_GRID, PoissonVAE, from_blocks, to_blocks
 from recogan_app.files import write_json
 from recogan_app.splits import draw_split, heldout_sizes
 
 RESULTS = Path(__file__).parent / "results"
 FIGURES = ("ws_mean", "ws_ch1", "ws_ch2", "ws_ch3", "ws_ch4", "ws_ch5", "empty_generated", "hottest_pixel_error")
-LEAKY = 0.1
-
-
-# -- shared layout -------------------------------------------------------------------------------
-
-HALF = (28, 16)
-"""Both networks work at half resolution: the image padded to 56 × 32 and each 2 × 2 block as 4
-channels (pixel-unshuffle), a tenth of the convolutions' cost at full resolution."""
-CHANNELS_LAST = torch.channels_last
-
-
-def to_half(images: torch.Tensor) -> torch.Tensor:
-    return F.pixel_unshuffle(F.pad(images, (0, 2)), 2).contiguous(memory_format=CHANNELS_LAST)
-
-
-def from_half(blocks: torch.Tensor) -> torch.Tensor:
-    return F.pixel_shuffle(blocks, 2)[..., :IMAGE_SHAPE[1]]
-
-
-class ConditionMap(nn.Module):
-    """An embedding of the conditions (and whatever else ``extra`` inputs) as a coarse map
-    (``map_channels`` × 14 × 8) upsampled to the half-resolution grid, plus the embedding itself."""
-
-    def __init__(self, inputs: int, map_channels: int, embed: int = 256):
-        super().__init__()
-        self.map_channels = map_channels
-        self.embed = nn.Sequential(nn.Linear(inputs, embed), nn.LeakyReLU(LEAKY), nn.Linear(embed, embed),
-                                   nn.LeakyReLU(LEAKY))
-        self.spatial = nn.Sequential(nn.Linear(embed, map_channels * 14 * 8), nn.LeakyReLU(LEAKY))
-
-    def forward(self, x):
-        h = self.embed(x)
-        grid = self.spatial(h).view(-1, self.map_channels, 14, 8).contiguous(memory_format=CHANNELS_LAST)
-        return F.interpolate(grid, size=HALF), h
 
 
 # -- flow matching -------------------------------------------------------------------------------
 
 class Velocity(nn.Module):
-    """v(x_t, t, c) on the half-resolution grid: the conditions and t give a coarse spatial map
-    (where the shower goes) and a FiLM of each layer."""
+    """v(x_t, t, c) on the Poisson VAE's half-resolution grid (:func:`to_blocks`): the conditions
+    and t give a coarse spatial map (where the shower goes) and a FiLM of each layer."""
 
-    def __init__(self, width: int = 16, map_channels: int = 8):
+    def __init__(self, width: int = 16, map_channels: int = 8, embed: int = 256):
         super().__init__()
-        self.condition = ConditionMap(len(CONDITIONS) + 8, map_channels)
-        self.film = nn.Linear(256, 4 * width)
+        self.map_channels = map_channels
+        self.embed = nn.Sequential(nn.Linear(len(CONDITIONS) + 8, embed), nn.LeakyReLU(LEAKY_SLOPE),
+                                   nn.Linear(embed, embed), nn.LeakyReLU(LEAKY_SLOPE))
+        self.spatial = nn.Sequential(nn.Linear(embed, map_channels * COARSE_GRID[0] * COARSE_GRID[1]),
+                                     nn.LeakyReLU(LEAKY_SLOPE))
+        self.film = nn.Linear(embed, 4 * width)
         self.conv_in = nn.Conv2d(4 + map_channels, width, 3, padding=1)
         self.conv_mid = nn.Conv2d(width, width, 3, padding=2, dilation=2)
         self.conv_out = nn.Conv2d(width, 4, 3, padding=1)
 
     def forward(self, x, t, c):
         angles = t[:, None] * math.pi * 2.0 ** torch.arange(4, device=x.device, dtype=x.dtype)
-        grid, h = self.condition(torch.cat([c, angles.sin(), angles.cos()], 1))
+        h = self.embed(torch.cat([c, angles.sin(), angles.cos()], 1))
+        coarse = self.spatial(h).view(-1, self.map_channels, *COARSE_GRID).contiguous(memory_format=CHANNELS_LAST)
+        grid = F.interpolate(coarse, size=HALF_GRID)
         scale1, shift1, scale2, shift2 = self.film(h)[:, :, None, None].chunk(4, 1)
-        y = F.silu(self.conv_in(torch.cat([to_half(x), grid], 1)) * (1 + scale1) + shift1)
+        y = F.silu(self.conv_in(torch.cat([to_blocks(x), grid], 1)) * (1 + scale1) + shift1)
         y = F.silu(self.conv_mid(y) * (1 + scale2) + shift2)
-        return from_half(self.conv_out(y))
+        return from_blocks(self.conv_out(y))
 
 
 class FlowMatching(nn.Module):
@@ -118,62 +94,33 @@ class FlowMatching(nn.Module):
         x0 = torch.randn_like(x1)
         t = torch.rand(len(x1), device=x1.device)
         xt = x0 + t[:, None, None, None] * (x1 - x0)
-        return ((self.velocity(xt, t, c) - (x1 - x0)) ** 2).mean()
+        return {"loss": ((self.velocity(xt, t, c) - (x1 - x0)) ** 2).mean()}
 
     @torch.inference_mode()
-    def sample(self, c, generator):
+    def counts(self, c, generator):
         x = torch.randn(len(c), 1, *IMAGE_SHAPE, generator=generator)
         dt = 1.0 / self.steps
         for k in range(self.steps):
             x = x + dt * self.velocity(x, torch.full((len(c),), k * dt), c)
-        return torch.expm1(x).floor().clamp_(min=0).to(torch.int32)[:, 0]
+        return torch.expm1(x).floor().clamp_(min=0).to(torch.int32)[:, 0].numpy()
 
 
-# -- Poisson VAE ---------------------------------------------------------------------------------
+# -- Poisson VAE: the family's module (recogan_app.models.zdc_poisson) --------------------------
 
-class PoissonVAE(nn.Module):
-    """Encoder q(z | image, c), decoder log-rate(z, c) per pixel, prior N(0, 1), Poisson likelihood."""
+class PoissonVAEPrototype(PoissonVAE):
+    def __init__(self):
+        super().__init__(ZDCVAEConfig())
 
-    def __init__(self, latent: int = 10, width: int = 16, map_channels: int = 16):
-        super().__init__()
-        self.latent, self.beta = latent, 1.0
-        self.encoder = nn.Sequential(
-            nn.Conv2d(4, 16, 3, stride=2, padding=1), nn.LeakyReLU(LEAKY),
-            nn.Conv2d(16, 16, 3, padding=1), nn.LeakyReLU(LEAKY), nn.Flatten())
-        self.posterior = nn.Sequential(nn.Linear(16 * 14 * 8 + len(CONDITIONS), 128), nn.LeakyReLU(LEAKY),
-                                       nn.Linear(128, 2 * latent))
-        self.condition = ConditionMap(latent + len(CONDITIONS), map_channels)
-        self.convolutions = nn.Sequential(
-            nn.Conv2d(map_channels, width, 3, padding=1), nn.LeakyReLU(LEAKY),
-            nn.Conv2d(width, width, 3, padding=1), nn.LeakyReLU(LEAKY),
-            nn.Conv2d(width, 4, 3, padding=1))
-        with torch.no_grad():
-            self.convolutions[-1].bias.fill_(-8.0)  # e^-8 · 1680 pixels ≈ 0.6 photons of leakage at the start
-
-    def log_rate(self, z, c):
-        return from_half(self.convolutions(self.condition(torch.cat([z, c], 1))[0])).clamp(max=9.0)
-
-    def loss(self, counts, c):
-        features = self.encoder(to_half(torch.log1p(counts)))
-        mean, log_var = self.posterior(torch.cat([features, c], 1)).chunk(2, 1)
-        z = mean + (0.5 * log_var).exp() * torch.randn_like(mean)
-        log_rate = self.log_rate(z, c)
-        nll = (log_rate.exp() - counts * log_rate).flatten(1).sum(1)
-        kl = 0.5 * (mean ** 2 + log_var.exp() - 1 - log_var).sum(1)
-        return (nll + self.beta * kl).mean()
-
-    @torch.inference_mode()
-    def sample(self, c, generator):
-        z = torch.randn(len(c), self.latent, generator=generator)
-        return torch.poisson(self.log_rate(z, c).exp(), generator=generator).to(torch.int32)[:, 0]
+    def counts(self, c, generator):
+        return self.generator.counts(c, generator=generator)
 
 
-MODELS = {"flow-matching": lambda args: FlowMatching(args.steps), "poisson-vae": lambda args: PoissonVAE()}
+MODELS = {"flow-matching": lambda args: FlowMatching(args.steps), "poisson-vae": lambda args: PoissonVAEPrototype()}
 
 
 def generate(model, conditions: torch.Tensor, seed: int, chunk: int = 512) -> np.ndarray:
     generator = torch.Generator().manual_seed(seed)
-    return torch.cat([model.sample(c, generator) for c in conditions.split(chunk)]).numpy()
+    return np.concatenate([model.counts(c, generator) for c in conditions.split(chunk)])
 
 
 def run_seed(args, seed: int, sample) -> dict:
@@ -195,9 +142,9 @@ def run_seed(args, seed: int, sample) -> dict:
         for group in optimiser.param_groups:
             group["lr"] = args.lr * 0.5 * (1 + math.cos(math.pi * min(elapsed / args.train_s, 1.0)))
         if isinstance(model, PoissonVAE):  # the KL's weight from --beta down to 1 over the first --warm-up of the budget
-            model.beta = 1 + (args.beta - 1) * max(0.0, 1 - elapsed / (args.warm_up * args.train_s))
+            model.kl_weight = 1 + (args.beta - 1) * max(0.0, 1 - elapsed / (args.warm_up * args.train_s))
         rows = torch.randint(len(counts), (args.batch,), generator=order)
-        loss = model.loss(counts[rows], conditions[rows])
+        loss = model.loss(counts[rows], conditions[rows])["loss"]
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
