@@ -306,6 +306,8 @@ class ZDCVAEConfig(ZDCSettings):
                                 "decoder first learns the light from the conditions, z only what they leave open.")
     kl_warm_up = param.Number(default=0.5, bounds=(0, 1), doc="Share of the training the KL weight falls to 1 in.")
     snapshot_draws = param.Integer(default=1)
+    max_epochs = param.Integer(default=1000, doc="Epochs at most: a time limit is what ends a training (an epoch of "
+                                                 "32,000 events takes ~5 s on one CPU thread); without one, patience.")
 
 
 class ZDCConfig(ZDCSettings, AdversarialSettings):
