@@ -50,13 +50,14 @@ OVERHEAD_S = 120
 """Set-up, final evaluation and the independent validation of one pair, beyond its time limit."""
 
 
-def measure(family: str, toy: str, *, rows: int, reference_rows: int, time_limit: float, seed: int) -> dict:
+def measure(family: str, toy: str, *, rows: int, reference_rows: int, time_limit: float, seed: int,
+            settings: dict | None = None) -> dict:
     """Train ``family`` on ``rows`` of ``toy`` (seed 0 of the toy) and validate it on
-    ``reference_rows`` of another seed of the toy."""
+    ``reference_rows`` of another seed of the toy; ``settings`` override the family's defaults."""
     module = TOYS[toy]
     config_class, train = FAMILIES[family]
-    config = config_class(features=module.TARGETS, conditions=module.CONDITIONS, time_limit=time_limit,
-                          max_epochs=100_000, seed=seed, device="cpu")
+    config = config_class(**{"features": module.TARGETS, "conditions": module.CONDITIONS, "time_limit": time_limit,
+                             "max_epochs": 100_000, "seed": seed, "device": "cpu", **(settings or {})})
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as folder:
         run = train(module.generate(rows, seed=0), config, Path(folder) / "run")
@@ -69,8 +70,8 @@ def measure(family: str, toy: str, *, rows: int, reference_rows: int, time_limit
         fit = run.info["fit"]
     figures = validation.figures()
     response = {"response": config.response, "levels": config.levels} if family == "quantile" else {}
-    return {"family": family, **response, "toy": toy, "seed": seed, "training_rows": run.info["data"]["n_train"],
-            "reference_rows": reference_rows, "time_limit_s": time_limit, "fit_s": round(fit["elapsed_s"], 1),
+    return {"family": family, **response, "toy": toy, "seed": seed, "settings": settings or {}, "training_rows": run.info["data"]["n_train"],
+            "reference_rows": reference_rows, "time_limit_s": config.time_limit, "fit_s": round(fit["elapsed_s"], 1),
             "train_and_evaluate_s": round(trained, 1), "epochs": fit["epochs"], "best_epoch": fit["best_epoch"],
             "stopped": fit["reason"], "generation_s": round(generation_s, 2), **figures,
             "passes_efficiency_bars": validation.passes(),
@@ -101,14 +102,15 @@ def record(result: dict, path: Path = RESULTS) -> None:
 
 
 def model(r: dict) -> tuple:
-    """What a result measured: the family (the quantile model's response), the toy and the seed."""
-    return r["family"], r.get("response"), r["toy"], r["seed"]
+    """What a result measured: the family (the quantile model's response), its settings, the toy and the seed."""
+    return r["family"], r.get("response"), json.dumps(r.get("settings", {}), sort_keys=True), r["toy"], r["seed"]
 
 
 def row(r: dict) -> str:
     residual = max(r["residual_ks"].values()) if r["residual_ks"] else None
     deviation = "–" if r["max_ratio_deviation"] is None else f"{r['max_ratio_deviation']:.3f}"
     family = f"{r['family']} ({r['response']})" if "response" in r else r["family"]
+    family += "".join(f", {key}={value}" for key, value in r.get("settings", {}).items())
     return (f"| {family} | {r['toy']} | {r['fit_s']:.0f} s, {r['epochs']} epochs ({r['stopped']}) | "
             f"{deviation} ({r['efficiency_bins_large']} bins) | {r['pull_share']:.1%} of {r['efficiency_bins']} | "
             f"{'–' if residual is None else f'{residual:.3f}'} |")
@@ -125,8 +127,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--stop-at", metavar="HH:MM", help="UTC time no training may run past")
+    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=JSON",
+                        help="settings overriding the family's defaults, e.g. batch_size=512 'hidden_widths=[64,64]'")
     parser.add_argument("--results", type=Path, default=RESULTS, help="the JSON the results are added to")
     args = parser.parse_args()
+    settings = {key: json.loads(value) for key, value in (item.split("=", 1) for item in args.set)}
     torch.set_num_threads(args.threads)
     print("| family | toy | training | max abs(ratio − 1) where ≥ 2,000 pass | pulls > 3σ | max residual KS |\n"
           "|---|---|---|---|---|---|", flush=True)
@@ -140,7 +145,7 @@ def main() -> None:
                 print(f"not run: {pair} ({left:.0f} s left before {args.stop_at} UTC)", flush=True)
                 continue
         result = measure(family, toy, rows=args.rows, reference_rows=args.reference_rows,
-                         time_limit=args.time_limit, seed=args.seed)
+                         time_limit=args.time_limit, seed=args.seed, settings=settings)
         record(result, args.results)
         print(row(result), flush=True)
 

@@ -243,6 +243,9 @@ class QuantileConfig(TabularSettings):
                                "(100: 0.005 … 0.995, 0.5 % beyond each end).")
     hidden_widths = param.List(default=[100, 100, 100, 100], item_type=int, bounds=(1, 16),
                                doc="Hidden widths of each network (seed 003: six layers, 100 nodes inside).")
+    one_hot = param.Integer(default=10, bounds=(0, None),
+                            doc="Integer conditions of at most this many values (a species) reach the networks "
+                                "also one-hot, beside their quantile-mapped coordinate (0: none).")
     learning_rate = param.Number(default=1e-3, bounds=(0, 1), inclusive_bounds=(False, True),
                                  doc="Adam's learning rate at the first epoch, then lr/(1 + epoch) (seed 003), or on "
                                      "a cosine to 0 at the time limit (quantiles response).")

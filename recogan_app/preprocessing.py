@@ -807,6 +807,21 @@ class FeaturePipeline:
                                                   for table in (self.dtypes_, self.specs_, self.steps_))
         return part
 
+    def categories(self, most: int) -> dict[str, np.ndarray]:
+        """The network-space points of each integer column with at most ``most`` values mapped
+        without dequantisation noise (spec ``quantile``: a species), one point per value: a
+        network can take such a column one-hot
+        (:class:`~recogan_app.models.latent.OneHot`) instead of carving its points out of a line."""
+        NotFittedError.check(self, self.is_fitted())
+        points = {}
+        for column, chain in self.steps_.items():
+            integral = pd.api.types.is_integer_dtype(pd.api.types.pandas_dtype(self.dtypes_[column]))
+            if integral and chain.spec == "quantile":
+                values = np.unique(chain.steps[0].quantiles_)
+                if len(values) <= most:
+                    points[column] = chain._transform(values)
+        return points
+
     # -- mapping ----------------------------------------------------------------------------
 
     def transform(self, frame: pd.DataFrame) -> np.ndarray:

@@ -17,8 +17,9 @@ from recogan_app.families import load_run, train_flow, train_quantile, train_tab
 from recogan_app.losses import PLUS_ONE_SIGMA, pinball_loss
 from recogan_app.metrics.conditional import QUANTILES, efficiency_ratios, validate_conditional
 from recogan_app.models.flow import SplineFlow
-from recogan_app.models.latent import NOISE_BLOCK, noise_passes
+from recogan_app.models.latent import NOISE_BLOCK, OneHot, noise_passes
 from recogan_app.models.quantile import QuantileModel, QuantileRegressor, even_levels, scores_of, values_at
+from recogan_app.preprocessing import FeaturePipeline
 
 TOYS = {"pid": (toy_pid, ["dll_e", "dll_k", "dll_p"], toy_pid.CONDITIONS),
         "wjet": (toy_wjet, toy_wjet.TARGETS[:4], toy_wjet.CONDITIONS[:4])}
@@ -164,6 +165,27 @@ def test_the_copula_learns_and_keeps_a_constructed_correlation():
     assert np.corrcoef(sample.T)[0, 1] == pytest.approx(0.6, abs=0.03)
 
 
+def test_a_condition_of_few_values_is_read_one_hot_beside_its_coordinate():
+    """Species 211, 211, 321, 2212 quantile-mapped: levels 0, 1/3, 2/3, 1, each value at the middle
+    of its run of levels (1/6, 2/3, 1 − 10⁻⁷ at the clip), so its points are Φ⁻¹ of those; a
+    momentum (continuous) and a multiplicity of more values than asked for get no one-hot block."""
+    frame = pd.DataFrame({"species": np.array([211, 211, 321, 2212], np.int16), "p": [3.0, 5.0, 7.0, 9.0],
+                          "n_tracks": np.array([10, 20, 30, 40], np.int16)})
+    pipeline = FeaturePipeline({"species": "quantile", "n_tracks": "quantile"}).fit(frame)
+    points = pipeline.categories(3)
+    assert list(points) == ["species"]
+    np.testing.assert_allclose(points["species"], stats.norm.ppf([1 / 6, 2 / 3, 1 - 1e-7]), rtol=1e-9)
+    assert list(pipeline.categories(4)) == ["species", "n_tracks"]
+    assert FeaturePipeline().fit(frame).categories(10) == {}  # dequantised ('integer+quantile'): no points
+    encode = OneHot(3, {0: points["species"]})
+    given = torch.from_numpy(pipeline.transform(frame.iloc[[2, 0]]))
+    expected = torch.cat((given, torch.tensor([[0.0, 1, 0], [1, 0, 0]])), 1)
+    assert encode.size == 6 and torch.equal(encode(given), expected)
+    unseen = given.clone()
+    unseen[0, 0] = 0.0  # between the points: a species the training never saw sets no bit
+    assert encode(unseen)[0, 3:].sum() == 0
+
+
 # -- the families, through the one recipe -----------------------------------------------------------
 
 SMALL = {TabularConfig: dict(generator_widths=[32, 32], discriminator_widths=[32, 32]),
@@ -183,6 +205,7 @@ def test_a_conditional_family_trains_a_few_steps_and_generates_given_conditions(
     if train is train_quantile and toy == "pid":  # a given species is one point each, not a dequantised band
         assert run.condition_pipeline.specs_["species"] == "quantile"
         assert len(np.unique(run.condition_pipeline.transform(frame)[:, conditions.index("species")])) == 5
+        assert run.module.generator.encode.size == len(conditions) + 5  # and one-hot: species' five values
     figures = run.metrics()
     assert figures["efficiency_bins"] == len(targets) * len(QUANTILES) * sum(
         min(frame[c].nunique(), 5) if frame[c].nunique() > 10 else frame[c].nunique() for c in conditions)

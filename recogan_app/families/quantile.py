@@ -11,7 +11,9 @@ generation given a conditions table, validation and export. What differs:
   of the +1σ quantile) and the copula's likelihood; the snapshot's score is the monitor rows'
   pinball loss (seed 003 keeps the epoch where it is smallest), beside the targets' KS / WS /
   correlation figures;
-- integer conditions are mapped without dequantisation noise (:meth:`QuantileFamily.transforms`);
+- integer conditions are mapped without dequantisation noise (:meth:`QuantileFamily.transforms`),
+  and those of at most ``one_hot`` values (a species) reach the network one-hot as well
+  (:func:`categories`);
 - seed 003's learning rate is divided by 1 + the epochs done (:class:`InverseEpochSchedule`), the
   quantiles response's follows the flow's cosine to the end of the time limit (:class:`CosineSchedule`;
   early stopping only without a time limit): a few epochs at 1e-3/(1 + epoch) leave the tail
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -33,8 +36,14 @@ from recogan_app.families.recipe import Prepared, fit_to_run
 from recogan_app.families.tabular import SnapshotValidation, TabularFamily, TabularRun
 from recogan_app.metrics.conditional import residual_pairs
 from recogan_app.models.quantile import QuantileModel
-from recogan_app.preprocessing import suggest_transform
+from recogan_app.preprocessing import FeaturePipeline, suggest_transform
 from recogan_app.training.callbacks import CosineSchedule, InverseEpochSchedule
+
+
+def categories(given: FeaturePipeline, most: int) -> dict[int, np.ndarray]:
+    """{condition index: its values' points} of the conditions of at most ``most`` values, which the
+    network reads one-hot (:meth:`~recogan_app.preprocessing.FeaturePipeline.categories`)."""
+    return {given.columns_.index(c): points for c, points in given.categories(most).items()}
 
 
 class LossSnapshot(SnapshotValidation):
@@ -61,10 +70,13 @@ class QuantileRun(TabularRun):
         """A run saved before the K-level response was seed 003's (its config.json names no ``response``)."""
         if isinstance(values, dict) and "response" not in values:
             values = {**values, "response": "seed003"}
+        if isinstance(values, dict) and "one_hot" not in values:  # saved before the one-hot conditions
+            values = {**values, "one_hot": 0}
         return super().saved_config(values, source)
 
     def _module(self, n_features: int) -> QuantileModel:
-        return QuantileModel(n_features, len(self.conditions), self.config)
+        return QuantileModel(n_features, len(self.conditions), self.config,
+                             categories=categories(self.condition_pipeline, self.config.one_hot))
 
 
 class QuantileFamily(TabularFamily):
@@ -97,7 +109,7 @@ class QuantileFamily(TabularFamily):
         snapshot = LossSnapshot(monitor, generated, config.snapshot_rows, config.seed, given)
         pairs = [(generated.columns_.index(t), given.columns_.index(c))
                  for t, c in residual_pairs(generated.columns_, given.columns_)]  # reco_<f> starts at gen_<f>
-        module = QuantileModel(targets.shape[1], conditions.shape[1], config, pairs)
+        module = QuantileModel(targets.shape[1], conditions.shape[1], config, pairs, categories(given, config.one_hot))
         seed003 = config.response == "seed003"
         return Prepared(module=module, data=(targets, conditions),
                         snapshot=snapshot, announce=self.announce(train, monitor, test),

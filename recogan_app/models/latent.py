@@ -48,6 +48,30 @@ def joined(x: torch.Tensor, conditions: torch.Tensor | None) -> torch.Tensor:
     return x if conditions is None else torch.cat((x, conditions), 1)
 
 
+class OneHot(nn.Module):
+    """The conditions followed by a one-hot block for each condition of few values (a species):
+    ``points`` {condition index: its values' points in the network's space}
+    (:meth:`~recogan_app.preprocessing.FeaturePipeline.categories`). A value not among the points
+    (a species the training never saw) sets no bit; its coordinate still reaches the network."""
+
+    TOLERANCE = 1e-4
+    """How far (network space, float32) a condition may lie from its value's point."""
+
+    def __init__(self, n_conditions: int, points: dict[int, np.ndarray] | None = None):
+        super().__init__()
+        self.columns = sorted(points or {})
+        self.size = n_conditions + sum(len(points[c]) for c in self.columns)
+        for c in self.columns:  # derived from the saved preprocessing, so never saved with the weights
+            self.register_buffer(f"points_{c}", torch.as_tensor(points[c], dtype=torch.float32), persistent=False)
+
+    def forward(self, conditions: torch.Tensor) -> torch.Tensor:
+        if not self.columns:
+            return conditions
+        bits = [((conditions[:, c, None] - getattr(self, f"points_{c}")).abs() < self.TOLERANCE).to(conditions.dtype)
+                for c in self.columns]
+        return torch.cat((conditions, *bits), 1)
+
+
 def batch_parts(given: tuple[torch.Tensor, ...], conditional: bool) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """The conditions and event weights of a training batch from its tensors after the rows: a
     conditional model's conditions first, then a weighted MC's weights (each None when absent)."""

@@ -40,7 +40,7 @@ from torch import nn
 from torch.special import ndtr, ndtri
 
 from recogan_app.losses import PLUS_ONE_SIGMA, pinball_loss
-from recogan_app.models.latent import NOISE_BLOCK, LatentGenerator, Rows, noise_passes
+from recogan_app.models.latent import NOISE_BLOCK, LatentGenerator, OneHot, Rows, noise_passes
 from recogan_app.models.tabular import PASS_ROWS, dense
 
 SLOPE = 0.05
@@ -111,10 +111,15 @@ class QuantileRegressor(LatentGenerator):
     condition to its target: a muon measured to 1 % is then learnt as a 1 % correction to its
     gen-level value, where the networks alone, learning reco ≈ gen from scratch, missed the
     centre by more than the resolution and made the residuals 5–8× too wide.
+
+    ``categories`` {condition index: its values' points}: conditions of few values the networks
+    also read one-hot (:class:`~recogan_app.models.latent.OneHot`).
     """
 
-    def __init__(self, n_conditions: int, n_targets: int, widths=(100, 100, 100, 100), levels=None, pairs=()):
+    def __init__(self, n_conditions: int, n_targets: int, widths=(100, 100, 100, 100), levels=None, pairs=(),
+                 categories=None):
         super().__init__(n_targets)
+        self.encode = OneHot(n_conditions, categories)
         self.gaussian = levels is None
         levels = torch.tensor([0.5, PLUS_ONE_SIGMA]) if self.gaussian else torch.as_tensor(levels)
         self.register_buffer("levels", levels.float())
@@ -124,10 +129,10 @@ class QuantileRegressor(LatentGenerator):
             for target, condition in pairs:
                 self.transfer.weight[target, condition] = 1.0
         if self.gaussian:
-            self.mean = dense(n_conditions, widths, n_targets, slope=SLOPE)
-            self.quantile = dense(n_conditions, widths, n_targets, slope=SLOPE)
+            self.mean = dense(self.encode.size, widths, n_targets, slope=SLOPE)
+            self.quantile = dense(self.encode.size, widths, n_targets, slope=SLOPE)
         else:
-            self.quantiles = dense(n_conditions, widths, n_targets * (1 + len(levels)), slope=SLOPE)
+            self.quantiles = dense(self.encode.size, widths, n_targets * (1 + len(levels)), slope=SLOPE)
             # zero outputs give the standard normal's quantiles: the preprocessed target's marginal
             normal = ndtri(levels.double())
             self.register_buffer("normal", normal.float())
@@ -143,10 +148,10 @@ class QuantileRegressor(LatentGenerator):
 
     def forward(self, conditions: torch.Tensor) -> torch.Tensor:
         """(rows, targets, levels): each target's quantiles at :attr:`levels`, non-decreasing."""
-        start = self.transfer(conditions).unsqueeze(-1)
+        start, encoded = self.transfer(conditions).unsqueeze(-1), self.encode(conditions)
         if self.gaussian:
-            return start + torch.stack((self.mean(conditions), self.quantile(conditions)), -1)
-        raw = self.quantiles(conditions).unflatten(-1, (self.latent_dim, 1 + len(self.levels)))
+            return start + torch.stack((self.mean(encoded), self.quantile(encoded)), -1)
+        raw = self.quantiles(encoded).unflatten(-1, (self.latent_dim, 1 + len(self.levels)))
         location, scale = raw[..., :1], (1 + raw[..., 1:2]).abs()
         gaps, middle = nn.functional.softplus(raw[..., 2:]) * self.gaps, len(self.levels) // 2
         below = gaps[..., :middle].flip(-1).cumsum(-1).flip(-1)  # from each lower level up to the middle
@@ -195,13 +200,13 @@ class QuantileRegressor(LatentGenerator):
 
 class QuantileModel(nn.Module):
     """The regressor with its loss and seed 003's optimiser: what the trainer steps. A batch is
-    (targets, conditions), both preprocessed; ``levels`` and ``pairs`` as :class:`QuantileRegressor`'s."""
+    (targets, conditions), both preprocessed; ``pairs`` and ``categories`` as :class:`QuantileRegressor`'s."""
 
-    def __init__(self, n_targets: int, n_conditions: int, config, pairs=()):
+    def __init__(self, n_targets: int, n_conditions: int, config, pairs=(), categories=None):
         super().__init__()
         self.config = config
         levels = None if config.response == "seed003" else even_levels(config.levels)
-        self.generator = QuantileRegressor(n_conditions, n_targets, config.hidden_widths, levels, pairs)
+        self.generator = QuantileRegressor(n_conditions, n_targets, config.hidden_widths, levels, pairs, categories)
         # seed 003: L1 of the mean (twice the pinball at 0.5) plus the +1σ pinball; else the levels' mean
         self.register_buffer("weights", torch.tensor([2.0, 1.0]) if levels is None
                              else torch.full((len(levels),), 1.0 / len(levels)))
