@@ -74,6 +74,8 @@ def test_a_fit_cut_short_says_what_its_last_epoch_did():
             whole, last = (numbers[1], numbers[2]) if epochs > 1 else (0, numbers[1])
             assert whole * per_epoch + last == steps and numbers[-1] == epochs and f"of the {per_epoch}" in text
         assert "1 epochs" not in text and text.endswith("best epoch 1")
+    stopped = describe_fit({"reason": "stopped", "epochs": 3, "steps": 20, "best_epoch": 1}, 8)  # Stop pressed
+    assert stopped == "stopped on request after 20 steps: 2 full epochs and 4 of the 8 of epoch 3; best epoch 2"
 
 
 def test_a_weighted_runs_statement_counts_its_effective_training_events(weighted, tmp_path, capsys):
