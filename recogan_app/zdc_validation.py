@@ -10,12 +10,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from recogan_app.config import ZDCConfig, ZDCSettings
+from recogan_app.config import ZDCSettings
 from recogan_app.data import toy_zdc
 from recogan_app.data.zdc import ZDCSample
 from recogan_app.metrics.zdc import channel_sums, five_channel_ws
-from recogan_app.families.zdc import ZDCFamily, ZDCRun, draw_seeds
-from recogan_app.families.zdc_vae import ZDCVAEFamily
+from recogan_app.families import family_for
+from recogan_app.families.zdc import ZDCRun, draw_seeds
 from recogan_app.splits import draw_split, heldout_sizes, snapshot_positions, subsample
 from recogan_app.training.events import Snapshot
 
@@ -98,7 +98,7 @@ def toy_noise_floor(sample: ZDCSample, config: ZDCSettings, seed: int = 1) -> np
     -------
     ndarray, shape (5,)
     """
-    family = (ZDCFamily if isinstance(config, ZDCConfig) else ZDCVAEFamily)(config)
+    family = family_for(config)
     kept, config = family.usable(sample), family.config  # the events and sizes of a training with config
     monitor = draw_split(len(kept), *heldout_sizes(len(kept), config.monitor_fraction, config.test_fraction),
                          config.seed).monitor

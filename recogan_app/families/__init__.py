@@ -27,7 +27,12 @@ FAMILIES = {family.kind: family for family in (TabularFamily, FlowFamily, Quanti
 """Every family by its run kind."""
 
 __all__ = ["FAMILIES", "FlowRun", "QuantileRun", "TabularRun", "ZDCRun", "ZDCVAERun", "load_run", "run_kind",
-           "train_flow", "train_quantile", "train_tabular", "train_zdc", "train_zdc_vae"]
+           "train_flow", "train_quantile", "train_tabular", "train_zdc", "train_zdc_vae", "family_for"]
+
+
+def family_for(config):
+    """The family that trains with ``config`` (found by its settings class)."""
+    return next(family for family in FAMILIES.values() if type(config) is family.config_class)(config)
 
 
 def run_kind(path) -> str:
