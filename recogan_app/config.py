@@ -307,10 +307,7 @@ class ZDCVAEConfig(ZDCSettings):
     kl_start = param.Number(default=1000.0, bounds=(1, None),
                             doc="Weight of the KL term at the start, falling linearly to 1 over kl_warm_up: the "
                                 "decoder first learns the light from the conditions, z only what they leave open.")
-    kl_warm_up = param.Number(default=1.0, bounds=(0, 1),
-                              doc="Share of the training the KL weight falls to 1 in (1: the whole fit; at 0.5, "
-                                  "z took over the shower's shape once the weight reached 1 and the monitor WS "
-                                  "jumped 6-9x for good in 3 of 4 runs).")
+    kl_warm_up = param.Number(default=0.5, bounds=(0, 1), doc="Share of the training the KL weight falls to 1 in.")
     snapshot_draws = param.Integer(default=1)
     max_epochs = param.Integer(default=1000, doc="Epochs at most: a time limit is what ends a training (an epoch of "
                                                  "32,000 events takes ~5 s on one CPU thread); without one, patience.")

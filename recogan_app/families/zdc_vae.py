@@ -14,9 +14,7 @@ and the held-out figures. What differs is how it learns:
   fit (:class:`KLWarmUp`): with the weight at 1 from the start, the encoder passes the shower's
   position to z before the decoder has learnt it from the conditions, and responses drawn with z
   from the prior land in the wrong place (README, "A second ZDC family": 40 × the toy's floor
-  instead of 1.6 ×). The same happens late: with the weight at 1 from half-way, the monitor WS
-  jumped 6–9 × some 10–40 epochs later and never came back (3 of 4 runs), so by default the weight
-  reaches 1 only at the end of the fit, when the learning rate has annealed.
+  instead of 1.6 ×).
 """
 
 from __future__ import annotations
