@@ -11,6 +11,9 @@ generation given a conditions table, validation and export. What differs:
   of the +1σ quantile) and the copula's likelihood; the snapshot's score is the monitor rows'
   pinball loss (seed 003 keeps the epoch where it is smallest), beside the targets' KS / WS /
   correlation figures;
+- the targets (and the gen-level conditions paired with them) are mapped to a normal by the square
+  root of their density (``target_map``, :class:`~recogan_app.preprocessing.FlatQuantile`), not by
+  the density itself (:meth:`QuantileFamily.transforms`);
 - integer conditions are mapped without dequantisation noise (:meth:`QuantileFamily.transforms`),
   and those of at most ``one_hot`` values (a species) reach the network one-hot as well
   (:func:`categories`);
