@@ -243,6 +243,11 @@ class QuantileConfig(TabularSettings):
                                "(100: 0.005 … 0.995, 0.5 % beyond each end).")
     hidden_widths = param.List(default=[100, 100, 100, 100], item_type=int, bounds=(1, 16),
                                doc="Hidden widths of each network (seed 003: six layers, 100 nodes inside).")
+    target_map = param.Selector(default="flatquantile", objects=["flatquantile", "quantile"],
+                                doc="The targets' last preprocessing step (and their gen-level conditions'), unless "
+                                    "`transforms` names one: the quantile map by the square root of the data's "
+                                    "density (a narrow peak of some tracks' DLLs is not stretched into a near-empty "
+                                    "range for the others), or by the density itself (before it existed).")
     one_hot = param.Integer(default=10, bounds=(0, None),
                             doc="Integer conditions of at most this many values (a species) reach the networks "
                                 "also one-hot, beside their quantile-mapped coordinate (0: none).")

@@ -408,7 +408,7 @@ class Quantile(Transform):
         q = self.quantiles_
         n = q.size
         self._tables = None  # look-up tables of _inverse, built on first use
-        self.references_ = np.linspace(0.0, 1.0, n)
+        self.references_ = self._references()
         # runs of equal quantiles: knot values with the first and last level of each run
         starts = np.flatnonzero(np.r_[True, q[1:] != q[:-1]])
         ends = np.r_[starts[1:] - 1, n - 1]
@@ -431,6 +431,10 @@ class Quantile(Transform):
             edges = knots[0] + width * np.arange(n_cells)
             first = np.clip(np.searchsorted(knots, edges, side="right") - 2, 0, m - 1)
             self._grid = (float(knots[0]), 1.0 / width, n_cells, first)
+
+    def _references(self) -> np.ndarray:
+        """The level of each stored quantile: evenly spaced, the data's own CDF."""
+        return np.linspace(0.0, 1.0, self.quantiles_.size)
 
     _GRID_STEPS: ClassVar[int] = 3
 
@@ -496,6 +500,48 @@ class Quantile(Transform):
         return out.clamp_(base[0], base[last]).numpy()
 
 
+class FlatQuantile(Quantile):
+    """:class:`Quantile` mapping by the data's density raised to the power 1 − :data:`FLATTEN`: the
+    levels between distinct stored quantiles grow as (Δx)^FLATTEN, not as the data's share, and
+    point masses (tied quantiles) keep their share.
+
+    Why: a conditional model's target (a DLL) can have a narrow marginal peak made by one region
+    of the conditions (high-momentum tracks near DLL 0). The plain quantile map stretches that
+    peak by its density ratio over its surroundings (about 30 on the PID toy); tracks of other
+    conditions have little mass there, so their distribution in the network's space gets a
+    near-empty stretch that a smooth quantile network fills (the PID toy's dll_e at 6.5–14 GeV/c
+    passed the median threshold in 13.4 % of the model's rows against the MC's 11.9 %). The
+    square root of the ratio still resolves the peak.
+    """
+
+    name = "flatquantile"
+
+    def _references(self) -> np.ndarray:
+        q = self.quantiles_
+        step, tied = np.diff(q), np.diff(q) == 0
+        share = 1.0 / max(q.size - 1, 1)  # of each interval between stored quantiles
+        grow = np.where(tied, 0.0, step) ** FLATTEN
+        if grow.sum() > 0:
+            grow *= (1.0 - share * tied.sum()) / grow.sum()
+        levels = np.r_[0.0, np.cumsum(np.where(tied, share, grow))]
+        return levels / levels[-1]
+
+    def _inverse(self, y):
+        """Levels back to values by linear interpolation between the stored quantiles (the plain
+        map's fast path assumes even levels); each level from its nearer end, and the clipped
+        levels the training minimum or maximum, as there."""
+        y = np.asarray(y)
+        tail = special.ndtr(-np.abs(y.astype(np.float64)))
+        tail[tail <= self.bound * (1.0 + 1e-6)] = 0.0
+        level = np.where(y > 0, 1.0 - tail, tail)
+        return np.interp(level, self.references_, self.quantiles_).astype(y.dtype)
+
+
+FLATTEN = 0.5
+"""The power of the stored quantiles' spacing that :class:`FlatQuantile`'s levels grow with (0:
+the plain quantile map, 1: even in the value). 0.5, the geometric middle, is the one value tried."""
+
+
 class Integer(Transform):
     """Integer-valued features: dequantise on the way in, round on the way out.
 
@@ -541,7 +587,7 @@ class Integer(Transform):
 
 
 TRANSFORMS: dict[str, type[Transform]] = {
-    k.name: k for k in (Identity, Standardise, Log1p, Arccos, Logit, Quantile, Integer)
+    k.name: k for k in (Identity, Standardise, Log1p, Arccos, Logit, Quantile, FlatQuantile, Integer)
 }
 """The spec words and their classes."""
 

@@ -292,6 +292,23 @@ def test_a_quantile_run_saved_before_the_k_level_response_loads_as_seed_003s(tmp
     pd.testing.assert_frame_equal(old.generate(given, seed=3), expected)
 
 
+def test_the_quantile_family_maps_targets_and_their_gen_conditions_by_the_flat_quantile_map(tmp_path):
+    """The targets and the gen-level conditions paired with them end in ``flatquantile`` (a pair
+    shares its map, so reco starts at gen); other conditions keep theirs. A run saved before the
+    setting existed reads as ``target_map=quantile`` and keeps the pipeline it was trained with."""
+    conditions, targets = ["gen_mu_px", "gen_met_x", "gen_jet_px"], ["reco_mu_px", "reco_met_x"]
+    frame = toy_wjet.generate(1_000, seed=0)[conditions + targets]
+    config = QuantileConfig(features=targets, conditions=conditions, **FEW_STEPS, **SMALL[QuantileConfig])
+    run = train_quantile(frame, config, tmp_path / "q")
+    specs = {**run.pipeline.specs_, **run.condition_pipeline.specs_}
+    assert [specs[c] for c in targets + conditions] == ["flatquantile"] * 4 + ["quantile"]
+    saved = json.loads((run.path / "config.json").read_text())
+    del saved["target_map"]
+    (run.path / "config.json").write_text(json.dumps(saved))
+    old = load_run(run.path)  # its pipeline is the run's file: the map it was trained with
+    assert old.config.target_map == "quantile" and old.pipeline.specs_ == run.pipeline.specs_
+
+
 def test_the_quantile_model_needs_conditions(tmp_path):
     frame = toy_pid.generate(500, seed=0)
     with pytest.raises(InputError, match="needs conditions"):

@@ -18,6 +18,7 @@ from recogan_app.preprocessing import (
     Arccos,
     Chain,
     FeaturePipeline,
+    FlatQuantile,
     Identity,
     Integer,
     Log1p,
@@ -54,6 +55,7 @@ CASES = [
     ("arccos", Arccos, _arrays(_floats(-1.0, 1.0)), False, _cosines),
     ("logit", Logit, _arrays(_floats(-1e3, 1e3)), False, _wide),
     ("quantile", Quantile, _arrays(_floats(-1e6, 1e6)), False, _wide),
+    ("flatquantile", FlatQuantile, _arrays(_floats(-1e6, 1e6)), False, _wide),
     ("integer", lambda: Integer(random_state=3), _arrays(st.integers(-1000, 1000).map(float)), True, _counts),
     ("log1p+quantile", lambda: parse_spec("log1p+quantile"), _arrays(_floats(0.0, 1e6)), False, _positive),
     ("arccos+quantile", lambda: parse_spec("arccos+quantile"), _arrays(_floats(-1.0, 1.0)), False, _cosines),
@@ -152,7 +154,8 @@ def test_fit_does_not_modify_input_and_accepts_float32(factory, sample):
 
 
 def test_registry_names():
-    assert list(TRANSFORMS) == ["identity", "standardise", "log1p", "arccos", "logit", "quantile", "integer"]
+    assert list(TRANSFORMS) == ["identity", "standardise", "log1p", "arccos", "logit", "quantile", "flatquantile",
+                              "integer"]
     for name, klass in TRANSFORMS.items():
         assert klass.name == name
 
@@ -194,6 +197,30 @@ def test_quantile_ties_stay_monotone_and_invertible():
     np.testing.assert_array_equal(q.inverse_transform(np.array([z0, z1])), [0.0, 1.0])
     # levels inside the mass also give the mass: the generator reproduces it
     assert q.inverse_transform(np.array([stats.norm.ppf(0.1), stats.norm.ppf(0.3)])).tolist() == [0.0, 0.0]
+
+
+def test_flat_quantile_levels_follow_the_square_root_of_the_density():
+    # 80 % of the data evenly in [0, 0.1] (density 8), 20 % evenly in [0.1, 1.1] (density 0.2): the
+    # square roots integrate to √8·0.1 and √0.2·1, so 0.1 sits at level 0.2828 / (0.2828 + 0.4472)
+    x = np.r_[np.linspace(0.0, 0.1, 80_001)[:-1], np.linspace(0.1, 1.1, 20_000)]
+    flat, plain = FlatQuantile().fit(x), Quantile().fit(x)
+    expected = np.sqrt(8) * 0.1 / (np.sqrt(8) * 0.1 + np.sqrt(0.2))
+    np.testing.assert_allclose(stats.norm.cdf(flat.transform(np.array([0.1]))), [expected], atol=2e-3)
+    np.testing.assert_allclose(stats.norm.cdf(plain.transform(np.array([0.1]))), [0.8], atol=2e-3)
+    # linear inside each piece, as the level's share of it
+    np.testing.assert_allclose(stats.norm.cdf(flat.transform(np.array([0.05, 0.6]))),
+                               [expected / 2, (1 + expected) / 2], atol=2e-3)
+    z = np.linspace(-4, 4, 1001)
+    np.testing.assert_allclose(flat.transform(flat.inverse_transform(z)), z, atol=1e-6)
+
+
+def test_flat_quantile_keeps_point_masses_share():
+    rng = np.random.default_rng(5)
+    x = np.where(rng.random(20_000) < 0.3, 0.0, rng.normal(0.0, 1.0, 20_000))  # 30 % exactly at 0
+    flat = FlatQuantile().fit(x)
+    z = stats.norm.ppf((np.arange(100_000) + 0.5) / 100_000)  # evenly spread levels
+    assert abs(np.mean(flat.inverse_transform(z) == 0.0) - 0.3) < 0.01
+    assert flat.inverse_transform(flat.transform(np.array([0.0]))).tolist() == [0.0]
 
 
 def test_quantile_constant_column():

@@ -11,6 +11,9 @@ generation given a conditions table, validation and export. What differs:
   of the +1σ quantile) and the copula's likelihood; the snapshot's score is the monitor rows'
   pinball loss (seed 003 keeps the epoch where it is smallest), beside the targets' KS / WS /
   correlation figures;
+- the targets (and the gen-level conditions paired with them) are mapped to a normal by the square
+  root of their density (``target_map``, :class:`~recogan_app.preprocessing.FlatQuantile`), not by
+  the density itself (:meth:`QuantileFamily.transforms`);
 - integer conditions are mapped without dequantisation noise (:meth:`QuantileFamily.transforms`),
   and those of at most ``one_hot`` values (a species) reach the network one-hot as well
   (:func:`categories`);
@@ -72,6 +75,8 @@ class QuantileRun(TabularRun):
             values = {**values, "response": "seed003"}
         if isinstance(values, dict) and "one_hot" not in values:  # saved before the one-hot conditions
             values = {**values, "one_hot": 0}
+        if isinstance(values, dict) and "target_map" not in values:  # saved before the flattened quantile map
+            values = {**values, "target_map": "quantile"}
         return super().saved_config(values, source)
 
     def _module(self, n_features: int) -> QuantileModel:
@@ -96,11 +101,16 @@ class QuantileFamily(TabularFamily):
         """An integer condition (a species, a multiplicity) is mapped by its quantiles alone, each
         value to one point: it is given, never generated, so it needs no dequantisation noise,
         which would only blur the network's view of where one species ends and the next begins.
+        The targets, and the gen-level conditions their reco values start from (a pair shares its
+        map), end in the ``target_map`` (:class:`~recogan_app.preprocessing.FlatQuantile`).
         A spec the settings give wins."""
-        given = self.config.transforms
-        integral = {c: "quantile" for c in self.config.conditions
+        config, given = self.config, self.config.transforms
+        integral = {c: "quantile" for c in config.conditions
                     if c not in given and suggest_transform(c, train.frame[c].to_numpy()).startswith("integer")}
-        return {**integral, **given}
+        mapped = [*self.free, *(c for _, c in residual_pairs(self.free, config.conditions))]
+        suggested = {c: suggest_transform(c, train.frame[c].to_numpy()) for c in mapped if c not in given}
+        targets = {c: spec.removesuffix("quantile") + config.target_map for c, spec in suggested.items()}
+        return {**integral, **targets, **given}
 
     def prepare(self, train, monitor, test, folder, device, deadline) -> Prepared:
         config = self.config
