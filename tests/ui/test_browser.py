@@ -1,6 +1,7 @@
 """End to end in a real headless Chromium: serve, pick the toy, train live, pause, resume, stop, export;
-then the ZDC tab: train the ZP GAN live and see its WS curves and real-vs-generated gallery; and a file
-whose name, column names and cells carry markup shows it as text and runs nothing.
+then the ZDC tab: train the ZP GAN live and see its WS curves and real-vs-generated gallery; a conditional
+run's efficiency ratios and its export given a conditions file; and a file whose name, column names and
+cells carry markup shows it as text and runs nothing.
 
 Drives Debian's ``/usr/bin/chromium`` through Python playwright (never ``playwright install``);
 skipped, with the reason, where that browser is missing.
