@@ -453,15 +453,7 @@ def _rows(args, run):
     if not run.conditions and (args.conditions is not None or args.n is None):
         raise InputError("is an unconditional tabular run: --n (rows to generate) is required, --conditions is not "
                          "taken", path=args.run)
-    if not run.conditions:
-        return args.n
-    try:
-        return _load_mc(args.conditions, features=run.conditions).frame
-    except InputError as exc:
-        if exc.column not in run.conditions:
-            raise
-        raise InputError(f"{exc.problem}: it is a condition of the run, which generates given "
-                         f"{', '.join(run.conditions)}", path=exc.path, column=exc.column, hint=exc.hint) from None
+    return run.read_conditions(args.conditions).frame if run.conditions else args.n
 
 
 def cmd_hist(args) -> int:

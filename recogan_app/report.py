@@ -46,7 +46,8 @@ from recogan_app.metrics.correlations import METHODS, residual_text
 from recogan_app.validation import FLOOR_CL, INDISTINGUISHABLE, SCORE_EDGES, Validation
 
 __all__ = ["GEV_NAMES", "MAX_PAIR_FEATURES", "OBJECT_NAMES", "SECTIONS", "axis_label", "check_figure_folder",
-           "default_pair_features", "effective_statistics", "histogram_figure", "write_figures", "write_report"]
+           "default_pair_features", "effective_statistics", "efficiency_figure", "efficiency_verdict",
+           "histogram_figure", "residual_figure", "write_figures", "write_report"]
 
 SECTIONS = {
     "summary": "Summary",
@@ -193,7 +194,7 @@ MAX_RATIO_PANELS = (6, 4)
 """Most targets (rows) × conditions (columns) of the efficiency-ratio figure; the JSON holds all."""
 
 
-def _efficiency_figure(v: Validation) -> Figure:
+def efficiency_figure(v: Validation) -> Figure:
     """ε_gen/ε_MC per condition bin, one line per threshold quantile, for each target × condition."""
     table = v.conditional.efficiency
     targets = list(dict.fromkeys(table.target))[:MAX_RATIO_PANELS[0]]
@@ -216,7 +217,7 @@ def _efficiency_figure(v: Validation) -> Figure:
     return figure
 
 
-def _residual_figure(v: Validation) -> Figure:
+def residual_figure(v: Validation) -> Figure:
     """Seed 003's relative residual distributions, (x − x_gen)/x_gen, MC against the model."""
     table = v.conditional.residuals
     columns = min(3, len(table))
@@ -234,6 +235,18 @@ def _residual_figure(v: Validation) -> Figure:
     return figure
 
 
+def efficiency_verdict(v: Validation) -> str:
+    """The efficiency ratios against seed 002's bars in one line of text (the report's and the
+    Validation tab's): the largest |ratio − 1| where the MC bin is well populated, the share of large pulls."""
+    figures = v.conditional.figures()
+    large = figures["efficiency_bins_large"]
+    ratios = (f"max |ratio − 1| {figures['max_ratio_deviation']:.3f} over the {large} bins" if large
+              else "no bin") + f" with ≥ {MIN_PASSING:,} passing MC rows (bar {RATIO_TOLERANCE})"
+    pulls = "no finite pull" if figures["pull_share"] is None else f"{figures['pull_share']:.1%} of the pulls"
+    return (f"Efficiency ratios ε_gen/ε_MC (seed 002): {ratios}; {pulls} beyond {PULL_LIMIT:g}σ (bar 5 %) among "
+            f"{figures['efficiency_bins']} ratios.")
+
+
 def _conditional(v: Validation) -> str:
     if v.conditional is None:
         return ""
@@ -243,21 +256,16 @@ def _conditional(v: Validation) -> str:
     residuals = "" if not rows else f"""<h3>Relative residuals (seed 003)</h3>
 <p class="note">(x_model − x_gen)/x_gen against (x_reco − x_gen)/x_gen for each reco target and its gen condition.</p>
 {_table(["target", "condition", "KS", "median model", "median MC", "68 % half-width model", "68 % half-width MC"], rows)}
-{_img(_residual_figure(v), "relative residual distributions")}"""
+{_img(residual_figure(v), "relative residual distributions")}"""
     verdict = "ok" if v.conditional.passes() else "bad"
-    large = figures["efficiency_bins_large"]
-    ratios = (f"max |ratio − 1| {figures['max_ratio_deviation']:.3f} over the {large} bins" if large
-              else "no bin") + f" with ≥ {MIN_PASSING:,} passing MC rows (bar {RATIO_TOLERANCE})"
-    pulls = "no finite pull" if figures["pull_share"] is None else f"{figures['pull_share']:.1%} of the pulls"
     return f"""
-<p class="verdict {verdict}">Efficiency ratios ε_gen/ε_MC (seed 002): {ratios}; {pulls} beyond {PULL_LIMIT:g}σ
-(bar 5 %) among {figures['efficiency_bins']} ratios.</p>
+<p class="verdict {verdict}">{escape_html(efficiency_verdict(v))}</p>
 <p class="note">Thresholds at the {", ".join(map(str, QUANTILES))} % quantiles of the MC target; the model generated
 given the MC rows' conditions; bins of each condition hold equal shares of the MC (or one value each); error bars
 are the binomial errors of both efficiencies; the grey band is 1 ± {RATIO_TOLERANCE}. At most
 {MAX_RATIO_PANELS[0]} targets × {MAX_RATIO_PANELS[1]} conditions are drawn; the JSON holds every ratio.
 Largest KS of a target in a condition bin: {figures['max_binned_ks'] or 0:.3f}.</p>
-{_img(_efficiency_figure(v), "efficiency ratios")}{residuals}"""
+{_img(efficiency_figure(v), "efficiency ratios")}{residuals}"""
 
 
 def effective_statistics(ensemble: Results | None, n: int, conditional: bool = False) -> str:

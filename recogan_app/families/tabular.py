@@ -305,6 +305,18 @@ class TabularRun(Run):
                              hint=f"the run needs {', '.join(self.conditions)}")
         return n[self.conditions].reset_index(drop=True)
 
+    def read_conditions(self, path, *, tree: str | None = None) -> MCSample:
+        """A conditional run's conditions read from a file of any MC format (``generate`` and
+        ``export --conditions``, the dashboard's Export tab): only their columns, checked as MC is,
+        a missing or unusable one named as a condition of the run."""
+        try:
+            return load_mc(path, tree=tree, features=self.conditions)
+        except InputError as exc:
+            if exc.column not in self.conditions:
+                raise
+            raise InputError(f"{exc.problem}: it is a condition of the run, which generates given "
+                             f"{', '.join(self.conditions)}", path=exc.path, column=exc.column, hint=exc.hint) from None
+
     def _chunks(self, n: int, given: pd.DataFrame | None, *, seed: int | None, chunk_rows: int,
                 workers: int | None) -> Iterator[pd.DataFrame]:
         seed = seed if seed is not None else int(np.random.SeedSequence().generate_state(1)[0])

@@ -79,6 +79,15 @@ def column_choice(state, name: str, label: str, **options) -> pn.widgets.MultiCh
     return choice
 
 
+async def choose_file(state: Session, name: str, source: str | None) -> None:
+    """List the trees of the file ``source`` in a thread (opening a large file is slow), then make it
+    the state's choice ``name``, whose watcher finds them remembered (None: no file)."""
+    if source is not None:
+        with state.reporting():
+            await asyncio.to_thread(state.keys, source)
+    setattr(state, name, source)
+
+
 class DataView(Viewer):
     """Source, tree and upload selectors; the selection, weights and derived columns (the keys
     ``cut``, ``weights``, ``derive`` of ``recogan train``), applied by loading again; a per-feature
@@ -214,11 +223,7 @@ class DataView(Viewer):
             await self.load()
 
     async def _choose(self, source: str) -> None:
-        """List the chosen file's trees in a thread, then choose it in the state (which finds them
-        remembered)."""
-        with self.state.reporting():
-            await asyncio.to_thread(self.state.keys, source)
-        self.state.source = source
+        await choose_file(self.state, "source", source)
 
     async def load(self, *_):
         """Read the chosen source in a thread, then use it on the UI thread."""

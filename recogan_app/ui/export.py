@@ -1,9 +1,11 @@
-"""The Export tab: N rows, a format and the validation gate; progress and where the file went."""
+"""The Export tab: N rows (for a conditional run, a conditions file: a row per row), a format and the
+validation gate; progress and where the file went."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from functools import partial
 
 import panel as pn
 import param
@@ -13,6 +15,7 @@ from recogan_app.ensemble import unmeasured
 from recogan_app.export import provenance_path, validation_summary
 from recogan_app.markup import escape_markdown
 from recogan_app.metrics.verdict import REQUIRABLE
+from recogan_app.ui.data import choose_file
 from recogan_app.ui.downloads import served_link
 from recogan_app.ui.live import switch
 from recogan_app.ui.state import Session
@@ -22,7 +25,8 @@ FORMATS = {"Parquet": ".parquet", "HDF5": ".h5", "ROOT": ".root"}
 
 class ExportView(Viewer):
     """Runs :meth:`Session.export` in a worker thread; the file comes with its provenance sidecar
-    and, where the server serves the exports (``downloads``), a link downloads it."""
+    and, where the server serves the exports (``downloads``), a link downloads it. A conditional run
+    takes a conditions file (those the Data tab offers, read as the CLI's ``--conditions``) instead of Rows."""
 
     state = param.ClassSelector(class_=Session)
     downloads = param.Boolean(default=False, constant=True, doc="The server serves the exports folder.")
@@ -39,13 +43,29 @@ class ExportView(Viewer):
         self.export_button.on_click(self.run_export)
         self.download = pn.pane.HTML("", visible=False, css_classes=["recogan-download"])
         self.exporting = False  # one export at a time per page: the button is off meanwhile
+        self.rows_input = pn.widgets.IntInput.from_param(self.param.rows, label="Rows", step=100_000, width=180)
+        # not bound to the state: the chosen file's trees are listed in a thread first (choose_file);
+        # "" is the state's None (Panel shows a None value as a blank choice)
+        self.conditions_file = pn.widgets.Select(label="Conditions file (a row per row)", width=300,
+                                                 css_classes=["recogan-export-conditions"])
+        self._offer_files()
+        self.state.param.watch(self._offer_files, "conditions_source", what="objects")
+        self.state.param.watch(lambda event: setattr(self.conditions_file, "value", event.new or ""),
+                               "conditions_source")
+        self.conditions_file.param.watch(
+            lambda event: pn.state.execute(partial(choose_file, self.state, "conditions_source", event.new or None)),
+            "value")
+        tree = pn.widgets.Select.from_param(self.state.param.conditions_tree, label="Tree / key", width=160,
+                                            visible=self.state.param.conditions_tree.rx().rx.pipe(bool))
+        self.given = pn.Row(self.conditions_file, tree)
         self.state.param.watch(lambda _: self._enable(), "run")
         self._enable()
         self.layout = pn.Column(
             "### Export a synthetic sample",
             "The run is validated against its held-out MC before anything is written; the file records "
             "how many MC events the model learnt from and how far it may be trusted (`FILE.provenance.json`).",
-            pn.Row(pn.widgets.IntInput.from_param(self.param.rows, label="Rows", step=100_000, width=180),
+            pn.pane.Markdown(self.what, disable_math=True, css_classes=["recogan-export-what"]),
+            pn.Row(self.rows_input, self.given,
                    pn.widgets.Select.from_param(self.param.suffix, label="Format", width=120),
                    pn.widgets.Select.from_param(self.param.require, label="Required verdict", width=160),
                    pn.widgets.Checkbox.from_param(self.param.force, label="Export even if below")),
@@ -55,16 +75,38 @@ class ExportView(Viewer):
             pn.pane.Markdown(self.where, disable_math=True, css_classes=["recogan-exported"]),
             sizing_mode="stretch_width")
 
+    @property
+    def conditional(self) -> bool:
+        """Whether the run generates given conditions (a file of them is exported, not a number of rows)."""
+        return bool(getattr(self.state.run, "conditions", None))
+
     def _enable(self) -> None:
         switch(self.export_button, self.state.run is not None and not self.exporting)
+        self.rows_input.visible, self.given.visible = not self.conditional, self.conditional
+
+    def _offer_files(self, *_) -> None:
+        self.conditions_file.options = {"choose a file": "", **self.state.param.conditions_source.names}
+        self.conditions_file.value = self.state.conditions_source or ""
+
+    @param.depends("state.run")
+    def what(self) -> str:
+        """What Export writes: the rows asked for, or a conditional run's row per row of a conditions file."""
+        run = self.state.run
+        if not self.conditional:
+            return "Export writes the number of **Rows** asked for."
+        return (f"The run generates {escape_markdown(', '.join(run.features))} given "
+                f"{escape_markdown(', '.join(run.conditions))}: Export writes **a row per row of the conditions "
+                "file** chosen (any file the Data tab reads), its conditions copied through unchanged, and records "
+                "the file.")
 
     async def run_export(self, *_):
-        """Generate and write in a thread; the progress bar follows the written chunks. A forced
-        export is announced as a warning: the file is below the level asked for."""
+        """Read a conditional run's conditions file, then generate and write, in threads; the progress
+        bar follows the written chunks. A forced export is announced as a warning: the file is below
+        the level asked for."""
         rows = self.rows
         if self.exporting:
             return
-        if rows < 1:
+        if rows < 1 and not self.conditional:
             self.state.tell(f"Rows must be a whole number of at least 1, not {rows:,}: nothing exported", "danger")
             return
         written = 0
@@ -79,13 +121,16 @@ class ExportView(Viewer):
         self._enable()
         try:
             with self.state.reporting():
-                path = await asyncio.to_thread(self.state.export, rows, self.suffix, require=self.require,
-                                               force=self.force, progress=count)
+                conditions = await asyncio.to_thread(self.state.read_conditions) if self.conditional else None
+                rows = rows if conditions is None else len(conditions.frame)
+                path = await asyncio.to_thread(self.state.export, rows if conditions is None else conditions,
+                                               self.suffix, require=self.require, force=self.force, progress=count)
                 self.state.exported = str(path)
                 if self.downloads:
                     self.download.param.update(object=served_link(path, self.state.workdir), visible=True)
                 forced = json.loads(provenance_path(path).read_text())["forced"]
-                self.state.tell(f"exported {rows:,} rows to {path}" + (
+                given_by = "" if conditions is None else f" given the conditions of {conditions.source}"
+                self.state.tell(f"exported {rows:,} rows{given_by} to {path}" + (
                     f", FORCED: the run is below the required '{self.require}' (recorded in the file)"
                     if forced else ""), "warning" if forced else "success")
         finally:
@@ -114,7 +159,10 @@ class ExportView(Viewer):
             return f"Last export: {escape_markdown(exported)}" if exported else ""
         provenance = json.loads(provenance_path(exported).read_text())
         summary = validation_summary(provenance)  # names the features
-        return (f"Last export: {escape_markdown(exported)} ({provenance['rows']:,} rows; provenance beside it)\n\n"
+        given = provenance.get("conditional")
+        rows = f"rows, one per row of {given['source']}" if given else "rows"
+        return (f"Last export: {escape_markdown(exported)} ({provenance['rows']:,} {escape_markdown(rows)}; "
+                f"provenance beside it)\n\n"
                 f"{escape_markdown(summary[0].upper() + summary[1:])}\n\n{escape_markdown(provenance['statement'])}")
 
     def __panel__(self):

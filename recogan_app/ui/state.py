@@ -389,6 +389,11 @@ class Session(TrainingState):
     validation = param.ClassSelector(class_=Validation, default=None, allow_None=True,
                                      doc="The last validation of the run.")
     exported = param.Path(default=None, allow_None=True, check_exists=False, doc="The last exported file.")
+    conditions_source = param.Selector(default=None, objects=[None], allow_None=True, check_on_set=False,
+                                       doc="The file a conditional run's export generates one row per row of "
+                                           "(offered as the MC sources are; None: none chosen yet).")
+    conditions_tree = param.Selector(default=None, objects=[None], allow_None=True, check_on_set=False,
+                                     doc="Its tree / key, when it holds several.")
     ensemble = param.ClassSelector(class_=Results, default=None, allow_None=True,
                                    doc="The bootstrap ensemble whose N_eff the Validation and Export tabs show and "
                                        "the export records.")
@@ -414,7 +419,7 @@ class Session(TrainingState):
         options.update({p if is_remote(p) else f"{Path(p).name} ({Path(p).parent})": p for p in sorted(self._trusted)})
         if self.data_root is not None:
             options.update({name: name for name in files_under(Path(self.data_root))})
-        self.param.source.objects = options
+        self.param.source.objects = self.param.conditions_source.objects = options
 
     def trust(self, path) -> str:
         """Allow reading ``path`` (the operator's ``--data`` file or URL, an upload) and offer it."""
@@ -458,11 +463,21 @@ class Session(TrainingState):
     @param.depends("source", watch=True)
     def _list_trees(self) -> None:
         self.param.update(weights=None, derive={}, cut="")  # columns of the previous file
+        self._offer_trees("tree", self.source)
+
+    @param.depends("conditions_source", watch=True)
+    def _list_condition_trees(self) -> None:
+        self._offer_trees("conditions_tree", self.conditions_source)
+
+    def _offer_trees(self, name: str, source: str | None) -> None:
+        """Offer the trees of ``source`` as the choices of the selector ``name``, the first chosen; a
+        file of one tree gets none (its reader takes it), an unreadable one a notice."""
         keys = []
-        with self.reporting():
-            keys = self.keys()
-        self.param.tree.objects = [None] if len(keys) < 2 else keys
-        self.tree = None if len(keys) < 2 else keys[0]
+        if source is not None:
+            with self.reporting():
+                keys = self.keys(source)
+        self.param[name].objects = [None] if len(keys) < 2 else keys
+        setattr(self, name, None if len(keys) < 2 else keys[0])
 
     def read(self) -> MCSample:
         """Load and check the chosen MC (the slow part of :meth:`load`: safe in a worker thread)."""
@@ -608,16 +623,34 @@ class Session(TrainingState):
         return write_report(validation, path, title=f"Validation of {run.path.name}", provenance=provenance,
                             ensemble=self.ensemble)
 
-    def export(self, rows: int, suffix: str = ".parquet", *, require: str = "good", force: bool = False,
+    def read_conditions(self) -> MCSample:
+        """The chosen conditions file (and tree) read for the run's conditions, checked as the CLI's
+        ``export --conditions`` checks it (safe in a worker thread)."""
+        run = self._need_run()
+        if self.conditions_source is None:
+            raise InputError("no conditions file chosen",
+                             hint=f"the run generates one row per row of a table of {', '.join(run.conditions)}: "
+                                  "choose the file on the Export tab")
+        return run.read_conditions(self.locate(self.conditions_source), tree=self.conditions_tree)
+
+    def export(self, n: int | MCSample, suffix: str = ".parquet", *, require: str = "good", force: bool = False,
                progress=None) -> Path:
-        """Validate and export ``rows`` synthetic rows to ``workdir/exports``; returns the file.
+        """Validate and export ``n`` synthetic rows, or for a conditional run one row per row of the
+        conditions ``n`` (:meth:`read_conditions`, recorded as the provenance's conditions source),
+        to ``workdir/exports``; returns the file.
 
         See :func:`recogan_app.export.export` (gate, provenance, atomic write); ``progress``
         receives the rows of each written chunk.
         """
+        given = {}
+        if isinstance(n, MCSample):
+            given = {"conditions_source": n.source + (f" (tree {n.tree})" if n.tree else "")}
+            n = n.frame
+        rows = n if isinstance(n, int) else len(n)
         if self.limits is not None:
             self.limits.check_rows(rows, "export_rows", "Export")
         run = self._need_run()
         out = Path(self.workdir) / "exports" / f"{run.path.name}-{rows}{suffix}"
-        export(run, out, rows, require=require, force=force, overwrite=True, progress=progress, ensemble=self.ensemble)
+        export(run, out, n, require=require, force=force, overwrite=True, progress=progress, ensemble=self.ensemble,
+               **given)
         return out

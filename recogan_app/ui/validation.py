@@ -1,5 +1,6 @@
-"""The Validation tab: the full validation of the trained run on demand, and its HTML report; a
-bootstrap ensemble's effective statistics and ±1σ bands (:mod:`recogan_app.ensemble`)."""
+"""The Validation tab: the full validation of the trained run on demand (a conditional run's efficiency
+ratios and relative residuals drawn as the report draws them), and its HTML report; a bootstrap
+ensemble's effective statistics and ±1σ bands (:mod:`recogan_app.ensemble`)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from panel.viewable import Viewer
 from recogan_app.ensemble import RESULTS, Results
 from recogan_app.errors import InputError
 from recogan_app.markup import escape_html
-from recogan_app.report import effective_statistics, histogram_figure
+from recogan_app.report import (effective_statistics, efficiency_figure, efficiency_verdict, histogram_figure,
+                                residual_figure)
 from recogan_app.ui.downloads import served_link
 from recogan_app.ui.live import switch
 from recogan_app.ui.plots import SIZE, literal_title
@@ -98,6 +100,7 @@ class ValidationView(Viewer):
                                                                       "MC)", width=300),
                    self.validate_button, self.report_button, self.report),
             pn.panel(self.results, sizing_mode="stretch_width"),
+            pn.panel(self.conditional, sizing_mode="stretch_width"),
             pn.Row(self.ensemble, self.refresh),
             pn.pane.HTML(self.effective, css_classes=["recogan-ensemble"], sizing_mode="stretch_width"),
             pn.Row(pn.widgets.Select.from_param(self.param.feature, label="Histogram of"), visible=validated),
@@ -189,6 +192,24 @@ class ValidationView(Viewer):
                               css_classes=["recogan-validation-table"]),
             pn.Row(pn.pane.HoloViews(roc_plot(validation), sizing_mode="stretch_width"),
                    pn.pane.HoloViews(score_plot(validation), sizing_mode="stretch_width"), sizing_mode="stretch_width"),
+            sizing_mode="stretch_width")
+
+    @param.depends("state.validation")
+    def conditional(self):
+        """A conditional run's efficiency ratios (and relative residuals, where a target has its gen
+        condition) under the bars' verdict: the report's own figures and words."""
+        validation = self.state.validation
+        if validation is None or validation.conditional is None:
+            return pn.Spacer()
+        passes = validation.conditional.passes()
+        figures = [efficiency_figure(validation)] + (
+            [residual_figure(validation)] if len(validation.conditional.residuals) else [])
+        return pn.Column(
+            pn.pane.HTML(f"<b>{escape_html(efficiency_verdict(validation))}</b>", sizing_mode="stretch_width",
+                         styles={"color": "#1a7f37" if passes else "#b42318"},
+                         css_classes=["recogan-efficiency-verdict"]),
+            *(pn.pane.Matplotlib(figure, dpi=90, tight=True, format="png", css_classes=[f"recogan-{name}"])
+              for figure, name in zip(figures, ("efficiency", "residuals"))),
             sizing_mode="stretch_width")
 
     @param.depends("state.validation", "x", "y")

@@ -1,6 +1,7 @@
 """End to end in a real headless Chromium: serve, pick the toy, train live, pause, resume, stop, export;
-then the ZDC tab: train the ZP GAN live and see its WS curves and real-vs-generated gallery; and a file
-whose name, column names and cells carry markup shows it as text and runs nothing.
+then the ZDC tab: train the ZP GAN live and see its WS curves and real-vs-generated gallery; a conditional
+run's efficiency ratios and its export given a conditions file; and a file whose name, column names and
+cells carry markup shows it as text and runs nothing.
 
 Drives Debian's ``/usr/bin/chromium`` through Python playwright (never ``playwright install``);
 skipped, with the reason, where that browser is missing.
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from recogan_app.data import toy_pid
 from browser import ARGS, CHROMIUM, STATUS_JS, fill, open_tab, served, small_training, status, wait_for
 
 SCREENSHOT = Path(__file__).parents[2] / "assets" / "dashboard_training.png"
@@ -344,6 +346,67 @@ def drive_scan(page, url, server) -> None:
     page.locator(".recogan-scan-plot canvas").first.wait_for(timeout=30_000)
     scans = list((server.workdir / "scans").glob("scan-*/results.html"))
     assert len(scans) == 1 and "lambda_ks" in scans[0].read_text()
+
+
+def test_a_conditional_run_shows_its_efficiency_ratios_and_exports_a_row_per_row_of_a_conditions_file(
+        server, page, tmp_path):
+    """A tiny quantile run of toy-pid's DLLs given its conditions: validated, its efficiency ratios are
+    drawn; exported given a conditions file lacking a condition, a notice names file and column and
+    nothing is written; given a full one, the download holds a row per row, the file's conditions."""
+    conditions = toy_pid.CONDITIONS
+    toy_pid.generate(3000, seed=0)[conditions + ["dll_e", "dll_k"]].to_parquet(server.data_root / "pid.parquet")
+    given = toy_pid.generate(400, seed=1)[conditions]
+    given.to_parquet(server.data_root / "pid-given.parquet")
+    given.drop(columns="n_tracks").to_parquet(server.data_root / "pid-no-tracks.parquet")
+    run_or_report(lambda page, url: drive_conditional(page, url, server, given), page, server, tmp_path)
+
+
+def drive_conditional(page, url, server, given) -> None:
+    page.goto(url)
+    page.locator(".recogan-summary table").wait_for(timeout=90_000)
+    data = open_tab(page, "Data")
+    page.locator(".recogan-refresh button").click(timeout=90_000)  # once the page's toy has loaded (a loaded box)
+    data.get_by_label("MC source").select_option(label="pid.parquet")
+    page.locator(".recogan-load button").click()
+    page.get_by_text("loaded 3,000 rows").wait_for(timeout=90_000)
+    open_tab(page, "Training")
+    page.locator(".recogan-model").get_by_text("quantile", exact=True).click()
+    page.get_by_text("Mean + quantile regression", exact=False).wait_for(timeout=10_000)  # its own settings
+    training = small_training(page, max_epochs=2, snapshot_rows=300)
+    choices = training.locator(".choices input[type=search]")  # the Conditions' box (Choices.js)
+    for name in given.columns:
+        choices.fill(name)
+        choices.press("Enter")
+    page.locator(".recogan-start button").click()
+    wait_for(lambda: "run:" in status(page), timeout=240, what="the conditional run")
+    folder = Path(re.search(r"run: (\S+)", status(page)).group(1))
+    assert json.loads((folder / "run.json").read_text())["kind"] == "quantile"
+    assert json.loads((folder / "config.json").read_text())["conditions"] == list(given.columns)
+
+    validation = open_tab(page, "Validation")
+    page.locator(".recogan-validate button").click()
+    page.locator(".recogan-efficiency img").wait_for(timeout=120_000)  # the report's figure, on the page
+    validation.get_by_text("Efficiency ratios ε_gen/ε_MC (seed 002)", exact=False).wait_for(timeout=5_000)
+
+    export = open_tab(page, "Export")
+    export.get_by_text("Export writes a row per row of the conditions file", exact=False).wait_for(timeout=5_000)
+    assert not export.get_by_label("Rows", exact=True).is_visible()
+    export.get_by_label("Required verdict").select_option("none")
+    export.get_by_label("Conditions file (a row per row)").select_option(label="pid-no-tracks.parquet")
+    exports = set((server.workdir / "exports").glob("*"))  # the module's other tests export too
+    page.locator(".recogan-export button").click()
+    page.locator(".recogan-notice").get_by_text(
+        "pid-no-tracks.parquet: column 'n_tracks': not found: it is a condition of the run", exact=False).wait_for(
+        timeout=30_000)
+    assert set((server.workdir / "exports").glob("*")) == exports
+    export.get_by_label("Conditions file (a row per row)").select_option(label="pid-given.parquet")
+    page.locator(".recogan-export button").click()
+    page.locator(".recogan-exported").get_by_text("rows, one per row of", exact=False).wait_for(timeout=60_000)
+    with page.expect_download() as download:
+        page.locator(".recogan-download a").click()
+    exported = pd.read_parquet(download.value.path())
+    assert len(exported) == len(given) and exported[list(given.columns)].equals(given)
+    assert list(exported.columns) == [*given.columns, "dll_e", "dll_k"]
 
 
 def test_validation_tab_shows_an_ensembles_effective_statistics_and_the_export_tab_its_warning(

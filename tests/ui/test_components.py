@@ -35,6 +35,7 @@ from recogan_app.data.toy_xic import generate
 from recogan_app.errors import InputError
 from recogan_app.metrics.distributions import ks_floor
 from recogan_app.metrics.verdict import EXCELLENT, GOOD, RESIDUAL_TOLERANCE
+from recogan_app.report import efficiency_verdict
 from recogan_app.training.events import Snapshot
 from recogan_app.ui import Dashboard, Session
 from recogan_app.ui import app as app_module
@@ -606,10 +607,12 @@ def test_the_training_tab_trains_the_chosen_model_with_its_own_settings(session)
     assert session.config.lambda_corr == 5.0  # each model keeps what was typed for it
 
 
-def test_a_conditional_model_trains_and_validates_from_the_training_tab(tmp_path):
+def test_a_conditional_model_trains_validates_and_exports_from_the_tabs(tmp_path):
     """The Training tab's Conditions: the quantile model (listed, with its own settings) trains the
-    other features given them; the run generates given conditions, and the Validation tab validates
-    it, one generated row per held-out row, with the efficiency ratios."""
+    other features given them; the run generates given conditions; the Validation tab validates
+    it, one generated row per held-out row, drawing the report's efficiency-ratio and relative-residual
+    figures under their verdict; the Export tab takes a conditions file instead of Rows: a file that
+    lacks a condition or cannot be read gets a notice naming it, and nothing is written."""
     from recogan_app.data import toy_wjet
 
     conditions, targets = ["gen_mu_px", "gen_jet_px"], ["reco_mu_px", "reco_jet_px"]
@@ -640,7 +643,41 @@ def test_a_conditional_model_trains_and_validates_from_the_training_tab(tmp_path
     assert session.validation is not None, session.notice
     assert session.validation.n_synthetic == run.info["data"]["n_test"]
     assert session.validation.conditional.figures()["efficiency_bins"] > 0
-    render(view), render(validation)
+    verdict, efficiency, residuals = validation.conditional().objects  # the report's figures, here
+    assert html.unescape(verdict.object) == f"<b>{efficiency_verdict(session.validation)}</b>"
+    assert {axis.get_title() for axis in efficiency.object.axes} == {f"{t} vs {c}" for t in targets for c in conditions}
+    assert [axis.get_title().split(":")[0] for axis in residuals.object.axes if axis.get_visible()] == [
+        "(reco_mu_px − gen_mu_px) / gen_mu_px", "(reco_jet_px − gen_jet_px) / gen_jet_px"]
+
+    export = ExportView(state=session, require="none", downloads=True)
+    assert not export.rows_input.visible and export.given.visible
+    assert "Export writes a row per row of the conditions file chosen" in shown(export.what())
+    given = toy_wjet.generate(300, seed=6)[conditions]
+    given.to_parquet(tmp_path / "given.parquet")
+    given[conditions[:1]].to_parquet(tmp_path / "lacking.parquet")
+    (tmp_path / "broken.parquet").write_bytes(b"not a parquet file")
+    session.refresh_sources()  # written after the page opened (its Refresh)
+    asyncio.run(export.run_export())
+    assert session.notice.startswith("no conditions file chosen")
+    export.conditions_file.value = "lacking.parquet"  # as a user picks it (its trees listed in a thread)
+    wait_until(session, lambda: session.conditions_source == "lacking.parquet", timeout=10)
+    asyncio.run(export.run_export())
+    assert session.notice_level == "danger" and session.notice.startswith(
+        f"{tmp_path / 'lacking.parquet'}: column 'gen_jet_px': not found: it is a condition of the run")
+    session.conditions_source = "broken.parquet"
+    asyncio.run(export.run_export())
+    assert session.notice_level == "danger" and session.notice.startswith(str(tmp_path / "broken.parquet"))
+    assert not (tmp_path / "work" / "exports").exists()
+    session.conditions_source = "given.parquet"
+    asyncio.run(export.run_export())
+    assert session.notice_level == "success", session.notice
+    assert f"exported 300 rows given the conditions of {tmp_path / 'given.parquet'}" in session.notice
+    exported = pd.read_parquet(session.exported)
+    assert list(exported.columns) == conditions + targets and exported[conditions].equals(given)
+    provenance = json.loads(Path(f"{session.exported}.provenance.json").read_text())
+    assert provenance["conditional"]["source"] == str(tmp_path / "given.parquet")
+    assert f"(300 rows, one per row of {tmp_path / 'given.parquet'};" in shown(export.where())
+    render(view), render(validation), render(export)
 
 
 def test_auto_in_the_training_tab_trains_the_family_its_trial_picks_within_the_time_limit(session):

@@ -14,10 +14,14 @@ import time
 import weakref
 
 import numpy as np
+import pandas as pd
+import pytest
 from children import patient, stubborn
 
 from recogan_app.data import toy_zdc
+from recogan_app.data.sources import load_mc
 from recogan_app.data.toy_xic import generate
+from recogan_app.errors import InputError
 from recogan_app.training.background import KILL_AFTER_S, BackgroundTraining
 from recogan_app.ui import Dashboard, Session, ZDCSession
 from recogan_app.ui import state as state_module
@@ -106,6 +110,9 @@ def test_rows_to_validate_and_export_beyond_the_limits_get_a_notice(tmp_path):
     export.rows = 5001
     asyncio.run(export.run_export())
     assert "Export: 5,001 rows is above this server's limit of 5,000" in session.notice
+    conditions = load_mc(pd.DataFrame({"p": np.linspace(1, 2, 5001)}))  # a conditional run's: a row per row
+    with pytest.raises(InputError, match="Export: 5,001 rows is above this server's limit of 5,000"):
+        session.export(conditions)
     assert not (tmp_path / "exports").exists()
 
 
