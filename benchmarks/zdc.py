@@ -184,7 +184,7 @@ def generation(args) -> int:
                          "load_average": os.getloadavg()})
             print(rows[-1], file=sys.stderr, flush=True)
     write_json(Path(args.out), {"settings": {"events": args.generate, "threads": args.threads, "run": str(args.generation),
-                                             "profile": run.info["profile"], "cpu": os.cpu_count()}, "repeats": rows})
+                                             "profile": run.info.get("profile"), "cpu": os.cpu_count()}, "repeats": rows})
     print(f"written to {args.out}")
     return 0
 

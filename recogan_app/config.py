@@ -313,6 +313,9 @@ class ZDCVAEConfig(ZDCSettings):
                             doc="Weight of the KL term at the start, falling linearly to 1 over kl_warm_up: the "
                                 "decoder first learns the light from the conditions, z only what they leave open.")
     kl_warm_up = param.Number(default=0.5, bounds=(0, 1), doc="Share of the training the KL weight falls to 1 in.")
+    exemplars = param.Integer(default=8, bounds=(1, None),
+                              doc="Training events nearest in the conditions whose posteriors a generated "
+                                  "response draws z from (one of them at random).")
     snapshot_draws = param.Integer(default=1)
     max_epochs = param.Integer(default=1000, doc="Epochs at most: a time limit is what ends a training (an epoch of "
                                                  "32,000 events takes ~5 s on one CPU thread); without one, patience.")

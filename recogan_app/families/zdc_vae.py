@@ -14,7 +14,10 @@ and the held-out figures. What differs is how it learns:
   fit (:class:`KLWarmUp`): with the weight at 1 from the start, the encoder passes the shower's
   position to z before the decoder has learnt it from the conditions, and responses drawn with z
   from the prior land in the wrong place (README, "A second ZDC family": 40 × the toy's floor
-  instead of 1.6 ×).
+  instead of 1.6 ×);
+- z is drawn at generation from the posteriors of training events with nearby conditions
+  (:meth:`~recogan_app.models.zdc_poisson.ExpectedLight.latents`), a library refreshed before
+  every snapshot and kept with the decoder's weights.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from recogan_app.data.zdc import ConditionScaler, ZDCSample
 from recogan_app.families.recipe import ModelFamily, Prepared, fit_to_run
 from recogan_app.families.zdc import ZDCFamily, ZDCRun
 from recogan_app.models.zdc import CHANNELS_LAST
-from recogan_app.models.zdc_poisson import ExpectedLight, PoissonVAE
+from recogan_app.models.zdc_poisson import LIBRARY_ROWS, ExpectedLight, PoissonVAE
 from recogan_app.training.callbacks import CosineSchedule
 
 
@@ -49,7 +52,7 @@ class ZDCVAERun(ZDCRun):
     config_class = ZDCVAEConfig
 
     def _generator(self) -> ExpectedLight:
-        return ExpectedLight(self.config.latent_dim, self.config.decoder_width)
+        return ExpectedLight(self.config.latent_dim, self.config.decoder_width, exemplars=self.config.exemplars)
 
 
 class ZDCVAEFamily(ZDCFamily):
@@ -68,8 +71,14 @@ class ZDCVAEFamily(ZDCFamily):
         data = (torch.from_numpy(train.images.astype(np.float32)[:, None]),
                 torch.from_numpy(self.scaler.transform(train.conditions)))
         module = PoissonVAE(config).to(device, memory_format=CHANNELS_LAST)
+        module.exemplar_events = tuple(t[:LIBRARY_ROWS].to(device) for t in data)
         snapshot, evaluation_s = self.snapshot(module, monitor, test, device, deadline)
-        return Prepared(module=module, data=data, snapshot=snapshot, snapshot_s=self.snapshot_s,
+
+        def refreshed_snapshot(module):
+            module.refresh_library()
+            return snapshot(module)
+
+        return Prepared(module=module, data=data, snapshot=refreshed_snapshot, snapshot_s=self.snapshot_s,
                         evaluation_s=evaluation_s, announce=f"Poisson VAE; {self.splits_text(train, monitor, test)}",
                         callbacks=[KLWarmUp()], early_stopping=config.time_limit is None)
 

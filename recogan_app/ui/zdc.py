@@ -36,7 +36,7 @@ SETTINGS = {
                                            "lr_discriminator", "discriminator_steps", "aux_epochs", "aux_lr"],
             **SCHEDULE},
     "vae": {"Architecture and optimiser": ["latent_dim", "decoder_width", "batch_size", "learning_rate", "kl_start",
-                                           "kl_warm_up"], **SCHEDULE},
+                                           "kl_warm_up", "exemplars"], **SCHEDULE},
 }
 """Each model's settings in the collapsed cards; the time limit (and the GAN's λs) sit above them."""
 CHANNELS_CAPTION = ("The ZP's five readout channels: ch1–ch4, the tower PMTs, each read every other fibre of "

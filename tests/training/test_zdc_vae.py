@@ -1,5 +1,6 @@
 """The ZDC Poisson-VAE family on a tiny toy: its likelihood against scipy's Poisson, the KL weight's
-warm-up, a few-step fit through the engine's recipe, generation from the saved run, and the CLI."""
+warm-up, z drawn from the nearest training events' posteriors, a few-step fit through the engine's
+recipe, generation from the saved run, and the CLI."""
 
 import json
 from types import SimpleNamespace
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 from scipy.special import gammaln
-from scipy.stats import poisson
+from scipy.stats import binomtest, kstest, poisson
 
 from recogan_app.cli import main as recogan
 from recogan_app.config import ZDCVAEConfig
@@ -52,6 +53,41 @@ def test_kl_weight_falls_to_one_over_the_warm_up():
     assert weights == pytest.approx([101.0, 51.0, 1.0, 1.0])
 
 
+def test_latents_are_drawn_from_the_nearest_training_events_posteriors():
+    decoder = ExpectedLight(latent_dim=2, width=4, exemplars=2)
+    z = decoder.latents(torch.zeros(4000, 9), generator=torch.Generator().manual_seed(0))
+    assert kstest(z.flatten().numpy(), "norm").pvalue > 1e-3  # no library yet: N(0, 1)
+    conditions = torch.zeros(3, 9)
+    conditions[:, 0] = torch.tensor([0.0, 1.0, 5.0])  # events at 0 and 1 are the two nearest to 0.4
+    mean = torch.tensor([[5.0, 0.0], [-5.0, 0.0], [50.0, 0.0]])
+    log_var = torch.log(torch.tensor([[0.25, 1.0], [0.04, 1.0], [1.0, 1.0]]))
+    decoder.remember(conditions, mean, log_var)
+    query = torch.zeros(4000, 9)
+    query[:, 0] = 0.4
+    z = decoder.latents(query, generator=torch.Generator().manual_seed(1)).numpy()
+    first = z[:, 0] > 0
+    assert np.abs(z[:, 0]).max() < 10  # never the third event's posterior
+    assert binomtest(int(first.sum()), len(z), 0.5).pvalue > 1e-3  # either of the two, alike
+    assert kstest((z[first, 0] - 5.0) / 0.5, "norm").pvalue > 1e-3  # and from its posterior
+    assert kstest((z[~first, 0] + 5.0) / 0.2, "norm").pvalue > 1e-3
+    assert kstest(z[:, 1], "norm").pvalue > 1e-3
+
+
+def test_the_library_is_kept_with_the_weights_and_runs_saved_before_it_load():
+    decoder = ExpectedLight(latent_dim=3, width=4)
+    decoder.remember(torch.randn(20, 9), torch.randn(20, 3), torch.randn(20, 3))
+    state = decoder.state_dict()
+    reloaded = ExpectedLight(latent_dim=3, width=4)
+    reloaded.load_state_dict(state)
+    query = torch.randn(30, 9)
+    assert torch.equal(reloaded.latents(query, generator=torch.Generator().manual_seed(2)),
+                       decoder.latents(query, generator=torch.Generator().manual_seed(2)))
+    before = {k: v for k, v in state.items() if not k.startswith("library_")}
+    old = ExpectedLight(latent_dim=3, width=4)
+    old.load_state_dict(before)  # strict: a run saved before the library loads all the same
+    assert len(old.library_mean) == 0
+
+
 @pytest.fixture(scope="module")
 def run(toy_file, tmp_path_factory):
     return train_zdc_vae(load_zdc(toy_file), ZDCVAEConfig(**TINY), tmp_path_factory.mktemp("runs") / "vae")
@@ -61,6 +97,7 @@ def test_training_writes_a_run_that_generates_photon_counts(run):
     assert run.info["kind"] == "zdc-vae" and isinstance(load_run(run.path), ZDCVAERun)
     assert {"conditions.json", "generator.pt", "heldout.npz", "metrics.json"} <= {p.name for p in run.path.iterdir()}
     assert len(run.history()) == 2 and np.isfinite(run.metrics()["ws_mean"])
+    assert len(run.module.library_mean) == len(run.module.library_conditions) > 0  # kept by the run
     conditions = run.heldout().conditions[:7]
     images = run.generate(conditions, seed=4)
     assert images.shape == (7, *IMAGE_SHAPE) and images.dtype == np.int32 and images.min() >= 0
