@@ -248,6 +248,10 @@ class QuantileConfig(TabularSettings):
                                     "`transforms` names one: the quantile map by the square root of the data's "
                                     "density (a narrow peak of some tracks' DLLs is not stretched into a near-empty "
                                     "range for the others), or by the density itself (before it existed).")
+    increments = param.Selector(default="exp", objects=["exp", "softplus"],
+                                doc="The quantiles response's increments between levels: the normal's times e^s of a "
+                                    "network output s (one can jump across a gap in a DLL), or times softplus(s)/ln 2 "
+                                    "(before it existed).")
     one_hot = param.Integer(default=10, bounds=(0, None),
                             doc="Integer conditions of at most this many values (a species) reach the networks "
                                 "also one-hot, beside their quantile-mapped coordinate (0: none).")

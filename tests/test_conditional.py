@@ -123,6 +123,25 @@ def test_the_quantiles_are_monotone_by_construction_whatever_the_weights():
     assert quantiles.shape == (2_000, 4, 20) and (quantiles.diff(dim=-1) >= 0).all()
 
 
+def test_an_increment_is_bent_by_the_exponential_of_its_output():
+    """Ten levels, the network's last layer zero but for the bias of the increment between levels 7
+    and 8, set to log 40: the quantiles are the standard normal's,
+    those at levels 8 and 9 raised by 39 times that increment (Φ⁻¹(0.85) − Φ⁻¹(0.75)); softplus
+    (before) needs the output 40 ln 2 + log(1 − 2⁻⁴⁰) for the same factor."""
+    levels = even_levels(10)
+    normal = stats.norm.ppf(levels.numpy())
+    expected = normal + np.r_[np.zeros(8), 39 * (normal[8] - normal[7]) * np.ones(2)]
+    for increments, output in (("exp", np.log(40)), ("softplus", np.log(np.expm1(40 * np.log(2))))):
+        regressor = QuantileRegressor(2, 1, widths=[4], levels=levels, increments=increments)
+        last = regressor.quantiles[-1]
+        torch.nn.init.zeros_(last.weight), torch.nn.init.zeros_(last.bias)
+        with torch.no_grad():
+            last.bias[2 + 7] = output  # location, scale, then the increments from level 0 to 1, 1 to 2, …
+        with torch.no_grad():
+            quantiles = regressor(torch.zeros(3, 2))[:, 0].numpy()
+        np.testing.assert_allclose(quantiles, np.tile(expected, (3, 1)), atol=2e-5)
+
+
 def test_inverse_cdf_sampling_reproduces_a_known_distributions_quantiles():
     """A skewed distribution (Γ(2)) given by its quantiles at 50 levels: samples by the inverse CDF
     have its quantiles (scipy's) at the levels, a tail beyond them, and the normal scores of those
@@ -307,6 +326,25 @@ def test_the_quantile_family_maps_targets_and_their_gen_conditions_by_the_flat_q
     (run.path / "config.json").write_text(json.dumps(saved))
     old = load_run(run.path)  # its pipeline is the run's file: the map it was trained with
     assert old.config.target_map == "quantile" and old.pipeline.specs_ == run.pipeline.specs_
+
+
+def test_a_quantile_run_saved_before_the_exponential_increments_loads_with_softplus_ones(tmp_path):
+    """A run trained with softplus increments whose config.json names no ``increments`` (saved
+    before the setting existed) loads with them and generates what it did; new runs bend by e^s."""
+    conditions, targets = ["gen_mu_px", "gen_met_x"], ["reco_mu_px", "reco_met_x"]
+    frame = toy_wjet.generate(1_000, seed=0)[conditions + targets]
+    assert QuantileConfig().increments == "exp"
+    config = QuantileConfig(features=targets, conditions=conditions, increments="softplus", **FEW_STEPS,
+                            **SMALL[QuantileConfig])
+    run = train_quantile(frame, config, tmp_path / "q")
+    given = frame[conditions].head(200)
+    expected = run.generate(given, seed=3)
+    saved = json.loads((run.path / "config.json").read_text())
+    del saved["increments"]
+    (run.path / "config.json").write_text(json.dumps(saved))
+    old = load_run(run.path)
+    assert old.config.increments == "softplus" and old.module.generator.increments == "softplus"
+    pd.testing.assert_frame_equal(old.generate(given, seed=3), expected)
 
 
 def test_the_quantile_model_needs_conditions(tmp_path):

@@ -214,13 +214,35 @@ def test_flat_quantile_levels_follow_the_square_root_of_the_density():
     np.testing.assert_allclose(flat.transform(flat.inverse_transform(z)), z, atol=1e-6)
 
 
-def test_flat_quantile_keeps_point_masses_share():
-    rng = np.random.default_rng(5)
-    x = np.where(rng.random(20_000) < 0.3, 0.0, rng.normal(0.0, 1.0, 20_000))  # 30 % exactly at 0
+def test_flat_quantile_gives_a_point_mass_the_levels_of_the_denser_data_beside_it():
+    """Eight values stored as they are: steps 1, 1, 1 up to a point mass of four zeros (three tied
+    intervals), then 4 to the maximum; √step grows 1, 1, 1, (the tied ones: the denser side's 1), 2,
+    so the levels are 0, 1, 2, 3, 4, 5, 6, 8 over 8 and 0 maps to the middle of its run, 4.5/8.
+    Saved before ``point_masses`` existed (share): each tied interval keeps its 1/7 of the data,
+    the continuous ones share the other 4/7 as 1, 1, 1, 2 (levels 0, 4, 8, 12, 17, 22, 27, 35 over 35)."""
+    x = np.array([-3.0, -2.0, -1.0, 0.0, 0.0, 0.0, 0.0, 4.0])
     flat = FlatQuantile().fit(x)
-    z = stats.norm.ppf((np.arange(100_000) + 0.5) / 100_000)  # evenly spread levels
-    assert abs(np.mean(flat.inverse_transform(z) == 0.0) - 0.3) < 0.01
-    assert flat.inverse_transform(flat.transform(np.array([0.0]))).tolist() == [0.0]
+    np.testing.assert_allclose(flat.references_, np.array([0, 1, 2, 3, 4, 5, 6, 8]) / 8, rtol=1e-12)
+    np.testing.assert_allclose(flat.transform(np.array([-2.0, 0.0, 2.0])), stats.norm.ppf([1 / 8, 4.5 / 8, 7 / 8]),
+                               rtol=1e-9)
+    assert flat.inverse_transform(stats.norm.ppf([0.4, 0.7, 7 / 8])).tolist() == [0.0, 0.0, pytest.approx(2.0)]
+    saved = flat.to_dict()
+    assert saved["params"]["point_masses"] == "dense"
+    del saved["params"]["point_masses"]
+    before = Transform.from_dict(saved)
+    assert before.point_masses == "share"
+    np.testing.assert_allclose(before.references_, np.array([0, 4, 8, 12, 17, 22, 27, 35]) / 35, rtol=1e-12)
+    np.testing.assert_allclose(before.transform(np.array([0.0])), stats.norm.ppf([19.5 / 35]), rtol=1e-9)
+    # share: a point mass of 30 % comes back as 30 % of evenly spread levels
+    rng = np.random.default_rng(5)
+    x = np.where(rng.random(20_000) < 0.3, 0.0, rng.normal(0.0, 1.0, 20_000))
+    share = FlatQuantile(point_masses="share").fit(x)
+    z = stats.norm.ppf((np.arange(100_000) + 0.5) / 100_000)
+    assert abs(np.mean(share.inverse_transform(z) == 0.0) - 0.3) < 0.01
+    for transform in (share, FlatQuantile().fit(x)):
+        assert transform.inverse_transform(transform.transform(np.array([0.0]))).tolist() == [0.0]
+    with pytest.raises(InputError, match="point_masses"):
+        FlatQuantile(point_masses="even").fit(x)
 
 
 def test_quantile_constant_column():

@@ -77,6 +77,8 @@ class QuantileRun(TabularRun):
             values = {**values, "one_hot": 0}
         if isinstance(values, dict) and "target_map" not in values:  # saved before the flattened quantile map
             values = {**values, "target_map": "quantile"}
+        if isinstance(values, dict) and "increments" not in values:  # saved before the exponential increments
+            values = {**values, "increments": "softplus"}
         return super().saved_config(values, source)
 
     def _module(self, n_features: int) -> QuantileModel:
