@@ -30,7 +30,6 @@ import copy
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy.spatial import cKDTree
 from torch import nn
 
 from recogan_app.data.zdc import CONDITIONS, IMAGE_SHAPE
@@ -107,6 +106,9 @@ class ExpectedLight(LatentGenerator):
         exact tree took 0.9 s (most of it on particles that miss the ZP, far from every library
         event) and a brute-force search 6 s."""
         if self._index is None:
+            # imported here: at module level it made the dashboard's conditional export hang (cause not found)
+            from scipy.spatial import cKDTree
+
             self._index = cKDTree(self.library_conditions.cpu().numpy())
         _, index = self._index.query(conditions.detach().cpu().numpy(), k=k, eps=1.0)
         return torch.from_numpy(index.reshape(len(conditions), k)).to(conditions.device)
