@@ -28,8 +28,19 @@ and max-pooling run vectorised over channels in it (a training step 1.7–3.4× 
 2×; README, "ZDC profiles")."""
 
 
-def _leaky() -> nn.Module:
+def leaky() -> nn.Module:
     return nn.LeakyReLU(LEAKY_SLOPE)
+
+
+def for_generation(network: nn.Module) -> nn.Module:
+    """``network`` (a copy) frozen for generation: eval mode, no gradients, :data:`CHANNELS_LAST`,
+    and its activations in place (no backward pass needs their inputs: on one core the Poisson VAE
+    generates 50,000 responses in 6.7 s instead of 8.1 s)."""
+    network = network.eval().requires_grad_(False).to(memory_format=CHANNELS_LAST)
+    for layer in network.modules():
+        if isinstance(layer, nn.LeakyReLU | nn.ReLU):
+            layer.inplace = True
+    return network
 
 
 class Generator(LatentGenerator):
@@ -53,13 +64,13 @@ class Generator(LatentGenerator):
         self.channels = channels
         cells = channels * SEED_GRID[0] * SEED_GRID[1]
         self.dense = nn.Sequential(
-            nn.Linear(latent_dim + len(CONDITIONS), 256), nn.BatchNorm1d(256), _leaky(),
-            nn.Linear(256, cells), nn.BatchNorm1d(cells), _leaky())
+            nn.Linear(latent_dim + len(CONDITIONS), 256), nn.BatchNorm1d(256), leaky(),
+            nn.Linear(256, cells), nn.BatchNorm1d(cells), leaky())
         half = max(channels // 2, 1)
         self.convolutions = nn.Sequential(
             nn.Upsample(scale_factor=2), nn.Conv2d(channels, channels, 3, padding=1),
-            nn.BatchNorm2d(channels), _leaky(),
-            nn.Upsample(size=IMAGE_SHAPE), nn.Conv2d(channels, half, 3, padding=1), nn.BatchNorm2d(half), _leaky(),
+            nn.BatchNorm2d(channels), leaky(),
+            nn.Upsample(size=IMAGE_SHAPE), nn.Conv2d(channels, half, 3, padding=1), nn.BatchNorm2d(half), leaky(),
             nn.Conv2d(half, 1, 3, padding=1), nn.ReLU())
 
     def forward(self, z: torch.Tensor, conditions: torch.Tensor) -> torch.Tensor:
@@ -68,15 +79,15 @@ class Generator(LatentGenerator):
         return self.convolutions(x.view(-1, self.channels, *SEED_GRID).contiguous(memory_format=CHANNELS_LAST))
 
     def fused(self) -> "Generator":
-        """This generator for generation only: each batch norm folded into the layer before it
-        (its running statistics), in :data:`CHANNELS_LAST`; the same images, 25 % more per second."""
+        """This generator for generation only (:func:`for_generation`), each batch norm folded into the
+        layer before it (its running statistics): the same images, 25 % more per second."""
         fused = copy.deepcopy(self).eval()
         for layers in (fused.dense, fused.convolutions):
             for i, norm in enumerate(layers):
                 if isinstance(norm, nn.BatchNorm1d | nn.BatchNorm2d):
                     fuse = fuse_linear_bn_eval if isinstance(layers[i - 1], nn.Linear) else fuse_conv_bn_eval
                     layers[i - 1], layers[i] = fuse(layers[i - 1], norm), nn.Identity()
-        return fused.to(memory_format=CHANNELS_LAST)
+        return for_generation(fused)
 
     @torch.inference_mode()
     def sample(self, conditions: torch.Tensor, *, generator: torch.Generator | None = None,
@@ -137,10 +148,10 @@ class AuxRegressor(nn.Module):
         super().__init__()
         blocks, size, rows, cols = [], 1, *IMAGE_SHAPE
         for width in widths:
-            blocks += [nn.Conv2d(size, width, 3, padding=1), _leaky(), nn.MaxPool2d(2)]
+            blocks += [nn.Conv2d(size, width, 3, padding=1), leaky(), nn.MaxPool2d(2)]
             size, rows, cols = width, rows // 2, cols // 2
         self.features = nn.Sequential(*blocks, nn.Flatten())
-        self.head = nn.Sequential(nn.Linear(size * rows * cols, 64), _leaky(), nn.Linear(64, 2))
+        self.head = nn.Sequential(nn.Linear(size * rows * cols, 64), leaky(), nn.Linear(64, 2))
         self.register_buffer("scale", torch.tensor([IMAGE_SHAPE[0] - 1.0, IMAGE_SHAPE[1] - 1.0]))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:

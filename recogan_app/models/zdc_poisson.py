@@ -34,7 +34,7 @@ from torch import nn
 
 from recogan_app.data.zdc import CONDITIONS, IMAGE_SHAPE
 from recogan_app.models.latent import LatentGenerator
-from recogan_app.models.zdc import CHANNELS_LAST, LEAKY_SLOPE
+from recogan_app.models.zdc import CHANNELS_LAST, for_generation, leaky
 
 HALF_GRID = (IMAGE_SHAPE[0] // 2, (IMAGE_SHAPE[1] + 2) // 2)  # 28 × 16
 COARSE_GRID = (HALF_GRID[0] // 2, HALF_GRID[1] // 2)  # 14 × 8: the map the conditions are drawn on
@@ -58,10 +58,6 @@ def from_blocks(blocks: torch.Tensor) -> torch.Tensor:
     return F.pixel_shuffle(blocks, 2)[..., :IMAGE_SHAPE[1]]
 
 
-def _leaky() -> nn.Module:
-    return nn.LeakyReLU(LEAKY_SLOPE)
-
-
 class ExpectedLight(LatentGenerator):
     """concat(z, c) → Dense → Dense → a coarse map (14 × 8) → upsample → three convolutions at
     28 × 16 → 2 × 2 blocks: the log of the expected photons of each pixel.
@@ -80,10 +76,10 @@ class ExpectedLight(LatentGenerator):
         for name, columns in zip(self.LIBRARY, (len(CONDITIONS), latent_dim, latent_dim)):
             self.register_buffer(name, torch.zeros(0, columns))
         self.dense = nn.Sequential(
-            nn.Linear(latent_dim + len(CONDITIONS), hidden), _leaky(), nn.Linear(hidden, hidden), _leaky(),
-            nn.Linear(hidden, map_channels * COARSE_GRID[0] * COARSE_GRID[1]), _leaky())
+            nn.Linear(latent_dim + len(CONDITIONS), hidden), leaky(), nn.Linear(hidden, hidden), leaky(),
+            nn.Linear(hidden, map_channels * COARSE_GRID[0] * COARSE_GRID[1]), leaky())
         self.convolutions = nn.Sequential(
-            nn.Conv2d(map_channels, width, 3, padding=1), _leaky(), nn.Conv2d(width, width, 3, padding=1), _leaky(),
+            nn.Conv2d(map_channels, width, 3, padding=1), leaky(), nn.Conv2d(width, width, 3, padding=1), leaky(),
             nn.Conv2d(width, 4, 3, padding=1))
         with torch.no_grad():
             self.convolutions[-1].bias.fill_(LOG_LIGHT_START)
@@ -135,8 +131,8 @@ class ExpectedLight(LatentGenerator):
         super()._load_from_state_dict(state_dict, prefix, *args)
 
     def fused(self) -> "ExpectedLight":
-        """A frozen copy for generation (nothing to fold: no batch norm), in :data:`CHANNELS_LAST`."""
-        return copy.deepcopy(self).eval().requires_grad_(False).to(memory_format=CHANNELS_LAST)
+        """A frozen copy for generation (:func:`~recogan_app.models.zdc.for_generation`; no batch norm to fold)."""
+        return for_generation(copy.deepcopy(self))
 
     @torch.inference_mode()
     def counts(self, conditions: torch.Tensor, *, generator: torch.Generator | None = None,
@@ -155,10 +151,10 @@ class ShowerEncoder(nn.Module):
     def __init__(self, latent_dim: int = 10, width: int = 16, hidden: int = 128):
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(4, width, 3, stride=2, padding=1), _leaky(), nn.Conv2d(width, width, 3, padding=1), _leaky(),
+            nn.Conv2d(4, width, 3, stride=2, padding=1), leaky(), nn.Conv2d(width, width, 3, padding=1), leaky(),
             nn.Flatten())
         self.posterior = nn.Sequential(nn.Linear(width * COARSE_GRID[0] * COARSE_GRID[1] + len(CONDITIONS), hidden),
-                                       _leaky(), nn.Linear(hidden, 2 * latent_dim))
+                                       leaky(), nn.Linear(hidden, 2 * latent_dim))
 
     def forward(self, counts: torch.Tensor, conditions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         features = self.features(to_blocks(torch.log1p(counts)))

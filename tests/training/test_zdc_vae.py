@@ -110,6 +110,19 @@ def test_training_writes_a_run_that_generates_photon_counts(run):
                           run.module.counts(standard, generator=torch.Generator().manual_seed(9)))
 
 
+def test_the_frozen_decoder_draws_the_same_counts_with_its_activations_in_place():
+    torch.manual_seed(3)
+    decoder = ExpectedLight(width=4)
+    with torch.no_grad():
+        decoder.convolutions[-1].bias.fill_(0.5)  # a few photons a pixel, so that the draws say something
+    frozen = decoder.fused()
+    conditions = torch.randn(40, 9)
+    draw = lambda network: network.counts(conditions, generator=torch.Generator().manual_seed(4), chunk_rows=16)
+    assert all(layer.inplace for layer in frozen.modules() if isinstance(layer, torch.nn.LeakyReLU))
+    assert not any(layer.inplace for layer in decoder.modules() if isinstance(layer, torch.nn.LeakyReLU))
+    assert draw(frozen).sum() > 1000 and np.array_equal(draw(frozen), draw(decoder.eval()))
+
+
 def test_no_light_gives_exactly_empty_responses():
     decoder = ExpectedLight(width=4).eval()
     with torch.no_grad():
