@@ -453,7 +453,8 @@ def _rows(args, run):
     if not run.conditions and (args.conditions is not None or args.n is None):
         raise InputError("is an unconditional tabular run: --n (rows to generate) is required, --conditions is not "
                          "taken", path=args.run)
-    return run.read_conditions(args.conditions).frame if run.conditions else args.n
+    return run.read_conditions(args.conditions, tree=_tree_of(args.conditions, args.tree, run)).frame \
+        if run.conditions else args.n
 
 
 def cmd_hist(args) -> int:
@@ -650,21 +651,22 @@ def _reference(args, run) -> tuple[str, str | None]:
             raise InputError("is missing: the run's held-out MC test split is gone", path=heldout,
                              hint="pass --reference with an independent MC file")
         return str(heldout), None
-    return args.reference, _reference_tree(args, run)
+    return args.reference, _tree_of(args.reference, args.tree, run)
 
 
-def _reference_tree(args, run) -> str | None:
-    """The tree of ``--reference`` (validate, export): ``--tree``, else the one the run was trained on
-    when the file holds one of that name."""
+def _tree_of(path, tree: str | None, run) -> str | None:
+    """The tree to read of ``path`` (validate's and export's ``--reference``, generate's and export's
+    ``--conditions``): ``tree`` (``--tree``), else the one the run was trained on when the file
+    holds one of that name."""
     from recogan_app.data.sources import list_keys
 
-    tree = run and run.info["data"].get("tree")
-    if args.tree is None and tree:
+    trained = run and run.info["data"].get("tree")
+    if tree is None and trained:
         try:
-            return tree if tree in list_keys(args.reference) else None
+            return trained if trained in list_keys(path) else None
         except InputError:  # a glob, a missing file…: the reading says what is wrong
             pass
-    return args.tree
+    return tree
 
 
 def _selection(cut: str | None) -> str:
@@ -677,7 +679,7 @@ def cmd_export(args) -> int:
         raise InputError("--drop-invalid goes with --reference (the run's held-out split has no NaN/inf)")
     run = _tabular_run(args.run, "export", args.device)
     rows = _rows(args, run)
-    reference = _load_mc(args.reference, tree=_reference_tree(args, run), features=run.conditions + run.features,
+    reference = _load_mc(args.reference, tree=_tree_of(args.reference, args.tree, run), features=run.conditions + run.features,
                          cut=run.info["data"].get("cut"), weights=run.weight_column, drop_invalid=args.drop_invalid,
                          check=_independent_of(run)) if args.reference else None  # selected as the training MC was
     provenance = export(run, args.out, rows, reference=reference, require=args.require, force=args.force,
@@ -854,6 +856,8 @@ def _generate_zdc(args) -> int:
 
     if args.n is not None or args.conditions is None:
         raise InputError("is a ZDC run: it generates one image per row of --conditions FILE (no --n)", path=args.run)
+    if args.tree is not None:
+        raise InputError("--tree is an option of tabular runs: a ZDC run reads its conditions' arrays by name")
     out = Path(args.out)
     _check_output(out, args.overwrite, (".npz",))
     run = load_run(args.run, device=resolve_device(args.device))
@@ -992,6 +996,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="conditional runs: file of the run's conditions (.parquet .csv .root .h5 .npz), one row "
                           "generated per row, the conditions copied through; ZDC runs: file with the 9 conditions "
                           "(.npz .h5 .csv .parquet), one image per row")
+    gen.add_argument("--tree", help="ROOT TTree / HDF5 key of --conditions (default: the run's tree, when the file "
+                                    "has it)")
     gen.add_argument("--out", required=True, help="FILE.parquet, or FILE.npz for a ZDC run")
     gen.add_argument("--seed", type=_seed, help="fixes the sample (default: fresh randomness)")
     gen.add_argument("--device", default="auto", choices=DEVICES,
@@ -1054,7 +1060,8 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--out", required=True, help="FILE.parquet, FILE.h5 or FILE.root (+ FILE.provenance.json)")
     exp.add_argument("--reference", help="MC file to validate against, selected by the run's --cut (default: the "
                                          "run's held-out MC)")
-    exp.add_argument("--tree", help="ROOT TTree / HDF5 key of --reference (default: the run's tree, when the file has it)")
+    exp.add_argument("--tree", help="ROOT TTree / HDF5 key of --reference and --conditions (default: the run's tree, "
+                                    "when the file has it)")
     exp.add_argument("--drop-invalid", action="store_true",
                      help="drop --reference rows with NaN/inf instead of refusing")
     exp.add_argument("--require", default="good", choices=REQUIRABLE,

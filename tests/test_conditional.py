@@ -392,6 +392,36 @@ def test_generate_copies_the_conditions_through_unchanged(conditional_run, tmp_p
     assert done.returncode == 2 and "is a conditional run" in done.stderr
 
 
+def test_conditions_are_read_from_the_chosen_tree_of_a_root_file_of_several(tmp_path):
+    """A ROOT file of several trees: without ``--tree`` the conditions come from the tree the run
+    was trained on, else ``--tree`` picks one; a file of neither is refused naming its trees."""
+    import uproot
+
+    frame = toy_wjet.generate(1200, seed=2)
+    conditions = ["gen_mu_px", "gen_jet_px"]
+    with uproot.recreate(tmp_path / "mc.root") as file:
+        file["events"] = {name: frame[name].to_numpy() for name in [*conditions, "reco_mu_px"]}
+        file["lumi"] = {"lumi": np.ones(3)}
+    assert recogan("train", "--data", tmp_path / "mc.root", "--tree", "events", "--model", "quantile", "--targets",
+                   "reco_mu_px", "--conditions", ",".join(conditions), "--set", "max_epochs=1", "--set",
+                   "snapshot_rows=200", "--set", "hidden_widths=[16]", "--out", tmp_path / "run").returncode == 0
+    with uproot.recreate(tmp_path / "given.root") as file:
+        for tree, rows in (("events", slice(0, 50)), ("candidates", slice(50, 80)), ("lumi", slice(0, 3))):
+            file[tree] = {name: frame[name].to_numpy()[rows] for name in conditions}
+    for tree, rows in ((None, 50), ("candidates", 30)):
+        done = recogan("generate", "--run", tmp_path / "run", "--conditions", tmp_path / "given.root",
+                       *(["--tree", tree] if tree else []), "--seed", 1, "--out", tmp_path / "out.parquet",
+                       "--overwrite")
+        assert done.returncode == 0, done.stderr
+        assert len(pd.read_parquet(tmp_path / "out.parquet")) == rows
+    with uproot.recreate(tmp_path / "other.root") as file:
+        file["a"] = file["b"] = {name: frame[name].to_numpy()[:10] for name in conditions}
+    done = recogan("generate", "--run", tmp_path / "run", "--conditions", tmp_path / "other.root",
+                   "--out", tmp_path / "bad.parquet")
+    assert done.returncode == 2 and "holds 2 trees ('a', 'b'); choose one with --tree" in done.stderr
+    assert "Traceback" not in done.stderr and not (tmp_path / "bad.parquet").exists()
+
+
 def test_validate_of_a_conditional_run_prints_and_reports_the_efficiency_ratios(conditional_run, tmp_path):
     run = conditional_run / "run"
     done = recogan("validate", "--run", run, "--reference", run / "heldout.parquet", "--json", tmp_path / "v.json",

@@ -47,8 +47,9 @@ PROFILE_CAPTION = ("Profile: the sizes (generator width, batch, learning rates, 
                    "the hardware. auto: gpu with CUDA, cpu without; seed001: the paper's 128-channel generator. "
                    "A size typed in the settings below wins over the profile's.")
 VAE_CAPTION = ("Poisson VAE: each pixel's photon count is Poisson given the particle's nine parameters and a "
-               "latent z of the shower; one decoder pass per response. On the 2-core CPU, 5 minutes reach 2–5 × "
-               "the toy's noise floor (README, \"A second ZDC family\"); the same sizes on every device.")
+               "latent z of the shower, drawn from training events with nearby parameters; one decoder pass per "
+               "response. On the 2-core CPU, 5 minutes reach 3–5 × the toy's noise floor, 30 minutes 1.7–2.8 × "
+               "(README, \"A second ZDC family\"); the same sizes on every device.")
 LABELS = {"lambda_diversity": ("diversity (SDI-GAN)", "λ_div"), "lambda_intensity": ("intensity", "λ_in"),
           "lambda_aux": ("aux regressor", "λ_aux")}
 

@@ -141,6 +141,9 @@ def test_cli_trains_and_generates_the_vae(toy_file, tmp_path, capsys):
     assert recogan(["generate", "--run", str(out), "--conditions", str(toy_file), "--out", str(tmp_path / "g.npz"),
                     "--seed", "1"]) == 0
     assert load_zdc(tmp_path / "g.npz").images.shape == load_zdc(toy_file).images.shape
+    assert recogan(["generate", "--run", str(out), "--conditions", str(toy_file), "--tree", "conditions",
+                    "--out", str(tmp_path / "t.npz")]) == 2
+    assert "--tree is an option of tabular runs" in capsys.readouterr().err and not (tmp_path / "t.npz").exists()
     assert recogan(["train", "--kind", "zdc", "--model", "vae", "--profile", "cpu", "--data", str(toy_file),
                     "--out", str(tmp_path / "r")]) == 2
     assert "--profile sizes the GAN" in capsys.readouterr().err
