@@ -102,7 +102,7 @@ class ExpectedLight(LatentGenerator):
         exact tree took 0.9 s (most of it on particles that miss the ZP, far from every library
         event) and a brute-force search 6 s."""
         if self._index is None:
-            # imported here: at module level it made the dashboard's conditional export hang (cause not found)
+            # imported on first use: processes that never draw from a library (tabular runs, the GAN) skip it
             from scipy.spatial import cKDTree
 
             self._index = cKDTree(self.library_conditions.cpu().numpy())
