@@ -679,8 +679,9 @@ def cmd_export(args) -> int:
         raise InputError("--drop-invalid goes with --reference (the run's held-out split has no NaN/inf)")
     run = _tabular_run(args.run, "export", args.device)
     rows = _rows(args, run)
-    reference = _load_mc(args.reference, tree=_tree_of(args.reference, args.tree, run), features=run.conditions + run.features,
-                         cut=run.info["data"].get("cut"), weights=run.weight_column, drop_invalid=args.drop_invalid,
+    reference = _load_mc(args.reference, tree=_tree_of(args.reference, args.tree, run),
+                         features=run.conditions + run.features, cut=run.info["data"].get("cut"),
+                         weights=run.weight_column, drop_invalid=args.drop_invalid,
                          check=_independent_of(run)) if args.reference else None  # selected as the training MC was
     provenance = export(run, args.out, rows, reference=reference, require=args.require, force=args.force,
                         seed=args.seed, chunk_rows=args.chunk_rows, overwrite=args.overwrite, progress=True,
