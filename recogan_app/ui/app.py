@@ -22,7 +22,8 @@ from panel.pane.markup import HTMLBasePane
 
 from recogan_app.data.sources import EMBEDDED
 from recogan_app.ui.dashboard import Dashboard
-from recogan_app.ui.server import SERVER_OWNER, Limits, in_served_page, release_memory_later, share_malloc_arenas
+from recogan_app.ui.server import (SERVER_OWNER, Limits, in_served_page, quiet_closed_websockets, release_memory_later,
+                                   share_malloc_arenas)
 from recogan_app.ui.wire import guard_decoder
 
 TITLE = "recogan: synthetic MC you can check"
@@ -83,6 +84,7 @@ def create_app(data=None, data_root=None, workdir=None, max_upload_mb=None,
     dashboard = Dashboard(data or EMBEDDED[0], data_root=data_root, workdir=workdir, downloads=workdir is not None,
                           limits=limits or Limits.from_env(), owner=pn.state.user or SERVER_OWNER, **options)
     if in_served_page():
+        quiet_closed_websockets()
         pn.state.onload(partial(settle_stylesheets, dashboard.layout))
         pn.state.on_session_destroyed(lambda _context: closed(dashboard))
     return pn.template.FastListTemplate(title=TITLE, main=[dashboard], main_max_width="1800px", design=Fast)

@@ -22,12 +22,13 @@ from pathlib import Path
 
 import panel as pn
 from panel.io.callbacks import PeriodicCallback
+from tornado.websocket import WebSocketClosedError
 
 from recogan_app.errors import InputError
 from recogan_app.training.background import STOP_GRACE_S, BackgroundTraining
 
 __all__ = ["ENV", "OPTIONS", "SERVER_OWNER", "TRAININGS", "Limits", "Training", "Trainings", "every", "in_served_page",
-           "release_memory", "release_memory_later"]
+           "quiet_closed_websockets", "release_memory", "release_memory_later"]
 
 SERVER_OWNER = "everyone on this server"
 """The owner of every training when the server has no authentication: all pages are one user's."""
@@ -186,6 +187,27 @@ RELEASE_AFTER_S = 2.0
 """How long after a page's session is destroyed :func:`release_memory` runs: Bokeh calls the page's
 destroy callbacks while it still holds the session, whose memory is only free after."""
 _release_pending: asyncio.TimerHandle | None = None
+
+
+def quiet_closed_websockets() -> None:
+    """Drop, on this server's event loop, the one error a page closing mid-update leaves: tornado's
+    write task fails with ``WebSocketClosedError`` and nobody awaits it, so asyncio logs a traceback
+    ("Task exception was never retrieved") though nothing was lost (the page is gone). Every other
+    exception still reaches the loop's handler."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # a page built outside the server's loop: nothing of it to quiet
+        return
+    handler = loop.get_exception_handler()
+    if getattr(handler, "quiets_closed_websockets", False):
+        return
+
+    def quieter(loop, context) -> None:
+        if not isinstance(context.get("exception"), WebSocketClosedError):
+            (handler or type(loop).default_exception_handler)(loop, context)
+
+    quieter.quiets_closed_websockets = True
+    loop.set_exception_handler(quieter)
 
 
 def release_memory_later() -> None:

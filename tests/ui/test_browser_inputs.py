@@ -41,7 +41,8 @@ def page_of(folder, *options: str):
             time.sleep(2)  # the server notices the closed websocket
             assert "Traceback" not in server.log.read_text(), server.log.read_text()
         except BaseException:
-            page.screenshot(path=str(folder / "failure.png"), full_page=True)
+            if not page.is_closed():  # closed: the failure is the server log's, printed below
+                page.screenshot(path=str(folder / "failure.png"), full_page=True)
             print(f"page at the failure: {folder / 'failure.png'}\nserver log:\n{server.log.read_text()}")
             raise
         finally:

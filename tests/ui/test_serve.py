@@ -326,3 +326,21 @@ def test_a_bad_login_file_is_refused_before_serving(tmp_path, capsys, content, p
     assert main(["serve", "--basic-auth", str(logins), "--port", str(free_port())]) == 2
     error = capsys.readouterr().err
     assert str(logins) in error and problem in error and "Traceback" not in error
+
+
+def test_a_page_closed_mid_update_leaves_no_traceback_but_other_task_errors_still_do(caplog):
+    """The one error of a page closed while the server wrote it an update (tornado's unawaited write
+    task, ``WebSocketClosedError``) is dropped on the server's loop; any other still reaches the log."""
+    from recogan_app.ui.server import quiet_closed_websockets
+
+    async def closed_and_broken():
+        quiet_closed_websockets()
+        quiet_closed_websockets()  # once per loop: a second page does not wrap the handler again
+        loop = asyncio.get_running_loop()
+        for error in (WebSocketClosedError(), ValueError("a real bug")):
+            loop.call_exception_handler({"message": "Task exception was never retrieved", "exception": error})
+
+    with caplog.at_level("ERROR", logger="asyncio"):
+        asyncio.run(closed_and_broken())
+    assert "a real bug" in caplog.text and "WebSocketClosedError" not in caplog.text
+    assert len(caplog.records) == 1
