@@ -453,8 +453,9 @@ def _rows(args, run):
     if not run.conditions and (args.conditions is not None or args.n is None):
         raise InputError("is an unconditional tabular run: --n (rows to generate) is required, --conditions is not "
                          "taken", path=args.run)
-    return run.read_conditions(args.conditions, tree=_tree_of(args.conditions, args.tree, run)).frame \
-        if run.conditions else args.n
+    if not run.conditions:
+        return args.n
+    return run.read_conditions(args.conditions, tree=_tree_of(args.conditions, args.tree, run)).frame
 
 
 def cmd_hist(args) -> int:

@@ -15,7 +15,7 @@ has not yet learnt from the conditions (where a slow or bent particle lands is a
 so q(z | conditions) moves with the conditions, and z ~ N(0, 1) sends showers to the wrong place:
 on the toy the monitor WS jumped from ~2 to 6–14 photons and stayed there, while z taken from the
 nearest training event's posterior gave the same WS as the event's own posterior (~1.4 at the end
-of a 66-epoch fit; README, "The late jump"). The posteriors' means and variances, up to
+of a 66-epoch fit; README, "The cause of the late jump"). The posteriors' means and variances, up to
 :data:`LIBRARY_ROWS` training events, are buffers of the decoder, so the run keeps them with its
 weights (about 30 floats an event).
 
