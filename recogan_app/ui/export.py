@@ -100,9 +100,9 @@ class ExportView(Viewer):
                 "the file.")
 
     async def run_export(self, *_):
-        """Read a conditional run's conditions file, then generate and write, in threads; the progress
-        bar follows the written chunks. A forced export is announced as a warning: the file is below
-        the level asked for."""
+        """Read a conditional run's conditions file (the one the selector shows, even while its trees
+        are still being listed), then generate and write, in threads; the progress bar follows the
+        written chunks. A forced export is announced as a warning: the file is below the level asked for."""
         rows = self.rows
         if self.exporting:
             return
@@ -120,6 +120,9 @@ class ExportView(Viewer):
         self.exporting = True
         self._enable()
         try:
+            chosen = self.conditions_file.value or None
+            if self.conditional and chosen != self.state.conditions_source:  # picked a moment ago: its
+                await choose_file(self.state, "conditions_source", chosen)  # trees are still being listed
             with self.state.reporting():
                 conditions = await asyncio.to_thread(self.state.read_conditions) if self.conditional else None
                 rows = rows if conditions is None else len(conditions.frame)

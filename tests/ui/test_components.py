@@ -607,12 +607,13 @@ def test_the_training_tab_trains_the_chosen_model_with_its_own_settings(session)
     assert session.config.lambda_corr == 5.0  # each model keeps what was typed for it
 
 
-def test_a_conditional_model_trains_validates_and_exports_from_the_tabs(tmp_path):
+def test_a_conditional_model_trains_validates_and_exports_from_the_tabs(tmp_path, monkeypatch):
     """The Training tab's Conditions: the quantile model (listed, with its own settings) trains the
     other features given them; the run generates given conditions; the Validation tab validates
     it, one generated row per held-out row, drawing the report's efficiency-ratio and relative-residual
     figures under their verdict; the Export tab takes a conditions file instead of Rows: a file that
-    lacks a condition or cannot be read gets a notice naming it, and nothing is written."""
+    lacks a condition or cannot be read gets a notice naming it, and nothing is written; a file picked
+    a moment before Export is the one exported."""
     from recogan_app.data import toy_wjet
 
     conditions, targets = ["gen_mu_px", "gen_jet_px"], ["reco_mu_px", "reco_jet_px"]
@@ -668,8 +669,14 @@ def test_a_conditional_model_trains_validates_and_exports_from_the_tabs(tmp_path
     asyncio.run(export.run_export())
     assert session.notice_level == "danger" and session.notice.startswith(str(tmp_path / "broken.parquet"))
     assert not (tmp_path / "work" / "exports").exists()
-    session.conditions_source = "given.parquet"
-    asyncio.run(export.run_export())
+    listed = session.keys  # a slow file: its trees are still being listed when Export is clicked
+    monkeypatch.setattr(session, "keys", lambda source=None: (time.sleep(1), listed(source))[1])
+
+    async def pick_and_export():  # on a running loop, as on the served page: the pick's listing is a task
+        export.conditions_file.value = "given.parquet"
+        await export.run_export()  # the file the selector shows, not the state's previous one
+
+    asyncio.run(pick_and_export())
     assert session.notice_level == "success", session.notice
     assert f"exported 300 rows given the conditions of {tmp_path / 'given.parquet'}" in session.notice
     exported = pd.read_parquet(session.exported)
