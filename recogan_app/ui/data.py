@@ -88,6 +88,13 @@ async def choose_file(state: Session, name: str, source: str | None) -> None:
     setattr(state, name, source)
 
 
+async def settle_choice(state: Session, name: str, shown: str | None) -> None:
+    """Make ``shown``, the file a selector shows, the state's choice ``name`` before an action reads
+    it: picked a moment ago, its trees may still be being listed (:func:`choose_file`)."""
+    if shown != getattr(state, name):
+        await choose_file(state, name, shown)
+
+
 class DataView(Viewer):
     """Source, tree and upload selectors; the selection, weights and derived columns (the keys
     ``cut``, ``weights``, ``derive`` of ``recogan train``), applied by loading again; a per-feature
@@ -229,8 +236,7 @@ class DataView(Viewer):
         """Read the chosen source in a thread, then use it on the UI thread."""
         self.layout.loading = True
         try:
-            if self.source.value != self.state.source:  # picked a moment ago: its trees are still being listed
-                await self._choose(self.source.value)
+            await settle_choice(self.state, "source", self.source.value)
             with self.state.reporting():
                 self.state.use(await asyncio.to_thread(self.state.read))
         finally:

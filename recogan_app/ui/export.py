@@ -15,7 +15,7 @@ from recogan_app.ensemble import unmeasured
 from recogan_app.export import provenance_path, validation_summary
 from recogan_app.markup import escape_markdown
 from recogan_app.metrics.verdict import REQUIRABLE
-from recogan_app.ui.data import choose_file
+from recogan_app.ui.data import choose_file, settle_choice
 from recogan_app.ui.downloads import served_link
 from recogan_app.ui.live import switch
 from recogan_app.ui.state import Session
@@ -120,9 +120,8 @@ class ExportView(Viewer):
         self.exporting = True
         self._enable()
         try:
-            chosen = self.conditions_file.value or None
-            if self.conditional and chosen != self.state.conditions_source:  # picked a moment ago: its
-                await choose_file(self.state, "conditions_source", chosen)  # trees are still being listed
+            if self.conditional:
+                await settle_choice(self.state, "conditions_source", self.conditions_file.value or None)
             with self.state.reporting():
                 conditions = await asyncio.to_thread(self.state.read_conditions) if self.conditional else None
                 rows = rows if conditions is None else len(conditions.frame)
