@@ -1,10 +1,12 @@
 """Bootstrap ensembles: the statistics on seed 004's toy and on constructed cases with known
 answers (no training), then one real ``recogan ensemble`` on a 2-worker LocalCluster."""
 
+import asyncio
 import html
 import json
 import math
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -346,13 +348,16 @@ def test_the_effective_statistics_table_shows_names_as_text():
     assert "&lt;ens&gt;" in page and page.count("<li>") == 3  # undercovers (the feature, all bins); 10,000 > 2 × 400
 
 
-def test_a_dashboard_session_exports_and_reports_with_its_chosen_ensemble(tiny_ensemble, tmp_path):
+def test_a_dashboard_session_exports_and_reports_with_its_chosen_ensemble(tiny_ensemble, tmp_path, monkeypatch):
+    """An export records the ensemble chosen on the Validation tab, also one chosen a moment before
+    Export was clicked (still being read); the tab says when the page's run is not the ensemble's."""
     from recogan_app.export import provenance_path
     from recogan_app.families import load_run
+    from recogan_app.ui.export import ExportView
     from recogan_app.ui.state import Session
     from recogan_app.ui.validation import ValidationView
 
-    session = Session(workdir=tmp_path)
+    session = Session(data_root=tiny_ensemble.path.parent, workdir=tmp_path)
     session.run = load_run(tiny_ensemble.path / "r2")
     session.ensemble = ensemble.Results.read(tiny_ensemble.path)
     out = session.export(4000, require="none")
@@ -364,6 +369,22 @@ def test_a_dashboard_session_exports_and_reports_with_its_chosen_ensemble(tiny_e
 
     view = ValidationView(state=session)  # the tab says when the page's run is not the ensemble's
     assert "Bootstrap ensemble" in view.effective() and "was not trained like" not in view.effective()
+
+    read = ensemble.Results.read.__func__
+    monkeypatch.setattr(ensemble.Results, "read", classmethod(lambda cls, folder: (time.sleep(1), read(cls, folder))[1]))
+    export = ExportView(state=session, require="none")
+    export.rows = 3000
+    view.ensemble.value = ""  # none: as a user leaves it, then picks one (a slow read) and clicks Export at once
+
+    async def choose_and_export():  # on a running loop, as on the served page
+        view.ensemble.value = view.ensemble.options["ens (data root)"]
+        await export.run_export()
+
+    asyncio.run(choose_and_export())
+    assert session.notice_level == "success" and session.ensemble is not None, session.notice
+    assert json.loads(provenance_path(session.exported).read_text())["effective_statistics"] == json.loads(
+        json.dumps(session.ensemble.statistics(3000)))
+
     other = tmp_path / "other"
     shutil.copytree(tiny_ensemble.path / "r2", other)
     info = json.loads((other / "run.json").read_text())

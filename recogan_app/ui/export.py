@@ -101,7 +101,7 @@ class ExportView(Viewer):
 
     async def run_export(self, *_):
         """Read a conditional run's conditions file (the one the selector shows, even while its trees
-        are still being listed), then generate and write, in threads; the progress bar follows the
+        are still being listed) and wait for an ensemble being read, then generate and write, in threads; the progress bar follows the
         written chunks. A forced export is announced as a warning: the file is below the level asked for."""
         rows = self.rows
         if self.exporting:
@@ -122,6 +122,7 @@ class ExportView(Viewer):
         try:
             if self.conditional:
                 await settle_choice(self.state, "conditions_source", self.conditions_file.value or None)
+            await self.state.settle_ensemble()  # chosen a moment ago on the Validation tab, it may still be read
             with self.state.reporting():
                 conditions = await asyncio.to_thread(self.state.read_conditions) if self.conditional else None
                 rows = rows if conditions is None else len(conditions.frame)

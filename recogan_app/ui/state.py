@@ -11,6 +11,7 @@ directly. :class:`TrainingState` is what it shares with the ZDC tab's state
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import functools
 import os
@@ -409,6 +410,7 @@ class Session(TrainingState):
         self.param.watch(lambda event: setattr(self, "config", self._configs[event.new]), "model")
         self._trusted: set[str] = set()
         self._trained_on: MCSample | None = None
+        self._ensemble_choice: Path | None = None  # chosen, not yet read (settle_ensemble)
         self.refresh_sources()
         self._list_trees()
 
@@ -632,6 +634,22 @@ class Session(TrainingState):
                              hint=f"the run generates one row per row of a table of {', '.join(run.conditions)}: "
                                   "choose the file on the Export tab")
         return run.read_conditions(self.locate(self.conditions_source), tree=self.conditions_tree)
+
+    def choose_ensemble(self, folder: Path | None) -> None:
+        """Choose the ensemble in ``folder`` (None: none); the page has none until :meth:`settle_ensemble` read it."""
+        self.ensemble, self._ensemble_choice = None, folder
+
+    async def settle_ensemble(self) -> None:
+        """Make the ensemble chosen last the page's, read in a thread (nothing to do when none is pending).
+        The chooser awaits this, and so does an action that records the ensemble: an Export clicked
+        while the ensemble is read records it, not "not measured"."""
+        folder, ensemble = self._ensemble_choice, None
+        if folder is None:
+            return
+        with self.reporting():
+            ensemble = await asyncio.to_thread(Results.read, folder)
+        if self._ensemble_choice == folder:  # a later choice is not undone by this slower read
+            self.ensemble, self._ensemble_choice = ensemble, None
 
     def export(self, n: int | MCSample, suffix: str = ".parquet", *, require: str = "good", force: bool = False,
                progress=None) -> Path:

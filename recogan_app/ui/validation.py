@@ -5,7 +5,6 @@ ensemble's effective statistics and ±1σ bands (:mod:`recogan_app.ensemble`).""
 from __future__ import annotations
 
 import asyncio
-from functools import partial
 from pathlib import Path
 
 import holoviews as hv
@@ -90,7 +89,7 @@ class ValidationView(Viewer):
         self.report = pn.pane.HTML("", visible=False, css_classes=["recogan-report-download"])
         self.ensemble = pn.widgets.Select(label="Bootstrap ensemble (recogan ensemble --out DIR)", width=420,
                                           css_classes=["recogan-ensemble-choice"])
-        self.ensemble.param.watch(lambda event: pn.state.execute(partial(self.choose_ensemble, event.new)), "value")
+        self.ensemble.param.watch(lambda event: self.choose_ensemble(event.new), "value")
         self.refresh = pn.widgets.Button(label="Refresh the ensemble list", css_classes=["recogan-ensemble-refresh"])
         self.refresh.on_click(lambda _: self._list_ensembles())
         self._list_ensembles()
@@ -143,14 +142,13 @@ class ValidationView(Viewer):
         """Offer the ensembles under the data root and the work folder (made after the page opened: Refresh)."""
         self.ensemble.options = {"none": "", **ensemble_dirs(self.state)}  # "": Panel shows a None value blank
 
-    async def choose_ensemble(self, chosen: tuple[str, str] | str) -> None:
-        """Read the ``chosen`` ensemble's results (only inside its root: no link leads out; "": none)
-        in a thread."""
-        self.state.ensemble = None
-        if chosen:
-            root, folder = chosen
-            with self.state.reporting():
-                self.state.ensemble = await asyncio.to_thread(Results.read, inside(Path(root), folder))
+    def choose_ensemble(self, chosen: tuple[str, str] | str) -> None:
+        """Choose the ``chosen`` ensemble (only inside its root: no link leads out; "": none), then read it."""
+        folder = None
+        with self.state.reporting():  # a link that leads out: a notice, and no ensemble
+            folder = inside(Path(chosen[0]), chosen[1]) if chosen else None
+        self.state.choose_ensemble(folder)
+        pn.state.execute(self.state.settle_ensemble)
 
     @param.depends("state.ensemble", "state.validation", "state.run")
     def effective(self) -> str:
