@@ -5,10 +5,11 @@
     RUN_DIR/
       run.json            what was trained on what: family (kind), data source, SHA-256, rows, the split
                           (seed, sizes, SHA-256 of the row positions), the random streams, device, the fit
-                          (its ``best_epoch``, as history's ``epoch``, counts from 0; messages count from 1)
+                          (its ``best_epoch``, as history's ``epoch``, counts from 0; messages count from 1;
+                          ``keep``: the rule that chose it, the best monitor score or the last epoch)
       config.json         the family's config, complete (re-usable as --config)
-      generator.pt        best-by-monitor generator weights (loads with weights_only=True)
-      checkpoints/        best.pt (best weights) and last.pt (everything a resumed training needs)
+      generator.pt        the kept epoch's generator weights (loads with weights_only=True)
+      checkpoints/        best.pt (the kept weights) and last.pt (everything a resumed training needs)
       history.parquet     one row per epoch snapshot (score and the family's figures)
       steps.parquet       averaged losses every few steps
       metrics.json        the final figures on the test split

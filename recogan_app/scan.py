@@ -16,7 +16,7 @@ a scheduler address: :func:`connect`) and returns the results table, also writte
   again. A failed training is a row with its error; the others go on. A worker killed mid-training
   has its task retried on another worker by Dask's scheduler (``distributed.scheduler.allowed-failures``).
 - The best configuration is the grid point with the lowest mean monitor score (each family's
-  per-epoch snapshot score, ``run.json``'s ``fit.best_score``) over its repeats: the test split
+  per-epoch snapshot score of the epoch its run kept, ``run.json``'s ``fit.best_score``) over its repeats: the test split
   stays unused for any choice; its figures are reported with their spread.
 
 Dask messages are pickled between the client, the scheduler and the workers: run scans on a

@@ -20,6 +20,7 @@ from recogan_app.models.flow import SplineFlow
 from recogan_app.models.latent import NOISE_BLOCK, OneHot, noise_passes
 from recogan_app.models.quantile import QuantileModel, QuantileRegressor, even_levels, scores_of, values_at
 from recogan_app.preprocessing import FeaturePipeline
+from recogan_app.training.schedule import describe_fit
 
 TOYS = {"pid": (toy_pid, ["dll_e", "dll_k", "dll_p"], toy_pid.CONDITIONS),
         "wjet": (toy_wjet, toy_wjet.TARGETS[:4], toy_wjet.CONDITIONS[:4])}
@@ -287,6 +288,22 @@ def test_the_quantile_model_starts_each_reco_target_at_its_gen_value(tmp_path):
                             **SMALL[QuantileConfig])
     transfer = train_quantile(frame, config, tmp_path / "q").module.generator.transfer.weight.detach()
     np.testing.assert_allclose(transfer.numpy(), [[0, 0, 1], [0, 0, 0], [1, 0, 0]], atol=1e-6)
+
+
+@pytest.mark.parametrize(("settings", "keep"), [({"time_limit": 120}, "last"), ({}, "best"),
+                                               ({"time_limit": 120, "response": "seed003"}, "best")])
+def test_a_quantile_fit_annealed_to_its_time_limit_keeps_its_last_epoch(tmp_path, settings, keep):
+    """The cosine to the time limit ends at the settled model, which the run keeps (its monitor loss
+    picks mid-run epochs that validate worse); a fit that may stop early keeps its best epoch."""
+    conditions, targets = ["gen_mu_px", "gen_met_x"], ["reco_mu_px", "reco_met_x"]
+    frame = toy_wjet.generate(1_500, seed=0)[conditions + targets]
+    config = QuantileConfig(features=targets, conditions=conditions, **{**FEW_STEPS, "max_epochs": 3},
+                            **SMALL[QuantileConfig], **settings)
+    fit = train_quantile(frame, config, tmp_path / "q").info["fit"]
+    scores = pd.read_parquet(tmp_path / "q" / "history.parquet")["score"]
+    assert fit["keep"] == keep and fit["epochs"] == 3
+    assert fit["best_epoch"] == (2 if keep == "last" else scores.idxmin()) and fit["best_score"] == scores[fit["best_epoch"]]
+    assert describe_fit(fit, 1).endswith("kept the last finite epoch, 3" if keep == "last" else f"best epoch {fit['best_epoch'] + 1}")
 
 
 def test_a_quantile_run_saved_before_the_k_level_response_loads_as_seed_003s(tmp_path):

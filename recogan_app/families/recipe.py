@@ -63,7 +63,10 @@ class Prepared:
     callbacks: list[Callback] = field(default_factory=list)
     """The family's own callbacks of the fit (a learning-rate schedule…), before the observers."""
     early_stopping: bool = True
-    """False when the family's schedule needs the whole time limit (the best epoch is still kept)."""
+    """False when the family's schedule needs the whole time limit."""
+    keep: str = "best"
+    """The epoch the run keeps: the ``"best"`` snapshot score, or the ``"last"`` of a fit annealed to
+    its end (:func:`~recogan_app.training.callbacks.replaces`)."""
 
 
 class ModelFamily:
@@ -184,7 +187,8 @@ def fit_to_run(family: ModelFamily, sample, out, *, callbacks: Sequence[Callback
                           checkpoints=partial / "checkpoints",
                           callbacks=[Checkpoint(partial / "checkpoints"),
                                      *([EarlyStopping(schedule.patience)] if prepared.early_stopping else []), deadline,
-                                     *prepared.callbacks, *callbacks, steps], control=control, snapshot_s=prepared.snapshot_s)
+                                     *prepared.callbacks, *callbacks, steps], control=control, snapshot_s=prepared.snapshot_s,
+                          keep=prepared.keep)
         result = trainer.fit(prepared.module, prepared.data, prepared.snapshot,
                              shuffle=streams.torch_generator(config.seed, "batches"),
                              announce=f"{prepared.announce} on {describe_device(device)}", resume=resume is not None)
@@ -206,7 +210,8 @@ def fit_to_run(family: ModelFamily, sample, out, *, callbacks: Sequence[Callback
             **prepared.info,
             **({"model_choice": choice} if choice else {}),
             "fit": {"reason": result.reason, "epochs": result.epochs, "steps": result.steps,
-                    "elapsed_s": result.elapsed_s, "best_epoch": result.best_epoch, "best_score": result.best_score},
+                    "elapsed_s": result.elapsed_s, "best_epoch": result.best_epoch, "best_score": result.best_score,
+                    "keep": prepared.keep},
         }
         write_run(partial, config=config, info=info, generator=prepared.module.generator, history=result.history,
                   steps=pd.DataFrame(steps.rows))

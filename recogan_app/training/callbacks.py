@@ -44,11 +44,26 @@ class Callback:
             setattr(self, name, state.get(name, getattr(self, name)))
 
 
-class Checkpoint(Callback):
-    """Keeps the best-by-validation weights; writes them to ``best.pt`` when given a folder.
+KEEP = ("best", "last")
+"""Which epoch a fit keeps: the lowest snapshot score, or the last one with finite figures."""
 
-    At the end of the fit the module gets the best weights back, so whatever is saved or sampled
-    afterwards is the best generator seen, not the last one. (The trainer writes ``last.pt``.)
+
+def replaces(score: float, kept: float, keep: str) -> bool:
+    """Whether a snapshot of ``score`` replaces the one kept so far (of score ``kept``) under the rule
+    ``keep``: ``"best"`` keeps the lowest score; ``"last"`` the latest finite one, for a fit whose
+    learning rate anneals to its end (its last epoch is the settled one, and a monitor loss picks a
+    mid-run epoch that validates worse: issue 18's fifth round). Never a snapshot without finite figures."""
+    if keep not in KEEP:
+        raise ValueError(f"keep must be one of {KEEP}, got {keep!r}")
+    return math.isfinite(score) and (keep == "last" or score < kept)
+
+
+class Checkpoint(Callback):
+    """Keeps the weights of the epoch the trainer's rule keeps (its ``keep``: by default the best
+    by validation); writes them to ``best.pt`` when given a folder.
+
+    At the end of the fit the module gets the kept weights back, so whatever is saved or sampled
+    afterwards is the best generator seen, not merely the last one. (The trainer writes ``last.pt``.)
     """
 
     resumable = ("best_score", "best_epoch", "best_step", "best_state")
@@ -61,7 +76,7 @@ class Checkpoint(Callback):
         self.best_state: dict | None = None
 
     def on_snapshot(self, trainer, snapshot: Snapshot) -> None:
-        if snapshot.score < self.best_score:
+        if replaces(snapshot.score, self.best_score, trainer.keep):
             self.best_score, self.best_epoch, self.best_step = float(snapshot.score), snapshot.epoch, snapshot.step
             self.best_state = trainer.module_state()
             self._save()

@@ -77,6 +77,7 @@ def describe_fit(fit: dict, steps_per_epoch: int) -> str:
     else:
         done = f"{plural(epochs, 'epoch')} ({plural(steps, 'step')})"
     best = "none" if fit["best_epoch"] is None else fit["best_epoch"] + 1
+    kept = "best epoch" if fit.get("keep", "best") == "best" else "kept the last finite epoch,"  # saved before ``keep``: best
     how = "stopped on request" if fit["reason"] == "stopped" else f"stopped by {fit['reason']}"
-    return f"{how} after {done}; best epoch {best}"
+    return f"{how} after {done}; {kept} {best}"
 

@@ -32,7 +32,7 @@ import pandas as pd
 import torch
 
 from recogan_app.files import write_atomic
-from recogan_app.training.callbacks import Callback
+from recogan_app.training.callbacks import Callback, replaces
 from recogan_app.training.control import TrainingControl
 from recogan_app.training.events import FitResult, Message, Snapshot, StatusChange, StepEnd
 
@@ -104,12 +104,18 @@ class Trainer:
     snapshot_s : float
         Expected seconds of a snapshot until one is measured: room the time limit keeps for the
         first one (a ZDC snapshot generates thousands of images).
+    keep : str
+        The epoch the fit's result names (and a :class:`~recogan_app.training.callbacks.Checkpoint`
+        restores): ``"best"`` snapshot score or ``"last"`` finite one
+        (:func:`~recogan_app.training.callbacks.replaces`).
     """
 
     def __init__(self, *, device: torch.device | str = "cpu", max_epochs: int, batch_size: int,
                  time_limit: float | None = None, discriminator_steps: int = 1, callbacks: Sequence[Callback] = (),
                  control: TrainingControl | None = None, log_every: int = 10, checkpoints=None,
-                 snapshot_s: float = 0.0):
+                 snapshot_s: float = 0.0, keep: str = "best"):
+        replaces(math.inf, math.inf, keep)  # an unknown rule fails here, not after the fit
+        self.keep = keep
         self.device = torch.device(device)
         self.max_epochs = max_epochs
         self.batch_size = batch_size
@@ -218,7 +224,10 @@ class Trainer:
                 break
         elapsed = before + active + time.perf_counter() - started
         reason = self._stop_reason or "max_epochs"
-        best = min(self.history, key=lambda row: row["score"]) if self.history else None
+        best = None
+        for row in self.history:
+            if replaces(row["score"], math.inf if best is None else best["score"], self.keep):
+                best = row
         # epochs that trained at least one step, each with its snapshot (a stop at an epoch's start adds none)
         result = FitResult(reason=reason, epochs=len(self.history), steps=step, elapsed_s=elapsed,
                            best_score=best["score"] if best else None,

@@ -34,7 +34,7 @@ POLL_MS = 1000
 """How often the page looks for trainings of the scan that ended."""
 MAX_TRAININGS = 64
 """Trainings one scan of a page may ask for (grid points × repeats); larger scans: ``recogan scan``."""
-SCORE_CAPTION = ("*score*: the monitor figure each training picked its best epoch by (the GAN's snapshot score, a "
+SCORE_CAPTION = ("*score*: the monitor figure of the epoch each training kept (the GAN's snapshot score, a "
                  "flow's monitor negative log-likelihood), lower is better; the held-out test split chooses "
                  "nothing. Bars: standard deviation over the repeats (none for one repeat).")
 SHOWN = ["run", "repeat", "status", "score", "mean_ks", "max_ks", "max_corr_residual", "fit_s", "error"]

@@ -95,6 +95,35 @@ def test_checkpoint_restores_best_weights_and_early_stopping_stops(tmp_path):
     assert saved["epoch"] == 1 and saved["score"] == 1
 
 
+@pytest.mark.parametrize(("keep", "scores", "kept"), [
+    ("best", [5, 1, 4, math.inf], 1),
+    ("last", [5, 1, 4, math.inf], 2),  # the last epoch with finite figures, not a worse-scored later one's
+    ("last", [5, 1, 4, 3], 3),
+    ("best", [math.inf, math.nan], None),  # no finite figures: nothing to keep (the recipe refuses to save)
+    ("last", [math.nan, math.inf], None),
+])
+def test_the_kept_epoch_follows_the_rule_in_the_result_the_weights_and_best_pt(tmp_path, keep, scores, kept):
+    module, checkpoint, seen = Tiny(), Checkpoint(tmp_path), []
+
+    class Weights(Callback):
+        def on_snapshot(self, trainer, snapshot):
+            seen.append(module.generator.weight.item())
+
+    result = Trainer(batch_size=16, max_epochs=len(scores), callbacks=[checkpoint, Weights()], keep=keep).fit(
+        module, batches(), validate_with(scores))
+    assert result.best_epoch == checkpoint.best_epoch == kept
+    if kept is None:
+        assert result.best_score is None and not (tmp_path / "best.pt").exists()
+        return
+    assert result.best_score == scores[kept] and module.generator.weight.item() == pytest.approx(seen[kept])
+    assert torch.load(tmp_path / "best.pt", weights_only=True)["epoch"] == kept
+
+
+def test_an_unknown_keep_rule_is_refused_before_training():
+    with pytest.raises(ValueError, match="keep must be one of"):
+        Trainer(batch_size=16, max_epochs=1, keep="median")
+
+
 def test_nan_loss_rolls_back_with_a_message_and_repeated_nans_diverge():
     rec = Recorder()
     result = Trainer(batch_size=16, max_epochs=1, callbacks=[rec]).fit(Tiny(poison={2}), batches(), validate_with([1.0]))
