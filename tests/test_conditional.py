@@ -294,12 +294,18 @@ def test_the_quantile_model_starts_each_reco_target_at_its_gen_value(tmp_path):
                                                ({"time_limit": 120, "response": "seed003"}, "best")])
 def test_a_quantile_fit_annealed_to_its_time_limit_keeps_its_last_epoch(tmp_path, settings, keep):
     """The cosine to the time limit ends at the settled model, which the run keeps (its monitor loss
-    picks mid-run epochs that validate worse); a fit that may stop early keeps its best epoch."""
+    picks mid-run epochs that validate worse); a fit that may stop early keeps its best epoch.
+    A small sample's batch is cut (1,200 training rows: 150 a batch) and Adam's rate in proportion."""
     conditions, targets = ["gen_mu_px", "gen_met_x"], ["reco_mu_px", "reco_met_x"]
     frame = toy_wjet.generate(1_500, seed=0)[conditions + targets]
     config = QuantileConfig(features=targets, conditions=conditions, **{**FEW_STEPS, "max_epochs": 3},
                             **SMALL[QuantileConfig], **settings)
-    fit = train_quantile(frame, config, tmp_path / "q").info["fit"]
+    run = train_quantile(frame, config, tmp_path / "q")
+    fit, batch = run.info["fit"], run.info["schedule"]["batch_size"]
+    assert (run.info["data"]["n_train"], batch) == (1_200, 150) and config.batch_size == 256
+    assert run.info["learning_rate"] == pytest.approx(config.learning_rate * 150 / 256)
+    model = QuantileModel(2, 2, config, learning_rate=run.info["learning_rate"])
+    assert model.configure_optimizers().param_groups[0]["lr"] == run.info["learning_rate"]
     scores = pd.read_parquet(tmp_path / "q" / "history.parquet")["score"]
     assert fit["keep"] == keep and fit["epochs"] == 3
     assert fit["best_epoch"] == (2 if keep == "last" else scores.idxmin()) and fit["best_score"] == scores[fit["best_epoch"]]

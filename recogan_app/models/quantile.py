@@ -216,11 +216,14 @@ class QuantileRegressor(LatentGenerator):
 
 class QuantileModel(nn.Module):
     """The regressor with its loss and seed 003's optimiser: what the trainer steps. A batch is
-    (targets, conditions), both preprocessed; ``pairs`` and ``categories`` as :class:`QuantileRegressor`'s."""
+    (targets, conditions), both preprocessed; ``pairs`` and ``categories`` as :class:`QuantileRegressor`'s;
+    ``learning_rate`` Adam's initial rate (None: the config's)."""
 
-    def __init__(self, n_targets: int, n_conditions: int, config, pairs=(), categories=None):
+    def __init__(self, n_targets: int, n_conditions: int, config, pairs=(), categories=None,
+                 learning_rate: float | None = None):
         super().__init__()
         self.config = config
+        self.learning_rate = config.learning_rate if learning_rate is None else learning_rate
         levels = None if config.response == "seed003" else even_levels(config.levels)
         self.generator = QuantileRegressor(n_conditions, n_targets, config.hidden_widths, levels, pairs, categories,
                                            config.increments)
@@ -233,7 +236,7 @@ class QuantileModel(nn.Module):
         per-tensor overhead, and one kernel for all parameters makes a CPU step about 10 % faster."""
         parameters = list(self.generator.parameters())
         fused = parameters[0].device.type in ("cpu", "cuda")
-        return torch.optim.Adam(parameters, lr=self.config.learning_rate, fused=fused)
+        return torch.optim.Adam(parameters, lr=self.learning_rate, fused=fused)
 
     def loss(self, targets: torch.Tensor, conditions: torch.Tensor) -> dict[str, torch.Tensor]:
         """The pinball loss at the levels and the copula's negative log-likelihood of the rows' scores
