@@ -53,8 +53,6 @@ def replaces(score: float, kept: float, keep: str) -> bool:
     ``keep``: ``"best"`` keeps the lowest score; ``"last"`` the latest finite one, for a fit whose
     learning rate anneals to its end (its last epoch is the settled one, and a monitor loss picks a
     mid-run epoch that validates worse: issue 18's fifth round). Never a snapshot without finite figures."""
-    if keep not in KEEP:
-        raise ValueError(f"keep must be one of {KEEP}, got {keep!r}")
     return math.isfinite(score) and (keep == "last" or score < kept)
 
 
@@ -63,7 +61,7 @@ class Checkpoint(Callback):
     by validation); writes them to ``best.pt`` when given a folder.
 
     At the end of the fit the module gets the kept weights back, so whatever is saved or sampled
-    afterwards is the best generator seen, not merely the last one. (The trainer writes ``last.pt``.)
+    afterwards is the epoch the rule chose, whatever the fit's last steps did. (The trainer writes ``last.pt``.)
     """
 
     resumable = ("best_score", "best_epoch", "best_step", "best_state")

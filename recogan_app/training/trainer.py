@@ -32,7 +32,7 @@ import pandas as pd
 import torch
 
 from recogan_app.files import write_atomic
-from recogan_app.training.callbacks import Callback, replaces
+from recogan_app.training.callbacks import KEEP, Callback, replaces
 from recogan_app.training.control import TrainingControl
 from recogan_app.training.events import FitResult, Message, Snapshot, StatusChange, StepEnd
 
@@ -114,7 +114,8 @@ class Trainer:
                  time_limit: float | None = None, discriminator_steps: int = 1, callbacks: Sequence[Callback] = (),
                  control: TrainingControl | None = None, log_every: int = 10, checkpoints=None,
                  snapshot_s: float = 0.0, keep: str = "best"):
-        replaces(math.inf, math.inf, keep)  # an unknown rule fails here, not after the fit
+        if keep not in KEEP:  # fails here, not after the fit
+            raise ValueError(f"keep must be one of {KEEP}, got {keep!r}")
         self.keep = keep
         self.device = torch.device(device)
         self.max_epochs = max_epochs

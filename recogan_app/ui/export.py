@@ -101,8 +101,9 @@ class ExportView(Viewer):
 
     async def run_export(self, *_):
         """Read a conditional run's conditions file (the one the selector shows, even while its trees
-        are still being listed) and wait for an ensemble being read, then generate and write, in threads; the progress bar follows the
-        written chunks. A forced export is announced as a warning: the file is below the level asked for."""
+        are still being listed) and wait for an ensemble being read, then generate and write, in
+        threads; the progress bar follows the written chunks. A forced export is announced as a
+        warning: the file is below the level asked for."""
         rows = self.rows
         if self.exporting:
             return
