@@ -253,6 +253,10 @@ class QuantileConfig(TabularSettings):
                                 doc="The quantiles response's increments between levels: the normal's times e^s of a "
                                     "network output s (one can jump across a gap in a DLL), or times softplus(s)/ln 2 "
                                     "(before it existed).")
+    jumps = param.Integer(default=4, bounds=(0, 16),
+                          doc="Steps added to each target's quantile function, each of a height, level and width "
+                              "the network gives, so that a jump between components can move with the conditions "
+                              "(0: none, runs saved before they existed).")
     one_hot = param.Integer(default=10, bounds=(0, None),
                             doc="Integer conditions of at most this many values (a species) reach the networks "
                                 "also one-hot, beside their quantile-mapped coordinate (0: none).")

@@ -143,6 +143,28 @@ def test_an_increment_is_bent_by_the_exponential_of_its_output():
         np.testing.assert_allclose(quantiles, np.tile(expected, (3, 1)), atol=2e-5)
 
 
+def test_a_jump_raises_the_quantiles_above_its_level_by_its_height():
+    """Ten levels, one jump, the last layer zero but for the jump's outputs: height output √1.5
+    (the height is its square), level output logit(0.62) − logit(0.5) (the jump starts at 0.5),
+    width output −8 (0.02 e⁻⁸ of a level): the standard normal's quantiles, those at levels above
+    0.62 (0.65 … 0.95) raised by 1.5, the others unchanged. A zero output is no jump at all; weights
+    saved before the jumps existed load."""
+    levels = even_levels(10)
+    normal = stats.norm.ppf(levels.numpy())
+    regressor = QuantileRegressor(2, 1, widths=[4], levels=levels, jumps=1)
+    last = regressor.quantiles[-1]
+    torch.nn.init.zeros_(last.weight), torch.nn.init.zeros_(last.bias)
+    with torch.no_grad():
+        np.testing.assert_allclose(regressor(torch.zeros(2, 2))[:, 0].numpy(), np.tile(normal, (2, 1)), atol=2e-6)
+        last.bias[1 + 10:] = torch.tensor([1.5 ** 0.5, float(torch.logit(torch.tensor(0.62))), -8.0])
+        quantiles = regressor(torch.zeros(2, 2))[:, 0].numpy()
+    np.testing.assert_allclose(quantiles, np.tile(normal + 1.5 * (levels.numpy() > 0.62), (2, 1)), atol=2e-5)
+    before = QuantileRegressor(2, 1, widths=[4], levels=levels)  # weights saved before the jumps existed
+    state = before.state_dict()
+    del state["jump_starts"]
+    QuantileRegressor(2, 1, widths=[4], levels=levels).load_state_dict(state)
+
+
 def test_inverse_cdf_sampling_reproduces_a_known_distributions_quantiles():
     """A skewed distribution (Γ(2)) given by its quantiles at 50 levels: samples by the inverse CDF
     have its quantiles (scipy's) at the levels, a tail beyond them, and the normal scores of those
@@ -183,6 +205,20 @@ def test_the_copula_learns_and_keeps_a_constructed_correlation():
     assert (factor @ factor.t())[1, 0] == pytest.approx(0.6, abs=0.03)
     sample = model.sample(20_000, seed=1, conditions=conditions).numpy()
     assert np.corrcoef(sample.T)[0, 1] == pytest.approx(0.6, abs=0.03)
+
+
+def test_the_monitor_loss_is_the_training_pinball_term_by_hand():
+    """Three levels, the network's last layer zero: every row's quantiles are the standard normal's
+    at 1/6, 1/2, 5/6, q = (−0.967, 0, 0.967). Targets 0 and 2 of one target: the pinball losses by
+    hand, averaged over levels then rows, are the monitor loss and the training loss's term."""
+    model = QuantileModel(1, 1, QuantileConfig(hidden_widths=[4], levels=3))
+    last = model.generator.quantiles[-1]
+    torch.nn.init.zeros_(last.weight), torch.nn.init.zeros_(last.bias)
+    targets, conditions = torch.tensor([[0.0], [2.0]]), torch.zeros(2, 1)
+    levels, q = np.array([1, 3, 5]) / 6, stats.norm.ppf(np.array([1, 3, 5]) / 6)
+    by_hand = np.mean([np.mean(np.where(x >= q, levels * (x - q), (1 - levels) * (q - x))) for x in (0.0, 2.0)])
+    assert model.monitor_loss(targets, conditions) == pytest.approx(by_hand, rel=1e-6)
+    assert float(model.loss(targets, conditions)["pinball"].detach()) == pytest.approx(by_hand, rel=1e-6)
 
 
 def test_a_condition_of_few_values_is_read_one_hot_beside_its_coordinate():
@@ -351,22 +387,24 @@ def test_the_quantile_family_maps_targets_and_their_gen_conditions_by_the_flat_q
     assert old.config.target_map == "quantile" and old.pipeline.specs_ == run.pipeline.specs_
 
 
-def test_a_quantile_run_saved_before_the_exponential_increments_loads_with_softplus_ones(tmp_path):
-    """A run trained with softplus increments whose config.json names no ``increments`` (saved
-    before the setting existed) loads with them and generates what it did; new runs bend by e^s."""
+@pytest.mark.parametrize("setting, before, now", [("increments", "softplus", "exp"), ("jumps", 0, 4)])
+def test_a_quantile_run_saved_before_a_setting_existed_loads_as_it_was_trained(tmp_path, setting, before, now):
+    """A run trained as before a setting existed (softplus increments, no jumps) whose config.json
+    does not name it loads with the value it was trained with and generates what it did; new runs
+    take the new default."""
     conditions, targets = ["gen_mu_px", "gen_met_x"], ["reco_mu_px", "reco_met_x"]
     frame = toy_wjet.generate(1_000, seed=0)[conditions + targets]
-    assert QuantileConfig().increments == "exp"
-    config = QuantileConfig(features=targets, conditions=conditions, increments="softplus", **FEW_STEPS,
+    assert getattr(QuantileConfig(), setting) == now
+    config = QuantileConfig(features=targets, conditions=conditions, **{setting: before}, **FEW_STEPS,
                             **SMALL[QuantileConfig])
     run = train_quantile(frame, config, tmp_path / "q")
     given = frame[conditions].head(200)
     expected = run.generate(given, seed=3)
     saved = json.loads((run.path / "config.json").read_text())
-    del saved["increments"]
+    del saved[setting]
     (run.path / "config.json").write_text(json.dumps(saved))
     old = load_run(run.path)
-    assert old.config.increments == "softplus" and old.module.generator.increments == "softplus"
+    assert getattr(old.config, setting) == before and getattr(old.module.generator, setting) == before
     pd.testing.assert_frame_equal(old.generate(given, seed=3), expected)
 
 

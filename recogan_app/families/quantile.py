@@ -89,6 +89,8 @@ class QuantileRun(TabularRun):
             values = {**values, "target_map": "quantile"}
         if isinstance(values, dict) and "increments" not in values:  # saved before the exponential increments
             values = {**values, "increments": "softplus"}
+        if isinstance(values, dict) and "jumps" not in values:  # saved before the jumps
+            values = {**values, "jumps": 0}
         return super().saved_config(values, source)
 
     def _module(self, n_features: int) -> QuantileModel:

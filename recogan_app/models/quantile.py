@@ -26,7 +26,14 @@ Two responses (the setting ``response``):
   lowest increments, drowning the few rows that place them.) A target is sampled by its
   inverse CDF: linear between the levels, exponential tails beyond the extreme ones (the density
   continuous there). It follows skewed, capped and multi-modal responses (PID DLLs given the
-  track), where a Gaussian cannot.
+  track), where a Gaussian cannot. On top of these, ``jumps`` steps: each adds a height h² at a
+  level t with a width w (h, t, w from the network; a step σ((τ − t)/w)), so that a jump between
+  two components whose share moves with the conditions (a pion's confused-ring spike, 3–4 % of the
+  tracks at 70–100 GeV/c) moves with them through a smooth t(conditions). Made of increments alone,
+  the jump has to hop from one increment to the next as the share crosses a level, which a smooth
+  network ramps over four levels instead (the MC's quantile function at 72–78 GeV/c jumps from −32
+  to −2.3 between 96 and 96.5 %, the network's rose from −15.6 at 96.5 % to −1.7 at 98.5 %:
+  ``benchmarks/conditional_cell.py``).
 - ``seed003``: seed 003's two networks, the mean μ (L1 loss, the median's pinball at 0.5 twice)
   and the +1σ quantile q (pinball at γ = 0.841); sampled as μ + |q − μ|·ε, a Gaussian per target.
 
@@ -55,6 +62,8 @@ SLOPE = 0.05
 MAX_LOG_FACTOR = 10.0
 """The largest log factor of an increment (``increments`` exp: at most e¹⁰ ≈ 22,000 times the
 normal's), so that one wild step cannot overflow the quantiles to infinity."""
+JUMP_WIDTH = 0.02
+"""A jump's width in levels at a zero network output (``jumps``)."""
 TAIL_LOG_LEVEL = -60.0
 """The smallest log level a score is computed from (float32's ndtri stays finite)."""
 
@@ -127,16 +136,21 @@ class QuantileRegressor(LatentGenerator):
 
     ``increments`` how a network output s bends an increment between levels: by e^s (``exp``) or
     softplus(s)/ln 2 (``softplus``, runs saved before the choice existed); 1 at s = 0 either way.
+
+    ``jumps`` steps added to each target's quantiles (a zero output adds none); 0 for runs saved
+    before they existed.
     """
 
     def __init__(self, n_conditions: int, n_targets: int, widths=(100, 100, 100, 100), levels=None, pairs=(),
-                 categories=None, increments="exp"):
+                 categories=None, increments="exp", jumps=0):
         super().__init__(n_targets)
-        self.increments = increments
+        self.increments, self.jumps = increments, jumps
         self.encode = OneHot(n_conditions, categories)
         self.gaussian = levels is None
         levels = torch.tensor([0.5, PLUS_ONE_SIGMA]) if self.gaussian else torch.as_tensor(levels)
         self.register_buffer("levels", levels.float())
+        starts = torch.linspace(0.05, 0.95, jumps) if jumps > 1 else torch.full((jumps,), 0.5)
+        self.register_buffer("jump_starts", torch.logit(starts).float())  # a zero output's levels of the jumps
         self.transfer = nn.Linear(n_conditions, n_targets, bias=False)
         nn.init.zeros_(self.transfer.weight)
         with torch.no_grad():
@@ -146,7 +160,7 @@ class QuantileRegressor(LatentGenerator):
             self.mean = dense(self.encode.size, widths, n_targets, slope=SLOPE)
             self.quantile = dense(self.encode.size, widths, n_targets, slope=SLOPE)
         else:
-            self.quantiles = dense(self.encode.size, widths, n_targets * (1 + len(levels)), slope=SLOPE)
+            self.quantiles = dense(self.encode.size, widths, n_targets * (1 + len(levels) + 3 * jumps), slope=SLOPE)
             # zero outputs give the standard normal's quantiles: the preprocessed target's marginal
             normal = ndtri(levels.double())
             self.register_buffer("normal", normal.float())
@@ -154,9 +168,9 @@ class QuantileRegressor(LatentGenerator):
         self.copula = nn.Parameter(torch.zeros(n_targets, n_targets))
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        """Weights of a seed 003 run saved before the copula and the levels buffer existed load as
-        that run was: independent targets (a zero copula), seed 003's two levels."""
-        for name in ("copula", "levels"):
+        """Weights saved before the copula, the levels buffer or the jumps existed load as that run
+        was: independent targets (a zero copula), seed 003's two levels, no jumps."""
+        for name in ("copula", "levels", "jump_starts"):
             state_dict.setdefault(prefix + name, getattr(self, name).detach().clone())
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
@@ -165,14 +179,22 @@ class QuantileRegressor(LatentGenerator):
         start, encoded = self.transfer(conditions).unsqueeze(-1), self.encode(conditions)
         if self.gaussian:
             return start + torch.stack((self.mean(encoded), self.quantile(encoded)), -1)
-        raw = self.quantiles(encoded).unflatten(-1, (self.latent_dim, 1 + len(self.levels)))
+        k = len(self.levels)
+        raw = self.quantiles(encoded).unflatten(-1, (self.latent_dim, 1 + k + 3 * self.jumps))
         location, scale = raw[..., :1], (1 + raw[..., 1:2]).abs()
-        bend = raw[..., 2:]
+        bend, jumps = raw[..., 2:1 + k], raw[..., 1 + k:].unflatten(-1, (self.jumps, 3))
         bend = bend.clamp(max=MAX_LOG_FACTOR).exp() if self.increments == "exp" else nn.functional.softplus(bend)
         gaps, middle = bend * self.gaps, len(self.levels) // 2
         below = gaps[..., :middle].flip(-1).cumsum(-1).flip(-1)  # from each lower level up to the middle
         offsets = torch.cat((-below, torch.zeros_like(location), gaps[..., middle:].cumsum(-1)), -1)
-        return start + location + scale * (self.normal[middle] + offsets)
+        quantiles = start + location + scale * (self.normal[middle] + offsets)
+        if self.jumps:  # Σ_j h_j² σ((τ − t_j)/w_j): a product and a matmul, few temporaries of (rows, targets, jumps, levels)
+            height, at, width = jumps.unbind(-1)  # (rows, targets, jumps) each
+            sharpness = (-width.clamp(-MAX_LOG_FACTOR, MAX_LOG_FACTOR)).exp() / JUMP_WIDTH
+            at = torch.sigmoid(at + self.jump_starts)
+            steps = torch.sigmoid(torch.addcmul((-at * sharpness).unsqueeze(-1), sharpness.unsqueeze(-1), self.levels))
+            quantiles = quantiles + (height.square().unsqueeze(-2) @ steps).squeeze(-2)
+        return quantiles
 
     def cholesky(self) -> torch.Tensor:
         """L of the copula's correlation R = L Lᵀ: lower triangular, unit rows (R's diagonal is 1)."""
@@ -226,7 +248,7 @@ class QuantileModel(nn.Module):
         self.learning_rate = config.learning_rate if learning_rate is None else learning_rate
         levels = None if config.response == "seed003" else even_levels(config.levels)
         self.generator = QuantileRegressor(n_conditions, n_targets, config.hidden_widths, levels, pairs, categories,
-                                           config.increments)
+                                           config.increments, config.jumps)
         # seed 003: L1 of the mean (twice the pinball at 0.5) plus the +1σ pinball; else the levels' mean
         self.register_buffer("weights", torch.tensor([2.0, 1.0]) if levels is None
                              else torch.full((len(levels),), 1.0 / len(levels)))
@@ -243,20 +265,26 @@ class QuantileModel(nn.Module):
         (the scores held fixed: the copula learns from the marginal model, not the other way)."""
         generator = self.generator
         quantiles = generator(conditions)
-        pinball = pinball_loss(quantiles, targets.unsqueeze(-1), generator.levels) @ self.weights
         z = generator.scores(quantiles.detach(), targets)
         factor = generator.cholesky()
         white = torch.linalg.solve_triangular(factor, z.t(), upper=False)
         copula = 0.5 * (white.square().sum(0) - z.square().sum(1)).mean() + factor.diagonal().log().sum()
-        terms = {"pinball": pinball.sum(1).mean(), "copula": copula}
+        terms = {"pinball": self.pinball(quantiles, targets), "copula": copula}
         terms["loss"] = terms["pinball"] + terms["copula"]
         return terms
 
+    def pinball(self, quantiles: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The pinball loss of ``quantiles`` (rows, targets, levels) at the rows' ``targets``: the
+        levels weighted, summed over targets, averaged over rows."""
+        return (pinball_loss(quantiles, targets.unsqueeze(-1), self.generator.levels) @ self.weights).sum(1).mean()
+
     @torch.inference_mode()
     def monitor_loss(self, targets: torch.Tensor, conditions: torch.Tensor) -> float:
-        """The pinball loss of the monitor rows (seed 003 keeps the epoch where it is smallest)."""
+        """The pinball loss of the monitor rows (seed 003 keeps the epoch where it is smallest); the
+        copula's term, which only the training needs, is not computed."""
         device = next(self.generator.parameters()).device
-        return float(self.loss(targets.to(device), conditions.to(device))["pinball"])
+        targets = targets.to(device)
+        return float(self.pinball(self.generator(conditions.to(device)), targets))
 
     def sample(self, n: int, *, seed: int, conditions: torch.Tensor) -> torch.Tensor:
         """The ``n`` rows of the generated stream for ``seed`` given ``conditions``, preprocessed space."""
