@@ -184,7 +184,7 @@ class QuantileRegressor(LatentGenerator):
         location, scale = raw[..., :1], (1 + raw[..., 1:2]).abs()
         bend, jumps = raw[..., 2:1 + k], raw[..., 1 + k:].unflatten(-1, (self.jumps, 3))
         bend = bend.clamp(max=MAX_LOG_FACTOR).exp() if self.increments == "exp" else nn.functional.softplus(bend)
-        gaps, middle = bend * self.gaps, len(self.levels) // 2
+        gaps, middle = bend * self.gaps, k // 2
         below = gaps[..., :middle].flip(-1).cumsum(-1).flip(-1)  # from each lower level up to the middle
         offsets = torch.cat((-below, torch.zeros_like(location), gaps[..., middle:].cumsum(-1)), -1)
         quantiles = start + location + scale * (self.normal[middle] + offsets)
